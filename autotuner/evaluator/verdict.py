@@ -1,0 +1,159 @@
+"""What an evaluation produces: a verdict with its reason, measurements and provenance.
+
+Every attempt ends in a recorded state, ``accepted`` or ``rejected`` at a named stage with a
+reason a person can read; ``error`` means the harness itself failed, not the candidate.
+These types are plain data (JSON round-trip) so that the child process, the parent, the
+archive and the CLI all share one shape.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Verdict(str, Enum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ERROR = "error"  # the harness failed; says nothing about the candidate
+
+
+class Stage(str, Enum):
+    """Where a candidate was stopped, in the order the evaluator runs them."""
+
+    STATIC = "static_check"  # source analysis before any of it runs
+    COMPILE = "compile"  # import / NVRTC / load_inline failed
+    LAUNCH = "launch"  # forward raised, CUDA error, out of memory
+    TIMEOUT = "timeout"  # hard timeout; the process tree was killed
+    CRASH = "crash"  # the child died (signal, abort, illegal address taking the process)
+    INTEGRITY = "integrity"  # PyTorch compute ops, no own kernel, side stream, tampering
+    CORRECTNESS = "correctness"  # wrong values, unwritten outputs, race, inputs modified
+    TIMING = "timing"  # results computed while timed were wrong (output caching)
+    ROOFLINE = "roofline"  # faster than the hardware allows
+    DONE = "done"  # passed every stage
+
+
+@dataclass
+class TimingStats:
+    """Per-call times of one function at one shape, in milliseconds, unrounded."""
+
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p10_ms: float
+    p90_ms: float
+    n_calls: int
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float]) -> "TimingStats":
+        if not samples_ms:
+            raise ValueError("no timing samples")
+        ordered = sorted(samples_ms)
+        n = len(ordered)
+        return cls(
+            median_ms=statistics.median(ordered),
+            mean_ms=statistics.fmean(ordered),
+            std_ms=statistics.pstdev(ordered) if n > 1 else 0.0,
+            min_ms=ordered[0],
+            max_ms=ordered[-1],
+            p10_ms=ordered[int(0.1 * (n - 1))],
+            p90_ms=ordered[int(0.9 * (n - 1))],
+            n_calls=n,
+        )
+
+
+@dataclass
+class ShapeResult:
+    """Verification (and, for timed shapes, timing) at one shape."""
+
+    shape: str
+    hidden: bool
+    trials: int
+    max_abs_err: float | None = None
+    max_rel_l2: float | None = None
+    passed: bool = False
+    candidate: TimingStats | None = None
+    eager: TimingStats | None = None
+    compiled: TimingStats | None = None
+    bytes_moved: int | None = None
+    flops: int | None = None
+    roofline_ms: float | None = None
+
+
+@dataclass
+class Provenance:
+    harness_version: str
+    gpu_name: str = ""
+    capability: str = ""
+    driver: str = ""
+    torch_version: str = ""
+    torch_cuda: str = ""
+    cupy_version: str = ""
+    python: str = ""
+    peak_gbps: float | None = None
+    peak_tflops: float | None = None
+    seeds: list[int] = field(default_factory=list)
+    tolerances: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    verdict: Verdict
+    stage: Stage
+    reason: str
+    task_name: str = ""
+    task_hash: str = ""
+    candidate_hash: str = ""
+    policy: str = "strict"
+    dtype: str = "float32"
+    shapes: list[ShapeResult] = field(default_factory=list)
+    max_abs_err: float | None = None
+    speedup_eager: float | None = None
+    speedup_compile: float | None = None
+    roofline_fraction: float | None = None
+    compile_ms: float | None = None
+    wall_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    kernels_seen: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict is Verdict.ACCEPTED
+
+    @property
+    def timed(self) -> ShapeResult | None:
+        return next((s for s in self.shapes if s.candidate is not None), None)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        data["stage"] = self.stage.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "EvalResult":
+        data = dict(data)
+        shapes = []
+        for s in data.pop("shapes", []):
+            s = dict(s)
+            for key in ("candidate", "eager", "compiled"):
+                if s.get(key) is not None:
+                    s[key] = TimingStats(**s[key])
+            shapes.append(ShapeResult(**s))
+        prov = data.pop("provenance", None)
+        return cls(
+            verdict=Verdict(data.pop("verdict")),
+            stage=Stage(data.pop("stage")),
+            shapes=shapes,
+            provenance=Provenance(**prov) if prov else None,
+            **data,
+        )
+
+
+def rejected(stage: Stage, reason: str, **extra: Any) -> EvalResult:
+    return EvalResult(Verdict.REJECTED, stage, reason, **extra)
