@@ -79,3 +79,25 @@ class LaunchError(AutotunerError):
 class EvaluationError(AutotunerError):
     """The harness itself failed (not the candidate): a bug or a broken environment."""
 
+
+
+class ArchiveError(AutotunerError):
+    """The archive refused an operation: bad input, a schema it does not know, a conflict."""
+
+
+class ArchiveUnreachableError(ArchiveError):
+    """The archive's database cannot be opened or reached (server down, bad URL, not a DB)."""
+
+
+class NotFoundError(ArchiveError):
+    """An id, name or hash names nothing in the archive."""
+
+
+class ArchiveImportError(ArchiveError):
+    """A JSON-lines file cannot be imported; names the file and line. Nothing was written."""
+
+    def __init__(self, path: str, line: int, fault: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.fault = fault
+        super().__init__(f"{self.path} line {line}: {fault} (nothing was imported)")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the archive schema (``versions/``), run in code by ``archive.migrate``."""

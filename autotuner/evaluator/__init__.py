@@ -1,0 +1,16 @@
+"""The evaluator: every candidate is untrusted code (see docs/verification.md).
+
+``evaluate(task, candidate)`` statically checks the candidate, then compiles, verifies and
+times it in a killable child process pinned to one GPU, and returns an ``EvalResult``.
+"""
+
+from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
+
+__all__ = ["EvalConfig", "EvalResult", "ShapeResult", "Stage", "TimingStats", "Verdict", "evaluate"]
+
+
+def evaluate(task_path, candidate_path, config=None, params=None):  # noqa: ANN001 - re-exported
+    from autotuner.evaluator.sandbox import evaluate as _evaluate
+
+    return _evaluate(task_path, candidate_path, config=config, params=params)

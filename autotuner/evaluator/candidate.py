@@ -1,0 +1,58 @@
+"""Load a candidate file as a module, and read what its CUDA sources declare."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import itertools
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from autotuner.runtime.signature import parse_kernels
+
+_counter = itertools.count()
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def cuda_sources(source: str) -> list[str]:
+    """String constants in the candidate that hold CUDA kernels (``__global__``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "__global__" in node.value:
+            found.append(node.value)
+    return found
+
+
+def declared_kernel_names(source: str) -> set[str]:
+    """Names of every ``__global__`` function in the candidate's CUDA strings."""
+    names: set[str] = set()
+    for cuda in cuda_sources(source):
+        names.update(parse_kernels(cuda))
+    return names
+
+
+def declared_params(module: ModuleType) -> dict[str, list]:
+    """The candidate's tunable parameters: ``PARAMS = {"BLOCK": [128, 256]}``."""
+    params = getattr(module, "PARAMS", {}) or {}
+    return {str(k): list(v) for k, v in dict(params).items()}
+
+
+def import_candidate(path: Path) -> ModuleType:
+    """Execute the candidate file as a fresh module (compiles its kernels at import time)."""
+    name = f"autotuner_candidate_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,136 @@
+"""Compare a candidate's outputs with the reference's, at tolerances fixed per dtype.
+
+Two tests, both must pass: elementwise ``|out - ref| <= atol * rms(ref) + rtol * |ref|``
+catches localized errors (a wrong tail, a skipped row); the relative L2 error
+``||out - ref|| / ||ref||`` catches a uniform loss of precision, which is how an fp32 task
+computed through fp16 or TF32 shows itself (about 3e-4, against 1e-7 for honest fp32).
+NaN never passes, so a poisoned (unwritten) element always fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+# rtol: elementwise relative; atol: elementwise absolute, in units of the reference's RMS;
+# rel_l2: bound on the relative L2 error of the whole tensor.
+TOLERANCES: dict[str, dict[str, float]] = {
+    "float32": {"rtol": 1e-4, "atol": 1e-4, "rel_l2": 5e-5},
+    "float16": {"rtol": 5e-3, "atol": 2e-3, "rel_l2": 2e-3},
+    "bfloat16": {"rtol": 3e-2, "atol": 1e-2, "rel_l2": 1e-2},
+}
+
+
+def tolerances_for(dtype: str, override: dict[str, float] | None = None) -> dict[str, float]:
+    tol = dict(TOLERANCES[dtype])
+    tol.update(override or {})
+    return tol
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    reason: str = ""
+    max_abs_err: float = 0.0
+    rel_l2: float = 0.0
+
+
+def flatten_outputs(value: Any) -> list[Any]:
+    """A forward may return a tensor, a tuple/list of tensors, or a Python number."""
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in flatten_outputs(item)]
+    return [value]
+
+
+def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[str, float]) -> Comparison:
+    if tuple(out.shape) != tuple(ref.shape):
+        return Comparison(False, f"{name}: shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
+    if out.dtype != ref.dtype:
+        return Comparison(False, f"{name}: dtype {out.dtype}, expected {ref.dtype} (no silent casts)")
+    if out.device != ref.device:
+        return Comparison(False, f"{name}: on {out.device}, expected {ref.device}")
+    if out.numel() == 0:
+        return Comparison(True)
+    if not ref.is_floating_point():
+        wrong = int((out != ref).sum())
+        return Comparison(wrong == 0, f"{name}: {wrong} of {ref.numel()} elements differ" if wrong else "")
+    o = out.float()
+    r = ref.float()
+    out_nan = torch.isnan(o)
+    ref_nan = torch.isnan(r)
+    if bool((out_nan & ~ref_nan).any()):
+        count = int((out_nan & ~ref_nan).sum())
+        return Comparison(
+            False,
+            f"{name}: {count} of {ref.numel()} elements are NaN where the reference is finite "
+            "(unwritten output keeps the poison value, or the kernel produced NaN)",
+            float("nan"), float("nan"),
+        )
+    both_inf_same = torch.isinf(r) & (o == r)
+    finite = torch.isfinite(r) & ~ref_nan
+    diff = torch.where(finite, (o - r).abs(), torch.zeros_like(r))
+    bad_inf = torch.isinf(r) & ~both_inf_same
+    if bool(bad_inf.any()):
+        return Comparison(False, f"{name}: {int(bad_inf.sum())} infinite reference elements not matched")
+    r_fin = torch.where(finite, r, torch.zeros_like(r))
+    ref_norm = float(torch.linalg.vector_norm(r_fin, dtype=torch.float64))
+    rms = ref_norm / max(1, int(finite.sum())) ** 0.5
+    err_norm = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
+    max_abs = float(diff.max())
+    rel_l2 = err_norm / ref_norm if ref_norm > 0 else (0.0 if err_norm == 0 else float("inf"))
+    allowed = tol["atol"] * max(rms, 1e-30) + tol["rtol"] * r_fin.abs()
+    over = diff > allowed
+    if bool(over.any()):
+        n_over = int(over.sum())
+        idx = int(torch.argmax((diff - allowed).flatten()))
+        return Comparison(
+            False,
+            f"{name}: {n_over} of {ref.numel()} elements outside tolerance (worst at flat index "
+            f"{idx}: got {float(o.flatten()[idx]):.6g}, expected {float(r.flatten()[idx]):.6g}; "
+            f"max abs err {max_abs:.3g}, rel L2 err {rel_l2:.3g})",
+            max_abs, rel_l2,
+        )
+    if rel_l2 > tol["rel_l2"]:
+        return Comparison(
+            False,
+            f"{name}: relative L2 error {rel_l2:.3g} exceeds {tol['rel_l2']:g} for this dtype "
+            "(lower precision than the task allows, e.g. fp16 or TF32 arithmetic)",
+            max_abs, rel_l2,
+        )
+    return Comparison(True, "", max_abs, rel_l2)
+
+
+def compare_outputs(out: Any, ref: Any, tol: dict[str, float]) -> Comparison:
+    """Compare whole outputs (tensor or tuple); the reason names the failing output."""
+    outs, refs = flatten_outputs(out), flatten_outputs(ref)
+    if len(outs) != len(refs):
+        return Comparison(False, f"returned {len(outs)} outputs, expected {len(refs)}")
+    worst = Comparison(True)
+    for i, (o, r) in enumerate(zip(outs, refs)):
+        name = f"output {i}" if len(refs) > 1 else "output"
+        if isinstance(r, torch.Tensor):
+            if not isinstance(o, torch.Tensor):
+                return Comparison(False, f"{name}: got {type(o).__name__}, expected a tensor")
+            result = _compare_tensor(name, o, r, tol)
+        else:
+            result = Comparison(o == r, "" if o == r else f"{name}: got {o!r}, expected {r!r}")
+        if not result.ok:
+            return result
+        worst.max_abs_err = max(worst.max_abs_err, result.max_abs_err)
+        worst.rel_l2 = max(worst.rel_l2, result.rel_l2)
+    return worst
+
+
+def outputs_identical(a: Any, b: Any) -> bool:
+    """Bitwise equality of two runs' outputs (NaN-safe)."""
+    for x, y in zip(flatten_outputs(a), flatten_outputs(b)):
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            if x.shape != y.shape or x.dtype != y.dtype:
+                return False
+            if x.numel() and not torch.equal(x.contiguous().view(torch.uint8), y.contiguous().view(torch.uint8)):
+                return False
+        elif x != y:
+            return False
+    return True

@@ -1,0 +1,133 @@
+"""The hardware floor: no honest kernel moves bytes faster than the GPU's memory, or does
+matrix arithmetic faster than its matrix units.
+
+Peaks are measured on the GPU itself (a large device-to-device copy; large fp32 and bf16
+matrix products through cuBLAS) and cached per GPU, driver and torch version. A task's
+bytes are the unique storage of its inputs, weights and outputs (each read or written
+once) unless the task declares ``bytes_moved``; its FLOPs are counted by PyTorch's flop
+counter (matmul and convolution) unless it declares ``flops``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autotuner.evaluator.compare import flatten_outputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Peaks:
+    copy_gbps: float  # device-to-device copy, bytes read + written per second / 1e9
+    fp32_tflops: float  # SGEMM with TF32 off
+    bf16_tflops: float
+    gpu_name: str
+
+    def flops_peak(self, dtype: str) -> float:
+        return (self.fp32_tflops if dtype == "float32" else self.bf16_tflops) * 1e12
+
+
+def _median_ms(fn: Any, reps: int) -> float:
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def measure_peaks() -> Peaks:
+    """About two seconds of measurement on the current GPU."""
+    n = 256 << 20  # 1 GiB of fp32
+    src = torch.randn(n, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = _median_ms(lambda: dst.copy_(src), 20)
+    del src, dst
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        size = 8192
+        a = torch.randn(size, size, device="cuda")
+        b = torch.randn(size, size, device="cuda")
+        fp32_ms = _median_ms(lambda: a @ b, 5)
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        bf16_ms = _median_ms(lambda: a16 @ b16, 10)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    flops = 2 * size**3
+    return Peaks(
+        copy_gbps=2 * n * 4 / (copy_ms * 1e-3) / 1e9,
+        fp32_tflops=flops / (fp32_ms * 1e-3) / 1e12,
+        bf16_tflops=flops / (bf16_ms * 1e-3) / 1e12,
+        gpu_name=torch.cuda.get_device_name(),
+    )
+
+
+def peaks_cache_key(gpu_name: str, driver: str) -> str:
+    text = f"{gpu_name}|{driver}|{torch.__version__}|{torch.version.cuda}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_peaks(cache_dir: Path, driver: str, remeasure: bool = False) -> Peaks:
+    """Peaks for this GPU from the cache, measured once when absent."""
+    gpu_name = torch.cuda.get_device_name()
+    path = cache_dir / "peaks" / f"{peaks_cache_key(gpu_name, driver)}.json"
+    if path.is_file() and not remeasure:
+        try:
+            return Peaks(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            log.warning("peaks cache %s is unreadable; measuring again", path)
+    peaks = measure_peaks()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(peaks)))
+    tmp.replace(path)
+    return peaks
+
+
+def _unique_bytes(tensors: list[torch.Tensor]) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and t.is_cuda:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
+    return sum(seen.values())
+
+
+def estimate_bytes(inputs: list[Any], model: torch.nn.Module, outputs: Any) -> int:
+    """Each input, weight and output touched once: the least any kernel must move."""
+    tensors = [v for v in inputs if isinstance(v, torch.Tensor)]
+    tensors += list(model.parameters()) + list(model.buffers())
+    tensors += [o for o in flatten_outputs(outputs) if isinstance(o, torch.Tensor)]
+    return _unique_bytes(tensors)
+
+
+def count_flops(model: torch.nn.Module, inputs: list[Any]) -> int:
+    """Matmul and convolution FLOPs of one forward (PyTorch's own counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*inputs)
+    return int(counter.get_total_flops())
+
+
+def floor_ms(bytes_moved: int, flops: int, peaks: Peaks, dtype: str) -> float:
+    """The roofline time: the larger of the memory time and the arithmetic time."""
+    memory_s = bytes_moved / (peaks.copy_gbps * 1e9)
+    compute_s = flops / peaks.flops_peak(dtype) if flops else 0.0
+    return max(memory_s, compute_s) * 1e3

@@ -1,0 +1,186 @@
+"""The parent side: check the candidate's source, run it in a killable child, check the report.
+
+The parent never initializes CUDA, so a candidate that wrecks its GPU context (an illegal
+address, a hang) takes only its own child with it; the next candidate starts clean.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from autotuner import HARNESS_VERSION
+from autotuner.errors import CandidateLoadError
+from autotuner.evaluator.candidate import source_hash
+from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.static_check import check_source, summarize
+from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
+from autotuner.runtime.compile import cache_root
+from autotuner.tasks import load_task
+
+log = logging.getLogger(__name__)
+_POLL_S = 0.05
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _phase(status: Path) -> tuple[str, float]:
+    try:
+        phase, stamp = status.read_text().split()
+        return phase, float(stamp)
+    except (OSError, ValueError):
+        return "starting", time.time()
+
+
+def _log_tail(path: Path, limit: int = 1500) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:].strip()
+    except OSError:
+        return ""
+
+
+def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path) -> tuple[dict | None, str, int | None, str]:
+    """Run the worker; returns (result json or None, final phase, return code, log tail)."""
+    job_path, result_path, status_path, log_path = (workdir / n for n in ("job.json", "result.json", "status", "log"))
+    job_path.write_text(json.dumps(job))
+    env = dict(os.environ)
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible:  # pin to the config's GPU among those the parent may use
+        env["CUDA_VISIBLE_DEVICES"] = visible.split(",")[config.gpu]
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = str(config.gpu)
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "autotuner.evaluator.worker", str(job_path), str(result_path), str(status_path)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir,
+        )
+        started = time.time()
+        timed_out = ""
+        while proc.poll() is None:
+            time.sleep(_POLL_S)
+            phase, since = _phase(status_path)
+            now = time.time()
+            if phase == "candidate" and now - since > config.timeout_s:
+                timed_out = f"the candidate ran past its {config.timeout_s:g} s limit"
+            elif phase != "candidate" and phase != "done" and now - started > config.baseline_timeout_s + config.timeout_s:
+                timed_out = f"setup and baselines ran past {config.baseline_timeout_s + config.timeout_s:g} s"
+            if timed_out:
+                _kill_tree(proc)
+                break
+        else:
+            _kill_tree(proc)  # reap any grandchildren the candidate left behind
+    phase, _ = _phase(status_path)
+    data = None
+    if result_path.is_file() and not timed_out:
+        try:
+            data = json.loads(result_path.read_text())
+        except ValueError:
+            data = None
+    return data, timed_out or phase, proc.returncode, _log_tail(log_path)
+
+
+def _crash_reason(returncode: int | None, tail: str) -> str:
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        what = f"the child process died of {name}"
+    else:
+        what = f"the child process exited with code {returncode} without a result"
+    last = tail.splitlines()[-1] if tail else ""
+    lowered = tail.lower()
+    if "illegal memory access" in lowered:
+        what += " (illegal memory access)"
+    elif "out of memory" in lowered:
+        what += " (out of memory)"
+    return f"{what}{': ' + last[:200] if last else ''}"
+
+
+def _implausible(result: EvalResult, config: EvalConfig, n_shapes: int) -> str | None:
+    """What the child reported, checked by the parent: it must add up."""
+    if not result.accepted:
+        return None
+    if len(result.shapes) != n_shapes:
+        return f"reported {len(result.shapes)} shapes, the task has {n_shapes}"
+    for s in result.shapes:
+        if s.trials < config.trials or not s.passed:
+            return f"shape {s.shape} reported {s.trials} trials, {config.trials} required"
+    timed = result.timed
+    if config.time_candidate:
+        if timed is None or timed.candidate is None:
+            return "no candidate timing reported"
+        st = timed.candidate
+        values = [st.median_ms, st.min_ms, st.max_ms, st.mean_ms]
+        if st.n_calls < config.timing_calls or not all(math.isfinite(v) and v > 0 for v in values):
+            return f"timing implausible: {asdict(st)}"
+        if not st.min_ms <= st.median_ms <= st.max_ms:
+            return "timing statistics are inconsistent"
+        if timed.eager and result.speedup_eager is not None:
+            if abs(timed.eager.median_ms / st.median_ms - result.speedup_eager) > 1e-6 * result.speedup_eager:
+                return "speedup does not match the reported times"
+    return None
+
+
+def evaluate(task_path: str | Path, candidate_path: str | Path, config: EvalConfig | None = None,
+             params: dict[str, Any] | None = None) -> EvalResult:
+    """Evaluate one candidate against one task; every outcome is an EvalResult."""
+    config = config or EvalConfig()
+    task = load_task(task_path)
+    candidate_path = Path(candidate_path).resolve()
+    try:
+        source = candidate_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CandidateLoadError(str(candidate_path), f"cannot be read: {exc}") from None
+    base = dict(task_name=task.name, task_hash=task.content_hash, candidate_hash=source_hash(source),
+                policy=task.policy, dtype=task.dtype)
+    started = time.perf_counter()
+    if config.static_check:
+        violations = check_source(source)
+        if violations:
+            return EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations),
+                              wall_s=time.perf_counter() - started,
+                              provenance=Provenance(harness_version=HARNESS_VERSION), **base)
+    seed = secrets.randbits(62)
+    job = {"task_path": str(task.path), "candidate_path": str(candidate_path), "params": params or {},
+           "config": asdict(config), "cache_dir": str(cache_root()), "seed": seed}
+    with tempfile.TemporaryDirectory(prefix="autotuner-eval-") as tmp:
+        data, phase, returncode, tail = _run_child(job, config, Path(tmp))
+    wall = time.perf_counter() - started
+    if data is None:
+        if phase.startswith("the candidate ran past") or phase.startswith("setup and"):
+            result = EvalResult(Verdict.REJECTED if "candidate" in phase else Verdict.ERROR, Stage.TIMEOUT,
+                                f"{phase}; its process tree was killed (a hang or a very slow kernel)", **base)
+        elif phase in ("candidate", "done"):
+            result = EvalResult(Verdict.REJECTED, Stage.CRASH, _crash_reason(returncode, tail), **base)
+        else:
+            result = EvalResult(Verdict.ERROR, Stage.CRASH,
+                                f"harness failed during {phase}: {_crash_reason(returncode, tail)}", **base)
+        result.provenance = Provenance(harness_version=HARNESS_VERSION, seeds=[seed])
+    else:
+        result = EvalResult.from_json(data)
+        problem = _implausible(result, config, len(task.shapes))
+        if problem:
+            result.verdict, result.stage = Verdict.ERROR, Stage.DONE
+            result.reason = f"the child's report does not add up: {problem}"
+        result.candidate_hash = base["candidate_hash"]
+    result.wall_s = wall
+    return result

@@ -1,0 +1,75 @@
+"""Time a function the same way for the candidate and both baselines.
+
+Each timed call: the L2 cache is flushed (a buffer several times its size is overwritten),
+the device is synchronized, a start event is recorded, the function runs, the device is
+synchronized again (so work on any stream the callee made is inside the window), and the end
+event is recorded. Calls rotate over a pool of input sets at distinct addresses whose
+contents are redrawn between rounds, so caching on pointers or values cannot help; the
+outputs of the last round are kept for the caller to verify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from autotuner.evaluator.verdict import TimingStats
+
+# Bound once at import, before any candidate code exists in the process.
+_Event = torch.cuda.Event
+_synchronize = torch.cuda.synchronize
+
+
+@dataclass
+class TimedRun:
+    stats: TimingStats
+    samples_ms: list[float]
+    last_outputs: list[tuple[int, Any]]  # (pool index, output) of the final round
+
+
+def l2_flush_buffer(l2_bytes: int) -> torch.Tensor:
+    return torch.empty(max(4 * l2_bytes, 64 << 20) // 4, dtype=torch.float32, device="cuda")
+
+
+def time_calls(
+    fn: Callable[..., Any],
+    pool: list[list[Any]],
+    refresh: Callable[[int], None],
+    *,
+    calls: int,
+    warmup: int,
+    flush: torch.Tensor,
+    keep_outputs: bool = True,
+) -> TimedRun:
+    """Per-call device times of ``fn(*pool[i % len(pool)])``.
+
+    ``refresh(j)`` redraws the contents of pool entry ``j`` in place (outside the timed
+    window); it runs for every entry before each new round.
+    """
+    size = len(pool)
+    for i in range(warmup):
+        fn(*pool[i % size])
+    _synchronize()
+    starts = [_Event(enable_timing=True) for _ in range(calls)]
+    ends = [_Event(enable_timing=True) for _ in range(calls)]
+    last: list[tuple[int, Any]] = []
+    rounds = (calls + size - 1) // size
+    for i in range(calls):
+        j = i % size
+        if j == 0:
+            for k in range(size):
+                refresh(k)
+        flush.zero_()
+        _synchronize()
+        starts[i].record()
+        out = fn(*pool[j])
+        _synchronize()
+        ends[i].record()
+        if keep_outputs and i // size == rounds - 1:
+            last.append((j, out))
+        del out
+    _synchronize()
+    samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    return TimedRun(TimingStats.from_samples(samples), samples, last)

@@ -1,0 +1,183 @@
+"""Correctness and integrity of one candidate: fresh inputs, several shapes, poisoned outputs.
+
+For every trial the candidate runs first, on its own copy of freshly drawn inputs, under the
+op watch; then the reference runs on the untouched originals in fresh memory and its output
+is kept alive until the shape is done, so no later allocation of the candidate can find it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from autotuner.evaluator.compare import compare_outputs, outputs_identical
+from autotuner.evaluator.inputs import clone_inputs, inputs_unchanged, make_candidate, make_inputs, make_reference
+from autotuner.evaluator.verdict import ShapeResult, Stage
+from autotuner.evaluator.watch import HarnessGuard, OpWatch, trace_kernels
+from autotuner.tasks import Shape, Task
+
+# Input law of each trial, cycled: the task's own law most often, the extra laws in between.
+LAW_CYCLE = ("task", "signed", "task", "wide", "task")
+# Kernels PyTorch launches for allowed ops (fills for zeros/full); anything else foreign is not.
+_ALLOWED_FOREIGN = ("FillFunctor", "fill_kernel", "memset")
+
+
+class Rejection(Exception):
+    """A candidate failed a check; carries the stage and a reason a person can read."""
+
+    def __init__(self, stage: Stage, reason: str) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+def derive_seed(base: int, *labels: Any) -> int:
+    digest = hashlib.sha256(f"{base}:{labels}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass
+class VerifyContext:
+    task: Task
+    model_new: type
+    params: dict[str, Any]
+    kernel_names: set[str]
+    tolerance: dict[str, float]
+    base_seed: int
+    trials: int
+    guard: HarnessGuard
+    warnings: list[str] = field(default_factory=list)
+    kernels_seen: list[str] = field(default_factory=list)
+
+
+def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], where: str) -> Any:
+    watch = OpWatch(ctx.task.policy)
+    with watch:
+        out = model(*inputs)
+    torch.cuda.synchronize()
+    if watch.forbidden:
+        ops = sorted(set(watch.forbidden))
+        raise Rejection(
+            Stage.INTEGRITY,
+            f"{where}: the forward ran PyTorch compute ops {ops[:5]} that the task's "
+            f"{ctx.task.policy!r} policy does not allow; the work must be done by the candidate's "
+            "own kernels",
+        )
+    _check_guard(ctx, where)
+    return out
+
+
+def _check_guard(ctx: VerifyContext, where: str) -> None:
+    changes = ctx.guard.changes()
+    if changes:
+        raise Rejection(Stage.INTEGRITY, f"{where}: the candidate tampered with the harness: {'; '.join(changes[:3])}")
+
+
+def _own(name: str, own_names: set[str]) -> bool:
+    import re
+
+    return any(re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", name) for n in own_names)
+
+
+def check_kernels(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any]) -> None:
+    """At least one of the candidate's own kernels runs, and every kernel is on the current stream."""
+    _, trace = trace_kernels(lambda: model(*inputs))
+    _check_guard(ctx, "profiled run")
+    ctx.kernels_seen = [k.name for k in trace.kernels]
+    if trace.current_stream is None:
+        ctx.warnings.append("the profiler recorded no kernels; launch checks were skipped")
+        return
+    own = [k for k in trace.kernels if _own(k.name, ctx.kernel_names)]
+    if not own:
+        raise Rejection(
+            Stage.INTEGRITY,
+            "none of the candidate's own kernels ran during the forward "
+            f"(declared: {sorted(ctx.kernel_names)[:5] or 'none'}; ran: "
+            f"{[k.name[:60] for k in trace.kernels][:5] or 'nothing'})",
+        )
+    off_stream = [k for k in trace.kernels if k.stream != trace.current_stream]
+    if off_stream:
+        raise Rejection(
+            Stage.INTEGRITY,
+            f"kernel {off_stream[0].name[:80]!r} ran on stream {off_stream[0].stream}, not on the "
+            f"current stream ({trace.current_stream}): work on a side stream escapes ordering and timing",
+        )
+    if ctx.task.policy == "strict":
+        foreign = [k.name for k in trace.kernels
+                   if not _own(k.name, ctx.kernel_names) and not any(a in k.name for a in _ALLOWED_FOREIGN)]
+        if foreign:
+            raise Rejection(
+                Stage.INTEGRITY,
+                f"kernels that are not the candidate's own ran under the strict policy: {foreign[:3]}",
+            )
+
+
+def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult:
+    """Run every trial of one shape; raises Rejection at the first failure."""
+    result = ShapeResult(shape=shape.name, hidden=shape.hidden, trials=0, max_abs_err=0.0, max_rel_l2=0.0)
+    references: list[Any] = []  # kept alive until the shape is done
+    for trial in range(ctx.trials):
+        law = LAW_CYCLE[trial % len(LAW_CYCLE)]
+        if law != "task" and law not in ctx.task.distributions:
+            law = "task"
+        where = f"shape {shape.name}{' (hidden)' if shape.hidden else ''}, trial {trial + 1} ({law} inputs)"
+        weight_seed = derive_seed(ctx.base_seed, shape.name, trial, "weights")
+        input_seed = derive_seed(ctx.base_seed, shape.name, trial, "inputs")
+        reference = make_reference(ctx.task, shape, weight_seed)
+        candidate, warning = make_candidate(ctx.task, shape, weight_seed, ctx.model_new, ctx.params, reference)
+        if warning and warning not in ctx.warnings:
+            ctx.warnings.append(warning)
+        inputs = make_inputs(ctx.task, shape, input_seed, law)
+        mine = clone_inputs(inputs)
+        with torch.no_grad():
+            out = _run_watched(ctx, candidate, mine, where)
+            changed = inputs_unchanged(inputs, mine)
+            if changed:
+                raise Rejection(Stage.CORRECTNESS, f"{where}: the candidate wrote into its input(s) {changed}")
+            ref = reference(*inputs)
+            torch.cuda.synchronize()
+        if law != "task" and not _all_finite(ref):
+            ctx.warnings.append(f"{where}: reference not finite under {law} inputs; trial used the task's law")
+            law = "task"
+            inputs = make_inputs(ctx.task, shape, input_seed, law)
+            with torch.no_grad():
+                out = _run_watched(ctx, candidate, clone_inputs(inputs), where)
+                ref = reference(*inputs)
+        references.append(ref)
+        comparison = compare_outputs(out, ref, ctx.tolerance)
+        if not comparison.ok:
+            raise Rejection(Stage.CORRECTNESS, f"{where}: {comparison.reason}")
+        result.max_abs_err = max(result.max_abs_err or 0.0, comparison.max_abs_err)
+        result.max_rel_l2 = max(result.max_rel_l2 or 0.0, comparison.rel_l2)
+        if trial == 0:
+            with torch.no_grad():
+                again = _run_watched(ctx, candidate, clone_inputs(inputs), where + ", second run")
+            if not outputs_identical(out, again):
+                moved = compare_outputs(again, out, ctx.tolerance)
+                if not moved.ok:
+                    raise Rejection(
+                        Stage.CORRECTNESS,
+                        f"{where}: results moved between two identical runs (a race): {moved.reason}",
+                    )
+                ctx.warnings.append(f"{shape.name}: not bitwise reproducible (within tolerance; atomics?)")
+            if profile:
+                with torch.no_grad():
+                    check_kernels(ctx, candidate, clone_inputs(inputs))
+        result.trials += 1
+        del out, candidate
+    result.passed = True
+    del references
+    torch.cuda.empty_cache()
+    return result
+
+
+def _all_finite(value: Any) -> bool:
+    from autotuner.evaluator.compare import flatten_outputs
+
+    return all(
+        bool(torch.isfinite(v).all()) for v in flatten_outputs(value)
+        if isinstance(v, torch.Tensor) and v.is_floating_point()
+    )

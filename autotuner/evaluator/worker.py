@@ -1,0 +1,208 @@
+"""The child process: everything that touches the candidate happens here.
+
+Run as ``python -m autotuner.evaluator.worker JOB.json RESULT.json STATUS``. The parent
+reads the job's seeds from nowhere else; this process deletes the job file before the
+candidate is imported, reports its phase through STATUS (so the parent can give the
+baselines and the candidate separate time limits), and writes one EvalResult as JSON.
+Trusted work (peaks, baselines) runs before the candidate's code is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from autotuner import HARNESS_VERSION
+from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
+
+log = logging.getLogger("autotuner.evaluator.worker")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def _status(path: Path, phase: str) -> None:
+    path.write_text(f"{phase} {time.time()}\n")
+
+
+def classify_exception(exc: BaseException) -> str:
+    """A short class for a failure inside the candidate's forward or import."""
+    text = f"{type(exc).__name__}: {exc}"
+    lowered = text.lower()
+    if "out of memory" in lowered or "outofmemory" in lowered:
+        return f"out of memory: {text[:300]}"
+    if "illegal memory access" in lowered or "illegal_address" in lowered or "illegal address" in lowered:
+        return f"illegal memory access: {text[:300]}"
+    if "misaligned address" in lowered:
+        return f"misaligned address: {text[:300]}"
+    if "unspecified launch failure" in lowered or "launch_failed" in lowered:
+        return f"unspecified launch failure: {text[:300]}"
+    return text[:500]
+
+
+def _candidate_frame(exc: BaseException, candidate_path: str) -> str:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if os.path.abspath(frame.filename) == os.path.abspath(candidate_path):
+            return f" (candidate line {frame.lineno})"
+    return ""
+
+
+def run_job(job: dict[str, Any], status_path: Path) -> EvalResult:
+    import torch
+
+    from autotuner.evaluator.candidate import declared_kernel_names, import_candidate
+    from autotuner.evaluator.compare import tolerances_for
+    from autotuner.evaluator.measure import (
+        build_pool, measure_baselines, stats_from, time_model, verify_timed_outputs,
+    )
+    from autotuner.evaluator.inputs import make_candidate, make_reference
+    from autotuner.evaluator.roofline import cached_peaks, count_flops, estimate_bytes, floor_ms
+    from autotuner.evaluator.timing import l2_flush_buffer
+    from autotuner.evaluator.verify import Rejection, VerifyContext, derive_seed, verify_shape
+    from autotuner.evaluator.watch import HarnessGuard, set_strict_numerics
+    from autotuner.runtime.device import device_facts
+    from autotuner.tasks import load_task
+
+    config = EvalConfig(**job["config"])
+    cache_dir = Path(job["cache_dir"])
+    base_seed = int(job["seed"])
+    params = dict(job.get("params") or {})
+    candidate_path = job["candidate_path"]
+    candidate_source = Path(candidate_path).read_text()
+
+    _status(status_path, "setup")
+    set_strict_numerics()
+    facts = device_facts(0)
+    peaks = cached_peaks(cache_dir, facts.driver)
+    task = load_task(job["task_path"])
+    tolerance = tolerances_for(task.dtype, task.tolerance)
+    provenance = Provenance(
+        harness_version=HARNESS_VERSION, gpu_name=facts.gpu_name, capability=facts.capability,
+        driver=facts.driver, torch_version=facts.torch_version, torch_cuda=facts.torch_cuda,
+        cupy_version=facts.cupy_version, python=facts.python, peak_gbps=peaks.copy_gbps,
+        peak_tflops=peaks.fp32_tflops if task.dtype == "float32" else peaks.bf16_tflops,
+        seeds=[base_seed], tolerances=tolerance,
+    )
+    result = EvalResult(Verdict.ACCEPTED, Stage.DONE, "", task_name=task.name, task_hash=task.content_hash,
+                        policy=task.policy, dtype=task.dtype, provenance=provenance)
+    flush = l2_flush_buffer(facts.l2_bytes)
+    timed_shape = task.default_shape
+
+    baselines: dict[str, Any] = {}
+    if config.baselines:
+        _status(status_path, "baselines")
+        try:
+            baselines = measure_baselines(task, timed_shape, config, cache_dir, base_seed, flush)
+        except Exception as exc:  # noqa: BLE001 - a baseline failure is recorded, not fatal
+            result.warnings.append(f"baselines failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+    # ---- from here on, untrusted code is in the process --------------------------------
+    _status(status_path, "candidate")
+    guard = HarnessGuard()
+    started = time.perf_counter()
+    try:
+        module = import_candidate(Path(candidate_path))
+        model_new = getattr(module, "ModelNew")
+    except Exception as exc:  # noqa: BLE001 - any failure to import is the candidate's
+        from autotuner.errors import CompileError
+
+        reason = str(exc) if isinstance(exc, CompileError) else classify_exception(exc)
+        result.verdict, result.stage = Verdict.REJECTED, Stage.COMPILE
+        result.reason = f"import failed{_candidate_frame(exc, candidate_path)}: {reason}"
+        return result
+    result.compile_ms = (time.perf_counter() - started) * 1e3
+    ctx = VerifyContext(task=task, model_new=model_new, params=params,
+                        kernel_names=declared_kernel_names(candidate_source), tolerance=tolerance,
+                        base_seed=base_seed, trials=config.trials, guard=guard, warnings=result.warnings)
+    try:
+        if guard.changes():
+            raise Rejection(Stage.INTEGRITY, f"importing the candidate tampered with the harness: {guard.changes()[:3]}")
+        # Hidden shapes and small ones first: cheap, and where hard-coding shows.
+        order = sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden))
+        for shape in order:
+            result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
+        result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
+        result.kernels_seen = ctx.kernels_seen
+
+        timed = next(s for s in result.shapes if s.shape == timed_shape.name)
+        timed.eager = stats_from(baselines.get("eager"))
+        timed.compiled = stats_from(baselines.get("compiled"))
+        weight_seed = derive_seed(base_seed, "timing", "weights")
+        reference = make_reference(task, timed_shape, weight_seed)
+        pool, refresh = build_pool(task, timed_shape, base_seed, config, "candidate")
+        with torch.no_grad():
+            sample_out = reference(*pool[0])
+        fn = getattr(task.module, "bytes_moved", None)
+        timed.bytes_moved = int(fn(pool[0], sample_out)) if callable(fn) else estimate_bytes(pool[0], reference, sample_out)
+        fn = getattr(task.module, "flops", None)
+        timed.flops = int(fn(pool[0], sample_out)) if callable(fn) else count_flops(reference, pool[0])
+        timed.roofline_ms = floor_ms(timed.bytes_moved, timed.flops, peaks, task.dtype)
+        del sample_out
+        if config.time_candidate:
+            candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
+            run = time_model(candidate, pool, refresh, config, flush, keep_outputs=True)
+            if guard.changes():
+                raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
+            verify_timed_outputs(reference, pool, run, tolerance)
+            timed.candidate = run.stats
+            median = run.stats.median_ms
+            if median < config.roofline_slack * timed.roofline_ms:
+                raise Rejection(
+                    Stage.ROOFLINE,
+                    f"median {median:.4g} ms is faster than the hardware allows: {timed.bytes_moved / 1e6:.1f} MB "
+                    f"and {timed.flops / 1e9:.2f} GFLOP need at least {timed.roofline_ms:.4g} ms at the measured "
+                    f"peaks ({peaks.copy_gbps:.0f} GB/s); a measurement fault or a cheat",
+                )
+            result.roofline_fraction = timed.roofline_ms / median
+            if timed.eager:
+                result.speedup_eager = timed.eager.median_ms / median
+            if timed.compiled:
+                result.speedup_compile = timed.compiled.median_ms / median
+        result.reason = _accept_reason(result)
+    except Rejection as rejection:
+        result.verdict, result.stage, result.reason = Verdict.REJECTED, rejection.stage, rejection.reason
+    except Exception as exc:  # noqa: BLE001 - the candidate's forward failed; classify it
+        result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
+        result.reason = f"forward failed{_candidate_frame(exc, candidate_path)}: {classify_exception(exc)}"
+    return result
+
+
+def _accept_reason(result: EvalResult) -> str:
+    n_shapes = len(result.shapes)
+    hidden = sum(s.hidden for s in result.shapes)
+    trials = sum(s.trials for s in result.shapes)
+    return (f"correct on {n_shapes} shapes ({hidden} hidden), {trials} fresh input sets; "
+            f"own kernels on the current stream; no disallowed PyTorch ops")
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path, status_path = (Path(a) for a in argv[1:4])
+    job = json.loads(job_path.read_text())
+    job_path.unlink()  # the seeds leave the file system before any candidate code runs
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    try:
+        result = run_job(job, status_path)
+    except Exception as exc:  # noqa: BLE001 - harness failure: reported as such
+        result = EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+    result.wall_s = time.perf_counter() - started
+    _write_json(result_path, result.to_json())
+    _status(status_path, "done")
+    sys.stdout.flush()
+    # Skip interpreter teardown: a candidate's broken CUDA context can hang or crash it.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,35 @@
+"""Sigmoid activation, 1 / (1 + exp(-x)), on a 2-D fp32 tensor."""
+
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+
+# Default: fp32 [8192, 65536] = 2 GiB in + 2 GiB out = 4.3 GB moved -> ~1.5 ms at 3 TB/s.
+batch_size = 8192
+dim = 65536
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []
+
+
+FAMILY = "activation"
+DTYPE = "float32"
+POLICY = "strict"
+SHAPES = [
+    {"name": "small", "batch_size": 1024, "dim": 8192},
+    {"name": "odd", "batch_size": 29, "dim": 6007, "hidden": True},
+    {"name": "tail", "batch_size": 1, "dim": 999999, "hidden": True},
+]
