@@ -131,10 +131,13 @@ def translate(error: exc.SQLAlchemyError, url: str | URL) -> ArchiveError:
     if isinstance(error, (exc.OperationalError, exc.InterfaceError)) or (
         isinstance(error, exc.DatabaseError) and "not a database" in reason
     ):
-        return ArchiveUnreachableError(
-            f"cannot use the archive at {where}: {reason}. "
-            f"Check that the server is running and the URL is right (--db or ${ENV_VAR})."
+        parsed = url if isinstance(url, URL) else _parse(url)
+        hint = (
+            f"Check the path (--db or ${ENV_VAR}) and that the file is an archive, not some other file"
+            if parsed.get_backend_name() == "sqlite"
+            else f"Check that the server is running and the URL is right (--db or ${ENV_VAR})"
         )
+        return ArchiveUnreachableError(f"cannot use the archive at {where}: {reason}. {hint}.")
     return ArchiveError(f"archive at {where}: {reason}")
 
 

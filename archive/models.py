@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -42,9 +43,27 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back timezone-aware on every backend (SQLite
+    drops the zone; PostgreSQL keeps it), so times compare and export the same way."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
 
 
 class Task(Base):
@@ -61,7 +80,7 @@ class Task(Base):
     shapes: Mapped[list[Any]] = mapped_column(default=list)  # [Shape.to_json(), ...]
     source: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(String(1024), default="")  # where it was last loaded from
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     kernels: Mapped[list[Kernel]] = relationship(back_populates="task")
 
@@ -75,8 +94,8 @@ class Run(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)  # stable across export / import
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="running")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
     budgets_spent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"llm_usd": .., ...}
 
 
@@ -112,7 +131,7 @@ class Kernel(Base):
     model: Mapped[str | None] = mapped_column(String(128))  # the LLM, when one proposed it
     prompt: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     task: Mapped[Task] = relationship(back_populates="kernels")
     evaluations: Mapped[list[Evaluation]] = relationship(back_populates="kernel", order_by="Evaluation.id")
@@ -139,7 +158,7 @@ class Evaluation(Base):
     kernel_id: Mapped[int] = mapped_column(ForeignKey("kernels.id"), index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     verdict: Mapped[str] = mapped_column(String(16))
     stage: Mapped[str] = mapped_column(String(16))
@@ -220,7 +239,7 @@ class LLMCall(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     kernel_id: Mapped[int | None] = mapped_column(ForeignKey("kernels.id"), index=True)  # what it produced
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     model: Mapped[str] = mapped_column(String(128))
     operator: Mapped[str | None] = mapped_column(String(32))
     tokens_in: Mapped[int] = mapped_column(Integer, default=0)

@@ -38,6 +38,20 @@ class TaskLike(Protocol):
 
 
 @dataclass(frozen=True)
+class TaskRecord:
+    """A task's stored fields without a loaded module (satisfies ``TaskLike``): imports, tests."""
+
+    content_hash: str
+    name: str
+    source: str
+    family: str = "misc"
+    dtype: str = "float32"
+    policy: str = "strict"
+    shapes: tuple[Any, ...] = ()
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class KernelSpec:
     """A candidate to store: its source, one parameter setting, and who made it from what."""
 

@@ -27,6 +27,7 @@ from autotuner.evaluator.config import EvalConfig
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 from autotuner.runtime.compile import cache_root
+from autotuner.runtime.device import require_gpu
 from autotuner.tasks import load_task
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,11 @@ def _log_tail(path: Path, limit: int = 1500) -> str:
         return ""
 
 
-def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path) -> tuple[dict | None, str, int | None, str]:
+WORKER_COMMAND = (sys.executable, "-m", "autotuner.evaluator.worker")
+
+
+def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path,
+               command: tuple[str, ...] = WORKER_COMMAND) -> tuple[dict | None, str, int | None, str]:
     """Run the worker; returns (result json or None, final phase, return code, log tail)."""
     job_path, result_path, status_path, log_path = (workdir / n for n in ("job.json", "result.json", "status", "log"))
     job_path.write_text(json.dumps(job))
@@ -69,7 +74,7 @@ def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path) -> tuple[
     env["PYTHONUNBUFFERED"] = "1"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "autotuner.evaluator.worker", str(job_path), str(result_path), str(status_path)],
+            [*command, str(job_path), str(result_path), str(status_path)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir,
         )
         started = time.time()
@@ -159,6 +164,7 @@ def evaluate(task_path: str | Path, candidate_path: str | Path, config: EvalConf
             return EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations),
                               wall_s=time.perf_counter() - started,
                               provenance=Provenance(harness_version=HARNESS_VERSION), **base)
+    require_gpu()  # static rejections need no GPU; everything after does
     seed = secrets.randbits(62)
     job = {"task_path": str(task.path), "candidate_path": str(candidate_path), "params": params or {},
            "config": asdict(config), "cache_dir": str(cache_root()), "seed": seed}

@@ -1,0 +1,42 @@
+"""The archive: every task, kernel, evaluation, run and LLM call, with provenance.
+
+SQLAlchemy 2 models (``models``), engine and transactions (``db``), Alembic migrations run
+in code (``migrate``, ``migrations/``), the write side (``store``), the read side
+(``queries``, ``ranking``), JSON-lines export / import (``transfer``) and ``Archive``, the
+facade that ties them together. SQLite by default, PostgreSQL by URL; see ``db`` for where
+the URL comes from.
+
+    from archive import Archive, KernelSpec
+    with Archive.open() as archive:
+        ids = archive.record(task, KernelSpec(source, params={"BLOCK": 256}, proposer="rules"), result)
+        winners = archive.best(task="relu", gpu="H100")
+"""
+
+from archive.api import Archive, Recorded
+from archive.db import ENV_VAR, default_url, redact, resolve_url
+from archive.migrate import head_revision
+from archive.rows import BestRow, EvaluationRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
+from archive.store import KernelSpec, LLMCallRecord, TaskLike, TaskRecord
+
+__all__ = [
+    "Archive",
+    "BestRow",
+    "ENV_VAR",
+    "EvaluationRow",
+    "KernelDetail",
+    "KernelDiff",
+    "KernelRow",
+    "KernelSpec",
+    "LLMCallRecord",
+    "LeaderRow",
+    "LineageRow",
+    "Recorded",
+    "StaleRow",
+    "TaskLike",
+    "TaskRecord",
+    "TaskRow",
+    "default_url",
+    "head_revision",
+    "redact",
+    "resolve_url",
+]

@@ -1,0 +1,196 @@
+"""``Archive``: the one object the evolution, the CLI, deploy and export talk to.
+
+Contract (the same on every backend; ``tests/archive`` runs one test class against each):
+
+* ``Archive.open(url)`` resolves the URL (``--db`` > ``$AUTOTUNER_DB_URL`` > the default
+  SQLite file), brings the schema to the newest revision and returns a ready archive; it
+  raises ``ArchiveUnreachableError`` (no password in the message) when it cannot.
+* Every public method is one transaction. ``record`` stores a task, a kernel and one
+  evaluation with all its shape rows atomically: a writer killed at any instant leaves
+  either all of it or none of it. Writes from several processes at once are safe.
+* Reads never present a result of an older harness as current: stale evaluations are left
+  out unless ``include_stale=True``, and then every row says ``stale``.
+* Unknown ids raise ``NotFoundError``; other refusals ``ArchiveError``.
+* An ``Archive`` may be shared by threads (each call opens its own session); open one per
+  process (engines must not cross ``fork``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import exc, select
+from sqlalchemy.orm import selectinload
+
+from archive import queries, ranking, store, transfer
+from archive.convert import to_result
+from archive.db import Database, redact, resolve_url, sqlite_path, translate
+from archive.migrate import current_revision, upgrade
+from archive.models import Evaluation, Kernel
+from archive.rows import BestRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
+from autotuner.errors import ArchiveUnreachableError, NotFoundError
+from autotuner.evaluator.verdict import EvalResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    task_id: int
+    kernel_id: int
+    evaluation_id: int
+
+
+class Archive:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, url: str | None = None, create: bool = True) -> Archive:
+        """Open (and migrate) the archive at ``url``; ``create=False`` refuses a missing SQLite file."""
+        resolved = resolve_url(url)
+        path = sqlite_path(resolved)
+        if not create and path is not None and not path.exists():
+            raise ArchiveUnreachableError(
+                f"no archive at {path}: it is created by the first evaluation that is recorded, "
+                f"or by `autotuner archive init`; or point --db / $AUTOTUNER_DB_URL at another one"
+            )
+        db = Database(resolved)
+        try:
+            upgrade(db.engine)
+        except exc.SQLAlchemyError as e:
+            db.dispose()
+            raise translate(e, resolved) from None
+        except BaseException:
+            db.dispose()
+            raise
+        log.debug("archive open at %s", redact(resolved))
+        return cls(db)
+
+    @property
+    def url(self) -> str:
+        """The database URL without its password."""
+        return redact(self.db.url)
+
+    @property
+    def backend(self) -> str:
+        return self.db.backend
+
+    def revision(self) -> str | None:
+        return current_revision(self.db.engine)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record(self, task: store.TaskLike, kernel: store.KernelSpec, result: EvalResult, run_id: int | None = None) -> Recorded:
+        """Store one evaluation (with its task and kernel, deduplicated) in one transaction."""
+        with self.db.write() as s:
+            task_id = store.upsert_task(s, task)
+            kernel_id = store.add_kernel(s, task_id, kernel)
+            (eval_id,) = store.record_evaluations(s, [(kernel_id, result)], run_id=run_id)
+        return Recorded(task_id, kernel_id, eval_id)
+
+    def upsert_task(self, task: store.TaskLike) -> int:
+        with self.db.write() as s:
+            return store.upsert_task(s, task)
+
+    def add_kernel(self, task_id: int, spec: store.KernelSpec) -> int:
+        with self.db.write() as s:
+            return store.add_kernel(s, task_id, spec)
+
+    def record_evaluation(self, kernel_id: int, result: EvalResult, run_id: int | None = None) -> int:
+        with self.db.write() as s:
+            return store.record_evaluations(s, [(kernel_id, result)], run_id=run_id)[0]
+
+    def record_evaluations(self, items: Sequence[tuple[int, EvalResult]], run_id: int | None = None) -> list[int]:
+        """A batch of evaluations in one transaction (all or none)."""
+        with self.db.write() as s:
+            return store.record_evaluations(s, items, run_id=run_id)
+
+    def start_run(self, config: dict[str, Any]) -> int:
+        with self.db.write() as s:
+            return store.start_run(s, config)
+
+    def finish_run(self, run_id: int, status: str, budgets_spent: dict[str, Any]) -> None:
+        with self.db.write() as s:
+            store.finish_run(s, run_id, status, budgets_spent)
+
+    def record_llm_call(self, call: store.LLMCallRecord) -> int:
+        with self.db.write() as s:
+            return store.record_llm_call(s, call)
+
+    def import_jsonl(self, path: str | Path) -> Counter[str]:
+        """Import an export file in one transaction; a bad line leaves the archive unchanged."""
+        with self.db.write() as s:
+            return transfer.import_jsonl(s, path)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def result(self, evaluation_id: int) -> EvalResult:
+        """The stored evaluation as the evaluator's own type (for feedback to proposers)."""
+        with self.db.read() as s:
+            stmt = select(Evaluation).where(Evaluation.id == evaluation_id).options(selectinload(Evaluation.shapes))
+            ev = s.scalar(stmt)
+            if ev is None:
+                raise NotFoundError(f"no evaluation with id {evaluation_id} in the archive")
+            kernel = s.get(Kernel, ev.kernel_id)
+            assert kernel is not None  # foreign key
+            return to_result(ev, task_name=kernel.task.name, task_hash=kernel.task.content_hash,
+                             candidate_hash=kernel.source_hash)  # fmt: skip
+
+    def tasks(self, include_stale: bool = False) -> list[TaskRow]:
+        with self.db.read() as s:
+            return queries.list_tasks(s, include_stale=include_stale)
+
+    def kernels(self, task: str, **filters: Any) -> list[KernelRow]:
+        """Kernels of a task; filters: gpu, dtype, verdict, min_speedup, proposer, include_stale, limit."""
+        with self.db.read() as s:
+            return queries.list_kernels(s, task, **filters)
+
+    def kernel(self, kernel_id: int) -> KernelDetail:
+        with self.db.read() as s:
+            return queries.show_kernel(s, kernel_id)
+
+    def best(self, task: str | None = None, gpu: str | None = None, policy: str | None = None,
+             include_stale: bool = False, top: int = 1) -> list[BestRow]:  # fmt: skip
+        with self.db.read() as s:
+            return ranking.best(s, task=task, gpu=gpu, policy=policy, include_stale=include_stale, top=top)
+
+    def leaderboard(self, gpu: str | None = None, policy: str | None = None, p: float = 1.0,
+                    include_stale: bool = False) -> list[LeaderRow]:  # fmt: skip
+        with self.db.read() as s:
+            return ranking.leaderboard(s, gpu=gpu, policy=policy, p=p, include_stale=include_stale)
+
+    def lineage(self, kernel_id: int) -> list[LineageRow]:
+        with self.db.read() as s:
+            return queries.lineage(s, kernel_id)
+
+    def diff(self, a: int, b: int) -> KernelDiff:
+        with self.db.read() as s:
+            return queries.diff_kernels(s, a, b)
+
+    def stale(self, gpu: str | None = None, limit: int | None = None) -> list[StaleRow]:
+        with self.db.read() as s:
+            return ranking.stale_kernels(s, gpu=gpu, limit=limit)
+
+    def stats(self) -> dict[str, Any]:
+        with self.db.read() as s:
+            data = queries.stats(s)
+        return {"url": self.url, "backend": self.backend, "schema_revision": self.revision(), **data}
+
+    def export_jsonl(self, out: IO[str]) -> Counter[str]:
+        with self.db.read() as s:
+            return transfer.export_jsonl(s, out)

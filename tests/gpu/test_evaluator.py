@@ -1,0 +1,44 @@
+"""The evaluator end to end on a real GPU, with the example candidate."""
+
+from pathlib import Path
+
+import pytest
+
+from autotuner.evaluator import EvalConfig, Stage, Verdict, evaluate
+
+pytestmark = pytest.mark.gpu
+ROOT = Path(__file__).parents[2]
+RELU_TASK = ROOT / "kernels/tasks/activation/relu.py"
+RELU = ROOT / "examples/relu_candidate.py"
+
+
+def test_example_candidate_is_accepted_with_timings_and_provenance():
+    result = evaluate(RELU_TASK, RELU, EvalConfig(compile_baseline=False))
+    assert result.verdict is Verdict.ACCEPTED, result.reason
+    assert len(result.shapes) >= 3 and any(s.hidden for s in result.shapes)
+    assert all(s.trials >= 5 for s in result.shapes)
+    timed = result.timed
+    assert timed.candidate.n_calls >= 50 and timed.eager.n_calls >= 50
+    assert result.speedup_eager == pytest.approx(timed.eager.median_ms / timed.candidate.median_ms)
+    assert 0 < result.roofline_fraction <= 1 / 0.75
+    assert result.provenance.gpu_name and result.provenance.peak_gbps > 100
+    assert any("relu" in k for k in result.kernels_seen)
+
+
+def test_tunable_parameters_reach_the_candidate():
+    result = evaluate(RELU_TASK, RELU, EvalConfig(time_candidate=False, baselines=False), params={"BLOCK": 128})
+    assert result.accepted, result.reason
+
+
+def test_roofline_gate_rejects_impossible_times():
+    # A slack of 1000 claims the hardware floor is 1000x what was measured: every time is "too fast".
+    result = evaluate(RELU_TASK, RELU, EvalConfig(baselines=False, roofline_slack=1000.0))
+    assert result.verdict is Verdict.REJECTED and result.stage is Stage.ROOFLINE
+    assert "faster than the hardware allows" in result.reason
+
+
+def test_static_rejection_needs_no_child(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\nclass ModelNew: pass\n")
+    result = evaluate(RELU_TASK, bad)
+    assert result.stage is Stage.STATIC and "os" in result.reason

@@ -1,0 +1,95 @@
+"""The NVRTC runtime on a real GPU: compile, launch, types, streams, errors, caches."""
+
+import pytest
+import torch
+
+from autotuner.errors import CompileError, LaunchError
+from autotuner.runtime import clear_memory_cache, compile_module
+
+pytestmark = pytest.mark.gpu
+
+AXPY = r"""
+extern "C" __global__ void axpy(const float* __restrict__ x, float* __restrict__ y, float alpha, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] += alpha * x[i] * SCALE;
+}
+"""
+BF16 = r"""
+#include <cuda_bf16.h>
+extern "C" __global__ void twice(const __nv_bfloat16* x, __nv_bfloat16* y, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2bfloat16(2.0f * __bfloat162float(x[i]));
+}
+"""
+
+
+def test_launch_with_defines_and_typed_scalars():
+    module = compile_module(AXPY, defines={"SCALE": 3})
+    x = torch.randn(1000, device="cuda")
+    y = torch.randn(1000, device="cuda")
+    expected = y + 0.5 * x * 3
+    module.launch("axpy", grid=(4,), block=(256,), args=(x, y, 0.5, 1000))
+    torch.testing.assert_close(y, expected)
+
+
+def test_bf16_header_compiles_through_nvrtc():
+    module = compile_module(BF16)
+    x = torch.randn(777, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty_like(x)
+    module.launch("twice", grid=(4,), block=(256,), args=(x, y, x.numel()))
+    assert torch.equal(y, x * 2)
+
+
+def test_compile_error_is_structured_with_the_source_line():
+    bad = "extern \"C\" __global__ void k(float* a) {\n    a[0] = nope;\n}\n"
+    with pytest.raises(CompileError) as info:
+        compile_module(bad)
+    errors = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert errors and errors[0].line == 2 and "nope" in errors[0].message
+
+
+def test_unknown_kernel_name_lists_the_known_ones():
+    module = compile_module(AXPY, defines={"SCALE": 1})
+    with pytest.raises(CompileError, match="axpy"):
+        module.kernel("axpyy")
+
+
+def test_wrong_arguments_are_refused_before_the_gpu_reads_garbage():
+    module = compile_module(AXPY, defines={"SCALE": 1})
+    x = torch.randn(8, device="cuda")
+    with pytest.raises(LaunchError, match="takes 4 arguments"):
+        module.launch("axpy", 1, 32, (x, x, 1.0))
+    with pytest.raises(LaunchError, match="float64"):
+        module.launch("axpy", 1, 32, (x.double(), x, 1.0, 8))
+    with pytest.raises(LaunchError, match="not on a CUDA device"):
+        module.launch("axpy", 1, 32, (x.cpu(), x, 1.0, 8))
+
+
+def test_launch_goes_on_the_current_stream():
+    module = compile_module(AXPY, defines={"SCALE": 1})
+    side = torch.cuda.Stream()
+    x = torch.ones(1 << 20, device="cuda")
+    y = torch.zeros_like(x)
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(10_000_000)  # keep the side stream busy so misordering would show
+        module.launch("axpy", (1 << 20) // 256, 256, (x, y, 1.0, 1 << 20))
+        y.mul_(2)  # ordered after the kernel only if the kernel is on this stream
+    torch.cuda.synchronize()
+    assert torch.all(y == 2)
+
+
+def test_memory_and_disk_caches_return_without_recompiling():
+    import time
+
+    src = AXPY.replace("SCALE", "2.0f") + f"// {time.time_ns()}\n"
+    start = time.perf_counter()
+    compile_module(src)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    assert compile_module(src) is compile_module(src)
+    memory = time.perf_counter() - start
+    clear_memory_cache()
+    start = time.perf_counter()
+    compile_module(src).kernel("axpy")
+    disk = time.perf_counter() - start
+    assert memory < cold and disk < cold

@@ -1,0 +1,86 @@
+"""The parent's process handling, with a fake worker: no GPU needed."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.sandbox import _crash_reason, _implausible, _run_child
+from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
+
+FAKE = (sys.executable, str(Path(__file__).with_name("fake_worker.py")))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie waiting for its parent counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_hang_is_killed_with_its_whole_process_tree(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    started = time.monotonic()
+    data, phase, _, _ = _run_child({"behavior": "hang", "pid_file": str(pid_file)}, EvalConfig(timeout_s=1.0),
+                                   tmp_path, command=FAKE)
+    assert data is None and phase.startswith("the candidate ran past its 1 s limit")
+    assert time.monotonic() - started < 30
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild), "the candidate's own child process survived the kill"
+
+
+def test_segfault_is_classified(tmp_path):
+    data, phase, returncode, tail = _run_child({"behavior": "segfault"}, EvalConfig(timeout_s=30), tmp_path, command=FAKE)
+    assert data is None and phase == "candidate"
+    assert "SIGSEGV" in _crash_reason(returncode, tail)
+
+
+def test_exit_without_result_reports_the_log(tmp_path):
+    data, _, returncode, tail = _run_child({"behavior": "exit_no_result"}, EvalConfig(timeout_s=30), tmp_path, command=FAKE)
+    assert data is None
+    reason = _crash_reason(returncode, tail)
+    assert "code 1" in reason and "illegal memory access" in reason
+
+
+def test_result_is_read_back(tmp_path):
+    data, phase, returncode, _ = _run_child({"behavior": "ok"}, EvalConfig(timeout_s=30), tmp_path, command=FAKE)
+    assert data["reason"] == "fake" and phase == "done" and returncode == 0
+
+
+def _accepted(n_calls: int = 50, median: float = 1.0, speedup: float = 2.0) -> EvalResult:
+    stats = TimingStats(median, median, 0.0, median * 0.9, median * 1.1, median, median, n_calls)
+    eager = TimingStats(2.0, 2.0, 0.0, 2.0, 2.0, 2.0, 2.0, 50)
+    shapes = [ShapeResult("default", False, 5, 0.0, 0.0, True, stats, eager), ShapeResult("h", True, 5, 0, 0, True)]
+    return EvalResult(Verdict.ACCEPTED, Stage.DONE, "", shapes=shapes, speedup_eager=speedup)
+
+
+@pytest.mark.parametrize(
+    "result, problem",
+    [
+        (_accepted(), None),
+        (_accepted(n_calls=3), "timing implausible"),
+        (_accepted(median=float("nan")), "timing implausible"),
+        (_accepted(speedup=50.0), "speedup does not match"),
+    ],
+)
+def test_parent_checks_what_the_child_reports(result, problem):
+    found = _implausible(result, EvalConfig(), n_shapes=2)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_parent_rejects_missing_shapes_and_trials():
+    result = _accepted()
+    assert "shapes" in _implausible(result, EvalConfig(), n_shapes=3)
+    result.shapes[1].trials = 2
+    assert "trials" in _implausible(result, EvalConfig(), n_shapes=2)

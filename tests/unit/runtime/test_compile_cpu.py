@@ -1,0 +1,53 @@
+"""What the runtime does without a GPU: define options, diagnostics, nvcc checks."""
+
+import shutil
+
+import pytest
+
+from autotuner.errors import CompileError
+from autotuner.runtime import nvcc_ptx, parse_diagnostics
+from autotuner.runtime.compile import define_options
+
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+
+GOOD = r"""
+extern "C" __global__ void add(const float* a, float* b, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) b[i] += a[i] * BLOCK;
+}
+"""
+BAD = "extern \"C\" __global__ void broken(float* a) {\n    a[0] = undefined_name;\n}\n"
+
+
+def test_defines_become_options_not_text():
+    assert define_options({"BLOCK": 256, "SCALE": 0.5, "FAST": True}) == ("-DBLOCK=256", "-DFAST=1", "-DSCALE=0.5")
+    with pytest.raises(ValueError):
+        define_options({"not an identifier": 1})
+    with pytest.raises(ValueError):
+        define_options({"X": "two words"})
+
+
+def test_nvrtc_and_nvcc_logs_parse_to_lines():
+    log = ('/tmp/x/kernel.cu(12): error: identifier "foo" is undefined\n'
+           "kernel.cu(3): warning #177-D: variable \"y\" was declared but never referenced\n"
+           "1 error detected in the compilation")
+    diags = parse_diagnostics(log)
+    assert [(d.line, d.severity) for d in diags] == [(12, "error"), (3, "warning")]
+    assert "foo" in diags[0].message
+
+
+@needs_nvcc
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_nvcc_compiles_to_ptx(arch):
+    ptx = nvcc_ptx(GOOD, arch, options=("-std=c++17", "-DBLOCK=4"))
+    assert ".entry add" in ptx
+
+
+@needs_nvcc
+def test_compile_error_names_the_line():
+    with pytest.raises(CompileError) as info:
+        nvcc_ptx(BAD, "sm_90")
+    errors = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert errors and errors[0].line == 2
+    assert "undefined_name" in errors[0].message
+    assert "line 2" in str(info.value)
