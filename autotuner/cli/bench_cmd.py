@@ -1,0 +1,56 @@
+"""``autotuner bench ...``: measure parts of the tool. Targets: ``archive``.
+
+``autotuner bench archive [--db sqlite|URL] [--evaluations 100000]`` fills a throwaway
+database (never your archive) and reports the insert rate and best / leaderboard latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from archive.bench import run_bench
+from archive.render import table, to_json
+
+
+def _progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    report = run_bench(
+        url=args.db, evaluations=args.evaluations, tasks=args.tasks, batch=args.batch, single=args.single,
+        repeats=args.repeats, progress=None if args.json else _progress,
+    )  # fmt: skip
+    if args.json:
+        print(to_json(asdict(report)))
+        return 0
+    print(f"archive benchmark on {report.backend} ({report.url})")
+    print(f"  {report.evaluations:,} evaluations x {report.shapes_per_evaluation} shapes, {report.tasks} tasks, "
+          f"{report.kernels:,} kernels, {report.gpus} GPUs")  # fmt: skip
+    print(f"  insert, {report.batch} per transaction: {report.insert_per_s:,.0f} evaluations/s ({report.insert_s:.1f} s)")
+    print(f"  insert, 1 per transaction (task + kernel + evaluation, {report.single_tx_evaluations} samples): "
+          f"{report.single_tx_per_s:,.0f} evaluations/s")  # fmt: skip
+    rows = [{"query": q, "with_indexes_ms": ms, "without_indexes_ms": report.latency_ms_without_indexes.get(q)}
+            for q, ms in report.latency_ms.items()]  # fmt: skip
+    print(f"  latency, median of {report.repeats}:")
+    print("\n".join("    " + line for line in table(rows).splitlines()))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("bench", help="benchmark parts of the tool (archive)", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
+    p = sub.add_parser("archive", help="archive insert rate and query latency on a throwaway database")
+    p.add_argument("--db", default="sqlite", metavar="URL",
+                   help="'sqlite' (a temporary file, default), a SQLite path that does not exist yet, "
+                        "or a PostgreSQL URL (a fresh schema is made there and dropped)")  # fmt: skip
+    p.add_argument("--evaluations", type=int, default=100_000)
+    p.add_argument("--tasks", type=int, default=200)
+    p.add_argument("--batch", type=int, default=500, help="evaluations per transaction in the bulk insert")
+    p.add_argument("--single", type=int, default=300, help="evaluations written one transaction each")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_archive)
