@@ -80,6 +80,9 @@ class LLMCallRecord:
     kernel_id: int | None = None
 
 
+_IN_CHUNK = 500  # ids per IN (...) list
+
+
 def new_uid() -> str:
     return uuid.uuid4().hex
 
@@ -187,14 +190,22 @@ def record_evaluations(
             created_at=created_at[i] if created_at else utcnow(),
         )
         rows.append(row)
-    ids = list(session.scalars(insert(Evaluation).returning(Evaluation.id, sort_by_parameter_order=True), rows))
+    # Core inserts (not the ORM's bulk path, which splits rows by which values are None).
+    # Ids come back by uid: SQLite cannot batch an ordered RETURNING, an executemany is fast.
+    session.execute(Evaluation.__table__.insert(), rows)
+    id_of: dict[str, int] = {}
+    uid_list = [row["uid"] for row in rows]
+    for i in range(0, len(uid_list), _IN_CHUNK):
+        chunk = uid_list[i : i + _IN_CHUNK]
+        id_of.update((u, i) for u, i in session.execute(select(Evaluation.uid, Evaluation.id).where(Evaluation.uid.in_(chunk))))
+    ids = [id_of[uid] for uid in uid_list]
     shapes = [
         {**shape, "evaluation_id": eval_id}
         for eval_id, (_, result) in zip(ids, items)
         for shape in shape_rows(result)
     ]
     if shapes:
-        session.execute(insert(ShapeRow), shapes)
+        session.execute(ShapeRow.__table__.insert(), shapes)
     return ids
 
 

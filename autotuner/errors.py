@@ -101,3 +101,15 @@ class ArchiveImportError(ArchiveError):
         self.line = line
         self.fault = fault
         super().__init__(f"{self.path} line {line}: {fault} (nothing was imported)")
+
+
+class ProposerError(AutotunerError):
+    """A proposer could not produce proposals for a reason outside the task (e.g. no endpoint)."""
+
+
+class LLMUnavailableError(ProposerError):
+    """The LLM endpoint cannot be reached or refuses the key; says which URL and what to check."""
+
+
+class BudgetExhausted(AutotunerError):
+    """A run budget (tokens, money, candidates, wall time) is spent."""

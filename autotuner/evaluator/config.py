@@ -19,6 +19,7 @@ class EvalConfig:
     compile_baseline: bool = True
     roofline_slack: float = 0.75  # reject times under slack x the hardware floor
     pool_bytes: int = 8 << 30  # device memory for the rotating pool of timing inputs
+    fork_server: bool = True  # fork children from a process with torch preloaded (faster start)
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.timing_calls < 1:

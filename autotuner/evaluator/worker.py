@@ -185,6 +185,18 @@ def _accept_reason(result: EvalResult) -> str:
             f"own kernels on the current stream; no disallowed PyTorch ops")
 
 
+def child_entry(job_path: str, result_path: str, status_path: str, log_path: str, visible: str) -> None:
+    """Entry of a child forked from the fork server: own session, own log, one GPU."""
+    os.setsid()  # the parent kills this whole process group on timeout
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible  # before anything initializes CUDA
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.chdir(os.path.dirname(job_path))
+    main(["worker", job_path, result_path, status_path])
+
+
 def main(argv: list[str]) -> int:
     job_path, result_path, status_path = (Path(a) for a in argv[1:4])
     job = json.loads(job_path.read_text())

@@ -84,3 +84,21 @@ def test_parent_rejects_missing_shapes_and_trials():
     assert "shapes" in _implausible(result, EvalConfig(), n_shapes=3)
     result.shapes[1].trials = 2
     assert "trials" in _implausible(result, EvalConfig(), n_shapes=2)
+
+
+def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
+    import torch
+
+    from autotuner.evaluator.verdict import EvalResult
+
+    root = Path(__file__).parents[3]
+    job = {"task_path": str(root / "kernels/tasks/activation/relu.py"),
+           "candidate_path": str(root / "examples/relu_candidate.py"), "params": {},
+           "config": {"timeout_s": 60.0}, "cache_dir": str(tmp_path / "cache"), "seed": 1}
+    data, phase, returncode, tail = _run_child(job, EvalConfig(timeout_s=60), tmp_path, command=None)
+    assert data is not None, tail
+    result = EvalResult.from_json(data)
+    assert phase == "done" and returncode == 0
+    assert not (tmp_path / "job.json").exists(), "the job file (with its seed) must be gone"
+    if not torch.cuda.is_available():
+        assert result.verdict.value == "error" and "NoGPUError" in result.reason

@@ -1,0 +1,1 @@
+"""The search: proposers (rules, LLM), operators, optuna tuning, and the run loop."""
