@@ -113,3 +113,14 @@ class LLMUnavailableError(ProposerError):
 
 class BudgetExhausted(AutotunerError):
     """A run budget (tokens, money, candidates, wall time) is spent."""
+
+
+class ParseError(ProposerError):
+    """A model's response holds no usable candidate module; ``reason`` says why.
+
+    The LLM proposer records it as a failed proposal (data), it never escapes ``propose``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -127,8 +127,11 @@ def _visible_device(config: EvalConfig) -> str:
 
 
 def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path,
-               command: tuple[str, ...] | None = WORKER_COMMAND) -> tuple[dict | None, str, int | None, str]:
-    """Run the worker and supervise it; returns (result json or None, final phase, return code, log tail).
+               command: tuple[str, ...] | None = WORKER_COMMAND) -> tuple[list[dict], str, int | None, str]:
+    """Run the worker and supervise it; returns (results so far, final phase, return code, log tail).
+
+    Results come back as JSON lines, one per parameter set, so those finished before a crash
+    or a hang are kept.
 
     ``command=None`` forks the child from the preloaded fork server instead of starting a
     fresh interpreter.
@@ -143,21 +146,22 @@ def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path,
         time.sleep(_POLL_S)
         phase, since = _phase(status_path)
         now = time.time()
-        if phase == "candidate" and now - since > config.timeout_s:
+        if phase.startswith("candidate") and now - since > config.timeout_s:
             timed_out = f"the candidate ran past its {config.timeout_s:g} s limit"
-        elif phase not in ("candidate", "done") and now - started > config.baseline_timeout_s + config.timeout_s:
+        elif not phase.startswith("candidate") and phase != "done" and now - started > config.baseline_timeout_s + config.timeout_s:
             timed_out = f"setup and baselines ran past {config.baseline_timeout_s + config.timeout_s:g} s"
         if timed_out:
             break
     child.kill_tree()  # on timeout; otherwise reaps any grandchildren the candidate left behind
     phase, _ = _phase(status_path)
-    data = None
-    if result_path.is_file() and not timed_out:
-        try:
-            data = json.loads(result_path.read_text())
-        except ValueError:
-            data = None
-    return data, timed_out or phase, child.returncode, _log_tail(log_path)
+    results = []
+    if result_path.is_file():
+        for line in result_path.read_text().splitlines():
+            try:
+                results.append(json.loads(line))
+            except ValueError:
+                break  # a line cut short by the kill
+    return results, (timed_out + f" [{phase}]") if timed_out else phase, child.returncode, _log_tail(log_path)
 
 
 def _crash_reason(returncode: int | None, tail: str) -> str:
@@ -203,9 +207,26 @@ def _implausible(result: EvalResult, config: EvalConfig, n_shapes: int) -> str |
     return None
 
 
-def evaluate(task_path: str | Path, candidate_path: str | Path, config: EvalConfig | None = None,
-             params: dict[str, Any] | None = None) -> EvalResult:
-    """Evaluate one candidate against one task; every outcome is an EvalResult."""
+def _failure(phase: str, returncode: int | None, tail: str, base: dict[str, Any]) -> EvalResult:
+    """The result for the parameter set a child was on when it died or was killed."""
+    if phase.startswith("the candidate ran past"):
+        return EvalResult(Verdict.REJECTED, Stage.TIMEOUT,
+                          f"{phase.split(' [')[0]}; its process tree was killed (a hang or a very slow kernel)", **base)
+    if phase.startswith("setup and"):
+        return EvalResult(Verdict.ERROR, Stage.TIMEOUT, phase, **base)
+    if phase.startswith("candidate") or phase == "done":
+        return EvalResult(Verdict.REJECTED, Stage.CRASH, _crash_reason(returncode, tail), **base)
+    return EvalResult(Verdict.ERROR, Stage.CRASH, f"harness failed during {phase}: {_crash_reason(returncode, tail)}", **base)
+
+
+def evaluate_many(task_path: str | Path, candidate_path: str | Path, param_sets: list[dict[str, Any]],
+                  config: EvalConfig | None = None) -> list[EvalResult]:
+    """Evaluate one candidate at several parameter settings; one EvalResult each, in order.
+
+    The settings share one child (one process start, one CUDA context, one import) because
+    they run the same code; a crash or hang on one setting fails that setting only, and the
+    rest continue in a fresh child.
+    """
     config = config or EvalConfig()
     task = load_task(task_path)
     candidate_path = Path(candidate_path).resolve()
@@ -213,39 +234,48 @@ def evaluate(task_path: str | Path, candidate_path: str | Path, config: EvalConf
         source = candidate_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CandidateLoadError(str(candidate_path), f"cannot be read: {exc}") from None
+    param_sets = [dict(p) for p in param_sets] or [{}]
     base = dict(task_name=task.name, task_hash=task.content_hash, candidate_hash=source_hash(source),
                 policy=task.policy, dtype=task.dtype)
-    started = time.perf_counter()
     if config.static_check:
         violations = check_source(source)
         if violations:
-            return EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations),
-                              wall_s=time.perf_counter() - started,
-                              provenance=Provenance(harness_version=HARNESS_VERSION), **base)
+            return [EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations), wall_s=0.0,
+                               provenance=Provenance(harness_version=HARNESS_VERSION), **base) for _ in param_sets]
     require_gpu()  # static rejections need no GPU; everything after does
     seed = secrets.randbits(62)
-    job = {"task_path": str(task.path), "candidate_path": str(candidate_path), "params": params or {},
-           "config": asdict(config), "cache_dir": str(cache_root()), "seed": seed}
-    with tempfile.TemporaryDirectory(prefix="autotuner-eval-") as tmp:
-        command = None if config.fork_server else WORKER_COMMAND
-        data, phase, returncode, tail = _run_child(job, config, Path(tmp), command=command)
-    wall = time.perf_counter() - started
-    if data is None:
-        if phase.startswith("the candidate ran past") or phase.startswith("setup and"):
-            result = EvalResult(Verdict.REJECTED if "candidate" in phase else Verdict.ERROR, Stage.TIMEOUT,
-                                f"{phase}; its process tree was killed (a hang or a very slow kernel)", **base)
-        elif phase in ("candidate", "done"):
-            result = EvalResult(Verdict.REJECTED, Stage.CRASH, _crash_reason(returncode, tail), **base)
-        else:
-            result = EvalResult(Verdict.ERROR, Stage.CRASH,
-                                f"harness failed during {phase}: {_crash_reason(returncode, tail)}", **base)
-        result.provenance = Provenance(harness_version=HARNESS_VERSION, seeds=[seed])
-    else:
-        result = EvalResult.from_json(data)
-        problem = _implausible(result, config, len(task.shapes))
-        if problem:
-            result.verdict, result.stage = Verdict.ERROR, Stage.DONE
-            result.reason = f"the child's report does not add up: {problem}"
-        result.candidate_hash = base["candidate_hash"]
-    result.wall_s = wall
+    results: list[EvalResult] = []
+    command = None if config.fork_server else WORKER_COMMAND
+    while len(results) < len(param_sets):
+        first = len(results)
+        job = {"task_path": str(task.path), "candidate_path": str(candidate_path), "param_sets": param_sets[first:],
+               "first_index": first, "config": asdict(config), "cache_dir": str(cache_root()), "seed": seed}
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="autotuner-eval-") as tmp:
+            lines, phase, returncode, tail = _run_child(job, config, Path(tmp), command=command)
+        for data in lines:
+            result = EvalResult.from_json(data)
+            problem = _implausible(result, config, len(task.shapes))
+            if problem:
+                result.verdict, result.stage = Verdict.ERROR, Stage.DONE
+                result.reason = f"the child's report does not add up: {problem}"
+            result.candidate_hash = base["candidate_hash"]
+            results.append(result)
+        if len(results) < len(param_sets):
+            failed = _failure(phase, returncode, tail, base)
+            failed.provenance = Provenance(harness_version=HARNESS_VERSION, seeds=[seed])
+            failed.wall_s = time.perf_counter() - started
+            if failed.verdict is Verdict.ERROR:  # the harness itself is broken: stop here
+                results.extend(failed for _ in range(len(param_sets) - len(results)))
+            else:
+                results.append(failed)
+    return results
+
+
+def evaluate(task_path: str | Path, candidate_path: str | Path, config: EvalConfig | None = None,
+             params: dict[str, Any] | None = None) -> EvalResult:
+    """Evaluate one candidate against one task; every outcome is an EvalResult."""
+    started = time.perf_counter()
+    result = evaluate_many(task_path, candidate_path, [params or {}], config)[0]
+    result.wall_s = time.perf_counter() - started
     return result

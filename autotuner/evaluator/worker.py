@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,6 @@ from autotuner.evaluator.config import EvalConfig
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 
 log = logging.getLogger("autotuner.evaluator.worker")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
 
 
 def _status(path: Path, phase: str) -> None:
@@ -57,30 +52,41 @@ def _candidate_frame(exc: BaseException, candidate_path: str) -> str:
     return ""
 
 
-def run_job(job: dict[str, Any], status_path: Path) -> EvalResult:
+@dataclass
+class Session:
+    """What the trusted phase prepared, shared by every parameter set of the candidate."""
+
+    task: Any
+    config: EvalConfig
+    tolerance: dict[str, float]
+    provenance: Provenance
+    peaks: Any
+    flush: Any
+    baselines: dict[str, Any]
+    base_seed: int
+    bytes_moved: int = 0
+    flops: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(job: dict[str, Any], status_path: Path) -> Session:
+    """Peaks, baselines and the roofline figures: all before any candidate code is loaded."""
     import torch
 
-    from autotuner.evaluator.candidate import declared_kernel_names, import_candidate
     from autotuner.evaluator.compare import tolerances_for
-    from autotuner.evaluator.measure import (
-        build_pool, measure_baselines, stats_from, time_model, verify_timed_outputs,
-    )
-    from autotuner.evaluator.inputs import make_candidate, make_reference
-    from autotuner.evaluator.roofline import cached_peaks, count_flops, estimate_bytes, floor_ms
+    from autotuner.evaluator.inputs import make_inputs, make_reference
+    from autotuner.evaluator.measure import measure_baselines
+    from autotuner.evaluator.roofline import cached_peaks, count_flops, estimate_bytes
     from autotuner.evaluator.timing import l2_flush_buffer
-    from autotuner.evaluator.verify import Rejection, VerifyContext, derive_seed, verify_shape
-    from autotuner.evaluator.watch import HarnessGuard, set_strict_numerics
+    from autotuner.evaluator.verify import derive_seed
+    from autotuner.evaluator.watch import set_strict_numerics
     from autotuner.runtime.device import device_facts
     from autotuner.tasks import load_task
 
+    _status(status_path, "setup")
     config = EvalConfig(**job["config"])
     cache_dir = Path(job["cache_dir"])
     base_seed = int(job["seed"])
-    params = dict(job.get("params") or {})
-    candidate_path = job["candidate_path"]
-    candidate_source = Path(candidate_path).read_text()
-
-    _status(status_path, "setup")
     set_strict_numerics()
     facts = device_facts(0)
     peaks = cached_peaks(cache_dir, facts.driver)
@@ -93,88 +99,142 @@ def run_job(job: dict[str, Any], status_path: Path) -> EvalResult:
         peak_tflops=peaks.fp32_tflops if task.dtype == "float32" else peaks.bf16_tflops,
         seeds=[base_seed], tolerances=tolerance,
     )
-    result = EvalResult(Verdict.ACCEPTED, Stage.DONE, "", task_name=task.name, task_hash=task.content_hash,
-                        policy=task.policy, dtype=task.dtype, provenance=provenance)
-    flush = l2_flush_buffer(facts.l2_bytes)
-    timed_shape = task.default_shape
-
-    baselines: dict[str, Any] = {}
+    session = Session(task, config, tolerance, provenance, peaks, l2_flush_buffer(facts.l2_bytes), {}, base_seed)
+    shape = task.default_shape
+    reference = make_reference(task, shape, derive_seed(base_seed, "roofline"))
+    inputs = make_inputs(task, shape, derive_seed(base_seed, "roofline", "inputs"))
+    with torch.no_grad():
+        out = reference(*inputs)
+    fn = getattr(task.module, "bytes_moved", None)
+    session.bytes_moved = int(fn(inputs, out)) if callable(fn) else estimate_bytes(inputs, reference, out)
+    fn = getattr(task.module, "flops", None)
+    session.flops = int(fn(inputs, out)) if callable(fn) else count_flops(reference, inputs)
+    del reference, inputs, out
+    torch.cuda.empty_cache()
     if config.baselines:
         _status(status_path, "baselines")
         try:
-            baselines = measure_baselines(task, timed_shape, config, cache_dir, base_seed, flush)
+            session.baselines = measure_baselines(task, shape, config, cache_dir, base_seed, session.flush)
         except Exception as exc:  # noqa: BLE001 - a baseline failure is recorded, not fatal
-            result.warnings.append(f"baselines failed: {type(exc).__name__}: {str(exc)[:200]}")
+            session.warnings.append(f"baselines failed: {type(exc).__name__}: {str(exc)[:200]}")
+    return session
 
+
+def _new_result(session: Session) -> EvalResult:
+    task = session.task
+    return EvalResult(Verdict.ACCEPTED, Stage.DONE, "", task_name=task.name, task_hash=task.content_hash,
+                      policy=task.policy, dtype=task.dtype, provenance=session.provenance,
+                      warnings=list(session.warnings))
+
+
+def evaluate_params(session: Session, model_new: type, kernel_names: set[str], params: dict[str, Any],
+                    index: int, guard: Any, candidate_path: str) -> EvalResult:
+    """Verify and time the candidate with one parameter setting."""
+    import torch
+
+    from autotuner.errors import CompileError
+    from autotuner.evaluator.inputs import make_candidate, make_reference
+    from autotuner.evaluator.measure import build_pool, stats_from, time_model, verify_timed_outputs
+    from autotuner.evaluator.roofline import floor_ms
+    from autotuner.evaluator.verify import Rejection, VerifyContext, derive_seed, verify_shape
+
+    task, config = session.task, session.config
+    seed = derive_seed(session.base_seed, "params", index)
+    result = _new_result(session)
+    timed_shape = task.default_shape
+    ctx = VerifyContext(task=task, model_new=model_new, params=params, kernel_names=kernel_names,
+                        tolerance=session.tolerance, base_seed=seed, trials=config.trials, guard=guard,
+                        warnings=result.warnings)
+    try:
+        # Hidden shapes and small ones first: cheap, and where hard-coding shows.
+        for shape in sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden)):
+            result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
+        result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
+        result.kernels_seen = ctx.kernels_seen
+        timed = next(s for s in result.shapes if s.shape == timed_shape.name)
+        timed.eager = stats_from(session.baselines.get("eager"))
+        timed.compiled = stats_from(session.baselines.get("compiled"))
+        timed.bytes_moved, timed.flops = session.bytes_moved, session.flops
+        timed.roofline_ms = floor_ms(session.bytes_moved, session.flops, session.peaks, task.dtype)
+        if config.time_candidate:
+            weight_seed = derive_seed(seed, "timing", "weights")
+            reference = make_reference(task, timed_shape, weight_seed)
+            pool, refresh = build_pool(task, timed_shape, seed, config, "candidate")
+            candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
+            run = time_model(candidate, pool, refresh, config, session.flush, keep_outputs=True)
+            if guard.changes():
+                raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
+            verify_timed_outputs(reference, pool, run, session.tolerance)
+            del pool, run.last_outputs[:]
+            timed.candidate = run.stats
+            _apply_roofline(result, timed, session)
+        result.reason = _accept_reason(result)
+    except Rejection as rejection:
+        result.verdict, result.stage, result.reason = Verdict.REJECTED, rejection.stage, rejection.reason
+    except CompileError as exc:
+        result.verdict, result.stage, result.reason = Verdict.REJECTED, Stage.COMPILE, str(exc)
+    except Exception as exc:  # noqa: BLE001 - the candidate's forward failed; classify it
+        result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
+        result.reason = f"forward failed{_candidate_frame(exc, candidate_path)}: {classify_exception(exc)}"
+    torch.cuda.empty_cache()
+    return result
+
+
+def _apply_roofline(result: EvalResult, timed: Any, session: Session) -> None:
+    from autotuner.evaluator.verify import Rejection
+
+    median = timed.candidate.median_ms
+    if median < session.config.roofline_slack * timed.roofline_ms:
+        raise Rejection(
+            Stage.ROOFLINE,
+            f"median {median:.4g} ms is faster than the hardware allows: {timed.bytes_moved / 1e6:.1f} MB "
+            f"and {timed.flops / 1e9:.2f} GFLOP need at least {timed.roofline_ms:.4g} ms at the measured "
+            f"peaks ({session.peaks.copy_gbps:.0f} GB/s); a measurement fault or a cheat",
+        )
+    result.roofline_fraction = timed.roofline_ms / median
+    if timed.eager:
+        result.speedup_eager = timed.eager.median_ms / median
+    if timed.compiled:
+        result.speedup_compile = timed.compiled.median_ms / median
+
+
+def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
+    """Evaluate the candidate once per parameter set, emitting each result as it is done."""
+    from autotuner.errors import CompileError
+    from autotuner.evaluator.candidate import declared_kernel_names, import_candidate
+    from autotuner.evaluator.watch import HarnessGuard
+
+    session = prepare(job, status_path)
+    candidate_path = job["candidate_path"]
+    param_sets = list(job.get("param_sets") or [{}])
+    first = int(job.get("first_index", 0))
     # ---- from here on, untrusted code is in the process --------------------------------
-    _status(status_path, "candidate")
+    _status(status_path, f"candidate:{first}")
     guard = HarnessGuard()
     started = time.perf_counter()
     try:
         module = import_candidate(Path(candidate_path))
         model_new = getattr(module, "ModelNew")
-    except Exception as exc:  # noqa: BLE001 - any failure to import is the candidate's
-        from autotuner.errors import CompileError
-
-        reason = str(exc) if isinstance(exc, CompileError) else classify_exception(exc)
-        result.verdict, result.stage = Verdict.REJECTED, Stage.COMPILE
-        result.reason = f"import failed{_candidate_frame(exc, candidate_path)}: {reason}"
-        return result
-    result.compile_ms = (time.perf_counter() - started) * 1e3
-    ctx = VerifyContext(task=task, model_new=model_new, params=params,
-                        kernel_names=declared_kernel_names(candidate_source), tolerance=tolerance,
-                        base_seed=base_seed, trials=config.trials, guard=guard, warnings=result.warnings)
-    try:
         if guard.changes():
-            raise Rejection(Stage.INTEGRITY, f"importing the candidate tampered with the harness: {guard.changes()[:3]}")
-        # Hidden shapes and small ones first: cheap, and where hard-coding shows.
-        order = sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden))
-        for shape in order:
-            result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
-        result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
-        result.kernels_seen = ctx.kernels_seen
-
-        timed = next(s for s in result.shapes if s.shape == timed_shape.name)
-        timed.eager = stats_from(baselines.get("eager"))
-        timed.compiled = stats_from(baselines.get("compiled"))
-        weight_seed = derive_seed(base_seed, "timing", "weights")
-        reference = make_reference(task, timed_shape, weight_seed)
-        pool, refresh = build_pool(task, timed_shape, base_seed, config, "candidate")
-        with torch.no_grad():
-            sample_out = reference(*pool[0])
-        fn = getattr(task.module, "bytes_moved", None)
-        timed.bytes_moved = int(fn(pool[0], sample_out)) if callable(fn) else estimate_bytes(pool[0], reference, sample_out)
-        fn = getattr(task.module, "flops", None)
-        timed.flops = int(fn(pool[0], sample_out)) if callable(fn) else count_flops(reference, pool[0])
-        timed.roofline_ms = floor_ms(timed.bytes_moved, timed.flops, peaks, task.dtype)
-        del sample_out
-        if config.time_candidate:
-            candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
-            run = time_model(candidate, pool, refresh, config, flush, keep_outputs=True)
-            if guard.changes():
-                raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
-            verify_timed_outputs(reference, pool, run, tolerance)
-            timed.candidate = run.stats
-            median = run.stats.median_ms
-            if median < config.roofline_slack * timed.roofline_ms:
-                raise Rejection(
-                    Stage.ROOFLINE,
-                    f"median {median:.4g} ms is faster than the hardware allows: {timed.bytes_moved / 1e6:.1f} MB "
-                    f"and {timed.flops / 1e9:.2f} GFLOP need at least {timed.roofline_ms:.4g} ms at the measured "
-                    f"peaks ({peaks.copy_gbps:.0f} GB/s); a measurement fault or a cheat",
-                )
-            result.roofline_fraction = timed.roofline_ms / median
-            if timed.eager:
-                result.speedup_eager = timed.eager.median_ms / median
-            if timed.compiled:
-                result.speedup_compile = timed.compiled.median_ms / median
-        result.reason = _accept_reason(result)
-    except Rejection as rejection:
-        result.verdict, result.stage, result.reason = Verdict.REJECTED, rejection.stage, rejection.reason
-    except Exception as exc:  # noqa: BLE001 - the candidate's forward failed; classify it
-        result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
-        result.reason = f"forward failed{_candidate_frame(exc, candidate_path)}: {classify_exception(exc)}"
-    return result
+            raise RuntimeError(f"importing the candidate tampered with the harness: {guard.changes()[:3]}")
+    except Exception as exc:  # noqa: BLE001 - any failure to import is the candidate's
+        reason = str(exc) if isinstance(exc, CompileError) else classify_exception(exc)
+        stage = Stage.INTEGRITY if "tampered" in reason else Stage.COMPILE
+        for _ in param_sets:
+            result = _new_result(session)
+            result.verdict, result.stage = Verdict.REJECTED, stage
+            result.reason = f"import failed{_candidate_frame(exc, candidate_path)}: {reason}"
+            emit(result)
+        return
+    import_ms = (time.perf_counter() - started) * 1e3
+    kernel_names = declared_kernel_names(Path(candidate_path).read_text())
+    for offset, params in enumerate(param_sets):
+        _status(status_path, f"candidate:{first + offset}")
+        started = time.perf_counter()
+        result = evaluate_params(session, model_new, kernel_names, dict(params), first + offset, guard, candidate_path)
+        result.compile_ms = import_ms
+        result.wall_s = time.perf_counter() - started
+        emit(result)
 
 
 def _accept_reason(result: EvalResult) -> str:
@@ -202,16 +262,19 @@ def main(argv: list[str]) -> int:
     job = json.loads(job_path.read_text())
     job_path.unlink()  # the seeds leave the file system before any candidate code runs
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    started = time.perf_counter()
+
+    def emit(result: EvalResult) -> None:
+        with open(result_path, "a") as out:  # one line per parameter set, as each finishes
+            out.write(json.dumps(result.to_json()) + "\n")
+
     try:
-        result = run_job(job, status_path)
+        run_job(job, status_path, emit)
     except Exception as exc:  # noqa: BLE001 - harness failure: reported as such
-        result = EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}")
         traceback.print_exc()
-    result.wall_s = time.perf_counter() - started
-    _write_json(result_path, result.to_json())
+        emit(EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}"))
     _status(status_path, "done")
     sys.stdout.flush()
+    sys.stderr.flush()
     # Skip interpreter teardown: a candidate's broken CUDA context can hang or crash it.
     os._exit(0)
 

@@ -75,3 +75,17 @@ def test_runtime_tricks_pass_static_check(cand: rt.Candidate) -> None:
 def test_correct_candidates_pass_static_check(cand: rt.Candidate) -> None:
     violations = _check_source()(cand.path.read_text(encoding="utf-8"))
     assert not violations, f"correct candidate {cand.name} flagged: {_describe(violations)}"
+
+
+@pytest.mark.parametrize("cand", STATIC, ids=lambda c: c.name)
+def test_evaluate_rejects_statically_without_gpu(cand: rt.Candidate) -> None:
+    """evaluate() stops these before it needs a GPU: the verdict a user sees, checked on CPU."""
+    from autotuner.evaluator import EvalConfig, Stage, Verdict, evaluate
+
+    result = evaluate(str(cand.task), str(cand.path), config=EvalConfig(time_candidate=False, baselines=False))
+    assert result.verdict is Verdict.REJECTED and result.stage is Stage.STATIC, (
+        f"{cand.name}: {result.verdict.value} at {result.stage.value}: {result.reason}"
+    )
+    assert rt.reason_matches(result.reason, cand.reason), (
+        f"{cand.name}: reason should mention one of {cand.reason}: {result.reason!r}"
+    )

@@ -42,3 +42,22 @@ def test_static_rejection_needs_no_child(tmp_path):
     bad.write_text("import os\nclass ModelNew: pass\n")
     result = evaluate(RELU_TASK, bad)
     assert result.stage is Stage.STATIC and "os" in result.reason
+
+
+def test_several_parameter_settings_share_one_child():
+    params = [{"BLOCK": 128}, {"BLOCK": 256}, {"BLOCK": 512}]
+    from autotuner.evaluator import evaluate_many
+
+    results = evaluate_many(RELU_TASK, RELU, params, EvalConfig(baselines=False))
+    assert [r.verdict for r in results] == [Verdict.ACCEPTED] * 3, [r.reason for r in results]
+    assert len({r.timed.candidate.median_ms for r in results}) == 3
+
+
+def test_a_hanging_setting_fails_alone_and_the_rest_still_run():
+    from autotuner.evaluator import evaluate_many
+
+    candidate = ROOT / "tests/gpu/candidates/relu_param_hang.py"
+    results = evaluate_many(RELU_TASK, candidate, [{"HANG": 0}, {"HANG": 1}, {"HANG": 0}],
+                            EvalConfig(baselines=False, time_candidate=False, timeout_s=20))
+    assert [r.stage for r in results] == [Stage.DONE, Stage.TIMEOUT, Stage.DONE], [r.reason for r in results]
+    assert results[2].accepted

@@ -6,7 +6,7 @@ kills the child's process tree after its timeout and reports it.
 """
 # TASK: tests/adversarial/tasks/relu.py
 # EXPECT: timeout
-# REASON: timeout|timed out|time limit|seconds
+# REASON: limit|killed|hang|timeout|timed out
 # TIMEOUT_S: 60
 
 import torch

@@ -22,5 +22,5 @@ elif behavior == "exit_no_result":
     print("RuntimeError: CUDA error: an illegal memory access was encountered", flush=True)
     sys.exit(1)
 elif behavior == "ok":
-    result_path.write_text(json.dumps({"verdict": "rejected", "stage": "correctness", "reason": "fake"}))
+    result_path.write_text(json.dumps({"verdict": "rejected", "stage": "correctness", "reason": "fake"}) + "\n")
     status_path.write_text(f"done {time.time()}\n")

@@ -31,7 +31,7 @@ def test_hang_is_killed_with_its_whole_process_tree(tmp_path):
     started = time.monotonic()
     data, phase, _, _ = _run_child({"behavior": "hang", "pid_file": str(pid_file)}, EvalConfig(timeout_s=1.0),
                                    tmp_path, command=FAKE)
-    assert data is None and phase.startswith("the candidate ran past its 1 s limit")
+    assert data == [] and phase.startswith("the candidate ran past its 1 s limit")
     assert time.monotonic() - started < 30
     grandchild = int(pid_file.read_text())
     deadline = time.monotonic() + 5
@@ -42,20 +42,20 @@ def test_hang_is_killed_with_its_whole_process_tree(tmp_path):
 
 def test_segfault_is_classified(tmp_path):
     data, phase, returncode, tail = _run_child({"behavior": "segfault"}, EvalConfig(timeout_s=30), tmp_path, command=FAKE)
-    assert data is None and phase == "candidate"
+    assert data == [] and phase == "candidate"
     assert "SIGSEGV" in _crash_reason(returncode, tail)
 
 
 def test_exit_without_result_reports_the_log(tmp_path):
     data, _, returncode, tail = _run_child({"behavior": "exit_no_result"}, EvalConfig(timeout_s=30), tmp_path, command=FAKE)
-    assert data is None
+    assert data == []
     reason = _crash_reason(returncode, tail)
     assert "code 1" in reason and "illegal memory access" in reason
 
 
 def test_result_is_read_back(tmp_path):
     data, phase, returncode, _ = _run_child({"behavior": "ok"}, EvalConfig(timeout_s=30), tmp_path, command=FAKE)
-    assert data["reason"] == "fake" and phase == "done" and returncode == 0
+    assert data[0]["reason"] == "fake" and phase == "done" and returncode == 0
 
 
 def _accepted(n_calls: int = 50, median: float = 1.0, speedup: float = 2.0) -> EvalResult:
@@ -93,11 +93,11 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
 
     root = Path(__file__).parents[3]
     job = {"task_path": str(root / "kernels/tasks/activation/relu.py"),
-           "candidate_path": str(root / "examples/relu_candidate.py"), "params": {},
+           "candidate_path": str(root / "examples/relu_candidate.py"), "param_sets": [{}],
            "config": {"timeout_s": 60.0}, "cache_dir": str(tmp_path / "cache"), "seed": 1}
     data, phase, returncode, tail = _run_child(job, EvalConfig(timeout_s=60), tmp_path, command=None)
-    assert data is not None, tail
-    result = EvalResult.from_json(data)
+    assert len(data) == 1, tail
+    result = EvalResult.from_json(data[0])
     assert phase == "done" and returncode == 0
     assert not (tmp_path / "job.json").exists(), "the job file (with its seed) must be gone"
     if not torch.cuda.is_available():
