@@ -29,7 +29,8 @@ extern "C" __global__ void relu_inline_f32(const float* __restrict__ x, float* _
 
 WRAPPER = r'''
 #include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 
 torch::Tensor relu_forward(torch::Tensor x, int64_t block, int64_t max_blocks) {
     TORCH_CHECK(x.is_cuda() && x.is_contiguous() && x.scalar_type() == torch::kFloat32);
@@ -40,7 +41,7 @@ torch::Tensor relu_forward(torch::Tensor x, int64_t block, int64_t max_blocks) {
                      reinterpret_cast<uintptr_t>(y.data_ptr()) % 16 == 0);
     const long long work = vec ? n / 4 : n;
     const long long grid = std::max(1LL, std::min((work + block - 1) / block, (long long)max_blocks));
-    relu_inline_f32<<<(unsigned)grid, (unsigned)block, 0, at::cuda::getCurrentCUDAStream()>>>(
+    relu_inline_f32<<<(unsigned)grid, (unsigned)block, 0, c10::cuda::getCurrentCUDAStream()>>>(
         x.data_ptr<float>(), y.data_ptr<float>(), n, vec);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return y;

@@ -1,0 +1,229 @@
+"""LLM configuration: one frozen dataclass, built by one function, secrets only from the env.
+
+Layers, lowest first: the defaults below < the ``[llm]`` table of a config file (the mapping
+given to ``llm_config_from``) < the environment:
+
+``AUTOTUNER_LLM_BASE_URL``  the OpenAI-compatible endpoint, e.g. ``http://localhost:8000/v1``
+``AUTOTUNER_LLM_MODEL``     ``"name"`` or ``"name:weight,name2:weight2"``
+``AUTOTUNER_LLM_API_KEY``   the key; else the variable named by ``api_key_env``
+                            (default ``OPENAI_API_KEY``)
+
+The key itself is never stored in the config, in logs, in cache keys or in the archive:
+``resolve_api_key`` reads it from the environment when the client is built.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from autotuner.errors import ConfigError, LLMUnavailableError
+
+ENV_BASE_URL = "AUTOTUNER_LLM_BASE_URL"
+ENV_MODEL = "AUTOTUNER_LLM_MODEL"
+ENV_API_KEY = "AUTOTUNER_LLM_API_KEY"
+LOCAL_PLACEHOLDER_KEY = "not-needed"  # local servers (vLLM, llama.cpp, Ollama) ignore the key
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One model the proposer may ask, how often (relative weight), and its price in USD."""
+
+    name: str
+    weight: float = 1.0
+    price_in_per_mtok: float = 0.0  # USD per million prompt tokens
+    price_out_per_mtok: float = 0.0  # USD per million completion tokens
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError(f"llm model name must be a non-empty string, got {self.name!r}")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ConfigError(f"llm model {self.name!r}: weight must be > 0, got {self.weight}")
+        for label in ("price_in_per_mtok", "price_out_per_mtok"):
+            price = getattr(self, label)
+            if not (math.isfinite(price) and price >= 0):
+                raise ConfigError(f"llm model {self.name!r}: {label} must be >= 0, got {price}")
+
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.price_in_per_mtok + tokens_out * self.price_out_per_mtok) / 1e6
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    base_url: str = "https://api.openai.com/v1"
+    models: tuple[ModelChoice, ...] = ()
+    temperature: float = 0.7
+    max_tokens: int = 8192  # completion tokens per call
+    timeout_s: float = 300.0  # per HTTP attempt; the SDK retries timeouts
+    max_retries: int = 3  # the SDK's own retries (429, 5xx, timeouts, with backoff); no others
+    concurrency: int = 4  # requests in flight at once
+    cache: bool = True  # keep responses on disk (replayed on an identical request)
+    cache_dir: str | None = None  # None: $AUTOTUNER_CACHE_DIR/llm or ~/.cache/autotuner/llm
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_url, str) or urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ConfigError(f"llm base_url must be an http(s) URL, got {self.base_url!r}")
+        checks = [
+            ("temperature", self.temperature >= 0),
+            ("max_tokens", self.max_tokens >= 1),
+            ("timeout_s", self.timeout_s > 0),
+            ("max_retries", self.max_retries >= 0),
+            ("concurrency", self.concurrency >= 1),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ConfigError(f"llm {name} is out of range: {getattr(self, name)!r}")
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"llm models repeat a name: {names}")
+
+    def model(self, name: str) -> ModelChoice | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        root = os.environ.get("AUTOTUNER_CACHE_DIR") or str(Path.home() / ".cache" / "autotuner")
+        return Path(root).expanduser() / "llm"
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "base_url": str, "temperature": float, "max_tokens": int, "timeout_s": float,
+    "max_retries": int, "concurrency": int, "cache": bool, "cache_dir": str, "api_key_env": str,
+}  # fmt: skip
+_MODEL_KEYS = ("name", "weight", "price_in_per_mtok", "price_out_per_mtok")
+VALID_KEYS = tuple(sorted({f.name for f in fields(LLMConfig)} | {"model"}))
+
+
+def llm_config_from(mapping: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> LLMConfig:
+    """The config from a ``[llm]`` table (``mapping``) under the environment (``env``).
+
+    ``model = "a:2,b:1"`` is a shorthand for ``models``; ``models`` may be a list of such
+    strings or of tables with keys ``name, weight, price_in_per_mtok, price_out_per_mtok``.
+    Unknown keys raise ``ConfigError`` listing the valid ones; so does a key in the file.
+    """
+    mapping = dict(mapping or {})
+    env = os.environ if env is None else env
+    if "api_key" in mapping:
+        raise ConfigError(
+            "llm api_key may not be written in a config file: put the key in the environment "
+            f"({ENV_API_KEY} or OPENAI_API_KEY), or name its variable with api_key_env"
+        )
+    unknown = sorted(set(mapping) - set(VALID_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown llm config key(s) {unknown}; valid keys: {list(VALID_KEYS)}")
+    if "model" in mapping and "models" in mapping:
+        raise ConfigError("llm config sets both model and models; use one")
+
+    values: dict[str, Any] = {}
+    for key, kind in _FIELD_TYPES.items():
+        if key in mapping and mapping[key] is not None:
+            values[key] = _coerce(key, mapping[key], kind)
+    file_models = _models(mapping.get("models", mapping.get("model")))
+    if file_models:
+        values["models"] = file_models
+
+    if env.get(ENV_BASE_URL):
+        values["base_url"] = env[ENV_BASE_URL].strip()
+    if env.get(ENV_MODEL):
+        priced = {m.name: m for m in file_models}
+        values["models"] = tuple(
+            ModelChoice(m.name, m.weight, priced[m.name].price_in_per_mtok, priced[m.name].price_out_per_mtok)
+            if m.name in priced else m
+            for m in _models(env[ENV_MODEL])
+        )
+    return LLMConfig(**values)
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"llm {key} must be true or false, got {value!r}")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"llm {key} must be a string, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"llm {key} must be a number, got {value!r}")
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"llm {key} must be a number, got {value!r}") from None
+    if kind is int and float(value) != number:
+        raise ConfigError(f"llm {key} must be a whole number, got {value!r}")
+    return number
+
+
+def _models(spec: Any) -> tuple[ModelChoice, ...]:
+    """``"a"``, ``"a:2,b:1"``, or a list of such strings / of tables -> ModelChoice tuple."""
+    if spec is None or spec == "" or spec == []:
+        return ()
+    if isinstance(spec, str):
+        spec = [part for part in spec.split(",") if part.strip()]
+    if not isinstance(spec, (list, tuple)):
+        raise ConfigError(f"llm models must be a list or a 'name:weight,...' string, got {spec!r}")
+    out = []
+    for entry in spec:
+        if isinstance(entry, ModelChoice):
+            out.append(entry)
+        elif isinstance(entry, str):
+            name, sep, weight = entry.strip().rpartition(":")
+            if not sep or not _is_number(weight):  # "name" alone, or a name that holds a colon
+                name, weight = entry.strip(), "1"
+            out.append(ModelChoice(name.strip(), _coerce("model weight", weight, float)))
+        elif isinstance(entry, Mapping):
+            unknown = sorted(set(entry) - set(_MODEL_KEYS))
+            if unknown or "name" not in entry:
+                raise ConfigError(f"llm models entry {dict(entry)!r}: keys must be among {list(_MODEL_KEYS)}, with name")
+            numbers = {k: _coerce(k, entry[k], float) for k in _MODEL_KEYS[1:] if k in entry}
+            out.append(ModelChoice(str(entry["name"]), **numbers))
+        else:
+            raise ConfigError(f"llm models entry must be a string or a table, got {entry!r}")
+    return tuple(out)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_loopback(base_url: str) -> bool:
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_api_key(config: LLMConfig, env: Mapping[str, str] | None = None) -> str:
+    """The key from the environment: ``AUTOTUNER_LLM_API_KEY``, else ``config.api_key_env``.
+
+    A loopback endpoint (a local vLLM, llama.cpp or Ollama server) needs no key and gets a
+    placeholder; any other endpoint without a key raises ``LLMUnavailableError`` naming what
+    to set. The key is returned to the caller only, never logged or stored.
+    """
+    env = os.environ if env is None else env
+    for name in (ENV_API_KEY, config.api_key_env):
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    if is_loopback(config.base_url):
+        return LOCAL_PLACEHOLDER_KEY
+    names = " or ".join(dict.fromkeys((ENV_API_KEY, config.api_key_env)))
+    raise LLMUnavailableError(
+        f"no API key for {config.base_url}: set {names} in the environment "
+        "(any non-empty value for a server that needs no key)"
+    )
