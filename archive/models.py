@@ -147,15 +147,18 @@ class Evaluation(Base):
 
     __tablename__ = "evaluations"
     __table_args__ = (
-        # best / leaderboard: current, accepted, per task and GPU, fastest first.
-        Index("ix_evaluations_ranking", "harness_version", "verdict", "task_id", "gpu_name", "candidate_median_ms"),
-        # leaderboard denominators and the stale listing.
-        Index("ix_evaluations_scope", "harness_version", "gpu_name", "task_id"),
-    )
+        # best / leaderboard: current, accepted, per task, GPU and policy, fastest first.
+        Index("ix_evaluations_ranking", "harness_version", "verdict", "task_id", "gpu_name", "policy",
+              "candidate_median_ms", "kernel_id"),
+        # "was this kernel rejected / re-verified on this GPU by this harness?" (index only)
+        Index("ix_evaluations_kernel_gpu", "kernel_id", "gpu_name", "harness_version", "verdict"),
+        # leaderboard denominators: tasks attempted per GPU and policy.
+        Index("ix_evaluations_scope", "harness_version", "gpu_name", "policy", "task_id"),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)
-    kernel_id: Mapped[int] = mapped_column(ForeignKey("kernels.id"), index=True)
+    kernel_id: Mapped[int] = mapped_column(ForeignKey("kernels.id"))  # indexed by kernel_gpu
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

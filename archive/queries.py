@@ -24,7 +24,7 @@ def current_harness() -> str:
     return autotuner.HARNESS_VERSION
 
 
-def _iso(value: Any) -> str:
+def iso_time(value: Any) -> str:
     return value.isoformat() if value is not None else ""
 
 
@@ -41,9 +41,9 @@ def resolve_tasks(session: Session, ref: str) -> list[int]:
     return ids
 
 
-def gpu_matches(gpu: str) -> Any:
+def gpu_matches(gpu: str, column: Any = Evaluation.gpu_name) -> Any:
     """Case-insensitive substring match, so ``--gpu h100`` finds "NVIDIA H100 80GB HBM3"."""
-    return func.lower(Evaluation.gpu_name).contains(gpu.lower(), autoescape=True)
+    return func.lower(column).contains(gpu.lower(), autoescape=True)
 
 
 def list_tasks(session: Session, include_stale: bool = False) -> list[TaskRow]:
@@ -188,7 +188,7 @@ def evaluation_row(ev: Evaluation, with_shapes: bool = True) -> EvaluationRow:
                 }
             )  # fmt: skip
     return EvaluationRow(
-        id=ev.id, uid=ev.uid, created_at=_iso(ev.created_at), verdict=ev.verdict, stage=ev.stage,
+        id=ev.id, uid=ev.uid, created_at=iso_time(ev.created_at), verdict=ev.verdict, stage=ev.stage,
         reason=ev.reason, policy=ev.policy, dtype=ev.dtype, gpu=ev.gpu_name, capability=ev.capability,
         driver=ev.driver, torch=ev.torch_version, cuda=ev.torch_cuda, cupy=ev.cupy_version,
         harness=ev.harness_version, stale=ev.harness_version != current_harness(),
@@ -233,7 +233,7 @@ def show_kernel(session: Session, kernel_id: int) -> KernelDetail:
         proposer=kernel.proposer, operator=kernel.operator, model=kernel.model, prompt=kernel.prompt,
         params=kernel.params, source_hash=kernel.source_hash, parents=_parents(session, [kernel_id])[kernel_id],
         children=_children(session, [kernel_id])[kernel_id], run_id=kernel.run_id,
-        created_at=_iso(kernel.created_at), source=kernel.source,
+        created_at=iso_time(kernel.created_at), source=kernel.source,
         evaluations=[evaluation_row(ev) for ev in evals],
     )  # fmt: skip
 

@@ -18,23 +18,67 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from archive.models import Evaluation, Kernel, Task
-from archive.queries import _iso, current_harness, gpu_matches, resolve_tasks
+from archive.queries import iso_time, current_harness, gpu_matches, resolve_tasks
 from archive.rows import BestRow, LeaderRow, StaleRow
 
 
-def _winner_conditions(include_stale: bool) -> list[Any]:
+def _winner_conditions(e: Any, include_stale: bool) -> list[Any]:
+    """Conditions on evaluation alias ``e`` for being a winner (see the module doc)."""
     hv = current_harness()
     rejected = aliased(Evaluation)
     ever_rejected = (
         select(rejected.id)
-        .where(rejected.kernel_id == Evaluation.kernel_id, rejected.gpu_name == Evaluation.gpu_name)
+        .where(rejected.kernel_id == e.kernel_id, rejected.gpu_name == e.gpu_name)
         .where(rejected.harness_version == hv, rejected.verdict == "rejected")
         .exists()
     )
-    conds = [Evaluation.verdict == "accepted", Evaluation.candidate_median_ms.is_not(None), ~ever_rejected]
+    conds = [e.verdict == "accepted", e.candidate_median_ms.is_not(None), ~ever_rejected]
     if not include_stale:
-        conds.append(Evaluation.harness_version == hv)
+        conds.append(e.harness_version == hv)
     return conds
+
+
+def _scope(session: Session, e: Any, task: str | None, gpu: str | None, policy: str | None) -> list[Any]:
+    conds: list[Any] = []
+    if task is not None:
+        conds.append(e.task_id.in_(resolve_tasks(session, task)))
+    if gpu:
+        conds.append(gpu_matches(gpu, e.gpu_name))
+    if policy:
+        conds.append(e.policy == policy)
+    return conds
+
+
+def _first_winners(session: Session, scope: list[Any], include_stale: bool) -> list[int]:
+    """Id of the fastest winner of each (task, GPU, policy) group: one ordered index probe
+    per group (``ix_evaluations_ranking``) instead of ranking every accepted row."""
+    group_conds = [*scope, Evaluation.verdict == "accepted"]
+    if not include_stale:
+        group_conds.append(Evaluation.harness_version == current_harness())
+    groups = select(Evaluation.task_id, Evaluation.gpu_name, Evaluation.policy).where(*group_conds).distinct().subquery("g")
+    e = aliased(Evaluation, name="e")
+    first = (
+        select(e.id)
+        .where(e.task_id == groups.c.task_id, e.gpu_name == groups.c.gpu_name, e.policy == groups.c.policy)
+        .where(*_winner_conditions(e, include_stale))
+        .order_by(e.candidate_median_ms, e.id)
+        .limit(1)
+        .correlate(groups)
+        .scalar_subquery()
+    )
+    return [i for i in session.scalars(select(first).select_from(groups)) if i is not None]
+
+
+def _ranked_winners(session: Session, scope: list[Any], include_stale: bool, top: int) -> list[int]:
+    """Ids of the ``top`` fastest winners of each group (window function; for top > 1)."""
+    rank = func.row_number().over(
+        partition_by=(Evaluation.task_id, Evaluation.gpu_name, Evaluation.policy),
+        order_by=(Evaluation.candidate_median_ms, Evaluation.id),
+    )
+    ranked = (
+        select(Evaluation.id, rank.label("rank")).where(*scope, *_winner_conditions(Evaluation, include_stale)).subquery()
+    )
+    return list(session.scalars(select(ranked.c.id).where(ranked.c.rank <= top)))
 
 
 def best(
@@ -45,45 +89,26 @@ def best(
     include_stale: bool = False,
     top: int = 1,
 ) -> list[BestRow]:
-    """The ``top`` fastest winners per (task, GPU, policy), ordered by task name and GPU."""
-    conds = _winner_conditions(include_stale)
-    if task is not None:
-        conds.append(Evaluation.task_id.in_(resolve_tasks(session, task)))
-    if gpu:
-        conds.append(gpu_matches(gpu))
-    if policy:
-        conds.append(Evaluation.policy == policy)
-    rank = func.row_number().over(
-        partition_by=(Evaluation.task_id, Evaluation.gpu_name, Evaluation.policy),
-        order_by=(Evaluation.candidate_median_ms, Evaluation.id),
-    )
-    e = Evaluation
-    ranked = (
-        select(
-            e.id, e.task_id, e.kernel_id, e.gpu_name, e.policy, e.dtype, e.candidate_median_ms,
-            e.eager_median_ms, e.compiled_median_ms, e.speedup_eager, e.speedup_compile,
-            e.roofline_fraction, e.harness_version, rank.label("rank"),
-        )
-        .where(*conds)
-        .subquery()
-    )  # fmt: skip
-    stmt = (
-        select(ranked, Task.name)
-        .join(Task, Task.id == ranked.c.task_id)
-        .where(ranked.c.rank <= top)
-        .order_by(Task.name, ranked.c.task_id, ranked.c.gpu_name, ranked.c.policy, ranked.c.rank)
-    )
+    """The ``top`` fastest winners per (task, GPU, policy), ordered by task name, GPU, time."""
+    scope = _scope(session, Evaluation, task, gpu, policy)
+    ids = _first_winners(session, scope, include_stale) if top == 1 else _ranked_winners(session, scope, include_stale, top)
     hv = current_harness()
-    return [
-        BestRow(
-            task_id=r.task_id, task=r.name, gpu=r.gpu_name, policy=r.policy, dtype=r.dtype,
-            kernel_id=r.kernel_id, evaluation_id=r.id, candidate_ms=r.candidate_median_ms,
-            eager_ms=r.eager_median_ms, compiled_ms=r.compiled_median_ms, speedup_eager=r.speedup_eager,
-            speedup_compile=r.speedup_compile, roofline_fraction=r.roofline_fraction,
-            harness=r.harness_version, stale=r.harness_version != hv,
-        )
-        for r in session.execute(stmt)
-    ]  # fmt: skip
+    rows: list[BestRow] = []
+    e = Evaluation
+    columns = (e.id, e.task_id, e.kernel_id, e.gpu_name, e.policy, e.dtype, e.candidate_median_ms, e.eager_median_ms,
+               e.compiled_median_ms, e.speedup_eager, e.speedup_compile, e.roofline_fraction, e.harness_version)  # fmt: skip
+    for i in range(0, len(ids), 500):
+        stmt = select(*columns, Task.name).join(Task, Task.id == e.task_id).where(e.id.in_(ids[i : i + 500]))
+        for r in session.execute(stmt):
+            rows.append(BestRow(
+                task_id=r.task_id, task=r.name, gpu=r.gpu_name, policy=r.policy, dtype=r.dtype,
+                kernel_id=r.kernel_id, evaluation_id=r.id, candidate_ms=r.candidate_median_ms,
+                eager_ms=r.eager_median_ms, compiled_ms=r.compiled_median_ms, speedup_eager=r.speedup_eager,
+                speedup_compile=r.speedup_compile, roofline_fraction=r.roofline_fraction,
+                harness=r.harness_version, stale=r.harness_version != hv,
+            ))  # fmt: skip
+    rows.sort(key=lambda r: (r.task, r.task_id, r.gpu, r.policy, r.candidate_ms, r.evaluation_id))
+    return rows
 
 
 def geomean(values: Sequence[float]) -> float | None:
@@ -167,6 +192,6 @@ def stale_kernels(session: Session, gpu: str | None = None, limit: int | None = 
     if limit:
         stmt = stmt.limit(limit)
     return [
-        StaleRow(r.kernel_id, r.name, r.gpu_name, r.harness, r.n, _iso(r.last), r.speedup)
+        StaleRow(r.kernel_id, r.name, r.gpu_name, r.harness, r.n, iso_time(r.last), r.speedup)
         for r in session.execute(stmt)
     ]

@@ -4,9 +4,12 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2025-11-21
 
-``ix_evaluations_ranking`` serves "current, accepted, per task and GPU, fastest first";
-``ix_evaluations_scope`` serves the leaderboard's per-GPU task counts and the stale listing.
-``autotuner bench archive`` measures both queries with and without them.
+``ix_evaluations_ranking`` serves "current, accepted, per task, GPU and policy, fastest
+first" (covering, so the first winner of each group is one index probe);
+``ix_evaluations_kernel_gpu`` replaces the plain kernel_id index and answers "has this kernel
+been rejected / re-verified on this GPU by this harness" from the index alone;
+``ix_evaluations_scope`` serves the leaderboard's per-GPU task counts.
+``autotuner bench archive`` measures best and leaderboard with and without them.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ branch_labels = None
 depends_on = None
 
 RANKING_INDEXES = {
-    "ix_evaluations_ranking": ["harness_version", "verdict", "task_id", "gpu_name", "candidate_median_ms"],
-    "ix_evaluations_scope": ["harness_version", "gpu_name", "task_id"],
+    "ix_evaluations_ranking": [
+        "harness_version", "verdict", "task_id", "gpu_name", "policy", "candidate_median_ms", "kernel_id",
+    ],
+    "ix_evaluations_kernel_gpu": ["kernel_id", "gpu_name", "harness_version", "verdict"],
+    "ix_evaluations_scope": ["harness_version", "gpu_name", "policy", "task_id"],
 }
 
 
@@ -50,9 +56,11 @@ def upgrade() -> None:
     op.create_index("ix_llm_calls_kernel_id", "llm_calls", ["kernel_id"])
     for name, columns in RANKING_INDEXES.items():
         op.create_index(name, "evaluations", columns)
+    op.drop_index("ix_evaluations_kernel_id", table_name="evaluations")  # a prefix of kernel_gpu
 
 
 def downgrade() -> None:
+    op.create_index("ix_evaluations_kernel_id", "evaluations", ["kernel_id"])
     for name in RANKING_INDEXES:
         op.drop_index(name, table_name="evaluations")
     op.drop_table("llm_calls")

@@ -1,0 +1,70 @@
+"""What a run has already done, read back from the archive alone: how a killed run resumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from archive.convert import to_result
+from archive.models import Evaluation, Kernel, KernelParent, Run
+from autotuner.errors import NotFoundError
+from autotuner.evaluator.verdict import EvalResult
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    kernel_id: int
+    task_hash: str
+    source: str
+    source_hash: str
+    params: dict[str, Any]
+    operator: str | None
+    proposer: str | None
+    parents: tuple[int, ...]
+    evaluation_id: int
+    result: EvalResult
+
+
+def run_config(archive: Any, run_id: int) -> tuple[dict[str, Any], str]:
+    """The stored configuration and status of run ``run_id``."""
+    with archive.db.read() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id} in the archive at {archive.url}")
+        return dict(run.config or {}), run.status
+
+
+def latest_run(archive: Any, status: str | None = None) -> int | None:
+    with archive.db.read() as s:
+        stmt = select(Run.id).order_by(Run.id.desc()).limit(1)
+        if status:
+            stmt = stmt.where(Run.status == status)
+        return s.scalar(stmt)
+
+
+def run_history(archive: Any, run_id: int) -> list[HistoryItem]:
+    """Every evaluation recorded under ``run_id``, oldest first, with its kernel."""
+    with archive.db.read() as s:
+        stmt = (select(Evaluation).where(Evaluation.run_id == run_id).order_by(Evaluation.id)
+                .options(selectinload(Evaluation.shapes)))
+        evaluations = list(s.scalars(stmt))
+        kernel_ids = {ev.kernel_id for ev in evaluations}
+        kernels = {k.id: k for k in s.scalars(select(Kernel).where(Kernel.id.in_(kernel_ids)).options(
+            selectinload(Kernel.task)))} if kernel_ids else {}
+        parents: dict[int, list[int]] = {}
+        if kernel_ids:
+            for link in s.scalars(select(KernelParent).where(KernelParent.kernel_id.in_(kernel_ids))
+                                  .order_by(KernelParent.position)):
+                parents.setdefault(link.kernel_id, []).append(link.parent_id)
+        items = []
+        for ev in evaluations:
+            kernel = kernels[ev.kernel_id]
+            result = to_result(ev, task_name=kernel.task.name, task_hash=kernel.task.content_hash,
+                               candidate_hash=kernel.source_hash)
+            items.append(HistoryItem(kernel.id, kernel.task.content_hash, kernel.source, kernel.source_hash,
+                                     dict(kernel.params or {}), kernel.operator, kernel.proposer,
+                                     tuple(parents.get(kernel.id, ())), ev.id, result))
+        return items

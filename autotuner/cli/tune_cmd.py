@@ -1,0 +1,137 @@
+"""``autotuner tune TASK...``: the main job. Verified, profiled kernels, kept in the archive."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from autotuner.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="search for fast, verified kernels for task files (the main job)")
+    p.add_argument("tasks", nargs="*", help="task files or folders (default: the built-in suite)")
+    p.add_argument("--proposer", choices=["rules", "llm", "mixed"], help="who proposes candidates (default: rules)")
+    p.add_argument("--config", help="TOML config file (default: ./autotuner.toml if present)")
+    p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL, else the SQLite file in the README)")
+    p.add_argument("--resume", nargs="?", const=0, type=int, metavar="RUN_ID",
+                   help="continue a killed or stopped run (default: the latest unfinished one)")
+    p.add_argument("--max-candidates", type=int, help="stop after this many evaluations")
+    p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
+    p.add_argument("--max-tokens", type=int, help="LLM token cap")
+    p.add_argument("--max-cost", type=float, help="LLM cost cap in USD")
+    p.add_argument("--tune-trials", type=int, help="optuna evaluations per structurally new candidate")
+    p.add_argument("--generations", type=int, help="LLM generations per task")
+    p.add_argument("--islands", type=int, help="islands in the LLM population")
+    p.add_argument("--gpus", help="GPU indices to use, one evaluation worker each (e.g. 0,1)")
+    p.add_argument("--report", help="folder for report.md and progress.png (default: ./autotuner-runs/run-N)")
+    p.add_argument("--evaluator", choices=["gpu", "simulate"], default="gpu",
+                   help="'simulate' makes up results without a GPU, to try the search logic (never for real numbers)")
+    p.add_argument("--simulate-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    search = {k: v for k, v in (("proposer", args.proposer), ("tune_trials", args.tune_trials),
+                                ("generations", args.generations), ("islands", args.islands)) if v is not None}
+    budget = {k: v for k, v in (("max_candidates", args.max_candidates), ("max_minutes", args.max_minutes),
+                                ("max_tokens", args.max_tokens), ("max_cost_usd", args.max_cost)) if v is not None}
+    out: dict[str, Any] = {}
+    if search:
+        out["search"] = search
+    if budget:
+        out["budget"] = budget
+    if args.db:
+        out["db_url"] = args.db
+    if args.gpus:
+        out["gpus"] = args.gpus
+    if args.report:
+        out["report_dir"] = args.report
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from archive import Archive
+    from archive.history import latest_run, run_config, run_history
+    from autotuner.config import load_config, merge, RunConfig
+    from autotuner.tasks import discover_tasks, load_task, suite_dir
+    from evolution.app import run_tuning
+
+    config = load_config(args.config, overrides=_overrides(args))
+    archive = Archive.open(config.db_url)
+    try:
+        history = []
+        if args.resume is not None:
+            run_id = args.resume or latest_run(archive, status="running")
+            if not run_id:
+                raise ConfigError("no unfinished run to resume in the archive; start one without --resume")
+            stored, status = run_config(archive, run_id)
+            config = merge(RunConfig(), stored.get("config", {}), f"run {run_id}")
+            config = merge(config, _overrides(args), "command line")
+            task_paths = [Path(p) for p in stored.get("tasks", [])]
+            history = run_history(archive, run_id)
+            print(f"resuming run {run_id} ({status}): {len(history)} evaluations already in the archive", file=sys.stderr)
+        else:
+            roots = args.tasks or [str(suite_dir())]
+            task_paths = [p for root in roots for p in discover_tasks(root)]
+            run_id = None
+        tasks = [load_task(p) for p in task_paths]
+        bar = _Progress(enabled=not args.no_progress, total=config.budget.max_candidates)
+        try:
+            outcome = run_tuning(archive, config, tasks, run_id=run_id, history=history,
+                                 simulate=args.evaluator == "simulate", simulate_delay=args.simulate_delay,
+                                 callbacks=bar.callbacks())
+        finally:
+            bar.close()
+    finally:
+        archive.close()
+    _print_table(outcome)
+    return 0
+
+
+class _Progress:
+    """tqdm bar: candidates evaluated, verdict counts, best speedup so far."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        from collections import Counter
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="cand", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+        self.verdicts: Counter = Counter()
+        self.best: float | None = None
+
+    def callbacks(self) -> Any:
+        from evolution.loop import Callbacks
+
+        def on_result(outcome: Any, result: Any) -> None:
+            self.verdicts["ok" if result.accepted else result.stage.value] += 1
+            if result.accepted and result.speedup_eager is not None:
+                self.best = max(self.best or 0.0, result.speedup_eager)
+            self.bar.set_postfix_str(
+                f"{outcome.task} | " + " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
+                + (f" | best {self.best:.2f}x" if self.best else ""), refresh=False)
+            self.bar.update(1)
+
+        return Callbacks(on_result=on_result, on_note=lambda text: self.bar.write(f"note: {text}", file=sys.stderr))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _print_table(outcome: Any) -> None:
+    from evolution.report import HEADER, geomean, table_rows
+
+    rows = table_rows(outcome.outcomes)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
+    print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    speedups = [o.best_result.speedup_eager for o in outcome.outcomes if o.best_result and o.best_result.speedup_eager]
+    g = geomean(speedups)
+    print(f"run {outcome.run_id} {outcome.status}: {sum(o.candidates for o in outcome.outcomes)} candidates"
+          + (f", geomean {g:.2f}x vs eager over {len(speedups)} tasks" if g else ""))
+    print(f"report: {outcome.report}  plot: {outcome.plot}")

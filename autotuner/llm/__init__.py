@@ -1,0 +1,23 @@
+"""The LLM side: config, the OpenAI-compatible client, response cache, budgets, parsing, prompts.
+
+The proposer that uses all of it is ``evolution.proposers.llm.LLMProposer``.
+"""
+
+from autotuner.llm.budget import Budget
+from autotuner.llm.cache import ResponseCache, cache_key
+from autotuner.llm.client import LLMClient
+from autotuner.llm.config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
+from autotuner.llm.parse import extract_candidate, params_of
+
+__all__ = [
+    "Budget",
+    "LLMClient",
+    "LLMConfig",
+    "ModelChoice",
+    "ResponseCache",
+    "cache_key",
+    "extract_candidate",
+    "llm_config_from",
+    "params_of",
+    "resolve_api_key",
+]

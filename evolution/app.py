@@ -1,0 +1,89 @@
+"""Assemble a tuning run from a configuration: proposers, budget, evaluation pool, archive run."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotuner.config import RunConfig
+from autotuner.runtime.compile import cache_root
+from autotuner.tasks import Task
+from evolution.evalpool import EvalPool, real_evaluator
+from evolution.loop import Callbacks, TaskOutcome, TuneRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    run_id: int
+    status: str  # done | budget
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+    report: Path | None = None
+    plot: Path | None = None
+    spent: dict[str, Any] = field(default_factory=dict)
+
+
+def make_budget(config: RunConfig) -> Any:
+    from autotuner.llm.budget import Budget
+
+    b = config.budget
+    return Budget(max_tokens=b.max_tokens, max_cost_usd=b.max_cost_usd, max_candidates=b.max_candidates,
+                  max_wall_s=b.max_minutes * 60 if b.max_minutes is not None else None)
+
+
+def make_proposers(config: RunConfig, budget: Any) -> dict[str, Any]:
+    proposers: dict[str, Any] = {}
+    if config.search.proposer in ("rules", "mixed"):
+        from evolution.proposers.rules import RulesProposer
+
+        proposers["rules"] = RulesProposer()
+    if config.search.proposer in ("llm", "mixed"):
+        from autotuner.llm.config import llm_config_from
+        from evolution.proposers.llm import LLMProposer
+
+        llm_config = llm_config_from(config.llm, os.environ)
+        proposers["llm"] = LLMProposer(llm_config, budget=budget)
+    return proposers
+
+
+def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: int | None = None,
+               history: list[Any] | None = None, simulate: bool = False, simulate_delay: float = 0.0,
+               callbacks: Callbacks | None = None) -> RunOutcome:
+    """Run (or resume, with ``run_id`` and its ``history``) a tuning run; returns what it found."""
+    if run_id is None:
+        run_id = archive.start_run({"config": config.to_json(), "tasks": [str(t.path) for t in tasks],
+                                    "evaluator": "simulate" if simulate else "gpu"})
+    budget = make_budget(config)
+    if history:
+        budget.count_candidate(0)  # budgets count this session's work; the archive holds the rest
+    proposers = make_proposers(config, budget)
+    if simulate:
+        from evolution.simulate import simulated_evaluator
+
+        evaluator = simulated_evaluator(simulate_delay)
+    else:
+        evaluator = real_evaluator
+    pool = EvalPool(evaluator, config.eval, list(config.gpus))
+    run = TuneRun(archive, run_id, config.search, proposers, pool, budget,
+                  workdir=cache_root() / "runs" / f"run-{run_id}", callbacks=callbacks)
+    run.history = list(history or [])
+    status = "done"
+    try:
+        outcomes = run.run(tasks)
+        if budget.exhausted():
+            status = "budget"
+    except BaseException:
+        archive.finish_run(run_id, "failed", budget.spent())
+        raise
+    finally:
+        pool.close()
+    archive.finish_run(run_id, status, budget.spent())
+    from evolution.report import write_report
+
+    out_dir = Path(config.report_dir) if config.report_dir else Path("autotuner-runs") / f"run-{run_id}"
+    report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url)
+    return RunOutcome(run_id, status, outcomes, report, plot, budget.spent())

@@ -1,0 +1,22 @@
+"""crossover: one candidate combining the strengths of two parents."""
+
+from __future__ import annotations
+
+from autotuner.llm.prompts import PromptContext, messages, parent_section, system_prompt, task_section
+from evolution.proposers.base import ProposalRequest
+
+PARENTS = 2
+
+
+def build_messages(request: ProposalRequest, ctx: PromptContext) -> list[dict[str, str]]:
+    first, second = request.parents[0], request.parents[1]
+    return messages(
+        system_prompt(request.task, ctx),
+        task_section(request.task),
+        parent_section(first, "Parent A"),
+        parent_section(second, "Parent B"),
+        "## Your job\nWrite one candidate that combines the best ideas of parent A and parent B "
+        "(compare their timings and how close each is to the roofline: take the memory access of "
+        "the faster one, the parallel decomposition or fusion that the other does better). It must "
+        "be correct at every shape and faster than both.",
+    )

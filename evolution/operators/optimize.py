@@ -1,0 +1,23 @@
+"""optimize: a faster version of a working candidate, guided by its measurements."""
+
+from __future__ import annotations
+
+from autotuner.llm.prompts import PromptContext, messages, parent_section, system_prompt, task_section
+from evolution.proposers.base import ProposalRequest
+
+PARENTS = 1
+
+
+def build_messages(request: ProposalRequest, ctx: PromptContext) -> list[dict[str, str]]:
+    parent = request.parents[0]
+    return messages(
+        system_prompt(request.task, ctx),
+        task_section(request.task),
+        parent_section(parent, "The current candidate"),
+        "## Your job\nWrite a faster version of this candidate that stays correct at every shape. "
+        "Read the measurements: far from the roofline on a memory-bound op means the memory "
+        "access is the problem (coalescing, vectorized 16-byte loads, fewer passes over the data, "
+        "enough blocks in flight); a compute-bound op wants more work per thread, shared-memory "
+        "tiling and fewer divisions or transcendental calls. Change the structure when tuning "
+        "PARAMS cannot close the gap, and expose the new knobs in PARAMS.",
+    )

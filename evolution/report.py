@@ -1,0 +1,79 @@
+"""The run report: a Markdown table and a plot of best speedup against candidates evaluated."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from evolution.loop import TaskOutcome
+
+
+def _x(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "-"
+
+
+def _pct(value: float | None) -> str:
+    return f"{100 * value:.0f}%" if value is not None else "-"
+
+
+def table_rows(outcomes: list[TaskOutcome]) -> list[list[str]]:
+    rows = []
+    for o in outcomes:
+        best = o.best_result
+        rows.append([
+            o.task, "yes" if o.translated else "no", str(o.candidates), str(o.verdicts.get("accepted", 0)),
+            _x(best.speedup_eager if best else None), _x(best.speedup_compile if best else None),
+            _pct(best.roofline_fraction if best else None), str(o.best_kernel_id or "-"),
+        ])
+    return rows
+
+
+HEADER = ["task", "translated", "candidates", "accepted", "vs eager", "vs compile", "roofline", "best kernel"]
+
+
+def geomean(values: list[float]) -> float | None:
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config: dict[str, Any],
+                 archive_url: str) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``progress.png`` into ``out_dir``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / "progress.png"
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for o in outcomes:
+        if o.curve:
+            xs, ys = zip(*o.curve)
+            ax.step(xs, ys, where="post", label=o.task)
+    ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("candidates evaluated (per task)")
+    ax.set_ylabel("best speedup vs PyTorch eager")
+    ax.set_title(f"run {run_id}: best verified speedup so far")
+    if len(outcomes) <= 12:
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+    md = out_dir / "report.md"
+    lines = [f"# Tuning run {run_id}", "", f"Archive: `{archive_url}`", "",
+             f"Proposer: {config.get('search', {}).get('proposer')}; "
+             f"GPUs: {config.get('gpus')}; harness results are in the archive under run {run_id}.", "",
+             "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(outcomes)]
+    speedups = [o.best_result.speedup_eager for o in outcomes if o.best_result and o.best_result.speedup_eager]
+    compiled = [o.best_result.speedup_compile for o in outcomes if o.best_result and o.best_result.speedup_compile]
+    lines += ["", f"Geomean speedup of the best kernels: {_x(geomean(speedups))} vs eager, "
+              f"{_x(geomean(compiled))} vs torch.compile.", "", "![best speedup](progress.png)", ""]
+    notes = [(o.task, n) for o in outcomes for n in o.notes]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {task}: {note}" for task, note in notes[:100]] + [""]
+    md.write_text("\n".join(lines))
+    return md, png

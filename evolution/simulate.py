@@ -1,0 +1,67 @@
+"""A simulated evaluator: deterministic results without a GPU, for testing the search.
+
+Like Kernel Tuner's simulation mode, it lets the search logic (seeding, optuna, islands,
+budgets, resume) run on any machine. The static check is the real one; everything after it is
+made up from a hash of the source and parameters, so the same candidate always gets the same
+result. Never use its numbers for anything but testing the search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from autotuner import HARNESS_VERSION
+from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.static_check import check_source, summarize
+from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
+from autotuner.tasks import load_task
+
+SIMULATED_GPU = "simulated"
+
+
+def _unit(*parts: Any) -> float:
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+def _stats(ms: float, n: int) -> TimingStats:
+    return TimingStats(ms, ms, 0.01 * ms, 0.97 * ms, 1.05 * ms, 0.98 * ms, 1.03 * ms, n)
+
+
+def simulated_evaluator(delay_s: float = 0.0):
+    """An ``Evaluator`` (see evolution.evalpool) that sleeps ``delay_s`` per setting."""
+
+    def evaluate(task_path: Path, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
+        task = load_task(task_path)
+        source = Path(candidate).read_text()
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        results = []
+        for params in settings:
+            time.sleep(delay_s)
+            base = dict(task_name=task.name, task_hash=task.content_hash, candidate_hash=digest, policy=task.policy,
+                        dtype=task.dtype, provenance=Provenance(HARNESS_VERSION, gpu_name=SIMULATED_GPU))
+            violations = check_source(source) if config.static_check else []
+            if violations:
+                results.append(EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations), **base))
+                continue
+            if _unit(digest, "correct") < 0.2:
+                results.append(EvalResult(Verdict.REJECTED, Stage.CORRECTNESS, "simulated mismatch", **base))
+                continue
+            # A smooth surface over the parameters with a per-source optimum.
+            penalty = sum((math.log2(max(1, float(v))) - 4 * _unit(digest, k)) ** 2 * 0.05
+                          for k, v in sorted(params.items()) if isinstance(v, (int, float)))
+            ms = 1.0 * (0.6 + 0.8 * _unit(digest, "speed")) * (1 + penalty)
+            eager, compiled = _stats(1.0, config.timing_calls), _stats(0.9, config.timing_calls)
+            shapes = [ShapeResult(s.name, s.hidden, config.trials, 0.0, 0.0, True) for s in task.shapes]
+            shapes[0].candidate, shapes[0].eager, shapes[0].compiled = _stats(ms, config.timing_calls), eager, compiled
+            shapes[0].roofline_ms = 0.5
+            results.append(EvalResult(Verdict.ACCEPTED, Stage.DONE, "simulated", shapes=shapes, max_abs_err=0.0,
+                                      speedup_eager=1.0 / ms, speedup_compile=0.9 / ms, roofline_fraction=0.5 / ms,
+                                      **base))
+        return results
+
+    return evaluate
