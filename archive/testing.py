@@ -110,3 +110,21 @@ def postgres_schema(admin_url: str, prefix: str = "t") -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         engine.dispose()
+
+
+class BackendUnavailable(Exception):
+    """The backend asked for cannot be used here (no PostgreSQL server configured)."""
+
+
+@contextmanager
+def backend_url(backend: str, tmp_dir: str | os.PathLike[str]) -> Iterator[str]:
+    """A URL of an empty, throwaway database: "sqlite" (a file in ``tmp_dir``) or
+    "postgresql" (a fresh schema on ``$AUTOTUNER_TEST_POSTGRES_URL``'s server)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{os.path.join(os.fspath(tmp_dir), 'archive.db')}"
+        return
+    admin = postgres_admin_url()
+    if admin is None:
+        raise BackendUnavailable(f"PostgreSQL tests need ${POSTGRES_ENV_VAR} (a server URL); .ci/run starts one and sets it")
+    with postgres_schema(admin) as url:
+        yield url

@@ -45,9 +45,7 @@ def _config(cand: rt.Candidate, adversarial: bool, baselines: bool) -> EvalConfi
         kwargs: dict[str, Any] = dict(static_check=True, time_candidate=cand.time, baselines=False)
     else:
         kwargs = dict(time_candidate=True, baselines=baselines)
-    if cand.timeout_s is not None:
-        kwargs["timeout_s"] = cand.timeout_s
-    return EvalConfig(**kwargs)
+    return EvalConfig(**kwargs, **rt.config_overrides(cand))
 
 
 def _as_expected(cand: rt.Candidate, adversarial: bool, verdict: str, stage: str, reason: str) -> str:

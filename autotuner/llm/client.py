@@ -70,8 +70,9 @@ class LLMClient:
             timeout=config.timeout_s,
         )
         host = (urlsplit(config.base_url).hostname or "").lower()
-        # OpenAI's own API wants max_completion_tokens (reasoning models refuse max_tokens);
-        # local servers (vLLM, llama.cpp, Ollama) know max_tokens.
+        # OpenAI's own API wants max_completion_tokens (its reasoning models refuse max_tokens);
+        # local servers (vLLM, llama.cpp, Ollama) know max_tokens. Sent as a body field so
+        # that every openai>=1.40 client passes it on.
         self._limit_param = "max_completion_tokens" if host.endswith("openai.com") else "max_tokens"
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="llm-call")
 
@@ -97,7 +98,7 @@ class LLMClient:
                 model=model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=self.config.temperature,
-                **{self._limit_param: self.config.max_tokens},
+                extra_body={self._limit_param: self.config.max_tokens},
             )
             text, usage, finish = _content(completion)
         except openai.APITimeoutError:

@@ -11,6 +11,8 @@ is for and, for adversarial ones, how the evaluator must reject it::
     # REASON_RUNTIME: ...          (optional: the same for the static-check-off run)
     # TIME: yes                    (optional: the trick needs the timing stage to be caught)
     # TIMEOUT_S: 60                (optional: the evaluator's hard timeout for this candidate)
+    # POOL_MB: 256                 (optional: EvalConfig.pool_bytes, to make a small task take
+    #                               the few-input-sets timing path of a large one)
     # SLOW: yes                    (optional: compiles for tens of seconds, e.g. load_inline)
 
 Nothing here imports a candidate: headers and CUDA sources are read from the text (``ast``),
@@ -33,7 +35,9 @@ STAGES = {
     "correctness", "timing", "roofline", "done",
 }
 _HEADER_RE = re.compile(r"^#\s*([A-Z_]+):\s*(.*?)\s*$", re.M)
-_KNOWN_KEYS = {"TASK", "EXPECT", "EXPECT_RUNTIME", "REASON", "REASON_RUNTIME", "TIME", "TIMEOUT_S", "SLOW"}
+_KNOWN_KEYS = {
+    "TASK", "EXPECT", "EXPECT_RUNTIME", "REASON", "REASON_RUNTIME", "TIME", "TIMEOUT_S", "POOL_MB", "SLOW",
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Candidate:
     reason_runtime: tuple[str, ...] = ()
     time: bool = False
     timeout_s: float | None = None
+    pool_mb: int | None = None
     slow: bool = False
     trick: str = ""
     headers: dict[str, str] = field(default_factory=dict)
@@ -102,6 +107,7 @@ def parse_candidate(path: Path) -> Candidate:
         reason_runtime=_split(headers.get("REASON_RUNTIME", "")),
         time=headers.get("TIME", "no").lower() in ("yes", "true", "1"),
         timeout_s=float(headers["TIMEOUT_S"]) if "TIMEOUT_S" in headers else None,
+        pool_mb=int(headers["POOL_MB"]) if "POOL_MB" in headers else None,
         slow=headers.get("SLOW", "no").lower() in ("yes", "true", "1"),
         trick=doc.strip().splitlines()[0] if doc.strip() else "",
         headers=headers,
@@ -138,6 +144,16 @@ def cuda_sources(path: Path) -> list[tuple[str, str]]:
             name = next((t.id for t in targets if isinstance(t, ast.Name)), f"line{node.lineno}")
             found.append((name, value.value))
     return found
+
+
+def config_overrides(cand: Candidate) -> dict:
+    """EvalConfig keyword arguments a candidate's headers ask for (timeout, pool size)."""
+    extra: dict = {}
+    if cand.timeout_s is not None:
+        extra["timeout_s"] = cand.timeout_s
+    if cand.pool_mb is not None:
+        extra["pool_bytes"] = cand.pool_mb << 20
+    return extra
 
 
 def reason_matches(reason: str, words: tuple[str, ...]) -> bool:

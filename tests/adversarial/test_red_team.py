@@ -28,10 +28,8 @@ CONTROL_TASK = rt.REPO / "tests" / "adversarial" / "tasks" / "relu.py"
 
 
 def config_for(cand: rt.Candidate, static_check: bool = True) -> EvalConfig:
-    kwargs = dict(static_check=static_check, time_candidate=cand.time, baselines=False)
-    if cand.timeout_s is not None:
-        kwargs["timeout_s"] = cand.timeout_s
-    return EvalConfig(**kwargs)
+    return EvalConfig(static_check=static_check, time_candidate=cand.time, baselines=False,
+                      **rt.config_overrides(cand))
 
 
 def _run(cand: rt.Candidate, static_check: bool):

@@ -17,8 +17,6 @@ import redteam_lib as rt  # noqa: E402
 
 from autotuner.evaluator import EvalConfig, Stage, Verdict, evaluate  # noqa: E402
 
-pytestmark = pytest.mark.gpu
-
 CORRECT = rt.correct_candidates()
 
 
@@ -41,6 +39,7 @@ def test_candidate_set_is_complete() -> None:
         assert not c.expect, f"{c.name}: a correct candidate carries no EXPECT header"
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("cand", [_param(c) for c in CORRECT])
 def test_accepted(cand: rt.Candidate) -> None:
     config = EvalConfig(time_candidate=True, baselines=True)

@@ -5,9 +5,9 @@ torch.utils._python_dispatch._get_current_dispatch_mode() and
 torch._C._autograd._profiler_enabled() tell the candidate when the integrity hooks are on;
 the honest kernel runs then, and torch.relu runs in the timed calls, which only check
 values. (With a slow kernel and a faster PyTorch path, the recorded time is PyTorch's.)
-No import and no dunder is needed: only private attributes of torch. This needs a static
-rule against private (underscore) attributes of torch/cupy; the run-time layers cannot see
-it, so there is no run-time half. (Expected to FAIL until that rule exists.)
+No import and no dunder is needed: only private attributes of torch, which the static check
+refuses (rule "private"). The run-time layers cannot see it (it behaves whenever they look),
+so there is no run-time half.
 """
 # TASK: tests/adversarial/tasks/relu.py
 # EXPECT: static_check
