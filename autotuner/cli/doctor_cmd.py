@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     peaks = cached_peaks(cache_root(), facts.driver, remeasure=args.remeasure)
     latency = compile_latency(args.compiles)
     flush = l2_flush_buffer(facts.l2_bytes)
-    floor = time_calls(lambda: None, [[]], lambda j: None, calls=50, warmup=5, flush=flush, keep_outputs=False)
+    floor = time_calls(lambda: None, [[]], lambda j: None, calls=50, warmup=5, flush=flush)
     report.update(device=facts.to_json(), peaks=asdict(peaks),
                   compile_ms={k: asdict(v) for k, v in latency.items()},
                   timer_floor_ms=floor.stats.median_ms)

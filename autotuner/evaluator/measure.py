@@ -21,7 +21,7 @@ from autotuner import HARNESS_VERSION
 from autotuner.evaluator.compare import compare_outputs
 from autotuner.evaluator.config import EvalConfig
 from autotuner.evaluator.inputs import make_inputs, make_reference
-from autotuner.evaluator.timing import TimedRun, l2_flush_buffer, time_calls
+from autotuner.evaluator.timing import TimedRun, time_calls
 from autotuner.evaluator.verdict import Stage, TimingStats
 from autotuner.evaluator.verify import Rejection, derive_seed
 from autotuner.tasks import Shape, Task
@@ -33,44 +33,66 @@ def _set_bytes(inputs: list[Any]) -> int:
     return sum(v.numel() * v.element_size() for v in inputs if isinstance(v, torch.Tensor))
 
 
-def build_pool(task: Task, shape: Shape, base_seed: int, config: EvalConfig, tag: str
-               ) -> tuple[list[list[Any]], Callable[[int], None]]:
-    """Input sets at distinct addresses, and a function that redraws one set in place."""
-    first = make_inputs(task, shape, derive_seed(base_seed, tag, "pool", 0))
-    per_set = max(1, _set_bytes(first))
-    size = int(max(2, min(config.timing_calls, config.pool_bytes // per_set)))
-    pool = [first] + [make_inputs(task, shape, derive_seed(base_seed, tag, "pool", j)) for j in range(1, size)]
-    draws = [0]
+class InputPool:
+    """Input sets at distinct addresses for timing; every set can be redrawn from its seed.
 
-    def refresh(j: int) -> None:
-        draws[0] += 1
-        fresh = make_inputs(task, shape, derive_seed(base_seed, tag, "refresh", draws[0]))
-        for dst, src in zip(pool[j], fresh):
+    ``refresh(j)`` redraws set ``j`` in place (same addresses, new values); ``pristine(j)``
+    draws the values set ``j`` should hold again, in fresh memory, so a check never trusts
+    memory the candidate was handed.
+    """
+
+    def __init__(self, task: Task, shape: Shape, base_seed: int, config: EvalConfig, tag: str) -> None:
+        self.task, self.shape = task, shape
+        self._seed = lambda *labels: derive_seed(base_seed, tag, *labels)
+        first = make_inputs(task, shape, self._seed("pool", 0))
+        per_set = max(1, _set_bytes(first))
+        size = int(max(2, min(config.timing_calls, config.pool_bytes // per_set)))
+        self.seeds = [self._seed("pool", j) for j in range(size)]
+        self.sets = [first] + [make_inputs(task, shape, self.seeds[j]) for j in range(1, size)]
+        self._draws = 0
+
+    def refresh(self, j: int) -> None:
+        self._draws += 1
+        self.seeds[j] = self._seed("refresh", self._draws)
+        for dst, src in zip(self.sets[j], make_inputs(self.task, self.shape, self.seeds[j])):
             if isinstance(dst, torch.Tensor):
                 dst.copy_(src)
 
-    return pool, refresh
+    def pristine(self, j: int) -> list[Any]:
+        return make_inputs(self.task, self.shape, self.seeds[j])
 
 
-def time_model(model: Callable[..., Any], pool: list[list[Any]], refresh: Callable[[int], None],
-               config: EvalConfig, flush: torch.Tensor, keep_outputs: bool = False) -> TimedRun:
+def time_model(model: Callable[..., Any], pool: InputPool, config: EvalConfig, flush: torch.Tensor,
+               check: Callable[[int, Any], None] | None = None) -> TimedRun:
     with torch.no_grad():
-        return time_calls(model, pool, refresh, calls=config.timing_calls, warmup=config.warmup_calls,
-                          flush=flush, keep_outputs=keep_outputs)
+        return time_calls(model, pool.sets, pool.refresh, calls=config.timing_calls, warmup=config.warmup_calls,
+                          flush=flush, check=check)
 
 
-def verify_timed_outputs(reference: torch.nn.Module, pool: list[list[Any]], run: TimedRun,
-                         tolerance: dict[str, float]) -> None:
-    """The outputs computed while timed must be right too (catches output caching)."""
-    with torch.no_grad():
-        for j, out in run.last_outputs:
-            comparison = compare_outputs(out, reference(*pool[j]), tolerance)
-            if not comparison.ok:
-                raise Rejection(
-                    Stage.TIMING,
-                    f"an output computed during timing was wrong (input set {j}): {comparison.reason}. "
-                    "Results must not be cached across calls",
-                )
+def timed_output_check(reference: torch.nn.Module, pool: InputPool, tolerance: dict[str, float]
+                       ) -> Callable[[int, Any], None]:
+    """A check run after every timed call, outside the timed window.
+
+    The inputs the candidate was handed must still hold their values, and its output must
+    match the reference computed on a fresh draw of the same inputs: so caching results,
+    skipping work on some calls, or writing into the inputs all fail here.
+    """
+    from autotuner.evaluator.inputs import inputs_unchanged
+
+    def check(j: int, out: Any) -> None:
+        fresh = pool.pristine(j)
+        changed = inputs_unchanged(fresh, pool.sets[j])
+        if changed:
+            raise Rejection(Stage.TIMING, f"the candidate wrote into its input(s) {changed} during timing")
+        comparison = compare_outputs(out, reference(*fresh), tolerance)
+        if not comparison.ok:
+            raise Rejection(
+                Stage.TIMING,
+                f"an output computed during timing was wrong (input set {j}): {comparison.reason}. "
+                "Every timed call must compute its result (no caching across calls, no skipped work)",
+            )
+
+    return check
 
 
 def baseline_key(task: Task, shape: Shape, gpu_name: str, config: EvalConfig) -> str:
@@ -89,17 +111,17 @@ def measure_baselines(task: Task, shape: Shape, config: EvalConfig, cache_dir: P
             return json.loads(path.read_text())
         except ValueError:
             log.warning("baseline cache %s unreadable; measuring again", path)
-    pool, refresh = build_pool(task, shape, base_seed, config, "baseline")
+    pool = InputPool(task, shape, base_seed, config, "baseline")
     reference = make_reference(task, shape, derive_seed(base_seed, "baseline", "weights"))
-    result: dict[str, Any] = {"eager": asdict(time_model(reference, pool, refresh, config, flush).stats)}
+    result: dict[str, Any] = {"eager": asdict(time_model(reference, pool, config, flush).stats)}
     if config.compile_baseline:
         compiled = torch.compile(reference)
         started = time.perf_counter()
         with torch.no_grad():
-            compiled(*pool[0])
+            compiled(*pool.sets[0])
         torch.cuda.synchronize()
         result["compile_s"] = time.perf_counter() - started
-        result["compiled"] = asdict(time_model(compiled, pool, refresh, config, flush).stats)
+        result["compiled"] = asdict(time_model(compiled, pool, config, flush).stats)
     del pool
     torch.cuda.empty_cache()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,8 @@ class _Checker(ast.NodeVisitor):
             pass
         elif node.attr.startswith("__") and node.attr.endswith("__"):
             self.flag(node, "dunder", f"access to {node.attr} is not allowed")
-        elif node.attr.startswith("_"):
+        elif node.attr.startswith("_") and not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+            # The candidate's own helpers (self._x) are fine; torch._C, x._base and friends are not.
             self.flag(node, "private", f"access to private attribute {node.attr!r} is not allowed")
         if id(node) not in self.checked_chains:
             path = self._resolve(node)

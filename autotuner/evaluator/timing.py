@@ -5,7 +5,7 @@ the device is synchronized, a start event is recorded, the function runs, the de
 synchronized again (so work on any stream the callee made is inside the window), and the end
 event is recorded. Calls rotate over a pool of input sets at distinct addresses whose
 contents are redrawn between rounds, so caching on pointers or values cannot help; the
-outputs of the last round are kept for the caller to verify.
+caller's ``check`` verifies every call's output after its window closes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ _synchronize = torch.cuda.synchronize
 class TimedRun:
     stats: TimingStats
     samples_ms: list[float]
-    last_outputs: list[tuple[int, Any]]  # (pool index, output) of the final round
 
 
 def l2_flush_buffer(l2_bytes: int) -> torch.Tensor:
@@ -41,12 +40,13 @@ def time_calls(
     calls: int,
     warmup: int,
     flush: torch.Tensor,
-    keep_outputs: bool = True,
+    check: Callable[[int, Any], None] | None = None,
 ) -> TimedRun:
     """Per-call device times of ``fn(*pool[i % len(pool)])``.
 
     ``refresh(j)`` redraws the contents of pool entry ``j`` in place (outside the timed
-    window); it runs for every entry before each new round.
+    window); it runs for every entry before each new round. ``check(j, output)`` runs after
+    every call, outside its window, and raises to reject.
     """
     size = len(pool)
     for i in range(warmup):
@@ -54,8 +54,6 @@ def time_calls(
     _synchronize()
     starts = [_Event(enable_timing=True) for _ in range(calls)]
     ends = [_Event(enable_timing=True) for _ in range(calls)]
-    last: list[tuple[int, Any]] = []
-    rounds = (calls + size - 1) // size
     for i in range(calls):
         j = i % size
         if j == 0:
@@ -67,9 +65,9 @@ def time_calls(
         out = fn(*pool[j])
         _synchronize()
         ends[i].record()
-        if keep_outputs and i // size == rounds - 1:
-            last.append((j, out))
+        if check is not None:
+            check(j, out)
         del out
     _synchronize()
     samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
-    return TimedRun(TimingStats.from_samples(samples), samples, last)
+    return TimedRun(TimingStats.from_samples(samples), samples)

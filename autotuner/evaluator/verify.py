@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from autotuner.evaluator.compare import compare_outputs, outputs_identical
-from autotuner.evaluator.inputs import clone_inputs, inputs_unchanged, make_candidate, make_inputs, make_reference
+from autotuner.evaluator.inputs import inputs_unchanged, make_candidate, make_inputs, make_reference
 from autotuner.evaluator.verdict import ShapeResult, Stage
 from autotuner.evaluator.watch import HarnessGuard, OpWatch, trace_kernels
 from autotuner.tasks import Shape, Task
@@ -130,44 +130,44 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
         candidate, warning = make_candidate(ctx.task, shape, weight_seed, ctx.model_new, ctx.params, reference)
         if warning and warning not in ctx.warnings:
             ctx.warnings.append(warning)
-        inputs = make_inputs(ctx.task, shape, input_seed, law)
-        mine = clone_inputs(inputs)
+        # The candidate runs first (twice on the first trial, plus once under the profiler),
+        # each time on its own draw; the reference then runs on another draw of the same
+        # seed, in memory that did not exist while the candidate ran.
+        draw = lambda law=law: make_inputs(ctx.task, shape, input_seed, law)  # noqa: E731
+        mine = draw()
         with torch.no_grad():
             out = _run_watched(ctx, candidate, mine, where)
+            again = _run_watched(ctx, candidate, draw(), where + ", second run") if trial == 0 else None
+            if trial == 0 and profile:
+                check_kernels(ctx, candidate, draw())
+            inputs = draw()
             changed = inputs_unchanged(inputs, mine)
             if changed:
                 raise Rejection(Stage.CORRECTNESS, f"{where}: the candidate wrote into its input(s) {changed}")
+            del mine
             ref = reference(*inputs)
             torch.cuda.synchronize()
-        if law != "task" and not _all_finite(ref):
-            ctx.warnings.append(f"{where}: reference not finite under {law} inputs; trial used the task's law")
-            law = "task"
-            inputs = make_inputs(ctx.task, shape, input_seed, law)
-            with torch.no_grad():
-                out = _run_watched(ctx, candidate, clone_inputs(inputs), where)
-                ref = reference(*inputs)
+            if law != "task" and not _all_finite(ref):
+                ctx.warnings.append(f"{where}: reference not finite under {law} inputs; trial used the task's law")
+                out = _run_watched(ctx, candidate, draw("task"), where)
+                again = _run_watched(ctx, candidate, draw("task"), where + ", second run") if trial == 0 else None
+                ref = reference(*draw("task"))
         references.append(ref)
         comparison = compare_outputs(out, ref, ctx.tolerance)
         if not comparison.ok:
             raise Rejection(Stage.CORRECTNESS, f"{where}: {comparison.reason}")
         result.max_abs_err = max(result.max_abs_err or 0.0, comparison.max_abs_err)
         result.max_rel_l2 = max(result.max_rel_l2 or 0.0, comparison.rel_l2)
-        if trial == 0:
-            with torch.no_grad():
-                again = _run_watched(ctx, candidate, clone_inputs(inputs), where + ", second run")
-            if not outputs_identical(out, again):
-                moved = compare_outputs(again, out, ctx.tolerance)
-                if not moved.ok:
-                    raise Rejection(
-                        Stage.CORRECTNESS,
-                        f"{where}: results moved between two identical runs (a race): {moved.reason}",
-                    )
-                ctx.warnings.append(f"{shape.name}: not bitwise reproducible (within tolerance; atomics?)")
-            if profile:
-                with torch.no_grad():
-                    check_kernels(ctx, candidate, clone_inputs(inputs))
+        if again is not None and not outputs_identical(out, again):
+            moved = compare_outputs(again, out, ctx.tolerance)
+            if not moved.ok:
+                raise Rejection(
+                    Stage.CORRECTNESS,
+                    f"{where}: results moved between two identical runs (a race): {moved.reason}",
+                )
+            ctx.warnings.append(f"{shape.name}: not bitwise reproducible (within tolerance; atomics?)")
         result.trials += 1
-        del out, candidate
+        del out, again, candidate
     result.passed = True
     del references
     torch.cuda.empty_cache()

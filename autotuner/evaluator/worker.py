@@ -134,7 +134,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
 
     from autotuner.errors import CompileError
     from autotuner.evaluator.inputs import make_candidate, make_reference
-    from autotuner.evaluator.measure import build_pool, stats_from, time_model, verify_timed_outputs
+    from autotuner.evaluator.measure import InputPool, stats_from, time_model, timed_output_check
     from autotuner.evaluator.roofline import floor_ms
     from autotuner.evaluator.verify import Rejection, VerifyContext, derive_seed, verify_shape
 
@@ -159,13 +159,13 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         if config.time_candidate:
             weight_seed = derive_seed(seed, "timing", "weights")
             reference = make_reference(task, timed_shape, weight_seed)
-            pool, refresh = build_pool(task, timed_shape, seed, config, "candidate")
+            pool = InputPool(task, timed_shape, seed, config, "candidate")
             candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
-            run = time_model(candidate, pool, refresh, config, session.flush, keep_outputs=True)
+            run = time_model(candidate, pool, config, session.flush,
+                             check=timed_output_check(reference, pool, session.tolerance))
             if guard.changes():
                 raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
-            verify_timed_outputs(reference, pool, run, session.tolerance)
-            del pool, run.last_outputs[:]
+            del pool
             timed.candidate = run.stats
             _apply_roofline(result, timed, session)
         result.reason = _accept_reason(result)

@@ -86,6 +86,14 @@ class Node:
         return f"%{self.id}={self.op}{list(self.shape)}:{self.dtype}"
 
 
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar argument known only at run time: a model attribute (``ref``), else ``value``."""
+
+    value: float | int
+    ref: AttrRef | None = None
+
+
 @dataclass
 class Graph:
     """A traced forward: nodes in topological order, the forward's inputs and outputs."""
@@ -96,6 +104,7 @@ class Graph:
     outputs: list[Node]
     output_tuple: bool  # forward returns a tuple/list (else one tensor)
     arg_names: list[str]  # the forward's argument names
+    model: Any = None  # the reference model on the meta device (module types, attributes)
 
     def users(self) -> dict[int, list[Node]]:
         users: dict[int, list[Node]] = {n.id: [] for n in self.nodes}

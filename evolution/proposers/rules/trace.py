@@ -272,6 +272,7 @@ def trace_task(task: Any, notes: list[str] | None = None) -> Graph:
         raise Unsupported(f"building the reference on the meta device failed: "
                           f"{type(exc).__name__}: {str(exc)[:200]}") from None
     graph = trace_model(model, inputs, str(task.path))
+    graph.model = model
     bind_attributes(task, graph, notes)
     check_visible_shapes(task, graph)
     return graph
