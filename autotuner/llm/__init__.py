@@ -4,7 +4,7 @@ The proposer that uses all of it is ``evolution.proposers.llm.LLMProposer``.
 """
 
 from autotuner.llm.budget import Budget
-from autotuner.llm.cache import ResponseCache, cache_key
+from autotuner.llm.cache import ResponseCache, cache_key, open_cache
 from autotuner.llm.client import LLMClient
 from autotuner.llm.config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
 from autotuner.llm.parse import extract_candidate, params_of
@@ -18,6 +18,7 @@ __all__ = [
     "cache_key",
     "extract_candidate",
     "llm_config_from",
+    "open_cache",
     "params_of",
     "resolve_api_key",
 ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autotuner.errors import ConfigError
+from autotuner.llm.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,8 @@ class ResponseCache:
     def __len__(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def open_cache(config: LLMConfig) -> ResponseCache | None:
+    """The cache the config asks for (``config.resolved_cache_dir()``), or None when it is off."""
+    return ResponseCache(config.resolved_cache_dir()) if config.cache else None

@@ -105,7 +105,8 @@ def extract_candidate(response: str) -> str:
                              "never closed, and what came does not parse)")  # fmt: skip
         raise ParseError(f"the code block at line {block.start_line} is not valid Python: {_syntax_error(block.code)}")
     chosen = parsing[-1]  # a revised version usually comes last
-    source = _stitch(chosen.code, [b for b in blocks if b.is_cuda])
+    donors = [b for b in blocks if b.is_python and b is not chosen and not _mentions_model_new(b.code) and _parses(b.code)]
+    source = _stitch(_stitch_python(chosen.code, donors), [b for b in blocks if b.is_cuda])
     if not _defines_model_new(source):
         raise ParseError("the code block mentions ModelNew but defines no top-level class ModelNew")
     return source
@@ -135,6 +136,30 @@ def _stitch(source: str, cuda_blocks: list[Block]) -> str:
     if not _parses(stitched):
         raise ParseError("the module with its CUDA blocks stitched in does not parse")
     return stitched
+
+
+def _stitch_python(source: str, donors: list[Block]) -> str:
+    """Put in other python blocks (e.g. ``SOURCE = r'''...'''`` alone) that define missing names."""
+    missing = set(_undefined_names(source))
+    needed = [b.code for b in donors if missing & _top_level_names(b.code)]
+    if not needed:
+        return source
+    lines = source.splitlines(keepends=True)
+    at = _after_imports(source)
+    stitched = "".join(lines[:at]) + "\n" + "\n".join(needed) + "\n" + "".join(lines[at:])
+    return stitched if _parses(stitched) else source
+
+
+def _top_level_names(code: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
 
 
 def _after_imports(source: str) -> int:

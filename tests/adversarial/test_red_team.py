@@ -9,6 +9,8 @@ timer or at cached outputs, which only the timing stage can see).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +38,12 @@ def _run(cand: rt.Candidate, static_check: bool):
     result = evaluate(str(cand.task), str(cand.path), config=config_for(cand, static_check))
     print(f"\n{cand.name} (static_check={static_check}): {result.verdict.value} at "
           f"{result.stage.value}: {result.reason}")
+    log = os.environ.get("AUTOTUNER_REDTEAM_LOG")
+    if log:  # one JSON line per evaluation, for the red-team table in a closing note
+        with open(log, "a") as out:
+            out.write(json.dumps({"candidate": cand.name, "trick": cand.trick, "static_check": static_check,
+                                  "verdict": result.verdict.value, "stage": result.stage.value,
+                                  "reason": result.reason, "wall_s": result.wall_s}) + "\n")
     return result
 
 

@@ -18,7 +18,7 @@ SOURCE = r'''
 // Running softmax state: m = max so far, s = sum of exp(x - m). Empty: (-inf, 0).
 __device__ __forceinline__ void ms_merge(float& m, float& s, float m2, float s2) {
     const float M = fmaxf(m, m2);
-    if (M == -INFINITY) return;            // both empty
+    if (M == (-__int_as_float(0x7f800000))) return;            // both empty
     s = s * expf(m - M) + s2 * expf(m2 - M);
     m = M;
 }
@@ -52,7 +52,7 @@ __device__ __forceinline__ void block_ms(float& m, float& s) {
     __syncthreads();
     if (lane == 0) { pm[warp] = m; ps[warp] = s; }
     __syncthreads();
-    m = lane < BLOCK / 32 ? pm[lane] : -INFINITY;
+    m = lane < BLOCK / 32 ? pm[lane] : (-__int_as_float(0x7f800000));
     s = lane < BLOCK / 32 ? ps[lane] : 0.0f;
     warp_ms(m, s);
 }
@@ -67,7 +67,7 @@ softmax_rows_f32(const float* __restrict__ x, float* __restrict__ y, long long r
         const float4* __restrict__ x4 = reinterpret_cast<const float4*>(xr);
         float4* __restrict__ y4 = reinterpret_cast<float4*>(yr);
 
-        float m = -INFINITY, s = 0.0f;
+        float m = (-__int_as_float(0x7f800000)), s = 0.0f;
         for (long long i = threadIdx.x; i < d4; i += BLOCK) ms_add4(m, s, __ldg(x4 + i));
         for (long long i = (d4 << 2) + threadIdx.x; i < dim; i += BLOCK) ms_add1(m, s, __ldg(xr + i));
         block_ms(m, s);

@@ -187,3 +187,12 @@ def test_local_server_needs_no_key(fake_server):
     with LLMClient(make_config(fake_server), env={}) as client:
         assert client.complete("fake-model", MESSAGES).response == "ok"
     assert fake_server.completions[0].headers["authorization"] == "Bearer not-needed"
+
+
+def test_open_cache_follows_the_config(tmp_path):
+    from autotuner.llm.cache import open_cache
+    from autotuner.llm.config import LLMConfig
+
+    assert open_cache(LLMConfig(cache=False)) is None
+    cache = open_cache(LLMConfig(cache_dir=str(tmp_path / "c")))
+    assert cache is not None and cache.path == tmp_path / "c" / "responses.sqlite" and len(cache) == 0

@@ -131,3 +131,13 @@ def test_params_of_reads_keyword_only_defaults_and_ignores_computed_params():
     assert params_of(source) == ({"TILE": [16, 32]}, {"TILE": 32})
     assert params_of("PARAMS = dict(TILE=[16])\nclass ModelNew: pass\n") == ({}, {})
     assert params_of('PARAMS = {"V": [1, 2]}\nclass ModelNew: pass\n') == ({"V": [1, 2]}, {"V": 1})
+
+
+def test_source_in_its_own_python_block_is_stitched_in():
+    text = ("The kernel source:\n```python\nSOURCE = r'''\nextern \"C\" __global__ void k() {}\n'''\n```\n"
+            "The module:\n```python\nimport torch.nn as nn\nfrom autotuner.runtime import compile_module\n\n"
+            "class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.module = compile_module(SOURCE)\n```")
+    source = extract_candidate(text)
+    tree = ast.parse(source)
+    assert [type(n).__name__ for n in tree.body] == ["Import", "ImportFrom", "Assign", "ClassDef"]

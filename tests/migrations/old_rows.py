@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine, MetaData, select, text
 
 TABLES = ("tasks", "runs", "kernels", "kernel_parents", "evaluations", "shape_results")
 WHEN = datetime(2025, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -81,6 +81,9 @@ def insert_old_rows(engine: Engine) -> None:
     with engine.begin() as conn:
         for name in TABLES:
             conn.execute(meta.tables[name].insert(), rows()[name])
+            if engine.dialect.name == "postgresql" and "id" in meta.tables[name].c:
+                # explicit ids do not move the sequence, as the old code's inserts would have
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
 
 
 def read_table(engine: Engine, name: str, columns: list[str] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,425 @@
+"""Lower the traced ATen graph into the rules' primitives.
+
+After lowering every node is one of: a leaf (``input``, ``param``, ``const``); a view
+(``view``: a reshape that keeps element order, ``expand``, ``t`` / ``transpose``); a
+pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over the trailing
+dims: ``kind`` sum, mean, max, min, argmax, argmin, lse, var); ``red_all`` (over every
+element); ``gather`` (one element per row, at an index); ``cumsum``; ``mm`` / ``conv`` (the
+GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``rotate_half``;
+``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
+
+Composite ops (softmax, norms, losses) become primitives whose intermediates are fp32, with
+only the op's own result in its output dtype: a bf16 ``softmax`` rounds once, as eager does.
+Lowering is lazy from the outputs, so pieces a pattern consumed (rotate_half's slices) are
+never asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+from evolution.proposers.rules import ops, patterns
+from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, Unsupported
+
+F32 = "float32"
+_VIEW_OPS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten",
+             "view_as", "_reshape_alias"}
+_RED_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "var",
+            "std", "linalg_vector_norm"}
+_CONST_OPS = {"full", "scalar_tensor", "ones", "zeros", "full_like", "ones_like", "zeros_like"}
+
+
+class Lowering:
+    def __init__(self, graph: Graph, policy: str) -> None:
+        self.graph = graph
+        self.policy = policy
+        self.memo: dict[int, Any] = {}
+        self.nodes: list[Node] = []
+
+    # -- helpers ------------------------------------------------------------------------------
+    def new(self, op: str, args: dict[str, Any], shape: tuple[int, ...], dtype: str, like: Node) -> Node:
+        node = Node(op, args, tuple(shape), dtype, like.line)
+        self.nodes.append(node)
+        return node
+
+    def scalar(self, node: Node, name: str) -> Any:
+        value = node.args.get(name)
+        if name in node.attrs:
+            return Scalar(value, node.attrs[name])
+        if name in node.moving:
+            raise Unsupported(f"argument {name} of aten.{node.op} changes with the input shape", node.line)
+        return value
+
+    def arg(self, node: Node, name: str) -> Any:
+        value = node.args.get(name)
+        if isinstance(value, Node):
+            return self.get(value)
+        if isinstance(value, list) and any(isinstance(v, Node) for v in value):
+            return [self.get(v) if isinstance(v, Node) else v for v in value]
+        return self.scalar(node, name)
+
+    def get(self, node: Node) -> Any:
+        if node.id not in self.memo:
+            self.memo[node.id] = self.lower(node)
+        return self.memo[node.id]
+
+    def run(self) -> Graph:
+        outputs = []
+        for out in self.graph.outputs:
+            value = self.get(out)
+            if not isinstance(value, Node):
+                raise Unsupported(f"output aten.{out.op} is not one tensor", out.line)
+            outputs.append(value)
+        g = self.graph
+        return Graph(self.nodes, g.inputs, g.params, outputs, g.output_tuple, g.arg_names, g.model)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def lower(self, node: Node) -> Any:
+        op = node.op
+        if node.is_leaf:
+            self.nodes.append(node)
+            return node
+        if op == "getitem":
+            parts = self.get(node.args["self"])
+            if not isinstance(parts, tuple) or parts[node.index] is None:
+                raise Unsupported(f"output {node.index} of aten.{node.args['self'].op}", node.line)
+            return parts[node.index]
+        if op in _VIEW_OPS or op in ("_to_copy", "bmm"):
+            found = patterns.match_attention(node)
+            if found is not None:
+                return self.attention(node, found)
+        if op == "_to_copy":
+            return self.cast(node)
+        if op in _VIEW_OPS:
+            return self.new("view", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
+        if op == "expand":
+            return self.new("expand", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
+        if op in ("t", "transpose", "permute"):
+            args = {k: self.arg(node, k) for k in node.args}
+            return self.new(op, args, node.shape, node.dtype, node)
+        if op in _CONST_OPS and node.shape == ():
+            value = node.args.get("fill_value", 1.0 if "ones" in op else 0.0)
+            return self.new("const", {"value": value}, node.shape, node.dtype, node)
+        if op == "cat":
+            x = patterns.rotate_half_source(node)
+            if x is None:
+                raise Unsupported("aten.cat (only Llama's rotate_half concatenation is translated)", node.line)
+            return self.new("rotate_half", {"self": self.get(x)}, node.shape, node.dtype, node)
+        if op in ("bmm", "_to_copy_attention"):
+            raise Unsupported("aten.bmm (only single-query decode attention is translated)", node.line)
+        handler = getattr(self, f"op_{op}", None)
+        if handler is not None:
+            return handler(node)
+        if op in _RED_OPS:
+            return self.reduction(node)
+        if ops.is_pointwise(node):
+            return self.pointwise(node)
+        raise Unsupported(f"aten.{op}.{node.name or 'default'} has no rule", node.line)
+
+    def pointwise(self, node: Node) -> Node:
+        args = {k: self.arg(node, k) for k in node.args}
+        return self.new(node.op, args, node.shape, node.dtype, node)
+
+    def cast(self, node: Node) -> Node:
+        x = self.arg(node, "self")
+        if x.dtype == node.dtype:
+            return x
+        return self.new("cast", {"self": x}, node.shape, node.dtype, node)
+
+    def attention(self, node: Node, found: dict[str, Any]) -> Node:
+        args = {k: self.get(found[k]) for k in ("q", "k", "v")}
+        scale = Scalar(found["scale"], found["scale_attr"]) if found["scale_attr"] else found["scale"]
+        args.update(scale=scale, scale_is_rsqrt_d=found["scale_is_rsqrt_d"])
+        return self.new("attention", args, node.shape, found["dtype"], node)
+
+    # -- reductions ---------------------------------------------------------------------------
+    def _dims(self, node: Node, x: Node) -> list[int] | None:
+        """Reduced dims, normalized; None when every dim is reduced."""
+        dims = node.args.get("dim")
+        rank = len(x.shape)
+        if dims is None or dims == []:
+            return None
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        dims = sorted({d % rank for d in dims}) if rank else []
+        if len(dims) == rank:
+            return None
+        if dims != list(range(rank - len(dims), rank)):
+            raise Unsupported(f"aten.{node.op} over dims {dims} of a rank-{rank} tensor "
+                              "(the rules reduce over trailing dims only)", node.line)
+        return dims
+
+    def red(self, kind: str, x: Node, dims: list[int] | None, keepdim: bool, like: Node,
+            dtype: str = F32, shape: tuple[int, ...] | None = None, **extra: Any) -> Node:
+        if shape is None:
+            if dims is None:
+                shape = tuple(1 for _ in x.shape) if keepdim else ()
+            else:
+                shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape)) if keepdim else \
+                    tuple(s for i, s in enumerate(x.shape) if i not in dims)
+        if dims is None:
+            return self.new("red_all", {"self": x, "kind": kind, **extra}, shape, dtype, like)
+        return self.new("red", {"self": x, "kind": kind, "dims": dims, "keepdim": keepdim, **extra},
+                        shape, dtype, like)
+
+    def reduction(self, node: Node) -> Any:
+        op = node.op
+        x = self.arg(node, "self")
+        if not isinstance(x, Node):
+            raise Unsupported(f"aten.{op} of a scalar", node.line)
+        dims = self._dims(node, x)
+        keepdim = bool(node.args.get("keepdim", False))
+        if op in ("max", "min") and node.name == "dim":
+            values = self.red(op, x, dims, keepdim, node, dtype=x.dtype)
+            index = self.red("arg" + op, x, dims, keepdim, node, dtype="int64")
+            return (values, index)
+        if op in ("max", "min"):
+            return self.red(op, x, None, False, node, dtype=node.dtype, shape=node.shape)
+        if op in ("amax", "amin"):
+            return self.red(op[1:], x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+        if op in ("argmax", "argmin"):
+            if dims is None and len(x.shape) > 1:
+                raise Unsupported(f"aten.{op} over a flattened tensor", node.line)
+            return self.red(op, x, dims, keepdim, node, dtype="int64", shape=node.shape)
+        if op in ("sum", "mean"):
+            return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+        if op == "logsumexp":
+            return self.red("lse", x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+        if op in ("var", "std"):
+            correction = node.args.get("correction")
+            correction = 1 if correction is None else correction
+            mean = self.red("mean", x, dims, True, node)
+            var = self.red("var", x, dims, keepdim, node, dtype=node.dtype if op == "var" else F32,
+                           mean=mean, correction=correction)
+            if op == "var":
+                return var
+            return self.new("sqrt", {"self": var}, var.shape, node.dtype, node)
+        if op == "linalg_vector_norm":
+            order = node.args.get("ord", 2)
+            if order == 2:
+                sq = self.new("mul", {"self": x, "other": x}, x.shape, F32, node)
+                s = self.red("sum", sq, dims, keepdim, node)
+                return self.new("sqrt", {"self": s}, s.shape, node.dtype, node)
+            if order == 1:
+                a = self.new("abs", {"self": x}, x.shape, F32, node)
+                return self.red("sum", a, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+            raise Unsupported(f"aten.linalg_vector_norm with ord={order}", node.line)
+        raise Unsupported(f"aten.{op}", node.line)
+
+    # -- composite ops ------------------------------------------------------------------------
+    def _softmax_parts(self, node: Node) -> tuple[Node, Node, Node, Node]:
+        x = self.arg(node, "self")
+        rank = len(x.shape)
+        dim = node.args.get("dim")
+        if rank == 0 or dim % rank != rank - 1:
+            raise Unsupported(f"aten.{node.op} over dim {dim} of a rank-{rank} tensor (last dim only)",
+                              node.line)
+        dims = [rank - 1]
+        m = self.red("max", x, dims, True, node)
+        d = self.new("sub", {"self": x, "other": m}, x.shape, F32, node)
+        e = self.new("exp", {"self": d}, x.shape, F32, node)
+        s = self.red("sum", e, dims, True, node)
+        return x, d, e, s
+
+    def op__softmax(self, node: Node) -> Node:
+        x, _, e, s = self._softmax_parts(node)
+        return self.new("div", {"self": e, "other": s}, node.shape, node.dtype, node)
+
+    def op__log_softmax(self, node: Node) -> Node:
+        x, d, _, s = self._softmax_parts(node)
+        ls = self.new("log", {"self": s}, s.shape, F32, node)
+        return self.new("sub", {"self": d, "other": ls}, node.shape, node.dtype, node)
+
+    def _normalize(self, x: Node, dims: list[int], eps: Any, w: Node | None, b: Node | None,
+                   node: Node, out_dtype: str, shape: tuple[int, ...]) -> tuple[Node, Node, Node]:
+        mean = self.red("mean", x, dims, True, node)
+        var = self.red("var", x, dims, True, node, mean=mean, correction=0)
+        ve = self.new("add", {"self": var, "other": eps}, var.shape, F32, node)
+        rstd = self.new("rsqrt", {"self": ve}, var.shape, F32, node)
+        xc = self.new("sub", {"self": x, "other": mean}, shape, F32, node)
+        last = w is None and b is None
+        y = self.new("mul", {"self": xc, "other": rstd}, shape, out_dtype if last else F32, node)
+        if w is not None:
+            y = self.new("mul", {"self": y, "other": w}, shape, out_dtype if b is None else F32, node)
+        if b is not None:
+            y = self.new("add", {"self": y, "other": b}, shape, out_dtype, node)
+        return y, mean, rstd
+
+    def op_native_layer_norm(self, node: Node) -> tuple[Node, Node, Node]:
+        x = self.arg(node, "input")
+        k = len(node.args["normalized_shape"])
+        rank = len(x.shape)
+        dims = list(range(rank - k, rank))
+        w, b = self.arg(node, "weight"), self.arg(node, "bias")
+        out_dtype = x.dtype
+        return self._normalize(x, dims, self.scalar(node, "eps"), w, b, node, out_dtype, x.shape)
+
+    def op_native_group_norm(self, node: Node) -> tuple[Node, None, None]:
+        x = self.arg(node, "input")
+        if len(x.shape) < 2:
+            raise Unsupported("aten.native_group_norm of a rank-1 tensor", node.line)
+        groups = self._group_count(node)
+        n, c = x.shape[0], x.shape[1]
+        g = node.args["group"]
+        rows = (n * g, x.numel // max(1, n * g))
+        xr = self.new("rowview", {"self": x, "groups": groups}, rows, x.dtype, node)
+        w, b = self.arg(node, "weight"), self.arg(node, "bias")
+        wg = self.new("gchan", {"self": w, "groups": groups}, rows, w.dtype, node) if w is not None else None
+        bg = self.new("gchan", {"self": b, "groups": groups}, rows, b.dtype, node) if b is not None else None
+        y, _, _ = self._normalize(xr, [1], self.scalar(node, "eps"), wg, bg, node, x.dtype, rows)
+        out = self.new("unrowview", {"self": y, "like": x}, x.shape, x.dtype, node)
+        return (out, None, None)
+
+    def _group_count(self, node: Node) -> Any:
+        """The group count as a runtime value: the GroupNorm module's, when there is one."""
+        g = node.args["group"]
+        weight = node.args.get("weight")
+        model = self.graph.model
+        if isinstance(weight, Node) and weight.op == "param" and model is not None:
+            path = weight.name.rpartition(".")[0]
+            module = model.get_submodule(path) if path else model
+            if isinstance(module, nn.GroupNorm) and module.num_groups == g:
+                return Scalar(g, AttrRef(f"{path}.num_groups" if path else "num_groups"))
+        return g
+
+    def _loss(self, node: Node, elementwise: Node) -> Node:
+        reduction = node.args.get("reduction", 1)
+        if reduction == 0:
+            elementwise.dtype = node.dtype
+            return elementwise
+        kind = "mean" if reduction == 1 else "sum"
+        return self.red(kind, elementwise, None, False, node, dtype=node.dtype, shape=node.shape)
+
+    def _diff(self, node: Node) -> Node:
+        a, b = self.arg(node, "self"), self.arg(node, "target")
+        if a.shape != b.shape:
+            raise Unsupported(f"aten.{node.op} with broadcast operands", node.line)
+        return self.new("sub", {"self": a, "other": b}, a.shape, F32, node)
+
+    def op_mse_loss(self, node: Node) -> Node:
+        d = self._diff(node)
+        return self._loss(node, self.new("mul", {"self": d, "other": d}, d.shape, F32, node))
+
+    def op_l1_loss(self, node: Node) -> Node:
+        return self._loss(node, self.new("abs", {"self": self._diff(node)}, node.args["self"].shape, F32, node))
+
+    def _piecewise(self, node: Node, z: Node, limit: Any, small: Node, large: Node) -> Node:
+        cond = self.new("lt", {"self": z, "other": limit}, z.shape, "bool", node)
+        return self.new("where", {"condition": cond, "self": small, "other": large}, z.shape, F32, node)
+
+    def op_huber_loss(self, node: Node) -> Node:
+        z = self.new("abs", {"self": self._diff(node)}, node.args["self"].shape, F32, node)
+        delta = self.scalar(node, "delta")
+        zz = self.new("mul", {"self": z, "other": z}, z.shape, F32, node)
+        small = self.new("mul", {"self": zz, "other": 0.5}, z.shape, F32, node)
+        half = scaled(delta, 0.5)
+        zd = self.new("sub", {"self": z, "other": half}, z.shape, F32, node)
+        large = self.new("mul", {"self": zd, "other": delta}, z.shape, F32, node)
+        return self._loss(node, self._piecewise(node, z, delta, small, large))
+
+    def op_smooth_l1_loss(self, node: Node) -> Node:
+        z = self.new("abs", {"self": self._diff(node)}, node.args["self"].shape, F32, node)
+        beta = self.scalar(node, "beta")
+        if not isinstance(beta, Scalar) and beta == 0:
+            return self._loss(node, z)
+        zz = self.new("mul", {"self": z, "other": z}, z.shape, F32, node)
+        half_zz = self.new("mul", {"self": zz, "other": 0.5}, z.shape, F32, node)
+        small = self.new("div", {"self": half_zz, "other": beta}, z.shape, F32, node)
+        half = scaled(beta, 0.5)
+        large = self.new("sub", {"self": z, "other": half}, z.shape, F32, node)
+        return self._loss(node, self._piecewise(node, z, beta, small, large))
+
+    def op_nll_loss_forward(self, node: Node) -> tuple[Node, Node | None]:
+        logp, target = self.arg(node, "self"), self.arg(node, "target")
+        if node.args.get("weight") is not None:
+            raise Unsupported("aten.nll_loss_forward with class weights", node.line)
+        if len(logp.shape) != 2 or target.shape != logp.shape[:1]:
+            raise Unsupported("aten.nll_loss_forward of a tensor that is not [batch, classes]", node.line)
+        ignore = node.args.get("ignore_index", -100)
+        rows = target.shape
+        picked = self.new("gather", {"self": logp, "index": target}, rows, F32, node)
+        valid = self.new("ne", {"self": target, "other": ignore}, rows, "bool", node)
+        neg = self.new("neg", {"self": picked}, rows, F32, node)
+        loss = self.new("where", {"condition": valid, "self": neg, "other": 0.0}, rows, F32, node)
+        reduction = node.args.get("reduction", 1)
+        dtype = logp.dtype
+        if reduction == 0:
+            loss.dtype = dtype
+            return (loss, None)
+        total = self.red("sum", loss, None, False, node, dtype=F32)
+        validf = self.new("cast", {"self": valid}, rows, F32, node)
+        count = self.red("sum", validf, None, False, node, dtype=dtype)
+        if reduction == 2:
+            total.dtype = dtype
+            return (total, count)
+        return (self.new("div", {"self": total, "other": count}, (), dtype, node), count)
+
+    def op_cumsum(self, node: Node) -> Node:
+        x = self.arg(node, "self")
+        rank = len(x.shape)
+        if rank == 0 or node.args.get("dim") % rank != rank - 1:
+            raise Unsupported("aten.cumsum over a dim that is not the last", node.line)
+        if node.dtype not in ops_float():
+            raise Unsupported(f"aten.cumsum producing {node.dtype}", node.line)
+        return self.new("cumsum", {"self": x}, node.shape, node.dtype, node)
+
+    # -- GEMM and convolution (hybrid) --------------------------------------------------------
+    def _external(self, node: Node, what: str) -> None:
+        if self.policy != "hybrid":
+            raise Unsupported(f"aten.{node.op} is a {what}; the task's strict policy does not let it "
+                              "stay in PyTorch and the rules have no kernel for it", node.line)
+
+    def op_mm(self, node: Node) -> Node:
+        self._external(node, "GEMM")
+        return self.new("mm", {"self": self.arg(node, "self"), "mat2": self.arg(node, "mat2")},
+                        node.shape, node.dtype, node)
+
+    def op_addmm(self, node: Node) -> Node:
+        self._external(node, "GEMM")
+        if node.args.get("beta", 1) != 1 or node.args.get("alpha", 1) != 1:
+            raise Unsupported("aten.addmm with alpha or beta", node.line)
+        mm = self.new("mm", {"self": self.arg(node, "mat1"), "mat2": self.arg(node, "mat2")},
+                      node.shape, node.dtype, node)
+        return self.new("add", {"self": mm, "other": self.arg(node, "self")}, node.shape, node.dtype, node)
+
+    def op_convolution(self, node: Node) -> Node:
+        self._external(node, "convolution")
+        x, w = self.arg(node, "input"), self.arg(node, "weight")
+        if node.args.get("transposed") or len(x.shape) not in (3, 4, 5):
+            raise Unsupported("a transposed convolution", node.line)
+        module = None
+        model = self.graph.model
+        if w.op == "param" and model is not None:
+            path = w.name.rpartition(".")[0]
+            mod = model.get_submodule(path) if path else model
+            if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and mod.padding_mode == "zeros":
+                module = path
+        args = {"input": x, "weight": w, "module": module}
+        for key in ("stride", "padding", "dilation", "groups"):
+            args[key] = node.args[key]
+        conv = self.new("conv", args, node.shape, node.dtype, node)
+        bias = self.arg(node, "bias")
+        if bias is None:
+            return conv
+        shape = (1, bias.shape[0]) + (1,) * (len(node.shape) - 2)
+        bview = self.new("view", {"self": bias}, shape, bias.dtype, node)
+        return self.new("add", {"self": conv, "other": bview}, node.shape, node.dtype, node)
+
+
+def scaled(value: Any, k: float) -> Any:
+    """``k * value`` for a literal or a runtime ``Scalar``."""
+    if isinstance(value, Scalar):
+        ref = value.ref
+        transform = f"{k!r} * ({ref.transform})" if ref is not None else None
+        return Scalar(value.value * k, AttrRef(ref.path, transform) if ref is not None else None)
+    return value * k
+
+
+def ops_float() -> tuple[str, ...]:
+    return ("float32", "bfloat16", "float16")
+
+
+def lower(graph: Graph, policy: str) -> Graph:
+    """Lower ``graph``; raises ``Unsupported`` naming the first op without a rule."""
+    return Lowering(graph, policy).run()

@@ -1,0 +1,273 @@
+// ---- rules proposer: helpers shared by every generated kernel (common.cu) -------------------
+// Arithmetic is fp32 ("opmath", as PyTorch's kernels); bf16 / fp16 are storage types held in
+// unsigned short, widened on load and rounded to nearest-even once per result. No #include:
+// the source compiles unchanged under NVRTC and nvcc (sm_80 and newer). Outside device code
+// (__CUDA_ARCH__ undefined) the conversions fall back to portable C++.
+#ifndef RULES_COMMON_CU
+#define RULES_COMMON_CU
+
+#define RULES_NEG_INF (__int_as_float(0xff800000))
+#define RULES_POS_INF (__int_as_float(0x7f800000))
+#define RULES_NAN (__int_as_float(0x7fc00000))
+#define RULES_FULL_MASK 0xffffffffu
+
+__device__ __forceinline__ float bf16_to_f32(unsigned short h) {
+    return __uint_as_float(((unsigned int)h) << 16);
+}
+
+__device__ __forceinline__ unsigned short f32_to_bf16(float f) {
+#if defined(__CUDA_ARCH__)
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(f));
+    return r;
+#else
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // quiet NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+#endif
+}
+
+__device__ __forceinline__ float f16_to_f32(unsigned short h) {
+#if defined(__CUDA_ARCH__)
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    return rules_host_f16_to_f32(h);
+#endif
+}
+
+__device__ __forceinline__ unsigned short f32_to_f16(float f) {
+#if defined(__CUDA_ARCH__)
+    unsigned short r;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(f));
+    return r;
+#else
+    return rules_host_f32_to_f16(f);
+#endif
+}
+
+__device__ __forceinline__ float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+__device__ __forceinline__ float round_f16(float f) { return f16_to_f32(f32_to_f16(f)); }
+
+// ---- vector memory: V consecutive elements, 16-byte (or narrower) accesses -------------------
+// Callers guarantee alignment to V * sizeof(element) bytes.
+template <int V>
+__device__ __forceinline__ void load_f32(const float* p, float* v) {
+    if constexpr (V == 1) {
+        v[0] = p[0];
+    } else if constexpr (V == 2) {
+        const float2 t = *reinterpret_cast<const float2*>(p);
+        v[0] = t.x; v[1] = t.y;
+    } else {
+        static_assert(V % 4 == 0, "VEC must be 1, 2 or a multiple of 4");
+        #pragma unroll
+        for (int i = 0; i < V; i += 4) {
+            const float4 t = *reinterpret_cast<const float4*>(p + i);
+            v[i] = t.x; v[i + 1] = t.y; v[i + 2] = t.z; v[i + 3] = t.w;
+        }
+    }
+}
+
+template <int V>
+__device__ __forceinline__ void store_f32(float* p, const float* v) {
+    if constexpr (V == 1) {
+        p[0] = v[0];
+    } else if constexpr (V == 2) {
+        *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]);
+    } else {
+        #pragma unroll
+        for (int i = 0; i < V; i += 4)
+            *reinterpret_cast<float4*>(p + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+    }
+}
+
+// Half-precision storage: W(h) widens one 16-bit value, N(f) narrows one float.
+#define RULES_HALF_VEC(NAME, W, N)                                                              \
+template <int V>                                                                                \
+__device__ __forceinline__ void load_##NAME(const unsigned short* p, float* v) {                \
+    if constexpr (V == 1) {                                                                     \
+        v[0] = W(p[0]);                                                                         \
+    } else if constexpr (V == 2) {                                                              \
+        const unsigned int t = *reinterpret_cast<const unsigned int*>(p);                       \
+        v[0] = W((unsigned short)(t & 0xffffu)); v[1] = W((unsigned short)(t >> 16));           \
+    } else if constexpr (V == 4) {                                                              \
+        const uint2 t = *reinterpret_cast<const uint2*>(p);                                     \
+        v[0] = W((unsigned short)(t.x & 0xffffu)); v[1] = W((unsigned short)(t.x >> 16));       \
+        v[2] = W((unsigned short)(t.y & 0xffffu)); v[3] = W((unsigned short)(t.y >> 16));       \
+    } else {                                                                                    \
+        static_assert(V % 8 == 0, "VEC must be 1, 2, 4 or a multiple of 8");                    \
+        _Pragma("unroll")                                                                       \
+        for (int i = 0; i < V; i += 8) {                                                        \
+            const uint4 t = *reinterpret_cast<const uint4*>(p + i);                             \
+            const unsigned int w[4] = {t.x, t.y, t.z, t.w};                                     \
+            _Pragma("unroll")                                                                   \
+            for (int k = 0; k < 4; ++k) {                                                       \
+                v[i + 2 * k] = W((unsigned short)(w[k] & 0xffffu));                             \
+                v[i + 2 * k + 1] = W((unsigned short)(w[k] >> 16));                             \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
+__device__ __forceinline__ unsigned int pack_##NAME(float lo, float hi) {                       \
+    return (unsigned int)N(lo) | ((unsigned int)N(hi) << 16);                                   \
+}                                                                                               \
+template <int V>                                                                                \
+__device__ __forceinline__ void store_##NAME(unsigned short* p, const float* v) {               \
+    if constexpr (V == 1) {                                                                     \
+        p[0] = N(v[0]);                                                                         \
+    } else if constexpr (V == 2) {                                                              \
+        *reinterpret_cast<unsigned int*>(p) = pack_##NAME(v[0], v[1]);                          \
+    } else if constexpr (V == 4) {                                                              \
+        *reinterpret_cast<uint2*>(p) = make_uint2(pack_##NAME(v[0], v[1]), pack_##NAME(v[2], v[3])); \
+    } else {                                                                                    \
+        _Pragma("unroll")                                                                       \
+        for (int i = 0; i < V; i += 8)                                                          \
+            *reinterpret_cast<uint4*>(p + i) = make_uint4(                                      \
+                pack_##NAME(v[i], v[i + 1]), pack_##NAME(v[i + 2], v[i + 3]),                   \
+                pack_##NAME(v[i + 4], v[i + 5]), pack_##NAME(v[i + 6], v[i + 7]));             \
+    }                                                                                           \
+}
+
+RULES_HALF_VEC(bf16, bf16_to_f32, f32_to_bf16)
+RULES_HALF_VEC(f16, f16_to_f32, f32_to_f16)
+
+// ---- reductions: warp shuffles, then one value per warp through shared memory ---------------
+// max / min propagate NaN (as torch.amax does); argmax / argmin take the first index on ties
+// and count NaN as the extreme, as PyTorch documents.
+__device__ __forceinline__ float rules_max(float a, float b) { return (b > a || b != b) ? b : a; }
+__device__ __forceinline__ float rules_min(float a, float b) { return (b < a || b != b) ? b : a; }
+
+__device__ __forceinline__ bool rules_argbetter(float v, long long i, float bv, long long bi, bool is_max) {
+    if (v != v) return bv == bv || i < bi;
+    if (bv != bv) return false;
+    if (v == bv) return i < bi;
+    return is_max ? v > bv : v < bv;
+}
+
+// Online log-sum-exp state: m = running max, s = sum of exp(x - m). Empty: (-inf, 0).
+__device__ __forceinline__ void lse_add(float& m, float& s, float x) {
+    if (x > m) {
+        s = s * expf(m - x) + 1.0f;
+        m = x;
+    } else if (m != RULES_NEG_INF || x != x) {
+        s += expf(x - m);
+    }
+}
+
+__device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2) {
+    const float M = rules_max(m, m2);
+    if (M == RULES_NEG_INF) return;
+    s = (m == RULES_NEG_INF ? 0.0f : s * expf(m - M)) + (m2 == RULES_NEG_INF ? 0.0f : s2 * expf(m2 - M));
+    m = M;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(RULES_FULL_MASK, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = rules_max(v, __shfl_xor_sync(RULES_FULL_MASK, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_min(float v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = rules_min(v, __shfl_xor_sync(RULES_FULL_MASK, v, o));
+    return v;
+}
+__device__ __forceinline__ void warp_arg(float& v, long long& i, bool is_max) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v2 = __shfl_xor_sync(RULES_FULL_MASK, v, o);
+        const long long i2 = __shfl_xor_sync(RULES_FULL_MASK, i, o);
+        if (rules_argbetter(v2, i2, v, i, is_max)) { v = v2; i = i2; }
+    }
+}
+__device__ __forceinline__ void warp_lse(float& m, float& s) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float m2 = __shfl_xor_sync(RULES_FULL_MASK, m, o);
+        const float s2 = __shfl_xor_sync(RULES_FULL_MASK, s, o);
+        lse_merge(m, s, m2, s2);
+    }
+}
+
+// Block-wide versions: every thread of the NT threads gets the result. NT == 32 is one warp
+// and synchronizes nothing, so warp-per-row kernels can call them inside divergent loops.
+template <int NT>
+__device__ __forceinline__ float block_sum(float v) {
+    v = warp_sum(v);
+    if constexpr (NT > 32) {
+        __shared__ float part[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) part[warp] = v;
+        __syncthreads();
+        v = warp_sum(lane < NT / 32 ? part[lane] : 0.0f);
+    }
+    return v;
+}
+
+template <int NT>
+__device__ __forceinline__ float block_max(float v) {
+    v = warp_max(v);
+    if constexpr (NT > 32) {
+        __shared__ float part[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) part[warp] = v;
+        __syncthreads();
+        v = warp_max(lane < NT / 32 ? part[lane] : RULES_NEG_INF);
+    }
+    return v;
+}
+
+template <int NT>
+__device__ __forceinline__ float block_min(float v) {
+    v = warp_min(v);
+    if constexpr (NT > 32) {
+        __shared__ float part[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) part[warp] = v;
+        __syncthreads();
+        v = warp_min(lane < NT / 32 ? part[lane] : RULES_POS_INF);
+    }
+    return v;
+}
+
+template <int NT>
+__device__ __forceinline__ void block_arg(float& v, long long& i, bool is_max) {
+    warp_arg(v, i, is_max);
+    if constexpr (NT > 32) {
+        __shared__ float pv[NT / 32];
+        __shared__ long long pi[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) { pv[warp] = v; pi[warp] = i; }
+        __syncthreads();
+        v = lane < NT / 32 ? pv[lane] : (is_max ? RULES_NEG_INF : RULES_POS_INF);
+        i = lane < NT / 32 ? pi[lane] : 0x7fffffffffffffffLL;
+        warp_arg(v, i, is_max);
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void block_lse(float& m, float& s) {
+    warp_lse(m, s);
+    if constexpr (NT > 32) {
+        __shared__ float pm[NT / 32], ps[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) { pm[warp] = m; ps[warp] = s; }
+        __syncthreads();
+        m = lane < NT / 32 ? pm[lane] : RULES_NEG_INF;
+        s = lane < NT / 32 ? ps[lane] : 0.0f;
+        warp_lse(m, s);
+    }
+}
+
+#endif  // RULES_COMMON_CU
