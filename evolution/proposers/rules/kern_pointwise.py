@@ -1,0 +1,218 @@
+"""Pointwise regions: one kernel computing every output element from the same element of each
+operand (broadcast operands are addressed through the coordinates of collapsed dims)."""
+
+from __future__ import annotations
+
+from evolution.proposers.rules import cuda
+from evolution.proposers.rules.codegen import I32_LIMIT, Ctx, KernelCode, fill, join_params, pointer_param
+from evolution.proposers.rules.ir import Node
+from evolution.proposers.rules.plan import Leaf, Region
+
+_IND = " " * 16
+
+
+def _groups(region: Region, leaves: list[Leaf], rotate: bool) -> list[list[int]]:
+    """Runs of adjacent non-unit dims that every broadcast operand covers alike."""
+    general = [lf for lf in leaves if lf.kind == "general"]
+    dims = [d for d, s in enumerate(region.shape) if s != 1]
+    if not general and not rotate:
+        return [dims]
+    groups: list[list[int]] = []
+    last_sig = None
+    for d in dims:
+        sig = tuple(d in lf.covers for lf in general)
+        boundary = rotate and d == dims[-1]
+        if groups and sig == last_sig and not boundary:
+            groups[-1].append(d)
+        else:
+            groups.append([d])
+        last_sig = sig
+    return groups
+
+
+def _covered(leaf: Leaf, groups: list[list[int]]) -> list[int]:
+    return [g for g, dims in enumerate(groups) if dims[0] in leaf.covers]
+
+
+def _offset(cover: list[int]) -> str:
+    off = f"c{cover[0]}"
+    for g in cover[1:]:
+        off = f"({off} * z{g} + c{g})"
+    return off
+
+
+def _inplace(ctx: Ctx, region: Region) -> Node | None:
+    """Write the result over the GEMM / convolution output it reads (a buffer we own)."""
+    anchor = region.anchor
+    src = ctx.plan.producer.get(anchor.id)
+    if src is None or src.kind not in ("mm", "conv") or len(region.outputs) != 1:
+        return None
+    out = region.outputs[0]
+    users = ctx.plan.graph.users().get(anchor.id, [])
+    members = {n.id for n in region.nodes}
+    if anchor in ctx.plan.graph.outputs or not all(u.id in members for u in users):
+        return None
+    return anchor if out.dtype == anchor.dtype else None
+
+
+def generate(ctx: Ctx, region: Region) -> KernelCode:
+    name = ctx.kernel_name(region)
+    scalars = cuda.Scalars()
+    members = {n.id for n in region.nodes}
+    leaves = list({lf.node.id: lf for lf in region.leaves.values()}.values())
+    rotations = [n for n in region.nodes if n.op == "rotate_half"]
+    groups = _groups(region, leaves, bool(rotations))
+    last = len(groups) - 1
+    inplace = _inplace(ctx, region)
+    ptr = {lf.node.id: f"p{lf.node.id}" for lf in leaves if lf.node.op != "const"}
+    if inplace is not None:
+        ptr[inplace.id] = f"o{region.outputs[0].id}"
+    coords = bool(rotations) or any(lf.kind == "general" for lf in leaves)
+    vectorable = all(cuda.vector_ok(lf.node.dtype) for lf in leaves if lf.node.op != "const") and \
+        all(cuda.vector_ok(o.dtype) for o in region.outputs)
+
+    def coord_lines(indent: str) -> list[str]:
+        if not coords:
+            return []
+        lines = [f"{indent}I t_ = e;"]
+        for g in range(last, 0, -1):
+            lines.append(f"{indent}const I c{g} = t_ % z{g}; t_ /= z{g};")
+        lines.append(f"{indent}const I c0 = t_;")
+        return lines
+
+    # -- vector path --------------------------------------------------------------------------
+    decl, load, comp = [], [], []
+    vec_env = cuda.Env(scalars, "v")
+    for lf in leaves:
+        node = lf.node
+        if node.op == "const":
+            vec_env.bind(node, cuda.literal(node.args["value"]), cuda.ctype(node.dtype))
+            continue
+        kind = cuda.ctype(node.dtype)
+        suffix = cuda.storage(node.dtype)[1]
+        p = ptr[node.id]
+        decl.append(f"        {kind} a{node.id}[ITEMS][VEC];")
+        if lf.kind == "full":
+            off = "e"
+        elif lf.kind == "scalar":
+            off = "(I)0"
+        else:
+            off = _offset(_covered(lf, groups))
+        contiguous = lf.kind == "full" or (lf.kind == "general" and last in _covered(lf, groups))
+        if contiguous and cuda.vector_ok(node.dtype):
+            load.append(f"{_IND}load_{suffix}<VEC>({p} + {off}, a{node.id}[it]);")
+        elif contiguous:
+            load.append(f"{_IND}for (int u = 0; u < VEC; ++u) a{node.id}[it][u] = {cuda.widen(node.dtype, f'{p}[{off} + u]')};")
+        else:
+            load.append(f"{_IND}{{ const {kind} s_ = {cuda.widen(node.dtype, f'{p}[{off}]')}; "
+                        f"for (int u = 0; u < VEC; ++u) a{node.id}[it][u] = s_; }}")
+        vec_env.bind(node, f"a{node.id}[it][u]", kind)
+    for rot in rotations:
+        src = rot.args["self"]
+        suffix = cuda.storage(src.dtype)[1]
+        decl.append(f"        float q{rot.id}[ITEMS][VEC];")
+        load.append(f"{_IND}{{ const bool lo_ = c{last} < half; load_{suffix}<VEC>({ptr[src.id]} + e + (lo_ ? half : -half), "
+                    f"q{rot.id}[it]); if (lo_) for (int u = 0; u < VEC; ++u) q{rot.id}[it][u] = -q{rot.id}[it][u]; }}")
+        vec_env.bind(rot, f"q{rot.id}[it][u]", "float")
+    if load:
+        load = coord_lines(_IND) + load
+    body = cuda.compute_all(vec_env, [n for n in region.nodes if n.op != "rotate_half"], _IND + "    ")
+    for out in region.outputs:
+        decl.append(f"        {cuda.ctype(out.dtype)} r{out.id}[ITEMS][VEC];")
+        body.append(f"{_IND}    r{out.id}[it][u] = {vec_env.value(out)};")
+    comp.append(f"{_IND}#pragma unroll")
+    comp.append(f"{_IND}for (int u = 0; u < VEC; ++u) {{")
+    comp += body
+    comp.append(f"{_IND}}}")
+    for out in region.outputs:
+        suffix = cuda.storage(out.dtype)[1]
+        if cuda.vector_ok(out.dtype):
+            comp.append(f"{_IND}store_{suffix}<VEC>(o{out.id} + e, r{out.id}[it]);")
+        else:
+            comp.append(f"{_IND}for (int u = 0; u < VEC; ++u) o{out.id}[e + u] = {cuda.narrow(out.dtype, f'r{out.id}[it][u]')};")
+
+    # -- scalar path --------------------------------------------------------------------------
+    ind = " " * 8
+    scalar = coord_lines(ind)
+    s_env = cuda.Env(scalars, "w")
+    for lf in leaves:
+        node = lf.node
+        if node.op == "const":
+            s_env.bind(node, cuda.literal(node.args["value"]), cuda.ctype(node.dtype))
+            continue
+        off = "e" if lf.kind == "full" else "(I)0" if lf.kind == "scalar" else _offset(_covered(lf, groups))
+        kind = cuda.ctype(node.dtype)
+        scalar.append(f"{ind}const {kind} b{node.id} = {cuda.widen(node.dtype, f'{ptr[node.id]}[{off}]')};")
+        s_env.bind(node, f"b{node.id}", kind)
+    for rot in rotations:
+        src = rot.args["self"]
+        v = cuda.widen(src.dtype, f"{ptr[src.id]}[e + (c{last} < half ? half : -half)]")
+        scalar.append(f"{ind}const float q{rot.id} = c{last} < half ? -{v} : {v};")
+        s_env.bind(rot, f"q{rot.id}", "float")
+    scalar += cuda.compute_all(s_env, [n for n in region.nodes if n.op != "rotate_half"], ind)
+    for out in region.outputs:
+        scalar.append(f"{ind}o{out.id}[e] = {cuda.narrow(out.dtype, s_env.value(out))};")
+
+    # -- signature ----------------------------------------------------------------------------
+    params, args = [], []
+    for lf in leaves:
+        node = lf.node
+        if node.op == "const" or (inplace is not None and node.id == inplace.id):
+            continue
+        params.append(pointer_param(node, ptr[node.id]))
+        args.append(ptr[node.id])
+    for out in region.outputs:
+        params.append(pointer_param(out, f"o{out.id}", const=False))
+        args.append(f"o{out.id}")
+    params += scalars.c_params()
+    args += list(scalars.params)
+    sizes = [f"z{g}" for g in range(1, last + 1)] if coords else []
+    if rotations:
+        sizes.append("half")
+    text = fill(
+        "pointwise.cu", NAME=name, PARAMS=join_params(params), ARGS=join_params(args),
+        SIZES=join_params([f"I {s}" for s in sizes]), SIZE_PARAMS=join_params([f"long long {s}" for s in sizes]),
+        SIZE_ARGS_I32=join_params([f"(int){s}" for s in sizes]), SIZE_ARGS_I64=join_params(sizes),
+        VEC_DECL="\n".join(decl), VEC_LOAD="\n".join(load), VEC_COMPUTE="\n".join(comp), SCALAR="\n".join(scalar),
+    )
+    return KernelCode(text, _forward(ctx, region, name, leaves, groups, sizes, ptr, inplace, scalars, vectorable),
+                      [f"{name}_i32", f"{name}_i64"])
+
+
+def _forward(ctx: Ctx, region: Region, name: str, leaves: list[Leaf], groups: list[list[int]],
+             sizes: list[str], ptr: dict[int, str], inplace: Node | None, scalars: cuda.Scalars,
+             vectorable: bool) -> list[str]:
+    anchor = ctx.py(region.anchor)
+    i = region.index
+    dims = ctx.dims(region)
+    lines = [f"n{i} = {anchor}.numel()"]
+    for out in region.outputs:
+        if inplace is not None:
+            lines.append(f"{ctx.py(out)} = {ctx.py(inplace)}")
+        else:
+            lines.append(ctx.alloc(region, out))
+    tensors = [ctx.py(lf.node) for lf in leaves if lf.node.op != "const" and not (inplace and lf.node.id == inplace.id)]
+    tensors += [ctx.py(o) for o in region.outputs]
+    lines.append(f"if n{i} > 0:")
+    body = []
+    size_values = []
+    for s in sizes:
+        if s == "half":
+            value = f"{dims[-1]} // 2"
+        else:
+            value = " * ".join(dims[d] for d in groups[int(s[1:])])
+        body.append(f"{s}_{i} = {value}")
+        size_values.append(f"{s}_{i}")
+    conds = ["VEC > 1", f"rules_aligned(VEC, {', '.join(tensors)})"] if vectorable else ["False"]
+    if len(groups) > 1 or "half" in sizes:
+        conds.append(f"z{len(groups) - 1}_{i} % VEC == 0" if len(groups) > 1 else f"n{i} % VEC == 0")
+    if "half" in sizes:
+        conds.append(f"half_{i} % VEC == 0")
+    body.append(f"vec{i} = {' and '.join(conds)}")
+    body.append(f"nv{i} = n{i} // VEC if vec{i} else 0")
+    body.append(f"grid{i} = rules_grid(max(-(-nv{i} // ITEMS), n{i} - nv{i} * VEC), BLOCK, self.rules_cap)")
+    launch_args = tensors + list(scalars.params.values()) + [f"n{i}"] + size_values + [f"int(vec{i})"]
+    body.append(f'kernel{i} = "{name}_i32" if n{i} < {I32_LIMIT} else "{name}_i64"')
+    body.append(f"self.rules_mod.launch(kernel{i}, grid=(grid{i},), block=(BLOCK,), "
+                f"args=({', '.join(launch_args)},))")
+    return lines + ["    " + b for b in body]
