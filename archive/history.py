@@ -68,3 +68,32 @@ def run_history(archive: Any, run_id: int) -> list[HistoryItem]:
                                      dict(kernel.params or {}), kernel.operator, kernel.proposer,
                                      tuple(parents.get(kernel.id, ())), ev.id, result))
         return items
+
+
+def related_examples(archive: Any, family: str, exclude_task_hash: str, limit: int = 2) -> list[str]:
+    """Sources of the fastest current, accepted kernels of other tasks in the same family.
+
+    What the LLM sees as examples: proven kernels for similar ops (a softmax helps a
+    log-softmax), never a stale result and never the task being solved.
+    """
+    from autotuner import HARNESS_VERSION
+    from archive.models import Task
+
+    with archive.db.read() as s:
+        stmt = (select(Kernel.source, Kernel.task_id, Evaluation.speedup_eager)
+                .join(Evaluation, Evaluation.kernel_id == Kernel.id)
+                .join(Task, Task.id == Kernel.task_id)
+                .where(Task.family == family, Task.content_hash != exclude_task_hash,
+                       Evaluation.verdict == "accepted", Evaluation.harness_version == HARNESS_VERSION)
+                .order_by(Evaluation.speedup_eager.desc().nulls_last())
+                .limit(50))
+        seen_tasks: set[int] = set()
+        sources = []
+        for source, task_id, _ in s.execute(stmt):
+            if task_id in seen_tasks:
+                continue
+            seen_tasks.add(task_id)
+            sources.append(source)
+            if len(sources) >= limit:
+                break
+        return sources

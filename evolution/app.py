@@ -42,11 +42,11 @@ def make_proposers(config: RunConfig, budget: Any) -> dict[str, Any]:
 
         proposers["rules"] = RulesProposer()
     if config.search.proposer in ("llm", "mixed"):
-        from autotuner.llm.config import llm_config_from
+        from autotuner.llm import llm_config_from, open_cache
         from evolution.proposers.llm import LLMProposer
 
         llm_config = llm_config_from(config.llm, os.environ)
-        proposers["llm"] = LLMProposer(llm_config, budget=budget)
+        proposers["llm"] = LLMProposer(llm_config, budget, open_cache(llm_config), seed=config.search.seed)
     return proposers
 
 
@@ -81,6 +81,10 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
         raise
     finally:
         pool.close()
+        for proposer in proposers.values():
+            close = getattr(proposer, "close", None)
+            if close:
+                close()
     archive.finish_run(run_id, status, budget.spent())
     from evolution.report import write_report
 

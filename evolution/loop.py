@@ -280,19 +280,10 @@ class TuneRun:
 
     def examples(self, task: Task) -> list[str]:
         """Sources of the best verified kernels of related tasks (same family), for prompts."""
-        try:
-            rows = self.archive.best()
-        except Exception:  # noqa: BLE001 - examples are a nicety; the search goes on without them
-            log.warning("could not read examples from the archive", exc_info=True)
-            return []
-        related = [r for r in rows if getattr(r, "family", None) == task.family and getattr(r, "task", None) != task.name]
-        out = []
-        for row in related[:2]:
-            try:
-                out.append(self.archive.kernel(row.kernel_id).source)
-            except Exception:  # noqa: BLE001
-                continue
-        return out
+        from archive.history import related_examples
+
+        with self._write_lock:
+            return related_examples(self.archive, task.family, task.content_hash)
 
     def run(self, tasks: list[Task]) -> list[TaskOutcome]:
         outcomes = []
