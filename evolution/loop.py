@@ -116,15 +116,16 @@ class TaskSearch:
         results_by_key = {params_key(p): self.done[(digest, params_key(p))][1] for p in settings
                           if (digest, params_key(p)) in self.done}
         if todo:
-            self.run.budget.check()
+            allowed = self.run.reserve(len(todo))
             path = self.run.candidate_file(proposal.source)
-            results = self.run.pool.submit(self.task.path, path, todo).result()
+            results = self.run.pool.submit(self.task.path, path, todo[:allowed]).result()
             for params, result in zip(todo, results):
                 kernel_id = self.run.record(self.task, proposal, params, result)
                 self.done[(digest, params_key(params))] = (kernel_id, result)
-                self.run.budget.count_candidate()
                 self._account(kernel_id, proposal.source, params, result)
                 results_by_key[params_key(params)] = result
+            if allowed < len(todo):
+                self.run.budget.check()  # recorded what the budget allowed; now stop
         return [results_by_key[params_key(p)] for p in settings]
 
     # -- phases ------------------------------------------------------------------------------
@@ -250,8 +251,21 @@ class TuneRun:
         self.workdir = workdir
         self.callbacks = callbacks or Callbacks()
         self._write_lock = threading.Lock()
+        self._budget_lock = threading.Lock()
         self.history: list[Any] = []
         workdir.mkdir(parents=True, exist_ok=True)
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to ``wanted`` candidates from the budget (atomically across GPU workers)."""
+        with self._budget_lock:
+            self.budget.check()
+            cap = self.budget.max_candidates
+            allowed = wanted if cap is None else max(0, min(wanted, cap - self.budget.spent()["candidates"]))
+            if allowed == 0:
+                self.budget.check()
+                raise BudgetExhausted(f"max_candidates reached: {cap} candidates evaluated")
+            self.budget.count_candidate(allowed)
+            return allowed
 
     def candidate_file(self, source: str) -> Path:
         path = self.workdir / f"candidate_{source_hash(source)[:16]}.py"

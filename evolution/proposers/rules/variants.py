@@ -1,0 +1,165 @@
+"""Structural variants of a plan, with their tunables and defaults sized from the task.
+
+One region (the heaviest: attention, row, scan, reduce_all, then pointwise) varies; the others
+keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
+one ``VEC``...), compiled in as defines; ``space`` is what optuna searches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from evolution.proposers.rules import cuda
+from evolution.proposers.rules.kern_row import schedule
+from evolution.proposers.rules.plan import Plan, Region
+
+_PRIORITY = ("attention", "row", "scan", "reduce_all", "pointwise")
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    choices: dict[int, dict[str, Any]]  # region index -> structural choices
+    defines: dict[str, int]
+    space: dict[str, list] = field(default_factory=dict)
+
+
+def _pow2(x: float, lo: int, hi: int) -> int:
+    v = lo
+    while v < x and v < hi:
+        v *= 2
+    return v
+
+
+def _vec_choices(dtype: str) -> tuple[int, list[int]]:
+    size = cuda.storage(dtype)[2]
+    best = max(1, 16 // size)
+    return best, [v for v in (1, 2, 4, 8) if v * size <= 16]
+
+
+def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+    d = 1
+    for s in region.shape[len(region.shape) - region.k:]:
+        d *= s
+    dtype = region.anchor.dtype if region.anchor is not None else "float32"
+    vec, _ = _vec_choices(dtype)
+    online = schedule(region, True, True)
+    two_pass = schedule(region, False, False)
+    has_fusion = bool(online.fused)
+    has_var = bool(online.onepass_var)
+    cache_max = 1024 * vec * 8
+    if d <= 1024:
+        modes = ["warpcached", "warp", "cached"]
+    elif d <= cache_max:
+        modes = ["cached", "block", "warp"]
+    else:
+        modes = ["block", "warp"]
+    opts = [(m, {"mode": m}) for m in modes]
+    if has_fusion or has_var or two_pass.phases != online.phases:
+        opts.insert(2 if len(opts) > 2 else len(opts), (f"{modes[0]}-twopass", {"mode": modes[0], "online": False,
+                                                                                "var": "twopass"}))
+    return opts
+
+
+def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
+    d = 1
+    for s in region.shape[len(region.shape) - region.k:]:
+        d *= s
+    vec, vecs = _vec_choices(region.anchor.dtype)
+    mode = choice["mode"]
+    if mode in ("warp", "warpcached"):
+        items = _pow2(d / (32 * vec), 1, 16)
+        defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2}
+        space = {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "WAVES": [1, 2, 4, 8]}
+        if mode == "warpcached":
+            space["ITEMS"] = [1, 2, 4, 8, 16]
+    elif mode == "cached":
+        items = _pow2(d / (1024 * vec), 1, 8)
+        block = _pow2(d / (vec * items), 64, 1024)
+        defines = {"BLOCK": block, "VEC": vec, "ITEMS": items, "WAVES": 2}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4, 8], "WAVES": [1, 2, 4]}
+    else:
+        block = _pow2(d / (vec * 4), 128, 1024)
+        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 2}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [1, 2, 4]}
+    return defines, space
+
+
+def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+    if region.kind == "row":
+        return _row_options(region)
+    if region.kind == "scan":
+        d = region.shape[-1] if region.shape else 1
+        return [("warp", {"mode": "warp"}), ("block", {"mode": "block"})] if d <= 2048 else \
+            [("block", {"mode": "block"}), ("warp", {"mode": "warp"})]
+    if region.kind == "attention":
+        q = region.nodes[0].args["q"]
+        bh = q.numel // max(1, q.shape[-1])
+        opts = [("block", {"mode": "block"}), ("split", {"mode": "split"})]
+        return opts[::-1] if bh < 512 else opts
+    if region.kind in ("pointwise", "reduce_all"):
+        return [("vec", {"mode": "vec"}), ("scalar", {"mode": "scalar"})]
+    return [("torch", {})]
+
+
+def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
+    if region.kind == "row":
+        return _row_defines(region, choice)
+    dtype = region.nodes[0].dtype if region.kind in ("scan", "attention") else (
+        region.anchor.dtype if region.anchor is not None else "float32")
+    if region.kind == "attention":
+        dtype = region.nodes[0].args["q"].dtype
+    vec, vecs = _vec_choices(dtype)
+    if region.kind == "scan":
+        d = region.shape[-1] if region.shape else 1
+        if choice["mode"] == "warp":
+            return ({"BLOCK": 256, "VEC": vec, "ITEMS": _pow2(d / (32 * vec), 1, 4), "WAVES": 2},
+                    {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "ITEMS": [1, 2, 4]})
+        return ({"BLOCK": _pow2(d / (vec * 2), 128, 512), "VEC": vec, "ITEMS": 2, "WAVES": 2},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4]})
+    if region.kind == "attention":
+        d = region.nodes[0].args["q"].shape[-1]
+        wvec = max(1, min(vec, _pow2(d / 32, 1, 8)))
+        return ({"BLOCK": 256, "VEC": wvec, "KEYS": 2, "MAXD": _pow2(d, 256, 4096), "WAVES": 2},
+                {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "KEYS": [1, 2, 4]})
+    if region.kind == "reduce_all":
+        if choice["mode"] == "scalar":
+            return {"BLOCK": 512, "VEC": 1, "WAVES": 2}, {"BLOCK": [128, 256, 512, 1024], "WAVES": [1, 2, 4, 8]}
+        return ({"BLOCK": 512, "VEC": vec, "WAVES": 2},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [1, 2, 4, 8]})
+    if region.kind == "pointwise":
+        if choice["mode"] == "scalar":
+            return ({"BLOCK": 256, "VEC": 1, "ITEMS": 4, "WAVES": 2},
+                    {"BLOCK": [128, 256, 512, 1024], "ITEMS": [1, 2, 4, 8], "WAVES": [1, 2, 4, 8]})
+        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 2, "WAVES": 2},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "WAVES": [1, 2, 4, 8]})
+    return {}, {}
+
+
+def primary(plan: Plan) -> Region | None:
+    for kind in _PRIORITY:
+        for region in plan.regions:
+            if region.kind == kind:
+                return region
+    return None
+
+
+def variants_for(plan: Plan) -> list[Variant]:
+    """Every structural variant of ``plan``'s primary region (the first is the best guess)."""
+    main = primary(plan)
+    if main is None:
+        return []
+    base_choices = {r.index: _options(r)[0][1] for r in plan.regions}
+    out = []
+    for label, choice in _options(main):
+        choices = dict(base_choices)
+        choices[main.index] = choice
+        defines, space = _defines(main, choice)
+        for region in plan.regions:  # keys only other regions use (attention's MAXD, ...)
+            if region is not main:
+                extra, _ = _defines(region, choices[region.index])
+                for key, value in extra.items():
+                    defines.setdefault(key, value)
+        out.append(Variant(f"{main.kind}/{label}", choices, defines, space))
+    return out
