@@ -1,4 +1,4 @@
-"""``autotuner bench ...``: measure parts of the tool. Targets: ``archive``.
+"""``autotuner bench ...``: measure parts of the tool. Targets: ``archive``, ``evaluator``.
 
 ``autotuner bench archive [--db sqlite|URL] [--evaluations 100000]`` fills a throwaway
 database (never your archive) and reports the insert rate and best / leaderboard latency.
@@ -40,8 +40,30 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluator(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autotuner.evaluator.throughput import measure_throughput
+    from autotuner.runtime.device import device_facts
+
+    import json
+
+    settings = [json.loads(s) for s in args.setting] if args.setting else None
+    t = measure_throughput(Path(args.task), Path(args.candidate), repeats=args.repeats, settings=settings)
+    gpu = device_facts(0).gpu_name
+    print(f"evaluator throughput on {gpu}: {args.task} with {args.candidate}")
+    print(f"  one candidate per child (fork server, baselines cached): p50 {t.single_p50_s:.2f} s, "
+          f"min {min(t.single_wall_s):.2f} s, max {max(t.single_wall_s):.2f} s over {len(t.single_wall_s)} "
+          f"-> {t.per_hour_single:,.0f} candidates per GPU-hour")
+    print(f"  {t.batch_settings} settings sharing a child: {t.batch_wall_s:.2f} s "
+          f"-> {t.per_hour_batched:,.0f} settings per GPU-hour")
+    print(f"  one candidate in a fresh interpreter (no fork server): {t.fresh_interpreter_wall_s:.2f} s")
+    print(f"  verdicts: {', '.join(sorted(set(t.verdicts)))}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("bench", help="benchmark parts of the tool (archive)", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("bench", help="benchmark parts of the tool (archive, evaluator)", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
     p = sub.add_parser("archive", help="archive insert rate and query latency on a throwaway database")
     p.add_argument("--db", default="sqlite", metavar="URL",
@@ -54,3 +76,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_archive)
+    p = sub.add_parser("evaluator", help="candidates per GPU-hour: wall time to evaluate one candidate end to end")
+    p.add_argument("task")
+    p.add_argument("candidate")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--setting", action="append", help="a JSON parameter setting for the batched figure (repeatable)")
+    p.set_defaults(func=cmd_evaluator)
