@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpu", type=int, default=0, help="index of the visible GPU to use")
     parser.add_argument("--no-baselines", action="store_true", help="skip eager and torch.compile timings")
     parser.add_argument("--no-compile-baseline", action="store_true", help="skip the torch.compile baseline only")
+    parser.add_argument("--db", help="archive URL to record the result in (default: $AUTOTUNER_DB_URL or the default SQLite file)")
+    parser.add_argument("--no-record", action="store_true", help="do not record the result in the archive")
     parser.set_defaults(func=run)
 
 
@@ -73,12 +75,29 @@ def print_result(result: EvalResult) -> None:
     print(f"wall         {result.wall_s:.1f} s")
 
 
+def _record(args: argparse.Namespace, result: EvalResult) -> None:
+    """Keep the result: a hand-written candidate is a kernel like any other ("manual")."""
+    from pathlib import Path
+
+    from archive import Archive, KernelSpec
+    from autotuner.tasks import load_task
+
+    source = Path(args.candidate).read_text()
+    language = "load_inline" if "load_inline" in source else ("cupy" if "RawKernel" in source else "cuda")
+    with Archive.open(args.db) as archive:
+        recorded = archive.record(load_task(args.task), KernelSpec(source, dict(args.param), language=language,
+                                                                    operator="manual", proposer="manual"), result)
+    result.warnings.append(f"recorded as kernel {recorded.kernel_id}, evaluation {recorded.evaluation_id} in {archive.url}")
+
+
 def run(args: argparse.Namespace) -> int:
     from autotuner.evaluator import EvalConfig, evaluate
 
     config = EvalConfig(trials=args.trials, timing_calls=args.calls, timeout_s=args.timeout, gpu=args.gpu,
                         baselines=not args.no_baselines, compile_baseline=not args.no_compile_baseline)
     result = evaluate(args.task, args.candidate, config=config, params=dict(args.param))
+    if not args.no_record and result.verdict.value != "error":
+        _record(args, result)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -10,6 +10,12 @@
 #define RULES_POS_INF (__int_as_float(0x7f800000))
 #define RULES_NAN (__int_as_float(0x7fc00000))
 #define RULES_FULL_MASK 0xffffffffu
+// Host-side emulation (tests) checks every vector access's alignment; device code never does.
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+#define RULES_ALIGNED(p, bytes) rules_emu_check_align((const void*)(p), (bytes))
+#else
+#define RULES_ALIGNED(p, bytes)
+#endif
 
 __device__ __forceinline__ float bf16_to_f32(unsigned short h) {
     return __uint_as_float(((unsigned int)h) << 16);
@@ -55,6 +61,7 @@ __device__ __forceinline__ float round_f16(float f) { return f16_to_f32(f32_to_f
 // Callers guarantee alignment to V * sizeof(element) bytes.
 template <int V>
 __device__ __forceinline__ void load_f32(const float* p, float* v) {
+    RULES_ALIGNED(p, V * 4);
     if constexpr (V == 1) {
         v[0] = p[0];
     } else if constexpr (V == 2) {
@@ -72,6 +79,7 @@ __device__ __forceinline__ void load_f32(const float* p, float* v) {
 
 template <int V>
 __device__ __forceinline__ void store_f32(float* p, const float* v) {
+    RULES_ALIGNED(p, V * 4);
     if constexpr (V == 1) {
         p[0] = v[0];
     } else if constexpr (V == 2) {
@@ -87,6 +95,7 @@ __device__ __forceinline__ void store_f32(float* p, const float* v) {
 #define RULES_HALF_VEC(NAME, W, N)                                                              \
 template <int V>                                                                                \
 __device__ __forceinline__ void load_##NAME(const unsigned short* p, float* v) {                \
+    RULES_ALIGNED(p, V * 2);                                                                    \
     if constexpr (V == 1) {                                                                     \
         v[0] = W(p[0]);                                                                         \
     } else if constexpr (V == 2) {                                                              \
@@ -115,6 +124,7 @@ __device__ __forceinline__ unsigned int pack_##NAME(float lo, float hi) {       
 }                                                                                               \
 template <int V>                                                                                \
 __device__ __forceinline__ void store_##NAME(unsigned short* p, const float* v) {               \
+    RULES_ALIGNED(p, V * 2);                                                                    \
     if constexpr (V == 1) {                                                                     \
         p[0] = N(v[0]);                                                                         \
     } else if constexpr (V == 2) {                                                              \

@@ -38,10 +38,15 @@ def test_static_rejection_works_without_a_gpu(tmp_path, capsys):
     bad.write_text("import torch\nimport torch.nn as nn\nclass ModelNew(nn.Module):\n"
                    "    def forward(self, x):\n        try:\n            return x\n        except Exception:\n"
                    "            return torch.relu(x)\n")
-    code = main(["eval", str(ROOT / "kernels/tasks/activation/relu.py"), str(bad), "--json"])
+    db = f"sqlite:///{tmp_path / 'archive.db'}"
+    code = main(["eval", str(ROOT / "kernels/tasks/activation/relu.py"), str(bad), "--json", "--db", db])
     data = json.loads(capsys.readouterr().out)
     assert code == 3 and data["verdict"] == "rejected" and data["stage"] == "static_check"
     assert "line 5" in data["reason"]
+    assert any("recorded as kernel" in w for w in data["warnings"])  # rejections are kept too
+    assert main(["archive", "kernels", "relu", "--db", db, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 1 and listed[0]["proposer"] == "manual"
 
 
 def test_doctor_without_gpu_says_so_and_fails():

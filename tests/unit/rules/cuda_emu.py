@@ -1,0 +1,139 @@
+"""Run the rules' generated candidates on the CPU, to check their numerics without a GPU.
+
+``EmuModule`` stands in for ``autotuner.runtime.compile_module``: the candidate's CUDA source
+is compiled as C++ with ``emu_shim.h`` (every CUDA thread of a block becomes a host thread;
+``__syncthreads`` and warp shuffles become barriers) and launched through ctypes on CPU
+tensors. ``run_candidate`` then checks the candidate like the evaluator does (fresh inputs,
+poisoned outputs, the policy's op watch, fixed tolerances), but against the CPU reference and
+on shapes small enough for the emulator. It runs in a child process (``emu_run.py``) so that
+a crash or a hang in an emulated kernel cannot take the test session with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CACHE = Path(os.environ.get("RULES_EMU_CACHE", Path(tempfile.gettempdir()) / "rules-emu-cache"))
+_CFLAGS = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-Wno-unknown-pragmas", "-w"]
+_CTYPES = {"float": ctypes.c_float, "double": ctypes.c_double, "int": ctypes.c_int, "long long": ctypes.c_longlong,
+           "long": ctypes.c_long, "unsigned int": ctypes.c_uint, "bool": ctypes.c_bool,
+           "unsigned long long": ctypes.c_ulonglong}
+_POINTEE = {"float": {"float32"}, "unsigned short": {"bfloat16", "float16"}, "long long": {"int64"},
+            "int": {"int32"}, "bool": {"bool"}, "double": {"float64"}}
+
+
+def compiler_missing() -> str | None:
+    return None if shutil.which("g++") else "g++ is not on PATH (the CPU emulator compiles kernels as C++)"
+
+
+def _runtime_object() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    src = HERE / "emu_runtime.cpp"
+    digest = hashlib.sha256(src.read_bytes() + (HERE / "emu_shim.h").read_bytes()).hexdigest()[:16]
+    obj = CACHE / f"emu_runtime_{digest}.o"
+    if not obj.exists():
+        tmp = obj.with_suffix(f".{os.getpid()}.o")
+        subprocess.run(["g++", *_CFLAGS, "-I", str(HERE), "-c", str(src), "-o", str(tmp)], check=True)
+        tmp.replace(obj)
+    return obj
+
+
+def _wrapper(name: str, params: Any) -> str:
+    decl, call = [], []
+    for i, p in enumerate(params):
+        if p.pointer:
+            decl.append(f"void* a{i}")
+            call.append(f"({p.ctype}*)a{i}")
+        else:
+            decl.append(f"{p.ctype} a{i}")
+            call.append(f"a{i}")
+    extra = "".join(", " + d for d in decl)
+    return (f'extern "C" const char* emu_{name}(unsigned gx, unsigned gy, unsigned bx{extra}) {{\n'
+            f"    std::function<void()> fn = [=]() {{ {name}({', '.join(call)}); }};\n"
+            f"    return emu_run(gx, gy, bx, &fn);\n}}\n")
+
+
+class EmuModule:
+    """The emulated counterpart of ``autotuner.runtime.CudaModule``."""
+
+    def __init__(self, source: str, defines: dict[str, Any] | None = None) -> None:
+        from autotuner.runtime.compile import define_options
+        from autotuner.runtime.signature import parse_kernels
+
+        self.signatures = parse_kernels(source)
+        options = list(define_options(defines))
+        text = '#include "emu_shim.h"\n#include <functional>\n'
+        text += 'extern "C" const char* emu_run(unsigned, unsigned, unsigned, std::function<void()>*);\n'
+        text += source + "\n" + "".join(_wrapper(n, s.params) for n, s in self.signatures.items())
+        key = hashlib.sha256((text + "\0".join(options)).encode()).hexdigest()[:24]
+        lib = CACHE / f"mod_{key}.so"
+        if not lib.exists():
+            runtime = _runtime_object()
+            with tempfile.TemporaryDirectory() as tmp:
+                cpp = Path(tmp) / "module.cpp"
+                cpp.write_text(text)
+                out = Path(tmp) / "module.so"
+                proc = subprocess.run(["g++", *_CFLAGS, "-shared", "-I", str(HERE), *options, str(cpp),
+                                       str(runtime), "-o", str(out)], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"emulated compile failed:\n{proc.stderr[-4000:]}")
+                shutil.copy(out, lib)
+        self.lib = ctypes.CDLL(str(lib))
+
+    def launch(self, name: str, grid: Any, block: Any, args: Any, shared_mem: int = 0) -> None:
+        import torch
+
+        sig = self.signatures[name]
+        if len(sig.params) != len(args):
+            raise RuntimeError(f"{name} takes {len(sig.params)} arguments, got {len(args)}")
+        grid = (grid,) if isinstance(grid, int) else tuple(grid)
+        block = (block,) if isinstance(block, int) else tuple(block)
+        cargs = []
+        for p, a in zip(sig.params, args):
+            if isinstance(a, torch.Tensor):
+                if not p.pointer:
+                    raise RuntimeError(f"{name}: tensor for scalar parameter {p.name}")
+                allowed = _POINTEE.get(p.ctype)
+                if allowed is not None and str(a.dtype).removeprefix("torch.") not in allowed:
+                    raise RuntimeError(f"{name}: {p.ctype}* parameter {p.name} given a {a.dtype} tensor")
+                cargs.append(ctypes.c_void_p(a.data_ptr()))
+            else:
+                if p.pointer:
+                    raise RuntimeError(f"{name}: {type(a).__name__} for pointer parameter {p.name}")
+                cargs.append(_CTYPES[p.ctype](a))
+        fn = getattr(self.lib, f"emu_{name}")
+        fn.restype = ctypes.c_char_p
+        gx, gy = int(grid[0]), int(grid[1]) if len(grid) > 1 else 1
+        if gx < 1 or gy < 1:
+            raise RuntimeError(f"{name}: grid {grid}")
+        err = fn(ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(int(block[0])), *cargs)
+        if err:
+            raise RuntimeError(f"{name}: {err.decode()}")
+
+
+def compile_module(source: str, *, defines: dict[str, Any] | None = None, options: Any = None) -> EmuModule:
+    return EmuModule(source, defines)
+
+
+def run_candidate(task_path: Path, candidate: Path, params: dict[str, Any], max_elems: int = 3_000_000,
+                  timeout_s: float = 600) -> dict[str, Any]:
+    """Check ``candidate`` on the CPU (in a child process); returns the child's JSON report."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "emu_run.py"), str(task_path), str(candidate), json.dumps(params),
+         str(max_elems)], capture_output=True, text=True, timeout=timeout_s,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[2]), os.environ.get("PYTHONPATH", "")])},
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"ok": False, "reason": f"emulator child exited {proc.returncode}: {proc.stderr[-1500:]}"}
+    return json.loads(lines[-1])

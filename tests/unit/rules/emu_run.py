@@ -1,0 +1,91 @@
+"""Child process of ``cuda_emu.run_candidate``: verify one candidate on the CPU emulator.
+
+``python emu_run.py TASK CANDIDATE PARAMS_JSON MAX_ELEMS`` prints one JSON line:
+``{"ok": bool, "reason": str, "shapes": [...]}``. The checks mirror the evaluator's
+``verify_shape``: the candidate runs first under the op watch (the task's policy, outputs of
+``torch.empty`` poisoned), on its own copy of fresh inputs, then the reference; outputs are
+compared at the task's tolerances. Shapes whose inputs exceed MAX_ELEMS elements are skipped
+(the default shape usually is: it is sized for a GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import autotuner.runtime  # noqa: E402
+import cuda_emu  # noqa: E402
+
+LAWS = ("task", "signed", "wide")
+
+
+def _elements(task, shape) -> int:  # noqa: ANN001
+    with task.shape(shape) as mod, torch.device("meta"):
+        inputs = mod.get_inputs()
+    return sum(t.numel() for t in inputs if isinstance(t, torch.Tensor))
+
+
+def main() -> int:
+    task_path, cand_path, params_json, max_elems = sys.argv[1:5]
+    autotuner.runtime.compile_module = cuda_emu.compile_module
+    torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(multi_processor_count=2)
+    torch.cuda.current_device = lambda: 0
+
+    from autotuner.evaluator.candidate import import_candidate
+    from autotuner.evaluator.compare import compare_outputs, tolerances_for
+    from autotuner.evaluator.inputs import clone_inputs, inputs_unchanged, make_candidate, make_inputs, make_reference
+    from autotuner.evaluator.watch import OpWatch
+    from autotuner.tasks import load_task
+
+    task = load_task(task_path)
+    params = json.loads(params_json)
+    module = import_candidate(Path(cand_path))
+    tol = tolerances_for(task.dtype, task.tolerance)
+    report = {"ok": True, "reason": "", "shapes": []}
+    for shape in task.shapes:
+        if _elements(task, shape) > int(max_elems):
+            continue
+        for trial, law in enumerate(LAWS):
+            if law != "task" and law not in task.distributions:
+                continue
+            seed = 1000 + trial
+            reference = make_reference(task, shape, seed, device="cpu")
+            candidate, _ = make_candidate(task, shape, seed, module.ModelNew, params, reference, device="cpu")
+            inputs = make_inputs(task, shape, seed + 7, law, device="cpu")
+            mine = clone_inputs(inputs)
+            where = f"shape {shape.name} ({law})"
+            with torch.no_grad():
+                watch = OpWatch(task.policy)
+                with watch:
+                    out = candidate(*mine)
+                if watch.forbidden:
+                    report.update(ok=False, reason=f"{where}: PyTorch ops outside the policy {sorted(set(watch.forbidden))[:4]}")
+                    print(json.dumps(report))
+                    return 0
+                changed = inputs_unchanged(inputs, mine)
+                ref = reference(*inputs)
+            if changed:
+                report.update(ok=False, reason=f"{where}: wrote into inputs {changed}")
+                print(json.dumps(report))
+                return 0
+            cmp = compare_outputs(out, ref, tol)
+            if not cmp.ok:
+                report.update(ok=False, reason=f"{where}: {cmp.reason}")
+                print(json.dumps(report))
+                return 0
+            report["shapes"].append({"shape": shape.name, "law": law, "max_abs_err": cmp.max_abs_err,
+                                     "rel_l2": cmp.rel_l2})
+    if not report["shapes"]:
+        report.update(ok=False, reason=f"no shape small enough (max {max_elems} input elements)")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
