@@ -124,3 +124,11 @@ class ParseError(ProposerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class WeightsError(AutotunerError):
+    """A checkpoint cannot be loaded into the engine: missing, unexpected or misshapen tensors."""
+
+
+class ExportError(AutotunerError):
+    """A kernel package cannot be exported: no verified kernel, a task it cannot express, a bad name."""

@@ -40,6 +40,7 @@ class SearchConfig:
     islands: int = 2
     migrate_every: int = 2
     seed: int = 0
+    max_variants: int = 8  # structural variants taken from the rule proposer per task
 
 
 @dataclass
@@ -133,12 +134,12 @@ class TaskSearch:
         proposer = self.run.proposers.get("rules")
         if proposer is None:
             return []
-        batch = proposer.propose(ProposalRequest(task=self.task, operator="translate", n=8))
+        batch = proposer.propose(ProposalRequest(task=self.task, operator="translate", n=self.config.max_variants))
         self.outcome.notes.extend(batch.notes)
         self.outcome.translated = bool(batch.proposals)
         for note in batch.notes:
             self.run.callbacks.on_note(f"{self.task.name}: {note}")
-        admitted = [p for p in batch.proposals if self._admit(p)]
+        admitted = [p for p in batch.proposals[: self.config.max_variants] if self._admit(p)]
         with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
             list(executor.map(lambda p: self.evaluate(p, [p.default_params]), admitted))
         return admitted

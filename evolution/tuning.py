@@ -58,7 +58,7 @@ def tune(
     start: dict[str, Any] | None = None,
     known: dict[str, EvalResult] | None = None,
 ) -> TuneOutcome:
-    """Search ``space`` with TPE for at most ``trials`` new evaluations.
+    """Search ``space`` with TPE: ``trials`` settings besides the start setting, in all.
 
     ``known`` maps ``params_key(params)`` to results measured earlier (they are told to the
     study, not re-run); ``start`` is enqueued first (the proposer's default setting).
@@ -68,7 +68,7 @@ def tune(
     known = dict(known or {})
     for key, result in known.items():
         params = json.loads(key)
-        if set(params) != set(space) or any(params[k] not in space[k] for k in space):
+        if not _in_space(params, space):
             continue
         value = objective(result)
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
@@ -77,7 +77,11 @@ def tune(
     if start and params_key(start) not in known:
         study.enqueue_trial(start)
     evaluated: list[tuple[dict[str, Any], EvalResult]] = []
-    remaining = min(trials, space_size(space) - len(known))
+    # ``trials`` counts every setting of this study, those measured before a resume included,
+    # so a resumed run does exactly as much tuning as an uninterrupted one.
+    in_space = sum(1 for key in known if _in_space(json.loads(key), space))
+    remaining = min(trials - in_space + (1 if start and params_key(start) in known else 0),
+                    space_size(space) - in_space)
     stale_asks = 0
     while remaining > 0 and stale_asks < 50:
         asked, settings = [], []
@@ -108,6 +112,10 @@ def tune(
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = min(completed, key=lambda t: t.value, default=None)
     return TuneOutcome(evaluated, dict(best.params) if best else None, best.value if best else None)
+
+
+def _in_space(params: dict[str, Any], space: dict[str, list]) -> bool:
+    return set(params) == set(space) and all(params[k] in space[k] for k in space)
 
 
 def grid(space: dict[str, list]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""``autotuner bench ...``: measure parts of the tool. Targets: ``archive``, ``evaluator``.
+"""``autotuner bench ...``: measure parts of the tool. Targets: ``suite``, ``archive``, ``evaluator``.
 
 ``autotuner bench archive [--db sqlite|URL] [--evaluations 100000]`` fills a throwaway
 database (never your archive) and reports the insert rate and best / leaderboard latency.
@@ -62,9 +62,63 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _x(v: float | None) -> str:
+    return f"{v:.2f}x" if v is not None else "-"
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from archive import Archive
+    from autotuner.config import load_config
+    from autotuner.tasks import discover_tasks, load_task, suite_dir
+    from evolution.suitebench import FAST_P, run_suite
+
+    paths = [p for root in (args.paths or [str(suite_dir())]) for p in discover_tasks(root)]
+    if args.only:
+        paths = [p for p in paths if any(s in str(p) for s in args.only.split(","))]
+    overrides: dict[str, Any] = {"search": {"proposer": "rules", "tune_trials": args.tune_trials,
+                                            "max_variants": args.variants}}
+    if args.report:
+        overrides["report_dir"] = args.report
+    config = load_config(args.config, overrides=overrides)
+    with Archive.open(args.db or config.db_url) as archive:
+        report = run_suite(archive, config, [load_task(p) for p in paths])
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s,
+                                               "gpu": report.gpu, "fast_p": report.fast_p,
+                                               "geomean_eager": report.geomean_eager,
+                                               "geomean_compile": report.geomean_compile}, indent=2))
+    rows = [{"task": r.task, "translated": "yes" if r.translated else "no", "correct": "yes" if r.correct else "NO",
+             "cands": r.candidates, "best ms": f"{r.best_ms:.3f}" if r.best_ms else "-",
+             "vs eager": _x(r.speedup_eager), "vs compile": _x(r.speedup_compile),
+             "roofline": f"{100 * r.roofline:.0f}%" if r.roofline else "-", "why not": r.why[:60]} for r in report.rows]
+    print(f"suite benchmark on {report.gpu}: {len(report.rows)} tasks, rule proposer, "
+          f"{args.variants} variants each, {args.tune_trials} tuning trials")
+    print(table(rows))
+    for base in ("eager", "compile"):
+        print(f"fast_p vs {base:<8}" + "  ".join(f"p={p:g}: {100 * report.fast_p[base][p]:.0f}%" for p in FAST_P))
+    print(f"geomean speedup (tasks with a correct kernel): {_x(report.geomean_eager)} vs eager, "
+          f"{_x(report.geomean_compile)} vs torch.compile")
+    print(f"{report.candidates} candidates in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
+          "candidates per GPU-hour (baselines and torch.compile included)")
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("bench", help="benchmark parts of the tool (archive, evaluator)", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("bench", help="benchmark the tool: the task suite, the archive, the evaluator", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
+    p = sub.add_parser("suite", help="rule proposer over the built-in suite (or task folders): fast_p, geomean")
+    p.add_argument("paths", nargs="*", help="task files or folders (default: the built-in suite)")
+    p.add_argument("--only", help="comma-separated substrings of task paths to keep")
+    p.add_argument("--variants", type=int, default=8, help="structural variants per task")
+    p.add_argument("--tune-trials", type=int, default=0, help="optuna settings per tuned variant")
+    p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL or the default SQLite file)")
+    p.add_argument("--config", help="TOML config file")
+    p.add_argument("--report", help="folder for report.md and progress.png")
+    p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    p.set_defaults(func=cmd_suite)
     p = sub.add_parser("archive", help="archive insert rate and query latency on a throwaway database")
     p.add_argument("--db", default="sqlite", metavar="URL",
                    help="'sqlite' (a temporary file, default), a SQLite path that does not exist yet, "

@@ -15,7 +15,7 @@ from autotuner import __version__
 from autotuner.errors import AutotunerError
 
 # Modules under autotuner.cli, in the order `autotuner --help` lists them.
-SUBCOMMANDS = ("tune", "eval", "doctor", "archive", "bench")
+SUBCOMMANDS = ("tune", "eval", "doctor", "archive", "bench", "deploy", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

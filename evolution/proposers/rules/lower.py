@@ -420,6 +420,22 @@ def ops_float() -> tuple[str, ...]:
     return ("float32", "bfloat16", "float16")
 
 
+_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm"}
+
+
+def unknown_ops(graph: Graph) -> list[Node]:
+    """Nodes whose op no rule (nor pattern) knows, in graph order."""
+    handlers = {name[3:] for name in dir(Lowering) if name.startswith("op_")}
+    known = ops.POINTWISE | _VIEW_OPS | _RED_OPS | _CONST_OPS | _PATTERN_OPS | handlers
+    return [n for n in graph.nodes if not n.is_leaf and n.op not in known]
+
+
 def lower(graph: Graph, policy: str) -> Graph:
-    """Lower ``graph``; raises ``Unsupported`` naming the first op without a rule."""
+    """Lower ``graph``; raises ``Unsupported`` naming the ops without a rule and their lines."""
+    unknown = unknown_ops(graph)
+    if unknown:
+        names = ", ".join(f"aten.{n.op}.{n.name or 'default'}" + (f" at line {n.line}" if n.line else "")
+                          for n in unknown[:4])
+        more = f" (+{len(unknown) - 4} more)" if len(unknown) > 4 else ""
+        raise Unsupported(f"no rule for {names}{more}")
     return Lowering(graph, policy).run()

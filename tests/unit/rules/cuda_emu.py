@@ -87,7 +87,9 @@ class EmuModule:
                                        str(runtime), "-o", str(out)], capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise RuntimeError(f"emulated compile failed:\n{proc.stderr[-4000:]}")
-                shutil.copy(out, lib)
+                staged = lib.with_suffix(f".{os.getpid()}.so")
+                shutil.copy(out, staged)
+                staged.replace(lib)
         self.lib = ctypes.CDLL(str(lib))
 
     def launch(self, name: str, grid: Any, block: Any, args: Any, shared_mem: int = 0) -> None:

@@ -1,70 +1,123 @@
-// The emulator's thread machinery (compiled into every emulated module; see emu_shim.h).
+// The emulator's scheduler: one fiber per CUDA thread, run round-robin until each reaches a
+// barrier or the end of the kernel (see emu_shim.h).
+#include <ucontext.h>
+
 #include "emu_shim.h"
 
-thread_local emu_dim3 threadIdx, blockIdx;
+emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
 
 namespace {
-struct Warp {
-    std::unique_ptr<std::barrier<>> bar;
-    alignas(16) unsigned char buf[32][16];
+enum State { RUNNABLE, WAITING, DONE };
+struct Fiber {
+    ucontext_t ctx;
+    std::vector<char> stack;
+    State state = RUNNABLE;
+    int wait_warp = -1;  // -1: the block barrier
+    unsigned wait_gen = 0;
 };
-std::unique_ptr<std::barrier<>> g_block;
-std::vector<Warp> g_warps;
-const char* g_error = nullptr;
+ucontext_t g_sched;
+std::vector<Fiber> g_fibers;
+unsigned g_cur = 0;
+unsigned g_block_count = 0, g_block_gen = 0;
+std::vector<unsigned> g_warp_count, g_warp_gen;
+std::vector<std::vector<unsigned char>> g_warp_buf;  // [warp][lane * 16]
+std::function<void()>* g_fn = nullptr;
 
-struct Job {
-    std::function<void()> fn;
-    unsigned tid;
-};
+void fiber_main() {
+    (*g_fn)();
+    g_fibers[g_cur].state = DONE;
+    swapcontext(&g_fibers[g_cur].ctx, &g_sched);
+}
 
-void* worker(void* arg) {
-    Job* job = static_cast<Job*>(arg);
-    threadIdx.x = job->tid;
-    for (unsigned by = 0; by < gridDim.y; ++by) {
-        for (unsigned bx = 0; bx < gridDim.x; ++bx) {
-            blockIdx.x = bx; blockIdx.y = by;
-            if (!g_error) job->fn();
-            g_block->arrive_and_wait();
-        }
+void wait_here(int warp, unsigned gen) {
+    Fiber& f = g_fibers[g_cur];
+    f.state = WAITING;
+    f.wait_warp = warp;
+    f.wait_gen = gen;
+    swapcontext(&f.ctx, &g_sched);
+}
+
+void warp_barrier() {
+    const unsigned w = g_cur / 32;
+    const unsigned gen = g_warp_gen[w];
+    if (++g_warp_count[w] == 32) {
+        g_warp_count[w] = 0;
+        ++g_warp_gen[w];
+        return;
     }
-    return nullptr;
+    wait_here((int)w, gen);
+}
+
+const char* run_block() {
+    const unsigned n = blockDim.x;
+    g_block_count = 0;
+    for (unsigned w = 0; w < n / 32; ++w) g_warp_count[w] = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        Fiber& f = g_fibers[i];
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = f.stack.data();
+        f.ctx.uc_stack.ss_size = f.stack.size();
+        f.ctx.uc_link = nullptr;
+        makecontext(&f.ctx, fiber_main, 0);
+        f.state = RUNNABLE;
+    }
+    for (;;) {
+        bool progress = false, all_done = true;
+        for (unsigned i = 0; i < n; ++i) {
+            Fiber& f = g_fibers[i];
+            if (f.state == DONE) continue;
+            all_done = false;
+            if (f.state == WAITING) {
+                const unsigned gen = f.wait_warp < 0 ? g_block_gen : g_warp_gen[f.wait_warp];
+                if (gen == f.wait_gen) continue;
+                f.state = RUNNABLE;
+            }
+            g_cur = i;
+            threadIdx.x = i;
+            swapcontext(&g_sched, &f.ctx);
+            progress = true;
+        }
+        if (all_done) return nullptr;
+        if (!progress) return "deadlock: a __syncthreads or warp shuffle is not reached by every thread";
+    }
 }
 }  // namespace
 
-void emu_fail(const char* what) {
-    if (!g_error) g_error = what;
-    std::fprintf(stderr, "emulator: %s\n", what);
+void emu_syncthreads() {
+    const unsigned gen = g_block_gen;
+    if (++g_block_count == blockDim.x) {
+        g_block_count = 0;
+        ++g_block_gen;
+        return;
+    }
+    wait_here(-1, gen);
 }
 
-void emu_syncthreads() { g_block->arrive_and_wait(); }
-
 void emu_warp_exchange(const void* mine, void* out, int size, int src_lane) {
-    Warp& w = g_warps[threadIdx.x / 32];
-    std::memcpy(w.buf[threadIdx.x & 31], mine, size);
-    w.bar->arrive_and_wait();
-    std::memcpy(out, w.buf[src_lane], size);
-    w.bar->arrive_and_wait();
+    auto& buf = g_warp_buf[g_cur / 32];
+    std::memcpy(&buf[(g_cur & 31) * 16], mine, size);
+    warp_barrier();
+    std::memcpy(out, &buf[src_lane * 16], size);
+    warp_barrier();
 }
 
 extern "C" const char* emu_run(unsigned gx, unsigned gy, unsigned bx, std::function<void()>* fn) {
     if (bx == 0 || bx % 32 != 0 || bx > 1024) return "block size must be a positive multiple of 32, at most 1024";
-    g_error = nullptr;
     gridDim.x = gx; gridDim.y = gy; gridDim.z = 1;
     blockDim.x = bx; blockDim.y = 1; blockDim.z = 1;
-    g_block = std::make_unique<std::barrier<>>(bx);
-    g_warps = std::vector<Warp>(bx / 32);
-    for (auto& w : g_warps) w.bar = std::make_unique<std::barrier<>>(32);
-    std::vector<pthread_t> threads(bx);
-    std::vector<Job> jobs(bx);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1 << 18);
-    for (unsigned t = 0; t < bx; ++t) {
-        jobs[t] = Job{*fn, t};
-        if (pthread_create(&threads[t], &attr, worker, &jobs[t]) != 0) return "pthread_create failed";
+    g_fn = fn;
+    g_fibers = std::vector<Fiber>(bx);
+    for (auto& f : g_fibers) f.stack.resize(1 << 16);
+    g_warp_count.assign(bx / 32, 0);
+    g_warp_gen.assign(bx / 32, 0);
+    g_warp_buf.assign(bx / 32, std::vector<unsigned char>(32 * 16));
+    for (unsigned by = 0; by < gy; ++by) {
+        for (unsigned b = 0; b < gx; ++b) {
+            blockIdx.x = b; blockIdx.y = by;
+            const char* err = run_block();
+            if (err) return err;
+        }
     }
-    for (unsigned t = 0; t < bx; ++t) pthread_join(threads[t], nullptr);
-    pthread_attr_destroy(&attr);
-    return g_error;
+    return nullptr;
 }

@@ -1,9 +1,10 @@
 // CPU emulation of the CUDA subset the rules' kernels use (tests only; see cuda_emu.py).
-// Every CUDA thread of a block is a host thread; blocks run one after another. __syncthreads
-// is a barrier over the block, warp shuffles exchange through a per-warp buffer between two
-// barriers, __shared__ is a static (one block at a time). Vector accesses check alignment.
+// Every CUDA thread of a block is a fiber (ucontext) on one host thread, switched only at
+// barriers; blocks run one after another. __syncthreads is a barrier over the block, warp
+// shuffles exchange through a per-warp buffer between two warp barriers, __shared__ is a
+// static (one block at a time). A barrier some threads never reach is reported as a deadlock;
+// a misaligned vector access aborts.
 #pragma once
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include <functional>
 #include <memory>
 #include <vector>
-#include <pthread.h>
 
 #define RULES_EMULATE 1
 #define __global__
@@ -24,7 +24,7 @@
 #define __shared__ static
 
 struct emu_dim3 { unsigned x = 1, y = 1, z = 1; };
-extern thread_local emu_dim3 threadIdx, blockIdx;
+extern emu_dim3 threadIdx, blockIdx;
 extern emu_dim3 blockDim, gridDim;
 
 struct float2 { float x, y; } __attribute__((aligned(8)));
@@ -45,9 +45,11 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float rules_host_f16_to_f32(unsigned short h) { _Float16 v; std::memcpy(&v, &h, 2); return (float)v; }
 inline unsigned short rules_host_f32_to_f16(float f) { _Float16 v = (_Float16)f; unsigned short h; std::memcpy(&h, &v, 2); return h; }
 
-void emu_fail(const char* what);
 inline void rules_emu_check_align(const void* p, int bytes) {
-    if (bytes > 1 && (reinterpret_cast<std::uintptr_t>(p) % bytes) != 0) emu_fail("misaligned vector access");
+    if (bytes > 1 && (reinterpret_cast<std::uintptr_t>(p) % bytes) != 0) {
+        std::fprintf(stderr, "emulator: misaligned vector access (%d bytes at %p)\n", bytes, p);
+        std::abort();
+    }
 }
 
 void emu_syncthreads();

@@ -1,0 +1,142 @@
+"""``autotuner deploy ...``: the engine with the archive's kernels in its op slots.
+
+``autotuner deploy slots [--model M]`` resolves (and re-verifies) the slots and prints which
+kernel each one runs; ``autotuner deploy bench`` prints prefill, decode and total tok/s,
+one-time compile ms and decode's fraction of the bandwidth bound for eager PyTorch, tuned
+kernels, tuned kernels with CUDA-graph decode, and torch.compile (reduce-overhead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32"}
+
+
+def _progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def _model_configs(args: argparse.Namespace) -> list[Any]:
+    from autotuner.engine import config_from_checkpoint, get_config
+
+    if args.checkpoint:
+        return [config_from_checkpoint(args.checkpoint)]
+    return [get_config(name) for name in args.model]
+
+
+def _resolve(args: argparse.Namespace, cfg: Any) -> tuple[Any, float]:
+    from archive import Archive
+    from autotuner.engine import resolve_slots
+
+    started = time.perf_counter()
+    with Archive.open(args.db) as archive:
+        slots = resolve_slots(archive, DTYPES[args.dtype], cfg, gpu=args.gpu, record=not args.no_record)
+    return slots, time.perf_counter() - started
+
+
+def cmd_slots(args: argparse.Namespace) -> int:
+    for cfg in _model_configs(args):
+        slots, seconds = _resolve(args, cfg)
+        if args.json:
+            print(json.dumps({"model": cfg.name, "slots": slots.report(), "resolve_s": seconds}))
+            continue
+        print(f"{cfg.name} ({DTYPES[args.dtype]}), resolved in {seconds:.1f} s:")
+        for slot, text in slots.report().items():
+            print(f"  {slot:<17} {text}")
+    return 0
+
+
+def _table(rows: list[Any]) -> str:
+    head = ["model", "prompt", "mode", "prefill tok/s", "decode tok/s", "total tok/s", "compile ms",
+            "decode ms/tok", "% of BW bound"]
+    cells = [[r.model, str(r.prompt_len), r.mode, f"{r.prefill_tok_s:,.0f}", f"{r.decode_tok_s:,.1f}",
+              f"{r.total_tok_s:,.1f}", f"{r.one_time_ms:,.0f}", f"{r.decode_step_ms:.3f}",
+              "-" if r.bandwidth_fraction is None else f"{100 * r.bandwidth_fraction:.1f}%"] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _speedups(rows: list[Any]) -> list[str]:
+    out = []
+    by_key = {(r.model, r.prompt_len, r.mode): r for r in rows}
+    for (model, t, mode), r in by_key.items():
+        eager = by_key.get((model, t, "eager"))
+        compiled = by_key.get((model, t, "compile"))
+        if mode == "tuned+graph" and eager:
+            vs_compile = f", {r.decode_tok_s / compiled.decode_tok_s:.2f}x torch.compile" if compiled else ""
+            out.append(f"{model} prompt {t}: tuned+graph decode {r.decode_tok_s / eager.decode_tok_s:.2f}x eager"
+                       f"{vs_compile}")
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from autotuner.engine import build_model
+    from autotuner.engine.bench import BenchReport, bench_model
+    from autotuner.evaluator.roofline import cached_peaks
+    from autotuner.runtime.compile import cache_root
+    from autotuner.runtime.device import device_facts, require_gpu
+
+    require_gpu()
+    facts = device_facts(0)
+    peaks = cached_peaks(cache_root(), facts.driver)
+    report = BenchReport(gpu=facts.gpu_name, copy_gbps=peaks.copy_gbps)
+    dtype = getattr(torch, DTYPES[args.dtype])
+    for cfg in _model_configs(args):
+        slots, seconds = _resolve(args, cfg)
+        report.slots[cfg.name], report.reverify_s[cfg.name] = slots.report(), seconds
+        model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
+        report.weight_bytes[cfg.name] = model.weight_bytes()
+        report.rows += bench_model(model, slots, args.prompt_len, args.decode_steps, args.batch, args.repeats,
+                                   peaks.copy_gbps, modes=args.modes, progress=None if args.json else _progress)
+        del model
+        torch.cuda.empty_cache()
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    print(f"deploy bench on {report.gpu} (copy bandwidth {report.copy_gbps:,.0f} GB/s), {DTYPES[args.dtype]}, "
+          f"batch {args.batch}, {args.decode_steps} decode steps, median of {args.repeats}")
+    for name, slots_report in report.slots.items():
+        print(f"{name}: {report.weight_bytes[name] / 1e9:.2f} GB of weights per decode step; slots "
+              f"(resolved and re-verified in {report.reverify_s[name]:.1f} s):")
+        for slot, text in slots_report.items():
+            print(f"  {slot:<17} {text}")
+    print(_table(report.rows))
+    for line in _speedups(report.rows):
+        print(line)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("deploy", help="the inference engine with the archive's kernels (slots, bench)",
+                            description=__doc__.split("\n\n")[0])
+    targets = parser.add_subparsers(dest="deploy_target", metavar="TARGET", required=True)
+    for name, func, help_text in (("slots", cmd_slots, "which kernel each op slot runs (re-verified), or why PyTorch"),
+                                  ("bench", cmd_bench, "tok/s: eager, tuned, tuned + CUDA graph, torch.compile (GPU)")):
+        p = targets.add_parser(name, help=help_text)
+        p.add_argument("--model", nargs="+", default=["llama-3.2-1b"],
+                       help="llama-3.2-1b, qwen2.5-1.5b, granite-3.2-2b (default: llama-3.2-1b)")
+        p.add_argument("--checkpoint", help="a local Hugging Face checkpoint folder (config.json, *.safetensors) "
+                                            "instead of random weights")
+        p.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+        p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL, else the default SQLite file)")
+        p.add_argument("--gpu", help="GPU name to look kernels up for (default: this machine's)")
+        p.add_argument("--no-record", action="store_true", help="do not record the re-verifications in the archive")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+        if name == "bench":
+            p.add_argument("--prompt-len", type=int, nargs="+", default=[128, 512])
+            p.add_argument("--decode-steps", type=int, default=128)
+            p.add_argument("--batch", type=int, default=1)
+            p.add_argument("--repeats", type=int, default=5, help="timed runs per mode and prompt (median)")
+            p.add_argument("--modes", nargs="+", default=["eager", "tuned", "tuned+graph", "compile"],
+                           choices=["eager", "tuned", "tuned+graph", "compile"])

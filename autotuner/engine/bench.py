@@ -1,0 +1,187 @@
+"""The deploy bench: tokens per second of the engine four ways, on the same weights and prompt.
+
+Modes: ``eager`` (PyTorch slots, decode launched op by op), ``tuned`` (the archive's
+re-verified kernels in the slots), ``tuned+graph`` (the same, decode replayed from a CUDA
+graph), and ``compile`` (PyTorch slots under ``torch.compile(mode="reduce-overhead")``: the
+baseline to beat). Per mode: prefill, decode and total tok/s, the one-time cost (the first
+run's time minus a warm run's: NVRTC compiles, graph capture, torch.compile), and decode's
+fraction of the memory-bandwidth bound (weight bytes per step over the measured copy
+bandwidth, divided by the measured step time).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from autotuner.engine.config import ModelConfig
+from autotuner.engine.generate import GraphDecoder, Step, eager_step, generate, static_step
+from autotuner.engine.model import Transformer
+from autotuner.engine.slots import Slots
+
+log = logging.getLogger(__name__)
+MODES = ("eager", "tuned", "tuned+graph", "compile")
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    model: str
+    prompt_len: int
+    batch: int
+    mode: str
+    prefill_tok_s: float
+    decode_tok_s: float
+    total_tok_s: float
+    one_time_ms: float
+    decode_step_ms: float
+    bandwidth_fraction: float | None  # weight-bytes bound / measured step time
+
+
+@dataclass
+class BenchReport:
+    gpu: str
+    copy_gbps: float | None
+    rows: list[BenchRow] = field(default_factory=list)
+    slots: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> slot -> description
+    weight_bytes: dict[str, int] = field(default_factory=dict)
+    reverify_s: dict[str, float] = field(default_factory=dict)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    """Wall milliseconds of ``fn`` with the device drained before and after."""
+    _sync()
+    start = time.perf_counter()
+    fn()
+    _sync()
+    return (time.perf_counter() - start) * 1e3
+
+
+class _Mode:
+    """How one mode prefills and decodes; ``step`` is built lazily (graph capture, compile)."""
+
+    def __init__(self, model: Transformer, slots: Slots, name: str) -> None:
+        self.model, self.slots, self.name = model, slots, name
+        self._step: Step | None = None
+        self._prefill: Callable[..., torch.Tensor] | None = None
+
+    def activate(self) -> None:
+        self.model.slots = self.slots
+
+    def prefill_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        if self.name != "compile":
+            return lambda prompt: self.model(prompt, torch.arange(prompt.shape[1], device=prompt.device),
+                                             kv_len=prompt.shape[1], last_only=True)
+        if self._prefill is None:
+            self._prefill = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True, dynamic=False)
+        fn = self._prefill
+        return lambda prompt: fn(prompt, torch.arange(prompt.shape[1], device=prompt.device), None, True)
+
+    def step(self) -> Step:
+        if self._step is None:
+            if self.name == "tuned+graph":
+                self._step = GraphDecoder(self.model).step
+            elif self.name == "compile":
+                compiled = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True, dynamic=False)
+                self._step = static_step(self.model, compiled)
+            else:
+                self._step = eager_step(self.model)
+        return self._step
+
+
+@torch.no_grad()
+def _run(mode: _Mode, prompt: torch.Tensor, steps: int) -> tuple[float, float]:
+    """(prefill ms, decode ms for ``steps`` tokens) of one greedy generation."""
+    model = mode.model
+    prefill = mode.prefill_fn()
+    t = prompt.shape[1]
+    logits_box: list[torch.Tensor] = []
+    prefill_ms = _timed(lambda: logits_box.append(prefill(prompt)[:, -1].clone()))
+    step = mode.step()
+
+    def decode() -> None:
+        logits = logits_box[0]
+        for i in range(steps):
+            token = logits.argmax(dim=-1, keepdim=True)
+            logits = step(token, t + i)
+
+    decode_ms = _timed(decode)
+    del model
+    return prefill_ms, decode_ms
+
+
+def bench_mode(mode: _Mode, prompt: torch.Tensor, steps: int, repeats: int) -> tuple[float, float, float]:
+    """(median prefill ms, median decode ms, one-time ms) over ``repeats`` warm runs."""
+    mode.activate()
+    first_start = time.perf_counter()
+    first = _run(mode, prompt, steps)
+    first_ms = (time.perf_counter() - first_start) * 1e3
+    runs = [_run(mode, prompt, steps) for _ in range(repeats)]
+    prefill_ms = statistics.median(r[0] for r in runs)
+    decode_ms = statistics.median(r[1] for r in runs)
+    del first
+    return prefill_ms, decode_ms, max(0.0, first_ms - prefill_ms - decode_ms)
+
+
+def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], steps: int, batch: int,
+                repeats: int, copy_gbps: float | None, modes: Sequence[str] = MODES,
+                progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """Every mode at every prompt length on one model (whose caches cover the longest run)."""
+    cfg: ModelConfig = model.cfg
+    device = model.tok_embeddings.weight.device
+    model.setup_caches(batch, max(prompt_lens) + steps + 1)
+    bound_ms = model.weight_bytes() / (copy_gbps * 1e9) * 1e3 if copy_gbps else None
+    pytorch = Slots.pytorch("bench: PyTorch baseline")
+    rows = []
+    for name in modes:
+        mode = _Mode(model, tuned if name.startswith("tuned") else pytorch, name)
+        for t in prompt_lens:
+            if progress:
+                progress(f"{cfg.name} prompt {t}: {name}")
+            gen = torch.Generator(device="cpu").manual_seed(t)
+            prompt = torch.randint(0, cfg.vocab_size, (batch, t), generator=gen).to(device)
+            prefill_ms, decode_ms, once_ms = bench_mode(mode, prompt, steps, repeats)
+            step_ms = decode_ms / steps
+            rows.append(BenchRow(
+                model=cfg.name, prompt_len=t, batch=batch, mode=name,
+                prefill_tok_s=batch * t / (prefill_ms / 1e3), decode_tok_s=batch * steps / (decode_ms / 1e3),
+                total_tok_s=batch * (t + steps) / ((prefill_ms + decode_ms) / 1e3), one_time_ms=once_ms,
+                decode_step_ms=step_ms, bandwidth_fraction=bound_ms / step_ms if bound_ms else None,
+            ))  # fmt: skip
+        del mode
+        if name == "compile":
+            torch._dynamo.reset()
+        gc.collect()
+    model.slots = tuned
+    return rows
+
+
+def check_parity(model: Transformer, tuned: Slots, prompt_len: int = 32, steps: int = 64) -> dict[str, Any]:
+    """Greedy tokens and logits of the tuned path against the pure PyTorch path."""
+    from autotuner.evaluator.compare import tolerances_for
+
+    device = model.tok_embeddings.weight.device
+    gen = torch.Generator(device="cpu").manual_seed(1234)
+    prompt = torch.randint(0, model.cfg.vocab_size, (model.batch, prompt_len), generator=gen).to(device)
+    model.slots = Slots.pytorch()
+    ref = generate(model, prompt, steps, keep_logits=True)
+    model.slots = tuned
+    out = generate(model, prompt, steps, step=eager_step(model), keep_logits=True)
+    dtype = str(model.tok_embeddings.weight.dtype).removeprefix("torch.")
+    same = (ref.tokens == out.tokens).all(dim=0)
+    first_diff = int((~same).nonzero()[0, 0]) if not bool(same.all()) else None
+    upto = first_diff if first_diff is not None else steps
+    err = max((float((a - b).abs().max()) for a, b in zip(ref.logits[:upto], out.logits[:upto])), default=0.0)
+    return {"steps": steps, "same_tokens": first_diff is None, "first_divergence": first_diff,
+            "max_logit_err": err, "tolerance": tolerances_for(dtype)}

@@ -1,0 +1,111 @@
+"""Greedy generation: prefill the prompt, then one token per decode step.
+
+A decode step at batch 1 is a few hundred small kernels; launched one by one from Python
+their launch cost dominates. ``GraphDecoder`` captures the step once in a CUDA graph
+(static input buffers for the token and its position, the static-shape attention path) and
+replays it; the KV cache is a static buffer the graph writes in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from autotuner.engine.model import Transformer
+from autotuner.errors import NoGPUError
+
+Step = Callable[[torch.Tensor, int], torch.Tensor]  # (token [b, 1], position) -> logits [b, vocab]
+
+
+@torch.no_grad()
+def prefill(model: Transformer, prompt: torch.Tensor, last_only: bool = True) -> torch.Tensor:
+    """prompt: [b, t] -> logits [b, vocab] of the last position (or [b, t, vocab])."""
+    t = prompt.shape[1]
+    pos = torch.arange(t, device=prompt.device)
+    logits = model(prompt, pos, kv_len=t, last_only=last_only)
+    return logits[:, -1] if last_only else logits
+
+
+def eager_step(model: Transformer) -> Step:
+    """Decode with dynamic shapes: attend to the cache written so far (attention-decode slot)."""
+
+    @torch.no_grad()
+    def step(token: torch.Tensor, position: int) -> torch.Tensor:
+        pos = torch.tensor([position], device=token.device)
+        return model(token, pos, kv_len=position + 1)[:, -1]
+
+    return step
+
+
+def static_step(model: Transformer, forward: Callable[..., torch.Tensor] | None = None) -> Step:
+    """Decode with static shapes (masked attention over the whole cache): what graphs and
+    torch.compile see. ``forward`` may be a compiled ``model.forward``."""
+    fn = forward or model.forward
+    buffers: dict[torch.device, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def step(token: torch.Tensor, position: int) -> torch.Tensor:
+        pos = buffers.setdefault(token.device, torch.zeros(1, dtype=torch.long, device=token.device))
+        pos.fill_(position)
+        return fn(token, pos)[:, -1]
+
+    return step
+
+
+class GraphDecoder:
+    """One decode step captured in a CUDA graph; ``step`` copies inputs in and replays."""
+
+    def __init__(self, model: Transformer, warmup: int = 3) -> None:
+        if not torch.cuda.is_available():
+            raise NoGPUError("CUDA-graph decode needs a CUDA GPU")
+        device = model.tok_embeddings.weight.device
+        self.model = model
+        self.token = torch.zeros(model.batch, 1, dtype=torch.long, device=device)
+        # Captured at the last cache position: whatever warm-up writes there is overwritten
+        # by the step that reaches it, before any step reads it.
+        self.pos = torch.full((1,), model.max_seq - 1, dtype=torch.long, device=device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.no_grad():
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # compile kernels, pick cuBLAS algorithms, allocate
+                for _ in range(warmup):
+                    model(self.token, self.pos)
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.cuda.graph(self.graph):
+                self.logits = model(self.token, self.pos)[:, -1]  # [b, vocab], a static buffer
+
+    def step(self, token: torch.Tensor, position: int) -> torch.Tensor:
+        self.token.copy_(token)
+        self.pos.fill_(position)
+        self.graph.replay()
+        return self.logits
+
+
+@dataclass
+class Generation:
+    tokens: torch.Tensor  # [b, steps] generated token ids
+    logits: list[torch.Tensor]  # per step [b, vocab] fp32 (kept when asked)
+
+
+@torch.no_grad()
+def generate(model: Transformer, prompt: torch.Tensor, steps: int, step: Step | None = None,
+             keep_logits: bool = False) -> Generation:
+    """Greedy decoding of ``steps`` tokens after ``prompt`` [b, t]; no host sync per step."""
+    step = step or eager_step(model)
+    t = prompt.shape[1]
+    if t + steps > model.max_seq:
+        raise ValueError(f"prompt {t} + {steps} steps exceeds the cache ({model.max_seq} positions)")
+    logits = prefill(model, prompt)
+    out = torch.empty(prompt.shape[0], steps, dtype=torch.long, device=prompt.device)
+    kept = []
+    for i in range(steps):
+        if keep_logits:
+            kept.append(logits.float().clone())
+        token = logits.argmax(dim=-1, keepdim=True)  # [b, 1]
+        out[:, i : i + 1] = token
+        if i + 1 < steps:
+            logits = step(token, t + i)
+    return Generation(out, kept)

@@ -1,0 +1,255 @@
+"""The engine's op slots: each a PyTorch implementation, replaced by a verified kernel if bound.
+
+A slot is one of the ops a decoder layer spends its non-GEMM time in. Its PyTorch
+implementation is the numerics the engine is checked against (Hugging Face's, op for op); a
+bound kernel is the ``ModelNew`` of the archive's best verified kernel for the slot's task,
+called with tensors shaped like that task's inputs (the engine's tensors are reshaped to
+them as views, and made contiguous only where they are not). ``Slots`` holds one binding per
+slot; ``report()`` says which slot runs which kernel, or PyTorch and why.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# slot -> dtype -> task file in the built-in suite (kernels/tasks/...). The task fixes the
+# signature: a kernel for it computes exactly what the slot's PyTorch implementation does.
+SLOT_TASKS: dict[str, dict[str, str]] = {
+    "rmsnorm": {"bfloat16": "normalization/rmsnorm_bf16.py", "float32": "normalization/rmsnorm.py"},
+    "residual_rmsnorm": {"bfloat16": "decode/residual_rmsnorm_bf16.py"},
+    "rope": {"bfloat16": "decode/rope_bf16.py"},
+    "silu_mul": {"bfloat16": "decode/silu_mul_bf16.py"},
+    "attention_decode": {"bfloat16": "decode/attention_decode_bf16.py"},
+}
+SLOT_NAMES: tuple[str, ...] = tuple(SLOT_TASKS)
+
+
+# ---- the PyTorch implementations (Hugging Face Llama numerics) ------------------------------
+
+def rmsnorm_torch(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """LlamaRMSNorm: statistics in fp32, the normalized value cast back, then the weight."""
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def rope_torch(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """apply_rotary_pos_emb (rotate_half). q: [tokens, heads, d], k: [tokens, kv_heads, d], cos/sin: [tokens, d]."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    half = q.shape[-1] // 2
+
+    def rotate_half(t: torch.Tensor) -> torch.Tensor:
+        return torch.cat((-t[..., half:], t[..., :half]), dim=-1)
+
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def silu_mul_torch(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return F.silu(gate) * up
+
+
+def attention_decode_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One query per head against the cache. q: [b, h, d]; k, v: [b, kv_heads, len, d] -> [b, h, d].
+
+    The h / kv_heads query heads that share a KV head are passed as that head's query rows,
+    so grouped-query attention needs no copy of the cache. ``mask``: [len] bool, True = attend.
+    """
+    b, h, d = q.shape
+    kv = k.shape[1]
+    qg = q.view(b, kv, h // kv, d)  # [b, kv_heads, group, d]
+    attn_mask = None if mask is None else mask.view(1, 1, 1, -1)
+    out = F.scaled_dot_product_attention(qg, k, v, attn_mask=attn_mask, scale=scale)
+    return out.reshape(b, h, d)
+
+
+# ---- bindings -------------------------------------------------------------------------------
+
+@dataclass
+class SlotBinding:
+    """What one slot runs: a verified kernel (``model_new`` set) or PyTorch, with the reason."""
+
+    slot: str
+    reason: str = ""
+    task: str | None = None
+    kernel_id: int | None = None
+    evaluation_id: int | None = None
+    reverify_evaluation_id: int | None = None
+    model_new: type | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    speedup_eager: float | None = None
+    gpu: str | None = None
+
+    @property
+    def bound(self) -> bool:
+        return self.model_new is not None
+
+    def describe(self) -> str:
+        if not self.bound:
+            return f"pytorch ({self.reason})"
+        speed = f", {self.speedup_eager:.2f}x vs eager" if self.speedup_eager else ""
+        note = f"; {self.reason}" if self.reason else ""
+        return f"kernel {self.kernel_id} ({self.task}, evaluation {self.evaluation_id}{speed}{note})"
+
+
+def _contig(t: torch.Tensor) -> torch.Tensor:
+    return t if t.is_contiguous() else t.contiguous()
+
+
+def _power_of_two(x: float) -> bool:
+    m, _ = math.frexp(x)
+    return x > 0 and m == 0.5
+
+
+class Slots:
+    """The engine's op slots. Thread-compatible, not thread-safe (one engine, one thread)."""
+
+    def __init__(self, bindings: dict[str, SlotBinding] | None = None) -> None:
+        given = bindings or {}
+        self.bindings = {s: given.get(s) or SlotBinding(s, "not resolved: pure PyTorch engine") for s in SLOT_NAMES}
+        self._instances: dict[tuple[Any, ...], tuple[Any, nn.Module]] = {}
+
+    @classmethod
+    def pytorch(cls, reason: str = "pure PyTorch engine") -> Slots:
+        return cls({s: SlotBinding(s, reason) for s in SLOT_NAMES})
+
+    def report(self) -> dict[str, str]:
+        return {s: b.describe() for s, b in self.bindings.items()}
+
+    def bound(self, slot: str) -> bool:
+        return self.bindings[slot].bound
+
+    def instance(self, slot: str, init_args: tuple[Any, ...] = (), weights: dict[str, torch.Tensor] | None = None,
+                 like: torch.Tensor | None = None) -> nn.Module:
+        """The kernel module for ``slot``, one per (weights, constructor arguments).
+
+        Weights are shared with the engine, not copied: the kernel reads the engine's own
+        parameters, so reloading them in place reaches the kernel too.
+        """
+        weights = weights or {}
+        key = (slot, init_args, tuple((n, id(w)) for n, w in sorted(weights.items())))
+        cached = self._instances.get(key)
+        if cached is not None:
+            return cached[1]
+        binding = self.bindings[slot]
+        assert binding.model_new is not None
+        device = like.device if like is not None else None
+        with torch.device(device) if device is not None else nullcontext():
+            module = binding.model_new(*init_args, **binding.params)
+        if like is not None:
+            module = module.to(device=like.device, dtype=like.dtype)
+        module.eval()
+        for name, tensor in weights.items():
+            setattr(module, name, nn.Parameter(tensor.detach(), requires_grad=False))
+        self._instances[key] = (list(weights.values()), module)
+        return module
+
+    # ---- the slots, as the engine calls them ---------------------------------------------
+
+    def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """x: [..., hidden] -> [..., hidden]."""
+        if not self.bindings["rmsnorm"].bound:
+            return rmsnorm_torch(x, weight, eps)
+        dim = x.shape[-1]
+        kernel = self.instance("rmsnorm", (dim, eps), {"weight": weight}, like=x)
+        return kernel(_contig(x).view(-1, dim)).view(x.shape)
+
+    def residual_rmsnorm(self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                         eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rmsnorm(residual + x), residual + x); x, residual: [..., hidden]."""
+        if not self.bindings["residual_rmsnorm"].bound:
+            new_residual = residual + x
+            return self.rmsnorm(new_residual, weight, eps), new_residual  # the rmsnorm kernel, if bound
+        dim = x.shape[-1]
+        kernel = self.instance("residual_rmsnorm", (dim, eps), {"weight": weight}, like=x)
+        normed, new_residual = kernel(_contig(x).view(-1, dim), _contig(residual).view(-1, dim))
+        return normed.view(x.shape), new_residual.view(x.shape)
+
+    def rope(self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q: [tokens, heads, d], k: [tokens, kv_heads, d], cos / sin: [tokens, d]."""
+        if not self.bindings["rope"].bound:
+            return rope_torch(q, k, cos, sin)
+        kernel = self.instance("rope", like=q)
+        return kernel(_contig(q), _contig(k), _contig(cos), _contig(sin))
+
+    def silu_mul(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """gate, up: [tokens, intermediate]."""
+        if not self.bindings["silu_mul"].bound:
+            return silu_mul_torch(gate, up)
+        kernel = self.instance("silu_mul", like=gate)
+        return kernel(_contig(gate), _contig(up))
+
+    def attention_decode(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """q: [b, h, d]; k, v: [b, kv_heads, len, d] (every position valid) -> [b, h, d]."""
+        if not self.bindings["attention_decode"].bound or q.shape[1] != k.shape[1]:
+            return attention_decode_torch(q, k, v, scale)
+        d = q.shape[-1]
+        ratio = scale * math.sqrt(d)
+        if ratio != 1.0:  # covered only where the rescale is exact (a power of two)
+            q = q * ratio
+        kernel = self.instance("attention_decode", like=q)
+        return kernel(_contig(q), _contig(k), _contig(v))
+
+
+def attention_not_covered(num_heads: int, num_kv_heads: int, head_dim: int, scale: float) -> str | None:
+    """Why the attention-decode task's kernels cannot serve this model, or None if they can."""
+    if num_heads != num_kv_heads:
+        return (f"shape not covered: the task pairs each query head with its own KV head; this model has "
+                f"{num_heads} query heads sharing {num_kv_heads} KV heads (grouped-query attention)")
+    if not _power_of_two(scale * math.sqrt(head_dim)):
+        return f"shape not covered: softmax scale {scale:g} is not 1/sqrt({head_dim}) times a power of two"
+    return None
+
+
+PROBE_TOKENS = (1, 7)
+
+
+def probe_inputs(slot: str, cfg: Any, tokens: int, dtype: torch.dtype, device: torch.device,
+                 generator: torch.Generator) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(kernel call, PyTorch call) for ``slot`` at the engine's own dims, on fresh random inputs.
+
+    The evaluator verified the kernel at the task's shapes; this checks it at the model's
+    (hidden size, eps, heads, head_dim), where a kernel that hard-codes a constant would show.
+    """
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
+
+    d, eps = cfg.hidden_size, cfg.rms_norm_eps
+    if slot == "rmsnorm":
+        x, w = randn(tokens, d), 1 + 0.1 * randn(d)
+        return (lambda s: s.rmsnorm(x, w, eps)), (lambda: rmsnorm_torch(x, w, eps))
+    if slot == "residual_rmsnorm":
+        x, r, w = randn(tokens, d), randn(tokens, d), 1 + 0.1 * randn(d)
+        return (lambda s: s.residual_rmsnorm(x, r, w, eps)), (lambda: (rmsnorm_torch(r + x, w, eps), r + x))
+    if slot == "rope":
+        hd = cfg.head_dim
+        q, k = randn(tokens, cfg.num_heads, hd), randn(tokens, cfg.num_kv_heads, hd)
+        ang = torch.rand(tokens, hd // 2, generator=generator, device=device) * 100
+        ang = torch.cat((ang, ang), -1)
+        cos, sin = ang.cos().to(dtype), ang.sin().to(dtype)
+        return (lambda s: s.rope(q, k, cos, sin)), (lambda: rope_torch(q, k, cos, sin))
+    if slot == "silu_mul":
+        g, u = randn(tokens, cfg.intermediate_size), randn(tokens, cfg.intermediate_size)
+        return (lambda s: s.silu_mul(g, u)), (lambda: silu_mul_torch(g, u))
+    if slot == "attention_decode":
+        hd, length = cfg.head_dim, 37 * tokens
+        q = randn(1, cfg.num_heads, hd)
+        k, v = randn(1, cfg.num_kv_heads, length, hd), randn(1, cfg.num_kv_heads, length, hd)
+        scale = cfg.attention_scale
+
+        def reference() -> torch.Tensor:  # the task's own numerics: fp32 scores and softmax
+            kk = k.float().repeat_interleave(cfg.num_heads // cfg.num_kv_heads, 1)
+            vv = v.float().repeat_interleave(cfg.num_heads // cfg.num_kv_heads, 1)
+            p = torch.softmax(torch.einsum("bhd,bhld->bhl", q.float(), kk) * scale, -1)
+            return torch.einsum("bhl,bhld->bhd", p, vv).to(dtype)
+
+        return (lambda s: s.attention_decode(q, k, v, scale)), reference
+    raise KeyError(slot)

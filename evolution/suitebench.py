@@ -1,0 +1,95 @@
+"""`autotuner bench suite`: the rule proposer over a folder of tasks, scored like KernelBench.
+
+Per task: translated or not, correct or not, the best kernel's speedup against eager and
+against torch.compile, % of roofline. Overall: fast_p (the share of tasks with a correct
+kernel faster than p x the baseline) at p = 0, 1, 1.5, 2 against both baselines, geomean
+speedups over tasks with a correct kernel, and candidates per GPU-hour.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from evolution.loop import TaskOutcome
+from evolution.report import geomean
+
+FAST_P = (0.0, 1.0, 1.5, 2.0)
+
+
+@dataclass
+class SuiteRow:
+    task: str
+    family: str
+    translated: bool
+    correct: bool
+    candidates: int
+    speedup_eager: float | None
+    speedup_compile: float | None
+    roofline: float | None
+    best_ms: float | None
+    eager_ms: float | None
+    compile_ms: float | None
+    why: str = ""
+
+
+@dataclass
+class SuiteReport:
+    rows: list[SuiteRow]
+    wall_s: float
+    gpu: str
+    fast_p: dict[str, dict[float, float]] = field(default_factory=dict)
+    geomean_eager: float | None = None
+    geomean_compile: float | None = None
+
+    @property
+    def candidates(self) -> int:
+        return sum(r.candidates for r in self.rows)
+
+    @property
+    def per_gpu_hour(self) -> float:
+        return 3600 * self.candidates / self.wall_s if self.wall_s else 0.0
+
+
+def _why(outcome: TaskOutcome) -> str:
+    if not outcome.translated:
+        return "; ".join(outcome.notes[:1]) or "not translated"
+    if outcome.best_result is None:
+        stages = {k: v for k, v in outcome.verdicts.items() if k != "accepted"}
+        return "rejected: " + ", ".join(f"{k} x{v}" for k, v in sorted(stages.items()))
+    return ""
+
+
+def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str) -> SuiteReport:
+    rows = []
+    for o in outcomes:
+        best = o.best_result
+        timed = best.timed if best else None
+        rows.append(SuiteRow(
+            o.task, o.family, o.translated, best is not None, o.candidates,
+            best.speedup_eager if best else None, best.speedup_compile if best else None,
+            best.roofline_fraction if best else None,
+            timed.candidate.median_ms if timed and timed.candidate else None,
+            timed.eager.median_ms if timed and timed.eager else None,
+            timed.compiled.median_ms if timed and timed.compiled else None,
+            _why(o)))
+    report = SuiteReport(rows, wall_s, gpu)
+    n = max(1, len(rows))
+    for name, attr in (("eager", "speedup_eager"), ("compile", "speedup_compile")):
+        report.fast_p[name] = {
+            p: sum(1 for r in rows if r.correct and (p == 0 or (getattr(r, attr) or 0) > p)) / n for p in FAST_P}
+    report.geomean_eager = geomean([r.speedup_eager for r in rows if r.correct and r.speedup_eager])
+    report.geomean_compile = geomean([r.speedup_compile for r in rows if r.correct and r.speedup_compile])
+    return report
+
+
+def run_suite(archive: Any, config: Any, tasks: list[Any], callbacks: Any = None) -> SuiteReport:
+    from evolution.app import run_tuning
+
+    started = time.perf_counter()
+    outcome = run_tuning(archive, config, tasks, callbacks=callbacks)
+    wall = time.perf_counter() - started
+    gpus = {o.best_result.provenance.gpu_name for o in outcome.outcomes
+            if o.best_result and o.best_result.provenance}
+    return summarize(outcome.outcomes, wall, ", ".join(sorted(g for g in gpus if g)) or "unknown")

@@ -1,0 +1,97 @@
+"""The engine on CPU with PyTorch slots: shapes, KV cache, static vs dynamic paths, greedy decode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autotuner.engine import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, build_model, generate, get_config, tiny_config
+from autotuner.engine.generate import eager_step, prefill, static_step
+from autotuner.engine.rope import inv_freq
+from autotuner.errors import ConfigError
+
+
+def test_real_shapes() -> None:
+    llama = get_config("Llama-3.2-1B")
+    assert (llama.hidden_size, llama.num_layers, llama.num_heads, llama.num_kv_heads, llama.head_dim) == (2048, 16, 32, 8, 64)
+    assert (llama.intermediate_size, llama.vocab_size, llama.rope_theta, llama.tie_embeddings) == (8192, 128256, 500000.0, True)
+    assert llama.rope_scaling is not None and llama.rope_scaling.factor == 32.0
+    qwen = QWEN_2_5_1_5B
+    assert (qwen.hidden_size, qwen.num_layers, qwen.num_heads, qwen.num_kv_heads, qwen.head_dim) == (1536, 28, 12, 2, 128)
+    assert (qwen.intermediate_size, qwen.vocab_size, qwen.qkv_bias, qwen.rope_theta) == (8960, 151936, True, 1e6)
+    granite = GRANITE_3_2_2B
+    assert (granite.hidden_size, granite.num_layers, granite.vocab_size) == (2048, 40, 49155)
+    assert (granite.embedding_multiplier, granite.residual_multiplier, granite.logits_scaling) == (12.0, 0.22, 8.0)
+    assert granite.attention_scale == 0.015625 and llama.attention_scale == 64**-0.5
+    assert set(MODELS) == {"llama-3.2-1b", "qwen2.5-1.5b", "granite-3.2-2b"}
+    with pytest.raises(ConfigError, match="known: llama-3.2-1b"):
+        get_config("gpt2")
+
+
+def test_llama3_rope_scaling_keeps_high_frequencies_and_divides_low_ones() -> None:
+    scaled, plain = inv_freq(LLAMA_3_2_1B), inv_freq(LLAMA_3_2_1B.replace(rope_scaling=None))
+    assert torch.equal(scaled[:4], plain[:4])  # short wavelengths untouched
+    assert torch.allclose(scaled[-4:], plain[-4:] / 32)  # long ones divided by the factor
+
+
+def _model(cfg=None, dtype=torch.float32, batch=1, max_seq=128, seed=0):
+    model = build_model(cfg or tiny_config(), dtype=dtype, device="cpu", seed=seed)
+    model.setup_caches(batch, max_seq)
+    return model
+
+
+@pytest.mark.parametrize("base", [LLAMA_3_2_1B, QWEN_2_5_1_5B, GRANITE_3_2_2B], ids=lambda c: c.name)
+def test_decode_after_prefill_equals_full_forward(base) -> None:
+    cfg = tiny_config(base)
+    prompt = torch.randint(0, cfg.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1))
+    full = _model(cfg, batch=2)(prompt, torch.arange(12), kv_len=12)  # [2, 12, vocab]
+    model = _model(cfg, batch=2)
+    last = prefill(model, prompt[:, :8])
+    assert torch.allclose(last, full[:, 7], atol=1e-5)
+    step = eager_step(model)
+    for i in range(8, 12):
+        assert torch.allclose(step(prompt[:, i : i + 1], i), full[:, i], atol=1e-5), f"position {i}"
+
+
+def test_static_path_equals_dynamic_path() -> None:
+    """What CUDA graphs and torch.compile run (masked attention over the whole cache)."""
+    prompt = torch.randint(0, 256, (1, 10), generator=torch.Generator().manual_seed(2))
+    a, b = _model(), _model()
+    assert torch.allclose(prefill(a, prompt[:, :6]), a(prompt[:, :6], torch.arange(6), kv_len=None)[:, -1], atol=1e-5)
+    prefill(b, prompt[:, :6])
+    dyn, stat = eager_step(a), static_step(b)
+    for i in range(6, 10):
+        assert torch.allclose(dyn(prompt[:, i : i + 1], i), stat(prompt[:, i : i + 1], i), atol=1e-5)
+
+
+def test_chunked_prefill_matches_one_prefill() -> None:
+    prompt = torch.randint(0, 256, (1, 12), generator=torch.Generator().manual_seed(3))
+    model = _model()
+    full = model(prompt, torch.arange(12), kv_len=12)
+    model2 = _model()
+    model2(prompt[:, :5], torch.arange(5), kv_len=5)
+    rest = model2(prompt[:, 5:], torch.arange(5, 12), kv_len=12)
+    assert torch.allclose(rest, full[:, 5:], atol=1e-5)
+
+
+def test_greedy_64_steps_is_deterministic_in_bf16() -> None:
+    prompt = torch.randint(0, 256, (1, 8), generator=torch.Generator().manual_seed(4))
+    runs = [generate(_model(dtype=torch.bfloat16), prompt, 64).tokens for _ in range(2)]
+    assert runs[0].shape == (1, 64)
+    assert torch.equal(runs[0], runs[1])
+    static = generate(_model(dtype=torch.bfloat16), prompt, 64, step=None).tokens
+    assert torch.equal(static, runs[0])
+
+
+def test_generate_refuses_to_overrun_the_cache() -> None:
+    with pytest.raises(ValueError, match="exceeds the cache"):
+        generate(_model(max_seq=16), torch.zeros(1, 10, dtype=torch.long), 10)
+
+
+def test_weight_bytes_counts_a_tied_table_once() -> None:
+    tied = _model(tiny_config(tie_embeddings=True))
+    untied = _model(tiny_config(tie_embeddings=False))
+    table = 256 * 64 * 4
+    assert untied.weight_bytes() == tied.weight_bytes()  # the untied lm_head replaces the table
+    assert tied.weight_bytes() == sum(p.numel() * 4 for p in tied.parameters())
+    assert table > 0
