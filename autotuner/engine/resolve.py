@@ -49,6 +49,8 @@ class StoredKernel:
     eager_ms: float | None
     compiled_ms: float | None
     harness: str
+    source_hash: str = ""
+    provenance: dict[str, Any] | None = None  # the winning evaluation's (GPU, driver, versions, seeds)
 
 
 def suite_task(relative: str) -> Path:
@@ -87,17 +89,23 @@ def winners(archive: Any, task_file: Path, dtype: str, gpu: str, top: int = TOP_
         if rows:
             break
     rows.sort(key=lambda r: (r.candidate_ms, r.evaluation_id))
-    out = []
-    for row in rows[:top]:
-        detail = archive.kernel(row.kernel_id)
-        out.append(StoredKernel(
-            kernel_id=row.kernel_id, evaluation_id=row.evaluation_id, task=row.task, task_hash=detail.task_hash,
-            task_source=task_source(archive, detail.task_hash), source=detail.source, params=dict(detail.params),
-            gpu=row.gpu, dtype=row.dtype, policy=row.policy, speedup_eager=row.speedup_eager,
-            speedup_compile=row.speedup_compile, candidate_ms=row.candidate_ms, eager_ms=row.eager_ms,
-            compiled_ms=row.compiled_ms, harness=row.harness,
-        ))  # fmt: skip
-    return out
+    return [stored_kernel(archive, row) for row in rows[:top]]
+
+
+def stored_kernel(archive: Any, row: Any) -> StoredKernel:
+    """A ``BestRow`` with its kernel's source and parameters and its task's stored source."""
+    from dataclasses import asdict
+
+    detail = archive.kernel(row.kernel_id)
+    prov = archive.result(row.evaluation_id).provenance
+    return StoredKernel(
+        kernel_id=row.kernel_id, evaluation_id=row.evaluation_id, task=row.task, task_hash=detail.task_hash,
+        task_source=task_source(archive, detail.task_hash), source=detail.source, params=dict(detail.params),
+        gpu=row.gpu, dtype=row.dtype, policy=row.policy, speedup_eager=row.speedup_eager,
+        speedup_compile=row.speedup_compile, candidate_ms=row.candidate_ms, eager_ms=row.eager_ms,
+        compiled_ms=row.compiled_ms, harness=row.harness, source_hash=detail.source_hash,
+        provenance=asdict(prov) if prov is not None else None,
+    )  # fmt: skip
 
 
 def no_winner_reason(archive: Any, task_file: Path, dtype: str, gpu: str) -> str:

@@ -1,0 +1,1 @@
+"""Files copied into every exported package (templates: never imported from here)."""
