@@ -140,7 +140,7 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
     """Every mode at every prompt length on one model (whose caches cover the longest run)."""
     cfg: ModelConfig = model.cfg
     device = model.tok_embeddings.weight.device
-    model.setup_caches(batch, max(prompt_lens) + steps + 1)
+    model.setup_caches(batch, -(-(max(prompt_lens) + steps + 1) // 128) * 128)  # aligned rows for the masked kernels
     bound_ms = model.weight_bytes() / (copy_gbps * 1e9) * 1e3 if copy_gbps else None
     pytorch = Slots.pytorch("bench: PyTorch baseline")
     rows = []

@@ -31,9 +31,14 @@ def prefill(model: Transformer, prompt: torch.Tensor, last_only: bool = True) ->
 def eager_step(model: Transformer) -> Step:
     """Decode with dynamic shapes: attend to the cache written so far (attention-decode slot)."""
 
+    buffers: dict[torch.device, torch.Tensor] = {}
+
     @torch.no_grad()
     def step(token: torch.Tensor, position: int) -> torch.Tensor:
-        pos = torch.tensor([position], device=token.device)
+        # fill_ is a kernel; torch.tensor([position], device=...) would be a pageable copy
+        # that waits for the stream, so the host could never run ahead of the GPU.
+        pos = buffers.setdefault(token.device, torch.zeros(1, dtype=torch.long, device=token.device))
+        pos.fill_(position)
         return model(token, pos, kv_len=position + 1)[:, -1]
 
     return step

@@ -61,7 +61,8 @@ class Attention(nn.Module):
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, slots: Slots, cos: torch.Tensor, sin: torch.Tensor, input_pos: torch.Tensor,
-                kv_len: int | None, cache_pos: torch.Tensor) -> torch.Tensor:
+                kv_len: int | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """``mask``: static path only, additive [t, max_seq] in the model dtype (0 = attend, -inf = not)."""
         cfg = self.cfg
         b, t, _ = x.shape  # x: [b, t, hidden]
         q, k, v = self.wqkv(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
@@ -75,15 +76,22 @@ class Attention(nn.Module):
         scale = cfg.attention_scale
         if t == 1 and kv_len is not None:
             y = slots.attention_decode(q[:, :, 0], k_all[:, :, :kv_len], v_all[:, :, :kv_len], scale)
-        elif t == 1:
-            y = attention_decode_torch(q[:, :, 0], k_all, v_all, scale, mask=cache_pos <= input_pos[-1])
-        elif kv_len is not None and kv_len == t:  # a prompt from position 0: plain causal
+        elif kv_len is None:  # static shapes: the whole cache, masked
+            assert mask is not None
+            if t == 1:
+                y = attention_decode_torch(q[:, :, 0], k_all, v_all, scale, mask=mask[0])
+            else:
+                y = _sdpa(q, k_all, v_all, scale, mask, causal=False).transpose(1, 2)
+        elif kv_len == t:  # a prompt from position 0: plain causal
             y = _sdpa(q, k_all[:, :, :t], v_all[:, :, :t], scale, None, causal=True).transpose(1, 2)
-        else:  # [t, len] mask: query i sees cache positions <= its own position
-            length = kv_len if kv_len is not None else k_all.shape[2]
-            mask = cache_pos[None, :length] <= input_pos[:, None]
-            y = _sdpa(q, k_all[:, :, :length], v_all[:, :, :length], scale, mask, causal=False).transpose(1, 2)
+        else:  # a chunk after earlier tokens: query i sees cache positions <= its own
+            visible = self.cache_pos_view(kv_len, input_pos)
+            y = _sdpa(q, k_all[:, :, :kv_len], v_all[:, :, :kv_len], scale, visible, causal=False).transpose(1, 2)
         return self.wo(y.reshape(b, t, cfg.q_size))
+
+    def cache_pos_view(self, kv_len: int, input_pos: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(kv_len, device=input_pos.device)
+        return positions[None, :] <= input_pos[:, None]  # [t, kv_len] bool
 
 
 class FeedForward(nn.Module):
@@ -152,10 +160,14 @@ class Transformer(nn.Module):
         x = self.tok_embeddings(tokens)  # [b, t, hidden]
         if cfg.embedding_multiplier != 1.0:
             x = x * cfg.embedding_multiplier
+        mask = None
+        if kv_len is None:  # one additive mask for every layer: [t, max_seq], 0 where visible
+            visible = self.cache_pos[None, :] <= input_pos[:, None]
+            mask = torch.zeros(visible.shape, dtype=dtype, device=tokens.device).masked_fill_(~visible, float("-inf"))
         eps, mult = cfg.rms_norm_eps, cfg.residual_multiplier
         h, residual = slots.rmsnorm(x, self.layers[0].attention_norm, eps), x
         for i, layer in enumerate(self.layers):
-            a = layer.attention(h, slots, cos, sin, input_pos, kv_len, self.cache_pos)
+            a = layer.attention(h, slots, cos, sin, input_pos, kv_len, mask)
             h, residual = slots.residual_rmsnorm(a * mult if mult != 1.0 else a, residual, layer.ffn_norm, eps)
             m = layer.feed_forward(h, slots)
             next_norm = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm

@@ -61,7 +61,8 @@ def attention_decode_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sc
     """One query per head against the cache. q: [b, h, d]; k, v: [b, kv_heads, len, d] -> [b, h, d].
 
     The h / kv_heads query heads that share a KV head are passed as that head's query rows,
-    so grouped-query attention needs no copy of the cache. ``mask``: [len] bool, True = attend.
+    so grouped-query attention needs no copy of the cache. ``mask``: [len], bool (True = attend)
+    or additive in q's dtype.
     """
     b, h, d = q.shape
     kv = k.shape[1]

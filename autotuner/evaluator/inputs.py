@@ -60,7 +60,7 @@ def inputs_unchanged(before: list[Any], after: list[Any]) -> list[int]:
     for i, (a, b) in enumerate(zip(before, after)):
         if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
             same = a.shape == b.shape and torch.equal(
-                a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)
+                a.contiguous().reshape(-1).view(torch.uint8), b.contiguous().reshape(-1).view(torch.uint8)
             )
             if not same:
                 changed.append(i)

@@ -45,6 +45,12 @@ def classify_exception(exc: BaseException) -> str:
     return text[:500]
 
 
+def _device_error(exc: BaseException) -> bool:
+    """CUDA errors surface asynchronously, often in harness code: still the candidate's."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(word in text for word in ("cuda", "cupy", "accelerator", "out of memory", "nvrtc", "launch"))
+
+
 def _candidate_frame(exc: BaseException, candidate_path: str) -> str:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if os.path.abspath(frame.filename) == os.path.abspath(candidate_path):
@@ -174,8 +180,16 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     except CompileError as exc:
         result.verdict, result.stage, result.reason = Verdict.REJECTED, Stage.COMPILE, str(exc)
     except Exception as exc:  # noqa: BLE001 - the candidate's forward failed; classify it
-        result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
-        result.reason = f"forward failed{_candidate_frame(exc, candidate_path)}: {classify_exception(exc)}"
+        frame = _candidate_frame(exc, candidate_path)
+        if not frame and not _device_error(exc):
+            # Raised in harness code with no candidate frame and no device error: our bug, not
+            # the candidate's; reported as a harness error so it never counts against a kernel.
+            traceback.print_exc()
+            result.verdict, result.stage = Verdict.ERROR, Stage.LAUNCH
+            result.reason = f"harness error while evaluating: {type(exc).__name__}: {str(exc)[:300]}"
+        else:
+            result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
+            result.reason = f"forward failed{frame}: {classify_exception(exc)}"
     if not context_broken(result):
         torch.cuda.empty_cache()
     return result

@@ -55,11 +55,15 @@ def export_package(archive: Any, tasks: list[str], out: str | Path, name: str = 
 
 def build_wheel(package_dir: str | Path, dist: str | Path | None = None) -> Path:
     """``pip wheel --no-deps --no-build-isolation`` (no network); returns the wheel's path."""
+    import tempfile
+
     package_dir = Path(package_dir)
-    dist = Path(dist or package_dir / "dist")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
-           str(package_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    dist = Path(dist or package_dir / "dist").resolve()
+    with tempfile.TemporaryDirectory(prefix="autotuner-wheel-") as tmp:  # setuptools writes build/ beside the source
+        src = Path(tmp) / package_dir.name
+        shutil.copytree(package_dir, src, ignore=shutil.ignore_patterns("dist", "build", "*.egg-info", "__pycache__"))
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ExportError(f"building the wheel failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
     wheels = sorted(dist.glob("*.whl"), key=lambda p: p.stat().st_mtime)

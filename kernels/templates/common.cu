@@ -10,6 +10,8 @@
 #define RULES_POS_INF (__int_as_float(0x7f800000))
 #define RULES_NAN (__int_as_float(0x7fc00000))
 #define RULES_FULL_MASK 0xffffffffu
+// One statement per vector lane, always unrolled (so lane arrays stay in registers).
+#define RULES_LANES _Pragma("unroll") for (int u = 0; u < VEC; ++u)
 // Host-side emulation (tests) checks every vector access's alignment; device code never does.
 #if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
 #define RULES_ALIGNED(p, bytes) rules_emu_check_align((const void*)(p), (bytes))

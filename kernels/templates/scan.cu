@@ -57,7 +57,7 @@ ${NAME}_${MODE}(const ${TIN}* __restrict__ x, ${TOUT}* __restrict__ y, long long
             for (int it = 0; it < ITEMS; ++it) {
                 const long long b = base + it * VEC;
                 if (vec && b + VEC <= D) ${LOAD}<VEC>(xr + b, v + it * VEC);
-                else for (int u = 0; u < VEC; ++u) v[it * VEC + u] = b + u < D ? ${WIDEN} : 0.0f;
+                else RULES_LANES v[it * VEC + u] = b + u < D ? ${WIDEN} : 0.0f;
             }
             #pragma unroll
             for (int i = 1; i < PER; ++i) v[i] += v[i - 1];
@@ -69,7 +69,7 @@ ${NAME}_${MODE}(const ${TIN}* __restrict__ x, ${TOUT}* __restrict__ y, long long
             for (int it = 0; it < ITEMS; ++it) {
                 const long long b = base + it * VEC;
                 if (vec && b + VEC <= D) ${STORE}<VEC>(yr + b, v + it * VEC);
-                else for (int u = 0; u < VEC; ++u) if (b + u < D) yr[b + u] = ${NARROW};
+                else RULES_LANES if (b + u < D) yr[b + u] = ${NARROW};
             }
             carry += total;
         }

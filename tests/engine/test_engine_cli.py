@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import GPU
+from engine_support import GPU
 from engine_cpu_kernels import SOURCES
 
 from autotuner.cli.main import main

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import GPU
+from engine_support import GPU
 from engine_cpu_kernels import SOURCES
 
 from autotuner.engine import Slots, build_model, config_from_checkpoint

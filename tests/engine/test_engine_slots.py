@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GPU, FakeVerifier
+from engine_support import GPU, FakeVerifier
 from engine_cpu_kernels import SOURCES
 
 from autotuner.engine import Slots, build_model, generate, resolve_slots, tiny_config

@@ -155,7 +155,9 @@ def run(op: str, inputs: tuple[Any, ...], weights: dict[str, torch.Tensor], init
 
 def fake(op: str, inputs: tuple[Any, ...], weights: dict[str, torch.Tensor], init_args: tuple[Any, ...]) -> Any:
     """The reference run on fake tensors: exact output shapes and dtypes, nothing computed."""
-    module = _with_weights(_reference(op, init_args, torch.device("meta"), None), weights)
+    task = importlib.import_module(f"{PACKAGE}.tasks.{op}")
+    with torch.device("meta"):  # built per call: under dynamic shapes the arguments may be SymInts
+        module = _with_weights(task.Model(*init_args), weights)
     out = module(*inputs)
     if isinstance(out, (tuple, list)):
         return tuple(o.clone() if _aliases(o, inputs, weights) else o for o in out)

@@ -58,7 +58,6 @@ def _inplace(ctx: Ctx, region: Region) -> Node | None:
 def generate(ctx: Ctx, region: Region) -> KernelCode:
     name = ctx.kernel_name(region)
     scalars = cuda.Scalars()
-    members = {n.id for n in region.nodes}
     leaves = list({lf.node.id: lf for lf in region.leaves.values()}.values())
     rotations = [n for n in region.nodes if n.op == "rotate_half"]
     groups = _groups(region, leaves, bool(rotations))
@@ -102,17 +101,17 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         if contiguous and cuda.vector_ok(node.dtype):
             load.append(f"{_IND}load_{suffix}<VEC>({p} + {off}, a{node.id}[it]);")
         elif contiguous:
-            load.append(f"{_IND}for (int u = 0; u < VEC; ++u) a{node.id}[it][u] = {cuda.widen(node.dtype, f'{p}[{off} + u]')};")
+            load.append(f"{_IND}RULES_LANES a{node.id}[it][u] = {cuda.widen(node.dtype, f'{p}[{off} + u]')};")
         else:
             load.append(f"{_IND}{{ const {kind} s_ = {cuda.widen(node.dtype, f'{p}[{off}]')}; "
-                        f"for (int u = 0; u < VEC; ++u) a{node.id}[it][u] = s_; }}")
+                        f"RULES_LANES a{node.id}[it][u] = s_; }}")
         vec_env.bind(node, f"a{node.id}[it][u]", kind)
     for rot in rotations:
         src = rot.args["self"]
         suffix = cuda.storage(src.dtype)[1]
         decl.append(f"        float q{rot.id}[ITEMS][VEC];")
         load.append(f"{_IND}{{ const bool lo_ = c{last} < half; load_{suffix}<VEC>({ptr[src.id]} + e + (lo_ ? half : -half), "
-                    f"q{rot.id}[it]); if (lo_) for (int u = 0; u < VEC; ++u) q{rot.id}[it][u] = -q{rot.id}[it][u]; }}")
+                    f"q{rot.id}[it]); if (lo_) RULES_LANES q{rot.id}[it][u] = -q{rot.id}[it][u]; }}")
         vec_env.bind(rot, f"q{rot.id}[it][u]", "float")
     if load:
         load = coord_lines(_IND) + load
@@ -120,8 +119,7 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     for out in region.outputs:
         decl.append(f"        {cuda.ctype(out.dtype)} r{out.id}[ITEMS][VEC];")
         body.append(f"{_IND}    r{out.id}[it][u] = {vec_env.value(out)};")
-    comp.append(f"{_IND}#pragma unroll")
-    comp.append(f"{_IND}for (int u = 0; u < VEC; ++u) {{")
+    comp.append(f"{_IND}RULES_LANES {{")
     comp += body
     comp.append(f"{_IND}}}")
     for out in region.outputs:
@@ -129,7 +127,7 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         if cuda.vector_ok(out.dtype):
             comp.append(f"{_IND}store_{suffix}<VEC>(o{out.id} + e, r{out.id}[it]);")
         else:
-            comp.append(f"{_IND}for (int u = 0; u < VEC; ++u) o{out.id}[e + u] = {cuda.narrow(out.dtype, f'r{out.id}[it][u]')};")
+            comp.append(f"{_IND}RULES_LANES o{out.id}[e + u] = {cuda.narrow(out.dtype, f'r{out.id}[it][u]')};")
 
     # -- scalar path --------------------------------------------------------------------------
     ind = " " * 8

@@ -3,11 +3,9 @@ final pass that also computes the scalar arithmetic on the results (``total / co
 
 from __future__ import annotations
 
-import re
-
 from evolution.proposers.rules import cuda
 from evolution.proposers.rules.codegen import Ctx, KernelCode, fill, join_params, pointer_param
-from evolution.proposers.rules.ir import Node, Unsupported
+from evolution.proposers.rules.ir import Unsupported
 from evolution.proposers.rules.plan import Region
 
 _INIT = {"sum": "0.0f", "mean": "0.0f", "max": "RULES_NEG_INF", "min": "RULES_POS_INF"}
@@ -56,11 +54,11 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         for red in reds:
             stmts.append(inner + _MERGE[red.args["kind"]].format(a=f"acc{red.id}[{lane}]", b=env.value(red.args["self"])))
         if vector:
-            return lines + [f"{ind}#pragma unroll", f"{ind}for (int u = 0; u < VEC; ++u) {{"] + stmts + [f"{ind}}}"]
+            return lines + [f"{ind}RULES_LANES {{"] + stmts + [f"{ind}}}"]
         return lines + stmts
 
     decl = [f"    float acc{r.id}[VEC];" for r in reds]
-    decl += [f"    for (int u = 0; u < VEC; ++u) acc{r.id}[u] = {_INIT[r.args['kind']]};" for r in reds]
+    decl += [f"    RULES_LANES acc{r.id}[u] = {_INIT[r.args['kind']]};" for r in reds]
     block_reduce = []
     for k, red in enumerate(reds):
         kind = red.args["kind"]

@@ -221,6 +221,7 @@ class RowGen:
             lines.append(f"{_I12}if (base < D) {{")
             ind = _I12 + "    "
         else:
+            lines.append(f"{_I8}#pragma unroll 2")
             lines.append(f"{_I8}for (long long base = (long long)tid * VEC; base < D; base += (long long)NT * VEC) {{")
             ind = _I12
         lines.append(f"{ind}const bool full = vec && base + VEC <= D;")
@@ -242,8 +243,8 @@ class RowGen:
             lines.append(f"{ind}{kind} a{node.id}[VEC];")
             if lf.kind == "gchan":
                 lines.append(f"{ind}if (full) {{ const {kind} s_ = {cuda.widen(node.dtype, f'p{node.id}[gbase + base / SEG]')}; "
-                             f"for (int u = 0; u < VEC; ++u) a{node.id}[u] = s_; }}")
-                lines.append(f"{ind}else for (int u = 0; u < VEC; ++u) a{node.id}[u] = base + u < D ? "
+                             f"RULES_LANES a{node.id}[u] = s_; }}")
+                lines.append(f"{ind}else RULES_LANES a{node.id}[u] = base + u < D ? "
                              f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
             else:
                 ptr = f"p{node.id}r" if lf.kind == "full" else f"p{node.id}"
@@ -251,8 +252,7 @@ class RowGen:
             lane.bind(node, f"a{node.id}[u]", kind)
         for out in stores:
             lines.append(f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];")
-        lines.append(f"{ind}#pragma unroll")
-        lines.append(f"{ind}for (int u = 0; u < VEC; ++u) {{")
+        lines.append(f"{ind}RULES_LANES {{")
         lines.append(f"{ind}    const long long j = base + u;")
         lines.append(f"{ind}    if (j < D) {{")
         inner = ind + " " * 8
@@ -273,7 +273,7 @@ class RowGen:
     @staticmethod
     def vec_load(ind: str, ptr: str, dtype: str, arr: str) -> list[str]:
         kind = cuda.ctype(dtype)
-        scalar = (f"for (int u = 0; u < VEC; ++u) {arr}[u] = base + u < D ? "
+        scalar = (f"RULES_LANES {arr}[u] = base + u < D ? "
                   f"{cuda.widen(dtype, f'{ptr}[base + u]')} : ({kind})0;")
         if not cuda.vector_ok(dtype):
             return [f"{ind}{scalar}"]
@@ -282,7 +282,7 @@ class RowGen:
 
     @staticmethod
     def vec_store(ind: str, ptr: str, dtype: str, arr: str) -> list[str]:
-        scalar = f"for (int u = 0; u < VEC; ++u) if (base + u < D) {ptr}[base + u] = {cuda.narrow(dtype, f'{arr}[u]')};"
+        scalar = f"RULES_LANES if (base + u < D) {ptr}[base + u] = {cuda.narrow(dtype, f'{arr}[u]')};"
         if not cuda.vector_ok(dtype):
             return [f"{ind}{scalar}"]
         suffix = cuda.storage(dtype)[1]

@@ -260,7 +260,7 @@ class Lowering:
         if len(x.shape) < 2:
             raise Unsupported("aten.native_group_norm of a rank-1 tensor", node.line)
         groups = self._group_count(node)
-        n, c = x.shape[0], x.shape[1]
+        n = x.shape[0]
         g = node.args["group"]
         rows = (n * g, x.numel // max(1, n * g))
         xr = self.new("rowview", {"self": x, "groups": groups}, rows, x.dtype, node)

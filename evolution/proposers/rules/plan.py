@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolution.proposers.rules import ops
-from evolution.proposers.rules.ir import Graph, Node, Scalar, Unsupported
+from evolution.proposers.rules.ir import Graph, Node, Unsupported
 
 _PASS = {"view", "expand", "id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
 _SINGLE = {"mm", "conv", "cumsum", "attention"}
@@ -479,8 +479,3 @@ def _check_outputs(region: Region) -> None:
             raise Unsupported("a per-row output that does not cover every row", out.line)
         if region.kind == "pointwise" and dims != space:
             raise Unsupported("an output that broadcasts", out.line)
-
-
-def scalar_args(node: Node) -> dict[str, Any]:
-    """The node's non-tensor arguments that the kernel needs at run time."""
-    return {k: v for k, v in node.args.items() if isinstance(v, Scalar)}

@@ -38,47 +38,57 @@ def _vec_choices(dtype: str) -> tuple[int, list[int]]:
     return best, [v for v in (1, 2, 4, 8) if v * size <= 16]
 
 
-def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+def _row_size(region: Region) -> int:
     d = 1
     for s in region.shape[len(region.shape) - region.k:]:
         d *= s
-    dtype = region.anchor.dtype if region.anchor is not None else "float32"
-    vec, _ = _vec_choices(dtype)
+    return d
+
+
+def _cache_per_thread(region: Region, vec: int) -> int:
+    """Row values a thread may keep in registers: 32 floats over all cached inputs."""
+    n_full = sum(1 for lf in {lf.node.id: lf for lf in region.leaves.values()}.values()
+                 if lf.kind == "full" and lf.node.op != "const")
+    return max(vec, 32 // max(1, n_full))
+
+
+def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+    d = _row_size(region)
+    vec, _ = _vec_choices(region.anchor.dtype)
     online = schedule(region, True, True)
     two_pass = schedule(region, False, False)
-    has_fusion = bool(online.fused)
-    has_var = bool(online.onepass_var)
-    cache_max = 1024 * vec * 8
-    if d <= 1024:
+    passes = online.phases + (1 if online.late else 0)
+    per_thread = _cache_per_thread(region, vec)
+    if passes > 1 and d <= 32 * per_thread:
         modes = ["warpcached", "warp", "cached"]
-    elif d <= cache_max:
+    elif passes > 1 and d <= 1024 * per_thread:
         modes = ["cached", "block", "warp"]
+    elif d <= 1024:
+        modes = ["warp", "block"]
     else:
         modes = ["block", "warp"]
     opts = [(m, {"mode": m}) for m in modes]
-    if has_fusion or has_var or two_pass.phases != online.phases:
-        opts.insert(2 if len(opts) > 2 else len(opts), (f"{modes[0]}-twopass", {"mode": modes[0], "online": False,
-                                                                                "var": "twopass"}))
+    if online.fused or online.onepass_var or two_pass.phases != online.phases:
+        opts.insert(min(2, len(opts)), (f"{modes[0]}-twopass", {"mode": modes[0], "online": False, "var": "twopass"}))
     return opts
 
 
 def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
-    d = 1
-    for s in region.shape[len(region.shape) - region.k:]:
-        d *= s
+    d = _row_size(region)
     vec, vecs = _vec_choices(region.anchor.dtype)
+    max_items = max(1, _cache_per_thread(region, vec) // vec)
     mode = choice["mode"]
     if mode in ("warp", "warpcached"):
-        items = _pow2(d / (32 * vec), 1, 16)
+        items = _pow2(d / (32 * vec), 1, max_items) if mode == "warpcached" else 1
         defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2}
         space = {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "WAVES": [1, 2, 4, 8]}
         if mode == "warpcached":
-            space["ITEMS"] = [1, 2, 4, 8, 16]
+            space["ITEMS"] = sorted({1, 2, 4, 8, items})
     elif mode == "cached":
-        items = _pow2(d / (1024 * vec), 1, 8)
+        items = _pow2(d / (1024 * vec), 1, max_items)
         block = _pow2(d / (vec * items), 64, 1024)
         defines = {"BLOCK": block, "VEC": vec, "ITEMS": items, "WAVES": 2}
-        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4, 8], "WAVES": [1, 2, 4]}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": sorted({1, 2, 4, 8, items}), "WAVES": [1, 2, 4]}
     else:
         block = _pow2(d / (vec * 4), 128, 1024)
         defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 2}
@@ -132,7 +142,9 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         if choice["mode"] == "scalar":
             return ({"BLOCK": 256, "VEC": 1, "ITEMS": 4, "WAVES": 2},
                     {"BLOCK": [128, 256, 512, 1024], "ITEMS": [1, 2, 4, 8], "WAVES": [1, 2, 4, 8]})
-        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 2, "WAVES": 2},
+        reads = len({lf.node.id for lf in region.leaves.values() if lf.node.op != "const"}) + \
+            sum(1 for n in region.nodes if n.op == "rotate_half")
+        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 2 if reads <= 2 else 1, "WAVES": 2},
                 {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "WAVES": [1, 2, 4, 8]})
     return {}, {}
 

@@ -67,3 +67,13 @@ def test_identical_is_bitwise():
     b = a.clone()
     b[0] = torch.nextafter(b[0], torch.tensor(10.0))
     assert not outputs_identical(a, b)
+
+
+def test_scalar_outputs_and_inputs_compare_bytewise():
+    from autotuner.evaluator.inputs import inputs_unchanged
+
+    loss = torch.tensor(1.5)
+    assert outputs_identical(loss, loss.clone())
+    assert not outputs_identical(loss, torch.tensor(1.25))
+    assert inputs_unchanged([loss], [loss.clone()]) == []
+    assert inputs_unchanged([loss], [torch.tensor(2.0)]) == [0]

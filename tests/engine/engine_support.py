@@ -1,0 +1,61 @@
+"""Helpers and fixtures for the engine tests: a throwaway archive, recorded kernels, a fake verifier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archive import Archive, KernelSpec
+from archive.testing import make_result
+from autotuner.engine.resolve import suite_task
+from autotuner.engine.slots import SLOT_TASKS
+from autotuner.evaluator.verdict import Verdict
+from autotuner.tasks import load_task
+
+GPU = "NVIDIA H100 80GB HBM3"
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOTUNER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def archive(tmp_path: Path):
+    with Archive.open(f"sqlite:///{tmp_path / 'archive.db'}") as a:
+        yield a
+
+
+@pytest.fixture
+def record(archive: Archive) -> Callable[..., int]:
+    """record(slot, source, dtype="bfloat16", gpu=GPU, harness=None, ms=0.5, verdict=ACCEPTED) -> kernel id."""
+
+    def _record(slot: str, source: str, dtype: str = "bfloat16", gpu: str = GPU, harness: str | None = None,
+                ms: float = 0.5, verdict: Verdict = Verdict.ACCEPTED, params: dict[str, Any] | None = None) -> int:
+        task = load_task(suite_task(SLOT_TASKS[slot][dtype]))
+        result = make_result(task, verdict=verdict, candidate_ms=ms, gpu=gpu, harness_version=harness)
+        return archive.record(task, KernelSpec(source, params=params or {}, proposer="manual"), result).kernel_id
+
+    return _record
+
+
+class FakeVerifier:
+    """Stands in for the evaluator (which needs a GPU): accepts, or rejects the listed sources."""
+
+    def __init__(self, reject: tuple[str, ...] = ()) -> None:
+        self.calls: list[tuple[Path, Path, dict[str, Any]]] = []
+        self.reject = reject
+
+    def __call__(self, task_path: Path, candidate_path: Path, params: dict[str, Any]):
+        self.calls.append((task_path, candidate_path, params))
+        task = load_task(task_path)
+        bad = candidate_path.read_text() in self.reject
+        return make_result(task, verdict=Verdict.REJECTED if bad else Verdict.ACCEPTED, gpu=GPU)
+
+
+@pytest.fixture
+def verifier() -> FakeVerifier:
+    return FakeVerifier()
