@@ -81,7 +81,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from autotuner.engine import build_model
-    from autotuner.engine.bench import BenchReport, bench_model
+    from autotuner.engine.bench import BenchReport, bench_model, check_parity
     from autotuner.evaluator.roofline import cached_peaks
     from autotuner.runtime.compile import cache_root
     from autotuner.runtime.device import device_facts, require_gpu
@@ -90,6 +90,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     facts = device_facts(0)
     peaks = cached_peaks(cache_root(), facts.driver)
     report = BenchReport(gpu=facts.gpu_name, copy_gbps=peaks.copy_gbps)
+    parity: dict[str, Any] = {}
     dtype = getattr(torch, DTYPES[args.dtype])
     for cfg in _model_configs(args):
         slots, seconds = _resolve(args, cfg)
@@ -98,10 +99,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report.weight_bytes[cfg.name] = model.weight_bytes()
         report.rows += bench_model(model, slots, args.prompt_len, args.decode_steps, args.batch, args.repeats,
                                    peaks.copy_gbps, modes=args.modes, progress=None if args.json else _progress)
+        if not args.no_parity:
+            parity[cfg.name] = check_parity(model, slots)
         del model
         torch.cuda.empty_cache()
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
+        print(json.dumps({**asdict(report), "parity": parity}, indent=2))
         return 0
     print(f"deploy bench on {report.gpu} (copy bandwidth {report.copy_gbps:,.0f} GB/s), {DTYPES[args.dtype]}, "
           f"batch {args.batch}, {args.decode_steps} decode steps, median of {args.repeats}")
@@ -113,6 +116,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(_table(report.rows))
     for line in _speedups(report.rows):
         print(line)
+    for name, result in parity.items():
+        for path in ("tuned", "tuned+graph"):
+            if path in result:
+                r = result[path]
+                where = "" if r["same_tokens"] else f", first different token at step {r['first_divergence']}"
+                print(f"parity {name} {path} vs pure PyTorch: {result['steps']} greedy tokens "
+                      f"{'identical' if r['same_tokens'] else 'DIFFER'}{where}; max |logit error| {r['max_logit_err']:.4g}")
     return 0
 
 
@@ -138,5 +148,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--decode-steps", type=int, default=128)
             p.add_argument("--batch", type=int, default=1)
             p.add_argument("--repeats", type=int, default=5, help="timed runs per mode and prompt (median)")
+            p.add_argument("--no-parity", action="store_true", help="skip the 64-token greedy parity check")
             p.add_argument("--modes", nargs="+", default=["eager", "tuned", "tuned+graph", "compile"],
                            choices=["eager", "tuned", "tuned+graph", "compile"])

@@ -167,21 +167,28 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
     return rows
 
 
-def check_parity(model: Transformer, tuned: Slots, prompt_len: int = 32, steps: int = 64) -> dict[str, Any]:
-    """Greedy tokens and logits of the tuned path against the pure PyTorch path."""
-    from autotuner.evaluator.compare import tolerances_for
+def _divergence(ref: Any, out: Any) -> tuple[int | None, float]:
+    """(first step whose greedy token differs, or None; max |logit error| before it)."""
+    same = (ref.tokens == out.tokens).all(dim=0)
+    first = None if bool(same.all()) else int((~same).nonzero()[0, 0])
+    upto = len(ref.logits) if first is None else first
+    err = max((float((a - b).abs().max()) for a, b in zip(ref.logits[:upto], out.logits[:upto])), default=0.0)
+    return first, err
 
+
+def check_parity(model: Transformer, tuned: Slots, prompt_len: int = 32, steps: int = 64) -> dict[str, Any]:
+    """Greedy tokens and logits of the tuned path (eager and CUDA-graph decode) against pure PyTorch."""
     device = model.tok_embeddings.weight.device
     gen = torch.Generator(device="cpu").manual_seed(1234)
     prompt = torch.randint(0, model.cfg.vocab_size, (model.batch, prompt_len), generator=gen).to(device)
     model.slots = Slots.pytorch()
     ref = generate(model, prompt, steps, keep_logits=True)
     model.slots = tuned
-    out = generate(model, prompt, steps, step=eager_step(model), keep_logits=True)
-    dtype = str(model.tok_embeddings.weight.dtype).removeprefix("torch.")
-    same = (ref.tokens == out.tokens).all(dim=0)
-    first_diff = int((~same).nonzero()[0, 0]) if not bool(same.all()) else None
-    upto = first_diff if first_diff is not None else steps
-    err = max((float((a - b).abs().max()) for a, b in zip(ref.logits[:upto], out.logits[:upto])), default=0.0)
-    return {"steps": steps, "same_tokens": first_diff is None, "first_divergence": first_diff,
-            "max_logit_err": err, "tolerance": tolerances_for(dtype)}
+    report: dict[str, Any] = {"steps": steps}
+    paths: dict[str, Step] = {"tuned": eager_step(model)}
+    if device.type == "cuda":
+        paths["tuned+graph"] = GraphDecoder(model).step
+    for name, step in paths.items():
+        first, err = _divergence(ref, generate(model, prompt, steps, step=step, keep_logits=True))
+        report[name] = {"same_tokens": first is None, "first_divergence": first, "max_logit_err": err}
+    return report

@@ -163,3 +163,17 @@ def test_hf_adapter_parity_on_gpu(tuned_archive) -> None:
             got = hf(tokens).logits
     verdict = compare_outputs(got, expected, TOL)
     assert verdict.ok, verdict.reason
+
+
+def test_cli_deploy_bench_on_llama_shapes(tuned_archive, capsys) -> None:
+    """The real Llama-3.2-1B shapes, a short run of every mode, through the CLI."""
+    from autotuner.cli.main import main
+
+    code = main(["deploy", "bench", "--db", tuned_archive.url, "--model", "llama-3.2-1b", "--prompt-len", "16",
+                 "--decode-steps", "8", "--repeats", "1", "--no-record"])
+    out = capsys.readouterr().out
+    print(out)
+    assert code == 0
+    for mode in ("eager", "tuned", "tuned+graph", "compile"):
+        assert f" {mode} " in out
+    assert "% of BW bound" in out and "parity llama-3.2-1b tuned+graph" in out

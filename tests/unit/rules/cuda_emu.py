@@ -127,15 +127,45 @@ def compile_module(source: str, *, defines: dict[str, Any] | None = None, option
     return EmuModule(source, defines)
 
 
-def run_candidate(task_path: Path, candidate: Path, params: dict[str, Any], max_elems: int = 3_000_000,
-                  timeout_s: float = 600) -> dict[str, Any]:
-    """Check ``candidate`` on the CPU (in a child process); returns the child's JSON report."""
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "emu_run.py"), str(task_path), str(candidate), json.dumps(params),
-         str(max_elems)], capture_output=True, text=True, timeout=timeout_s,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[2]), os.environ.get("PYTHONPATH", "")])},
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"ok": False, "reason": f"emulator child exited {proc.returncode}: {proc.stderr[-1500:]}"}
-    return json.loads(lines[-1])
+def _child(jobs: list[list[Any]], timeout_s: float) -> dict[int, dict[str, Any]]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(jobs, f)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parents[2]), os.environ.get("PYTHONPATH", "")])}
+    try:
+        proc = subprocess.run([sys.executable, str(HERE / "emu_run.py"), f.name], capture_output=True, text=True,
+                              timeout=timeout_s, env=env)
+        out, err, code = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        out, err, code = exc.stdout or "", f"timed out after {timeout_s:g} s", None
+        out = out.decode() if isinstance(out, bytes) else out
+    finally:
+        os.unlink(f.name)
+    done = {}
+    for line in out.splitlines():
+        if line.startswith("{"):
+            report = json.loads(line)
+            done[report.pop("job")] = report
+    if len(done) < len(jobs):
+        reason = f"emulator child exited {code}: {err[-1500:]}"
+        for i in range(len(jobs)):
+            done.setdefault(i, {"ok": False, "reason": reason, "shapes": [], "crashed": True})
+    return done
+
+
+def run_candidates(jobs: list[tuple[Path, Path, dict[str, Any], int]], workers: int = 2,
+                   timeout_s: float = 900) -> list[dict[str, Any]]:
+    """Check each ``(task, candidate, params, max_elems)`` on the CPU, ``workers`` children at
+    a time; a job whose child crashed is run again alone, so one crash names one candidate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    flat = [[str(t), str(c), p, int(m)] for t, c, p, m in jobs]
+    batches = [list(range(i, len(flat), workers)) for i in range(min(workers, len(flat)))]
+    results: dict[int, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for batch, done in zip(batches, pool.map(lambda b: _child([flat[i] for i in b], timeout_s), batches)):
+            for k, i in enumerate(batch):
+                results[i] = done[k]
+        retry = [i for i, r in results.items() if r.get("crashed")]
+        for i, done in zip(retry, pool.map(lambda i: _child([flat[i]], timeout_s), retry)):
+            results[i] = done[0]
+    return [results[i] for i in range(len(flat))]

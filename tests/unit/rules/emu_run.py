@@ -1,7 +1,7 @@
-"""Child process of ``cuda_emu.run_candidate``: verify one candidate on the CPU emulator.
+"""Child process of ``cuda_emu.run_candidates``: verify candidates on the CPU emulator.
 
-``python emu_run.py TASK CANDIDATE PARAMS_JSON MAX_ELEMS`` prints one JSON line:
-``{"ok": bool, "reason": str, "shapes": [...]}``. The checks mirror the evaluator's
+``python emu_run.py JOBS.json`` (a list of ``[task, candidate, params, max_elems]``) prints one
+JSON line per job, in order: ``{"job": i, "ok": bool, "reason": str, "shapes": [...]}``. The checks mirror the evaluator's
 ``verify_shape``: the candidate runs first under the op watch (the task's policy, outputs of
 ``torch.empty`` poisoned), on its own copy of fresh inputs, then the reference; outputs are
 compared at the task's tolerances. Shapes whose inputs exceed MAX_ELEMS elements are skipped
@@ -32,11 +32,21 @@ def _elements(task, shape) -> int:  # noqa: ANN001
 
 
 def main() -> int:
-    task_path, cand_path, params_json, max_elems = sys.argv[1:5]
     autotuner.runtime.compile_module = cuda_emu.compile_module
     torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(multi_processor_count=2)
     torch.cuda.current_device = lambda: 0
+    jobs = json.loads(Path(sys.argv[1]).read_text())
+    for i, (task_path, cand_path, params, max_elems) in enumerate(jobs):
+        try:
+            report = check(task_path, cand_path, params, int(max_elems))
+        except Exception as exc:  # noqa: BLE001 - reported as this job's failure
+            report = {"ok": False, "reason": f"{type(exc).__name__}: {exc}"[:2000], "shapes": []}
+        report["job"] = i
+        print(json.dumps(report), flush=True)
+    return 0
 
+
+def check(task_path: str, cand_path: str, params: dict, max_elems: int) -> dict:
     from autotuner.evaluator.candidate import import_candidate
     from autotuner.evaluator.compare import compare_outputs, tolerances_for
     from autotuner.evaluator.inputs import clone_inputs, inputs_unchanged, make_candidate, make_inputs, make_reference
@@ -44,12 +54,11 @@ def main() -> int:
     from autotuner.tasks import load_task
 
     task = load_task(task_path)
-    params = json.loads(params_json)
     module = import_candidate(Path(cand_path))
     tol = tolerances_for(task.dtype, task.tolerance)
     report = {"ok": True, "reason": "", "shapes": []}
     for shape in task.shapes:
-        if _elements(task, shape) > int(max_elems):
+        if _elements(task, shape) > max_elems:
             continue
         for trial, law in enumerate(LAWS):
             if law != "task" and law not in task.distributions:
@@ -65,26 +74,20 @@ def main() -> int:
                 with watch:
                     out = candidate(*mine)
                 if watch.forbidden:
-                    report.update(ok=False, reason=f"{where}: PyTorch ops outside the policy {sorted(set(watch.forbidden))[:4]}")
-                    print(json.dumps(report))
-                    return 0
+                    forbidden = sorted(set(watch.forbidden))[:4]
+                    return dict(report, ok=False, reason=f"{where}: PyTorch ops outside the policy {forbidden}")
                 changed = inputs_unchanged(inputs, mine)
                 ref = reference(*inputs)
             if changed:
-                report.update(ok=False, reason=f"{where}: wrote into inputs {changed}")
-                print(json.dumps(report))
-                return 0
+                return dict(report, ok=False, reason=f"{where}: wrote into inputs {changed}")
             cmp = compare_outputs(out, ref, tol)
             if not cmp.ok:
-                report.update(ok=False, reason=f"{where}: {cmp.reason}")
-                print(json.dumps(report))
-                return 0
+                return dict(report, ok=False, reason=f"{where}: {cmp.reason}")
             report["shapes"].append({"shape": shape.name, "law": law, "max_abs_err": cmp.max_abs_err,
                                      "rel_l2": cmp.rel_l2})
     if not report["shapes"]:
         report.update(ok=False, reason=f"no shape small enough (max {max_elems} input elements)")
-    print(json.dumps(report))
-    return 0
+    return report
 
 
 if __name__ == "__main__":

@@ -1,8 +1,37 @@
 // The emulator's scheduler: one fiber per CUDA thread, run round-robin until each reaches a
-// barrier or the end of the kernel (see emu_shim.h).
+// barrier or the end of the kernel (see emu_shim.h). On x86-64 a fiber switch saves only the
+// callee-saved registers and the stack pointer (glibc's swapcontext also makes a signal-mask
+// system call, which made barrier-heavy kernels crawl); elsewhere ucontext does the switching.
 #include <ucontext.h>
 
 #include "emu_shim.h"
+
+#if defined(__x86_64__)
+extern "C" void emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+#define EMU_FAST_SWITCH 1
+#endif
 
 emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
@@ -11,12 +40,14 @@ namespace {
 enum State { RUNNABLE, WAITING, DONE };
 struct Fiber {
     ucontext_t ctx;
+    void* sp = nullptr;
     std::vector<char> stack;
     State state = RUNNABLE;
     int wait_warp = -1;  // -1: the block barrier
     unsigned wait_gen = 0;
 };
 ucontext_t g_sched;
+void* g_sched_sp = nullptr;
 std::vector<Fiber> g_fibers;
 unsigned g_cur = 0;
 unsigned g_block_count = 0, g_block_gen = 0;
@@ -24,10 +55,46 @@ std::vector<unsigned> g_warp_count, g_warp_gen;
 std::vector<std::vector<unsigned char>> g_warp_buf;  // [warp][lane * 16]
 std::function<void()>* g_fn = nullptr;
 
+void to_scheduler() {
+    Fiber& f = g_fibers[g_cur];
+#if EMU_FAST_SWITCH
+    emu_switch(&f.sp, g_sched_sp);
+#else
+    swapcontext(&f.ctx, &g_sched);
+#endif
+}
+
+void to_fiber(Fiber& f) {
+#if EMU_FAST_SWITCH
+    emu_switch(&g_sched_sp, f.sp);
+#else
+    swapcontext(&g_sched, &f.ctx);
+#endif
+}
+
 void fiber_main() {
     (*g_fn)();
     g_fibers[g_cur].state = DONE;
-    swapcontext(&g_fibers[g_cur].ctx, &g_sched);
+    to_scheduler();
+}
+
+void start_fiber(Fiber& f) {
+#if EMU_FAST_SWITCH
+    // A stack that "returns" into fiber_main with the alignment of a fresh call, under six
+    // zeroed callee-saved registers for emu_switch to pop.
+    auto top = reinterpret_cast<std::uintptr_t>(f.stack.data() + f.stack.size()) & ~std::uintptr_t(15);
+    void** sp = reinterpret_cast<void**>(top);
+    *--sp = nullptr;
+    *--sp = reinterpret_cast<void*>(&fiber_main);
+    for (int i = 0; i < 6; ++i) *--sp = nullptr;
+    f.sp = sp;
+#else
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack.data();
+    f.ctx.uc_stack.ss_size = f.stack.size();
+    f.ctx.uc_link = nullptr;
+    makecontext(&f.ctx, fiber_main, 0);
+#endif
 }
 
 void wait_here(int warp, unsigned gen) {
@@ -35,7 +102,7 @@ void wait_here(int warp, unsigned gen) {
     f.state = WAITING;
     f.wait_warp = warp;
     f.wait_gen = gen;
-    swapcontext(&f.ctx, &g_sched);
+    to_scheduler();
 }
 
 void warp_barrier() {
@@ -54,13 +121,8 @@ const char* run_block() {
     g_block_count = 0;
     for (unsigned w = 0; w < n / 32; ++w) g_warp_count[w] = 0;
     for (unsigned i = 0; i < n; ++i) {
-        Fiber& f = g_fibers[i];
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack.data();
-        f.ctx.uc_stack.ss_size = f.stack.size();
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_main, 0);
-        f.state = RUNNABLE;
+        start_fiber(g_fibers[i]);
+        g_fibers[i].state = RUNNABLE;
     }
     for (;;) {
         bool progress = false, all_done = true;
@@ -75,7 +137,7 @@ const char* run_block() {
             }
             g_cur = i;
             threadIdx.x = i;
-            swapcontext(&g_sched, &f.ctx);
+            to_fiber(f);
             progress = true;
         }
         if (all_done) return nullptr;

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -54,16 +53,12 @@ def emulated(translations):  # noqa: ANN001, ANN201 - {(task, variant): report}
         pytest.skip(reason)
     tmp = Path(tempfile.mkdtemp(prefix="rules-emu-"))
     jobs = _jobs(translations)
-
-    def run(job):  # noqa: ANN001, ANN202
-        name, proposal = job
+    specs = []
+    for name, proposal in jobs:
         path = tmp / f"{name.replace('/', '__')}__{proposal.variant.replace('/', '_')}.py"
         path.write_text(proposal.source)
-        limit = MAX_ELEMS.get(name, DEFAULT_MAX_ELEMS)
-        return cuda_emu.run_candidate(SUITE / f"{name}.py", path, _params(proposal), max_elems=limit)
-
-    with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
-        reports = list(pool.map(run, jobs))
+        specs.append((SUITE / f"{name}.py", path, _params(proposal), MAX_ELEMS.get(name, DEFAULT_MAX_ELEMS)))
+    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
     return {(name, p.variant): report for (name, p), report in zip(jobs, reports)}
 
 
