@@ -100,12 +100,17 @@ def cached_peaks(cache_dir: Path, driver: str, remeasure: bool = False) -> Peaks
 
 
 def _unique_bytes(tensors: list[torch.Tensor]) -> int:
-    seen: dict[int, int] = {}
+    """Bytes of the tensors themselves, each memory region once.
+
+    Not the storage size: a reduction's 0-dim result can be a view into a large temporary's
+    storage (``F.mse_loss`` returns one), and counting that storage would overstate the
+    bytes and make the roofline floor too high.
+    """
+    regions: dict[int, int] = {}
     for t in tensors:
         if isinstance(t, torch.Tensor) and t.is_cuda:
-            storage = t.untyped_storage()
-            seen[storage.data_ptr()] = max(seen.get(storage.data_ptr(), 0), storage.nbytes())
-    return sum(seen.values())
+            regions[t.data_ptr()] = max(regions.get(t.data_ptr(), 0), t.numel() * t.element_size())
+    return sum(regions.values())
 
 
 def estimate_bytes(inputs: list[Any], model: torch.nn.Module, outputs: Any) -> int:
