@@ -57,6 +57,9 @@ def translate(task, max_variants: int | None = None) -> Translation:  # noqa: AN
         plan = make_plan(lower(graph, task.policy))
     except Unsupported as exc:
         return Translation(None, notes + [_describe(exc, task.policy)])
+    except Exception as exc:  # noqa: BLE001 - a rules bug must not end the caller's run
+        log.exception("rules proposer failed on task %s", task.name)
+        return Translation(None, notes + [f"not translated: the rules proposer failed ({type(exc).__name__}: {exc})"])
     result = Translation(plan, notes)
     torch_regions = [r for r in plan.regions if r.kind in ("mm", "conv")]
     if torch_regions:
@@ -69,6 +72,10 @@ def translate(task, max_variants: int | None = None) -> Translation:  # noqa: AN
                                  result.notes)
         except Unsupported as exc:
             result.notes.append(f"variant {variant.label} not emitted: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one broken variant must not hide the others
+            log.exception("rules variant %s of %s failed", variant.label, task.name)
+            result.notes.append(f"variant {variant.label} not emitted: the rules failed ({type(exc).__name__}: {exc})")
             continue
         violations = check_source(source)
         if violations:

@@ -26,8 +26,13 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     node = region.nodes[0]
     out = ctx.py(node)
     if node.op == "mm":
-        a, b = _operand(ctx, node.args["self"]), _operand(ctx, node.args["mat2"])
-        return KernelCode("", [f"{out} = torch.mm({a}, {b})"], [])
+        x = node.args["self"]
+        b = _operand(ctx, node.args["mat2"])
+        if len(x.shape) > 2:  # nn.Linear on an N-D input: flatten the leading dims, then restore
+            xs = ctx.py(x)
+            return KernelCode("", [f"{out} = torch.mm({xs}.reshape(-1, {xs}.shape[-1]), {b})",
+                                   f"{out} = {out}.view({xs}.shape[:-1] + ({out}.shape[-1],))"], [])
+        return KernelCode("", [f"{out} = torch.mm({_operand(ctx, x)}, {b})"], [])
     x, w = ctx.py(node.args["input"]), ctx.py(node.args["weight"])
     rank = len(node.shape) - 2
     fn = f"F.conv{rank}d"

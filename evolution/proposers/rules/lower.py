@@ -370,18 +370,30 @@ class Lowering:
             raise Unsupported(f"aten.{node.op} is a {what}; the task's strict policy does not let it "
                               "stay in PyTorch and the rules have no kernel for it", node.line)
 
+    def _gemm_input(self, node: Node, name: str) -> tuple[Node, tuple[int, ...]]:
+        """(A, result shape): ``nn.Linear`` on an N-D input is ATen's view to 2-D, a GEMM and a
+        view back; the GEMM then keeps the N-D shape (the candidate reshapes around torch.mm)."""
+        a = node.args[name]
+        users = self.graph.users().get(node.id, [])
+        if (a.op in ("view", "_unsafe_view", "reshape") and len(a.args["self"].shape) >= 3
+                and a.shape == (a.args["self"].numel // a.args["self"].shape[-1], a.args["self"].shape[-1])
+                and len(users) == 1 and users[0].op in ("view", "_unsafe_view", "reshape")
+                and users[0].shape == a.args["self"].shape[:-1] + node.shape[-1:]):
+            return self.get(a.args["self"]), users[0].shape
+        return self.arg(node, name), node.shape
+
     def op_mm(self, node: Node) -> Node:
         self._external(node, "GEMM")
-        return self.new("mm", {"self": self.arg(node, "self"), "mat2": self.arg(node, "mat2")},
-                        node.shape, node.dtype, node)
+        a, shape = self._gemm_input(node, "self")
+        return self.new("mm", {"self": a, "mat2": self.arg(node, "mat2")}, shape, node.dtype, node)
 
     def op_addmm(self, node: Node) -> Node:
         self._external(node, "GEMM")
         if node.args.get("beta", 1) != 1 or node.args.get("alpha", 1) != 1:
             raise Unsupported("aten.addmm with alpha or beta", node.line)
-        mm = self.new("mm", {"self": self.arg(node, "mat1"), "mat2": self.arg(node, "mat2")},
-                      node.shape, node.dtype, node)
-        return self.new("add", {"self": mm, "other": self.arg(node, "self")}, node.shape, node.dtype, node)
+        a, shape = self._gemm_input(node, "mat1")
+        mm = self.new("mm", {"self": a, "mat2": self.arg(node, "mat2")}, shape, node.dtype, node)
+        return self.new("add", {"self": mm, "other": self.arg(node, "self")}, shape, node.dtype, node)
 
     def op_convolution(self, node: Node) -> Node:
         self._external(node, "convolution")
