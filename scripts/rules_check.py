@@ -81,8 +81,8 @@ def check(paths: list[Path], args: argparse.Namespace, out_dir: Path) -> list[di
                         time_candidate=not args.no_time, baselines=not args.no_time and not args.no_baselines)
     rows = []
     for path in paths:
-        rel = path.relative_to(suite_dir()).as_posix().removesuffix(".py") if path.is_relative_to(suite_dir()) \
-            else path.stem
+        suite = suite_dir().resolve()
+        rel = path.relative_to(suite).as_posix().removesuffix(".py") if path.is_relative_to(suite) else path.stem
         task = load_task(path)
         started = time.perf_counter()
         translation = translate(task)
@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.tasks:
         keys = [k for k in args.tasks.split(",") if k]
         paths = [p for p in paths if any(k in str(p) for k in keys)]
+    import torch
+
+    if not torch.cuda.is_available():
+        print("warning: no CUDA GPU is visible; translation runs, every evaluation will be an error row\n")
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     with tempfile.TemporaryDirectory(prefix="rules-check-") as tmp:

@@ -61,6 +61,10 @@ def translate(task, max_variants: int | None = None) -> Translation:  # noqa: AN
         log.exception("rules proposer failed on task %s", task.name)
         return Translation(None, notes + [f"not translated: the rules proposer failed ({type(exc).__name__}: {exc})"])
     result = Translation(plan, notes)
+    if not any(r.kind not in ("mm", "conv") for r in plan.regions):
+        result.notes.append("not translated: nothing is left for a kernel of the candidate's own (the task is only a "
+                            "GEMM / convolution, or returns an input); the evaluator requires one")
+        return result
     torch_regions = [r for r in plan.regions if r.kind in ("mm", "conv")]
     if torch_regions:
         result.notes.append(f"{', '.join(r.kind for r in torch_regions)} stays in PyTorch (cuBLAS / cuDNN, "

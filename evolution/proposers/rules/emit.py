@@ -51,6 +51,9 @@ def reference_init(task_source: str, tunables: dict[str, Any]) -> InitCode:
     if init is None:
         init = ast.parse("def __init__(self):\n    super().__init__()").body[0]
     init = _rewrite_super(init)
+    for arg in init.args.posonlyargs + init.args.args + init.args.kwonlyargs:
+        arg.annotation = None  # annotations may name types the candidate does not import
+    init.returns = None
     if init.args.vararg or init.args.kwarg:
         raise Unsupported("Model.__init__ takes *args / **kwargs")
     for name, value in tunables.items():

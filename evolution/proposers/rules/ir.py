@@ -12,6 +12,7 @@ always read from tensors, never from ``shape``.
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,20 @@ class AttrRef:
         return self.transform.replace("v", f"({obj})") if self.transform != "v" else obj
 
 
-_ids = itertools.count()
+_local = threading.local()
+
+
+def _next_id() -> int:
+    counter = getattr(_local, "ids", None)
+    if counter is None:
+        counter = _local.ids = itertools.count()
+    return next(counter)
+
+
+def reset_ids() -> None:
+    """Number nodes from 0 again (per thread): the same task always yields the same source,
+    so resumed runs and the novelty filter recognise earlier proposals."""
+    _local.ids = itertools.count()
 
 
 @dataclass(eq=False)
@@ -60,7 +74,7 @@ class Node:
     index: int = -1  # inputs: position in forward; getitem: tuple index
     attrs: dict[str, AttrRef] = field(default_factory=dict)  # arg name -> model attribute
     moving: set[str] = field(default_factory=set)  # float args that change with the shape
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = field(default_factory=_next_id)
 
     @property
     def is_leaf(self) -> bool:

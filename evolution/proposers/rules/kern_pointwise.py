@@ -110,7 +110,8 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         src = rot.args["self"]
         suffix = cuda.storage(src.dtype)[1]
         decl.append(f"        float q{rot.id}[ITEMS][VEC];")
-        load.append(f"{_IND}{{ const bool lo_ = c{last} < half; load_{suffix}<VEC>({ptr[src.id]} + e + (lo_ ? half : -half), "
+        load.append(f"{_IND}{{ const bool lo_ = c{last} < half; "
+                    f"load_{suffix}<VEC>({ptr[src.id]} + e + (lo_ ? half : -half), "
                     f"q{rot.id}[it]); if (lo_) RULES_LANES q{rot.id}[it][u] = -q{rot.id}[it][u]; }}")
         vec_env.bind(rot, f"q{rot.id}[it][u]", "float")
     if load:

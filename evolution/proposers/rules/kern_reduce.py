@@ -43,7 +43,8 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
                 lines.append(f"{ind}const {kind} c{node.id} = {cuda.widen(node.dtype, f'p{node.id}[0]')};")
                 env.bind(node, f"c{node.id}", kind)
             elif vector and cuda.vector_ok(node.dtype):
-                lines.append(f"{ind}{kind} a{node.id}[VEC]; load_{cuda.storage(node.dtype)[1]}<VEC>(p{node.id} + e, a{node.id});")
+                suffix = cuda.storage(node.dtype)[1]
+                lines.append(f"{ind}{kind} a{node.id}[VEC]; load_{suffix}<VEC>(p{node.id} + e, a{node.id});")
                 env.bind(node, f"a{node.id}[u]", kind)
             else:
                 lines.append(f"{ind}const {kind} a{node.id} = {cuda.widen(node.dtype, f'p{node.id}[e]')};")
@@ -52,7 +53,8 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         stmts = cuda.compute_all(env, prologue, inner)
         lane = "u" if vector else "0"
         for red in reds:
-            stmts.append(inner + _MERGE[red.args["kind"]].format(a=f"acc{red.id}[{lane}]", b=env.value(red.args["self"])))
+            merge = _MERGE[red.args["kind"]]
+            stmts.append(inner + merge.format(a=f"acc{red.id}[{lane}]", b=env.value(red.args["self"])))
         if vector:
             return lines + [f"{ind}RULES_LANES {{"] + stmts + [f"{ind}}}"]
         return lines + stmts
@@ -62,7 +64,8 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     block_reduce = []
     for k, red in enumerate(reds):
         kind = red.args["kind"]
-        block_reduce.append(f"    for (int u = 1; u < VEC; ++u) {_MERGE[kind].format(a=f'acc{red.id}[0]', b=f'acc{red.id}[u]')}")
+        lanes = _MERGE[kind].format(a=f"acc{red.id}[0]", b=f"acc{red.id}[u]")
+        block_reduce.append(f"    for (int u = 1; u < VEC; ++u) {lanes}")
         block_reduce.append(f"    const float t{red.id} = {_BLOCK[kind]}<BLOCK>(acc{red.id}[0]);")
     block_reduce.append("    if (threadIdx.x == 0) {")
     for k, red in enumerate(reds):
@@ -109,7 +112,8 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         lines.append(f"{ctx.py(out)} = torch.empty({tuple(out.shape)!r}, dtype={cuda.TORCH_DTYPE[out.dtype]}, "
                      f"device={anchor}.device)")
     svals = list(scalars.params.values())
-    conds = f"VEC > 1 and rules_aligned(VEC, {', '.join(ctx.py(lf.node) for lf in full)})" if vectorable and full else "False"
+    wide = ", ".join(ctx.py(lf.node) for lf in full)
+    conds = f"VEC > 1 and rules_aligned(VEC, {wide})" if vectorable and full else "False"
     lines += [
         f"vec{i} = {conds}",
         f"nv{i} = n{i} // VEC if vec{i} else 0",

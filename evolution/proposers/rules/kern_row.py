@@ -163,7 +163,8 @@ class RowGen:
             if node.op == "const":
                 env.bind(node, cuda.literal(node.args["value"], kind), kind)
             elif lf.kind == "full":
-                lines.append(f"{_I8}const {cuda.storage(node.dtype)[0]}* __restrict__ p{node.id}r = p{node.id} + row * D;")
+                ptr_type = cuda.storage(node.dtype)[0]
+                lines.append(f"{_I8}const {ptr_type}* __restrict__ p{node.id}r = p{node.id} + row * D;")
             elif lf.kind == "row":
                 lines.append(f"{_I8}const {kind} rl{node.id} = {cuda.widen(node.dtype, f'p{node.id}[row]')};")
                 env.bind(node, f"rl{node.id}", kind)
@@ -242,7 +243,8 @@ class RowGen:
             kind = cuda.ctype(node.dtype)
             lines.append(f"{ind}{kind} a{node.id}[VEC];")
             if lf.kind == "gchan":
-                lines.append(f"{ind}if (full) {{ const {kind} s_ = {cuda.widen(node.dtype, f'p{node.id}[gbase + base / SEG]')}; "
+                channel = cuda.widen(node.dtype, f"p{node.id}[gbase + base / SEG]")
+                lines.append(f"{ind}if (full) {{ const {kind} s_ = {channel}; "
                              f"RULES_LANES a{node.id}[u] = s_; }}")
                 lines.append(f"{ind}else RULES_LANES a{node.id}[u] = base + u < D ? "
                              f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
@@ -451,8 +453,8 @@ class RowGen:
         return lines
 
 
-def _signature(gen: RowGen) -> tuple[list[str], list[str], list[str]]:
-    """(C params, Python launch tensors, output nodes) in launch order."""
+def _signature(gen: RowGen) -> tuple[list[str], list[str]]:
+    """(C pointer params, Python launch tensors), in launch order: inputs, then outputs."""
     params, tensors = [], []
     for lf in gen.leaves:
         node = lf.node
@@ -463,7 +465,7 @@ def _signature(gen: RowGen) -> tuple[list[str], list[str], list[str]]:
     for out in gen.region.outputs:
         params.append(pointer_param(out, f"o{out.id}", const=False))
         tensors.append(gen.ctx.py(out))
-    return params, tensors, []
+    return params, tensors
 
 
 def generate(ctx: Ctx, region: Region) -> KernelCode:
@@ -473,7 +475,7 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     name = ctx.kernel_name(region)
     modes = [mode_name] + ([MODES[mode_name]["fallback"]] if MODES[mode_name]["fallback"] else [])
     bodies = {m: gen.body(MODES[m]) for m in modes}
-    params, tensors, _ = _signature(gen)
+    params, tensors = _signature(gen)
     params += gen.scalars.c_params()
     extra = "long long G, long long SEG, " if gen.group is not None else ""
     texts = []

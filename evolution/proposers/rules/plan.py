@@ -108,7 +108,10 @@ class Planner:
             if node.id in seen or self.is_value(node) or node.id in stop:
                 continue
             if node.op not in allowed and not ops.is_pointwise(node):
-                raise Unsupported(f"{node.op} feeds a fused region but cannot be fused", node.line)
+                if node.op in ("t", "transpose", "permute"):
+                    raise Unsupported(f"aten.{node.op} (a transpose) feeds a fused region; its kernels read every "
+                                      "operand in its own memory order", node.line)
+                raise Unsupported(f"{node.op} feeds a fused region but cannot be fused into it", node.line)
             seen[node.id] = node
             stack.extend(node.operands())
         return self.sort(seen.values())
@@ -152,7 +155,8 @@ class Planner:
         for (shape, k), reds in groups.items():
             region = Region("row", shape=shape, k=k)
             mine = {r.id for r in reds}
-            roots = [r.args["self"] for r in reds] + [r.args["mean"] for r in reds if isinstance(r.args.get("mean"), Node)]
+            means = [r.args["mean"] for r in reds if isinstance(r.args.get("mean"), Node)]
+            roots = [r.args["self"] for r in reds] + means
             nodes = self.cone(roots, {"red", "gather", "rowview", "gchan"} | _PASS, set())
             foreign = [n for n in nodes if n.id in all_reds and n.id not in mine]
             if foreign:
@@ -475,7 +479,8 @@ def _check_outputs(region: Region) -> None:
             raise Unsupported("an output whose dims are transposed relative to its inputs", out.line)
         if region.kind == "row" and region.level(out) == "E" and dims != space:
             raise Unsupported("a per-element output that does not cover the whole row space", out.line)
-        if region.kind == "row" and region.level(out) == "R" and dims != [d for d in space if d < len(region.shape) - region.k]:
+        rows = [d for d in space if d < len(region.shape) - region.k]
+        if region.kind == "row" and region.level(out) == "R" and dims != rows:
             raise Unsupported("a per-row output that does not cover every row", out.line)
         if region.kind == "pointwise" and dims != space:
             raise Unsupported("an output that broadcasts", out.line)

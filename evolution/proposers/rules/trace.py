@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from evolution.proposers.rules.ir import AttrRef, Graph, Node, Unsupported, dtype_name
+from evolution.proposers.rules.ir import AttrRef, Graph, Node, Unsupported, dtype_name, reset_ids
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
@@ -265,6 +265,7 @@ def check_visible_shapes(task: Any, graph: Graph) -> None:
 
 def trace_task(task: Any, notes: list[str] | None = None) -> Graph:
     """The task's reference as IR at its default shape; raises ``Unsupported``."""
+    reset_ids()  # deterministic node numbering, hence deterministic generated sources
     notes = notes if notes is not None else []
     try:
         model, inputs = build(task)

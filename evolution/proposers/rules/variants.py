@@ -84,8 +84,8 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
         space = {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "WAVES": [1, 2, 4, 8]}
         if mode == "warpcached":
             space["ITEMS"] = sorted({1, 2, 4, 8, items})
-    elif mode == "cached":
-        items = _pow2(d / (1024 * vec), 1, max_items)
+    elif mode == "cached":  # blocks of 256+ threads, more rows in flight per SM, registers allowing
+        items = _pow2(d / (256 * vec), 1, max_items)
         block = _pow2(d / (vec * items), 64, 1024)
         defines = {"BLOCK": block, "VEC": vec, "ITEMS": items, "WAVES": 2}
         space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": sorted({1, 2, 4, 8, items}), "WAVES": [1, 2, 4]}
