@@ -41,8 +41,12 @@ def test_killed_run_resumes_without_loss_or_repeats(tmp_path):
     proc = _tune(db, tmp_path, *map(str, TASKS))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if db.exists() and len(_evaluations(db)) >= 6:
-            break
+        try:
+            if db.exists() and len(_evaluations(db)) >= 6:
+                break
+        except sqlite3.OperationalError:
+            pass  # the archive's tables are being created (or locked) right now
+
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
