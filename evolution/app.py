@@ -85,9 +85,10 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
             close = getattr(proposer, "close", None)
             if close:
                 close()
-    archive.finish_run(run_id, status, budget.spent())
+    spent = {**budget.spent(), "settings_per_gpu": {str(k): v for k, v in pool.settings_per_gpu.items()}}
+    archive.finish_run(run_id, status, spent)
     from evolution.report import write_report
 
     out_dir = Path(config.report_dir) if config.report_dir else Path("autotuner-runs") / f"run-{run_id}"
     report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url)
-    return RunOutcome(run_id, status, outcomes, report, plot, budget.spent())
+    return RunOutcome(run_id, status, outcomes, report, plot, spent)

@@ -31,6 +31,7 @@ class EvalPool:
         self.evaluator = evaluator
         self.config = config
         self._jobs: queue.Queue = queue.Queue()
+        self.settings_per_gpu: dict[int, int] = {gpu: 0 for gpu in (gpus or [0])}  # what each worker did
         self._threads = [threading.Thread(target=self._work, args=(gpu,), daemon=True, name=f"eval-gpu{gpu}")
                          for gpu in (gpus or [0])]
         for thread in self._threads:
@@ -51,6 +52,7 @@ class EvalPool:
                 continue
             try:
                 future.set_result(self.evaluator(task, candidate, params, config))
+                self.settings_per_gpu[gpu] += len(params)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 future.set_exception(exc)
 

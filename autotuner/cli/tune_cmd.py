@@ -134,4 +134,7 @@ def _print_table(outcome: Any) -> None:
     g = geomean(speedups)
     print(f"run {outcome.run_id} {outcome.status}: {sum(o.candidates for o in outcome.outcomes)} candidates"
           + (f", geomean {g:.2f}x vs eager over {len(speedups)} tasks" if g else ""))
+    per_gpu = outcome.spent.get("settings_per_gpu", {})
+    if len(per_gpu) > 1:
+        print("evaluations per GPU: " + ", ".join(f"GPU {k}: {v}" for k, v in per_gpu.items()))
     print(f"report: {outcome.report}  plot: {outcome.plot}")
