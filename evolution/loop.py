@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -314,14 +313,4 @@ class TuneRun:
         return outcomes
 
 
-def outcome_summary(outcome: TaskOutcome) -> dict[str, Any]:
-    best = outcome.best_result
-    return {"task": outcome.task, "translated": outcome.translated, "candidates": outcome.candidates,
-            "verdicts": dict(outcome.verdicts), "best_kernel_id": outcome.best_kernel_id,
-            "speedup_eager": best.speedup_eager if best else None,
-            "speedup_compile": best.speedup_compile if best else None,
-            "roofline_fraction": best.roofline_fraction if best else None,
-            "notes": outcome.notes[:10], "time": time.time()}
-
-
-__all__ = ["Callbacks", "SearchConfig", "TaskOutcome", "TaskSearch", "TuneRun", "asdict", "outcome_summary"]
+__all__ = ["Callbacks", "SearchConfig", "TaskOutcome", "TaskSearch", "TuneRun"]

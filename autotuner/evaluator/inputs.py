@@ -98,10 +98,9 @@ def make_candidate(
     state = reference.state_dict()
     if not state:
         return model, None
-    missing, unexpected = [], []
     try:
         result = model.load_state_dict(state, strict=False)
-        missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+        unexpected = list(result.unexpected_keys)
     except RuntimeError as exc:  # shape mismatch for a shared name
         return model, f"reference weights not loaded ({str(exc).splitlines()[0]}); relying on seeded init"
     if unexpected:
