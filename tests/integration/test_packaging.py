@@ -1,0 +1,23 @@
+"""The wheel carries the data the tool needs: the task suite, the CUDA templates, migrations."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_wheel_ships_suite_templates_and_migrations(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("autotuner-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tasks = [n for n in names if n.startswith("autotuner_kernels/tasks/") and n.endswith(".py")]
+    assert len(tasks) >= 30
+    assert any(n.startswith("autotuner_kernels/templates/") and n.endswith(".cu") for n in names)
+    assert any(n.startswith("archive/migrations/versions/") for n in names)
+    assert not any(n.startswith("kernels/") for n in names), "a top-level `kernels` would shadow HF kernels"
