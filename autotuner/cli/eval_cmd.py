@@ -72,7 +72,8 @@ def print_result(result: EvalResult) -> None:
               f"CUDA {p.torch_cuda}, CuPy {p.cupy_version}, harness {p.harness_version}")
     for warning in result.warnings:
         print(f"warning      {warning}")
-    print(f"wall         {result.wall_s:.1f} s")
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases_s.items())
+    print(f"wall         {result.wall_s:.1f} s" + (f" ({phases}; the rest: process start, CUDA init)" if phases else ""))
 
 
 def _record(args: argparse.Namespace, result: EvalResult) -> None:

@@ -120,6 +120,7 @@ class EvalResult:
     warnings: list[str] = field(default_factory=list)
     kernels_seen: list[str] = field(default_factory=list)
     provenance: Provenance | None = None
+    phases_s: dict[str, float] = field(default_factory=dict)  # where the evaluation's wall time went
 
     @property
     def accepted(self) -> bool:

@@ -73,6 +73,7 @@ class Session:
     bytes_moved: int = 0
     flops: int = 0
     warnings: list[str] = field(default_factory=list)
+    phases_s: dict[str, float] = field(default_factory=dict)
 
 
 def prepare(job: dict[str, Any], status_path: Path) -> Session:
@@ -90,6 +91,7 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
     from autotuner.tasks import load_task
 
     _status(status_path, "setup")
+    started = time.perf_counter()
     config = EvalConfig(**job["config"])
     cache_dir = Path(job["cache_dir"])
     base_seed = int(job["seed"])
@@ -117,12 +119,15 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
     session.flops = int(fn(inputs, out)) if callable(fn) else count_flops(reference, inputs)
     del reference, inputs, out
     torch.cuda.empty_cache()
+    session.phases_s["setup"] = time.perf_counter() - started
     if config.baselines:
         _status(status_path, "baselines")
+        started = time.perf_counter()
         try:
             session.baselines = measure_baselines(task, shape, config, cache_dir, base_seed, session.flush)
         except Exception as exc:  # noqa: BLE001 - a baseline failure is recorded, not fatal
             session.warnings.append(f"baselines failed: {type(exc).__name__}: {str(exc)[:200]}")
+        session.phases_s["baselines"] = time.perf_counter() - started
     return session
 
 
@@ -130,7 +135,7 @@ def _new_result(session: Session) -> EvalResult:
     task = session.task
     return EvalResult(Verdict.ACCEPTED, Stage.DONE, "", task_name=task.name, task_hash=task.content_hash,
                       policy=task.policy, dtype=task.dtype, provenance=session.provenance,
-                      warnings=list(session.warnings))
+                      warnings=list(session.warnings), phases_s=dict(session.phases_s))
 
 
 def evaluate_params(session: Session, model_new: type, kernel_names: set[str], params: dict[str, Any],
@@ -151,10 +156,13 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     ctx = VerifyContext(task=task, model_new=model_new, params=params, kernel_names=kernel_names,
                         tolerance=session.tolerance, base_seed=seed, trials=config.trials, guard=guard,
                         warnings=result.warnings)
+    started = time.perf_counter()
     try:
         # Hidden shapes and small ones first: cheap, and where hard-coding shows.
         for shape in sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden)):
             result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
+        result.phases_s["verify"] = time.perf_counter() - started
+        started = time.perf_counter()
         result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
         result.kernels_seen = ctx.kernels_seen
         timed = next(s for s in result.shapes if s.shape == timed_shape.name)
@@ -172,6 +180,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             if guard.changes():
                 raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
             del pool
+            result.phases_s["time_and_check"] = time.perf_counter() - started
             timed.candidate = run.stats
             _apply_roofline(result, timed, session)
         result.reason = _accept_reason(result)
@@ -257,6 +266,7 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
         started = time.perf_counter()
         result = evaluate_params(session, model_new, kernel_names, dict(params), first + offset, guard, candidate_path)
         result.compile_ms = import_ms
+        result.phases_s["import"] = import_ms / 1e3
         result.wall_s = time.perf_counter() - started
         emit(result)
         if context_broken(result):
