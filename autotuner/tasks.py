@@ -213,13 +213,6 @@ def discover_tasks(root: str | Path) -> list[Path]:
 
 def suite_dir() -> Path:
     """The built-in task suite: ``kernels/tasks`` in a checkout, package data when installed."""
-    try:
-        import autotuner_kernels  # installed as package data (a namespace package)
+    from autotuner.resources import kernels_path
 
-        for base in autotuner_kernels.__path__:
-            installed = Path(base) / "tasks"
-            if installed.is_dir():
-                return installed
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parent.parent / "kernels" / "tasks"
+    return kernels_path("tasks")

@@ -12,6 +12,8 @@ import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from autotuner.resources import kernels_path
 from typing import Any
 
 from evolution.proposers.rules import cuda
@@ -34,16 +36,7 @@ I32_LIMIT = 1 << 30  # tensors below this many elements use 32-bit index math
 
 def templates_dir() -> Path:
     """``kernels/templates`` in a checkout; ``autotuner_kernels/templates`` when installed."""
-    try:
-        import autotuner_kernels  # installed as package data (a namespace package)
-
-        for base in autotuner_kernels.__path__:
-            path = Path(base) / "templates"
-            if path.is_dir():
-                return path
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[3] / "kernels" / "templates"
+    return kernels_path("templates")
 
 
 @lru_cache(maxsize=None)
