@@ -12,9 +12,9 @@ import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from autotuner.resources import kernels_path
-from typing import Any
 
 from evolution.proposers.rules import cuda
 from evolution.proposers.rules.ir import AttrRef, Node, Unsupported
