@@ -1,5 +1,6 @@
 """``autotuner deploy ...``: the engine with the archive's kernels in its op slots.
 
+``autotuner deploy profile`` lists a decode step's kernels by device time.
 ``autotuner deploy slots [--model M]`` resolves (and re-verifies) the slots and prints which
 kernel each one runs; ``autotuner deploy bench`` prints prefill, decode and total tok/s,
 one-time compile ms and decode's fraction of the bandwidth bound for eager PyTorch, tuned
@@ -126,12 +127,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from autotuner.engine import build_model
+    from autotuner.engine.profile import format_profile, profile_decode
+    from autotuner.evaluator.roofline import cached_peaks
+    from autotuner.runtime.compile import cache_root
+    from autotuner.runtime.device import device_facts, require_gpu
+
+    require_gpu()
+    facts = device_facts(0)
+    copy_gbps = cached_peaks(cache_root(), facts.driver).copy_gbps
+    dtype = getattr(torch, DTYPES[args.dtype])
+    print(f"decode profile on {facts.gpu_name}, {DTYPES[args.dtype]}, batch {args.batch}")
+    for cfg in _model_configs(args):
+        slots, _ = _resolve(args, cfg) if not args.pytorch else (None, 0.0)
+        model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
+        for t in args.prompt_len:
+            model.setup_caches(args.batch, -(-(t + args.steps + 8) // 128) * 128)
+            print(format_profile(profile_decode(model, t, args.steps), copy_gbps, top=args.top))
+        del model
+        torch.cuda.empty_cache()
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("deploy", help="the inference engine with the archive's kernels (slots, bench)",
                             description=__doc__.split("\n\n")[0])
     targets = parser.add_subparsers(dest="deploy_target", metavar="TARGET", required=True)
     for name, func, help_text in (("slots", cmd_slots, "which kernel each op slot runs (re-verified), or why PyTorch"),
-                                  ("bench", cmd_bench, "tok/s: eager, tuned, tuned + CUDA graph, torch.compile (GPU)")):
+                                  ("bench", cmd_bench, "tok/s: eager, tuned, tuned + CUDA graph, torch.compile (GPU)"),
+                                  ("profile", cmd_profile, "where a decode step's time goes, kernel by kernel (GPU)")):
         p = targets.add_parser(name, help=help_text)
         p.add_argument("--model", nargs="+", default=["llama-3.2-1b"],
                        help="llama-3.2-1b, qwen2.5-1.5b, granite-3.2-2b (default: llama-3.2-1b)")
@@ -151,3 +178,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--no-parity", action="store_true", help="skip the 64-token greedy parity check")
             p.add_argument("--modes", nargs="+", default=["eager", "tuned", "tuned+graph", "compile"],
                            choices=["eager", "tuned", "tuned+graph", "compile"])
+        if name == "profile":
+            p.add_argument("--prompt-len", type=int, nargs="+", default=[512])
+            p.add_argument("--steps", type=int, default=16, help="decode steps profiled")
+            p.add_argument("--batch", type=int, default=1)
+            p.add_argument("--top", type=int, default=15, help="kernels listed")
+            p.add_argument("--pytorch", action="store_true", help="profile the pure PyTorch slots")

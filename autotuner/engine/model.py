@@ -6,10 +6,11 @@ pass (q/k/v in one GEMM, gate/up in one GEMM). The non-GEMM ops go through ``Slo
 verified kernel replaces the PyTorch implementation without the model knowing.
 
 Two ways to attend:
-* ``kv_len`` given (eager): the cache is sliced to the positions written so far;
-  single-token steps go through the attention-decode slot.
+* ``kv_len`` given (eager): the cache is sliced to the positions written so far.
 * ``kv_len=None`` (static shapes, for CUDA graphs and torch.compile): every position of the
   cache is attended, with a mask built on the device from ``input_pos``.
+A single-token step goes through the attention-decode slot either way, with the written
+length as a device tensor (``cache_len``), so a kernel there also serves a CUDA graph.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from autotuner.engine.config import ModelConfig
 from autotuner.engine.rope import rope_tables
-from autotuner.engine.slots import Slots, attention_decode_torch
+from autotuner.engine.slots import Slots
 
 _HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5)
 
@@ -61,8 +62,9 @@ class Attention(nn.Module):
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, slots: Slots, cos: torch.Tensor, sin: torch.Tensor, input_pos: torch.Tensor,
-                kv_len: int | None, mask: torch.Tensor | None) -> torch.Tensor:
-        """``mask``: static path only, additive [t, max_seq] in the model dtype (0 = attend, -inf = not)."""
+                kv_len: int | None, mask: torch.Tensor | None, cache_len: torch.Tensor | None) -> torch.Tensor:
+        """``mask``: static path with t > 1 only, additive [t, max_seq] in the model dtype (0 = attend,
+        -inf = not). ``cache_len``: decode steps only, [b] int64, the positions written after this one."""
         cfg = self.cfg
         b, t, _ = x.shape  # x: [b, t, hidden]
         q, k, v = self.wqkv(x).split([cfg.q_size, cfg.kv_size, cfg.kv_size], dim=-1)
@@ -74,14 +76,12 @@ class Attention(nn.Module):
         assert self.kv_cache is not None, "call Transformer.setup_caches first"
         k_all, v_all = self.kv_cache.update(input_pos, k, v)  # [b, kv_heads, max_seq, d]
         scale = cfg.attention_scale
-        if t == 1 and kv_len is not None:
-            y = slots.attention_decode(q[:, :, 0], k_all[:, :, :kv_len], v_all[:, :, :kv_len], scale)
+        if t == 1:  # a decode step: the attention-decode slot, reading cache_len on the device
+            assert cache_len is not None
+            y = slots.attention_decode(q[:, :, 0], k_all, v_all, cache_len, scale, kv_len=kv_len)
         elif kv_len is None:  # static shapes: the whole cache, masked
             assert mask is not None
-            if t == 1:
-                y = attention_decode_torch(q[:, :, 0], k_all, v_all, scale, mask=mask[0])
-            else:
-                y = _sdpa(q, k_all, v_all, scale, mask, causal=False).transpose(1, 2)
+            y = _sdpa(q, k_all, v_all, scale, mask, causal=False).transpose(1, 2)
         elif kv_len == t:  # a prompt from position 0: plain causal
             y = _sdpa(q, k_all[:, :, :t], v_all[:, :, :t], scale, None, causal=True).transpose(1, 2)
         else:  # a chunk after earlier tokens: query i sees cache positions <= its own
@@ -160,14 +160,16 @@ class Transformer(nn.Module):
         x = self.tok_embeddings(tokens)  # [b, t, hidden]
         if cfg.embedding_multiplier != 1.0:
             x = x * cfg.embedding_multiplier
-        mask = None
-        if kv_len is None:  # one additive mask for every layer: [t, max_seq], 0 where visible
+        mask = cache_len = None
+        if t == 1:  # one token per sequence: every sequence has written input_pos + 1 positions
+            cache_len = (input_pos + 1).expand(b).contiguous()
+        elif kv_len is None:  # one additive mask for every layer: [t, max_seq], 0 where visible
             visible = self.cache_pos[None, :] <= input_pos[:, None]
             mask = torch.zeros(visible.shape, dtype=dtype, device=tokens.device).masked_fill_(~visible, float("-inf"))
         eps, mult = cfg.rms_norm_eps, cfg.residual_multiplier
         h, residual = slots.rmsnorm(x, self.layers[0].attention_norm, eps), x
         for i, layer in enumerate(self.layers):
-            a = layer.attention(h, slots, cos, sin, input_pos, kv_len, mask)
+            a = layer.attention(h, slots, cos, sin, input_pos, kv_len, mask, cache_len)
             h, residual = slots.residual_rmsnorm(a * mult if mult != 1.0 else a, residual, layer.ffn_norm, eps)
             m = layer.feed_forward(h, slots)
             next_norm = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm

@@ -202,7 +202,7 @@ def bind_slot(slot: str, archive: Any | None, dtype: str, gpu: str | None, cfg: 
     if gpu is None:
         return SlotBinding(slot, "no CUDA GPU: kernels need one", task=task_file.stem)
     if slot == "attention_decode" and cfg is not None:
-        why = attention_not_covered(cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.attention_scale)
+        why = attention_not_covered(cfg.head_dim, cfg.attention_scale)
         if why:
             return SlotBinding(slot, why, task=task_file.stem)
     found = winners(archive, task_file, dtype, gpu)

@@ -27,7 +27,7 @@ SLOT_TASKS: dict[str, dict[str, str]] = {
     "residual_rmsnorm": {"bfloat16": "decode/residual_rmsnorm_bf16.py"},
     "rope": {"bfloat16": "decode/rope_bf16.py"},
     "silu_mul": {"bfloat16": "decode/silu_mul_bf16.py"},
-    "attention_decode": {"bfloat16": "decode/attention_decode_bf16.py"},
+    "attention_decode": {"bfloat16": "decode/attention_decode_gqa_bf16.py"},
 }
 SLOT_NAMES: tuple[str, ...] = tuple(SLOT_TASKS)
 
@@ -57,19 +57,24 @@ def silu_mul_torch(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
 
 
 def attention_decode_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                           mask: torch.Tensor | None = None) -> torch.Tensor:
+                           cache_len: torch.Tensor | None = None) -> torch.Tensor:
     """One query per head against the cache. q: [b, h, d]; k, v: [b, kv_heads, len, d] -> [b, h, d].
 
-    The h / kv_heads query heads that share a KV head are passed as that head's query rows,
-    so grouped-query attention needs no copy of the cache. ``mask``: [len], bool (True = attend)
-    or additive in q's dtype.
+    The task's numerics: scores, softmax and the weighted sum in fp32, the output rounded
+    once (as flash-decoding kernels do; fused SDPA in bf16 rounds the probabilities first).
+    The h / kv_heads query heads that share a KV head are that head's query rows, so
+    grouped-query attention needs no copy of the cache. ``cache_len`` [b] int64: positions
+    at or past it are not attended (None: all are).
     """
     b, h, d = q.shape
-    kv = k.shape[1]
-    qg = q.view(b, kv, h // kv, d)  # [b, kv_heads, group, d]
-    attn_mask = None if mask is None else mask.view(1, 1, 1, -1)
-    out = F.scaled_dot_product_attention(qg, k, v, attn_mask=attn_mask, scale=scale)
-    return out.reshape(b, h, d)
+    kv, length = k.shape[1], k.shape[2]
+    qf = q.float().view(b, kv, h // kv, d)  # [b, kv_heads, group, d]
+    scores = torch.matmul(qf, k.float().transpose(-1, -2)) * scale  # [b, kv_heads, group, len]
+    if cache_len is not None:
+        written = torch.arange(length, device=q.device)[None, :] < cache_len[:, None]  # [b, len]
+        scores = scores.masked_fill(~written[:, None, None, :], float("-inf"))
+    out = torch.matmul(torch.softmax(scores, dim=-1), v.float())  # [b, kv_heads, group, d]
+    return out.reshape(b, h, d).to(q.dtype)
 
 
 # ---- bindings -------------------------------------------------------------------------------
@@ -188,23 +193,28 @@ class Slots:
         kernel = self.instance("silu_mul", like=gate)
         return kernel(_contig(gate), _contig(up))
 
-    def attention_decode(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-        """q: [b, h, d]; k, v: [b, kv_heads, len, d] (every position valid) -> [b, h, d]."""
-        if not self.bindings["attention_decode"].bound or q.shape[1] != k.shape[1]:
-            return attention_decode_torch(q, k, v, scale)
+    def attention_decode(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                         cache_len: torch.Tensor, scale: float, kv_len: int | None = None) -> torch.Tensor:
+        """q: [b, h, d]; k_cache, v_cache: [b, kv_heads, max_seq, d]; cache_len: [b] int64 -> [b, h, d].
+
+        ``kv_len`` (eager decode: the host knows how much is written) lets the PyTorch
+        implementation read only that much; a kernel reads ``cache_len`` on the device, so
+        the same call works inside a CUDA graph.
+        """
+        if not self.bindings["attention_decode"].bound:
+            if kv_len is not None:
+                return attention_decode_torch(q, k_cache[:, :, :kv_len], v_cache[:, :, :kv_len], scale)
+            return attention_decode_torch(q, k_cache, v_cache, scale, cache_len)
         d = q.shape[-1]
         ratio = scale * math.sqrt(d)
         if ratio != 1.0:  # covered only where the rescale is exact (a power of two)
             q = q * ratio
         kernel = self.instance("attention_decode", like=q)
-        return kernel(_contig(q), _contig(k), _contig(v))
+        return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
 
 
-def attention_not_covered(num_heads: int, num_kv_heads: int, head_dim: int, scale: float) -> str | None:
+def attention_not_covered(head_dim: int, scale: float) -> str | None:
     """Why the attention-decode task's kernels cannot serve this model, or None if they can."""
-    if num_heads != num_kv_heads:
-        return (f"shape not covered: the task pairs each query head with its own KV head; this model has "
-                f"{num_heads} query heads sharing {num_kv_heads} KV heads (grouped-query attention)")
     if not _power_of_two(scale * math.sqrt(head_dim)):
         return f"shape not covered: softmax scale {scale:g} is not 1/sqrt({head_dim}) times a power of two"
     return None
@@ -241,16 +251,11 @@ def probe_inputs(slot: str, cfg: Any, tokens: int, dtype: torch.dtype, device: t
         g, u = randn(tokens, cfg.intermediate_size), randn(tokens, cfg.intermediate_size)
         return (lambda s: s.silu_mul(g, u)), (lambda: silu_mul_torch(g, u))
     if slot == "attention_decode":
-        hd, length = cfg.head_dim, 37 * tokens
-        q = randn(1, cfg.num_heads, hd)
-        k, v = randn(1, cfg.num_kv_heads, length, hd), randn(1, cfg.num_kv_heads, length, hd)
+        hd, max_seq = cfg.head_dim, 37 * tokens + 64
+        q = randn(2, cfg.num_heads, hd)
+        k, v = randn(2, cfg.num_kv_heads, max_seq, hd), randn(2, cfg.num_kv_heads, max_seq, hd)
+        cache_len = torch.tensor([max_seq - 64, 1 + tokens], dtype=torch.long, device=device)
         scale = cfg.attention_scale
-
-        def reference() -> torch.Tensor:  # the task's own numerics: fp32 scores and softmax
-            kk = k.float().repeat_interleave(cfg.num_heads // cfg.num_kv_heads, 1)
-            vv = v.float().repeat_interleave(cfg.num_heads // cfg.num_kv_heads, 1)
-            p = torch.softmax(torch.einsum("bhd,bhld->bhl", q.float(), kk) * scale, -1)
-            return torch.einsum("bhl,bhld->bhd", p, vv).to(dtype)
-
-        return (lambda s: s.attention_decode(q, k, v, scale)), reference
+        return ((lambda s: s.attention_decode(q, k, v, cache_len, scale)),
+                (lambda: attention_decode_torch(q, k, v, scale, cache_len)))
     raise KeyError(slot)

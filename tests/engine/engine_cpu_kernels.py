@@ -84,9 +84,24 @@ import torch
 import torch.nn as nn
 
 class ModelNew(nn.Module):
-    def forward(self, q, k_cache, v_cache):
-        assert q.dim() == 3 and k_cache.shape[1] == q.shape[1] and k_cache.is_contiguous()
-        s = torch.matmul(q.float().unsqueeze(2), k_cache.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
-        return torch.matmul(torch.softmax(s, -1), v_cache.float()).squeeze(2).to(q.dtype)
+    def forward(self, q, k_cache, v_cache, cache_len):
+        b, h, d = q.shape
+        kv, length = k_cache.shape[1], k_cache.shape[2]
+        assert k_cache.is_contiguous() and cache_len.dtype == torch.int64 and cache_len.shape == (b,)
+        s = torch.matmul(q.float().view(b, kv, h // kv, d), k_cache.float().transpose(-1, -2)) / math.sqrt(d)
+        s = s.masked_fill(~(torch.arange(length)[None, :] < cache_len[:, None])[:, None, None, :], float("-inf"))
+        return torch.matmul(torch.softmax(s, -1), v_cache.float()).reshape(b, h, d).to(q.dtype)
+''',
+    "attention_decode_ignores_length": '''
+import math
+import torch
+import torch.nn as nn
+
+class ModelNew(nn.Module):
+    def forward(self, q, k_cache, v_cache, cache_len):
+        b, h, d = q.shape
+        kv = k_cache.shape[1]
+        s = torch.matmul(q.float().view(b, kv, h // kv, d), k_cache.float().transpose(-1, -2)) / math.sqrt(d)
+        return torch.matmul(torch.softmax(s, -1), v_cache.float()).reshape(b, h, d).to(q.dtype)
 ''',
 }

@@ -12,7 +12,7 @@ from autotuner.engine.slots import SLOT_NAMES
 from autotuner.evaluator.verdict import Verdict
 
 CFG = tiny_config()  # 4 heads over 2 KV heads
-MHA = tiny_config(num_kv_heads=4)  # one KV head per query head: attention decode is covered
+MHA = tiny_config(num_kv_heads=4)  # one KV head per query head
 CPU = torch.device("cpu")
 
 
@@ -24,7 +24,7 @@ def test_nothing_recorded_every_slot_says_why(archive) -> None:
     report = _resolve(archive).report()
     assert set(report) == set(SLOT_NAMES)
     assert report["rmsnorm"] == "pytorch (no kernel for task rmsnorm_bf16 in the archive)"
-    assert "grouped-query attention" in report["attention_decode"]
+    assert report["attention_decode"] == "pytorch (no kernel for task attention_decode_gqa_bf16 in the archive)"
 
 
 def test_no_gpu_and_no_archive() -> None:
@@ -95,22 +95,35 @@ def test_kernel_that_differs_at_the_engine_dims_is_refused(archive, record, veri
     assert "differs from PyTorch at the engine's dims" in text
 
 
-def test_attention_decode_binds_where_heads_match(archive, record, verifier) -> None:
+@pytest.mark.parametrize("cfg", [CFG, MHA], ids=["gqa", "mha"])
+def test_attention_decode_binds_for_grouped_and_plain_heads(archive, record, verifier, cfg) -> None:
     record("attention_decode", SOURCES["attention_decode"])
-    assert "grouped-query" in _resolve(archive, verifier).report()["attention_decode"]
-    assert _resolve(archive, verifier, cfg=MHA).bound("attention_decode")
+    assert _resolve(archive, verifier, cfg=cfg).bound("attention_decode")
+
+
+def test_attention_kernel_that_attends_stale_positions_is_refused(archive, record, verifier) -> None:
+    """The probe gives sequences of different lengths in a longer cache; ignoring cache_len shows."""
+    record("attention_decode", SOURCES["attention_decode_ignores_length"])
+    text = _resolve(archive, verifier).report()["attention_decode"]
+    assert "differs from PyTorch at the engine's dims" in text
+
+
+def test_attention_scale_that_is_not_exact_is_not_covered(archive, record, verifier) -> None:
+    record("attention_decode", SOURCES["attention_decode"])
+    odd = CFG.replace(attention_multiplier=0.3)
+    assert "softmax scale 0.3 is not 1/sqrt(16)" in _resolve(archive, verifier, cfg=odd).report()["attention_decode"]
 
 
 def test_engine_with_bound_slots_matches_pure_pytorch(archive, record, verifier) -> None:
     """The slot adapters (reshapes, contiguity, shared weights) on every slot, on CPU."""
     for slot in ("rmsnorm", "residual_rmsnorm", "rope", "silu_mul", "attention_decode"):
         record(slot, SOURCES[slot])
-    tuned = _resolve(archive, verifier, cfg=MHA)
+    tuned = _resolve(archive, verifier)
     assert all(tuned.bound(s) for s in SLOT_NAMES), tuned.report()
     prompt = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(0))
     outs = []
     for slots in (Slots.pytorch(), tuned):
-        model = build_model(MHA, dtype=torch.bfloat16, device="cpu", slots=slots)
+        model = build_model(CFG, dtype=torch.bfloat16, device="cpu", slots=slots)
         model.setup_caches(2, 96)
         logits = model(prompt, torch.arange(9), kv_len=9)
         outs.append((logits.float(), generate(model, prompt, 64).tokens))
@@ -120,7 +133,7 @@ def test_engine_with_bound_slots_matches_pure_pytorch(archive, record, verifier)
     instances = [m for _, m in tuned._instances.values()]
     norms = [m for m in instances if hasattr(m, "calls")]
     assert norms and all(m.calls > 0 for m in norms)
-    assert len(tuned._instances) >= 1 + 2 * MHA.num_layers
+    assert len(tuned._instances) >= 1 + 2 * CFG.num_layers
 
 
 def test_recorded_rejection_is_never_a_winner(archive, record, verifier) -> None:

@@ -81,7 +81,7 @@ def test_family_coverage(tasks: dict[str, Task]) -> None:
         "scan/cumsum",
         "activation/relu", "activation/silu",
         "decode/silu_mul_bf16", "decode/rope_bf16", "decode/residual_rmsnorm_bf16",
-        "decode/attention_decode_bf16",
+        "decode/attention_decode_bf16", "decode/attention_decode_gqa_bf16",
     ]
     missing = [r for r in required if r not in names]
     assert not missing, f"missing tasks: {missing}"

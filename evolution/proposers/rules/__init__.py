@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from autotuner.evaluator.static_check import check_source, summarize
 from evolution.proposers.base import Proposal, ProposalBatch, ProposalRequest
+from evolution.proposers.seeds import seeds_for
 from evolution.proposers.rules.emit import emit_module
 from evolution.proposers.rules.ir import Unsupported
 from evolution.proposers.rules.lower import lower
@@ -98,7 +99,8 @@ def translate(task, max_variants: int | None = None) -> Translation:  # noqa: AN
 class RulesProposer:
     """Proposer contract (``evolution.proposers.base``) for the rules: translate only.
 
-    ``translate`` returns one proposal per structural variant (``request.n`` does not cut
+    ``translate`` returns one proposal per structural variant, plus the task's hand-written
+    seeds from ``kernels/seeds`` (``request.n`` does not cut
     them: they are few and the evaluator decides). Other operators get an empty batch with a
     note: improving a kernel from feedback is the LLM proposer's job, and numeric tuning
     works on a proposal's ``params_space``. Stateless, so safe to share between threads.
@@ -114,4 +116,6 @@ class RulesProposer:
             return ProposalBatch(notes=[f"the rules proposer only translates; operator {request.operator!r} "
                                         "needs another proposer"])
         result = translate(request.task, self.max_variants)
-        return ProposalBatch(proposals=result.proposals, notes=result.notes)
+        seeds = seeds_for(request.task)
+        notes = result.notes + [f"{len(seeds)} hand-written seed(s) from kernels/seeds"] if seeds else result.notes
+        return ProposalBatch(proposals=result.proposals + seeds, notes=notes)

@@ -23,9 +23,15 @@ def suite_tasks() -> dict[str, Task]:
 
 @pytest.fixture(scope="session")
 def translations(suite_tasks):  # noqa: ANN001, ANN201 - {name: Translation}
+    """What the rules proposer offers per task: its translations, then the hand-written seeds."""
     from evolution.proposers.rules import translate
+    from evolution.proposers.seeds import seeds_for
 
-    return {name: translate(task) for name, task in suite_tasks.items()}
+    out = {}
+    for name, task in suite_tasks.items():
+        out[name] = translate(task)
+        out[name].proposals += seeds_for(task)
+    return out
 
 
 def write_task(tmp_path: Path, forward: str, init: str = "", extra: str = "", policy: str = "strict",

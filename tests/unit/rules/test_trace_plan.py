@@ -21,6 +21,7 @@ EXPECTED = {
     **{f"gemm/{n}": ["mm", "pointwise"] for n in
        ("gemm_bias_gelu", "gemm_bias_relu", "gemm_bias_silu_bf16", "gemm_scale_residual")},
     "decode/attention_decode_bf16": ["attention"],
+    "decode/attention_decode_gqa_bf16": None,  # masked grouped heads: no rule; a seed in kernels/seeds
     "decode/residual_rmsnorm_bf16": ["row"],
     "decode/rope_bf16": ["pointwise", "pointwise"],
     "decode/silu_mul_bf16": _POINTWISE,
@@ -44,6 +45,10 @@ def test_expectations_cover_the_suite() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_suite_task_plans_to_expected_regions(name: str, suite_tasks) -> None:  # noqa: ANN001
+    if EXPECTED[name] is None:
+        with pytest.raises(Unsupported, match="aten.arange"):
+            _plan(suite_tasks[name])
+        return
     plan = _plan(suite_tasks[name])
     assert [r.kind for r in plan.regions] == EXPECTED[name], plan.describe()
     for region in plan.regions:

@@ -1,0 +1,120 @@
+"""Where a decode step's time goes: GPU kernels grouped by what they are, against the step time.
+
+A CUDA-graph step costs its kernels' device time plus the gaps between them (one graph node
+launches after the one before drains). The profile runs the same static-shape step without
+the graph under the CUDA profiler, so each kernel is seen; ``busy_ms`` is their sum per step
+and ``graph_ms`` the measured graph step, so ``graph_ms - busy_ms`` is what the launches
+cost. GEMM kernels are compared with the weight bytes they must read.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+
+from autotuner.engine.generate import GraphDecoder, prefill, static_step
+from autotuner.engine.model import Transformer
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_GEMM_MARKERS = ("gemm", "gemv", "cutlass", "xmma", "splitk", "cublas", "matmul")
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    name: str
+    kind: str  # gemm | slot | other
+    calls_per_step: float
+    us_per_step: float
+
+
+@dataclass
+class DecodeProfile:
+    model: str
+    prompt_len: int
+    steps: int
+    graph_ms: float  # one CUDA-graph step, measured
+    busy_ms: float  # kernels' device time per step (no graph)
+    kernels_per_step: float
+    weight_bytes: int
+    kernels: list[KernelTime] = field(default_factory=list)
+
+    def by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for k in self.kernels:
+            out[k.kind] += k.us_per_step / 1e3
+        return dict(out)
+
+
+def _kind(name: str) -> str:
+    """gemm (cuBLAS / CUTLASS), slot (an NVRTC ``extern "C"`` kernel: a plain name) or other (PyTorch's)."""
+    lower = name.lower()
+    if any(marker in lower for marker in _GEMM_MARKERS):
+        return "gemm"
+    return "slot" if _PLAIN_NAME.fullmatch(name) else "other"
+
+
+@torch.no_grad()
+def profile_decode(model: Transformer, prompt_len: int, steps: int = 16) -> DecodeProfile:
+    """Profile ``steps`` static decode steps after a ``prompt_len`` prompt; time the graph step too."""
+    from torch.profiler import ProfilerActivity, profile
+
+    device = model.tok_embeddings.weight.device
+    gen = torch.Generator(device="cpu").manual_seed(prompt_len)
+    prompt = torch.randint(0, model.cfg.vocab_size, (model.batch, prompt_len), generator=gen).to(device)
+    logits = prefill(model, prompt)
+    token = logits.argmax(-1, keepdim=True)
+    step = static_step(model)
+    for i in range(3):  # compile and warm every kernel outside the profile
+        step(token, prompt_len + i)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(steps):
+            step(token, prompt_len + i)
+        torch.cuda.synchronize()
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # name -> [calls, us]
+    for evt in prof.key_averages():
+        if str(getattr(evt, "device_type", "")).endswith("CUDA") is False:
+            continue
+        us = float(getattr(evt, "self_device_time_total", 0.0) or getattr(evt, "self_cuda_time_total", 0.0))
+        if us <= 0:
+            continue
+        totals[evt.key][0] += evt.count
+        totals[evt.key][1] += us
+    kernels = sorted((KernelTime(name, _kind(name), calls / steps, us / steps)
+                      for name, (calls, us) in totals.items()), key=lambda k: -k.us_per_step)
+    graph = GraphDecoder(model)
+    for i in range(3):
+        graph.step(token, prompt_len + i)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        graph.step(token, prompt_len + i)
+    torch.cuda.synchronize()
+    graph_ms = (time.perf_counter() - start) * 1e3 / steps
+    return DecodeProfile(
+        model=model.cfg.name, prompt_len=prompt_len, steps=steps, graph_ms=graph_ms,
+        busy_ms=sum(k.us_per_step for k in kernels) / 1e3, kernels_per_step=sum(k.calls_per_step for k in kernels),
+        weight_bytes=model.weight_bytes(), kernels=kernels,
+    )  # fmt: skip
+
+
+def format_profile(p: DecodeProfile, copy_gbps: float | None, top: int = 15) -> str:
+    kinds = p.by_kind()
+    gemm_ms = kinds.get("gemm", 0.0)
+    lines = [
+        f"{p.model}, prompt {p.prompt_len}: CUDA-graph step {p.graph_ms:.3f} ms; kernels {p.busy_ms:.3f} ms "
+        f"({p.kernels_per_step:.0f} per step), so launches and gaps cost {p.graph_ms - p.busy_ms:.3f} ms",
+        "  by kind: " + ", ".join(f"{k} {v:.3f} ms" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])),
+    ]
+    if gemm_ms > 0:
+        rate = p.weight_bytes / (gemm_ms * 1e-3) / 1e9
+        vs = f" ({100 * rate / copy_gbps:.0f}% of the {copy_gbps:,.0f} GB/s copy bandwidth)" if copy_gbps else ""
+        lines.append(f"  GEMMs read {p.weight_bytes / 1e9:.2f} GB in {gemm_ms:.3f} ms: {rate:,.0f} GB/s{vs}")
+    lines.append(f"  {'kernel':<70} {'kind':<6} {'calls':>6} {'us/step':>9}")
+    for k in p.kernels[:top]:
+        lines.append(f"  {k.name[:70]:<70} {k.kind:<6} {k.calls_per_step:>6.1f} {k.us_per_step:>9.1f}")
+    return "\n".join(lines)

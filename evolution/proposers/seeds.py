@@ -1,0 +1,62 @@
+"""Hand-written kernels shipped in ``kernels/seeds/``, proposed for the task each one names.
+
+Some tasks are beyond the rules (grouped-query attention over a masked static cache); a
+seed gives the search a verified starting point there without an LLM. A seed is an
+ordinary candidate module whose ``# TASK: kernels/tasks/<path>`` line names its task; it is
+evaluated like any other proposal (nothing about it is trusted) and its ``PARAMS`` are the
+space optuna tunes.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from autotuner.resources import kernels_path
+from evolution.proposers.base import Proposal
+
+log = logging.getLogger(__name__)
+_TASK_LINE = re.compile(r"^# TASK: (?:kernels/tasks/)?(?P<rel>\S+\.py)\s*$", re.MULTILINE)
+
+
+def seed_dir() -> Path:
+    return kernels_path("seeds")
+
+
+def seed_task(source: str) -> str | None:
+    """The task path (relative to the suite) a seed names, or None."""
+    found = _TASK_LINE.search(source)
+    return found.group("rel") if found else None
+
+
+def params_space(source: str) -> dict[str, list[Any]]:
+    """The seed's literal ``PARAMS`` dict, read without importing it."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            return {str(k): list(v) for k, v in value.items()}
+    return {}
+
+
+def seeds_for(task: Any, folder: Path | None = None) -> list[Proposal]:
+    """Proposals for every seed naming ``task`` (matched by file name: ``decode/foo.py`` -> ``foo``)."""
+    folder = folder or seed_dir()
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        source = path.read_text()
+        rel = seed_task(source)
+        if rel is None or Path(rel).stem != task.name:
+            continue
+        try:
+            space = params_space(source)
+        except (SyntaxError, ValueError) as exc:
+            log.warning("seed %s skipped: its PARAMS is not a literal dict (%s)", path, exc)
+            continue
+        found.append(Proposal(source=source, operator="translate", proposer="seed", params_space=space,
+                              variant=f"seed/{path.stem}", notes=f"hand-written seed {path.name}"))
+    return found
