@@ -20,7 +20,7 @@ from autotuner.engine.generate import GraphDecoder, prefill, static_step
 from autotuner.engine.model import Transformer
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_GEMM_MARKERS = ("gemm", "gemv", "cutlass", "xmma", "splitk", "cublas", "matmul")
+_GEMM_MARKERS = ("nvjet", "gemm", "gemv", "cutlass", "xmma", "splitk", "cublas", "matmul")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""Flash-decoding for grouped-query attention over a static bf16 cache with per-sequence lengths.
+"""Split-KV decoding for grouped-query attention over a static bf16 cache with per-sequence lengths.
 
 Hand-written seed for a task the rule proposer does not translate (masked, grouped heads).
-Block (x = one (batch, KV head), y = one range of cache positions) reads each key and value
-row once for all ``group`` query heads that share it. Warp w takes positions w, w + NW, ...
-KEYS at a time; lanes split head_dim in pieces of W bf16 (W = VEC when the rows are aligned,
-else 1); each query head's dot product is a warp sum; each warp keeps an online softmax
-(max, sum) and its lanes' slice of the weighted values per query head. Warps merge through
-shared memory. With several position ranges, ``gqa_combine`` merges the ranges' states.
+Block (x = one (batch, KV head), y = one range of C = BLOCK * KEYS cache positions) reads
+each key and value row once for all ``group`` query heads that share it, in three phases:
+scores (a thread per position, the whole row in vector loads, q from shared memory);
+softmax statistics per query head (a warp per head, over shared memory); weighted values
+(a warp per position, lanes split head_dim). With several ranges, the last block of a
+(batch, KV head) to finish merges the ranges' (max, sum, values) states: no second launch.
 The number of ranges depends only on the shapes, never on ``cache_len``, so one CUDA graph
 serves every decode step; a range past a sequence's length does no work.
 """
@@ -24,15 +24,20 @@ SOURCE = r'''
 #define KEYS 2
 #endif
 #ifndef VEC
-#define VEC 4
+#define VEC 8
 #endif
 #ifndef MAXD
 #define MAXD 128
 #endif
+#define NW (BLOCK / 32)
+#define CHUNK (BLOCK * KEYS)
 #define NEG_INF __int_as_float(0xff800000)
-#if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests
+#if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests runs blocks one after another
 #define __ldg(p) (*(p))
+#define __ldcg(p) (*(p))
 #define __expf expf
+#define __threadfence()
+__device__ __forceinline__ int atomicAdd(int* p, int v) { const int old = *p; *p = old + v; return old; }
 #endif
 
 __device__ __forceinline__ float bf_lo(unsigned int w) { return __uint_as_float(w << 16); }
@@ -73,207 +78,213 @@ __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
-
-// GG: the group size rounded up to a power of two; q heads g >= G are skipped.
-template <int W, int GG>
-__device__ __forceinline__ void gqa_body(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
-                                         const unsigned short* __restrict__ v, const long long* __restrict__ lens,
-                                         unsigned short* __restrict__ out, float* __restrict__ part, float scale,
-                                         int kv_heads, int G, long long L, int D, long long chunk,
-                                         float (*sm_m)[GG], float (*sm_s)[GG], float (*sm_acc)[GG][MAXD])
-{
-    constexpr int NW = BLOCK / 32;
-    constexpr int P = (MAXD + 32 * W - 1) / (32 * W);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const long long bkv = blockIdx.x;                 // batch * kv_heads + kv head
-    const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
-    const long long k0 = (long long)blockIdx.y * chunk;
-    const long long k1 = k0 + chunk < len ? k0 + chunk : len;
-    const unsigned short* __restrict__ kb = k + bkv * L * D;
-    const unsigned short* __restrict__ vb = v + bkv * L * D;
-    const unsigned short* __restrict__ qb = q + bkv * G * D;  // the group's query heads, consecutive
-    float qv[GG][P][W], acc[GG][P][W], m[GG], s[GG];
+__device__ __forceinline__ float warp_max(float v) {
     #pragma unroll
-    for (int g = 0; g < GG; ++g) {
-        m[g] = NEG_INF; s[g] = 0.0f;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+template <int GG>
+struct GqaShared {
+    float q[GG][MAXD];          // the group's queries, fp32
+    float p[GG][CHUNK];         // scores, then exp(score - max)
+    float acc[NW][GG][MAXD];    // each warp's weighted values
+    float m[GG], s[GG];         // per query head: max score, sum of exp
+    int last;                   // this block merges the ranges
+};
+
+// GG: the group size rounded up to a power of two; W: the vector width of row loads.
+template <int GG, int W>
+__device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short* __restrict__ q,
+                                         const unsigned short* __restrict__ k, const unsigned short* __restrict__ v,
+                                         const long long* __restrict__ lens, unsigned short* __restrict__ out,
+                                         float* __restrict__ part, int* __restrict__ counters, float scale,
+                                         int kv_heads, int G, long long L, int D)
+{
+    constexpr int P = (MAXD + 32 * W - 1) / (32 * W);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int splits = gridDim.y;
+    const long long bkv = blockIdx.x;                     // batch * kv_heads + kv head
+    const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
+    const long long k0 = (long long)blockIdx.y * CHUNK;
+    const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
+    const unsigned short* __restrict__ kb = k + (bkv * L + k0) * D;
+    const unsigned short* __restrict__ vb = v + (bkv * L + k0) * D;
+    for (int i = tid; i < G * D; i += BLOCK) sh.q[i / D][i % D] = bf_lo(__ldg(q + bkv * G * D + i));
+    __syncthreads();
+    // 1. scores: thread t takes positions t, t + BLOCK, ...
+    #pragma unroll
+    for (int j = 0; j < KEYS; ++j) {
+        const int t = j * BLOCK + tid;
+        float dot[GG];
+        #pragma unroll
+        for (int g = 0; g < GG; ++g) dot[g] = 0.0f;
+        if (t < n) {
+            for (int d0 = 0; d0 < D; d0 += W) {
+                float kk[W];
+                load_bf<W>(kb + (long long)t * D + d0, kk);
+                #pragma unroll
+                for (int g = 0; g < GG; ++g)
+                    #pragma unroll
+                    for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][d0 + w], kk[w], dot[g]);
+            }
+        }
+        #pragma unroll
+        for (int g = 0; g < GG; ++g) sh.p[g][t] = t < n ? dot[g] * scale : NEG_INF;
+    }
+    __syncthreads();
+    // 2. per query head: max, exp, sum (a warp per head)
+    for (int g = warp; g < G; g += NW) {
+        float mx = NEG_INF;
+        for (int t = lane; t < CHUNK; t += 32) mx = fmaxf(mx, sh.p[g][t]);
+        mx = warp_max(mx);
+        float sum = 0.0f;
+        for (int t = lane; t < CHUNK; t += 32) {
+            const float e = t < n ? __expf(sh.p[g][t] - mx) : 0.0f;
+            sh.p[g][t] = e;
+            sum += e;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) { sh.m[g] = mx; sh.s[g] = sum; }
+    }
+    __syncthreads();
+    // 3. weighted values: warp w takes positions w, w + NW, ...; lanes split head_dim
+    float acc[GG][P][W];
+    #pragma unroll
+    for (int g = 0; g < GG; ++g)
+        #pragma unroll
+        for (int p = 0; p < P; ++p)
+            #pragma unroll
+            for (int w = 0; w < W; ++w) acc[g][p][w] = 0.0f;
+    for (int t = warp; t < n; t += NW) {
         #pragma unroll
         for (int p = 0; p < P; ++p) {
             const int d0 = (p * 32 + lane) * W;
-            #pragma unroll
-            for (int w = 0; w < W; ++w) { qv[g][p][w] = 0.0f; acc[g][p][w] = 0.0f; }
-            if (g < G && d0 < D) load_bf<W>(qb + g * D + d0, qv[g][p]);
-        }
-    }
-    for (long long l0 = k0 + warp; l0 < k1; l0 += (long long)NW * KEYS) {
-        float dot[KEYS][GG];
-        #pragma unroll
-        for (int t = 0; t < KEYS; ++t) {
-            const long long l = l0 + (long long)t * NW;
-            #pragma unroll
-            for (int g = 0; g < GG; ++g) dot[t][g] = 0.0f;
-            if (l < k1) {
+            if (d0 < D) {
+                float vv[W];
+                load_bf<W>(vb + (long long)t * D + d0, vv);
                 #pragma unroll
-                for (int p = 0; p < P; ++p) {
-                    const int d0 = (p * 32 + lane) * W;
-                    if (d0 < D) {
-                        float kk[W];
-                        load_bf<W>(kb + l * D + d0, kk);
-                        #pragma unroll
-                        for (int g = 0; g < GG; ++g)
-                            #pragma unroll
-                            for (int w = 0; w < W; ++w) dot[t][g] = fmaf(qv[g][p][w], kk[w], dot[t][g]);
-                    }
-                }
-            }
-        }
-        #pragma unroll
-        for (int t = 0; t < KEYS; ++t) {
-            const long long l = l0 + (long long)t * NW;
-            if (l >= k1) break;
-            float vv[P][W];
-            #pragma unroll
-            for (int p = 0; p < P; ++p) {
-                const int d0 = (p * 32 + lane) * W;
-                #pragma unroll
-                for (int w = 0; w < W; ++w) vv[p][w] = 0.0f;
-                if (d0 < D) load_bf<W>(vb + l * D + d0, vv[p]);
-            }
-            #pragma unroll
-            for (int g = 0; g < GG; ++g) {
-                if (g >= G) break;
-                const float sc = warp_sum(dot[t][g]) * scale;
-                const float mn = fmaxf(m[g], sc);
-                const float corr = m[g] == NEG_INF ? 0.0f : __expf(m[g] - mn);
-                const float pr = __expf(sc - mn);
-                s[g] = s[g] * corr + pr;
-                m[g] = mn;
-                #pragma unroll
-                for (int p = 0; p < P; ++p)
+                for (int g = 0; g < GG; ++g) {
+                    const float pr = sh.p[g][t];
                     #pragma unroll
-                    for (int w = 0; w < W; ++w) acc[g][p][w] = fmaf(pr, vv[p][w], acc[g][p][w] * corr);
+                    for (int w = 0; w < W; ++w) acc[g][p][w] = fmaf(pr, vv[w], acc[g][p][w]);
+                }
             }
         }
     }
     #pragma unroll
-    for (int g = 0; g < GG; ++g) {
-        if (g >= G) break;
-        if (lane == 0) { sm_m[warp][g] = m[g]; sm_s[warp][g] = s[g]; }
+    for (int g = 0; g < GG; ++g)
         #pragma unroll
         for (int p = 0; p < P; ++p) {
             const int d0 = (p * 32 + lane) * W;
             #pragma unroll
             for (int w = 0; w < W; ++w)
-                if (d0 + w < D) sm_acc[warp][g][d0 + w] = acc[g][p][w];
+                if (d0 + w < D) sh.acc[warp][g][d0 + w] = acc[g][p][w];
         }
-    }
     __syncthreads();
-    const bool direct = gridDim.y == 1;
-    for (int i = threadIdx.x; i < G * D; i += BLOCK) {
+    for (int i = tid; i < G * D; i += BLOCK) {
         const int g = i / D, d = i - g * D;
-        float M = NEG_INF;
+        float o = 0.0f;
         #pragma unroll
-        for (int w = 0; w < NW; ++w) M = fmaxf(M, sm_m[w][g]);
-        float S = 0.0f, o = 0.0f;
-        if (M != NEG_INF) {
-            #pragma unroll
-            for (int w = 0; w < NW; ++w) {
-                if (sm_m[w][g] == NEG_INF) continue;
-                const float c = __expf(sm_m[w][g] - M);
-                S = fmaf(sm_s[w][g], c, S);
-                o = fmaf(sm_acc[w][g][d], c, o);
-            }
-        }
-        const long long row = bkv * G + g;            // flat (batch, query head)
-        if (direct) {
-            out[row * D + d] = to_bf(o / S);
+        for (int w = 0; w < NW; ++w) o += sh.acc[w][g][d];
+        const long long row = bkv * G + g;                 // flat (batch, query head)
+        if (splits == 1) {
+            out[row * D + d] = to_bf(o / sh.s[g]);
         } else {
-            float* __restrict__ slot = part + (row * gridDim.y + blockIdx.y) * (D + 2);
+            float* __restrict__ slot = part + (row * splits + blockIdx.y) * (D + 2);
             slot[2 + d] = o;
-            if (d == 0) { slot[0] = M; slot[1] = S; }
+            if (d == 0) { slot[0] = sh.m[g]; slot[1] = sh.s[g]; }
         }
     }
+    if (splits == 1) return;
+    // 4. the last range of this (batch, KV head) to finish merges them all
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) sh.last = atomicAdd(counters + bkv, 1) == splits - 1;
+    __syncthreads();
+    if (!sh.last) return;
+    __threadfence();
+    for (int i = tid; i < G * D; i += BLOCK) {
+        const int g = i / D, d = i - g * D;
+        const long long row = bkv * G + g;
+        const float* __restrict__ pb = part + row * splits * (D + 2);
+        float M = NEG_INF;
+        for (int r = 0; r < splits; ++r) M = fmaxf(M, __ldcg(pb + r * (D + 2)));
+        float S = 0.0f, o = 0.0f;
+        for (int r = 0; r < splits; ++r) {
+            const float mr = __ldcg(pb + r * (D + 2));
+            if (mr == NEG_INF) continue;
+            const float c = __expf(mr - M);
+            S = fmaf(__ldcg(pb + r * (D + 2) + 1), c, S);
+            o = fmaf(__ldcg(pb + r * (D + 2) + 2 + d), c, o);
+        }
+        out[row * D + d] = to_bf(o / S);
+    }
+    if (tid == 0) counters[bkv] = 0;                   // ready for the next call
 }
 
-// The shared state of one block; one instantiation per kernel below.
 template <int GG>
 __device__ __forceinline__ void gqa_entry(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
                                           const unsigned short* __restrict__ v, const long long* __restrict__ lens,
-                                          unsigned short* __restrict__ out, float* __restrict__ part, float scale,
-                                          int kv_heads, int G, long long L, int D, long long chunk, int vec)
+                                          unsigned short* __restrict__ out, float* __restrict__ part,
+                                          int* __restrict__ counters, float scale, int kv_heads, int G, long long L,
+                                          int D, int vec)
 {
-    __shared__ float sm_m[BLOCK / 32][GG], sm_s[BLOCK / 32][GG];
-    __shared__ float sm_acc[BLOCK / 32][GG][MAXD];
-    if (vec) gqa_body<VEC, GG>(q, k, v, lens, out, part, scale, kv_heads, G, L, D, chunk, sm_m, sm_s, sm_acc);
-    else gqa_body<1, GG>(q, k, v, lens, out, part, scale, kv_heads, G, L, D, chunk, sm_m, sm_s, sm_acc);
+    __shared__ GqaShared<GG> sh;
+    if (vec) gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D);
+    else gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D);
 }
 
 // One kernel per group size (1, 2, 4, 8: the group rounded up to a power of two), so that
 // registers and shared memory are sized by the group actually run.
 extern "C" __global__ void __launch_bounds__(BLOCK)
-gqa_main_g1(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
-            const unsigned short* __restrict__ v, const long long* __restrict__ lens, unsigned short* __restrict__ out,
-            float* __restrict__ part, float scale, int kv_heads, int G, long long L, int D, long long chunk, int vec)
+gqa_decode_g1(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+              const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+              unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
+              int kv_heads, int G, long long L, int D, int vec)
 {
-    gqa_entry<1>(q, k, v, lens, out, part, scale, kv_heads, G, L, D, chunk, vec);
+    gqa_entry<1>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
-gqa_main_g2(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
-            const unsigned short* __restrict__ v, const long long* __restrict__ lens, unsigned short* __restrict__ out,
-            float* __restrict__ part, float scale, int kv_heads, int G, long long L, int D, long long chunk, int vec)
+gqa_decode_g2(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+              const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+              unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
+              int kv_heads, int G, long long L, int D, int vec)
 {
-    gqa_entry<2>(q, k, v, lens, out, part, scale, kv_heads, G, L, D, chunk, vec);
+    gqa_entry<2>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
-gqa_main_g4(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
-            const unsigned short* __restrict__ v, const long long* __restrict__ lens, unsigned short* __restrict__ out,
-            float* __restrict__ part, float scale, int kv_heads, int G, long long L, int D, long long chunk, int vec)
+gqa_decode_g4(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+              const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+              unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
+              int kv_heads, int G, long long L, int D, int vec)
 {
-    gqa_entry<4>(q, k, v, lens, out, part, scale, kv_heads, G, L, D, chunk, vec);
+    gqa_entry<4>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
-gqa_main_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
-            const unsigned short* __restrict__ v, const long long* __restrict__ lens, unsigned short* __restrict__ out,
-            float* __restrict__ part, float scale, int kv_heads, int G, long long L, int D, long long chunk, int vec)
+gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+              const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+              unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
+              int kv_heads, int G, long long L, int D, int vec)
 {
-    gqa_entry<8>(q, k, v, lens, out, part, scale, kv_heads, G, L, D, chunk, vec);
-}
-
-// One block per (batch, query head): merge the ranges' (max, sum, weighted values).
-extern "C" __global__ void __launch_bounds__(BLOCK)
-gqa_combine(const float* __restrict__ part, unsigned short* __restrict__ out, int splits, int D)
-{
-    const long long row = blockIdx.x;
-    const float* __restrict__ pb = part + row * splits * (D + 2);
-    float M = NEG_INF;
-    for (int i = 0; i < splits; ++i) M = fmaxf(M, pb[i * (D + 2)]);
-    float S = 0.0f;
-    for (int i = 0; i < splits; ++i) {
-        const float mi = pb[i * (D + 2)];
-        if (mi != NEG_INF) S = fmaf(pb[i * (D + 2) + 1], __expf(mi - M), S);
-    }
-    for (int d = threadIdx.x; d < D; d += BLOCK) {
-        float o = 0.0f;
-        for (int i = 0; i < splits; ++i) {
-            const float mi = pb[i * (D + 2)];
-            if (mi != NEG_INF) o = fmaf(pb[i * (D + 2) + 2 + d], __expf(mi - M), o);
-        }
-        out[row * D + d] = to_bf(o / S);
-    }
+    gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
 }
 '''
-PARAMS = {"BLOCK": [64, 128, 256], "KEYS": [1, 2, 4], "VEC": [2, 4, 8], "BLOCKS_PER_SM": [1, 2, 4]}
+PARAMS = {"BLOCK": [64, 128], "KEYS": [1, 2, 4], "VEC": [2, 4, 8]}  # shared memory: BLOCK * KEYS <= 512
 
 
 class ModelNew(nn.Module):
-    def __init__(self, BLOCK: int = 128, KEYS: int = 2, VEC: int = 4, BLOCKS_PER_SM: int = 2):
+    def __init__(self, BLOCK: int = 128, KEYS: int = 2, VEC: int = 8):
         super().__init__()
-        self.block, self.vec, self.blocks_per_sm = BLOCK, VEC, BLOCKS_PER_SM
+        self.block, self.chunk, self.vec = BLOCK, BLOCK * KEYS, VEC
         self.maxd, self.maxg = 128, 8
         self.module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC, "MAXD": self.maxd})
-        self.sms = None
+        # Arrival counters of the last-block merge, one per (batch, KV head); the merging
+        # block resets its own, so they are zero between calls (and between graph replays).
+        self.counters = None
 
     def forward(self, q, k_cache, v_cache, cache_len):
         b, h, d = q.shape
@@ -286,19 +297,13 @@ class ModelNew(nn.Module):
         out = torch.empty_like(q)
         if out.numel() == 0 or max_len == 0:
             return out
-        if self.sms is None:
-            self.sms = torch.cuda.get_device_properties(q.device).multi_processor_count
-        # Ranges from the shapes alone (graph-safe): enough blocks to fill the GPU, >= 64 positions each.
-        want = max(1, -(-self.sms * self.blocks_per_sm // (b * kv_heads)))
-        splits = max(1, min(want, max_len // 64))
-        chunk = -(-max_len // splits)
-        splits = -(-max_len // chunk)
+        splits = -(-max_len // self.chunk)  # from the shapes alone: graph-safe
+        if self.counters is None or self.counters.numel() < b * kv_heads or self.counters.device != q.device:
+            self.counters = torch.zeros(b * kv_heads, dtype=torch.int32, device=q.device)
         vec = int(d % self.vec == 0 and all(t.data_ptr() % (2 * self.vec) == 0 for t in (q, k_cache, v_cache)))
         part = torch.empty(b * h * splits * (d + 2) if splits > 1 else 1, dtype=torch.float32, device=q.device)
-        kernel = f"gqa_main_g{1 << (group - 1).bit_length()}"
+        kernel = f"gqa_decode_g{1 << (group - 1).bit_length()}"
         self.module.launch(kernel, grid=(b * kv_heads, splits), block=(self.block,),
-                           args=(q, k_cache, v_cache, cache_len, out, part, d ** -0.5, kv_heads, group, max_len, d,
-                                 chunk, vec))
-        if splits > 1:
-            self.module.launch("gqa_combine", grid=(b * h,), block=(self.block,), args=(part, out, splits, d))
+                           args=(q, k_cache, v_cache, cache_len, out, part, self.counters, d ** -0.5, kv_heads, group,
+                                 max_len, d, vec))
         return out

@@ -32,7 +32,7 @@ def _params(proposal) -> dict:  # noqa: ANN001
     if proposal.variant == "attention/split":
         params["WAVES"] = 64  # a larger cap, so that the emulated grid really splits the keys
     if proposal.variant == "seed/attention_decode_gqa_bf16":
-        params["BLOCKS_PER_SM"] = 64  # several position ranges per sequence: the combine kernel runs
+        params["KEYS"] = 1  # 128-position ranges: several per sequence, so the last-block merge runs
     return params
 
 

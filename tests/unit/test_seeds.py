@@ -1,0 +1,64 @@
+"""The hand-written seeds in kernels/seeds: well-formed candidates, each proposed for its task only.
+
+Their numerics are checked on the CPU emulator (tests/unit/rules/test_emulated.py, which
+runs a task's first proposal: the seed where the rules do not translate) and on the GPU by
+the engine tests; here: the contract a proposal must keep.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from autotuner.evaluator.candidate import cuda_sources
+from autotuner.evaluator.static_check import check_source
+from autotuner.runtime import parse_kernels
+from autotuner.tasks import load_task, suite_dir
+from evolution.proposers.base import ProposalRequest
+from evolution.proposers.rules import RulesProposer
+from evolution.proposers.seeds import params_space, seed_dir, seed_task, seeds_for
+
+SEEDS = sorted(seed_dir().glob("*.py"))
+
+
+def _init_defaults(source: str) -> dict:
+    cls = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "ModelNew")
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    args = init.args.args[len(init.args.args) - len(init.args.defaults):]
+    return {a.arg: ast.literal_eval(d) for a, d in zip(args, init.args.defaults)}
+
+
+def test_there_are_seeds() -> None:
+    assert {p.stem for p in SEEDS} >= {"attention_decode_gqa_bf16", "rope_bf16"}
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_seed_is_a_well_formed_candidate_for_its_task(path) -> None:  # noqa: ANN001
+    source = path.read_text()
+    assert check_source(source) == []
+    rel = seed_task(source)
+    assert rel is not None and (suite_dir() / rel).is_file(), f"{path.name}: '# TASK:' names no suite task"
+    space, defaults = params_space(source), _init_defaults(source)
+    assert space and set(space) == set(defaults)
+    assert all(defaults[k] in choices for k, choices in space.items())
+    kernels = {k for src in cuda_sources(source) for k in parse_kernels(src)}
+    assert kernels and all(k.isidentifier() for k in kernels)
+
+
+def test_seeds_are_proposed_for_their_task_and_no_other() -> None:
+    gqa = load_task(suite_dir() / "decode/attention_decode_gqa_bf16.py")
+    batch = RulesProposer().propose(ProposalRequest(gqa))
+    assert [p.proposer for p in batch.proposals] == ["seed"]
+    assert batch.proposals[0].params_space == params_space(batch.proposals[0].source)
+    assert any("not translated" in n for n in batch.notes) and any("seed" in n for n in batch.notes)
+    rope = load_task(suite_dir() / "decode/rope_bf16.py")
+    assert [p.proposer for p in RulesProposer().propose(ProposalRequest(rope)).proposals][-1] == "seed"
+    assert seeds_for(load_task(suite_dir() / "activation/relu.py")) == []
+
+
+def test_a_seed_with_a_broken_params_dict_is_skipped(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "bad.py").write_text("# TASK: kernels/tasks/activation/relu.py\nPARAMS = {'BLOCK': make()}\n")
+    (tmp_path / "good.py").write_text("# TASK: kernels/tasks/activation/relu.py\nPARAMS = {'BLOCK': [128]}\n")
+    found = seeds_for(load_task(suite_dir() / "activation/relu.py"), folder=tmp_path)
+    assert [p.variant for p in found] == ["seed/good"]
