@@ -5,7 +5,7 @@ Block (x = one (batch, KV head), y = one range of C = BLOCK * KEYS cache positio
 each key and value row once for all ``group`` query heads that share it, in three phases:
 scores (a thread per position, the whole row in vector loads, q from shared memory);
 softmax statistics per query head (a warp per head, over shared memory); weighted values
-(a warp per position, lanes split head_dim). With several ranges, the last block of a
+(threads split positions and head_dim, several rows in flight each). With several ranges, the last block of a
 (batch, KV head) to finish merges the ranges' (max, sum, values) states: no second launch.
 The number of ranges depends only on the shapes, never on ``cache_len``, so one CUDA graph
 serves every decode step; a range past a sequence's length does no work.
@@ -18,10 +18,10 @@ from autotuner.runtime import compile_module
 
 SOURCE = r'''
 #ifndef BLOCK
-#define BLOCK 128
+#define BLOCK 64
 #endif
 #ifndef KEYS
-#define KEYS 2
+#define KEYS 1
 #endif
 #ifndef VEC
 #define VEC 8
@@ -31,6 +31,8 @@ SOURCE = r'''
 #endif
 #define NW (BLOCK / 32)
 #define CHUNK (BLOCK * KEYS)
+#define NPL 8      // position lanes of the weighted-values phase (bounds shared memory)
+#define UNROLL 8   // value rows each of them has in flight
 #define NEG_INF __int_as_float(0xff800000)
 #if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests runs blocks one after another
 #define __ldg(p) (*(p))
@@ -88,7 +90,7 @@ template <int GG>
 struct GqaShared {
     float q[GG][MAXD];          // the group's queries, fp32
     float p[GG][CHUNK];         // scores, then exp(score - max)
-    float acc[NW][GG][MAXD];    // each warp's weighted values
+    float acc[NPL][GG][MAXD];   // each position lane's weighted values
     float m[GG], s[GG];         // per query head: max score, sum of exp
     int last;                   // this block merges the ranges
 };
@@ -101,7 +103,7 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
                                          float* __restrict__ part, int* __restrict__ counters, float scale,
                                          int kv_heads, int G, long long L, int D)
 {
-    constexpr int P = (MAXD + 32 * W - 1) / (32 * W);
+    constexpr int ROW_UNROLL = W > 1 ? MAXD / W : 8;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int splits = gridDim.y;
     const long long bkv = blockIdx.x;                     // batch * kv_heads + kv head
@@ -120,13 +122,16 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         #pragma unroll
         for (int g = 0; g < GG; ++g) dot[g] = 0.0f;
         if (t < n) {
-            for (int d0 = 0; d0 < D; d0 += W) {
-                float kk[W];
-                load_bf<W>(kb + (long long)t * D + d0, kk);
-                #pragma unroll
-                for (int g = 0; g < GG; ++g)
+            #pragma unroll ROW_UNROLL
+            for (int d0 = 0; d0 < MAXD; d0 += W) {  // MAXD-bound, so the row's loads issue together
+                if (d0 < D) {
+                    float kk[W];
+                    load_bf<W>(kb + (long long)t * D + d0, kk);
                     #pragma unroll
-                    for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][d0 + w], kk[w], dot[g]);
+                    for (int g = 0; g < GG; ++g)
+                        #pragma unroll
+                        for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][d0 + w], kk[w], dot[g]);
+                }
             }
         }
         #pragma unroll
@@ -148,45 +153,50 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         if (lane == 0) { sh.m[g] = mx; sh.s[g] = sum; }
     }
     __syncthreads();
-    // 3. weighted values: warp w takes positions w, w + NW, ...; lanes split head_dim
-    float acc[GG][P][W];
+    // 3. weighted values: thread = (position lane pl, piece c of W elements of head_dim); the
+    //    PL position lanes take positions pl, pl + PL, ..., UNROLL rows in flight at a time.
+    const int DC = (D + W - 1) / W;
+    const int PL = BLOCK / DC < NPL ? BLOCK / DC : NPL;
+    const int c = tid % DC, pl = tid / DC, d0 = c * W;
+    float acc[GG][W];
     #pragma unroll
     for (int g = 0; g < GG; ++g)
         #pragma unroll
-        for (int p = 0; p < P; ++p)
+        for (int w = 0; w < W; ++w) acc[g][w] = 0.0f;
+    if (pl < PL) {
+        for (int t0 = pl; t0 < n; t0 += UNROLL * PL) {
+            float vv[UNROLL][W];
             #pragma unroll
-            for (int w = 0; w < W; ++w) acc[g][p][w] = 0.0f;
-    for (int t = warp; t < n; t += NW) {
-        #pragma unroll
-        for (int p = 0; p < P; ++p) {
-            const int d0 = (p * 32 + lane) * W;
-            if (d0 < D) {
-                float vv[W];
-                load_bf<W>(vb + (long long)t * D + d0, vv);
+            for (int u = 0; u < UNROLL; ++u) {
+                const int t = t0 + u * PL;
+                if (t < n) load_bf<W>(vb + (long long)t * D + d0, vv[u]);
+                else {
+                    #pragma unroll
+                    for (int w = 0; w < W; ++w) vv[u][w] = 0.0f;
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < UNROLL; ++u) {
+                const int t = t0 + u * PL < n ? t0 + u * PL : 0;  // past n: vv is 0
                 #pragma unroll
                 for (int g = 0; g < GG; ++g) {
                     const float pr = sh.p[g][t];
                     #pragma unroll
-                    for (int w = 0; w < W; ++w) acc[g][p][w] = fmaf(pr, vv[w], acc[g][p][w]);
+                    for (int w = 0; w < W; ++w) acc[g][w] = fmaf(pr, vv[u][w], acc[g][w]);
                 }
             }
         }
-    }
-    #pragma unroll
-    for (int g = 0; g < GG; ++g)
         #pragma unroll
-        for (int p = 0; p < P; ++p) {
-            const int d0 = (p * 32 + lane) * W;
+        for (int g = 0; g < GG; ++g)
             #pragma unroll
             for (int w = 0; w < W; ++w)
-                if (d0 + w < D) sh.acc[warp][g][d0 + w] = acc[g][p][w];
-        }
+                if (d0 + w < D) sh.acc[pl][g][d0 + w] = acc[g][w];
+    }
     __syncthreads();
     for (int i = tid; i < G * D; i += BLOCK) {
         const int g = i / D, d = i - g * D;
         float o = 0.0f;
-        #pragma unroll
-        for (int w = 0; w < NW; ++w) o += sh.acc[w][g][d];
+        for (int r = 0; r < PL; ++r) o += sh.acc[r][g][d];
         const long long row = bkv * G + g;                 // flat (batch, query head)
         if (splits == 1) {
             out[row * D + d] = to_bf(o / sh.s[g]);
@@ -273,11 +283,11 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
     gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
 }
 '''
-PARAMS = {"BLOCK": [64, 128], "KEYS": [1, 2, 4], "VEC": [2, 4, 8]}  # shared memory: BLOCK * KEYS <= 512
+PARAMS = {"BLOCK": [64, 128], "KEYS": [1, 2], "VEC": [2, 4, 8]}  # shared memory: BLOCK * KEYS <= 256
 
 
 class ModelNew(nn.Module):
-    def __init__(self, BLOCK: int = 128, KEYS: int = 2, VEC: int = 8):
+    def __init__(self, BLOCK: int = 64, KEYS: int = 1, VEC: int = 8):
         super().__init__()
         self.block, self.chunk, self.vec = BLOCK, BLOCK * KEYS, VEC
         self.maxd, self.maxg = 128, 8
