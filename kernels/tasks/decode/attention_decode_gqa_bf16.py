@@ -1,11 +1,10 @@
-"""Grouped-query decode attention over a static bf16 KV cache with per-sequence lengths.
+"""Grouped-query decode attention over a static bf16 KV cache with per-sequence lengths."""
 
-What a decode step of a Llama-family model computes, in the layout a static cache (and a
-CUDA graph) needs: the cache has a fixed ``max_len`` and ``cache_len[b]`` says how many of
-its positions sequence ``b`` has written; the rest is stale and must not be attended.
-``heads // kv_heads`` query heads share each KV head (grouped-query attention; 1 is plain
-multi-head attention).
-"""
+# What a decode step of a Llama-family model computes, in the layout a static cache (and a
+# CUDA graph) needs: the cache has a fixed max_len and cache_len[b] says how many of its
+# positions sequence b has written; the rest is stale and must not be attended.
+# heads // kv_heads query heads share each KV head (grouped-query attention; 1 is plain
+# multi-head attention).
 
 import math
 
