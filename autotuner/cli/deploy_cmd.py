@@ -121,7 +121,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for path in ("tuned", "tuned+graph"):
             if path in result:
                 r = result[path]
-                where = "" if r["same_tokens"] else f", first different token at step {r['first_divergence']}"
+                where = ""
+                if not r["same_tokens"]:
+                    margin = r.get("margin_at_divergence")
+                    tie = (f" (the reference's top two logits there were {margin:.4g} apart"
+                           f"{': a near-tie within the error' if margin is not None and margin <= r['max_logit_err'] else ''})"
+                           if margin is not None else "")
+                    where = f", first different token at step {r['first_divergence']}{tie}"
                 print(f"parity {name} {path} vs pure PyTorch: {result['steps']} greedy tokens "
                       f"{'identical' if r['same_tokens'] else 'DIFFER'}{where}; max |logit error| {r['max_logit_err']:.4g}")
     return 0

@@ -167,13 +167,18 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
     return rows
 
 
-def _divergence(ref: Any, out: Any) -> tuple[int | None, float]:
-    """(first step whose greedy token differs, or None; max |logit error| before it)."""
+def _divergence(ref: Any, out: Any) -> tuple[int | None, float, float | None]:
+    """(first step whose greedy token differs, or None; max |logit error| before it; the
+    reference's top-2 logit margin at that step: a divergence inside the error is a near-tie)."""
     same = (ref.tokens == out.tokens).all(dim=0)
     first = None if bool(same.all()) else int((~same).nonzero()[0, 0])
     upto = len(ref.logits) if first is None else first
     err = max((float((a - b).abs().max()) for a, b in zip(ref.logits[:upto], out.logits[:upto])), default=0.0)
-    return first, err
+    margin = None
+    if first is not None and first < len(ref.logits):
+        top2 = ref.logits[first].topk(2, dim=-1).values
+        margin = float((top2[:, 0] - top2[:, 1]).min())
+    return first, err, margin
 
 
 def check_parity(model: Transformer, tuned: Slots, prompt_len: int = 32, steps: int = 64) -> dict[str, Any]:
@@ -189,6 +194,7 @@ def check_parity(model: Transformer, tuned: Slots, prompt_len: int = 32, steps: 
     if device.type == "cuda":
         paths["tuned+graph"] = GraphDecoder(model).step
     for name, step in paths.items():
-        first, err = _divergence(ref, generate(model, prompt, steps, step=step, keep_logits=True))
-        report[name] = {"same_tokens": first is None, "first_divergence": first, "max_logit_err": err}
+        first, err, margin = _divergence(ref, generate(model, prompt, steps, step=step, keep_logits=True))
+        report[name] = {"same_tokens": first is None, "first_divergence": first, "max_logit_err": err,
+                        "margin_at_divergence": margin}
     return report

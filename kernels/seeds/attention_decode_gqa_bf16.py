@@ -107,12 +107,17 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int splits = gridDim.y;
     const long long bkv = blockIdx.x;                     // batch * kv_heads + kv head
+    const unsigned short* __restrict__ qb = q + bkv * G * D;
+    #pragma unroll
+    for (int j = 0; j < (GG * MAXD + BLOCK - 1) / BLOCK; ++j) {  // all of q's loads in flight at once
+        const int i = j * BLOCK + tid;
+        if (i < G * D) sh.q[i / D][i % D] = bf_lo(__ldg(qb + i));
+    }
     const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
     const long long k0 = (long long)blockIdx.y * CHUNK;
     const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
     const unsigned short* __restrict__ kb = k + (bkv * L + k0) * D;
     const unsigned short* __restrict__ vb = v + (bkv * L + k0) * D;
-    for (int i = tid; i < G * D; i += BLOCK) sh.q[i / D][i % D] = bf_lo(__ldg(q + bkv * G * D + i));
     __syncthreads();
     // 1. scores: thread t takes positions t, t + BLOCK, ...
     #pragma unroll
@@ -214,21 +219,34 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     __syncthreads();
     if (!sh.last) return;
     __threadfence();
+    // per query head (a warp each): M = max of the ranges' maxima, S = their rescaled sums
+    for (int g = warp; g < G; g += NW) {
+        const float* __restrict__ pg = part + (bkv * G + g) * splits * (D + 2);
+        float mx = NEG_INF;
+        for (int r = lane; r < splits; r += 32) mx = fmaxf(mx, __ldcg(pg + r * (D + 2)));
+        mx = warp_max(mx);
+        float sum = 0.0f;
+        for (int r = lane; r < splits; r += 32) {
+            const float mr = __ldcg(pg + r * (D + 2));
+            if (mr != NEG_INF) sum = fmaf(__ldcg(pg + r * (D + 2) + 1), __expf(mr - mx), sum);
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) { sh.m[g] = mx; sh.s[g] = sum; }
+    }
+    __syncthreads();
     for (int i = tid; i < G * D; i += BLOCK) {
         const int g = i / D, d = i - g * D;
         const long long row = bkv * G + g;
         const float* __restrict__ pb = part + row * splits * (D + 2);
-        float M = NEG_INF;
-        for (int r = 0; r < splits; ++r) M = fmaxf(M, __ldcg(pb + r * (D + 2)));
-        float S = 0.0f, o = 0.0f;
+        const float M = sh.m[g];
+        float o = 0.0f;
+        #pragma unroll 8
         for (int r = 0; r < splits; ++r) {
             const float mr = __ldcg(pb + r * (D + 2));
-            if (mr == NEG_INF) continue;
-            const float c = __expf(mr - M);
-            S = fmaf(__ldcg(pb + r * (D + 2) + 1), c, S);
-            o = fmaf(__ldcg(pb + r * (D + 2) + 2 + d), c, o);
+            const float orr = __ldcg(pb + r * (D + 2) + 2 + d);
+            o = mr == NEG_INF ? o : fmaf(orr, __expf(mr - M), o);
         }
-        out[row * D + d] = to_bf(o / S);
+        out[row * D + d] = to_bf(o / sh.s[g]);
     }
     if (tid == 0) counters[bkv] = 0;                   // ready for the next call
 }

@@ -95,3 +95,17 @@ def test_weight_bytes_counts_a_tied_table_once() -> None:
     assert untied.weight_bytes() == tied.weight_bytes()  # the untied lm_head replaces the table
     assert tied.weight_bytes() == sum(p.numel() * 4 for p in tied.parameters())
     assert table > 0
+
+
+def test_parity_divergence_reports_the_reference_margin() -> None:
+    from autotuner.engine.bench import _divergence
+    from autotuner.engine.generate import Generation
+
+    ref_logits = [torch.tensor([[3.0, 1.0, 0.0]]), torch.tensor([[2.0, 1.99, 0.0]]), torch.tensor([[0.0, 5.0, 1.0]])]
+    out_logits = [torch.tensor([[3.01, 1.0, 0.0]]), torch.tensor([[1.98, 2.0, 0.0]]), torch.tensor([[0.0, 5.0, 1.0]])]
+    ref = Generation(torch.tensor([[0, 0, 1]]), ref_logits)
+    same = Generation(torch.tensor([[0, 0, 1]]), ref_logits)
+    out = Generation(torch.tensor([[0, 1, 1]]), out_logits)
+    assert _divergence(ref, same) == (None, 0.0, None)
+    first, err, margin = _divergence(ref, out)
+    assert first == 1 and abs(err - 0.01) < 1e-6 and abs(margin - 0.01) < 1e-6
