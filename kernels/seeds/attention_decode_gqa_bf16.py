@@ -219,7 +219,8 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     __syncthreads();
     if (!sh.last) return;
     __threadfence();
-    // per query head (a warp each): M = max of the ranges' maxima, S = their rescaled sums
+    // per query head (a warp each): M = max of the ranges' maxima; each range's weight
+    // exp(m_r - M) into shared memory (sh.p is free now); S = the weighted sums
     for (int g = warp; g < G; g += NW) {
         const float* __restrict__ pg = part + (bkv * G + g) * splits * (D + 2);
         float mx = NEG_INF;
@@ -228,7 +229,9 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         float sum = 0.0f;
         for (int r = lane; r < splits; r += 32) {
             const float mr = __ldcg(pg + r * (D + 2));
-            if (mr != NEG_INF) sum = fmaf(__ldcg(pg + r * (D + 2) + 1), __expf(mr - mx), sum);
+            const float wr = mr == NEG_INF ? 0.0f : __expf(mr - mx);
+            if (r < CHUNK) sh.p[g][r] = wr;
+            sum = fmaf(__ldcg(pg + r * (D + 2) + 1), wr, sum);
         }
         sum = warp_sum(sum);
         if (lane == 0) { sh.m[g] = mx; sh.s[g] = sum; }
@@ -237,14 +240,19 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     for (int i = tid; i < G * D; i += BLOCK) {
         const int g = i / D, d = i - g * D;
         const long long row = bkv * G + g;
-        const float* __restrict__ pb = part + row * splits * (D + 2);
-        const float M = sh.m[g];
+        const float* __restrict__ ranges = part + row * splits * (D + 2);  // [splits][m, s, values...]
         float o = 0.0f;
-        #pragma unroll 8
-        for (int r = 0; r < splits; ++r) {
-            const float mr = __ldcg(pb + r * (D + 2));
-            const float orr = __ldcg(pb + r * (D + 2) + 2 + d);
-            o = mr == NEG_INF ? o : fmaf(orr, __expf(mr - M), o);
+        if (splits <= CHUNK) {  // the weights are in shared memory: one load per range, 16 in flight
+            #pragma unroll 16
+            for (int r = 0; r < splits; ++r) o = fmaf(__ldcg(ranges + r * (D + 2) + 2 + d), sh.p[g][r], o);
+        } else {
+            const float M = sh.m[g];
+            #pragma unroll 8
+            for (int r = 0; r < splits; ++r) {
+                const float mr = __ldcg(ranges + r * (D + 2));
+                const float orr = __ldcg(ranges + r * (D + 2) + 2 + d);
+                o = mr == NEG_INF ? o : fmaf(orr, __expf(mr - M), o);
+            }
         }
         out[row * D + d] = to_bf(o / sh.s[g]);
     }

@@ -62,6 +62,34 @@ def _model(cfg, slots, batch=1, max_seq=256, seed=0):
     return model
 
 
+def _fp32_twin(model, batch=1, max_seq=256):
+    """The same (bf16-rounded) weights in fp32, PyTorch slots: the anchor both bf16 paths are measured from."""
+    twin = build_model(model.cfg, dtype=torch.float32, device="cuda", seed=1, slots=Slots.pytorch())
+    twin.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
+    twin.setup_caches(batch, max_seq)
+    return twin
+
+
+def _rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
+
+
+def _model_logits_problem(out: torch.Tensor, ref: torch.Tensor, ref32: torch.Tensor) -> str:
+    """'' if a bf16 network's logits with kernels are as good as with PyTorch's ops, else why not.
+
+    Elementwise checks do not fit a whole network: a one-ulp bf16 difference in one layer
+    moves a few of a thousand logits past an elementwise bound. Instead: within the dtype's
+    relative-L2 tolerance of the PyTorch path, and no further from an fp32 run of the same
+    weights than the PyTorch bf16 path is (twice its distance, plus 1e-3).
+    """
+    vs_ref, own, pytorch = _rel_l2(out, ref), _rel_l2(out, ref32), _rel_l2(ref, ref32)
+    if vs_ref > TOL["rel_l2"]:
+        return f"rel L2 {vs_ref:.4g} from the PyTorch path (tolerance {TOL['rel_l2']})"
+    if own > 2 * pytorch + 1e-3:
+        return f"rel L2 {own:.4g} from fp32, where PyTorch's bf16 path is {pytorch:.4g} from it"
+    return ""
+
+
 def _greedy_agrees(ref, out, tol_abs: float) -> str:
     """'' if the tokens agree, or diverge only where the reference's top two were within tol."""
     same = (ref.tokens == out.tokens).all(dim=0)
@@ -89,10 +117,12 @@ def test_slots_take_the_verified_kernels(tuned_slots) -> None:
 
 def test_logits_match_pytorch_path(tuned_slots) -> None:
     prompt = torch.randint(0, CFG.vocab_size, (2, 40), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
-    ref = _model(CFG, Slots.pytorch(), batch=2)(prompt, torch.arange(40, device="cuda"), kv_len=40)
-    out = _model(CFG, tuned_slots, batch=2)(prompt, torch.arange(40, device="cuda"), kv_len=40)
-    verdict = compare_outputs(out, ref, TOL)
-    assert verdict.ok, verdict.reason
+    pos = torch.arange(40, device="cuda")
+    ref_model = _model(CFG, Slots.pytorch(), batch=2)
+    ref, ref32 = ref_model(prompt, pos, kv_len=40), _fp32_twin(ref_model, batch=2)(prompt, pos, kv_len=40)
+    out = _model(CFG, tuned_slots, batch=2)(prompt, pos, kv_len=40)
+    problem = _model_logits_problem(out, ref, ref32)
+    assert not problem, problem
 
 
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "cuda_graph"])
@@ -105,8 +135,7 @@ def test_greedy_64_tokens_match_pytorch_path(tuned_slots, graph: bool) -> None:
     for i, (a, b) in enumerate(zip(ref.logits, out.logits)):
         if not torch.equal(ref.tokens[:, :i], out.tokens[:, :i]):
             break
-        verdict = compare_outputs(b, a, TOL | {"rtol": 0.05})
-        assert verdict.ok, f"step {i}: {verdict.reason}"
+        assert _rel_l2(b, a) <= TOL["rel_l2"], f"step {i}: rel L2 {_rel_l2(b, a):.4g} from the PyTorch path"
     problem = _greedy_agrees(ref, out, tol_abs=0.05 * float(ref.logits[0].abs().max()))
     assert not problem, problem
 
@@ -130,13 +159,14 @@ def test_attention_decode_kernel_step_by_step(tuned_archive, cfg) -> None:
     assert slots.bound("attention_decode"), slots.report()["attention_decode"]
     prompt = torch.randint(0, cfg.vocab_size, (2, 20), device="cuda", generator=torch.Generator("cuda").manual_seed(3))
     ref, out = _model(cfg, Slots.pytorch(), batch=2), _model(cfg, slots, batch=2)
-    prefill(ref, prompt)
-    prefill(out, prompt)
+    ref32 = _fp32_twin(ref, batch=2)
+    for model in (ref, out, ref32):
+        prefill(model, prompt)
     token = prompt[:, -1:]
     for i in range(20, 28):
         for step in (eager_step, static_step):
-            verdict = compare_outputs(step(out)(token, i), step(ref)(token, i), TOL)
-            assert verdict.ok, f"position {i}, {step.__name__}: {verdict.reason}"
+            problem = _model_logits_problem(step(out)(token, i), step(ref)(token, i), step(ref32)(token, i))
+            assert not problem, f"position {i}, {step.__name__}: {problem}"
 
 
 def test_deploy_bench_runs_every_mode(tuned_slots) -> None:

@@ -100,9 +100,21 @@ def test_cli_export(db_url, four_ops, tmp_path: Path, capsys) -> None:
 
 
 def _venv(tmp_path: Path) -> Path:
+    """A fresh virtual environment that sees this interpreter's packages (torch, CuPy), not ours.
+
+    ``--system-site-packages`` alone reaches the base interpreter's packages; where this
+    interpreter is itself a virtual environment (torch installed there), a ``.pth`` file adds
+    its site-packages too.
+    """
+    import site
+
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    return venv / "bin" / "python"
+    python = venv / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    (Path(own) / "_parent_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
 
 
 @pytest.mark.slow

@@ -72,3 +72,19 @@ def test_candidate_matches_reference_on_cpu_emulator(name: str, emulated) -> Non
     assert not bad, bad
     for report in reports.values():
         assert any(s["law"] != "task" for s in report["shapes"]) or name == "loss/cross_entropy"
+
+
+@pytest.mark.parametrize("block", [32, 64], ids=["merge_without_cached_weights", "merge_with_cached_weights"])
+def test_gqa_seed_merge_paths_on_cpu_emulator(block: int) -> None:
+    """The hand-written GQA seed's last-block merge, both ways: with 32-position ranges the
+    1037-position shape has more ranges than a block caches weights for (the fallback)."""
+    from evolution.proposers.seeds import seed_dir
+
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    spec = (SUITE / "decode/attention_decode_gqa_bf16.py", seed_dir() / "attention_decode_gqa_bf16.py",
+            {"BLOCK": block, "KEYS": 1}, 3_000_000)
+    (report,) = cuda_emu.run_candidates([spec], workers=1)
+    assert report["ok"], report["reason"]
+    assert {s["shape"] for s in report["shapes"]} >= {"small", "qwen_like", "mha_odd"}
