@@ -1,14 +1,16 @@
 """Split-KV decoding for grouped-query attention over a static bf16 cache with per-sequence lengths.
 
 Hand-written seed for a task the rule proposer does not translate (masked, grouped heads).
-Block (x = one (batch, KV head), y = one range of C = BLOCK * KEYS cache positions) reads
-each key and value row once for all ``group`` query heads that share it, in three phases:
-scores (a thread per position, the whole row in vector loads, q from shared memory);
-softmax statistics per query head (a warp per head, over shared memory); weighted values
-(threads split positions and head_dim, several rows in flight each). With several ranges, the last block of a
+Block (x = one (batch, KV head), y = one range of BLOCK cache positions) reads each key and
+value row once for all ``group`` query heads that share it, in three phases: scores (a
+thread per position, its K row in registers, q from shared memory); softmax statistics per
+query head (a warp per head, over shared memory); weighted values (threads split positions
+and head_dim, several rows in flight each). With several ranges, the last block of a
 (batch, KV head) to finish merges the ranges' (max, sum, values) states: no second launch.
-The number of ranges depends only on the shapes, never on ``cache_len``, so one CUDA graph
-serves every decode step; a range past a sequence's length does no work.
+At decode sizes the time is the chain of memory round trips, so every load is issued
+unconditionally (q, K and the lengths together) and masked afterwards. The number of
+ranges depends only on the shapes, never on ``cache_len``, so one CUDA graph serves every
+decode step; a range past a sequence's length contributes nothing.
 """
 # TASK: kernels/tasks/decode/attention_decode_gqa_bf16.py
 
@@ -103,21 +105,40 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
                                          float* __restrict__ part, int* __restrict__ counters, float scale,
                                          int kv_heads, int G, long long L, int D)
 {
-    constexpr int ROW_UNROLL = W > 1 ? MAXD / W : 8;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int splits = gridDim.y;
     const long long bkv = blockIdx.x;                     // batch * kv_heads + kv head
+    // Every load below is unconditional (addresses clamped into the tensors, unused values
+    // masked afterwards): a load under a branch waits for the one before it, and this
+    // kernel's time at decode sizes is its chain of memory round trips.
     const unsigned short* __restrict__ qb = q + bkv * G * D;
+    constexpr int QN = (GG * MAXD + BLOCK - 1) / BLOCK;
+    float qv[QN];
     #pragma unroll
-    for (int j = 0; j < (GG * MAXD + BLOCK - 1) / BLOCK; ++j) {  // all of q's loads in flight at once
+    for (int j = 0; j < QN; ++j) {  // all of q's loads in flight at once
         const int i = j * BLOCK + tid;
-        if (i < G * D) sh.q[i / D][i % D] = bf_lo(__ldg(qb + i));
+        qv[j] = bf_lo(__ldg(qb + (i < G * D ? i : 0)));
     }
-    const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
     const long long k0 = (long long)blockIdx.y * CHUNK;
-    const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
+    const int avail = (int)(L - k0 < CHUNK ? L - k0 : CHUNK);  // positions of this range inside the cache
     const unsigned short* __restrict__ kb = k + (bkv * L + k0) * D;
     const unsigned short* __restrict__ vb = v + (bkv * L + k0) * D;
+    // K rows of phase 1, loaded before the lengths are known (rows past the cache: row 0)
+    float kk[KEYS][MAXD / W][W];
+    #pragma unroll
+    for (int j = 0; j < KEYS; ++j) {
+        const int t = j * BLOCK + tid;
+        #pragma unroll
+        for (int i = 0; i < MAXD / W; ++i)
+            load_bf<W>(kb + (long long)(t < avail ? t : 0) * D + (i * W < D ? i * W : 0), kk[j][i]);
+    }
+    const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
+    const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
+    #pragma unroll
+    for (int j = 0; j < QN; ++j) {
+        const int i = j * BLOCK + tid;
+        if (i < G * D) sh.q[i / D][i % D] = qv[j];
+    }
     __syncthreads();
     // 1. scores: thread t takes positions t, t + BLOCK, ...
     #pragma unroll
@@ -126,17 +147,13 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         float dot[GG];
         #pragma unroll
         for (int g = 0; g < GG; ++g) dot[g] = 0.0f;
-        if (t < n) {
-            #pragma unroll ROW_UNROLL
-            for (int d0 = 0; d0 < MAXD; d0 += W) {  // MAXD-bound, so the row's loads issue together
-                if (d0 < D) {
-                    float kk[W];
-                    load_bf<W>(kb + (long long)t * D + d0, kk);
+        #pragma unroll
+        for (int i = 0; i < MAXD / W; ++i) {
+            if (i * W < D) {  // no load in here: only arithmetic on values already in registers
+                #pragma unroll
+                for (int g = 0; g < GG; ++g)
                     #pragma unroll
-                    for (int g = 0; g < GG; ++g)
-                        #pragma unroll
-                        for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][d0 + w], kk[w], dot[g]);
-                }
+                    for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][i * W + w], kk[j][i][w], dot[g]);
             }
         }
         #pragma unroll
@@ -172,20 +189,16 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         for (int t0 = pl; t0 < n; t0 += UNROLL * PL) {
             float vv[UNROLL][W];
             #pragma unroll
-            for (int u = 0; u < UNROLL; ++u) {
+            for (int u = 0; u < UNROLL; ++u) {  // unconditional: rows past n read row 0, weighted 0
                 const int t = t0 + u * PL;
-                if (t < n) load_bf<W>(vb + (long long)t * D + d0, vv[u]);
-                else {
-                    #pragma unroll
-                    for (int w = 0; w < W; ++w) vv[u][w] = 0.0f;
-                }
+                load_bf<W>(vb + (long long)(t < n ? t : 0) * D + d0, vv[u]);
             }
             #pragma unroll
             for (int u = 0; u < UNROLL; ++u) {
-                const int t = t0 + u * PL < n ? t0 + u * PL : 0;  // past n: vv is 0
+                const int t = t0 + u * PL;
                 #pragma unroll
                 for (int g = 0; g < GG; ++g) {
-                    const float pr = sh.p[g][t];
+                    const float pr = t < n ? sh.p[g][t] : 0.0f;
                     #pragma unroll
                     for (int w = 0; w < W; ++w) acc[g][w] = fmaf(pr, vv[u][w], acc[g][w]);
                 }
@@ -309,12 +322,13 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
     gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
 }
 '''
-PARAMS = {"BLOCK": [64, 128], "KEYS": [1, 2], "VEC": [2, 4, 8]}  # shared memory: BLOCK * KEYS <= 256
+PARAMS = {"BLOCK": [64, 128], "VEC": [2, 4, 8]}
 
 
 class ModelNew(nn.Module):
-    def __init__(self, BLOCK: int = 64, KEYS: int = 1, VEC: int = 8):
+    def __init__(self, BLOCK: int = 64, VEC: int = 8):
         super().__init__()
+        KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
         self.block, self.chunk, self.vec = BLOCK, BLOCK * KEYS, VEC
         self.maxd, self.maxg = 128, 8
         self.module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC, "MAXD": self.maxd})
