@@ -82,15 +82,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from autotuner.engine import build_model
-    from autotuner.engine.bench import BenchReport, bench_model, check_parity
-    from autotuner.evaluator.roofline import cached_peaks
-    from autotuner.runtime.compile import cache_root
-    from autotuner.runtime.device import device_facts, require_gpu
+    from autotuner.engine.bench import BenchReport, bench_model, check_parity, parity_line
 
-    require_gpu()
-    facts = device_facts(0)
-    peaks = cached_peaks(cache_root(), facts.driver)
-    report = BenchReport(gpu=facts.gpu_name, copy_gbps=peaks.copy_gbps)
+    gpu_name, copy_gbps = _gpu_and_copy_bandwidth()
+    report = BenchReport(gpu=gpu_name, copy_gbps=copy_gbps)
     parity: dict[str, Any] = {}
     dtype = getattr(torch, DTYPES[args.dtype])
     for cfg in _model_configs(args):
@@ -99,7 +94,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
         report.weight_bytes[cfg.name] = model.weight_bytes()
         report.rows += bench_model(model, slots, args.prompt_len, args.decode_steps, args.batch, args.repeats,
-                                   peaks.copy_gbps, modes=args.modes, progress=None if args.json else _progress)
+                                   copy_gbps, modes=args.modes, progress=None if args.json else _progress)
         if not args.no_parity:
             parity[cfg.name] = check_parity(model, slots)
         del model
@@ -120,39 +115,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name, result in parity.items():
         for path in ("tuned", "tuned+graph"):
             if path in result:
-                r = result[path]
-                where = ""
-                if not r["same_tokens"]:
-                    margin = r.get("margin_at_divergence")
-                    tie = (f" (the reference's top two logits there were {margin:.4g} apart"
-                           f"{': a near-tie within the error' if margin is not None and margin <= r['max_logit_err'] else ''})"
-                           if margin is not None else "")
-                    where = f", first different token at step {r['first_divergence']}{tie}"
-                print(f"parity {name} {path} vs pure PyTorch: {result['steps']} greedy tokens "
-                      f"{'identical' if r['same_tokens'] else 'DIFFER'}{where}; max |logit error| {r['max_logit_err']:.4g}")
+                print(parity_line(name, path, result["steps"], result[path]))
     return 0
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
-    import torch
-
-    from autotuner.engine import build_model
-    from autotuner.engine.profile import format_profile, profile_decode
+def _gpu_and_copy_bandwidth() -> tuple[str, float]:
+    """This GPU's name and measured copy bandwidth (GB/s, cached per GPU and driver); NoGPUError without one."""
     from autotuner.evaluator.roofline import cached_peaks
     from autotuner.runtime.compile import cache_root
     from autotuner.runtime.device import device_facts, require_gpu
 
     require_gpu()
     facts = device_facts(0)
-    copy_gbps = cached_peaks(cache_root(), facts.driver).copy_gbps
+    return facts.gpu_name, cached_peaks(cache_root(), facts.driver).copy_gbps
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    import torch
+
+    from autotuner.engine import build_model
+    from autotuner.engine.bench import cache_positions
+    from autotuner.engine.profile import format_profile, profile_decode
+
+    gpu_name, copy_gbps = _gpu_and_copy_bandwidth()
     dtype = getattr(torch, DTYPES[args.dtype])
-    print(f"decode profile on {facts.gpu_name}, {DTYPES[args.dtype]}, batch {args.batch}")
+    if not args.json:
+        print(f"decode profile on {gpu_name}, {DTYPES[args.dtype]}, batch {args.batch}")
     for cfg in _model_configs(args):
-        slots, _ = _resolve(args, cfg) if not args.pytorch else (None, 0.0)
+        slots = None if args.pytorch else _resolve(args, cfg)[0]
         model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
         for t in args.prompt_len:
-            model.setup_caches(args.batch, -(-(t + args.steps + 8) // 128) * 128)
-            print(format_profile(profile_decode(model, t, args.steps), copy_gbps, top=args.top))
+            model.setup_caches(args.batch, cache_positions(t + args.steps + 8))  # + warm-up steps
+            found = profile_decode(model, t, args.steps)
+            print(json.dumps({"gpu": gpu_name, "copy_gbps": copy_gbps, **asdict(found)}) if args.json
+                  else format_profile(found, copy_gbps, top=args.top))
         del model
         torch.cuda.empty_cache()
     return 0

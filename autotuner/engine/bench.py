@@ -134,13 +134,18 @@ def bench_mode(mode: _Mode, prompt: torch.Tensor, steps: int, repeats: int) -> t
     return prefill_ms, decode_ms, max(0.0, first_ms - prefill_ms - decode_ms)
 
 
+def cache_positions(tokens: int) -> int:
+    """Static-cache length for ``tokens`` positions: rounded up to 128 (aligned rows for the kernels)."""
+    return -(-tokens // 128) * 128
+
+
 def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], steps: int, batch: int,
                 repeats: int, copy_gbps: float | None, modes: Sequence[str] = MODES,
                 progress: Callable[[str], None] | None = None) -> list[BenchRow]:
     """Every mode at every prompt length on one model (whose caches cover the longest run)."""
     cfg: ModelConfig = model.cfg
     device = model.tok_embeddings.weight.device
-    model.setup_caches(batch, -(-(max(prompt_lens) + steps + 1) // 128) * 128)  # aligned rows for the masked kernels
+    model.setup_caches(batch, cache_positions(max(prompt_lens) + steps + 1))
     bound_ms = model.weight_bytes() / (copy_gbps * 1e9) * 1e3 if copy_gbps else None
     pytorch = Slots.pytorch("bench: PyTorch baseline")
     rows = []
@@ -198,3 +203,17 @@ def check_parity(model: Transformer, tuned: Slots, prompt_len: int = 32, steps: 
         report[name] = {"same_tokens": first is None, "first_divergence": first, "max_logit_err": err,
                         "margin_at_divergence": margin}
     return report
+
+
+def parity_line(model: str, path: str, steps: int, result: dict[str, Any]) -> str:
+    """One line of ``check_parity``'s report; a divergence says whether it fell on a near-tie."""
+    if result["same_tokens"]:
+        verdict = "identical"
+    else:
+        verdict = f"DIFFER, first different token at step {result['first_divergence']}"
+        margin = result.get("margin_at_divergence")
+        if margin is not None:
+            tie = ": a near-tie within the error" if margin <= result["max_logit_err"] else ""
+            verdict += f" (the reference's top two logits there were {margin:.4g} apart{tie})"
+    return (f"parity {model} {path} vs pure PyTorch: {steps} greedy tokens {verdict}; "
+            f"max |logit error| {result['max_logit_err']:.4g}")

@@ -77,10 +77,8 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16) -> Deco
         torch.cuda.synchronize()
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # name -> [calls, us]
     for evt in prof.key_averages():
-        if str(getattr(evt, "device_type", "")).endswith("CUDA") is False:
-            continue
-        us = float(getattr(evt, "self_device_time_total", 0.0) or getattr(evt, "self_cuda_time_total", 0.0))
-        if us <= 0:
+        us = float(evt.self_device_time_total)
+        if not str(evt.device_type).endswith("CUDA") or us <= 0:  # kernels only, not their CPU-side ops
             continue
         totals[evt.key][0] += evt.count
         totals[evt.key][1] += us

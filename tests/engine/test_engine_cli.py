@@ -1,9 +1,10 @@
-"""``autotuner deploy`` on CPU: the slot report with reasons; the bench refuses without a GPU."""
+"""``autotuner deploy`` on CPU: the slot report with reasons; bench and profile refuse without a GPU."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from engine_support import GPU
 from engine_cpu_kernels import SOURCES
 
@@ -27,6 +28,15 @@ def test_deploy_bench_needs_a_gpu(capsys, tmp_path) -> None:
     import torch
 
     if torch.cuda.is_available():
-        return
+        pytest.skip("this machine has a GPU; the refusal is what is under test")
     assert main(["deploy", "bench", "--db", f"sqlite:///{tmp_path / 'a.db'}"]) == 1
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_deploy_profile_needs_a_gpu(capsys, tmp_path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the refusal is what is under test")
+    assert main(["deploy", "profile", "--db", f"sqlite:///{tmp_path / 'a.db'}", "--json"]) == 1
     assert "no CUDA GPU" in capsys.readouterr().err

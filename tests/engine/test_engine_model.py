@@ -109,3 +109,36 @@ def test_parity_divergence_reports_the_reference_margin() -> None:
     assert _divergence(ref, same) == (None, 0.0, None)
     first, err, margin = _divergence(ref, out)
     assert first == 1 and abs(err - 0.01) < 1e-6 and abs(margin - 0.01) < 1e-6
+
+
+def test_parity_line_says_identical_or_where_and_whether_a_tie() -> None:
+    from autotuner.engine.bench import parity_line
+
+    same = {"same_tokens": True, "first_divergence": None, "max_logit_err": 0.0, "margin_at_divergence": None}
+    assert parity_line("m", "tuned", 64, same) == "parity m tuned vs pure PyTorch: 64 greedy tokens identical; max |logit error| 0"
+    tie = {"same_tokens": False, "first_divergence": 15, "max_logit_err": 0.07, "margin_at_divergence": 0.0}
+    assert "DIFFER, first different token at step 15 (the reference's top two logits there were 0 apart: a near-tie" \
+        in parity_line("m", "tuned+graph", 64, tie)
+    wrong = tie | {"margin_at_divergence": 2.5}
+    line = parity_line("m", "tuned", 64, wrong)
+    assert "2.5 apart)" in line and "near-tie" not in line
+
+
+def test_cache_positions_round_up_to_128() -> None:
+    from autotuner.engine.bench import cache_positions
+
+    assert [cache_positions(n) for n in (1, 128, 129, 641)] == [128, 128, 256, 768]
+
+
+def test_profile_report_names_the_gemm_bandwidth_and_the_gaps() -> None:
+    from autotuner.engine.profile import DecodeProfile, KernelTime, _kind, format_profile
+
+    assert [_kind(n) for n in ("nvjet_sm90_tst_64x8", "void cublasLt::splitKreduce_kernel<>", "gqa_decode_g4",
+                               "void at::native::index_elementwise_kernel<>")] == ["gemm", "gemm", "slot", "other"]
+    p = DecodeProfile("m", 512, 16, graph_ms=1.5, busy_ms=1.3, kernels_per_step=3, weight_bytes=2_000_000_000,
+                      kernels=[KernelTime("nvjet_x", "gemm", 1, 1000.0), KernelTime("gqa_decode_g4", "slot", 1, 250.0),
+                               KernelTime("void at::native::k", "other", 1, 50.0)])
+    text = format_profile(p, copy_gbps=4000.0, top=2)
+    assert "launches and gaps cost 0.200 ms" in text
+    assert "GEMMs read 2.00 GB in 1.000 ms: 2,000 GB/s (50% of the 4,000 GB/s copy bandwidth)" in text
+    assert "gqa_decode_g4" in text and "void at::native::k" not in text  # top 2 only
