@@ -27,6 +27,9 @@ def rules_aligned(vec, *tensors):
     return all(t.data_ptr() % (vec * t.element_size()) == 0 for t in tensors)
 
 
+RULES_UNCAPPED = (1 << 31) - 1  # the most blocks a 1-D grid may have
+
+
 def rules_grid(work, per_block, cap):
     """Blocks for ``work`` items at ``per_block`` per block, at most ``cap`` (a few waves)."""
     return max(1, min(cap, (work + per_block - 1) // per_block))

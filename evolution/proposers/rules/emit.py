@@ -149,8 +149,11 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
             "        self.rules_mod = None"]
     cls += ["        sms = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count"]
     block = defines.get("BLOCK", 256)
+    waves = "WAVES" if "WAVES" in defines else "4"
+    # WAVES == 0: one block per piece of work (no grid-stride loop), which streams best when
+    # the work is much larger than the GPU; else at most WAVES full waves of resident blocks.
     cls += [f"        self.rules_cap = sms * max(1, 2048 // {'BLOCK' if 'BLOCK' in defines else block}) * "
-            f"{'WAVES' if 'WAVES' in defines else 4}"]
+            f"{waves} if {waves} > 0 else RULES_UNCAPPED"]
     cls += [""]
     cls += forward
     return "\n".join(parts) + "\n" + "\n".join(cls) + "\n"

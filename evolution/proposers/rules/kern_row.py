@@ -212,6 +212,8 @@ class RowGen:
         """A pass computing ``roots`` (and what they need) per element, then the ``update``
         lines (``@id@`` stands for node ``id``'s value), then storing ``stores``."""
         cached = mode["cached"]
+        if not cached:
+            return self.stream_loop(env, roots, update, stores, readback, tag)
         nodes = self.e_cone(roots + stores, set(readback))
         lane = env.child(f"{tag}_")
         lines: list[str] = []
@@ -269,6 +271,58 @@ class RowGen:
         lines.append(f"{_I12}}}" if cached else f"{_I8}}}")
         if cached:
             lines.append(f"{_I8}}}")
+        self.last_lane = lane
+        return lines
+
+    def stream_loop(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node],
+                    readback: dict[int, Node], tag: str) -> list[str]:
+        """A streaming pass: each step first loads ITEMS vectors of every operand (so ITEMS x
+        16 bytes per operand are in flight per thread), then computes, reduces and stores them."""
+        nodes = self.e_cone(roots + stores, set(readback))
+        lane = env.child(f"{tag}_")
+        head = [f"{_I12}#pragma unroll", f"{_I12}for (int it = 0; it < ITEMS; ++it) {{",
+                f"{_I12}    const long long base = base0 + (long long)it * NT * VEC;",
+                f"{_I12}    if (base < D) {{", f"{_I12}        const bool full = vec && base + VEC <= D;"]
+        ind = _I12 + " " * 8
+        decl: list[str] = []
+        loads: list[str] = []
+        for out in readback.values():
+            decl.append(f"{_I12}float rb{out.id}[ITEMS][VEC];")
+            loads += self.vec_load(ind, f"o{out.id}r", out.dtype, f"rb{out.id}[it]")
+            lane.bind(out, f"rb{out.id}[it][u]", cuda.ctype(out.dtype))
+        for lf in self.used_leaves(nodes, roots):
+            node = lf.node
+            if lane.has(node):
+                continue
+            kind = cuda.ctype(node.dtype)
+            decl.append(f"{_I12}{kind} a{node.id}[ITEMS][VEC];")
+            if lf.kind == "gchan":
+                channel = cuda.widen(node.dtype, f"p{node.id}[gbase + base / SEG]")
+                loads.append(f"{ind}if (full) {{ const {kind} s_ = {channel}; RULES_LANES a{node.id}[it][u] = s_; }}")
+                loads.append(f"{ind}else RULES_LANES a{node.id}[it][u] = base + u < D ? "
+                             f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
+            else:
+                ptr = f"p{node.id}r" if lf.kind == "full" else f"p{node.id}"
+                loads += self.vec_load(ind, ptr, node.dtype, f"a{node.id}[it]")
+            lane.bind(node, f"a{node.id}[it][u]", kind)
+        lines = [f"{_I8}for (long long base0 = (long long)tid * VEC; base0 < D; "
+                 f"base0 += (long long)NT * VEC * ITEMS) {{"]
+        lines += decl + head + loads + [f"{_I12}    }}", f"{_I12}}}"] + head
+        for out in stores:
+            lines.append(f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];")
+        lines.append(f"{ind}RULES_LANES {{")
+        lines.append(f"{ind}    const long long j = base + u;")
+        lines.append(f"{ind}    if (j < D) {{")
+        inner = ind + " " * 8
+        lines += cuda.compute_all(lane, nodes, inner)
+        lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u) for u in update]
+        for out in stores:
+            lines.append(f"{inner}r{out.id}[u] = {lane.value(out)};")
+        lines.append(f"{ind}    }}")
+        lines.append(f"{ind}}}")
+        for out in stores:
+            lines += self.vec_store(ind, f"o{out.id}r", out.dtype, f"r{out.id}")
+        lines += [f"{_I12}    }}", f"{_I12}}}", f"{_I8}}}"]
         self.last_lane = lane
         return lines
 

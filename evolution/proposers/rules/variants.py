@@ -59,10 +59,13 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     two_pass = schedule(region, False, False)
     passes = online.phases + (1 if online.late else 0)
     per_thread = _cache_per_thread(region, vec)
+    # Measured on an H200 (scripts/rules_sweep.py): caching a row in registers pays for a warp
+    # per row; a block-cached row holds 16-32 registers per thread for its values, which keeps
+    # 2 blocks per SM and loses to streaming the row twice (the second read hits L2) by 10-40%.
     if passes > 1 and d <= 32 * per_thread:
         modes = ["warpcached", "warp", "cached"]
     elif passes > 1 and d <= 1024 * per_thread:
-        modes = ["cached", "block", "warp"]
+        modes = ["block", "cached", "warp"]
     elif d <= 1024:
         modes = ["warp", "block"]
     else:
@@ -80,19 +83,22 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     mode = choice["mode"]
     if mode in ("warp", "warpcached"):
         items = _pow2(d / (32 * vec), 1, max_items) if mode == "warpcached" else 1
-        defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2}
-        space = {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "WAVES": [1, 2, 4, 8]}
-        if mode == "warpcached":
-            space["ITEMS"] = sorted({1, 2, 4, 8, items})
+        defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2 if mode == "warpcached" else 0}
+        space = {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "WAVES": [0, 1, 2, 4, 8],
+                 "ITEMS": sorted({1, 2, 4, 8, items}) if mode == "warpcached" else [1, 2, 4]}
     elif mode == "cached":  # blocks of 256+ threads, more rows in flight per SM, registers allowing
         items = _pow2(d / (256 * vec), 1, max_items)
         block = _pow2(d / (vec * items), 64, 1024)
         defines = {"BLOCK": block, "VEC": vec, "ITEMS": items, "WAVES": 2}
         space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": sorted({1, 2, 4, 8, items}), "WAVES": [1, 2, 4]}
     else:
-        block = _pow2(d / (vec * 4), 128, 1024)
-        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 2}
-        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [1, 2, 4]}
+        # Uncapped grids (WAVES 0: a block per row, no grid-stride loop) and at most 512
+        # threads per row measured 5-15% faster than 2 capped waves of 1024-thread blocks.
+        block = _pow2(d / (vec * 4), 128, 512)
+        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 0}
+        # ITEMS vectors per operand in flight per thread: 4 helped long rows (cross-entropy
+        # over 128k classes: -9%) and hurt 8k-element rows (+15-60%, registers): searched.
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [0, 1, 2, 4], "ITEMS": [1, 2, 4]}
     return defines, space
 
 
@@ -140,12 +146,13 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
                 {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [1, 2, 4, 8]})
     if region.kind == "pointwise":
         if choice["mode"] == "scalar":
-            return ({"BLOCK": 256, "VEC": 1, "ITEMS": 4, "WAVES": 2},
-                    {"BLOCK": [128, 256, 512, 1024], "ITEMS": [1, 2, 4, 8], "WAVES": [1, 2, 4, 8]})
-        reads = len({lf.node.id for lf in region.leaves.values() if lf.node.op != "const"}) + \
-            sum(1 for n in region.nodes if n.op == "rotate_half")
-        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 2 if reads <= 2 else 1, "WAVES": 2},
-                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "WAVES": [1, 2, 4, 8]})
+            return ({"BLOCK": 256, "VEC": 1, "ITEMS": 4, "WAVES": 0},
+                    {"BLOCK": [128, 256, 512, 1024], "ITEMS": [1, 2, 4, 8], "WAVES": [0, 2, 8, 32]})
+        # One 16-byte access per operand per thread and a block per piece of work (WAVES 0):
+        # 93% of copy bandwidth on an H200 where 2 capped waves with ITEMS 2 gave 87%; the
+        # kernel alone runs at 100% (Nsight Compute), the rest is the launch.
+        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 1, "WAVES": 0},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "WAVES": [0, 2, 8, 32]})
     return {}, {}
 
 

@@ -88,3 +88,29 @@ def test_gqa_seed_merge_paths_on_cpu_emulator(block: int) -> None:
     (report,) = cuda_emu.run_candidates([spec], workers=1)
     assert report["ok"], report["reason"]
     assert {s["shape"] for s in report["shapes"]} >= {"small", "qwen_like", "mha_odd"}
+
+
+@pytest.mark.parametrize("items", [2, 4])
+def test_streaming_rows_with_several_vectors_in_flight(items: int, translations) -> None:  # noqa: ANN001
+    """Streaming row modes load ITEMS vectors per operand before computing (more bytes in
+    flight): every row family's block and warp variants stay exact with ITEMS > 1, including
+    tails shorter than one step and rows that end inside a step."""
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    tmp = Path(tempfile.mkdtemp(prefix="rules-emu-items-"))
+    specs, labels = [], []
+    for name in ("normalization/layernorm", "normalization/groupnorm", "softmax/log_softmax", "loss/cross_entropy",
+                 "reduction/argmax_dim", "decode/residual_rmsnorm_bf16"):
+        for proposal in translations[name].proposals:
+            if proposal.variant not in ("row/block", "row/warp", "row/block-twopass"):
+                continue
+            path = tmp / f"{name.replace('/', '__')}__{proposal.variant.replace('/', '_')}.py"
+            path.write_text(proposal.source)
+            params = {**_params(proposal), "ITEMS": items}
+            specs.append((SUITE / f"{name}.py", path, params, DEFAULT_MAX_ELEMS))
+            labels.append(f"{name} {proposal.variant}")
+    assert len(specs) >= 10
+    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
+    bad = {label: r["reason"] for label, r in zip(labels, reports) if not r["ok"]}
+    assert not bad, bad
