@@ -71,6 +71,11 @@ def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], 
 
 
 def _check_guard(ctx: VerifyContext, where: str) -> None:
+    from autotuner.evaluator.isolation import violation_reason
+
+    escaped = violation_reason()
+    if escaped:
+        raise Rejection(Stage.ISOLATION, f"{where}: {escaped}")
     changes = ctx.guard.changes()
     if changes:
         raise Rejection(Stage.INTEGRITY, f"{where}: the candidate tampered with the harness: {'; '.join(changes[:3])}")
