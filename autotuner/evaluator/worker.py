@@ -172,13 +172,17 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     timed_shape = task.default_shape
     ctx = VerifyContext(task=task, model_new=model_new, params=params, kernel_names=kernel_names,
                         tolerance=session.tolerance, base_seed=seed, trials=config.trials, guard=guard,
-                        warnings=result.warnings)
+                        warnings=result.warnings, guard_bytes=config.guard_bytes)
+    from autotuner.evaluator import guard as guard_bytes
+
+    guards_before = guard_bytes.SPENT_S[0]
     started = time.perf_counter()
     try:
         # Hidden shapes and small ones first: cheap, and where hard-coding shows.
         for shape in sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden)):
             result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
         result.phases_s["verify"] = time.perf_counter() - started
+        result.phases_s["guard_bytes"] = guard_bytes.SPENT_S[0] - guards_before  # included in verify
         started = time.perf_counter()
         result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
         result.kernels_seen = ctx.kernels_seen
