@@ -126,3 +126,42 @@ def guard_module(guards: GuardSet, module: torch.nn.Module) -> None:
                 module_path, _, leaf = name.rpartition(".")
                 owner = module.get_submodule(module_path) if module_path else module
                 owner._buffers[leaf] = guards.guarded_like(buf, f"buffer {name}")
+
+
+_POISON_SMEM = r'''
+extern "C" __global__ void autotuner_poison_smem(int words) {
+    extern __shared__ unsigned int smem[];
+    for (int k = threadIdx.x; k < words; k += blockDim.x) smem[k] = 0xFFFFFFFFu;
+}
+'''
+_smem_kernels: dict[int, Any] = {}
+
+
+def poison_shared_memory() -> str | None:
+    """Fill every SM's shared memory with 0xFF (NaN) on the current stream, before a forward.
+
+    Shared memory keeps what the last kernel left; a kernel that reads a slot it never wrote
+    then sees that leftover (often zeros, so the answer looks right). After this it sees NaN,
+    and NaN never passes. Returns why it could not run, or None (harness code: never raises).
+    """
+    try:
+        import cupy
+        import numpy as np
+
+        device = torch.cuda.current_device()
+        entry = _smem_kernels.get(device)
+        if entry is None:
+            props = torch.cuda.get_device_properties(device)
+            smem = int(getattr(props, "shared_memory_per_block_optin", 0) or 48 * 1024)
+            with cupy.cuda.Device(device):
+                kernel = cupy.RawKernel(_POISON_SMEM, "autotuner_poison_smem")
+                kernel.max_dynamic_shared_size_bytes = smem
+            entry = _smem_kernels[device] = (kernel, smem, 2 * props.multi_processor_count)
+        kernel, smem, blocks = entry
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream, device)
+        with cupy.cuda.Device(device):
+            kernel((blocks,), (1024,), (np.int32(smem // 4),), shared_mem=smem, stream=stream)
+        return None
+    except Exception as exc:  # noqa: BLE001 - a missing poison weakens one check; it must not fail the harness
+        _smem_kernels[-1] = exc
+        return f"shared memory not poisoned: {type(exc).__name__}: {exc}"

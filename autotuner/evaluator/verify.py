@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from autotuner.evaluator.compare import compare_outputs, outputs_identical
-from autotuner.evaluator.guard import GuardSet, guard_inputs, guard_module
+from autotuner.evaluator.guard import GuardSet, guard_inputs, guard_module, poison_shared_memory
 from autotuner.evaluator.inputs import inputs_unchanged, make_candidate, make_inputs, make_reference
 from autotuner.evaluator.verdict import ShapeResult, Stage
 from autotuner.evaluator.watch import HarnessGuard, OpWatch, trace_kernels
@@ -65,6 +65,10 @@ def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], 
     guards = GuardSet(ctx.guard_bytes)
     inputs[:] = guard_inputs(guards, inputs)
     watch = OpWatch(ctx.task.policy, guards=guards if ctx.guard_bytes else None)
+    if ctx.guard_bytes:
+        problem = poison_shared_memory()
+        if problem and problem not in ctx.warnings:
+            ctx.warnings.append(problem)
     with watch:
         out = model(*inputs)
     torch.cuda.synchronize()
