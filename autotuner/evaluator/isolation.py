@@ -299,6 +299,7 @@ class _Hook:
         self.violations: list[str] = []
         self.lock = threading.Lock()
         self.busy = threading.local()
+        self.allowed_spawns = 0  # compiler processes the hook let through (Triton's ptxas, nvcc...)
 
 
 _HOOK = _Hook()
@@ -364,6 +365,7 @@ def _audit(event: str, args: tuple) -> None:
             executable, argv = args[0], args[1]
             if not _tool(executable or argv):
                 _refuse(f"starting a process ({os.fsdecode((argv or [executable])[0]) if argv else executable})")
+            _HOOK.allowed_spawns += 1
         elif event in _SPAWN_EVENTS:
             if event in ("os.exec", "os.posix_spawn", "os.spawn") and args and _tool(args[0]):
                 return
@@ -402,6 +404,42 @@ def violation_reason() -> str | None:
         return None
     more = f" (+{len(found) - 3} more)" if len(found) > 3 else ""
     return "the candidate tried to leave its sandbox: " + "; ".join(found[:3]) + more
+
+
+@dataclass(frozen=True)
+class Census:
+    """This process's children: live ones, and what finished ones cost (seen from native code too)."""
+
+    live: frozenset[int]
+    finished: tuple[float, int]  # (CPU seconds, page faults) of waited-for children
+    allowed: int
+
+
+def census() -> Census:
+    live: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+            text = Path(f"/proc/{os.getpid()}/task/{tid}/children").read_text()
+            live.update(int(p) for p in text.split())
+    except OSError:
+        pass
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Census(frozenset(live), (usage.ru_utime + usage.ru_stime, usage.ru_minflt), _HOOK.allowed_spawns)
+
+
+def spawned_since(before: Census) -> str | None:
+    """A process started since ``before`` that the audit hook did not let through (native code)."""
+    after = census()
+    if after.allowed != before.allowed:
+        return None  # a compiler ran in this window (Triton's first call): cannot tell them apart
+    new = after.live - before.live
+    if new or after.finished != before.finished:
+        what = f"pid {sorted(new)[0]}" if new else "one that has already exited"
+        reason = f"starting a process from native code ({what}; e.g. system(), fork(), popen())"
+        with _HOOK.lock:
+            _HOOK.violations.append(reason)
+        return reason
+    return None
 
 
 def enter(spec: SandboxSpec) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from autotuner.evaluator import isolation
 from autotuner.evaluator.compare import compare_outputs, outputs_identical
 from autotuner.evaluator.guard import GuardSet, guard_inputs, guard_module, poison_shared_memory
 from autotuner.evaluator.inputs import inputs_unchanged, make_candidate, make_inputs, make_reference
@@ -69,9 +70,13 @@ def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], 
         problem = poison_shared_memory()
         if problem and problem not in ctx.warnings:
             ctx.warnings.append(problem)
+    processes = isolation.census()
     with watch:
         out = model(*inputs)
     torch.cuda.synchronize()
+    spawned = isolation.spawned_since(processes)
+    if spawned:
+        raise Rejection(Stage.ISOLATION, f"{where}: the candidate tried to leave its sandbox: {spawned}")
     for guard_set in (guards, ctx.module_guards):
         broken = guard_set.check() if guard_set is not None else None
         if broken:

@@ -138,3 +138,14 @@ def test_cpu_limit_kills_a_spinning_candidate(tmp_path):
     data, _, returncode, tail = _run_child(job, config, workdir, command=PROBE)
     assert data == []
     assert "SIGXCPU" in _crash_reason(returncode, tail) or "SIGKILL" in _crash_reason(returncode, tail)
+
+
+def test_native_spawn_is_seen_by_the_census():
+    """system() from C++ never passes the audit hook; the process census still sees it."""
+    import ctypes
+
+    before = isolation.census()
+    assert isolation.spawned_since(before) is None
+    ctypes.CDLL(None).system(b"true")
+    assert "native code" in (isolation.spawned_since(before) or "")
+    isolation._HOOK.violations.clear()
