@@ -52,7 +52,7 @@ _DENIED_NAMES = {"AUTOTUNER_DB_URL", "DATABASE_URL"}
 # Programs load_inline, Triton and torch.compile start; any other spawn from Python is refused.
 COMPILER_TOOLS = {
     "ninja", "nvcc", "ptxas", "cicc", "fatbinary", "nvlink", "cudafe++", "c++", "g++", "gcc", "cc", "clang",
-    "clang++", "ld", "as", "ldconfig", "which", "cuobjdump", "nvdisasm", "uname",
+    "clang++", "ld", "as", "ldconfig", "which", "cuobjdump", "nvdisasm", "uname", "objdump", "file",
 }
 _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
 LAYERS = "none"  # what enter() put in place, for the result's provenance
@@ -343,7 +343,12 @@ def _check_path(raw: Any, write: bool, event: str) -> None:
 def _tool(program: Any) -> bool:
     if isinstance(program, (list, tuple)):
         program = program[0] if program else ""
-    name = os.path.basename(os.fsdecode(program or b""))
+    text = os.fsdecode(program or b"").strip()
+    if " " in text and not os.path.exists(text):  # a shell command line: its program, if nothing chained
+        if any(c in text for c in ";&|`$<>\n("):
+            return False
+        text = text.split()[0]
+    name = os.path.basename(text)
     return name in COMPILER_TOOLS or name.startswith(("python", "x86_64-linux-gnu-", "aarch64-linux-gnu-"))
 
 

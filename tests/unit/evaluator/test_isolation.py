@@ -149,3 +149,11 @@ def test_native_spawn_is_seen_by_the_census():
     ctypes.CDLL(None).system(b"true")
     assert "native code" in (isolation.spawned_since(before) or "")
     isolation._HOOK.violations.clear()
+
+
+@pytest.mark.parametrize("program, allowed", [
+    (["ninja", "-v"], True), ("/usr/local/cuda/bin/ptxas", True), ("c++ -dumpversion", True),
+    (["id"], False), ("ninja; rm -rf /", False), ("gcc $(cat /etc/passwd)", False), (["/bin/sh", "-c", "id"], False),
+])
+def test_only_compilers_may_be_started_from_python(program, allowed):
+    assert isolation._tool(program) is allowed
