@@ -158,8 +158,14 @@ def _choice(path: Path, module: ModuleType, attr: str, allowed: tuple[str, ...],
     return str(value)
 
 
-def load_task(path: str | Path) -> Task:
-    """Load and validate a task file; raises ``TaskLoadError`` naming the file and fault."""
+def load_task(path: str | Path, default_policy: str | None = None) -> Task:
+    """Load and validate a task file; raises ``TaskLoadError`` naming the file and fault.
+
+    ``default_policy`` is the policy of a file that declares no ``POLICY`` (KernelBench files
+    load unchanged and are ``"strict"`` unless told otherwise); a file's own POLICY wins.
+    """
+    if default_policy not in (None, *POLICIES):
+        raise TaskLoadError(str(path), f"policy {default_policy!r}; expected one of {list(POLICIES)}")
     path = Path(path).resolve()
     if not path.is_file():
         raise TaskLoadError(str(path), "no such file")
@@ -194,7 +200,7 @@ def load_task(path: str | Path) -> Task:
         module=module,
         shapes=_shapes(path, module),
         dtype=_choice(path, module, "DTYPE", DTYPES, "float32"),
-        policy=_choice(path, module, "POLICY", POLICIES, "strict"),
+        policy=_choice(path, module, "POLICY", POLICIES, default_policy or "strict"),
         family=str(getattr(module, "FAMILY", path.parent.name)),
         tolerance={k: float(v) for k, v in tolerance.items()},
         distributions=distributions,

@@ -8,6 +8,9 @@ Run on a GPU machine from the repository root:
     python scripts/redteam_table.py --only race      # candidates whose name contains "race"
     python scripts/redteam_table.py --json out.json  # also write the raw EvalResults
     python scripts/redteam_table.py --no-baselines   # correct candidates without eager/compile timing
+    python scripts/redteam_table.py --both           # red team with the static check on AND off (two columns)
+    python scripts/redteam_table.py --no-static-check  # red team with the static check off only
+    python scripts/redteam_table.py --styles --sanitize  # honest styles: guard-byte cost, sanitizer time per winner
 
 Static-check rejections need no GPU, so on a CPU machine those rows still fill in and the
 others say why they could not run.
@@ -28,7 +31,10 @@ sys.path.insert(0, str(REPO / "tests" / "adversarial"))
 
 import redteam_lib as rt  # noqa: E402
 
+from contextlib import nullcontext  # noqa: E402
+
 from autotuner.evaluator import EvalConfig, Verdict, evaluate  # noqa: E402
+from autotuner.evaluator.sanitize import sanitize, winner_gate  # noqa: E402
 
 REASON_CHARS = 90
 
@@ -40,25 +46,44 @@ def _cell(text: str, limit: int | None = None) -> str:
     return text.replace("|", "\\|")
 
 
-def _config(cand: rt.Candidate, adversarial: bool, baselines: bool) -> EvalConfig:
+def _config(cand: rt.Candidate, adversarial: bool, baselines: bool, static_check: bool = True) -> EvalConfig:
     if adversarial:
-        kwargs: dict[str, Any] = dict(static_check=True, time_candidate=cand.time, baselines=False)
+        kwargs: dict[str, Any] = dict(static_check=static_check, time_candidate=cand.time, baselines=False)
     else:
         kwargs = dict(time_candidate=True, baselines=baselines)
     return EvalConfig(**kwargs, **rt.config_overrides(cand))
 
 
-def _as_expected(cand: rt.Candidate, adversarial: bool, verdict: str, stage: str, reason: str) -> str:
+def _as_expected(cand: rt.Candidate, adversarial: bool, verdict: str, stage: str, reason: str,
+                 static_check: bool = True) -> str:
     if adversarial:
-        ok = (verdict == Verdict.REJECTED.value and stage in cand.expect
-              and rt.reason_matches(reason, cand.reason))
-        return "yes" if ok else f"NO (expected {'/'.join(sorted(cand.expect))})"
+        expect, words = (cand.expect, cand.reason) if static_check or not cand.static_only else (
+            cand.expect_runtime or frozenset(), cand.reason_runtime)
+        if not static_check and cand.static_only and cand.expect_runtime is None:
+            return "yes" if verdict == Verdict.REJECTED.value or verdict == Verdict.ACCEPTED.value else "NO"
+        ok = verdict == Verdict.REJECTED.value and stage in expect and rt.reason_matches(reason, words)
+        return "yes" if ok else f"NO (expected {'/'.join(sorted(expect))})"
     return "yes" if verdict == Verdict.ACCEPTED.value else "NO (expected accepted)"
 
 
-def run(only: str | None, baselines: bool) -> list[dict[str, Any]]:
+def _evaluate(cand: rt.Candidate, config: EvalConfig, adversarial: bool) -> Any:
+    """One evaluation as the red-team tests run it (escape targets set up, winner gate where named)."""
+    with rt.EscapeTargets() if cand.secrets else nullcontext():
+        result = evaluate(str(cand.task), str(cand.path), config=config)
+        if adversarial and cand.winner_gate:
+            result = winner_gate(result, cand.task, cand.path)
+        if cand.secrets:
+            leaked = rt.EscapeTargets.leaks(json.dumps(result.to_json())) + rt.EscapeTargets.dropped()
+            if leaked:
+                result.reason += f" [LEAKED: {leaked}]"
+                result.verdict = Verdict.ACCEPTED  # a leak counts as a failure of the red-team row
+    return result
+
+
+def run(only: str | None, baselines: bool, static_check: bool = True, correct: bool = True,
+        adversarial_only: bool = False) -> list[dict[str, Any]]:
     rows = []
-    groups = [(True, rt.adversarial_candidates()), (False, rt.correct_candidates())]
+    groups = [(True, rt.adversarial_candidates())] + ([(False, rt.correct_candidates())] if correct else [])
     for adversarial, cands in groups:
         for cand in cands:
             if only and only not in cand.name:
@@ -66,7 +91,7 @@ def run(only: str | None, baselines: bool) -> list[dict[str, Any]]:
             started = time.perf_counter()
             raw: dict[str, Any] | None = None
             try:
-                result = evaluate(str(cand.task), str(cand.path), config=_config(cand, adversarial, baselines))
+                result = _evaluate(cand, _config(cand, adversarial, baselines, static_check), adversarial)
                 verdict, stage, reason, raw = result.verdict.value, result.stage.value, result.reason, result.to_json()
                 extra = ""
                 if result.accepted and result.speedup_eager is not None:
@@ -87,7 +112,8 @@ def run(only: str | None, baselines: bool) -> list[dict[str, Any]]:
                 "reason": reason,
                 "wall_s": round(wall, 2),
                 "expected": sorted(cand.expect) if adversarial else ["done"],
-                "as_expected": _as_expected(cand, adversarial, verdict, stage, reason),
+                "as_expected": _as_expected(cand, adversarial, verdict, stage, reason, static_check),
+                "static_check": static_check,
                 "result": raw,
             }
             rows.append(row)
@@ -109,15 +135,89 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def both_markdown(on: list[dict[str, Any]], off: list[dict[str, Any]]) -> str:
+    """The red team with the static check on and off, side by side."""
+    by_name = {r["name"]: r for r in off}
+    lines = ["| candidate | trick | static on: stage | reason | static off: stage | reason | as expected (on / off) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in on:
+        o = by_name.get(r["name"], {})
+        lines.append(f"| {_cell(r['name'])} | {_cell(r['trick'], 50)} | {r['verdict']} at {r['stage']} | "
+                     f"{_cell(r['reason'], 70)} | {o.get('verdict', '-')} at {o.get('stage', '-')} | "
+                     f"{_cell(o.get('reason', ''), 70)} | {r['as_expected']} / {o.get('as_expected', '-')} |")
+    return "\n".join(lines)
+
+
+def styles(only: str | None, with_sanitizer: bool) -> list[dict[str, Any]]:
+    """Honest candidates (tests/candidates): verdict, guard-byte cost, sanitizer time per winner."""
+    rows = []
+    for cand in rt.correct_candidates():
+        if only and only not in cand.name:
+            continue
+        started = time.perf_counter()
+        result = evaluate(str(cand.task), str(cand.path), config=EvalConfig(time_candidate=False, baselines=False))
+        row: dict[str, Any] = {"name": cand.name, "trick": cand.trick, "verdict": result.verdict.value,
+                               "stage": result.stage.value, "reason": result.reason,
+                               "verify_s": result.phases_s.get("verify", 0.0),
+                               "guard_s": result.phases_s.get("guard_bytes", 0.0),
+                               "wall_s": time.perf_counter() - started, "sandbox": (result.provenance.sandbox
+                                                                                   if result.provenance else "")}
+        if with_sanitizer and result.accepted:
+            report = sanitize(cand.task, cand.path)
+            row.update(sanitizer_s=report.seconds, sanitizer=report.reason,
+                       sanitizer_tools={r.tool: round(r.seconds, 1) for r in report.runs}, sanitizer_ok=report.passed)
+        rows.append(row)
+        print(f"[style] {cand.name}: {row['verdict']} at {row['stage']} ({row['wall_s']:.1f} s)", file=sys.stderr, flush=True)
+    return rows
+
+
+def styles_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| candidate | style | verdict | verify s | guard bytes s (share) | sanitizer s (memcheck / racecheck / initcheck) | sanitizer |",
+             "| --- | --- | --- | ---: | ---: | --- | --- |"]
+    for r in rows:
+        share = f"{r['guard_s']:.3f} ({100 * r['guard_s'] / r['verify_s']:.1f}%)" if r["verify_s"] else "-"
+        tools = r.get("sanitizer_tools") or {}
+        san = (f"{r['sanitizer_s']:.1f} ({' / '.join(str(v) for v in tools.values())})" if "sanitizer_s" in r else "-")
+        lines.append(f"| {_cell(r['name'])} | {_cell(r['trick'], 60)} | {r['verdict']} at {r['stage']} | "
+                     f"{r['verify_s']:.2f} | {share} | {san} | {_cell(r.get('sanitizer', ''), 60)} |")
+    accepted = sum(r["verdict"] == "accepted" for r in rows)
+    lines.append(f"\n{accepted} of {len(rows)} honest candidates accepted ({len(rows) - accepted} false rejections)")
+    if any("sanitizer_s" in r for r in rows):
+        times = [r["sanitizer_s"] for r in rows if "sanitizer_s" in r]
+        passed = sum(bool(r.get("sanitizer_ok")) for r in rows)
+        lines.append(f"compute-sanitizer per winner: median {sorted(times)[len(times) // 2]:.1f} s, "
+                     f"max {max(times):.1f} s; {passed} of {len(times)} passed")
+    guards = [r["guard_s"] for r in rows if r["verdict"] == "accepted"]
+    if guards:
+        lines.append(f"guard bytes per evaluation: median {1e3 * sorted(guards)[len(guards) // 2]:.1f} ms")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--both", action="store_true", help="red team with the static check on and off")
+    parser.add_argument("--no-static-check", action="store_true", help="red team with the static check off")
+    parser.add_argument("--styles", action="store_true", help="the honest-styles table only")
+    parser.add_argument("--sanitize", action="store_true", help="with --styles: compute-sanitizer time per winner")
     parser.add_argument("--json", metavar="PATH", help="write the raw results as JSON")
     parser.add_argument("--only", metavar="TEXT", help="only candidates whose name contains TEXT")
     parser.add_argument("--no-baselines", action="store_true",
                         help="do not time eager / torch.compile for the correct candidates")
     args = parser.parse_args(argv)
-    rows = run(args.only, baselines=not args.no_baselines)
-    print(markdown(rows))
+    if args.styles:
+        srows = styles(args.only, args.sanitize)
+        print(styles_markdown(srows))
+        if args.json:
+            Path(args.json).write_text(json.dumps(srows, indent=2, default=str))
+        return 0 if all(r["verdict"] == "accepted" and r.get("sanitizer_ok", True) for r in srows) else 1
+    if args.both:
+        on = run(args.only, baselines=False, static_check=True, correct=False)
+        off = run(args.only, baselines=False, static_check=False, correct=False)
+        print(both_markdown(on, off))
+        rows = on + off
+    else:
+        rows = run(args.only, baselines=not args.no_baselines, static_check=not args.no_static_check)
+        print(markdown(rows))
     unexpected = [r["name"] for r in rows if r["as_expected"] != "yes"]
     print(f"\n{len(rows)} candidates, {len(rows) - len(unexpected)} as expected"
           + (f"; NOT as expected: {', '.join(unexpected)}" if unexpected else ""))

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from archive.bench import run_bench
+from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from archive.render import table, to_json
 
 
@@ -48,8 +49,11 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
 
     import json
 
+    from autotuner.evaluator import EvalConfig
+
     settings = [json.loads(s) for s in args.setting] if args.setting else None
-    t = measure_throughput(Path(args.task), Path(args.candidate), repeats=args.repeats, settings=settings)
+    t = measure_throughput(Path(args.task), Path(args.candidate), repeats=args.repeats, settings=settings,
+                           config=EvalConfig(**trust_overrides(args)))
     gpu = device_facts(0).gpu_name
     print(f"evaluator throughput on {gpu}: {args.task} with {args.candidate}")
     print(f"  one candidate per child (fork server, baselines cached): p50 {t.single_p50_s:.2f} s, "
@@ -82,9 +86,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
                                             "max_variants": args.variants}}
     if args.report:
         overrides["report_dir"] = args.report
+    if trust_overrides(args):
+        overrides["eval"] = trust_overrides(args)
     config = load_config(args.config, overrides=overrides)
     with Archive.open(args.db or config.db_url) as archive:
-        report = run_suite(archive, config, [load_task(p) for p in paths])
+        report = run_suite(archive, config, [load_task(p, config.eval.policy) for p in paths])
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s,
                                                "gpu": report.gpu, "fast_p": report.fast_p,
@@ -118,6 +124,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", help="TOML config file")
     p.add_argument("--report", help="folder for report.md and progress.png")
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    add_trust_options(p)
     p.set_defaults(func=cmd_suite)
     p = sub.add_parser("archive", help="archive insert rate and query latency on a throwaway database")
     p.add_argument("--db", default="sqlite", metavar="URL",
@@ -135,4 +142,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("candidate")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--setting", action="append", help="a JSON parameter setting for the batched figure (repeatable)")
+    add_trust_options(p)
     p.set_defaults(func=cmd_evaluator)

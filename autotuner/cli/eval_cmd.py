@@ -36,7 +36,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-compile-baseline", action="store_true", help="skip the torch.compile baseline only")
     parser.add_argument("--db", help="archive URL to record the result in (default: $AUTOTUNER_DB_URL or the default SQLite file)")
     parser.add_argument("--no-record", action="store_true", help="do not record the result in the archive")
+    add_trust_options(parser)
     parser.set_defaults(func=run)
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    """``--policy`` and ``--no-static-check``: shared by eval, tune and bench."""
+    parser.add_argument("--policy", choices=["strict", "hybrid"],
+                        help="policy for task files that declare no POLICY (default strict; a file's own POLICY wins)")
+    parser.add_argument("--no-static-check", action="store_true",
+                        help="skip the static source check (red-team measurement of the run-time layers alone)")
+
+
+def trust_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[eval]`` settings the trust options ask for (empty when none given)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "policy", None):
+        out["policy"] = args.policy
+    if getattr(args, "no_static_check", False):
+        out["static_check"] = False
+    return out
 
 
 def _ms(stats: TimingStats | None) -> str:
@@ -86,7 +105,7 @@ def _record(args: argparse.Namespace, result: EvalResult) -> None:
     source = Path(args.candidate).read_text()
     language = "load_inline" if "load_inline" in source else ("cupy" if "RawKernel" in source else "cuda")
     with Archive.open(args.db) as archive:
-        recorded = archive.record(load_task(args.task), KernelSpec(source, dict(args.param), language=language,
+        recorded = archive.record(load_task(args.task, args.policy), KernelSpec(source, dict(args.param), language=language,
                                                                     operator="manual", proposer="manual"), result)
     result.warnings.append(f"recorded as kernel {recorded.kernel_id}, evaluation {recorded.evaluation_id} in {archive.url}")
 
@@ -95,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from autotuner.evaluator import EvalConfig, evaluate
 
     config = EvalConfig(trials=args.trials, timing_calls=args.calls, timeout_s=args.timeout, gpu=args.gpu,
-                        baselines=not args.no_baselines, compile_baseline=not args.no_compile_baseline)
+                        baselines=not args.no_baselines, compile_baseline=not args.no_compile_baseline,
+                        **trust_overrides(args))
     result = evaluate(args.task, args.candidate, config=config, params=dict(args.param))
     if not args.no_record and result.verdict.value != "error":
         _record(args, result)

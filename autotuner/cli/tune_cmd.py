@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from autotuner.errors import ConfigError
 
 
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'simulate' makes up results without a GPU, to try the search logic (never for real numbers)")
     p.add_argument("--simulate-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_trust_options(p)
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["gpus"] = args.gpus
     if args.report:
         out["report_dir"] = args.report
+    if trust_overrides(args):
+        out["eval"] = trust_overrides(args)
     return out
 
 
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             roots = args.tasks or [str(suite_dir())]
             task_paths = [p for root in roots for p in discover_tasks(root)]
             run_id = None
-        tasks = [load_task(p) for p in task_paths]
+        tasks = [load_task(p, config.eval.policy) for p in task_paths]
         bar = _Progress(enabled=not args.no_progress, total=config.budget.max_candidates)
         try:
             outcome = run_tuning(archive, config, tasks, run_id=run_id, history=history,

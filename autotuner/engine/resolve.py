@@ -136,11 +136,14 @@ def write_files(kernel: StoredKernel) -> tuple[Path, Path]:
 
 
 def evaluator_verifier(task_path: Path, candidate_path: Path, params: dict[str, Any]) -> EvalResult:
-    """Full verification (every shape, fresh inputs, integrity checks), no timing."""
+    """Full verification (every shape, fresh inputs, integrity checks), no timing; then the
+    winner gate: compute-sanitizer memcheck, racecheck and initcheck on a small shape."""
     from autotuner.evaluator import EvalConfig, evaluate
+    from autotuner.evaluator.sanitize import winner_gate
 
     config = EvalConfig(time_candidate=False, baselines=False)
-    return evaluate(task_path, candidate_path, config=config, params=params)
+    result = evaluate(task_path, candidate_path, config=config, params=params)
+    return winner_gate(result, task_path, candidate_path, params)
 
 
 def reverify(kernel: StoredKernel, verifier: Verifier, archive: Any | None, record: bool) -> tuple[EvalResult | None, str, int | None]:

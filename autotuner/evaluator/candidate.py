@@ -32,12 +32,34 @@ def cuda_sources(source: str) -> list[str]:
     return found
 
 
+def _decorator_name(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def triton_kernel_names(source: str) -> set[str]:
+    """Functions decorated with ``triton.jit`` (the profiler lists a Triton kernel by its name)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+            and any(_decorator_name(d).split(".")[-1] == "jit" for d in node.decorator_list)}
+
+
 def declared_kernel_names(source: str) -> set[str]:
-    """Names of every ``__global__`` function in the candidate's CUDA strings."""
+    """Names of every ``__global__`` function in the candidate's CUDA strings, and its Triton kernels."""
     names: set[str] = set()
     for cuda in cuda_sources(source):
         names.update(parse_kernels(cuda))
-    return names
+    return names | triton_kernel_names(source)
 
 
 def declared_params(module: ModuleType) -> dict[str, list]:

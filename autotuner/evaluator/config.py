@@ -20,7 +20,24 @@ class EvalConfig:
     roofline_slack: float = 0.75  # reject times under slack x the hardware floor
     pool_bytes: int = 8 << 30  # device memory for the rotating pool of timing inputs
     fork_server: bool = True  # fork children from a process with torch preloaded (faster start)
+    # Isolation of the candidate's process (evaluator/isolation.py): allow-listed environment,
+    # own folder, no network, file rules, and these limits.
+    isolation: bool = True
+    host_memory_gb: float = 64.0  # RLIMIT_DATA (private writable memory; RLIMIT_AS would break CUDA)
+    file_size_mb: int = 4096  # RLIMIT_FSIZE: largest file the child may write (a load_inline .so is ~10 MB)
+    processes: int = 256  # RLIMIT_NPROC headroom over the user's current tasks (does not bind root)
+    cpu_s: float | None = None  # RLIMIT_CPU; None: 2 x (timeout_s + baseline_timeout_s)
+    policy: str | None = None  # policy for task files that declare no POLICY (None: "strict")
+    guard_bytes: int = 4096  # canary bytes before and after every buffer the candidate gets or makes; 0: off
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.timing_calls < 1:
             raise ValueError("trials and timing_calls must be positive")
+        if self.policy not in (None, "strict", "hybrid"):
+            raise ValueError(f"policy must be 'strict' or 'hybrid', got {self.policy!r}")
+        if self.guard_bytes < 0 or self.guard_bytes % 256:
+            raise ValueError("guard_bytes must be a non-negative multiple of 256 (keeps buffers aligned)")
+
+    @property
+    def cpu_limit_s(self) -> int:
+        return int(self.cpu_s if self.cpu_s is not None else 2 * (self.timeout_s + self.baseline_timeout_s))

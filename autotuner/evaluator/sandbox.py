@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +25,7 @@ from autotuner import HARNESS_VERSION
 from autotuner.errors import CandidateLoadError
 from autotuner.evaluator.candidate import source_hash
 from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.isolation import SandboxSpec, child_environment
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 from autotuner.runtime.compile import cache_root
@@ -52,6 +54,7 @@ def _log_tail(path: Path, limit: int = 1500) -> str:
 WORKER_COMMAND = (sys.executable, "-m", "autotuner.evaluator.worker")
 _PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker"]
 _forkserver: Any = None
+_forkserver_lock = threading.Lock()
 
 
 class _Child:
@@ -91,32 +94,59 @@ def _forkserver_context() -> Any:
     """A process with torch already imported, forking one child per candidate.
 
     Saves the interpreter start and the torch import (seconds) on every candidate; CUDA is
-    never initialized in the server, so each child still gets its own clean GPU context.
+    never initialized in the server, so each child still gets its own clean GPU context. The
+    server is started with the candidates' allow-listed environment: no secret of this process
+    is ever in its memory, so none is in the memory of a child forked from it.
     """
     global _forkserver
-    if _forkserver is None:
-        import multiprocessing
+    with _forkserver_lock:
+        if _forkserver is None:
+            import multiprocessing
+            from multiprocessing import forkserver
 
-        _forkserver = multiprocessing.get_context("forkserver")
-        _forkserver.set_forkserver_preload(_PRELOAD)
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(_PRELOAD)
+            clean = child_environment(dict(os.environ), Path(tempfile.gettempdir()), cache_root())
+            saved = dict(os.environ)
+            os.environ.clear()  # the server inherits the C environment at its start
+            os.environ.update(clean)
+            try:
+                forkserver.ensure_running()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            _forkserver = ctx
     return _forkserver
 
 
 def _spawn(paths: list[Path], visible: str, workdir: Path, command: tuple[str, ...] | None) -> _Child:
     job_path, result_path, status_path, log_path = paths
+    work = workdir / "work"  # the candidate's own folder; the harness's files stay one level up
+    work.mkdir(exist_ok=True)
+    env = child_environment(dict(os.environ), work, cache_root(), {"CUDA_VISIBLE_DEVICES": visible})
     if command is None:
         from autotuner.evaluator import worker
 
         ctx = _forkserver_context()
         process = ctx.Process(target=worker.child_entry, daemon=False,
-                              args=(str(job_path), str(result_path), str(status_path), str(log_path), visible))
+                              args=(str(job_path), str(result_path), str(status_path), str(log_path), visible, env))
         process.start()
         return _Child(process=process)
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES=visible, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log_file:
         popen = subprocess.Popen([*command, str(job_path), str(result_path), str(status_path)],
-                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=workdir)
+                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=work)
     return _Child(popen=popen)
+
+
+def sandbox_spec(config: EvalConfig, workdir: Path, *paths: Path) -> dict[str, Any]:
+    """What the child shuts itself into: its folder, the cache, readable folders, limits."""
+    repo = Path(__file__).resolve().parents[2]
+    return SandboxSpec(
+        workdir=str(workdir / "work"), cache_dir=str(cache_root()),
+        read_roots=[str(repo)] + [str(Path(p).resolve().parent) for p in paths],
+        limits={"cpu_s": config.cpu_limit_s, "host_memory_bytes": int(config.host_memory_gb * 2**30),
+                "file_bytes": int(config.file_size_mb) << 20, "processes": config.processes},
+    ).to_json()
 
 
 def _visible_device(config: EvalConfig) -> str:
@@ -228,7 +258,7 @@ def evaluate_many(task_path: str | Path, candidate_path: str | Path, param_sets:
     rest continue in a fresh child.
     """
     config = config or EvalConfig()
-    task = load_task(task_path)
+    task = load_task(task_path, config.policy)
     candidate_path = Path(candidate_path).resolve()
     try:
         source = candidate_path.read_text(encoding="utf-8")
@@ -252,6 +282,8 @@ def evaluate_many(task_path: str | Path, candidate_path: str | Path, param_sets:
                "first_index": first, "config": asdict(config), "cache_dir": str(cache_root()), "seed": seed}
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="autotuner-eval-") as tmp:
+            if config.isolation:
+                job["sandbox"] = sandbox_spec(config, Path(tmp), task.path, candidate_path)
             lines, phase, returncode, tail = _run_child(job, config, Path(tmp), command=command)
         for data in lines:
             result = EvalResult.from_json(data)

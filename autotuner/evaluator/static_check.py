@@ -1,10 +1,15 @@
 """Read the candidate's Python before any of it runs, and refuse the known ways out.
 
-The format needs very little: torch, the runtime, CuPy's raw kernels, math. Everything else
-(files, processes, threads, ctypes, exec, dunder access, try/except fallbacks, patching
-modules, side streams, the reference model) is a way to cheat or to escape the sandbox, so
-it is refused with the line and the rule. This is the first layer only: every trick it
-catches is also caught at run time, so a gap here is not a hole.
+The format needs very little: torch, the runtime, CuPy's raw kernels and streams, Triton,
+load_inline, math. Everything else (files, processes, threads, ctypes, exec, dunder access,
+try/except fallbacks, patching modules, global switches, the reference model) is a way to
+cheat or to escape the sandbox, so it is refused with the line and the rule.
+
+This is the first layer only, and it refuses only what cannot be seen at run time. Streams
+are allowed (CuPy's ``ExternalStream`` / ``Stream.from_external`` / ``get_current_stream``,
+``torch.cuda.Stream``, ``stream=`` arguments, events): the kernel trace records the stream
+of every kernel and rejects any that did not run on the current one. Every trick this layer
+catches is also caught at run time (red team with the check off), so a gap here is not a hole.
 """
 
 from __future__ import annotations
@@ -14,15 +19,20 @@ from dataclasses import dataclass
 
 ALLOWED_IMPORTS = {
     "torch", "torch.nn", "torch.nn.functional", "math", "numpy", "typing", "functools",
-    "cupy", "autotuner.runtime", "torch.utils.cpp_extension", "__future__",
+    "cupy", "cupy.cuda", "autotuner.runtime", "torch.utils.cpp_extension", "__future__",
+    "triton", "triton.language",
 }
 # From these modules only these names may be imported or used as attributes.
 RESTRICTED_ATTRS = {
     "cupy": {
         "RawKernel", "RawModule", "asarray", "from_dlpack", "float16", "float32", "float64",
         "int8", "int16", "int32", "int64", "uint8", "uint32", "uint64", "bool_", "intp", "uintp",
+        "cuda",
     },
+    # Streams and the device: which stream a kernel ran on is judged at run time.
+    "cupy.cuda": {"ExternalStream", "Stream", "get_current_stream", "Device", "Event"},
     "torch.utils.cpp_extension": {"load_inline"},
+    "triton": {"jit", "cdiv", "next_power_of_2", "autotune", "Config", "heuristics", "language"},
 }
 FORBIDDEN_CALLS = {
     "open", "exec", "eval", "compile", "__import__", "getattr", "setattr", "delattr",
@@ -31,8 +41,7 @@ FORBIDDEN_CALLS = {
 }
 # Attribute paths (prefixes) of torch that change global state or escape the stream order.
 FORBIDDEN_TORCH_PATHS = (
-    "torch.backends", "torch.set_", "torch.cuda.Stream", "torch.cuda.stream",
-    "torch.cuda.Event", "torch.cuda.synchronize", "torch.cuda.set_stream",
+    "torch.backends", "torch.set_", "torch.cuda.set_stream",
     "torch.cuda.graph", "torch.cuda.CUDAGraph", "torch.cuda.memory", "torch.cuda.empty_cache",
     "torch.cuda.set_device", "torch.cuda._", "torch.cuda.nvtx", "torch.cuda.profiler",
     "torch.profiler", "torch.autograd.profiler", "torch.manual_seed", "torch.seed",

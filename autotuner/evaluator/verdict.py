@@ -29,6 +29,8 @@ class Stage(str, Enum):
     TIMEOUT = "timeout"  # hard timeout; the process tree was killed
     CRASH = "crash"  # the child died (signal, abort, illegal address taking the process)
     INTEGRITY = "integrity"  # PyTorch compute ops, no own kernel, side stream, tampering
+    ISOLATION = "isolation"  # tried to leave the sandbox: files, network, processes
+    MEMORY = "memory"  # wrote or read outside its buffers (guard bytes, compute-sanitizer)
     CORRECTNESS = "correctness"  # wrong values, unwritten outputs, race, inputs modified
     TIMING = "timing"  # results computed while timed were wrong (output caching)
     ROOFLINE = "roofline"  # faster than the hardware allows
@@ -98,6 +100,7 @@ class Provenance:
     peak_tflops: float | None = None
     seeds: list[int] = field(default_factory=list)
     tolerances: dict[str, float] = field(default_factory=dict)
+    sandbox: str = ""  # the isolation layers the candidate ran under
 
 
 @dataclass

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
+from autotuner.evaluator import isolation
 from autotuner.evaluator.compare import compare_outputs, outputs_identical
+from autotuner.evaluator.guard import GuardSet, guard_inputs, guard_module, poison_shared_memory
 from autotuner.evaluator.inputs import inputs_unchanged, make_candidate, make_inputs, make_reference
 from autotuner.evaluator.verdict import ShapeResult, Stage
 from autotuner.evaluator.watch import HarnessGuard, OpWatch, trace_kernels
@@ -51,13 +53,34 @@ class VerifyContext:
     guard: HarnessGuard
     warnings: list[str] = field(default_factory=list)
     kernels_seen: list[str] = field(default_factory=list)
+    guard_bytes: int = 0  # guard bytes each side of every buffer (0: off)
+    module_guards: GuardSet | None = None  # the current candidate module's parameters and buffers
 
 
 def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], where: str) -> Any:
-    watch = OpWatch(ctx.task.policy)
+    """One forward under the op watch, its inputs and allocations between guard bytes.
+
+    ``inputs`` is replaced in place by the guarded copies the candidate was handed, so the
+    caller's later "inputs unchanged" check looks at the memory the candidate really had.
+    """
+    guards = GuardSet(ctx.guard_bytes)
+    inputs[:] = guard_inputs(guards, inputs)
+    watch = OpWatch(ctx.task.policy, guards=guards if ctx.guard_bytes else None)
+    if ctx.guard_bytes:
+        problem = poison_shared_memory()
+        if problem and problem not in ctx.warnings:
+            ctx.warnings.append(problem)
+    processes = isolation.census()
     with watch:
         out = model(*inputs)
     torch.cuda.synchronize()
+    spawned = isolation.spawned_since(processes)
+    if spawned:
+        raise Rejection(Stage.ISOLATION, f"{where}: the candidate tried to leave its sandbox: {spawned}")
+    for guard_set in (guards, ctx.module_guards):
+        broken = guard_set.check() if guard_set is not None else None
+        if broken:
+            raise Rejection(Stage.MEMORY, f"{where}: {broken}")
     if watch.forbidden:
         ops = sorted(set(watch.forbidden))
         raise Rejection(
@@ -71,6 +94,11 @@ def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], 
 
 
 def _check_guard(ctx: VerifyContext, where: str) -> None:
+    from autotuner.evaluator.isolation import violation_reason
+
+    escaped = violation_reason()
+    if escaped:
+        raise Rejection(Stage.ISOLATION, f"{where}: {escaped}")
     changes = ctx.guard.changes()
     if changes:
         raise Rejection(Stage.INTEGRITY, f"{where}: the candidate tampered with the harness: {'; '.join(changes[:3])}")
@@ -130,6 +158,8 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
         candidate, warning = make_candidate(ctx.task, shape, weight_seed, ctx.model_new, ctx.params, reference)
         if warning and warning not in ctx.warnings:
             ctx.warnings.append(warning)
+        ctx.module_guards = GuardSet(ctx.guard_bytes)
+        guard_module(ctx.module_guards, candidate)
         # The candidate runs first (twice on the first trial, plus once under the profiler),
         # each time on its own draw; the reference then runs on another draw of the same
         # seed, in memory that did not exist while the candidate ran.

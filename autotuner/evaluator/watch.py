@@ -28,6 +28,9 @@ _META = {
 _ALLOC_UNINIT = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"}
 _ALLOC_INIT = {"zeros", "zeros_like", "new_zeros", "zero_", "fill_", "full", "full_like",
                "new_full", "ones", "ones_like", "new_ones", "scalar_tensor"}
+# Ops that return fresh device memory: placed between guard bytes when guards are on.
+_ALLOC_FRESH = _ALLOC_UNINIT | {"zeros", "zeros_like", "new_zeros", "full", "full_like", "new_full", "ones",
+                                "ones_like", "new_ones"}
 _VIEWS = {
     "view", "_unsafe_view", "reshape", "as_strided", "permute", "transpose", "t", "expand",
     "unsqueeze", "squeeze", "select", "slice", "narrow", "detach", "alias", "unbind", "split",
@@ -58,10 +61,11 @@ def poison_(tensor: torch.Tensor) -> None:
 class OpWatch(TorchDispatchMode):
     """Records PyTorch ops outside the policy and poisons fresh allocations."""
 
-    def __init__(self, policy: str, poison: bool = True) -> None:
+    def __init__(self, policy: str, poison: bool = True, guards: Any = None) -> None:
         super().__init__()
         self.allowed = ALLOWED_OPS[policy]
         self.poison = poison
+        self.guards = guards  # a guard.GuardSet: fresh allocations go between guard bytes
         self.ops: list[str] = []
         self.forbidden: list[str] = []
 
@@ -71,6 +75,11 @@ class OpWatch(TorchDispatchMode):
         if name not in self.allowed:
             self.forbidden.append(str(func))
         result = func(*args, **(kwargs or {}))
+        if self.guards is not None and name in _ALLOC_FRESH and isinstance(result, torch.Tensor) \
+                and self.guards.applies(result):
+            with torch.no_grad():
+                result = self.guards.guarded_like(result, f"a tensor from {name}{tuple(result.shape)}",
+                                                  copy=name not in _ALLOC_UNINIT)
         if self.poison and name in _ALLOC_UNINIT and isinstance(result, torch.Tensor):
             with torch.no_grad():
                 poison_(result)

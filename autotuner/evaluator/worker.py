@@ -26,8 +26,24 @@ from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 log = logging.getLogger("autotuner.evaluator.worker")
 
 
+_CHANNELS: dict[str, int] = {}  # harness files opened before the sandbox closed the folder
+
+
 def _status(path: Path, phase: str) -> None:
-    path.write_text(f"{phase} {time.time()}\n")
+    fd = _CHANNELS.get(str(path))
+    if fd is None:
+        path.write_text(f"{phase} {time.time()}\n")
+        return
+    data = f"{phase} {time.time()}\n".encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def _sandbox_rejection() -> EvalResult | None:
+    from autotuner.evaluator.isolation import violation_reason
+
+    reason = violation_reason()
+    return None if reason is None else EvalResult(Verdict.REJECTED, Stage.ISOLATION, reason)
 
 
 def classify_exception(exc: BaseException) -> str:
@@ -80,6 +96,7 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
     """Peaks, baselines and the roofline figures: all before any candidate code is loaded."""
     import torch
 
+    from autotuner.evaluator import isolation
     from autotuner.evaluator.compare import tolerances_for
     from autotuner.evaluator.inputs import make_inputs, make_reference
     from autotuner.evaluator.measure import measure_baselines
@@ -98,14 +115,14 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
     set_strict_numerics()
     facts = device_facts(0)
     peaks = cached_peaks(cache_dir, facts.driver)
-    task = load_task(job["task_path"])
+    task = load_task(job["task_path"], config.policy)
     tolerance = tolerances_for(task.dtype, task.tolerance)
     provenance = Provenance(
         harness_version=HARNESS_VERSION, gpu_name=facts.gpu_name, capability=facts.capability,
         driver=facts.driver, torch_version=facts.torch_version, torch_cuda=facts.torch_cuda,
         cupy_version=facts.cupy_version, python=facts.python, peak_gbps=peaks.copy_gbps,
         peak_tflops=peaks.fp32_tflops if task.dtype == "float32" else peaks.bf16_tflops,
-        seeds=[base_seed], tolerances=tolerance,
+        seeds=[base_seed], tolerances=tolerance, sandbox=isolation.LAYERS,
     )
     session = Session(task, config, tolerance, provenance, peaks, l2_flush_buffer(facts.l2_bytes), {}, base_seed)
     shape = task.default_shape
@@ -155,13 +172,17 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     timed_shape = task.default_shape
     ctx = VerifyContext(task=task, model_new=model_new, params=params, kernel_names=kernel_names,
                         tolerance=session.tolerance, base_seed=seed, trials=config.trials, guard=guard,
-                        warnings=result.warnings)
+                        warnings=result.warnings, guard_bytes=config.guard_bytes)
+    from autotuner.evaluator import guard as guard_bytes
+
+    guards_before = guard_bytes.SPENT_S[0]
     started = time.perf_counter()
     try:
         # Hidden shapes and small ones first: cheap, and where hard-coding shows.
         for shape in sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden)):
             result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
         result.phases_s["verify"] = time.perf_counter() - started
+        result.phases_s["guard_bytes"] = guard_bytes.SPENT_S[0] - guards_before  # included in verify
         started = time.perf_counter()
         result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
         result.kernels_seen = ctx.kernels_seen
@@ -199,6 +220,10 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         else:
             result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
             result.reason = f"forward failed{frame}: {classify_exception(exc)}"
+    sandboxed = _sandbox_rejection()
+    if sandboxed is not None and result.verdict is not Verdict.ERROR:
+        prior = f" (then: {result.stage.value}: {result.reason[:200]})" if not result.accepted else ""
+        result.verdict, result.stage, result.reason = Verdict.REJECTED, Stage.ISOLATION, sandboxed.reason + prior
     if not context_broken(result):
         torch.cuda.empty_cache()
     return result
@@ -234,6 +259,7 @@ def _apply_roofline(result: EvalResult, timed: Any, session: Session) -> None:
 def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
     """Evaluate the candidate once per parameter set, emitting each result as it is done."""
     from autotuner.errors import CompileError
+    from autotuner.evaluator import isolation
     from autotuner.evaluator.candidate import declared_kernel_names, import_candidate
     from autotuner.evaluator.watch import HarnessGuard
 
@@ -245,6 +271,7 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
     _status(status_path, f"candidate:{first}")
     guard = HarnessGuard()
     started = time.perf_counter()
+    isolation.arm()
     try:
         module = import_candidate(Path(candidate_path))
         model_new = getattr(module, "ModelNew")
@@ -253,10 +280,18 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure to import is the candidate's
         reason = str(exc) if isinstance(exc, CompileError) else classify_exception(exc)
         stage = Stage.INTEGRITY if "tampered" in reason else Stage.COMPILE
+        reason = f"import failed{_candidate_frame(exc, candidate_path)}: {reason}"
+        if isolation.violation_reason():
+            stage, reason = Stage.ISOLATION, f"{isolation.violation_reason()} ({reason})"
         for _ in param_sets:
             result = _new_result(session)
-            result.verdict, result.stage = Verdict.REJECTED, stage
-            result.reason = f"import failed{_candidate_frame(exc, candidate_path)}: {reason}"
+            result.verdict, result.stage, result.reason = Verdict.REJECTED, stage, reason
+            emit(result)
+        return
+    if isolation.violation_reason():
+        for _ in param_sets:
+            result = _new_result(session)
+            result.verdict, result.stage, result.reason = Verdict.REJECTED, Stage.ISOLATION, isolation.violation_reason()
             emit(result)
         return
     import_ms = (time.perf_counter() - started) * 1e3
@@ -281,15 +316,19 @@ def _accept_reason(result: EvalResult) -> str:
             f"own kernels on the current stream; no disallowed PyTorch ops")
 
 
-def child_entry(job_path: str, result_path: str, status_path: str, log_path: str, visible: str) -> None:
+def child_entry(job_path: str, result_path: str, status_path: str, log_path: str, visible: str,
+                env: dict[str, str] | None = None) -> None:
     """Entry of a child forked from the fork server: own session, own log, one GPU."""
     os.setsid()  # the parent kills this whole process group on timeout
+    if env is not None:  # the allow-listed environment (the server was started with it too)
+        os.environ.clear()
+        os.environ.update(env)
     os.environ["CUDA_VISIBLE_DEVICES"] = visible  # before anything initializes CUDA
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    os.chdir(os.path.dirname(job_path))
+    os.chdir(os.environ.get("HOME") if env is not None else os.path.dirname(job_path))
     main(["worker", job_path, result_path, status_path])
 
 
@@ -298,10 +337,17 @@ def main(argv: list[str]) -> int:
     job = json.loads(job_path.read_text())
     job_path.unlink()  # the seeds leave the file system before any candidate code runs
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The harness's own files are opened now: the sandbox below closes their folder.
+    result_fd = os.open(result_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    _CHANNELS[str(status_path)] = os.open(status_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if job.get("sandbox"):
+        from autotuner.evaluator.isolation import SandboxSpec, enter
 
-    def emit(result: EvalResult) -> None:
-        with open(result_path, "a") as out:  # one line per parameter set, as each finishes
-            out.write(json.dumps(result.to_json()) + "\n")
+        layers = enter(SandboxSpec(**job["sandbox"]))
+        print("sandbox: " + "; ".join(layers), flush=True)
+
+    def emit(result: EvalResult) -> None:  # one line per parameter set, as each finishes
+        os.write(result_fd, (json.dumps(result.to_json()) + "\n").encode())
 
     try:
         run_job(job, status_path, emit)

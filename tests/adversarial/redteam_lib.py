@@ -30,14 +30,19 @@ REPO = Path(__file__).resolve().parents[2]
 ADVERSARIAL_DIR = REPO / "tests" / "adversarial" / "candidates"
 CORRECT_DIR = REPO / "tests" / "candidates"
 
-STAGES = {
-    "static_check", "compile", "launch", "timeout", "crash", "integrity",
-    "correctness", "timing", "roofline", "done",
-}
+from autotuner.evaluator.verdict import Stage  # noqa: E402 - the stages the evaluator really has
+
+STAGES = {s.value for s in Stage}
 _HEADER_RE = re.compile(r"^#\s*([A-Z_]+):\s*(.*?)\s*$", re.M)
 _KNOWN_KEYS = {
     "TASK", "EXPECT", "EXPECT_RUNTIME", "REASON", "REASON_RUNTIME", "TIME", "TIMEOUT_S", "POOL_MB", "SLOW",
+    "WINNER_GATE", "SECRETS",
 }
+# Where the escape candidates look for files outside their folder (created by the tests / script).
+ESCAPE_DIR = Path("/tmp/autotuner-redteam")
+ESCAPE_PORT = 47011  # something listens here during red-team runs, so a connection would succeed
+SECRETS = {"OPENAI_API_KEY": "sk-redteam-0penai-s3cret", "AUTOTUNER_LLM_API_KEY": "redteam-llm-s3cret",
+           "AUTOTUNER_DB_URL": "postgresql://tuner:redteam-db-pa55@127.0.0.1:5432/archive"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Candidate:
     timeout_s: float | None = None
     pool_mb: int | None = None
     slow: bool = False
+    winner_gate: bool = False  # caught only by the winner gate (compute-sanitizer), after evaluation
+    secrets: bool = False  # run with secrets in the parent's environment; none may show in the result
     trick: str = ""
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -109,6 +116,8 @@ def parse_candidate(path: Path) -> Candidate:
         timeout_s=float(headers["TIMEOUT_S"]) if "TIMEOUT_S" in headers else None,
         pool_mb=int(headers["POOL_MB"]) if "POOL_MB" in headers else None,
         slow=headers.get("SLOW", "no").lower() in ("yes", "true", "1"),
+        winner_gate=headers.get("WINNER_GATE", "no").lower() in ("yes", "true", "1"),
+        secrets=headers.get("SECRETS", "no").lower() in ("yes", "true", "1"),
         trick=doc.strip().splitlines()[0] if doc.strip() else "",
         headers=headers,
     )
@@ -158,3 +167,43 @@ def config_overrides(cand: Candidate) -> dict:
 
 def reason_matches(reason: str, words: tuple[str, ...]) -> bool:
     return not words or any(w in reason.lower() for w in words)
+
+
+class EscapeTargets:
+    """What the escape candidates reach for: secrets in the environment, a secret file outside
+    their folder, a listener on 127.0.0.1. ``leaks(text)`` names any secret found in ``text``."""
+
+    def __enter__(self) -> "EscapeTargets":
+        import os
+        import socket
+
+        ESCAPE_DIR.mkdir(parents=True, exist_ok=True)
+        (ESCAPE_DIR / "secret.txt").write_text("redteam-file-s3cret\n")
+        for name in ("dropped-by-python.txt", "dropped-by-cpp.txt"):
+            (ESCAPE_DIR / name).unlink(missing_ok=True)
+        self.saved = {k: os.environ.get(k) for k in SECRETS}
+        os.environ.update(SECRETS)
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", ESCAPE_PORT))
+        self.server.listen(8)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+
+        self.server.close()
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    @staticmethod
+    def leaks(text: str) -> list[str]:
+        values = list(SECRETS.values()) + ["redteam-file-s3cret", "redteam-db-pa55"]
+        return [v for v in values if v in text]
+
+    @staticmethod
+    def dropped() -> list[str]:
+        return [p.name for p in ESCAPE_DIR.glob("dropped-by-*")]

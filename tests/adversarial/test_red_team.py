@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redteam_lib as rt  # noqa: E402
 
 from autotuner.evaluator import EvalConfig, Stage, Verdict, evaluate  # noqa: E402
+from autotuner.evaluator.sanitize import winner_gate  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -35,7 +37,14 @@ def config_for(cand: rt.Candidate, static_check: bool = True) -> EvalConfig:
 
 
 def _run(cand: rt.Candidate, static_check: bool):
-    result = evaluate(str(cand.task), str(cand.path), config=config_for(cand, static_check))
+    with rt.EscapeTargets() if cand.secrets else nullcontext():
+        result = evaluate(str(cand.task), str(cand.path), config=config_for(cand, static_check))
+        if cand.winner_gate:  # caught only before deploy/export: evaluation, then the sanitizer
+            result = winner_gate(result, cand.task, cand.path)
+        if cand.secrets:
+            leaked = rt.EscapeTargets.leaks(json.dumps(result.to_json()))
+            assert not leaked, f"{cand.name}: a secret reached the result: {leaked}"
+            assert not rt.EscapeTargets.dropped(), f"{cand.name}: wrote outside its folder: {rt.EscapeTargets.dropped()}"
     print(f"\n{cand.name} (static_check={static_check}): {result.verdict.value} at "
           f"{result.stage.value}: {result.reason}")
     log = os.environ.get("AUTOTUNER_REDTEAM_LOG")

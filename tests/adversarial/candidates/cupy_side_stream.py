@@ -2,14 +2,12 @@
 
 Same trick as side_stream, for candidates that use CuPy directly instead of
 autotuner.runtime. The stream is non-blocking, so it does not even synchronize with the
-legacy default stream. The static check only allows RawKernel / RawModule / asarray /
-from_dlpack from CuPy; with it off, the profiler sees the kernel on a foreign stream.
+legacy default stream. The static check allows CuPy streams (honest code uses them to launch
+on PyTorch's stream); the profiler sees the kernel on a stream that is not the current one.
 """
 # TASK: tests/adversarial/tasks/relu.py
-# EXPECT: static_check
-# EXPECT_RUNTIME: integrity
-# REASON: stream|cupy
-# REASON_RUNTIME: stream
+# EXPECT: integrity
+# REASON: stream
 # TIME: yes
 
 import cupy

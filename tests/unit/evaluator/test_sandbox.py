@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autotuner.evaluator.config import EvalConfig
-from autotuner.evaluator.sandbox import _crash_reason, _implausible, _run_child
+from autotuner.evaluator.sandbox import _crash_reason, _implausible, _run_child, sandbox_spec
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 
 FAKE = (sys.executable, str(Path(__file__).with_name("fake_worker.py")))
@@ -94,7 +94,8 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
     root = Path(__file__).parents[3]
     job = {"task_path": str(root / "kernels/tasks/activation/relu.py"),
            "candidate_path": str(root / "examples/relu_candidate.py"), "param_sets": [{}],
-           "config": {"timeout_s": 60.0}, "cache_dir": str(tmp_path / "cache"), "seed": 1}
+           "config": {"timeout_s": 60.0}, "cache_dir": str(tmp_path / "cache"), "seed": 1,
+           "sandbox": sandbox_spec(EvalConfig(timeout_s=60), tmp_path)}
     data, phase, returncode, tail = _run_child(job, EvalConfig(timeout_s=60), tmp_path, command=None)
     assert len(data) == 1, tail
     result = EvalResult.from_json(data[0])
@@ -102,3 +103,4 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
     assert not (tmp_path / "job.json").exists(), "the job file (with its seed) must be gone"
     if not torch.cuda.is_available():
         assert result.verdict.value == "error" and "NoGPUError" in result.reason
+    assert "sandbox: cwd" in tail, "the forked worker shut itself in before anything else"

@@ -40,8 +40,10 @@ def test_readme_and_example_candidates_pass():
         ("torch.backends.cuda.matmul.allow_tf32 = True\nreturn x", "patch"),
         ("torch.cuda.Event.elapsed_time = None\nreturn x", "patch"),
         ("torch.set_float32_matmul_precision('high')\nreturn x", "torch-global"),
-        ("s = torch.cuda.Stream()\nreturn x", "torch-global"),
-        ("torch.cuda.synchronize()\nreturn x", "torch-global"),
+        ("torch.cuda.set_stream(s)\nreturn x", "torch-global"),
+        ("torch.cuda.graph(g)\nreturn x", "torch-global"),
+        ("import cupy\nreturn cupy.cuda.runtime.memcpy(0, 0, 0, 0)", "restricted"),
+        ("import triton\nreturn triton.runtime.driver", "restricted"),
         ("try:\n    return x\nexcept Exception:\n    return torch.relu(x)", "try"),
         ("return Model()(x)", "reference"),
         ("global CACHE\nreturn x", "global"),
@@ -79,3 +81,35 @@ def test_allowed_runtime_and_cupy_raw_kernels():
         "        K((1,), (1,), (cupy.asarray(y),))\n        return y.view(-1)\n"
     )
     assert check_source(source) == []
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # CuPy on PyTorch's stream, every documented way: the kernel trace judges the stream.
+        "import cupy as cp\nwith cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):\n    pass\nreturn x",
+        "import cupy as cp\ns = cp.cuda.Stream.from_external(torch.cuda.current_stream())\nreturn x",
+        "import cupy as cp\nK = cp.RawKernel('', 'k')\nK((1,), (1,), (x,), stream=cp.cuda.get_current_stream())\nreturn x",
+        "from cupy.cuda import ExternalStream\ns = ExternalStream(torch.cuda.current_stream().cuda_stream, 0)\nreturn x",
+        # Streams and events are visible at run time: allowed here, judged there.
+        "s = torch.cuda.Stream()\nreturn x",
+        "torch.cuda.synchronize()\nreturn x",
+    ],
+)
+def test_stream_styles_pass(code):
+    assert check_source(body(code)) == [], check_source(body(code))
+
+
+def test_triton_kernel_passes_and_is_declared():
+    from autotuner.evaluator.candidate import declared_kernel_names
+
+    source = (
+        "import torch\nimport torch.nn as nn\nimport triton\nimport triton.language as tl\n\n"
+        "@triton.jit\ndef relu_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):\n"
+        "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)\n"
+        "    tl.store(y_ptr + offs, tl.maximum(tl.load(x_ptr + offs, mask=offs < n), 0.0), mask=offs < n)\n\n"
+        "class ModelNew(nn.Module):\n    def forward(self, x):\n        y = torch.empty_like(x)\n"
+        "        relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)\n        return y\n"
+    )
+    assert check_source(source) == [], check_source(source)
+    assert declared_kernel_names(source) == {"relu_kernel"}

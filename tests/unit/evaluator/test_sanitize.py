@@ -1,0 +1,79 @@
+"""The winner gate's handling of compute-sanitizer, with a stand-in sanitizer (no GPU)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from autotuner.evaluator import sanitize
+from autotuner.evaluator.verdict import EvalResult, Stage, Verdict
+
+ROOT = Path(__file__).resolve().parents[3]
+TASK = ROOT / "tests" / "adversarial" / "tasks" / "relu.py"
+CAND = ROOT / "tests" / "candidates" / "control_relu.py"
+
+
+def _fake(tmp_path: Path, body: str) -> str:
+    """A compute-sanitizer stand-in: sees the same command line, prints what we tell it."""
+    path = tmp_path / "compute-sanitizer"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    def use(body: str) -> None:
+        monkeypatch.setenv("AUTOTUNER_COMPUTE_SANITIZER", _fake(tmp_path, body))
+    return use
+
+
+def test_finds_an_explicit_sanitizer(fake):
+    fake("exit 0\n")
+    assert sanitize.find_compute_sanitizer() == os.environ["AUTOTUNER_COMPUTE_SANITIZER"]
+
+
+def test_clean_tools_pass_and_flags_are_passed(fake, tmp_path):
+    log = tmp_path / "args"
+    fake(f'echo "$@" >> {log}\necho SANITIZE-CHILD-OK\n'
+         'case "$2" in racecheck) echo "========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)";;\n'
+         '*) echo "========= ERROR SUMMARY: 0 errors";; esac\nexit 0\n')
+    report = sanitize.sanitize(TASK, CAND)
+    assert report.passed, report.reason
+    assert [r.tool for r in report.runs] == ["memcheck", "racecheck", "initcheck"]
+    args = log.read_text()
+    assert "--error-exitcode 86" in args and "--target-processes application-only" in args
+
+
+def test_errors_fail_with_the_first_report(fake):
+    fake('echo "========= Invalid __global__ write of size 4 bytes"\necho "=========     at relu_oob+0x90"\n'
+         'echo SANITIZE-CHILD-OK\necho "========= ERROR SUMMARY: 1 error"\nexit 86\n')
+    report = sanitize.sanitize(TASK, CAND, tools=("memcheck",))
+    assert not report.passed
+    assert "memcheck" in report.reason and "Invalid __global__ write" in report.reason
+
+
+def test_a_child_that_never_ran_does_not_pass(fake):
+    fake('echo "========= ERROR SUMMARY: 0 errors"\nexit 0\n')
+    assert not sanitize.sanitize(TASK, CAND, tools=("initcheck",)).passed
+
+
+def test_gate_rejects_at_memory_and_leaves_rejections_alone(fake):
+    fake('echo "========= ERROR SUMMARY: 2 errors"\nexit 86\n')
+    accepted = EvalResult(Verdict.ACCEPTED, Stage.DONE, "correct")
+    gated = sanitize.winner_gate(accepted, TASK, CAND)
+    assert gated.verdict is Verdict.REJECTED and gated.stage is Stage.MEMORY and "sanitizer" in gated.phases_s
+    rejected = EvalResult(Verdict.REJECTED, Stage.CORRECTNESS, "wrong")
+    assert sanitize.winner_gate(rejected, TASK, CAND) is rejected
+
+
+def test_missing_sanitizer_fails_closed(monkeypatch):
+    monkeypatch.setenv("AUTOTUNER_COMPUTE_SANITIZER", "/nonexistent")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sanitize.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(sanitize.Path, "is_file", lambda self: False)
+    report = sanitize.sanitize(TASK, CAND)
+    assert not report.passed and "not found" in report.reason
