@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Nsight Compute on one rules kernel per line of "task|variant|grid" (run on the GPU machine).
+# Nsight Compute on one kernel per input line (run on the GPU machine, from the repo root):
+#   task|variant|grid   a rules kernel (scripts/rules_sweep.py's variant and tunables)
+#   task|compile|       the first Inductor (Triton) kernel of the task's torch.compile baseline
+# Each report goes to $OUT/ncu_N.txt; a digest of each is printed.
 set -u
 NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
+SECTIONS="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats"
 i=0
 while IFS='|' read -r task variant grid; do
   [ -n "$task" ] || continue
   i=$((i + 1))
   echo "=== $task $variant $grid"
-  "$NCU" --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
-    --section LaunchStats --section WarpStateStats -k regex:rules_ -s 3 -c 1 \
-    python3 scripts/rules_sweep.py "$task" --variant "$variant" --grid $grid --no-baselines --calls 2 \
-    > "${OUT:-/tmp}/ncu_$i.txt" 2>&1
-  grep -E "rules_|Duration|DRAM Throughput|Memory Throughput|L2 Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit Reg|Warp Cycles Per Issued|Grid Size|Block Size|Stall" "${OUT:-/tmp}/ncu_$i.txt" | head -40
+  if [ "$variant" = compile ]; then
+    TORCH_LOGS=output_code "$NCU" --clock-control none $SECTIONS -k regex:triton -s 3 -c 1 \
+      python3 scripts/ncu_compile.py "$task" \
+      > "${OUT:-/tmp}/ncu_$i.txt" 2>&1
+  else
+    "$NCU" --clock-control none $SECTIONS -k regex:rules_ -s 3 -c 1 \
+      python3 scripts/rules_sweep.py "$task" --variant "$variant" --grid $grid --no-baselines --calls 2 \
+      > "${OUT:-/tmp}/ncu_$i.txt" 2>&1
+  fi
+  grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|L2 Hit|L1/TEX Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Configuration Size|Dynamic Shared|Static Shared|Warp Cycles Per Issued|Grid Size|Block Size|Stall|stall" "${OUT:-/tmp}/ncu_$i.txt" | grep -v "^    ---" | head -30
 done

@@ -145,6 +145,84 @@ __device__ __forceinline__ void store_##NAME(unsigned short* p, const float* v) 
 RULES_HALF_VEC(bf16, bf16_to_f32, f32_to_bf16)
 RULES_HALF_VEC(f16, f16_to_f32, f32_to_f16)
 
+// ---- L2 eviction hints for streaming passes (sm_80+): a row that a later pass reads again
+// is loaded "evict last" (it should still be in L2 then), the last read of it "evict first",
+// and operands every row shares (weights) "evict last". Only 16-byte loads of read-only
+// inputs take a hint (the asm is not volatile, so it may be scheduled like a plain load);
+// everything else, and host-side emulation, loads plainly.
+#define RULES_EVICT_NORMAL 0
+#define RULES_EVICT_FIRST 1
+#define RULES_EVICT_LAST 2
+#if defined(__CUDA_ARCH__)
+template <int H>
+__device__ __forceinline__ uint4 rules_ld16(const void* p) {
+    uint4 r;
+    if constexpr (H == RULES_EVICT_LAST) {
+        unsigned long long pol;
+        asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(pol));
+        asm("ld.global.L1::evict_last.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+            : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "l"(pol));
+    } else if constexpr (H == RULES_EVICT_FIRST) {
+        unsigned long long pol;
+        asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+        asm("ld.global.L1::evict_first.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+            : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "l"(pol));
+    } else {
+        r = *reinterpret_cast<const uint4*>(p);
+    }
+    return r;
+}
+#else
+template <int H>
+__device__ __forceinline__ uint4 rules_ld16(const void* p) {
+    RULES_ALIGNED(p, 16);
+    return *reinterpret_cast<const uint4*>(p);
+}
+#endif
+
+template <int V, int H>
+__device__ __forceinline__ void load_f32_hint(const float* p, float* v) {
+    if constexpr (V % 4 == 0 && H != RULES_EVICT_NORMAL) {
+        #pragma unroll
+        for (int i = 0; i < V; i += 4) {
+            const uint4 t = rules_ld16<H>(p + i);
+            v[i] = __uint_as_float(t.x); v[i + 1] = __uint_as_float(t.y);
+            v[i + 2] = __uint_as_float(t.z); v[i + 3] = __uint_as_float(t.w);
+        }
+    } else {
+        load_f32<V>(p, v);
+    }
+}
+
+#define RULES_HALF_HINT(NAME, W)                                                                \
+template <int V, int H>                                                                         \
+__device__ __forceinline__ void load_##NAME##_hint(const unsigned short* p, float* v) {         \
+    if constexpr (V % 8 == 0 && H != RULES_EVICT_NORMAL) {                                      \
+        _Pragma("unroll")                                                                       \
+        for (int i = 0; i < V; i += 8) {                                                        \
+            const uint4 t = rules_ld16<H>(p + i);                                               \
+            const unsigned int w[4] = {t.x, t.y, t.z, t.w};                                     \
+            _Pragma("unroll")                                                                   \
+            for (int k = 0; k < 4; ++k) {                                                       \
+                v[i + 2 * k] = W((unsigned short)(w[k] & 0xffffu));                             \
+                v[i + 2 * k + 1] = W((unsigned short)(w[k] >> 16));                             \
+            }                                                                                   \
+        }                                                                                       \
+    } else {                                                                                    \
+        load_##NAME<V>(p, v);                                                                   \
+    }                                                                                           \
+}
+RULES_HALF_HINT(bf16, bf16_to_f32)
+RULES_HALF_HINT(f16, f16_to_f32)
+
+// Occupancy asked of the compiler: OCC percent of an SM's 2048 threads resident, so at most
+// 65536 / (OCC% x 2048) registers per thread (OCC 0: no limit). Streaming kernels need bytes
+// in flight, which registers beyond that do not buy.
+#ifndef OCC
+#define OCC 0
+#endif
+#define RULES_MINB ((OCC) * 2048 / 100 / (BLOCK) > 0 ? (OCC) * 2048 / 100 / (BLOCK) : 1)
+
 // ---- reductions: warp shuffles, then one value per warp through shared memory ---------------
 // max / min propagate NaN (as torch.amax does); argmax / argmin take the first index on ties
 // and count NaN as the extreme, as PyTorch documents.

@@ -6,7 +6,7 @@
 // outputs. Streaming modes re-read the row each pass (the second read mostly hits L2);
 // cached modes keep it in registers (ITEMS x VEC values per thread) when D <= NT*ITEMS*VEC.
 // vec == 1: D % VEC == 0 and every row pointer is aligned for VEC-element accesses.
-extern "C" __global__ void __launch_bounds__(BLOCK)
+extern "C" __global__ void __launch_bounds__(BLOCK, RULES_MINB)
 ${NAME}_${MODE}(${PARAMS}long long rows, long long D, ${EXTRA}int vec)
 {
     constexpr int NT = ${NT};

@@ -277,18 +277,30 @@ class RowGen:
     def stream_loop(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node],
                     readback: dict[int, Node], tag: str) -> list[str]:
         """A streaming pass: each step first loads ITEMS vectors of every operand (so ITEMS x
-        16 bytes per operand are in flight per thread), then computes, reduces and stores them."""
+        16 bytes per operand are in flight per thread), then computes, reduces and stores them.
+
+        The pass is written twice: for ``vec`` rows (the host checked D % VEC == 0 and the
+        alignment, so every vector is whole: no per-element guards, 16-byte accesses with L2
+        eviction hints) and for the rest (element by element). Separate paths keep the
+        guards' registers out of the fast one."""
+        last_pass = tag == "f" or (not self.plan.late and tag == f"e{self.plan.phases}")
+        fast = self._stream_pass(env, roots, update, stores, readback, tag, True, last_pass)
+        slow = self._stream_pass(env, roots, update, stores, readback, tag + "s", False, last_pass)
+        return [f"{_I8}if (vec) {{"] + fast + [f"{_I8}}} else {{"] + slow + [f"{_I8}}}"]
+
+    def _stream_pass(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node],
+                     readback: dict[int, Node], tag: str, whole: bool, last_pass: bool) -> list[str]:
         nodes = self.e_cone(roots + stores, set(readback))
         lane = env.child(f"{tag}_")
-        head = [f"{_I12}#pragma unroll", f"{_I12}for (int it = 0; it < ITEMS; ++it) {{",
+        step = [f"{_I12}#pragma unroll", f"{_I12}for (int it = 0; it < ITEMS; ++it) {{",
                 f"{_I12}    const long long base = base0 + (long long)it * NT * VEC;",
-                f"{_I12}    if (base < D) {{", f"{_I12}        const bool full = vec && base + VEC <= D;"]
+                f"{_I12}    if (base < D) {{"]
         ind = _I12 + " " * 8
         decl: list[str] = []
         loads: list[str] = []
-        for out in readback.values():
+        for out in readback.values():  # written by this thread earlier: plain loads
             decl.append(f"{_I12}float rb{out.id}[ITEMS][VEC];")
-            loads += self.vec_load(ind, f"o{out.id}r", out.dtype, f"rb{out.id}[it]")
+            loads += self.stream_load(ind, f"o{out.id}r", out.dtype, f"rb{out.id}[it]", whole, "RULES_EVICT_NORMAL")
             lane.bind(out, f"rb{out.id}[it][u]", cuda.ctype(out.dtype))
         for lf in self.used_leaves(nodes, roots):
             node = lf.node
@@ -297,22 +309,26 @@ class RowGen:
             kind = cuda.ctype(node.dtype)
             decl.append(f"{_I12}{kind} a{node.id}[ITEMS][VEC];")
             if lf.kind == "gchan":
-                channel = cuda.widen(node.dtype, f"p{node.id}[gbase + base / SEG]")
-                loads.append(f"{ind}if (full) {{ const {kind} s_ = {channel}; RULES_LANES a{node.id}[it][u] = s_; }}")
-                loads.append(f"{ind}else RULES_LANES a{node.id}[it][u] = base + u < D ? "
-                             f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
+                if whole:  # SEG % VEC == 0: one channel per vector
+                    channel = cuda.widen(node.dtype, f"p{node.id}[gbase + base / SEG]")
+                    loads.append(f"{ind}{{ const {kind} s_ = {channel}; RULES_LANES a{node.id}[it][u] = s_; }}")
+                else:
+                    loads.append(f"{ind}RULES_LANES a{node.id}[it][u] = base + u < D ? "
+                                 f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
             else:
+                shared = lf.kind != "full"  # the same for every row (weights): keep it in L2
+                hint = "RULES_EVICT_LAST" if shared or not last_pass else "RULES_EVICT_FIRST"
                 ptr = f"p{node.id}r" if lf.kind == "full" else f"p{node.id}"
-                loads += self.vec_load(ind, ptr, node.dtype, f"a{node.id}[it]")
+                loads += self.stream_load(ind, ptr, node.dtype, f"a{node.id}[it]", whole, hint)
             lane.bind(node, f"a{node.id}[it][u]", kind)
         lines = [f"{_I8}for (long long base0 = (long long)tid * VEC; base0 < D; "
                  f"base0 += (long long)NT * VEC * ITEMS) {{"]
-        lines += decl + head + loads + [f"{_I12}    }}", f"{_I12}}}"] + head
+        lines += decl + step + loads + [f"{_I12}    }}", f"{_I12}}}"] + step
         for out in stores:
             lines.append(f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];")
         lines.append(f"{ind}RULES_LANES {{")
         lines.append(f"{ind}    const long long j = base + u;")
-        lines.append(f"{ind}    if (j < D) {{")
+        lines.append(f"{ind}    {'{' if whole else 'if (j < D) {'}")
         inner = ind + " " * 8
         lines += cuda.compute_all(lane, nodes, inner)
         lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u) for u in update]
@@ -321,10 +337,25 @@ class RowGen:
         lines.append(f"{ind}    }}")
         lines.append(f"{ind}}}")
         for out in stores:
-            lines += self.vec_store(ind, f"o{out.id}r", out.dtype, f"r{out.id}")
+            if whole and cuda.vector_ok(out.dtype):
+                lines.append(f"{ind}store_{cuda.storage(out.dtype)[1]}<VEC>(o{out.id}r + base, r{out.id});")
+            else:
+                lines.append(f"{ind}RULES_LANES if ({'true' if whole else 'base + u < D'}) "
+                             f"o{out.id}r[base + u] = {cuda.narrow(out.dtype, f'r{out.id}[u]')};")
         lines += [f"{_I12}    }}", f"{_I12}}}", f"{_I8}}}"]
         self.last_lane = lane
         return lines
+
+    @staticmethod
+    def stream_load(ind: str, ptr: str, dtype: str, arr: str, whole: bool, hint: str) -> list[str]:
+        """Loads of one vector: whole (a 16-byte access with ``hint`` where the type allows)
+        or element by element with the row's end checked."""
+        kind = cuda.ctype(dtype)
+        if whole and cuda.vector_ok(dtype):
+            return [f"{ind}load_{cuda.storage(dtype)[1]}_hint<VEC, {hint}>({ptr} + base, {arr});"]
+        if whole:
+            return [f"{ind}RULES_LANES {arr}[u] = {cuda.widen(dtype, f'{ptr}[base + u]')};"]
+        return [f"{ind}RULES_LANES {arr}[u] = base + u < D ? {cuda.widen(dtype, f'{ptr}[base + u]')} : ({kind})0;"]
 
     @staticmethod
     def vec_load(ind: str, ptr: str, dtype: str, arr: str) -> list[str]:

@@ -83,9 +83,9 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     mode = choice["mode"]
     if mode in ("warp", "warpcached"):
         items = _pow2(d / (32 * vec), 1, max_items) if mode == "warpcached" else 1
-        defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2 if mode == "warpcached" else 0}
+        defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2 if mode == "warpcached" else 0, "OCC": 0}
         space = {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "WAVES": [0, 1, 2, 4, 8],
-                 "ITEMS": sorted({1, 2, 4, 8, items}) if mode == "warpcached" else [1, 2, 4]}
+                 "ITEMS": sorted({1, 2, 4, 8, items}) if mode == "warpcached" else [1, 2, 4], "OCC": [0, 50, 100]}
     elif mode == "cached":  # blocks of 256+ threads, more rows in flight per SM, registers allowing
         items = _pow2(d / (256 * vec), 1, max_items)
         block = _pow2(d / (vec * items), 64, 1024)
@@ -95,10 +95,11 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
         # Uncapped grids (WAVES 0: a block per row, no grid-stride loop) and at most 512
         # threads per row measured 5-15% faster than 2 capped waves of 1024-thread blocks.
         block = _pow2(d / (vec * 4), 128, 512)
-        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 0}
+        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 0, "OCC": 0}
         # ITEMS vectors per operand in flight per thread: 4 helped long rows (cross-entropy
         # over 128k classes: -9%) and hurt 8k-element rows (+15-60%, registers): searched.
-        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [0, 1, 2, 4], "ITEMS": [1, 2, 4]}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [0, 1, 2, 4], "ITEMS": [1, 2, 4],
+                 "OCC": [0, 50, 100]}
     return defines, space
 
 
