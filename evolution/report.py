@@ -37,6 +37,30 @@ def geomean(values: list[float]) -> float | None:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
+def compile_speedup(outcome: TaskOutcome) -> float | None:
+    """torch.compile's speedup over eager on the task's timed shape (from the best result's
+    baselines), or None when no accepted result carries both baselines."""
+    best = outcome.best_result
+    timed = best.timed if best else None
+    if timed is None or timed.eager is None or timed.compiled is None or not timed.compiled.median_ms:
+        return None
+    return timed.eager.median_ms / timed.compiled.median_ms
+
+
+def draw_progress(ax: Any, outcomes: list[TaskOutcome]) -> None:
+    """Each task's best speedup over eager against candidates evaluated, and, dashed in the
+    same color, torch.compile's speedup on that task: the line the search has to cross."""
+    for o in outcomes:
+        if o.curve:
+            xs, ys = zip(*o.curve)
+            (line,) = ax.step(xs, ys, where="post", label=o.task)
+            compiled = compile_speedup(o)
+            if compiled:
+                ax.hlines(compiled, xs[0], xs[-1], colors=line.get_color(), linestyles="--", linewidth=1)
+    if any(compile_speedup(o) for o in outcomes):
+        ax.plot([], [], color="black", linestyle="--", linewidth=1, label="torch.compile (per task)")
+
+
 def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config: dict[str, Any],
                  archive_url: str) -> tuple[Path, Path]:
     """Write ``report.md`` and ``progress.png`` into ``out_dir``; return their paths."""
@@ -48,10 +72,7 @@ def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "progress.png"
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for o in outcomes:
-        if o.curve:
-            xs, ys = zip(*o.curve)
-            ax.step(xs, ys, where="post", label=o.task)
+    draw_progress(ax, outcomes)
     ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("candidates evaluated (per task)")
     ax.set_ylabel("best speedup vs PyTorch eager")

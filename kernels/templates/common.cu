@@ -236,20 +236,34 @@ __device__ __forceinline__ bool rules_argbetter(float v, long long i, float bv, 
     return is_max ? v > bv : v < bv;
 }
 
+// exp for results stored in bf16 / fp16 (FASTEXP 1): the hardware's ex2 (__expf, a few ulp in
+// fp32, far below half precision's rounding) instead of the libdevice expf sequence, which
+// makes long half-precision rows (softmax over 64k bf16) arithmetic-bound. fp32 keeps expf.
+#ifndef FASTEXP
+#define FASTEXP 0
+#endif
+__device__ __forceinline__ float rules_exp(float x) {
+#if FASTEXP && defined(__CUDA_ARCH__)
+    return __expf(x);
+#else
+    return expf(x);
+#endif
+}
+
 // Online log-sum-exp state: m = running max, s = sum of exp(x - m). Empty: (-inf, 0).
 __device__ __forceinline__ void lse_add(float& m, float& s, float x) {
     if (x > m) {
-        s = s * expf(m - x) + 1.0f;
+        s = s * rules_exp(m - x) + 1.0f;
         m = x;
     } else if (m != RULES_NEG_INF || x != x) {
-        s += expf(x - m);
+        s += rules_exp(x - m);
     }
 }
 
 __device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2) {
     const float M = rules_max(m, m2);
     if (M == RULES_NEG_INF) return;
-    s = (m == RULES_NEG_INF ? 0.0f : s * expf(m - M)) + (m2 == RULES_NEG_INF ? 0.0f : s2 * expf(m2 - M));
+    s = (m == RULES_NEG_INF ? 0.0f : s * rules_exp(m - M)) + (m2 == RULES_NEG_INF ? 0.0f : s2 * rules_exp(m2 - M));
     m = M;
 }
 

@@ -33,13 +33,13 @@ ${SCALAR}
     }
 }
 
-extern "C" __global__ void __launch_bounds__(BLOCK)
+extern "C" __global__ void __launch_bounds__(BLOCK, RULES_MINB)
 ${NAME}_i32(${PARAMS}long long n, ${SIZE_PARAMS}int vec)
 {
     ${NAME}_body<int>(${ARGS}(int)n, ${SIZE_ARGS_I32}vec);
 }
 
-extern "C" __global__ void __launch_bounds__(BLOCK)
+extern "C" __global__ void __launch_bounds__(BLOCK, RULES_MINB)
 ${NAME}_i64(${PARAMS}long long n, ${SIZE_PARAMS}int vec)
 {
     ${NAME}_body<long long>(${ARGS}n, ${SIZE_ARGS_I64}vec);

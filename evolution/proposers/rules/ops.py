@@ -19,10 +19,10 @@ Operand = Callable[[str], str]
 # Ops whose result is one element computed from the same element of each operand.
 _UNARY: dict[str, str] = {
     "relu": "({a} > 0.0f ? {a} : ({a} != {a} ? {a} : 0.0f))",
-    "sigmoid": "(1.0f / (1.0f + expf(-{a})))",
-    "silu": "({a} / (1.0f + expf(-{a})))",
+    "sigmoid": "(1.0f / (1.0f + rules_exp(-{a})))",
+    "silu": "({a} / (1.0f + rules_exp(-{a})))",
     "tanh": "tanhf({a})",
-    "exp": "expf({a})",
+    "exp": "rules_exp({a})",
     "exp2": "exp2f({a})",
     "expm1": "expm1f({a})",
     "log": "logf({a})",

@@ -152,8 +152,9 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         # One 16-byte access per operand per thread and a block per piece of work (WAVES 0):
         # 93% of copy bandwidth on an H200 where 2 capped waves with ITEMS 2 gave 87%; the
         # kernel alone runs at 100% (Nsight Compute), the rest is the launch.
-        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 1, "WAVES": 0},
-                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "WAVES": [0, 2, 8, 32]})
+        return ({"BLOCK": 256, "VEC": vec, "ITEMS": 1, "WAVES": 0, "OCC": 0},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "WAVES": [0, 2, 8, 32],
+                 "OCC": [0, 100]})
     return {}, {}
 
 
@@ -181,5 +182,16 @@ def variants_for(plan: Plan) -> list[Variant]:
                 extra, _ = _defines(region, choices[region.index])
                 for key, value in extra.items():
                     defines.setdefault(key, value)
+        if uses_exp(plan) and all(o.dtype in ("bfloat16", "float16") for o in plan.graph.outputs):
+            defines["FASTEXP"] = 1  # every result is rounded to half precision: __expf suffices
+            space = {**space, "FASTEXP": [0, 1]}
         out.append(Variant(f"{main.kind}/{label}", choices, defines, space))
     return out
+
+
+def uses_exp(plan: Plan) -> bool:
+    """Whether any kernel of ``plan`` evaluates exp (directly, in sigmoid / SiLU, or in an
+    online log-sum-exp)."""
+    kinds = {"exp", "sigmoid", "silu"}
+    return any(n.op in kinds or (n.op == "red" and n.args.get("kind") == "lse")
+               for r in plan.regions for n in r.nodes)
