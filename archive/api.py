@@ -124,9 +124,10 @@ class Archive:
         with self.db.write() as s:
             return store.start_run(s, config)
 
-    def finish_run(self, run_id: int, status: str, budgets_spent: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, status: str, budgets_spent: dict[str, Any], error: str | None = None) -> None:
+        """Close run ``run_id``; ``error`` says why it failed (shown by ``tune --resume``)."""
         with self.db.write() as s:
-            store.finish_run(s, run_id, status, budgets_spent)
+            store.finish_run(s, run_id, status, budgets_spent, error)
 
     def record_llm_call(self, call: store.LLMCallRecord) -> int:
         with self.db.write() as s:

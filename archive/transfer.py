@@ -56,7 +56,7 @@ def export_lines(session: Session) -> Iterator[dict[str, Any]]:
         run_uid[run.id] = run.uid
         yield {"kind": "run", "uid": run.uid, "config": run.config, "status": run.status,
                "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
-               "budgets_spent": run.budgets_spent}  # fmt: skip
+               "budgets_spent": run.budgets_spent, "error": run.error}  # fmt: skip
     task_hash: dict[int, str] = {}
     for t in session.scalars(select(Task).order_by(Task.id)):
         task_hash[t.id] = t.content_hash
@@ -109,7 +109,7 @@ class _Importer:
         if existing is None:
             existing = Run(uid=d["uid"], config=d.get("config") or {}, status=d.get("status") or "finished",
                            started_at=_when(d.get("started_at")), ended_at=_when(d.get("ended_at")),
-                           budgets_spent=d.get("budgets_spent") or {})  # fmt: skip
+                           budgets_spent=d.get("budgets_spent") or {}, error=d.get("error"))  # fmt: skip
             self.session.add(existing)
             self.session.flush()
             self.counts["run"] += 1

@@ -42,7 +42,7 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
 
 def test_sqlite_folder_is_created(tmp_path: Path) -> None:
     with Archive.open(str(tmp_path / "deep" / "er" / "a.db")) as archive:
-        assert archive.revision() == "0002"
+        assert archive.revision() == "0003"
 
 
 def test_uncreatable_folder_is_a_clear_error(tmp_path: Path) -> None:
