@@ -17,10 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column("error", sa.Text, nullable=True))
+    op.add_column("runs", sa.Column("error", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("error")
+    # A plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch copy of `runs` would trip the
+    # foreign keys that kernels, evaluations and LLM calls hold on it.
+    op.drop_column("runs", "error")
