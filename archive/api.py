@@ -29,7 +29,7 @@ from sqlalchemy.orm import selectinload
 
 from archive import queries, ranking, store, transfer
 from archive.convert import to_result
-from archive.db import Database, redact, resolve_url, sqlite_path, translate
+from archive.db import Database, check_sqlite_target, first_open_lock, redact, resolve_url, sqlite_path, translate
 from archive.migrate import current_revision, upgrade
 from archive.models import Evaluation, Kernel
 from archive.rows import BestRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
@@ -60,15 +60,16 @@ class Archive:
                 f"no archive at {path}: it is created by the first evaluation that is recorded, "
                 f"or by `autotuner archive init`; or point --db / $AUTOTUNER_DB_URL at another one"
             )
-        db = Database(resolved)
-        try:
-            upgrade(db.engine)
-        except exc.SQLAlchemyError as e:
-            db.dispose()
-            raise translate(e, resolved) from None
-        except BaseException:
-            db.dispose()
-            raise
+        with first_open_lock(check_sqlite_target(resolved)):
+            db = Database(resolved)
+            try:
+                upgrade(db.engine)
+            except exc.SQLAlchemyError as e:
+                db.dispose()
+                raise translate(e, resolved) from None
+            except BaseException:
+                db.dispose()
+                raise
         log.debug("archive open at %s", redact(resolved))
         return cls(db)
 
