@@ -181,11 +181,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """Import; a version-1 export (no trailer) is imported but cannot be checked whole: warn, exit 1."""
+    from archive.transfer import UNCHECKED
+
     with _open(args, create=True) as archive:
         counts = archive.import_jsonl(args.file)
+    unchecked = bool(counts.pop(UNCHECKED, 0))
     skipped = counts.pop("evaluation_skipped", 0)
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
-    print(f"imported {args.file} into {archive.url}: {summary}" + (f"; {skipped} evaluations already present" if skipped else ""))
+    warning = (f"{args.file} is a version-1 export, which has no trailer: it was imported, but whether it was "
+               "complete cannot be checked; export it again with this version to be sure") if unchecked else None
+    if _fmt(args) == "json":
+        print(to_json({"file": args.file, "archive": archive.url, "imported": dict(counts),
+                       "evaluations_already_present": skipped, "warning": warning}))
+    else:
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
+        print(f"imported {args.file} into {archive.url}: {summary}"
+              + (f"; {skipped} evaluations already present" if skipped else ""))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+        return 1
     return 0
 
 
