@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
 # Exit codes, the same for every subcommand (listed in `autotuner --help` and the README).
@@ -41,3 +42,9 @@ def archive_url(args: argparse.Namespace) -> str | None:
 def print_json(data: Any) -> None:
     """One JSON document on stdout (what ``--json`` prints, everywhere)."""
     print(json.dumps(data, indent=2, default=str))
+
+
+def plain(doc: str | None) -> str:
+    """A docstring's first paragraph as help text: reStructuredText ``code`` marks removed."""
+    first = (doc or "").strip().split("\n\n")[0]
+    return re.sub(r"``([^`]*)``", r"\1", first)

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         level = logging.DEBUG
     else:
         level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)  # CLI only
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # CLI only
+    logging.getLogger().setLevel(level)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
