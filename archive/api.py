@@ -29,7 +29,7 @@ from sqlalchemy.orm import selectinload
 
 from archive import queries, ranking, store, transfer
 from archive.convert import to_result
-from archive.db import Database, redact, resolve_url, sqlite_path, translate
+from archive.db import Database, check_sqlite_target, first_open_lock, redact, resolve_url, sqlite_path, translate
 from archive.migrate import current_revision, upgrade
 from archive.models import Evaluation, Kernel
 from archive.rows import BestRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
@@ -60,15 +60,16 @@ class Archive:
                 f"no archive at {path}: it is created by the first evaluation that is recorded, "
                 f"or by `autotuner archive init`; or point --db / $AUTOTUNER_DB_URL at another one"
             )
-        db = Database(resolved)
-        try:
-            upgrade(db.engine)
-        except exc.SQLAlchemyError as e:
-            db.dispose()
-            raise translate(e, resolved) from None
-        except BaseException:
-            db.dispose()
-            raise
+        with first_open_lock(check_sqlite_target(resolved)):
+            db = Database(resolved)
+            try:
+                upgrade(db.engine)
+            except exc.SQLAlchemyError as e:
+                db.dispose()
+                raise translate(e, resolved) from None
+            except BaseException:
+                db.dispose()
+                raise
         log.debug("archive open at %s", redact(resolved))
         return cls(db)
 
@@ -124,9 +125,10 @@ class Archive:
         with self.db.write() as s:
             return store.start_run(s, config)
 
-    def finish_run(self, run_id: int, status: str, budgets_spent: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, status: str, budgets_spent: dict[str, Any], error: str | None = None) -> None:
+        """Close run ``run_id``; ``error`` says why it failed (shown by ``tune --resume``)."""
         with self.db.write() as s:
-            store.finish_run(s, run_id, status, budgets_spent)
+            store.finish_run(s, run_id, status, budgets_spent, error)
 
     def record_llm_call(self, call: store.LLMCallRecord) -> int:
         with self.db.write() as s:

@@ -20,6 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock (one process opens a new archive at a time)
+    fcntl = None  # type: ignore[assignment]
+
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,8 +79,11 @@ def sqlite_path(url: str | URL) -> Path | None:
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")  # first: the rest may wait
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        # Switching to WAL takes an exclusive lock that the busy handler does not always wait for;
+        # Archive.open makes the first switch under first_open_lock, after which WAL is a file property.
+        cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a kill
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
@@ -86,17 +94,60 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+def check_sqlite_target(url: str | URL) -> Path | None:
+    """The SQLite file behind ``url``, refused where it could only lose data.
+
+    An in-memory database (``sqlite://``) vanishes when the command ends; a path in a folder
+    that does not exist is most likely a typo, so it is refused rather than created. Only the
+    default archive's folder (``~/.local/share/autotuner``) is created on first use.
+    """
+    parsed = url if isinstance(url, URL) else _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = sqlite_path(parsed)
+    if path is None:
+        raise ArchiveUnreachableError(
+            f"{redact(parsed)} is an in-memory database: everything recorded would be lost when the command "
+            "ends. Give a file path (--db PATH) or a PostgreSQL URL"
+        )
+    if not path.parent.is_dir():
+        if path.resolve() != DEFAULT_PATH.expanduser().resolve():
+            raise ArchiveUnreachableError(
+                f"the folder {path.parent} of the archive {path} does not exist (not created, in case of a typo): "
+                "create it first, or point --db / $AUTOTUNER_DB_URL elsewhere"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ArchiveUnreachableError(f"cannot create the archive folder {path.parent}: {e.strerror}") from None
+    return path
+
+
+@contextmanager
+def first_open_lock(path: Path | None) -> Iterator[None]:
+    """Serialise opening (WAL switch, schema creation) of the SQLite file ``path`` across processes.
+
+    Two processes creating a new archive at once would otherwise race: one fails with "database
+    is locked" at the WAL switch, or with "table already exists". The lock is an advisory
+    ``flock`` on the archive's folder (no extra file); other backends need none.
+    """
+    if path is None or fcntl is None:
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the pragmas and timeouts the archive relies on."""
     parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        path = sqlite_path(parsed)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ArchiveUnreachableError(f"cannot create the archive folder {path.parent}: {e.strerror}") from None
+        check_sqlite_target(parsed)
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)

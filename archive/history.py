@@ -37,11 +37,21 @@ def run_config(archive: Any, run_id: int) -> tuple[dict[str, Any], str]:
         return dict(run.config or {}), run.status
 
 
-def latest_run(archive: Any, status: str | None = None) -> int | None:
+def run_error(archive: Any, run_id: int) -> str | None:
+    """Why run ``run_id`` failed, as recorded when it stopped (None if it did not fail)."""
+    with archive.db.read() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id} in the archive at {archive.url}")
+        return run.error
+
+
+def latest_run(archive: Any, status: str | tuple[str, ...] | None = None) -> int | None:
+    """The newest run, or the newest with ``status`` (one, or any of several)."""
     with archive.db.read() as s:
         stmt = select(Run.id).order_by(Run.id.desc()).limit(1)
         if status:
-            stmt = stmt.where(Run.status == status)
+            stmt = stmt.where(Run.status.in_((status,) if isinstance(status, str) else status))
         return s.scalar(stmt)
 
 

@@ -97,6 +97,7 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column()
     budgets_spent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"llm_usd": .., ...}
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed (revision 0003)
 
 
 class KernelParent(Base):

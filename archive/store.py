@@ -216,11 +216,14 @@ def start_run(session: Session, config: dict[str, Any]) -> int:
     return run.id
 
 
-def finish_run(session: Session, run_id: int, status: str, budgets_spent: dict[str, Any]) -> None:
-    """Close a run with its final status ("finished", "failed", "interrupted") and spend."""
+def finish_run(session: Session, run_id: int, status: str, budgets_spent: dict[str, Any],
+               error: str | None = None) -> None:
+    """Close a run with its final status ("done", "budget", "failed", "interrupted"), spend and, if it
+    failed, why."""
     _require(session, Run, [run_id], "run")
     session.execute(
-        update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), budgets_spent=dict(budgets_spent))
+        update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), budgets_spent=dict(budgets_spent),
+                                                   error=error)
     )
 
 

@@ -1,7 +1,11 @@
 """Export and import the archive as JSON lines, to move or merge archives between machines.
 
 One JSON object per line, each with a ``kind``: a ``header`` first, then runs, tasks,
-kernels (parents before children), evaluations and LLM calls. Rows are keyed by what
+kernels (parents before children), evaluations and LLM calls, and last a ``trailer`` with the
+count of each kind: a file cut at a line boundary (a full disk, a killed copy) lacks it or
+disagrees with it, and is refused. Version-1 files (before the trailer) are imported, but the
+counts say so (``UNCHECKED``) and the CLI warns and exits non-zero: their completeness cannot
+be checked. Rows are keyed by what
 identifies them anywhere (task content hash; kernel = task hash + source hash + params
 hash; uids for runs, evaluations and LLM calls), so importing the same file twice, or
 merging two machines' archives, adds nothing twice. An import is one transaction: a bad line
@@ -36,7 +40,9 @@ from autotuner.errors import ArchiveError, ArchiveImportError
 from autotuner.evaluator.verdict import EvalResult
 
 FORMAT = "autotuner-archive"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the file ends with a trailer holding the counts (1 had none)
+READABLE_VERSIONS = (1, 2)
+UNCHECKED = "unchecked_version_1"  # a key import_jsonl sets in its counts for a file it could not check
 _BATCH = 1000
 
 
@@ -56,7 +62,7 @@ def export_lines(session: Session) -> Iterator[dict[str, Any]]:
         run_uid[run.id] = run.uid
         yield {"kind": "run", "uid": run.uid, "config": run.config, "status": run.status,
                "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
-               "budgets_spent": run.budgets_spent}  # fmt: skip
+               "budgets_spent": run.budgets_spent, "error": run.error}  # fmt: skip
     task_hash: dict[int, str] = {}
     for t in session.scalars(select(Task).order_by(Task.id)):
         task_hash[t.id] = t.content_hash
@@ -86,10 +92,13 @@ def export_lines(session: Session) -> Iterator[dict[str, Any]]:
 
 
 def export_jsonl(session: Session, out: IO[str]) -> Counter[str]:
+    """Write every row, then the trailer with the counts; returns the counts."""
     counts: Counter[str] = Counter()
     for line in export_lines(session):
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
         counts[line["kind"]] += 1
+    body = {k: n for k, n in counts.items() if k != "header"}
+    out.write(json.dumps({"kind": "trailer", "counts": body}, separators=(",", ":")) + "\n")
     return counts
 
 
@@ -109,7 +118,7 @@ class _Importer:
         if existing is None:
             existing = Run(uid=d["uid"], config=d.get("config") or {}, status=d.get("status") or "finished",
                            started_at=_when(d.get("started_at")), ended_at=_when(d.get("ended_at")),
-                           budgets_spent=d.get("budgets_spent") or {})  # fmt: skip
+                           budgets_spent=d.get("budgets_spent") or {}, error=d.get("error"))  # fmt: skip
             self.session.add(existing)
             self.session.flush()
             self.counts["run"] += 1
@@ -206,8 +215,8 @@ def _parse(line: str) -> dict[str, Any]:
 def _check_header(data: dict[str, Any]) -> None:
     if data.get("kind") != "header" or data.get("format") != FORMAT:
         raise ValueError(f"not an {FORMAT} export (the first line is not its header)")
-    if data.get("version") != FORMAT_VERSION:
-        raise ValueError(f"export format version {data.get('version')}; this autotuner reads {FORMAT_VERSION}")
+    if data.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"export format version {data.get('version')}; this autotuner reads {list(READABLE_VERSIONS)}")
 
 
 def import_jsonl(session: Session, path: str | Path) -> Counter[str]:
@@ -220,6 +229,7 @@ def import_jsonl(session: Session, path: str | Path) -> Counter[str]:
     except OSError as e:
         raise ArchiveError(f"cannot read {path}: {e.strerror}") from None
     lineno = 0
+    version, trailer, seen = None, None, Counter()
     try:
         with f:
             for lineno, line in enumerate(f, start=1):
@@ -229,10 +239,19 @@ def import_jsonl(session: Session, path: str | Path) -> Counter[str]:
                 kind = data["kind"]
                 if lineno == 1:
                     _check_header(data)
+                    version = data["version"]
+                    continue
+                if trailer is not None:
+                    raise ValueError("a line after the trailer: two exports joined, or a damaged file")
+                if kind == "trailer":
+                    trailer = data
                     continue
                 if kind not in handlers:
                     raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(handlers)}")
+                seen[kind] += 1
                 handlers[kind](data)
+            if version is not None and version >= 2:
+                _check_trailer(trailer, seen)
             importer.flush()
     except UnicodeDecodeError:
         raise ArchiveImportError(str(path), lineno + 1, "not UTF-8 text") from None
@@ -241,4 +260,16 @@ def import_jsonl(session: Session, path: str | Path) -> Counter[str]:
         raise ArchiveImportError(str(path), lineno, fault) from None
     if lineno == 0:
         raise ArchiveImportError(str(path), 1, "the file is empty")
+    if version == 1:
+        importer.counts[UNCHECKED] = 1
     return importer.counts
+
+
+def _check_trailer(trailer: dict[str, Any] | None, seen: Counter[str]) -> None:
+    if trailer is None:
+        raise ValueError("the file ends without its trailer line: it was cut short (an interrupted export or "
+                         "copy); export it again")
+    expected = {k: int(n) for k, n in (trailer.get("counts") or {}).items() if n}
+    if expected != {k: n for k, n in seen.items() if n}:
+        raise ValueError(f"the trailer counts {expected} but the file holds {dict(seen)}: lines are missing or "
+                         "extra; export it again")

@@ -2,7 +2,9 @@
 
 Layers, later wins: defaults < TOML file (``--config`` or ``./autotuner.toml``) < environment
 (``AUTOTUNER_*``) < command line. Unknown keys are rejected with the valid ones listed.
-Secrets (API keys) only ever come from the environment.
+Secrets (API keys) only ever come from the environment. Every layer is checked by pydantic
+models (``FileConfig``) when it loads: a wrong type, a value out of range or an unknown key in
+any table is one ``ConfigError`` naming the file, ``table.key``, the value and what was expected.
 
     [search]  proposer, tune_trials, tune_batch, tune_top, generations, islands, migrate_every, seed
     [eval]    trials, timing_calls, timeout_s, ... (autotuner.evaluator.EvalConfig)
@@ -16,13 +18,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import BaseModel, Field
 
 from autotuner.errors import ConfigError
 from autotuner.evaluator.config import EvalConfig
+from autotuner.llm.config import LLMTable, check_table
+from autotuner.validation import STRICT, section_model, validate
 from evolution.loop import SearchConfig
+
+DB_ENV_VAR = "AUTOTUNER_DB_URL"  # the same variable archive.db reads
 
 PROPOSERS = ("rules", "llm", "mixed")
 
@@ -52,56 +60,79 @@ class RunConfig:
 
 
 _SECTIONS = {"search": SearchConfig, "eval": EvalConfig, "budget": BudgetConfig}
-_TOP = {"db_url", "gpus", "report_dir", "llm"}
+_RANGES: dict[str, dict[str, dict[str, Any]]] = {
+    "search": {"tune_trials": {"ge": 0}, "tune_batch": {"ge": 1}, "tune_top": {"ge": 0}, "generations": {"ge": 0},
+               "islands": {"ge": 1}, "migrate_every": {"ge": 1}, "max_variants": {"ge": 1}},
+    "eval": {"trials": {"ge": 1}, "timing_calls": {"ge": 1}, "warmup_calls": {"ge": 0}, "timeout_s": {"gt": 0},
+             "baseline_timeout_s": {"gt": 0}, "gpu": {"ge": 0}, "roofline_slack": {"ge": 0}, "pool_bytes": {"gt": 0}},
+    "budget": {"max_candidates": {"ge": 0}, "max_minutes": {"gt": 0}, "max_tokens": {"ge": 0},
+               "max_cost_usd": {"ge": 0}},
+}  # fmt: skip
+_TABLES = {
+    name: section_model(cls, constraints=_RANGES[name],
+                        types={"proposer": Literal["rules", "llm", "mixed"]} if name == "search" else None)
+    for name, cls in _SECTIONS.items()
+}  # fmt: skip
+GpuIndex = Annotated[int, Field(ge=0)]
 
 
-def _section(cls: type, current: Any, values: Mapping[str, Any], where: str) -> Any:
-    valid = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(valid)}")
-    try:
-        return replace(current, **values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+class FileConfig(BaseModel):
+    """A whole layer as written in ``autotuner.toml``: every table strict, unknown keys refused."""
+
+    model_config = STRICT
+    search: _TABLES["search"] | None = None  # type: ignore[valid-type]
+    eval: _TABLES["eval"] | None = None  # type: ignore[valid-type]
+    budget: _TABLES["budget"] | None = None  # type: ignore[valid-type]
+    llm: LLMTable | None = None
+    db_url: str | None = Field(None, min_length=1)
+    gpus: list[GpuIndex] | None = Field(None, min_length=1)
+    report_dir: str | None = Field(None, min_length=1)
 
 
 def merge(config: RunConfig, data: Mapping[str, Any], where: str) -> RunConfig:
-    """Apply one layer (a parsed TOML table, or overrides shaped the same way)."""
-    unknown = sorted(set(data) - set(_SECTIONS) - _TOP)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(set(_SECTIONS) | _TOP)}")
-    for name, cls in _SECTIONS.items():
-        if name in data:
-            if not isinstance(data[name], Mapping):
-                raise ConfigError(f"{where}: [{name}] must be a table")
-            config = replace(config, **{name: _section(cls, getattr(config, name), data[name], f"{where} [{name}]")})
+    """Apply one layer (a parsed TOML table, or overrides shaped the same way); checked first."""
+    data = dict(data)
+    if "llm" in data and isinstance(data["llm"], Mapping):
+        check_table(data["llm"], where)  # the api_key refusal and model/models, before the types
+    layer = validate(FileConfig, data, where)
+    given = layer.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {}
+    for name in _SECTIONS:
+        if given.get(name):
+            try:
+                changes[name] = replace(getattr(config, name), **given[name])
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{where}: [{name}] {exc}") from None
     if "llm" in data:
-        config = replace(config, llm={**config.llm, **dict(data["llm"])})
-    if "db_url" in data:
-        config = replace(config, db_url=str(data["db_url"]))
-    if "gpus" in data:
-        config = replace(config, gpus=parse_gpus(data["gpus"]))
-    if "report_dir" in data:
-        config = replace(config, report_dir=str(data["report_dir"]))
-    if config.search.proposer not in PROPOSERS:
-        raise ConfigError(f"{where}: proposer {config.search.proposer!r}; expected one of {list(PROPOSERS)}")
-    return config
+        changes["llm"] = {**config.llm, **dict(data["llm"] or {})}
+    for key in ("db_url", "report_dir"):
+        if given.get(key) is not None:
+            changes[key] = given[key]
+    if given.get("gpus") is not None:
+        changes["gpus"] = tuple(given["gpus"])
+    return replace(config, **changes)
 
 
 def parse_gpus(value: Any) -> tuple[int, ...]:
+    """``"0,1"`` (the command line, ``AUTOTUNER_GPUS``) or a list -> device indices."""
     try:
         if isinstance(value, str):
-            return tuple(int(v) for v in value.split(",") if v.strip())
-        return tuple(int(v) for v in value)
+            indices = tuple(int(v) for v in value.split(",") if v.strip())
+        else:
+            indices = tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"gpus must be a list of indices like 0,1 — got {value!r}") from None
+        raise ConfigError(f"gpus must be device indices like 0,1; got {value!r}") from None
+    if not indices or min(indices) < 0:
+        raise ConfigError(f"gpus must be device indices like 0,1; got {value!r}")
+    return indices
 
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     layer: dict[str, Any] = {}
+    if env.get(DB_ENV_VAR):
+        layer["db_url"] = env[DB_ENV_VAR]
     if env.get("AUTOTUNER_GPUS"):
-        layer["gpus"] = env["AUTOTUNER_GPUS"]
+        layer["gpus"] = list(parse_gpus(env["AUTOTUNER_GPUS"]))
     if env.get("AUTOTUNER_PROPOSER"):
         layer["search"] = {"proposer": env["AUTOTUNER_PROPOSER"]}
     return layer
@@ -123,5 +154,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         config = merge(config, data, str(file))
     config = merge(config, _env_layer(env), "environment")
     if overrides:
+        overrides = dict(overrides)
+        if isinstance(overrides.get("gpus"), str):
+            overrides["gpus"] = list(parse_gpus(overrides["gpus"]))
         config = merge(config, overrides, "command line")
     return config

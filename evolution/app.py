@@ -58,37 +58,64 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
         run_id = archive.start_run({"config": config.to_json(), "tasks": [str(t.path) for t in tasks],
                                     "evaluator": "simulate" if simulate else "gpu"})
     budget = make_budget(config)
-    if history:
-        budget.count_candidate(0)  # budgets count this session's work; the archive holds the rest
-    proposers = make_proposers(config, budget)
-    if simulate:
-        from evolution.simulate import simulated_evaluator
-
-        evaluator = simulated_evaluator(simulate_delay)
-    else:
-        evaluator = real_evaluator
-    pool = EvalPool(evaluator, config.eval, list(config.gpus))
-    run = TuneRun(archive, run_id, config.search, proposers, pool, budget,
-                  workdir=cache_root() / "runs" / f"run-{run_id}", callbacks=callbacks)
-    run.history = list(history or [])
-    status = "done"
     try:
-        outcomes = run.run(tasks)
-        if budget.exhausted():
-            status = "budget"
-    except BaseException:
-        archive.finish_run(run_id, "failed", budget.spent())
+        outcomes, status, spent = _search(archive, config, tasks, run_id, history, simulate, simulate_delay,
+                                          callbacks, budget)
+    except KeyboardInterrupt:
+        _close_run(archive, run_id, "interrupted", budget.spent(), None)
         raise
-    finally:
-        pool.close()
-        for proposer in proposers.values():
-            close = getattr(proposer, "close", None)
-            if close:
-                close()
-    spent = {**budget.spent(), "settings_per_gpu": {str(k): v for k, v in pool.settings_per_gpu.items()}}
+    except BaseException as exc:
+        _close_run(archive, run_id, "failed", budget.spent(), failure_reason(exc))
+        raise
     archive.finish_run(run_id, status, spent)
     from evolution.report import write_report
 
     out_dir = Path(config.report_dir) if config.report_dir else Path("autotuner-runs") / f"run-{run_id}"
-    report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url)
+    report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url, simulated=simulate)
     return RunOutcome(run_id, status, outcomes, report, plot, spent)
+
+
+def _search(archive: Any, config: RunConfig, tasks: list[Task], run_id: int, history: list[Any] | None,
+            simulate: bool, simulate_delay: float, callbacks: Callbacks | None,
+            budget: Any) -> tuple[list[TaskOutcome], str, dict[str, Any]]:
+    """The run's work between its start and finish rows: proposers, evaluation pool, the loop."""
+    if history:
+        budget.count_candidate(0)  # budgets count this session's work; the archive holds the rest
+    proposers = make_proposers(config, budget)
+    pool = None
+    try:
+        if simulate:
+            from evolution.simulate import simulated_evaluator
+
+            evaluator = simulated_evaluator(simulate_delay)
+        else:
+            evaluator = real_evaluator
+        pool = EvalPool(evaluator, config.eval, list(config.gpus))
+        run = TuneRun(archive, run_id, config.search, proposers, pool, budget,
+                      workdir=cache_root() / "runs" / f"run-{run_id}", callbacks=callbacks)
+        run.history = list(history or [])
+        outcomes = run.run(tasks)
+    finally:
+        if pool is not None:
+            pool.close()
+        for proposer in proposers.values():
+            close = getattr(proposer, "close", None)
+            if close:
+                close()
+    status = "budget" if budget.exhausted() else "done"
+    spent = {**budget.spent(), "settings_per_gpu": {str(k): v for k, v in pool.settings_per_gpu.items()}}
+    return outcomes, status, spent
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What is recorded as the reason a run failed: the error's own message, one line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _close_run(archive: Any, run_id: int, status: str, spent: dict[str, Any], error: str | None) -> None:
+    """Mark the run stopped; an archive that is itself the failure is logged, not allowed to hide it."""
+    try:
+        archive.finish_run(run_id, status, spent, error)
+    except Exception:  # noqa: BLE001 - the original error is re-raised by the caller
+        log.exception("could not mark run %s as %s in the archive", run_id, status)

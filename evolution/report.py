@@ -62,8 +62,12 @@ def draw_progress(ax: Any, outcomes: list[TaskOutcome]) -> None:
 
 
 def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config: dict[str, Any],
-                 archive_url: str) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``progress.png`` into ``out_dir``; return their paths."""
+                 archive_url: str, simulated: bool = False) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``progress.png`` into ``out_dir``; return their paths.
+
+    A simulated run's report says so in its title and plot: its numbers are made up.
+    """
+    label = " (SIMULATED: made-up results, no GPU)" if simulated else ""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,7 +80,7 @@ def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config
     ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("candidates evaluated (per task)")
     ax.set_ylabel("best speedup vs PyTorch eager")
-    ax.set_title(f"run {run_id}: best verified speedup so far")
+    ax.set_title(f"run {run_id}{label}: best verified speedup so far")
     if len(outcomes) <= 12:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -84,7 +88,7 @@ def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config
     plt.close(fig)
 
     md = out_dir / "report.md"
-    lines = [f"# Tuning run {run_id}", "", f"Archive: `{archive_url}`", "",
+    lines = [f"# Tuning run {run_id}{label}", "", f"Archive: `{archive_url}`", "",
              f"Proposer: {config.get('search', {}).get('proposer')}; "
              f"GPUs: {config.get('gpus')}; harness results are in the archive under run {run_id}.", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]

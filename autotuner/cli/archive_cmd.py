@@ -14,6 +14,7 @@ from typing import Any
 
 from archive import Archive
 from archive.render import as_dict, key_values, render, table, to_csv, to_json
+from autotuner.cli.common import add_archive_options, archive_url, plain
 from autotuner.errors import ArchiveError
 
 KERNEL_COLUMNS = ["kernel_id", "proposer", "operator", "params", "evaluations", "verdict", "stage", "gpu",
@@ -29,7 +30,7 @@ def _fmt(args: argparse.Namespace) -> str:
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Archive:
-    return Archive.open(args.db, create=create)
+    return Archive.open(archive_url(args), create=create)
 
 
 def _columns(base: list[str], args: argparse.Namespace) -> list[str]:
@@ -43,7 +44,10 @@ def _emit(rows: list[Any], args: argparse.Namespace, columns: list[str] | None =
 
 def cmd_init(args: argparse.Namespace) -> int:
     with _open(args, create=True) as archive:
-        print(f"archive at {archive.url}: schema revision {archive.revision()} (newest)")
+        if _fmt(args) == "json":
+            print(to_json({"archive": archive.url, "schema_revision": archive.revision()}))
+        else:
+            print(f"archive at {archive.url}: schema revision {archive.revision()} (newest)")
     return 0
 
 
@@ -55,7 +59,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_kernels(args: argparse.Namespace) -> int:
     with _open(args) as archive:
         rows = archive.kernels(
-            args.task, gpu=args.gpu, dtype=args.dtype, verdict=args.verdict, min_speedup=args.min_speedup,
+            args.task, gpu=args.gpu_name, dtype=args.dtype, verdict=args.verdict, min_speedup=args.min_speedup,
             proposer=args.proposer, include_stale=args.include_stale, limit=args.limit,
         )  # fmt: skip
     return _emit(rows, args, _columns(KERNEL_COLUMNS, args))
@@ -109,13 +113,13 @@ def _spread(stats: dict[str, Any] | None) -> str | None:
 
 def cmd_best(args: argparse.Namespace) -> int:
     with _open(args) as archive:
-        rows = archive.best(task=args.task, gpu=args.gpu, policy=args.policy, include_stale=args.include_stale, top=args.top)
+        rows = archive.best(task=args.task, gpu=args.gpu_name, policy=args.policy, include_stale=args.include_stale, top=args.top)
     return _emit(rows, args, _columns(BEST_COLUMNS, args))
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     with _open(args) as archive:
-        rows = archive.leaderboard(gpu=args.gpu, policy=args.policy, p=args.p, include_stale=args.include_stale)
+        rows = archive.leaderboard(gpu=args.gpu_name, policy=args.policy, p=args.p, include_stale=args.include_stale)
     return _emit(rows, args)
 
 
@@ -163,7 +167,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_stale(args: argparse.Namespace) -> int:
     with _open(args) as archive:
-        return _emit(archive.stale(gpu=args.gpu, limit=args.limit), args)
+        return _emit(archive.stale(gpu=args.gpu_name, limit=args.limit), args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -176,27 +180,47 @@ def cmd_export(args: argparse.Namespace) -> int:
                 counts = archive.export_jsonl(out)
         except OSError as e:
             raise ArchiveError(f"cannot write {args.file}: {e.strerror}") from None
-    print(f"exported to {args.file}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if k != "header"))
+    if _fmt(args) == "json":
+        print(to_json({"file": args.file, "counts": {k: n for k, n in counts.items() if k != "header"}}))
+    else:
+        print(f"exported to {args.file}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if k != "header"))
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """Import; a version-1 export (no trailer) is imported but cannot be checked whole: warn, exit 1."""
+    from archive.transfer import UNCHECKED
+
     with _open(args, create=True) as archive:
         counts = archive.import_jsonl(args.file)
+    unchecked = bool(counts.pop(UNCHECKED, 0))
     skipped = counts.pop("evaluation_skipped", 0)
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
-    print(f"imported {args.file} into {archive.url}: {summary}" + (f"; {skipped} evaluations already present" if skipped else ""))
+    warning = (f"{args.file} is a version-1 export, which has no trailer: it was imported, but whether it was "
+               "complete cannot be checked; export it again with this version to be sure") if unchecked else None
+    if _fmt(args) == "json":
+        print(to_json({"file": args.file, "archive": archive.url, "imported": dict(counts),
+                       "evaluations_already_present": skipped, "warning": warning}))
+    else:
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
+        print(f"imported {args.file} into {archive.url}: {summary}"
+              + (f"; {skipped} evaluations already present" if skipped else ""))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="URL", help="archive URL or SQLite path (default: $AUTOTUNER_DB_URL, "
-                        "else ~/.local/share/autotuner/archive.db)")  # fmt: skip
+    add_archive_options(common)
     out = common.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print JSON")
-    out.add_argument("--csv", action="store_true", help="print CSV")
+    out.add_argument("--json", action="store_true", help="print JSON to stdout")
+    out.add_argument("--csv", action="store_true", help="print CSV to stdout")
     return common
+
+
+def _gpu_name(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu-name", metavar="NAME", help="only results on GPUs whose name holds NAME (case-insensitive, e.g. h100)")
 
 
 def _stale_flag(p: argparse.ArgumentParser) -> None:
@@ -205,7 +229,7 @@ def _stale_flag(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("archive", help="browse, export and import the archive of results",
-                                   description=__doc__.split("\n\n")[0])  # fmt: skip
+                                   description=plain(__doc__))  # fmt: skip
     sub = parser.add_subparsers(dest="archive_command", metavar="ACTION", required=True)
     common = _common()
 
@@ -217,33 +241,33 @@ def register(subparsers: Any) -> None:
     add("init", cmd_init, "create the archive, or upgrade its schema to the newest revision")
     _stale_flag(add("tasks", cmd_tasks, "list tasks with kernel and evaluation counts"))
     p = add("kernels", cmd_kernels, "list kernels of a task (id, name or hash prefix), best evaluation each")
-    p.add_argument("task")
-    p.add_argument("--gpu", help="GPU name, case-insensitive substring (e.g. h100)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--verdict", choices=["accepted", "rejected", "error"])
+    p.add_argument("task", help="task id, name or content-hash prefix")
+    _gpu_name(p)
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="only tasks of this dtype")
+    p.add_argument("--verdict", choices=["accepted", "rejected", "error"], help="only kernels with this verdict")
     p.add_argument("--min-speedup", type=float, metavar="X", help="speedup against PyTorch eager of at least X")
-    p.add_argument("--proposer", help="e.g. rules, llm")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--proposer", help="only kernels made by this proposer (e.g. rules, llm)")
+    p.add_argument("--limit", type=int, help="at most this many rows")
     _stale_flag(p)
-    add("show", cmd_show, "one kernel: source, parameters, lineage edges, every evaluation").add_argument("kernel_id", type=int)
+    add("show", cmd_show, "one kernel: source, parameters, lineage edges, every evaluation").add_argument("kernel_id", type=int, help="kernel id")
     p = add("best", cmd_best, "fastest verified kernel per task, GPU and policy")
-    p.add_argument("--task")
-    p.add_argument("--gpu")
-    p.add_argument("--policy", choices=["strict", "hybrid"])
+    p.add_argument("--task", help="only this task (id, name or hash prefix)")
+    _gpu_name(p)
+    p.add_argument("--policy", choices=["strict", "hybrid"], help="only tasks under this policy")
     p.add_argument("--top", type=int, default=1, help="how many per task and GPU (default 1)")
     _stale_flag(p)
     p = add("leaderboard", cmd_leaderboard, "fast_p against eager and torch.compile, and geomean speedup, per GPU")
-    p.add_argument("--gpu")
-    p.add_argument("--policy", choices=["strict", "hybrid"])
+    _gpu_name(p)
+    p.add_argument("--policy", choices=["strict", "hybrid"], help="only tasks under this policy")
     p.add_argument("--p", type=float, default=1.0, help="speedup threshold of fast_p (default 1.0)")
     _stale_flag(p)
-    add("lineage", cmd_lineage, "ancestors and descendants of a kernel").add_argument("kernel_id", type=int)
+    add("lineage", cmd_lineage, "ancestors and descendants of a kernel").add_argument("kernel_id", type=int, help="kernel id")
     p = add("diff", cmd_diff, "source and parameter differences of two kernels")
-    p.add_argument("a", type=int)
-    p.add_argument("b", type=int)
+    p.add_argument("a", type=int, help="first kernel id")
+    p.add_argument("b", type=int, help="second kernel id")
     add("stats", cmd_stats, "counts, verdicts, GPUs, LLM spend")
     p = add("stale", cmd_stale, "kernels accepted by an older harness and not re-verified since")
-    p.add_argument("--gpu")
-    p.add_argument("--limit", type=int)
-    add("export", cmd_export, "write the whole archive as JSON lines").add_argument("file", nargs="?", help="default: stdout")
-    add("import", cmd_import, "merge a JSON-lines export into the archive (one transaction)").add_argument("file")
+    _gpu_name(p)
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    add("export", cmd_export, "write the whole archive as JSON lines").add_argument("file", nargs="?", help="file to write (default: stdout)")
+    add("import", cmd_import, "merge a JSON-lines export into the archive (one transaction)").add_argument("file", help="a file written by archive export")

@@ -14,6 +14,7 @@ from typing import Any
 from archive.bench import run_bench
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from archive.render import table, to_json
+from autotuner.cli.common import CONFIG_HELP, DB_HELP, plain, print_json
 
 
 def _progress(message: str) -> None:
@@ -55,6 +56,9 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
     t = measure_throughput(Path(args.task), Path(args.candidate), repeats=args.repeats, settings=settings,
                            config=EvalConfig(**trust_overrides(args)))
     gpu = device_facts(0).gpu_name
+    if args.json:
+        print_json({"gpu": gpu, "task": args.task, "candidate": args.candidate, **asdict(t)})
+        return 0
     print(f"evaluator throughput on {gpu}: {args.task} with {args.candidate}")
     print(f"  one candidate per child (fork server, baselines cached): p50 {t.single_p50_s:.2f} s, "
           f"min {min(t.single_wall_s):.2f} s, max {max(t.single_wall_s):.2f} s over {len(t.single_wall_s)} "
@@ -72,6 +76,7 @@ def _x(v: float | None) -> str:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     import json
+    from dataclasses import replace
     from pathlib import Path
 
     from archive import Archive
@@ -89,13 +94,19 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if trust_overrides(args):
         overrides["eval"] = trust_overrides(args)
     config = load_config(args.config, overrides=overrides)
-    with Archive.open(args.db or config.db_url) as archive:
+    if args.db:
+        config = replace(config, db_url=args.db)
+    with Archive.open(config.db_url) as archive:
         report = run_suite(archive, config, [load_task(p, config.eval.policy) for p in paths])
+    data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
+            "fast_p": report.fast_p, "geomean_eager": report.geomean_eager,
+            "geomean_compile": report.geomean_compile, "candidates": report.candidates,
+            "per_gpu_hour": report.per_gpu_hour}  # fmt: skip
+    if args.out:
+        Path(args.out).write_text(json.dumps(data, indent=2, default=str))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s,
-                                               "gpu": report.gpu, "fast_p": report.fast_p,
-                                               "geomean_eager": report.geomean_eager,
-                                               "geomean_compile": report.geomean_compile}, indent=2))
+        print_json(data)
+        return 0
     rows = [{"task": r.task, "translated": "yes" if r.translated else "no", "correct": "yes" if r.correct else "NO",
              "cands": r.candidates, "best ms": f"{r.best_ms:.3f}" if r.best_ms else "-",
              "vs eager": _x(r.speedup_eager), "vs compile": _x(r.speedup_compile),
@@ -113,34 +124,36 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("bench", help="benchmark the tool: the task suite, the archive, the evaluator", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("bench", help="benchmark the tool: the task suite, the archive, the evaluator", description=plain(__doc__))
     sub = parser.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
     p = sub.add_parser("suite", help="rule proposer over the built-in suite (or task folders): fast_p, geomean")
     p.add_argument("paths", nargs="*", help="task files or folders (default: the built-in suite)")
     p.add_argument("--only", help="comma-separated substrings of task paths to keep")
     p.add_argument("--variants", type=int, default=8, help="structural variants per task")
     p.add_argument("--tune-trials", type=int, default=0, help="optuna settings per tuned variant")
-    p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL or the default SQLite file)")
-    p.add_argument("--config", help="TOML config file")
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--report", help="folder for report.md and progress.png")
-    p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    p.add_argument("--json", action="store_true", help="print the results as JSON to stdout instead of a table")
+    p.add_argument("--out", metavar="PATH", help="also write the results as JSON to PATH")
     add_trust_options(p)
     p.set_defaults(func=cmd_suite)
     p = sub.add_parser("archive", help="archive insert rate and query latency on a throwaway database")
     p.add_argument("--db", default="sqlite", metavar="URL",
                    help="'sqlite' (a temporary file, default), a SQLite path that does not exist yet, "
                         "or a PostgreSQL URL (a fresh schema is made there and dropped)")  # fmt: skip
-    p.add_argument("--evaluations", type=int, default=100_000)
-    p.add_argument("--tasks", type=int, default=200)
+    p.add_argument("--evaluations", type=int, default=100_000, help="evaluations inserted (default 100000)")
+    p.add_argument("--tasks", type=int, default=200, help="tasks they are spread over (default 200)")
     p.add_argument("--batch", type=int, default=500, help="evaluations per transaction in the bulk insert")
     p.add_argument("--single", type=int, default=300, help="evaluations written one transaction each")
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--repeats", type=int, default=7, help="timed repeats of each query (median)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON to stdout")
     p.set_defaults(func=cmd_archive)
     p = sub.add_parser("evaluator", help="candidates per GPU-hour: wall time to evaluate one candidate end to end")
-    p.add_argument("task")
-    p.add_argument("candidate")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("task", help="task file")
+    p.add_argument("candidate", help="candidate file defining ModelNew")
+    p.add_argument("--repeats", type=int, default=5, help="candidates evaluated one per child")
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON to stdout")
     p.add_argument("--setting", action="append", help="a JSON parameter setting for the batched figure (repeatable)")
     add_trust_options(p)
     p.set_defaults(func=cmd_evaluator)

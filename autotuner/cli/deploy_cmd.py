@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from autotuner.cli.common import add_archive_options, archive_url, plain
+
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32"}
 
 
@@ -36,8 +38,8 @@ def _resolve(args: argparse.Namespace, cfg: Any) -> tuple[Any, float]:
     from autotuner.engine import resolve_slots
 
     started = time.perf_counter()
-    with Archive.open(args.db) as archive:
-        slots = resolve_slots(archive, DTYPES[args.dtype], cfg, gpu=args.gpu, record=not args.no_record)
+    with Archive.open(archive_url(args)) as archive:
+        slots = resolve_slots(archive, DTYPES[args.dtype], cfg, gpu=args.gpu_name, record=not args.no_record)
     return slots, time.perf_counter() - started
 
 
@@ -54,15 +56,14 @@ def cmd_slots(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[Any]) -> str:
+    from archive.render import table
+
     head = ["model", "prompt", "mode", "prefill tok/s", "decode tok/s", "total tok/s", "compile ms",
             "decode ms/tok", "% of BW bound"]
     cells = [[r.model, str(r.prompt_len), r.mode, f"{r.prefill_tok_s:,.0f}", f"{r.decode_tok_s:,.1f}",
               f"{r.total_tok_s:,.1f}", f"{r.one_time_ms:,.0f}", f"{r.decode_step_ms:.3f}",
               "-" if r.bandwidth_fraction is None else f"{100 * r.bandwidth_fraction:.1f}%"] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+    return table([dict(zip(head, c)) for c in cells], head)
 
 
 def _speedups(rows: list[Any]) -> list[str]:
@@ -156,33 +157,33 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("deploy", help="the inference engine with the archive's kernels (slots, bench)",
-                            description=__doc__.split("\n\n")[0])
+                            description=plain(__doc__))
     targets = parser.add_subparsers(dest="deploy_target", metavar="TARGET", required=True)
     for name, func, help_text in (("slots", cmd_slots, "which kernel each op slot runs (re-verified), or why PyTorch"),
                                   ("bench", cmd_bench, "tok/s: eager, tuned, tuned + CUDA graph, torch.compile (GPU)"),
                                   ("profile", cmd_profile, "where a decode step's time goes, kernel by kernel (GPU)")):
-        p = targets.add_parser(name, help=help_text)
+        p = targets.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--model", nargs="+", default=["llama-3.2-1b"],
                        help="llama-3.2-1b, qwen2.5-1.5b, granite-3.2-2b (default: llama-3.2-1b)")
         p.add_argument("--checkpoint", help="a local Hugging Face checkpoint folder (config.json, *.safetensors) "
                                             "instead of random weights")
-        p.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
-        p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL, else the default SQLite file)")
-        p.add_argument("--gpu", help="GPU name to look kernels up for (default: this machine's)")
+        p.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16", help="model dtype (default: bfloat16)")
+        add_archive_options(p)
+        p.add_argument("--gpu-name", metavar="NAME", help="GPU name to look kernels up for (default: this machine's)")
         p.add_argument("--no-record", action="store_true", help="do not record the re-verifications in the archive")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="print JSON to stdout")
         p.set_defaults(func=func)
         if name == "bench":
-            p.add_argument("--prompt-len", type=int, nargs="+", default=[128, 512])
-            p.add_argument("--decode-steps", type=int, default=128)
-            p.add_argument("--batch", type=int, default=1)
+            p.add_argument("--prompt-len", type=int, nargs="+", default=[128, 512], help="prompt lengths (tokens)")
+            p.add_argument("--decode-steps", type=int, default=128, help="tokens decoded per timed run")
+            p.add_argument("--batch", type=int, default=1, help="sequences per batch")
             p.add_argument("--repeats", type=int, default=5, help="timed runs per mode and prompt (median)")
             p.add_argument("--no-parity", action="store_true", help="skip the 64-token greedy parity check")
             p.add_argument("--modes", nargs="+", default=["eager", "tuned", "tuned+graph", "compile"],
-                           choices=["eager", "tuned", "tuned+graph", "compile"])
+                           choices=["eager", "tuned", "tuned+graph", "compile"], help="what to time (default: all)")
         if name == "profile":
-            p.add_argument("--prompt-len", type=int, nargs="+", default=[512])
+            p.add_argument("--prompt-len", type=int, nargs="+", default=[512], help="prompt lengths (tokens)")
             p.add_argument("--steps", type=int, default=16, help="decode steps profiled")
-            p.add_argument("--batch", type=int, default=1)
+            p.add_argument("--batch", type=int, default=1, help="sequences per batch")
             p.add_argument("--top", type=int, default=15, help="kernels listed")
             p.add_argument("--pytorch", action="store_true", help="profile the pure PyTorch slots")

@@ -8,7 +8,9 @@ from typing import Any
 
 from autotuner.evaluator.verdict import EvalResult, TimingStats
 
-EXIT_ACCEPTED, EXIT_REJECTED, EXIT_ERROR = 0, 3, 1
+from autotuner.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, add_archive_options, archive_url
+
+EXIT_ACCEPTED = EXIT_OK
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpu", type=int, default=0, help="index of the visible GPU to use")
     parser.add_argument("--no-baselines", action="store_true", help="skip eager and torch.compile timings")
     parser.add_argument("--no-compile-baseline", action="store_true", help="skip the torch.compile baseline only")
-    parser.add_argument("--db", help="archive URL to record the result in (default: $AUTOTUNER_DB_URL or the default SQLite file)")
+    add_archive_options(parser)
     parser.add_argument("--no-record", action="store_true", help="do not record the result in the archive")
     add_trust_options(parser)
     parser.set_defaults(func=run)
@@ -104,7 +106,7 @@ def _record(args: argparse.Namespace, result: EvalResult) -> None:
 
     source = Path(args.candidate).read_text()
     language = "load_inline" if "load_inline" in source else ("cupy" if "RawKernel" in source else "cuda")
-    with Archive.open(args.db) as archive:
+    with Archive.open(archive_url(args)) as archive:
         recorded = archive.record(load_task(args.task, args.policy), KernelSpec(source, dict(args.param), language=language,
                                                                     operator="manual", proposer="manual"), result)
     result.warnings.append(f"recorded as kernel {recorded.kernel_id}, evaluation {recorded.evaluation_id} in {archive.url}")

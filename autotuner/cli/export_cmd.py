@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from autotuner.cli.common import add_archive_options, archive_url, print_json
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write the archive's verified kernels as a pip-installable torch.library package")
     p.add_argument("--task", nargs="+", required=True, help="task names, ids or hash prefixes, one op each")
     p.add_argument("--out", required=True, help="folder to write the package into")
     p.add_argument("--name", default="tuned_kernels", help="package name and op namespace (default: tuned_kernels)")
-    p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL, else the default SQLite file)")
-    p.add_argument("--gpu", help="export the kernels verified on this GPU (default: this machine's)")
+    add_archive_options(p)
+    p.add_argument("--gpu-name", metavar="NAME", help="export the kernels verified on this GPU (default: this machine's)")
+    p.add_argument("--json", action="store_true", help="print what was exported as JSON to stdout")
     p.add_argument("--skip-reverify", action="store_true",
                    help="do not re-verify before writing (recorded as such in metadata.json; not for release)")
     p.add_argument("--no-record", action="store_true", help="do not record the re-verifications in the archive")
@@ -25,10 +28,14 @@ def run(args: argparse.Namespace) -> int:
     from archive import Archive
     from autotuner.export import build_wheel, export_package
 
-    with Archive.open(args.db, create=False) as archive:
-        out = export_package(archive, args.task, args.out, args.name, gpu=args.gpu, skip_reverify=args.skip_reverify,
-                             record=not args.no_record, force=args.force)
+    with Archive.open(archive_url(args), create=False) as archive:
+        out = export_package(archive, args.task, args.out, args.name, gpu=args.gpu_name,
+                             skip_reverify=args.skip_reverify, record=not args.no_record, force=args.force)
     meta = json.loads((out / args.name / "metadata.json").read_text())
+    if args.json:
+        wheel = str(build_wheel(out)) if args.wheel else None
+        print_json({"out": str(out), "namespace": args.name, "wheel": wheel, "metadata": meta})
+        return 0
     print(f"exported {len(meta['ops'])} ops to {out} (namespace torch.ops.{args.name}, verified on {meta['gpu']}):")
     for op, m in meta["ops"].items():
         check = "re-verified" if m["reverification"].get("reverified") else f"NOT re-verified ({m['reverification']['reason']})"

@@ -10,21 +10,33 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from autotuner import __version__
+from autotuner.cli.common import EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from autotuner.errors import AutotunerError
 
 # Modules under autotuner.cli, in the order `autotuner --help` lists them.
 SUBCOMMANDS = ("tune", "eval", "doctor", "archive", "bench", "deploy", "export")
 
 
+def _epilog() -> str:
+    codes = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+    return f"exit codes:\n{codes}\n\nEvery command that prints results takes --json (JSON on stdout)."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autotuner",
         description="Turn PyTorch references into verified, profiled CUDA kernels.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"autotuner {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="errors only (no warnings or notes in the log)")
+    noise.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    noise.add_argument("--debug", action="store_true", help="debug log output, and a traceback with every error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -40,19 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")  # CLI only
+    if args.quiet:
+        level = logging.ERROR
+    elif args.debug:
+        level = logging.DEBUG
+    else:
+        level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # CLI only
+    logging.getLogger().setLevel(level)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except AutotunerError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

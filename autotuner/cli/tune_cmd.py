@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
+from autotuner.cli.common import DB_HELP
 from autotuner.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="search for fast, verified kernels for task files (the main job)")
-    p.add_argument("tasks", nargs="*", help="task files or folders (default: the built-in suite)")
+    p.add_argument("tasks", nargs="*", help="task files or folders (default: the built-in suite); if any file "
+                   "cannot be loaded, each is named and nothing is run")
     p.add_argument("--proposer", choices=["rules", "llm", "mixed"], help="who proposes candidates (default: rules)")
     p.add_argument("--config", help="TOML config file (default: ./autotuner.toml if present)")
-    p.add_argument("--db", help="archive URL (default: $AUTOTUNER_DB_URL, else the SQLite file in the README)")
+    p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--resume", nargs="?", const=0, type=int, metavar="RUN_ID",
                    help="continue a killed or stopped run (default: the latest unfinished one)")
     p.add_argument("--max-candidates", type=int, help="stop after this many evaluations")
@@ -26,13 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tune-trials", type=int, help="optuna evaluations per structurally new candidate")
     p.add_argument("--generations", type=int, help="LLM generations per task")
     p.add_argument("--islands", type=int, help="islands in the LLM population")
-    p.add_argument("--gpus", help="GPU indices to use, one evaluation worker each (e.g. 0,1)")
+    p.add_argument("--gpus", metavar="INDICES", help="GPU device indices to use, one evaluation worker each (e.g. 0,1)")
     p.add_argument("--report", help="folder for report.md and progress.png (default: ./autotuner-runs/run-N)")
     p.add_argument("--evaluator", choices=["gpu", "simulate"], default="gpu",
                    help="'simulate' makes up results without a GPU, to try the search logic (never for real numbers)")
     p.add_argument("--simulate-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_trust_options(p)
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON (no progress bar)")
     p.set_defaults(func=run)
 
 
@@ -57,33 +60,73 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+NO_GPU = ("no CUDA GPU is visible, and tuning compiles, verifies and times kernels on one; "
+          "to try the search anyway: autotuner tune --evaluator simulate ... (its results are made up)")
+RESUMABLE = ("running", "interrupted", "failed")
+
+
+def _tasks(roots: list[str], policy: str | None = None) -> list[Any]:
+    """Every task under ``roots``, loaded; refuses all of them if any file is broken (naming each)."""
+    from autotuner.tasks import discover_tasks, load_task
+    from autotuner.errors import TaskLoadError
+
+    paths = [p for root in roots for p in discover_tasks(root)]
+    if not paths:
+        raise TaskLoadError(", ".join(roots), "holds no task files (*.py defining class Model, get_inputs, "
+                                              "get_init_inputs); nothing to tune")
+    tasks, faults = [], []
+    for path in paths:
+        try:
+            tasks.append(load_task(path, policy))
+        except TaskLoadError as exc:
+            faults.append(str(exc))
+    if faults:
+        raise TaskLoadError(f"{len(faults)} of {len(paths)} task files",
+                            "cannot be loaded, so nothing was run: " + "; ".join(faults)
+                            + ". Fix them, or name only the good files")
+    return tasks
+
+
+def _resume_target(archive: Any, requested: int) -> tuple[int, dict[str, Any], str]:
+    from archive.history import latest_run, run_config, run_error
+
+    run_id = requested or latest_run(archive, status=RESUMABLE)
+    if not run_id:
+        raise ConfigError("no unfinished run to resume in the archive; start one without --resume")
+    stored, status = run_config(archive, run_id)
+    if status == "failed":
+        print(f"run {run_id} failed: {run_error(archive, run_id) or 'reason not recorded'}. It resumes with the "
+              "configuration stored with it plus these flags: fix the cause first (the environment: API key, "
+              "endpoint, GPU; or a flag), or start a new run to change its configuration file", file=sys.stderr)
+    return run_id, stored, status
+
+
 def run(args: argparse.Namespace) -> int:
     from archive import Archive
-    from archive.history import latest_run, run_config, run_history
+    from archive.history import run_history
     from autotuner.config import load_config, merge, RunConfig
-    from autotuner.tasks import discover_tasks, load_task, suite_dir
+    from autotuner.errors import NoGPUError
+    from autotuner.runtime.device import cuda_available
+    from autotuner.tasks import load_task, suite_dir
     from evolution.app import run_tuning
 
     config = load_config(args.config, overrides=_overrides(args))
+    if args.evaluator == "gpu" and not cuda_available():
+        raise NoGPUError(NO_GPU)  # before the archive is touched: no run is started, none is left running
+    tasks = None if args.resume is not None else _tasks(args.tasks or [str(suite_dir())], config.eval.policy)
     archive = Archive.open(config.db_url)
     try:
         history = []
         if args.resume is not None:
-            run_id = args.resume or latest_run(archive, status="running")
-            if not run_id:
-                raise ConfigError("no unfinished run to resume in the archive; start one without --resume")
-            stored, status = run_config(archive, run_id)
+            run_id, stored, status = _resume_target(archive, args.resume)
             config = merge(RunConfig(), stored.get("config", {}), f"run {run_id}")
             config = merge(config, _overrides(args), "command line")
-            task_paths = [Path(p) for p in stored.get("tasks", [])]
+            tasks = [load_task(p, config.eval.policy) for p in stored.get("tasks", [])]
             history = run_history(archive, run_id)
             print(f"resuming run {run_id} ({status}): {len(history)} evaluations already in the archive", file=sys.stderr)
         else:
-            roots = args.tasks or [str(suite_dir())]
-            task_paths = [p for root in roots for p in discover_tasks(root)]
             run_id = None
-        tasks = [load_task(p, config.eval.policy) for p in task_paths]
-        bar = _Progress(enabled=not args.no_progress, total=config.budget.max_candidates)
+        bar = _Progress(enabled=not (args.no_progress or args.json), total=config.budget.max_candidates)
         try:
             outcome = run_tuning(archive, config, tasks, run_id=run_id, history=history,
                                  simulate=args.evaluator == "simulate", simulate_delay=args.simulate_delay,
@@ -92,8 +135,24 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     finally:
         archive.close()
-    _print_table(outcome)
+    if args.json:
+        print(json.dumps(_as_json(outcome, simulated=args.evaluator == "simulate"), indent=2))
+    else:
+        _print_table(outcome, simulated=args.evaluator == "simulate")
     return 0
+
+
+def _as_json(outcome: Any, simulated: bool) -> dict[str, Any]:
+    from evolution.report import HEADER, table_rows
+
+    return {"run_id": outcome.run_id, "status": outcome.status, "simulated": simulated,
+            "tasks": [{"task": o.task, "family": o.family, "candidates": o.candidates,
+                       "verdicts": dict(o.verdicts), "best_kernel_id": o.best_kernel_id,
+                       "best_speedup_eager": o.best_result.speedup_eager if o.best_result else None,
+                       "best_speedup_compile": o.best_result.speedup_compile if o.best_result else None,
+                       "table": dict(zip(HEADER, row))}
+                      for o, row in zip(outcome.outcomes, table_rows(outcome.outcomes))],
+            "spent": outcome.spent, "report": str(outcome.report), "plot": str(outcome.plot)}  # fmt: skip
 
 
 class _Progress:
@@ -104,7 +163,7 @@ class _Progress:
 
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="cand", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(total=total, unit="cand", disable=not enabled, dynamic_ncols=True, file=sys.stderr, delay=1.0)
         self.verdicts: Counter = Counter()
         self.best: float | None = None
 
@@ -126,17 +185,15 @@ class _Progress:
         self.bar.close()
 
 
-def _print_table(outcome: Any) -> None:
+def _print_table(outcome: Any, simulated: bool = False) -> None:
+    from archive.render import table
     from evolution.report import HEADER, geomean, table_rows
 
-    rows = table_rows(outcome.outcomes)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
-    print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths)))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    print(table([dict(zip(HEADER, row)) for row in table_rows(outcome.outcomes)], HEADER))
     speedups = [o.best_result.speedup_eager for o in outcome.outcomes if o.best_result and o.best_result.speedup_eager]
     g = geomean(speedups)
-    print(f"run {outcome.run_id} {outcome.status}: {sum(o.candidates for o in outcome.outcomes)} candidates"
+    print(f"run {outcome.run_id} {outcome.status}" + (" (SIMULATED: made-up results)" if simulated else "")
+          + f": {sum(o.candidates for o in outcome.outcomes)} candidates"
           + (f", geomean {g:.2f}x vs eager over {len(speedups)} tasks" if g else ""))
     per_gpu = outcome.spent.get("settings_per_gpu", {})
     if len(per_gpu) > 1:

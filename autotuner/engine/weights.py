@@ -99,7 +99,7 @@ def _open_tensors(path: Path) -> dict[str, Path]:
     try:
         from safetensors import safe_open
     except ImportError:
-        raise WeightsError("loading a checkpoint needs the safetensors package (pip install safetensors)") from None
+        raise WeightsError("loading a checkpoint needs the safetensors package: pip install 'autotuner[hf]'") from None
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise WeightsError(f"{path}: no *.safetensors files")

@@ -18,12 +18,15 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, Field
+
 from autotuner.errors import ConfigError, LLMUnavailableError
+from autotuner.validation import STRICT, validate
 
 ENV_BASE_URL = "AUTOTUNER_LLM_BASE_URL"
 ENV_MODEL = "AUTOTUNER_LLM_MODEL"
@@ -94,12 +97,54 @@ class LLMConfig:
         return Path(root).expanduser() / "llm"
 
 
-_FIELD_TYPES: dict[str, type] = {
-    "base_url": str, "temperature": float, "max_tokens": int, "timeout_s": float,
-    "max_retries": int, "concurrency": int, "cache": bool, "cache_dir": str, "api_key_env": str,
-}  # fmt: skip
-_MODEL_KEYS = ("name", "weight", "price_in_per_mtok", "price_out_per_mtok")
-VALID_KEYS = tuple(sorted({f.name for f in fields(LLMConfig)} | {"model"}))
+class ModelTable(BaseModel):
+    """One entry of ``models = [{ name = ..., weight = ..., ... }]``."""
+
+    model_config = STRICT
+    name: str = Field(min_length=1)
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
+    price_in_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+    price_out_per_mtok: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
+class LLMTable(BaseModel):
+    """The ``[llm]`` table as written in a config file: types, ranges, unknown keys refused."""
+
+    model_config = STRICT
+    base_url: str | None = None
+    model: str | None = None  # "name" or "name:weight,name2:weight2"
+    models: str | list[str | ModelTable] | None = None
+    temperature: float | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    max_retries: int | None = Field(None, ge=0)
+    concurrency: int | None = Field(None, ge=1)
+    cache: bool | None = None
+    cache_dir: str | None = None
+    api_key_env: str | None = None
+
+
+VALID_KEYS = tuple(sorted(LLMTable.model_fields))
+
+
+class _LLMFile(BaseModel):
+    """Wraps the table so that errors name their key as ``llm.key``."""
+
+    model_config = STRICT
+    llm: LLMTable
+
+
+def check_table(mapping: Mapping[str, Any], where: str = "llm config") -> LLMTable:
+    """The ``[llm]`` table checked (whatever the proposer); ``ConfigError`` names the key and value."""
+    if "api_key" in mapping:
+        raise ConfigError(
+            f"{where}: llm.api_key may not be written in a config file: put the key in the environment "
+            f"({ENV_API_KEY} or OPENAI_API_KEY), or name its variable with api_key_env"
+        )
+    table = validate(_LLMFile, {"llm": dict(mapping)}, where).llm
+    if table.model is not None and table.models is not None:
+        raise ConfigError(f"{where}: llm sets both model and models; use one")
+    return table
 
 
 def llm_config_from(mapping: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> LLMConfig:
@@ -109,24 +154,10 @@ def llm_config_from(mapping: Mapping[str, Any] | None = None, env: Mapping[str, 
     strings or of tables with keys ``name, weight, price_in_per_mtok, price_out_per_mtok``.
     Unknown keys raise ``ConfigError`` listing the valid ones; so does a key in the file.
     """
-    mapping = dict(mapping or {})
     env = os.environ if env is None else env
-    if "api_key" in mapping:
-        raise ConfigError(
-            "llm api_key may not be written in a config file: put the key in the environment "
-            f"({ENV_API_KEY} or OPENAI_API_KEY), or name its variable with api_key_env"
-        )
-    unknown = sorted(set(mapping) - set(VALID_KEYS))
-    if unknown:
-        raise ConfigError(f"unknown llm config key(s) {unknown}; valid keys: {list(VALID_KEYS)}")
-    if "model" in mapping and "models" in mapping:
-        raise ConfigError("llm config sets both model and models; use one")
-
-    values: dict[str, Any] = {}
-    for key, kind in _FIELD_TYPES.items():
-        if key in mapping and mapping[key] is not None:
-            values[key] = _coerce(key, mapping[key], kind)
-    file_models = _models(mapping.get("models", mapping.get("model")))
+    table = check_table(dict(mapping or {}))
+    values: dict[str, Any] = {k: v for k, v in table.model_dump(exclude={"model", "models"}).items() if v is not None}
+    file_models = _models(table.models if table.models is not None else table.model)
     if file_models:
         values["models"] = file_models
 
@@ -142,51 +173,21 @@ def llm_config_from(mapping: Mapping[str, Any] | None = None, env: Mapping[str, 
     return LLMConfig(**values)
 
 
-def _coerce(key: str, value: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"llm {key} must be true or false, got {value!r}")
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"llm {key} must be a string, got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"llm {key} must be a number, got {value!r}")
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ConfigError(f"llm {key} must be a number, got {value!r}") from None
-    if kind is int and float(value) != number:
-        raise ConfigError(f"llm {key} must be a whole number, got {value!r}")
-    return number
-
-
 def _models(spec: Any) -> tuple[ModelChoice, ...]:
-    """``"a"``, ``"a:2,b:1"``, or a list of such strings / of tables -> ModelChoice tuple."""
+    """``"a"``, ``"a:2,b:1"``, or a list of such strings / of checked tables -> ModelChoice tuple."""
     if spec is None or spec == "" or spec == []:
         return ()
     if isinstance(spec, str):
         spec = [part for part in spec.split(",") if part.strip()]
-    if not isinstance(spec, (list, tuple)):
-        raise ConfigError(f"llm models must be a list or a 'name:weight,...' string, got {spec!r}")
     out = []
     for entry in spec:
-        if isinstance(entry, ModelChoice):
-            out.append(entry)
-        elif isinstance(entry, str):
+        if isinstance(entry, ModelTable):
+            out.append(ModelChoice(**entry.model_dump()))
+        else:
             name, sep, weight = entry.strip().rpartition(":")
             if not sep or not _is_number(weight):  # "name" alone, or a name that holds a colon
                 name, weight = entry.strip(), "1"
-            out.append(ModelChoice(name.strip(), _coerce("model weight", weight, float)))
-        elif isinstance(entry, Mapping):
-            unknown = sorted(set(entry) - set(_MODEL_KEYS))
-            if unknown or "name" not in entry:
-                raise ConfigError(f"llm models entry {dict(entry)!r}: keys must be among {list(_MODEL_KEYS)}, with name")
-            numbers = {k: _coerce(k, entry[k], float) for k in _MODEL_KEYS[1:] if k in entry}
-            out.append(ModelChoice(str(entry["name"]), **numbers))
-        else:
-            raise ConfigError(f"llm models entry must be a string or a table, got {entry!r}")
+            out.append(ModelChoice(name.strip(), float(weight)))
     return tuple(out)
 
 

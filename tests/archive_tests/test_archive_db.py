@@ -40,14 +40,18 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_sqlite_folder_is_created(tmp_path: Path) -> None:
+def test_only_the_default_archive_folder_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("archive.db.DEFAULT_PATH", tmp_path / "deep" / "er" / "a.db")
     with Archive.open(str(tmp_path / "deep" / "er" / "a.db")) as archive:
-        assert archive.revision() == "0002"
+        assert archive.revision() == "0003"
+    with pytest.raises(ArchiveUnreachableError, match="does not exist"):  # any other missing folder: a typo?
+        Archive.open(str(tmp_path / "other" / "a.db"))
 
 
-def test_uncreatable_folder_is_a_clear_error(tmp_path: Path) -> None:
+def test_uncreatable_default_folder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
+    monkeypatch.setattr("archive.db.DEFAULT_PATH", blocker / "a.db")
     with pytest.raises(ArchiveUnreachableError, match="cannot create the archive folder"):
         Archive.open(str(blocker / "a.db"))
 

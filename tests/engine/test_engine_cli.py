@@ -14,12 +14,12 @@ from autotuner.cli.main import main
 def test_deploy_slots_reports_reasons(archive, record, capsys, tmp_path) -> None:
     kid = record("silu_mul", SOURCES["silu_mul"])
     url = f"sqlite:///{tmp_path / 'archive.db'}"
-    assert main(["deploy", "slots", "--db", url, "--gpu", GPU, "--model", "llama-3.2-1b", "qwen2.5-1.5b"]) == 0
+    assert main(["deploy", "slots", "--db", url, "--gpu-name", GPU, "--model", "llama-3.2-1b", "qwen2.5-1.5b"]) == 0
     out = capsys.readouterr().out
     assert "llama-3.2-1b (bfloat16)" in out and "qwen2.5-1.5b (bfloat16)" in out
     assert f"kernel {kid}: re-verification needs a GPU" in out
     assert "no kernel for task rope_bf16 in the archive" in out
-    assert main(["deploy", "slots", "--db", url, "--gpu", GPU, "--json"]) == 0
+    assert main(["deploy", "slots", "--db", url, "--gpu-name", GPU, "--json"]) == 0
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert data["model"] == "llama-3.2-1b" and set(data["slots"]) >= {"rmsnorm", "rope", "silu_mul"}
 

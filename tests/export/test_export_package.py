@@ -93,7 +93,7 @@ def test_cli_export(db_url, four_ops, tmp_path: Path, capsys) -> None:
     from autotuner.cli.main import main
 
     code = main(["export", "--task", "silu_mul_bf16", "rope_bf16", "--out", str(tmp_path / "pkg"), "--name", "my_ops",
-                 "--db", db_url, "--gpu", GPU, "--skip-reverify"])
+                 "--db", db_url, "--gpu-name", GPU, "--skip-reverify"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "exported 2 ops" in out and "torch.ops.my_ops" in out and "NOT re-verified" in out
