@@ -251,6 +251,26 @@ __device__ __forceinline__ float block_min(float v) {
     return v;
 }
 
+__device__ __forceinline__ float warp_prod(float v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v *= __shfl_xor_sync(RULES_FULL_MASK, v, o);
+    return v;
+}
+
+template <int NT>
+__device__ __forceinline__ float block_prod(float v) {
+    v = warp_prod(v);
+    if constexpr (NT > 32) {
+        __shared__ float part[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) part[warp] = v;
+        __syncthreads();
+        v = warp_prod(lane < NT / 32 ? part[lane] : 1.0f);
+    }
+    return v;
+}
+
 template <int NT>
 __device__ __forceinline__ void block_arg(float& v, long long& i, bool is_max) {
     warp_arg(v, i, is_max);

@@ -153,9 +153,9 @@ class ColGen:
         if not cuda.vector_ok(node.dtype):
             return [f"{ind}{scalar}"]
         suffix = cuda.storage(node.dtype)[1]
-        return [f"{ind}if (!vec) {scalar}",
+        return [f"{ind}if (!vec) {{ {scalar} }}",
                 f"{ind}else if (live[0]) load_{suffix}<VEC>(p{node.id} + base[0] + {j} * I, a{node.id}[{q}]);",
-                f"{ind}else RULES_LANES a{node.id}[{q}][u] = ({kind})0;"]
+                f"{ind}else {{ RULES_LANES a{node.id}[{q}][u] = ({kind})0; }}"]
 
     def store(self, out: Node, ind: str, q: str, j: str) -> list[str]:
         scalar = (f"RULES_LANES if (live[u]) o{out.id}[base[u] + {j} * I] = "
@@ -163,7 +163,7 @@ class ColGen:
         if not cuda.vector_ok(out.dtype):
             return [f"{ind}{scalar}"]
         suffix = cuda.storage(out.dtype)[1]
-        return [f"{ind}if (!vec) {scalar}",
+        return [f"{ind}if (!vec) {{ {scalar} }}",
                 f"{ind}else if (live[0]) store_{suffix}<VEC>(o{out.id} + base[0] + {j} * I, r{out.id}[{q}]);"]
 
     def loop(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node], tag: str) -> list[str]:
@@ -211,6 +211,53 @@ class ColGen:
             lines.append(f"{_I16}}}")
             lines.append(f"{_I12}}}")
         lines.append(f"{_I8}}}")
+        return lines
+
+    def loop_cached(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node],
+                    tag: str) -> list[str]:
+        """The same pass when this thread's whole slice of j (ITEMS values, R <= NW * ITEMS) is
+        kept in registers: whole-tensor leaves are loaded by the first pass only (all ITEMS
+        loads in flight), later passes (the epilogue) read them back from ``c<id>``."""
+        nodes = self.e_cone(roots + stores)
+        leaves = self.elem_leaves(nodes, roots)
+        lane = env.child(f"{tag}c_")
+        lines = []
+        fresh = [lf for lf in leaves if lf.kind == "full" and lf.node.id not in self.cached]
+        if fresh:
+            lines.append(f"{_I8}#pragma unroll")
+            lines.append(f"{_I8}for (int it = 0; it < ITEMS; ++it) {{")
+            lines.append(f"{_I12}const long long jq = jbeg + tw + (long long)it * NW;")
+            lines.append(f"{_I12}if (jq < jend) {{")
+            for lf in fresh:
+                lines += [line.replace(f"a{lf.node.id}[it]", f"c{lf.node.id}[it]")
+                          for line in self.load(lf, _I16, "it", "jq")]
+                self.cached.add(lf.node.id)
+            lines.append(f"{_I12}}}")
+            lines.append(f"{_I8}}}")
+        for lf in leaves:
+            kind = cuda.ctype(lf.node.dtype)
+            lane.bind(lf.node, f"c{lf.node.id}[it][u]" if lf.kind == "full" else f"a{lf.node.id}", kind)
+        lines.append(f"{_I8}#pragma unroll")
+        lines.append(f"{_I8}for (int it = 0; it < ITEMS; ++it) {{")
+        lines.append(f"{_I12}const long long jq = jbeg + tw + (long long)it * NW;")
+        lines.append(f"{_I12}if (jq < jend) {{")
+        for lf in leaves:
+            if lf.kind == "col":
+                lines.append(f"{_I16}const {cuda.ctype(lf.node.dtype)} a{lf.node.id} = "
+                             f"{cuda.widen(lf.node.dtype, f'p{lf.node.id}[jq]')};")
+        for out in stores:
+            lines.append(f"{_I16}float r{out.id}[1][VEC];")
+        lines.append(f"{_I16}RULES_LANES if (live[u]) {{")
+        inner = _I16 + "    "
+        lines += cuda.compute_all(lane, nodes, inner)
+        lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u).replace("[Q]", "[it % UNROLL]")
+                  for u in update]
+        for out in stores:
+            lines.append(f"{inner}r{out.id}[0][u] = {lane.value(out)};")
+        lines.append(f"{_I16}}}")
+        for out in stores:
+            lines += self.store(out, _I16, "0", "jq")
+        lines += [f"{_I12}}}", f"{_I8}}}"]
         return lines
 
     # -- reductions ---------------------------------------------------------------------------
@@ -370,11 +417,18 @@ class ColGen:
         lines.append(f"{_I8}}}")
         return lines
 
-    def body(self, what: str) -> list[str]:
+    def body(self, what: str, cached: bool = False) -> list[str]:
         """``what``: ``direct`` (the whole job), ``partial`` (phase 1 over a slice of j, states
-        to the workspace) or ``merge`` (states from the workspace, then the per-column work)."""
+        to the workspace) or ``merge`` (states from the workspace, then the per-column work).
+        ``cached``: the thread's slice of j stays in registers between passes."""
         env = cuda.Env(self.scalars, "x")
         lines = self.setup(env)
+        self.cached: set[int] = set()
+        loop = self.loop_cached if cached else self.loop
+        if cached:
+            for lf in self.leaves:
+                if lf.kind == "full" and lf.node.op != "const":
+                    lines.append(f"{_I8}{cuda.ctype(lf.node.dtype)} c{lf.node.id}[ITEMS][VEC];")
         plan = self.plan
         computed: set[int] = set()
         for p in range(1, plan.phases + 1):
@@ -386,14 +440,14 @@ class ColGen:
                 decl, update, operands = self.accumulators(reds, env)
                 lines += decl
                 stores = plan.early if p == 1 else []
-                lines += self.loop(env, operands, update, stores, f"e{p}")
+                lines += loop(env, operands, update, stores, f"e{p}")
                 lines += self.fold(reds)
             if what == "partial":
                 return lines + self.write_states(reds)
             lines += self.finalize(reds, env)
             lines += self.column_values(env, computed)
         if plan.late:
-            lines += self.loop(env, [], [], plan.late, "f")
+            lines += loop(env, [], [], plan.late, "f")
         return lines + self.column_outputs(env)
 
     def state_layout(self, reds: list[Node]) -> list[tuple[str, str, int]]:
@@ -482,7 +536,10 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     gen = ColGen(ctx, region, variant)
     name = ctx.kernel_name(region)
     params, tensors = _signature(gen)
+    cached = bool(variant.get("cached")) and not split
     bodies = {"direct": gen.body("direct")}
+    if cached:
+        bodies["cached"] = gen.body("direct", cached=True)
     if split:
         bodies["partial"] = gen.body("partial")
         bodies["merge"] = gen.body("merge")
@@ -492,9 +549,9 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     kernels = {}
     for what, body in bodies.items():
         m = "col" if what == "merge" else mode
-        suffix = {"direct": mode, "partial": f"{mode}_partial", "merge": "merge"}[what]
+        suffix = {"direct": mode, "cached": f"{mode}_cached", "partial": f"{mode}_partial", "merge": "merge"}[what]
         kernels[what] = f"{name}_{suffix}"
-        ws = ws_params if what != "direct" else ""
+        ws = ws_params if what in ("partial", "merge") else ""
         texts.append(fill("col.cu", NAME=name, MODE=suffix, PARAMS=join_params(params), WS=ws,
                           NTC=MODES[m]["NTC"], NW=MODES[m]["NW"], TC=MODES[m]["TC"], TW=MODES[m]["TW"],
                           BODY="\n".join(body)))
@@ -545,6 +602,11 @@ def _forward(ctx: Ctx, region: Region, gen: ColGen, kernels: dict[str, str], mod
                     f"block=(BLOCK,), args=({', '.join(dargs)},))")
     else:
         dargs = tensors + scalars + dims + ["1", f"int(vec{i})"]
-        body.append(f'self.rules_mod.launch("{kernels["direct"]}", grid=(min(cblocks{i}, self.rules_cap),), '
+        kernel = f'"{kernels["direct"]}"'
+        if "cached" in kernels:
+            nw = "1" if mode == "col" else "(BLOCK // 32)"
+            kernel = f'"{kernels["cached"]}" if R{i} <= {nw} * ITEMS else "{kernels["direct"]}"'
+        body.append(f"kernel{i} = {kernel}")
+        body.append(f"self.rules_mod.launch(kernel{i}, grid=(min(cblocks{i}, self.rules_cap),), "
                     f"block=(BLOCK,), args=({', '.join(dargs)},))")
     return lines + ["    " + x for x in body]

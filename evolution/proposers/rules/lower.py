@@ -94,14 +94,17 @@ class Lowering:
         if op == "_to_copy":
             return self.cast(node)
         if op in _VIEW_OPS:
-            return self.new("view", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
+            x = self.arg(node, "self")
+            if isinstance(x, Node) and x.shape == node.shape and x.op != "input" and x.op != "param":
+                return x  # a view that changes nothing (after a rewrite such as InstanceNorm's)
+            return self.new("view", {"self": x}, node.shape, node.dtype, node)
         if op == "expand":
             return self.new("expand", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
         if op in ("t", "transpose", "permute"):
             args = {k: self.arg(node, k) for k in node.args}
             return self.new(op, args, node.shape, node.dtype, node)
         if op in _CONST_OPS and node.shape == ():
-            value = node.args.get("fill_value", 1.0 if "ones" in op else 0.0)
+            value = node.args.get("fill_value", node.args.get("s", 1.0 if "ones" in op else 0.0))
             return self.new("const", {"value": value}, node.shape, node.dtype, node)
         if op == "cat":
             x = patterns.rotate_half_source(node)
@@ -174,7 +177,8 @@ class Lowering:
         keepdim = bool(node.args.get("keepdim", False))
         if op in ("max", "min") and node.name == "dim":
             values = self.red(op, x, dims, keepdim, node, dtype=x.dtype)
-            index = self.red("arg" + op, x, dims, keepdim, node, dtype="int64")
+            used = {u.index for u in self.graph.users().get(node.id, []) if u.op == "getitem"}
+            index = self.red("arg" + op, x, dims, keepdim, node, dtype="int64") if 1 in used else None
             return (values, index)
         if op in ("max", "min"):
             return self.red(op, x, None, False, node, dtype=node.dtype, shape=node.shape)
@@ -292,6 +296,12 @@ class Lowering:
             if b is not None:
                 y = self.new("add", {"self": y, "other": b}, x.shape, x.dtype, node)
             return (y, None, None)
+        src = x.args.get("self") if x.op == "view" else None
+        if (isinstance(src, Node) and w is None and b is None and x.shape[0] == 1 and len(src.shape) == rank
+                and src.shape[0] * src.shape[1] == x.shape[1] and self._views_back(node, src.shape)):
+            # InstanceNorm: batch statistics of x.view(1, N*C, ...) viewed back: rows of x itself
+            y, _, _ = self._normalize(src, list(range(2, rank)), eps, None, None, node, src.dtype, src.shape)
+            return (y, None, None)
         dims = [0] + list(range(2, rank))
         try:
             reduced_block(x.shape, dims)
@@ -300,6 +310,13 @@ class Lowering:
                               node.line) from None
         y, _, _ = self._normalize(x, dims, eps, w, b, node, x.dtype, x.shape)
         return (y, None, None)
+
+    def _views_back(self, node: Node, shape: tuple[int, ...]) -> bool:
+        """Every use of ``node``'s first result is a view to ``shape`` (InstanceNorm's pattern)."""
+        users = self.graph.users()
+        firsts = [u for u in users.get(node.id, []) if u.op == "getitem" and u.index == 0]
+        return bool(firsts) and all(v.op in _VIEW_OPS and v.shape == shape
+                                    for g in firsts for v in users.get(g.id, []))
 
     def op_native_group_norm(self, node: Node) -> tuple[Node, None, None]:
         x = self.arg(node, "input")
@@ -479,12 +496,13 @@ def ops_float() -> tuple[str, ...]:
 
 
 _PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm"}
+_UNUSED_OK = {"empty"}  # BatchNorm's unused reserve buffer: only an error where lowering reaches it
 
 
 def unknown_ops(graph: Graph) -> list[Node]:
     """Nodes whose op no rule (nor pattern) knows, in graph order."""
     handlers = {name[3:] for name in dir(Lowering) if name.startswith("op_")}
-    known = ops.POINTWISE | _VIEW_OPS | _RED_OPS | _CONST_OPS | _PATTERN_OPS | handlers
+    known = ops.POINTWISE | _VIEW_OPS | _RED_OPS | _CONST_OPS | _PATTERN_OPS | _UNUSED_OK | handlers
     return [n for n in graph.nodes if not n.is_leaf and n.op not in known]
 
 

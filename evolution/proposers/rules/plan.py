@@ -201,7 +201,9 @@ class Planner:
             return True
         reduced = region.reduced
         rows = [s for d, s in enumerate(region.shape) if s != 1 and d not in reduced]
-        return [s for s in node.shape if s != 1] == rows or node.numel == 1
+        along = [s for d, s in enumerate(region.shape) if s != 1 and d in reduced]  # a norm's weight view
+        sizes = [s for s in node.shape if s != 1]
+        return sizes == rows or node.numel == 1 or (region.kind == "col" and sizes == along)
 
     def absorb(self, region: Region, member: set[int]) -> None:
         """Pull downstream per-element / per-row values into a row region; mark its outputs."""

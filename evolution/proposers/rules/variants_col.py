@@ -36,6 +36,12 @@ def _vec(region: Region) -> tuple[int, list[int]]:
     return max(1, min(best, 4 if size >= 4 else 8)), [v for v in (1, 2, 4, 8) if v * size <= 16]
 
 
+def _cache_items(region: Region, vec: int) -> int:
+    """j values a thread may keep in registers per cached tensor: 32 floats over all of them."""
+    n_full = len({lf.node.id for lf in region.leaves.values() if lf.kind == "full" and lf.node.op != "const"})
+    return max(1, 32 // (vec * max(1, n_full)))
+
+
 def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     outer, r, inner = col_sizes(region)
     ncols = outer * inner
@@ -47,13 +53,16 @@ def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     split = can_split(region, online)
     if passes > 1:
         modes = ["colsplit", "col"]
+        if r <= _cache_items(region, vec) * 16:
+            modes.insert(0, "colsplit-cached")
     elif many:
-        modes = ["col", "colsplit"] + (["colsplit-split"] if split else [])
+        modes = ["col", "colsplit"]
     else:
         modes = (["colsplit-split"] if split and r >= 1024 else []) + ["colsplit", "col"]
         if split and "colsplit-split" not in modes:
             modes.append("colsplit-split")
-    opts = [(m, {"mode": m.split("-")[0], "split": m.endswith("-split")}) for m in modes]
+    opts = [(m, {"mode": m.split("-")[0], "split": m.endswith("-split"), "cached": m.endswith("-cached")})
+            for m in modes]
     if online.fused or online.onepass_var or two_pass.phases != online.phases:
         first = opts[0][1]
         opts.insert(min(2, len(opts)), (f"{modes[0]}-twopass", dict(first, online=False, var="twopass")))
@@ -81,10 +90,21 @@ def col_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int],
         while warps > 2 and warps * unroll > r:
             warps //= 2
         split = 1
-        if choice.get("split"):
+        if choice.get("split"):  # enough blocks for about two waves
             blocks = max(1, -(-ncols // (32 * vec)))
             split = max(1, min(256, (_SMS * (_THREADS_PER_SM // (32 * warps)) * 2) // blocks))
             split = 1 << (split.bit_length() - 1)
+        if choice.get("cached"):  # the fewest warps whose registers hold the column (ITEMS each)
+            items = _cache_items(region, vec)
+            warps = 4
+            while warps < 16 and warps * items < r:
+                warps *= 2
+            while items > 1 and warps * (items // 2) >= r:
+                items //= 2
+            defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": 1, "WAVES": 2, "SPLIT": 1, "ITEMS": items}
+            space = {"BLOCK": [128, 256, 512], "VEC": [v for v in vecs if v <= 4], "ITEMS": sorted({1, 2, 4, 8, items}),
+                     "WAVES": [1, 2, 4]}
+            return defines, space
         defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": split}
         space = {"BLOCK": [64, 128, 256, 512], "VEC": [v for v in vecs if v <= 4], "UNROLL": [1, 2, 4, 8],
                  "WAVES": [1, 2, 4]}
