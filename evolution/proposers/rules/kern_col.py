@@ -532,8 +532,8 @@ def _signature(gen: ColGen) -> tuple[list[str], list[str]]:
 def generate(ctx: Ctx, region: Region) -> KernelCode:
     variant = ctx.variant.get(region.index, {})
     mode = variant.get("mode", "col")
-    split = bool(variant.get("split")) and can_split(region)
     gen = ColGen(ctx, region, variant)
+    split = bool(variant.get("split")) and can_split(region, gen.plan)
     name = ctx.kernel_name(region)
     params, tensors = _signature(gen)
     cached = bool(variant.get("cached")) and not split

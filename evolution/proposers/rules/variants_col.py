@@ -64,8 +64,9 @@ def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     opts = [(m, {"mode": m.split("-")[0], "split": m.endswith("-split"), "cached": m.endswith("-cached")})
             for m in modes]
     if online.fused or online.onepass_var or two_pass.phases != online.phases:
-        first = opts[0][1]
-        opts.insert(min(2, len(opts)), (f"{modes[0]}-twopass", dict(first, online=False, var="twopass")))
+        first = dict(opts[0][1], split=False)  # two passes: no cross-block split
+        label = modes[0].removesuffix("-split")
+        opts.insert(min(2, len(opts)), (f"{label}-twopass", dict(first, online=False, var="twopass")))
     return opts
 
 
