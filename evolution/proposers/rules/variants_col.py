@@ -36,6 +36,13 @@ def _vec(region: Region) -> tuple[int, list[int]]:
     return max(1, min(best, 4 if size >= 4 else 8)), [v for v in (1, 2, 4, 8) if v * size <= 16]
 
 
+def _split_factor(ncols: int, vec: int, warps: int) -> int:
+    """Slices of j for enough blocks to fill about two waves (a power of two, at most 256)."""
+    blocks = max(1, -(-ncols // (32 * vec)))
+    split = max(1, min(256, (_SMS * (_THREADS_PER_SM // (32 * warps)) * 2) // blocks))
+    return 1 << (split.bit_length() - 1)
+
+
 def _cache_items(region: Region, vec: int) -> int:
     """j values a thread may keep in registers per cached tensor: 32 floats over all of them."""
     n_full = len({lf.node.id for lf in region.leaves.values() if lf.kind == "full" and lf.node.op != "const"})
@@ -49,8 +56,8 @@ def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     two_pass = schedule(region, False, False)
     passes = online.phases + (1 if online.late else 0)
     vec, _ = _vec(region)
-    many = ncols >= _SMS * 1024 * vec
-    split = can_split(region, online)
+    many = ncols >= _SMS * 512 * vec  # a thread per column still fills a quarter of the GPU
+    split = can_split(region, online) and _split_factor(ncols, vec, 8) > 1
     if passes > 1:
         modes = ["colsplit", "col"]
         if r <= _cache_items(region, vec) * 16:
@@ -90,11 +97,7 @@ def col_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int],
         warps = 8
         while warps > 2 and warps * unroll > r:
             warps //= 2
-        split = 1
-        if choice.get("split"):  # enough blocks for about two waves
-            blocks = max(1, -(-ncols // (32 * vec)))
-            split = max(1, min(256, (_SMS * (_THREADS_PER_SM // (32 * warps)) * 2) // blocks))
-            split = 1 << (split.bit_length() - 1)
+        split = _split_factor(ncols, vec, warps) if choice.get("split") else 1
         if choice.get("cached"):  # the fewest warps whose registers hold the column (ITEMS each)
             items = _cache_items(region, vec)
             warps = 4

@@ -1,5 +1,6 @@
-"""Index of the maximum over the middle dimension of a 3-D fp32 tensor (int64 output;
-ties resolve to the first index, NaN counts as the maximum, as PyTorch documents)."""
+"""Index of the maximum over the middle dimension of a 3-D fp32 tensor (int64 output)."""
+
+# Ties resolve to the first index and NaN counts as the maximum, as PyTorch documents.
 
 import torch
 import torch.nn as nn
@@ -13,10 +14,10 @@ class Model(nn.Module):
         return torch.argmax(x, dim=1)
 
 
-# Default: fp32 [128, 4096, 4095] = 8.6 GB read, 4.2 MB of int64 written -> ~2.2 ms at 4 TB/s.
-batch_size = 128
+# Default: fp32 [64, 4096, 2047] = 2.1 GB read, 1 MB of int64 written -> ~0.55 ms at 4 TB/s.
+batch_size = 64
 dim1 = 4096
-dim2 = 4095
+dim2 = 2047
 
 
 def get_inputs():
@@ -34,5 +35,4 @@ SHAPES = [
     {"name": "small", "batch_size": 16, "dim1": 1024, "dim2": 1023},
     {"name": "odd", "batch_size": 7, "dim1": 333, "dim2": 129, "hidden": True},
     {"name": "long_reduced", "batch_size": 2, "dim1": 20011, "dim2": 13, "hidden": True},
-    {"name": "wide_inner", "batch_size": 3, "dim1": 5, "dim2": 40009, "hidden": True},
 ]

@@ -1,5 +1,6 @@
 """Index of the maximum over the last dimension of a 3-D fp32 tensor (int64 output)."""
 
+
 import torch
 import torch.nn as nn
 
@@ -12,10 +13,10 @@ class Model(nn.Module):
         return torch.argmax(x, dim=2)
 
 
-# Default: fp32 [128, 4096, 4095] = 8.6 GB read, 4.2 MB of int64 written -> ~2.2 ms at 4 TB/s.
-batch_size = 128
+# Default: fp32 [64, 4096, 2047] = 2.1 GB read, 1 MB of int64 written -> ~0.55 ms at 4 TB/s.
+batch_size = 64
 dim1 = 4096
-dim2 = 4095
+dim2 = 2047
 
 
 def get_inputs():

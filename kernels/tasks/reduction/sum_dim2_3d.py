@@ -1,5 +1,6 @@
-"""Sum over the last dimension of a 3-D fp32 tensor (keepdim=False): KernelBench's
-(128, 4096, 4095) reduction over dim 2 (odd row length: no 16-byte vector path)."""
+"""Sum over the last dimension of a 3-D fp32 tensor (keepdim=False)."""
+
+# Odd row length: no 16-byte vector path. KernelBench's (128, 4096, 4095) is over the suite's 3 GB cap.
 
 import torch
 import torch.nn as nn
@@ -13,10 +14,10 @@ class Model(nn.Module):
         return torch.sum(x, dim=2)
 
 
-# Default: fp32 [128, 4096, 4095] = 8.6 GB read, 2.1 MB written -> ~2.2 ms at 4 TB/s.
-batch_size = 128
+# Default: fp32 [64, 4096, 2047] = 2.1 GB read, 0.5 MB written -> ~0.55 ms at 4 TB/s.
+batch_size = 64
 dim1 = 4096
-dim2 = 4095
+dim2 = 2047
 
 
 def get_inputs():
