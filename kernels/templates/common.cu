@@ -343,6 +343,26 @@ __device__ __forceinline__ float block_min(float v) {
     return v;
 }
 
+__device__ __forceinline__ float warp_prod(float v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v *= __shfl_xor_sync(RULES_FULL_MASK, v, o);
+    return v;
+}
+
+template <int NT>
+__device__ __forceinline__ float block_prod(float v) {
+    v = warp_prod(v);
+    if constexpr (NT > 32) {
+        __shared__ float part[NT / 32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) part[warp] = v;
+        __syncthreads();
+        v = warp_prod(lane < NT / 32 ? part[lane] : 1.0f);
+    }
+    return v;
+}
+
 template <int NT>
 __device__ __forceinline__ void block_arg(float& v, long long& i, bool is_max) {
     warp_arg(v, i, is_max);
@@ -371,6 +391,70 @@ __device__ __forceinline__ void block_lse(float& m, float& s) {
         m = lane < NT / 32 ? pm[lane] : RULES_NEG_INF;
         s = lane < NT / 32 ? ps[lane] : 0.0f;
         warp_lse(m, s);
+    }
+}
+
+// ---- column reductions across the NW warps of a block (col.cu, mode colsplit) ---------------
+// Lane l of every warp holds partial states of the same V columns (vector lanes); each thread
+// gets the states of its lane merged over the warps in warp order (deterministic). Shared
+// memory is [NW][V][32]: consecutive lanes hit consecutive banks. NW == 1 does nothing.
+#define RULES_COLWARP1(NAME, MERGE)                                                             \
+template <int NW, int V>                                                                        \
+__device__ __forceinline__ void colwarp_##NAME(float* v) {                                      \
+    if constexpr (NW > 1) {                                                                     \
+        __shared__ float sh[NW][V][32];                                                         \
+        const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;                                \
+        __syncthreads();                                                                        \
+        _Pragma("unroll") for (int u = 0; u < V; ++u) sh[w][u][lane] = v[u];                    \
+        __syncthreads();                                                                        \
+        _Pragma("unroll") for (int u = 0; u < V; ++u) {                                         \
+            float a = sh[0][u][lane];                                                           \
+            for (int k = 1; k < NW; ++k) { const float b = sh[k][u][lane]; MERGE; }             \
+            v[u] = a;                                                                           \
+        }                                                                                       \
+    }                                                                                           \
+}
+RULES_COLWARP1(sum, a += b)
+RULES_COLWARP1(prod, a *= b)
+RULES_COLWARP1(max, a = rules_max(a, b))
+RULES_COLWARP1(min, a = rules_min(a, b))
+
+template <int NW, int V>
+__device__ __forceinline__ void colwarp_arg(float* v, long long* i, bool is_max) {
+    if constexpr (NW > 1) {
+        __shared__ float sv[NW][V][32];
+        __shared__ long long si[NW][V][32];
+        const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+        __syncthreads();
+        #pragma unroll
+        for (int u = 0; u < V; ++u) { sv[w][u][lane] = v[u]; si[w][u][lane] = i[u]; }
+        __syncthreads();
+        #pragma unroll
+        for (int u = 0; u < V; ++u) {
+            float a = sv[0][u][lane];
+            long long ia = si[0][u][lane];
+            for (int k = 1; k < NW; ++k)
+                if (rules_argbetter(sv[k][u][lane], si[k][u][lane], a, ia, is_max)) { a = sv[k][u][lane]; ia = si[k][u][lane]; }
+            v[u] = a; i[u] = ia;
+        }
+    }
+}
+
+template <int NW, int V>
+__device__ __forceinline__ void colwarp_lse(float* m, float* s) {
+    if constexpr (NW > 1) {
+        __shared__ float sm[NW][V][32], ss[NW][V][32];
+        const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+        __syncthreads();
+        #pragma unroll
+        for (int u = 0; u < V; ++u) { sm[w][u][lane] = m[u]; ss[w][u][lane] = s[u]; }
+        __syncthreads();
+        #pragma unroll
+        for (int u = 0; u < V; ++u) {
+            float a = sm[0][u][lane], b = ss[0][u][lane];
+            for (int k = 1; k < NW; ++k) lse_merge(a, b, sm[k][u][lane], ss[k][u][lane]);
+            m[u] = a; s[u] = b;
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 
 ``RulesProposer().propose(ProposalRequest(task))`` traces the task's reference (ATen level,
 on the meta device), lowers composite ops to primitives, plans fusion regions (pointwise
-chains; reductions over trailing dims with their prologue and epilogue; softmax, norms,
+chains; reductions over trailing dims (rows) or over any other block of dims (columns) with
+their prologue and epilogue; softmax, norms,
 losses, scans; decode attention; the epilogue of a GEMM or convolution that stays in cuBLAS /
 cuDNN under the hybrid policy) and emits one candidate per structural variant from the CUDA
 templates in ``kernels/templates``. An op without a rule ends the translation with a note

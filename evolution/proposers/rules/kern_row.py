@@ -395,6 +395,9 @@ class RowGen:
             if kind in ("sum", "mean"):
                 decl.append(f"float acc{i} = 0.0f;")
                 update.append(f"acc{i} += {v};")
+            elif kind == "prod":
+                decl.append(f"float acc{i} = 1.0f;")
+                update.append(f"acc{i} *= {v};")
             elif kind in ("max", "min"):
                 decl.append(f"float acc{i} = {'RULES_NEG_INF' if kind == 'max' else 'RULES_POS_INF'};")
                 update.append(f"acc{i} = rules_{kind}(acc{i}, {v});")
@@ -438,7 +441,7 @@ class RowGen:
                 value = f"block_sum<NT>(acc{i})"
             elif kind == "mean":
                 value = f"block_sum<NT>(acc{i}) * (1.0f / (float)D)"
-            elif kind in ("max", "min"):
+            elif kind in ("max", "min", "prod"):
                 value = f"block_{kind}<NT>(acc{i})"
             elif kind in ("argmax", "argmin"):
                 lines.append(f"block_arg<NT>(av{i}, ai{i}, {'true' if kind == 'argmax' else 'false'});")

@@ -2,9 +2,9 @@
 
 After lowering every node is one of: a leaf (``input``, ``param``, ``const``); a view
 (``view``: a reshape that keeps element order, ``expand``, ``t`` / ``transpose``); a
-pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over the trailing
-dims: ``kind`` sum, mean, max, min, argmax, argmin, lse, var); ``red_all`` (over every
-element); ``gather`` (one element per row, at an index); ``cumsum``; ``mm`` / ``conv`` (the
+pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over one contiguous
+block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
+``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum``; ``mm`` / ``conv`` (the
 GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
@@ -22,12 +22,13 @@ import torch.nn as nn
 
 from evolution.proposers.rules import ops, patterns
 from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, Unsupported
+from evolution.proposers.rules.plan import reduced_block
 
 F32 = "float32"
 _VIEW_OPS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten",
              "view_as", "_reshape_alias"}
 _RED_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "var",
-            "std", "linalg_vector_norm"}
+            "std", "linalg_vector_norm", "prod"}
 _CONST_OPS = {"full", "scalar_tensor", "ones", "zeros", "full_like", "ones_like", "zeros_like"}
 
 
@@ -93,14 +94,17 @@ class Lowering:
         if op == "_to_copy":
             return self.cast(node)
         if op in _VIEW_OPS:
-            return self.new("view", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
+            x = self.arg(node, "self")
+            if isinstance(x, Node) and x.shape == node.shape and x.op != "input" and x.op != "param":
+                return x  # a view that changes nothing (after a rewrite such as InstanceNorm's)
+            return self.new("view", {"self": x}, node.shape, node.dtype, node)
         if op == "expand":
             return self.new("expand", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
         if op in ("t", "transpose", "permute"):
             args = {k: self.arg(node, k) for k in node.args}
             return self.new(op, args, node.shape, node.dtype, node)
         if op in _CONST_OPS and node.shape == ():
-            value = node.args.get("fill_value", 1.0 if "ones" in op else 0.0)
+            value = node.args.get("fill_value", node.args.get("s", 1.0 if "ones" in op else 0.0))
             return self.new("const", {"value": value}, node.shape, node.dtype, node)
         if op == "cat":
             x = patterns.rotate_half_source(node)
@@ -145,9 +149,10 @@ class Lowering:
         dims = sorted({d % rank for d in dims}) if rank else []
         if len(dims) == rank:
             return None
-        if dims != list(range(rank - len(dims), rank)):
-            raise Unsupported(f"aten.{node.op} over dims {dims} of a rank-{rank} tensor "
-                              "(the rules reduce over trailing dims only)", node.line)
+        try:
+            reduced_block(x.shape, dims)
+        except Unsupported as exc:
+            raise Unsupported(f"aten.{node.op}: {exc}", node.line) from None
         return dims
 
     def red(self, kind: str, x: Node, dims: list[int] | None, keepdim: bool, like: Node,
@@ -172,7 +177,8 @@ class Lowering:
         keepdim = bool(node.args.get("keepdim", False))
         if op in ("max", "min") and node.name == "dim":
             values = self.red(op, x, dims, keepdim, node, dtype=x.dtype)
-            index = self.red("arg" + op, x, dims, keepdim, node, dtype="int64")
+            used = {u.index for u in self.graph.users().get(node.id, []) if u.op == "getitem"}
+            index = self.red("arg" + op, x, dims, keepdim, node, dtype="int64") if 1 in used else None
             return (values, index)
         if op in ("max", "min"):
             return self.red(op, x, None, False, node, dtype=node.dtype, shape=node.shape)
@@ -183,6 +189,13 @@ class Lowering:
                 raise Unsupported(f"aten.{op} over a flattened tensor", node.line)
             return self.red(op, x, dims, keepdim, node, dtype="int64", shape=node.shape)
         if op in ("sum", "mean"):
+            return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+        if op == "prod":
+            if node.dtype not in ops_float():
+                raise Unsupported(f"aten.prod producing {node.dtype}", node.line)
+            if node.args.get("dim") is None:
+                raise Unsupported("aten.prod over every element (the whole-tensor kernels have no product)",
+                                  node.line)
             return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
         if op == "logsumexp":
             return self.red("lse", x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
@@ -212,10 +225,9 @@ class Lowering:
         x = self.arg(node, "self")
         rank = len(x.shape)
         dim = node.args.get("dim")
-        if rank == 0 or dim % rank != rank - 1:
-            raise Unsupported(f"aten.{node.op} over dim {dim} of a rank-{rank} tensor (last dim only)",
-                              node.line)
-        dims = [rank - 1]
+        if rank == 0:
+            raise Unsupported(f"aten.{node.op} of a scalar", node.line)
+        dims = [dim % rank]
         m = self.red("max", x, dims, True, node)
         d = self.new("sub", {"self": x, "other": m}, x.shape, F32, node)
         e = self.new("exp", {"self": d}, x.shape, F32, node)
@@ -254,6 +266,57 @@ class Lowering:
         w, b = self.arg(node, "weight"), self.arg(node, "bias")
         out_dtype = x.dtype
         return self._normalize(x, dims, self.scalar(node, "eps"), w, b, node, out_dtype, x.shape)
+
+    def op_native_batch_norm(self, node: Node) -> tuple[Node, None, None]:
+        """Inference BatchNorm (running statistics: pointwise) and batch statistics over every
+        dim but the channel (InstanceNorm arrives as that, on a [1, N*C, ...] view)."""
+        x = self.arg(node, "input")
+        rank = len(x.shape)
+        if rank < 2:
+            raise Unsupported("aten.native_batch_norm of a rank-1 tensor", node.line)
+        w, b = self.arg(node, "weight"), self.arg(node, "bias")
+        rm, rv = self.arg(node, "running_mean"), self.arg(node, "running_var")
+        eps = self.scalar(node, "eps")
+        bshape = (1, x.shape[1]) + (1,) * (rank - 2)
+
+        def chan(v: Node | None) -> Node | None:
+            return None if v is None else self.new("view", {"self": v}, bshape, v.dtype, node)
+
+        w, b = chan(w), chan(b)
+        if not node.args.get("training"):
+            if rm is None or rv is None:
+                raise Unsupported("aten.native_batch_norm in inference without running statistics", node.line)
+            ve = self.new("add", {"self": chan(rv), "other": eps}, bshape, F32, node)
+            rstd = self.new("rsqrt", {"self": ve}, bshape, F32, node)
+            xc = self.new("sub", {"self": x, "other": chan(rm)}, x.shape, F32, node)
+            last = w is None and b is None
+            y = self.new("mul", {"self": xc, "other": rstd}, x.shape, x.dtype if last else F32, node)
+            if w is not None:
+                y = self.new("mul", {"self": y, "other": w}, x.shape, x.dtype if b is None else F32, node)
+            if b is not None:
+                y = self.new("add", {"self": y, "other": b}, x.shape, x.dtype, node)
+            return (y, None, None)
+        src = x.args.get("self") if x.op == "view" else None
+        if (isinstance(src, Node) and w is None and b is None and x.shape[0] == 1 and len(src.shape) == rank
+                and src.shape[0] * src.shape[1] == x.shape[1] and self._views_back(node, src.shape)):
+            # InstanceNorm: batch statistics of x.view(1, N*C, ...) viewed back: rows of x itself
+            y, _, _ = self._normalize(src, list(range(2, rank)), eps, None, None, node, src.dtype, src.shape)
+            return (y, None, None)
+        dims = [0] + list(range(2, rank))
+        try:
+            reduced_block(x.shape, dims)
+        except Unsupported as exc:
+            raise Unsupported(f"aten.native_batch_norm with batch statistics (training mode): {exc}",
+                              node.line) from None
+        y, _, _ = self._normalize(x, dims, eps, w, b, node, x.dtype, x.shape)
+        return (y, None, None)
+
+    def _views_back(self, node: Node, shape: tuple[int, ...]) -> bool:
+        """Every use of ``node``'s first result is a view to ``shape`` (InstanceNorm's pattern)."""
+        users = self.graph.users()
+        firsts = [u for u in users.get(node.id, []) if u.op == "getitem" and u.index == 0]
+        return bool(firsts) and all(v.op in _VIEW_OPS and v.shape == shape
+                                    for g in firsts for v in users.get(g.id, []))
 
     def op_native_group_norm(self, node: Node) -> tuple[Node, None, None]:
         x = self.arg(node, "input")
@@ -433,12 +496,13 @@ def ops_float() -> tuple[str, ...]:
 
 
 _PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm"}
+_UNUSED_OK = {"empty"}  # BatchNorm's unused reserve buffer: only an error where lowering reaches it
 
 
 def unknown_ops(graph: Graph) -> list[Node]:
     """Nodes whose op no rule (nor pattern) knows, in graph order."""
     handlers = {name[3:] for name in dir(Lowering) if name.startswith("op_")}
-    known = ops.POINTWISE | _VIEW_OPS | _RED_OPS | _CONST_OPS | _PATTERN_OPS | handlers
+    known = ops.POINTWISE | _VIEW_OPS | _RED_OPS | _CONST_OPS | _PATTERN_OPS | _UNUSED_OK | handlers
     return [n for n in graph.nodes if not n.is_leaf and n.op not in known]
 
 

@@ -4,8 +4,11 @@ Regions, formed in this order (each becomes one kernel, or one PyTorch call):
 
 * ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
   (cumsum over the last dim) and ``attention`` (decode attention) - one node each;
-* ``row``: every ``red`` over the same operand shape, with the pointwise prologue (cone of
-  their operands) and epilogue (per-element and per-row values downstream) around them;
+* ``row``: every ``red`` over the same operand shape and trailing dims, with the pointwise
+  prologue (cone of their operands) and epilogue (per-element and per-row values downstream)
+  around them;
+* ``col``: the same over a block of dims that is not trailing (the operand viewed as
+  [outer, reduced, inner], inner > 1; ``Region.rdims`` are the reduced dims);
 * ``reduce_all``: ``red_all`` nodes over the same shape, their prologue, and the scalar
   arithmetic on their results;
 * ``pointwise``: whatever outputs remain, each with its pointwise cone; outputs of one shape
@@ -45,7 +48,7 @@ class Leaf:
 
 @dataclass
 class Region:
-    kind: str  # pointwise | row | reduce_all | scan | attention | mm | conv
+    kind: str  # pointwise | row | col | reduce_all | scan | attention | mm | conv
     nodes: list[Node] = field(default_factory=list)  # computed nodes, topological order
     outputs: list[Node] = field(default_factory=list)  # values this region materializes
     shape: tuple[int, ...] = ()
@@ -56,6 +59,21 @@ class Region:
     inplace: dict[int, Node] = field(default_factory=dict)  # output id -> leaf whose buffer it reuses
     finals: list[int] = field(default_factory=list)  # reduce_all: nodes computed after the reduction
     index: int = 0
+    rdims: tuple[int, ...] = ()  # col regions: the reduced dims (a contiguous block, not trailing)
+
+    @property
+    def reduced(self) -> tuple[int, ...]:
+        """Row and col regions: the space dims a reduction runs over."""
+        if self.rdims:
+            return self.rdims
+        n = len(self.shape)
+        return tuple(range(n - self.k, n))
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """Col regions: ``[a, b)``, the dims of the reduced block (outer dims before, inner after)."""
+        dims = self.reduced
+        return (min(dims), max(dims) + 1) if dims else (len(self.shape), len(self.shape))
 
     @property
     def reductions(self) -> list[Node]:
@@ -64,8 +82,8 @@ class Region:
     def level(self, node: Node) -> str:
         """Row regions: "E" (varies along the row), "R" (one per row) or "S" (a scalar)."""
         dims = [d for d in self.maps.get(node.id, ()) if d is not None]
-        n = len(self.shape)
-        if any(d >= n - self.k for d in dims):
+        reduced = self.reduced
+        if any(d in reduced for d in dims):
             return "E"
         return "R" if dims else "S"
 
@@ -150,10 +168,14 @@ class Planner:
         groups: dict[tuple, list[Node]] = {}
         for node in self.graph.nodes:
             if node.op == "red":
-                groups.setdefault((node.args["self"].shape, len(node.args["dims"])), []).append(node)
+                shape = node.args["self"].shape
+                groups.setdefault((shape, reduced_block(shape, node.args["dims"], node.line)), []).append(node)
         all_reds = {n.id for reds in groups.values() for n in reds}
-        for (shape, k), reds in groups.items():
-            region = Region("row", shape=shape, k=k)
+        for (shape, (a, b)), reds in groups.items():
+            if b == len(shape) or all(s == 1 for s in shape[b:]):
+                region = Region("row", shape=shape, k=len(shape) - a)
+            else:
+                region = Region("col", shape=shape, rdims=tuple(range(a, b)))
             mine = {r.id for r in reds}
             means = [r.args["mean"] for r in reds if isinstance(r.args.get("mean"), Node)]
             roots = [r.args["self"] for r in reds] + means
@@ -177,8 +199,11 @@ class Planner:
     def fits(self, region: Region, node: Node) -> bool:
         if node.op == "unrowview" or node.shape == region.shape:
             return True
-        rows = [s for s in region.shape[: len(region.shape) - region.k] if s != 1]
-        return [s for s in node.shape if s != 1] == rows or node.numel == 1
+        reduced = region.reduced
+        rows = [s for d, s in enumerate(region.shape) if s != 1 and d not in reduced]
+        along = [s for d, s in enumerate(region.shape) if s != 1 and d in reduced]  # a norm's weight view
+        sizes = [s for s in node.shape if s != 1]
+        return sizes == rows or node.numel == 1 or (region.kind == "col" and sizes == along)
 
     def absorb(self, region: Region, member: set[int]) -> None:
         """Pull downstream per-element / per-row values into a row region; mark its outputs."""
@@ -296,7 +321,7 @@ def make_plan(graph: Graph) -> Plan:
     """Regions of ``graph`` with index maps; raises ``Unsupported``."""
     plan = Planner(graph).run()
     for region in plan.regions:
-        if region.kind in ("pointwise", "row", "reduce_all"):
+        if region.kind in ("pointwise", "row", "col", "reduce_all"):
             map_region(region)
     return plan
 
@@ -441,6 +466,20 @@ def map_region(region: Region) -> None:
     _check_outputs(region)
 
 
+def reduced_block(shape: tuple[int, ...], dims: list[int], line: int | None = None) -> tuple[int, int]:
+    """``[a, b)``: the block of dims a reduction over ``dims`` of ``shape`` covers, size-1 dims
+    ignored (reducing one changes nothing); raises ``Unsupported`` when a kept dim of size > 1
+    lies between two reduced ones (the operand is not [outer, reduced, inner])."""
+    real = [d for d in dims if shape[d] != 1] or list(dims)
+    a, b = min(real), max(real) + 1
+    between = [d for d in range(a, b) if d not in real and shape[d] != 1]
+    if between:
+        raise Unsupported(f"a reduction over dims {sorted(dims)} of a {list(shape)} tensor: kept dim(s) "
+                          f"{between} lie between reduced ones (the rules reduce one contiguous block of dims, "
+                          "[outer, reduced, inner]; reduce in two steps, or permute first)", line)
+    return a, b
+
+
 def classify(region: Region, leaf: Node, user: Node) -> Leaf:
     """How ``region`` reads ``leaf`` (an input, param, const or another region's output)."""
     if leaf.op == "const":
@@ -451,7 +490,7 @@ def classify(region: Region, leaf: Node, user: Node) -> Leaf:
         return Leaf(leaf, (None,) * len(leaf.shape), "full")
     covers = tuple(region.maps.get(leaf.id, (None,) * len(leaf.shape)))
     dims = [d for d in covers if d is not None]
-    n, k = len(region.shape), region.k
+    reduced = region.reduced
     space = [i for i, s in enumerate(region.shape) if s != 1]
     if dims != sorted(dims):
         raise Unsupported(f"{leaf.op} {leaf.name} is read transposed", user.line)
@@ -459,10 +498,10 @@ def classify(region: Region, leaf: Node, user: Node) -> Leaf:
         kind = "scalar"
     elif dims == space:
         kind = "full"
-    elif region.kind == "row" and dims == [d for d in space if d >= n - k]:
-        kind = "col"
-    elif region.kind == "row" and dims == [d for d in space if d < n - k]:
-        kind = "row"
+    elif region.kind in ("row", "col") and dims == [d for d in space if d in reduced]:
+        kind = "col"  # varies along the reduced dims only (a norm's weight): indexed by the element
+    elif region.kind in ("row", "col") and dims == [d for d in space if d not in reduced]:
+        kind = "row"  # one value per reduced row / column: indexed by the row
     elif region.kind == "pointwise":
         kind = "general"
     else:
@@ -477,10 +516,11 @@ def _check_outputs(region: Region) -> None:
         dims = [d for d in region.maps.get(out.id, ()) if d is not None]
         if dims != sorted(dims):
             raise Unsupported("an output whose dims are transposed relative to its inputs", out.line)
-        if region.kind == "row" and region.level(out) == "E" and dims != space:
+        reducing = region.kind in ("row", "col")
+        if reducing and region.level(out) == "E" and dims != space:
             raise Unsupported("a per-element output that does not cover the whole row space", out.line)
-        rows = [d for d in space if d < len(region.shape) - region.k]
-        if region.kind == "row" and region.level(out) == "R" and dims != rows:
+        rows = [d for d in space if d not in region.reduced]
+        if reducing and region.level(out) == "R" and dims != rows:
             raise Unsupported("a per-row output that does not cover every row", out.line)
         if region.kind == "pointwise" and dims != space:
             raise Unsupported("an output that broadcasts", out.line)

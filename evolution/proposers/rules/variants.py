@@ -13,8 +13,9 @@ from typing import Any
 from evolution.proposers.rules import cuda
 from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
+from evolution.proposers.rules.variants_col import col_defines, col_options
 
-_PRIORITY = ("attention", "row", "scan", "reduce_all", "pointwise")
+_PRIORITY = ("attention", "row", "col", "scan", "reduce_all", "pointwise")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
 def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     if region.kind == "row":
         return _row_options(region)
+    if region.kind == "col":
+        return col_options(region)
     if region.kind == "scan":
         d = region.shape[-1] if region.shape else 1
         return [("warp", {"mode": "warp"}), ("block", {"mode": "block"})] if d <= 2048 else \
@@ -123,6 +126,8 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
 def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
     if region.kind == "row":
         return _row_defines(region, choice)
+    if region.kind == "col":
+        return col_defines(region, choice)
     dtype = region.nodes[0].dtype if region.kind in ("scan", "attention") else (
         region.anchor.dtype if region.anchor is not None else "float32")
     if region.kind == "attention":

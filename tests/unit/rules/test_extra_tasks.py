@@ -84,7 +84,8 @@ CASES = {
 REFUSED = {
     "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
                       "strict policy"),
-    "column_sum": (dict(body="return x.sum(dim=0)", inputs="[torch.randn(8, 4)]"), "trailing dims"),
+    "non_adjacent_sum": (dict(body="return x.sum(dim=(0, 2))", inputs="[torch.randn(8, 4, 3)]"),
+                         "lie between reduced ones"),
     "transpose_add": (dict(body="return x + x.t()", inputs="[torch.randn(8, 8)]"), "transpose"),
     "identity": (dict(body="return x", inputs="[torch.randn(8, 8)]"), "nothing is left"),
     "gemm_only": (dict(init="self.w = nn.Parameter(torch.randn(8, 4))", body="return x @ self.w",

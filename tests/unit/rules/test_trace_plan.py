@@ -30,6 +30,10 @@ EXPECTED = {
     "loss/mse_loss": ["reduce_all"],
     **{f"normalization/{n}": ["row"] for n in ("groupnorm", "layernorm", "rmsnorm", "rmsnorm_bf16")},
     **{f"reduction/{n}": ["row"] for n in ("argmax_dim", "logsumexp_dim", "max_dim", "mean_dim", "sum_dim")},
+    **{f"reduction/{n}": ["row"] for n in ("sum_dim2_3d", "max_dim2_3d", "argmax_dim2_3d")},
+    **{f"reduction/{n}": ["col"] for n in ("sum_dim1_3d", "max_dim1_3d", "argmax_dim1_3d", "mean_dim0")},
+    "normalization/rmsnorm_dim1": ["col"],
+    "softmax/softmax_dim1": ["col"],
     "scan/cumsum": ["scan"],
     **{f"softmax/{n}": ["row"] for n in ("softmax", "log_softmax", "softmax_bf16")},
 }
@@ -121,7 +125,7 @@ def test_broadcast_operands_are_classified(suite_tasks) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("forward, op", [
     ("        return torch.fft.fft(x).real", "fft"),
     ("        return torch.sort(x, dim=-1).values", "sort"),
-    ("        return x.sum(dim=0)", "trailing dims"),
+    ("        return x.view(2, 4, 16).sum(dim=(0, 2))", "lie between reduced ones"),
 ])
 def test_untranslatable_ops_name_op_and_line(tmp_path, forward: str, op: str) -> None:  # noqa: ANN001
     task = load_task(write_task(tmp_path, forward))

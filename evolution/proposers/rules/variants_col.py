@@ -1,0 +1,117 @@
+"""Structural variants and tunables of column regions (``kern_col``), sized from the traced shape.
+
+``col`` (a thread per column) needs many columns to fill the GPU: at least ~132 SMs x 1024
+threads x VEC. Otherwise ``colsplit`` (a warp per 32 x VEC columns, BLOCK / 32 warps along j),
+with a cross-block split of j (``split``: partial states and a merge kernel) when one pass
+computes per-column outputs only. Regions that re-read the operand (softmax, RMSNorm over C)
+prefer ``colsplit`` too: a block's columns are 32 x VEC wide, so the second pass re-reads a
+small working set (L1 / L2) instead of the whole tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from evolution.proposers.rules import cuda
+from evolution.proposers.rules.kern_col import can_split
+from evolution.proposers.rules.kern_row import schedule
+from evolution.proposers.rules.plan import Region
+
+_SMS, _THREADS_PER_SM = 132, 2048
+
+
+def col_sizes(region: Region) -> tuple[int, int, int]:
+    a, b = region.span
+    shape = region.shape
+    return math.prod(shape[:a]), math.prod(shape[a:b]), math.prod(shape[b:])
+
+
+def _vec(region: Region) -> tuple[int, list[int]]:
+    size = cuda.storage(region.anchor.dtype)[2]
+    _, _, inner = col_sizes(region)
+    best = max(1, 16 // size)
+    while best > 1 and inner % best:
+        best //= 2
+    return max(1, min(best, 4 if size >= 4 else 8)), [v for v in (1, 2, 4, 8) if v * size <= 16]
+
+
+def _split_factor(ncols: int, vec: int, warps: int) -> int:
+    """Slices of j for enough blocks to fill about two waves (a power of two, at most 256)."""
+    blocks = max(1, -(-ncols // (32 * vec)))
+    split = max(1, min(256, (_SMS * (_THREADS_PER_SM // (32 * warps)) * 2) // blocks))
+    return 1 << (split.bit_length() - 1)
+
+
+def _cache_items(region: Region, vec: int) -> int:
+    """j values a thread may keep in registers per cached tensor: 32 floats over all of them."""
+    n_full = len({lf.node.id for lf in region.leaves.values() if lf.kind == "full" and lf.node.op != "const"})
+    return max(1, 32 // (vec * max(1, n_full)))
+
+
+def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+    outer, r, inner = col_sizes(region)
+    ncols = outer * inner
+    online = schedule(region, True, True)
+    two_pass = schedule(region, False, False)
+    passes = online.phases + (1 if online.late else 0)
+    vec, _ = _vec(region)
+    many = ncols >= _SMS * 512 * vec  # a thread per column still fills a quarter of the GPU
+    split = can_split(region, online) and _split_factor(ncols, vec, 8) > 1
+    if passes > 1:
+        modes = ["colsplit", "col"]
+        if r <= _cache_items(region, vec) * 16:
+            modes.insert(0, "colsplit-cached")
+    elif many:
+        modes = ["col", "colsplit"]
+    else:
+        modes = (["colsplit-split"] if split and r >= 1024 else []) + ["colsplit", "col"]
+        if split and "colsplit-split" not in modes:
+            modes.append("colsplit-split")
+    opts = [(m, {"mode": m.split("-")[0], "split": m.endswith("-split"), "cached": m.endswith("-cached")})
+            for m in modes]
+    if online.fused or online.onepass_var or two_pass.phases != online.phases:
+        first = dict(opts[0][1], split=False)  # two passes: no cross-block split
+        label = modes[0].removesuffix("-split")
+        opts.insert(min(2, len(opts)), (f"{label}-twopass", dict(first, online=False, var="twopass")))
+    return opts
+
+
+def col_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
+    outer, r, inner = col_sizes(region)
+    ncols = outer * inner
+    vec, vecs = _vec(region)
+    mode = choice["mode"]
+    if mode == "col":
+        # UNROLL x VEC loads in flight per thread; fewer when R is short.
+        unroll = 8 if vec == 1 else 4
+        while unroll > 1 and unroll > r:
+            unroll //= 2
+        defines = {"BLOCK": 256, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": 1}
+        space = {"BLOCK": [128, 256, 512], "VEC": vecs, "UNROLL": [1, 2, 4, 8], "WAVES": [1, 2, 4]}
+    else:
+        # BLOCK / 32 warps along j: enough to cover R with UNROLL loads each, at most 16.
+        unroll = 4
+        while unroll > 1 and unroll * 4 > r:
+            unroll //= 2
+        warps = 8
+        while warps > 2 and warps * unroll > r:
+            warps //= 2
+        split = _split_factor(ncols, vec, warps) if choice.get("split") else 1
+        if choice.get("cached"):  # the fewest warps whose registers hold the column (ITEMS each)
+            items = _cache_items(region, vec)
+            warps = 4
+            while warps < 16 and warps * items < r:
+                warps *= 2
+            while items > 1 and warps * (items // 2) >= r:
+                items //= 2
+            defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": 1, "WAVES": 2, "SPLIT": 1, "ITEMS": items}
+            space = {"BLOCK": [128, 256, 512], "VEC": [v for v in vecs if v <= 4], "ITEMS": sorted({1, 2, 4, 8, items}),
+                     "WAVES": [1, 2, 4]}
+            return defines, space
+        defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": split}
+        space = {"BLOCK": [64, 128, 256, 512], "VEC": [v for v in vecs if v <= 4], "UNROLL": [1, 2, 4, 8],
+                 "WAVES": [1, 2, 4]}
+        if choice.get("split"):
+            space["SPLIT"] = sorted({1, 4, 16, 64, 256, split})
+    return defines, space
