@@ -74,28 +74,37 @@ def _x(v: float | None) -> str:
     return f"{v:.2f}x" if v is not None else "-"
 
 
+def suite_config(args: argparse.Namespace) -> Any:
+    """The run configuration of ``bench suite``: the rule proposer, the config file, then flags.
+    Tuning (optuna) is on unless ``--tune-trials 0``: the suite measures what a user gets."""
+    from dataclasses import replace
+
+    from autotuner.config import load_config
+
+    search: dict[str, Any] = {"proposer": "rules", "max_variants": args.variants}
+    if args.tune_trials is not None:  # else the config's [search] tune_trials
+        search["tune_trials"] = args.tune_trials
+    overrides: dict[str, Any] = {"search": search}
+    if args.report:
+        overrides["report_dir"] = args.report
+    if trust_overrides(args):
+        overrides["eval"] = trust_overrides(args)
+    config = load_config(args.config, overrides=overrides)
+    return replace(config, db_url=args.db) if args.db else config
+
+
 def cmd_suite(args: argparse.Namespace) -> int:
     import json
-    from dataclasses import replace
     from pathlib import Path
 
     from archive import Archive
-    from autotuner.config import load_config
     from autotuner.tasks import discover_tasks, load_task, suite_dir
     from evolution.suitebench import FAST_P, run_suite
 
     paths = [p for root in (args.paths or [str(suite_dir())]) for p in discover_tasks(root)]
     if args.only:
         paths = [p for p in paths if any(s in str(p) for s in args.only.split(","))]
-    overrides: dict[str, Any] = {"search": {"proposer": "rules", "tune_trials": args.tune_trials,
-                                            "max_variants": args.variants}}
-    if args.report:
-        overrides["report_dir"] = args.report
-    if trust_overrides(args):
-        overrides["eval"] = trust_overrides(args)
-    config = load_config(args.config, overrides=overrides)
-    if args.db:
-        config = replace(config, db_url=args.db)
+    config = suite_config(args)
     with Archive.open(config.db_url) as archive:
         report = run_suite(archive, config, [load_task(p, config.eval.policy) for p in paths])
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
@@ -112,7 +121,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
              "vs eager": _x(r.speedup_eager), "vs compile": _x(r.speedup_compile),
              "roofline": f"{100 * r.roofline:.0f}%" if r.roofline else "-", "why not": r.why[:60]} for r in report.rows]
     print(f"suite benchmark on {report.gpu}: {len(report.rows)} tasks, rule proposer, "
-          f"{args.variants} variants each, {args.tune_trials} tuning trials")
+          f"{args.variants} variants each, {config.search.tune_trials} tuning trials")
     print(table(rows))
     for base in ("eager", "compile"):
         print(f"fast_p vs {base:<8}" + "  ".join(f"p={p:g}: {100 * report.fast_p[base][p]:.0f}%" for p in FAST_P))
@@ -130,7 +139,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("paths", nargs="*", help="task files or folders (default: the built-in suite)")
     p.add_argument("--only", help="comma-separated substrings of task paths to keep")
     p.add_argument("--variants", type=int, default=8, help="structural variants per task")
-    p.add_argument("--tune-trials", type=int, default=0, help="optuna settings per tuned variant")
+    p.add_argument("--tune-trials", type=int,
+                   help="optuna settings per tuned variant (default: the config's search.tune_trials, 8; 0 turns "
+                        "tuning off)")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--report", help="folder for report.md and progress.png")

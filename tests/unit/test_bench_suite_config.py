@@ -1,0 +1,25 @@
+"""`autotuner bench suite` measures what a user of `autotuner tune` gets: optuna on by default."""
+
+from __future__ import annotations
+
+from autotuner.cli.bench_cmd import suite_config
+from autotuner.cli.main import build_parser
+from autotuner.config import RunConfig
+
+
+def _config(*flags: str):  # noqa: ANN202
+    args = build_parser().parse_args(["bench", "suite", *flags])
+    return suite_config(args)
+
+
+def test_tuning_is_on_by_default(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)  # no autotuner.toml here
+    config = _config()
+    assert config.search.tune_trials == RunConfig().search.tune_trials > 0
+    assert config.search.proposer == "rules"
+
+
+def test_tune_trials_zero_turns_tuning_off(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    assert _config("--tune-trials", "0").search.tune_trials == 0
+    assert _config("--tune-trials", "3", "--variants", "2").search.max_variants == 2
