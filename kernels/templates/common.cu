@@ -267,21 +267,23 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2
     m = M;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+// One warp-wide and one block-wide reduction, for each associative operator below; every lane
+// gets the result, combined in a fixed order (deterministic).
+struct RulesSum { __device__ __forceinline__ float operator()(float a, float b) const { return a + b; } };
+struct RulesProd { __device__ __forceinline__ float operator()(float a, float b) const { return a * b; } };
+struct RulesMax { __device__ __forceinline__ float operator()(float a, float b) const { return rules_max(a, b); } };
+struct RulesMin { __device__ __forceinline__ float operator()(float a, float b) const { return rules_min(a, b); } };
+
+template <typename Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
     #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(RULES_FULL_MASK, v, o);
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(RULES_FULL_MASK, v, o));
     return v;
 }
-__device__ __forceinline__ float warp_max(float v) {
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = rules_max(v, __shfl_xor_sync(RULES_FULL_MASK, v, o));
-    return v;
-}
-__device__ __forceinline__ float warp_min(float v) {
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = rules_min(v, __shfl_xor_sync(RULES_FULL_MASK, v, o));
-    return v;
-}
+__device__ __forceinline__ float warp_sum(float v) { return warp_reduce(v, RulesSum()); }
+__device__ __forceinline__ float warp_max(float v) { return warp_reduce(v, RulesMax()); }
+__device__ __forceinline__ float warp_min(float v) { return warp_reduce(v, RulesMin()); }
+__device__ __forceinline__ float warp_prod(float v) { return warp_reduce(v, RulesProd()); }
 __device__ __forceinline__ void warp_arg(float& v, long long& i, bool is_max) {
     #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -301,67 +303,25 @@ __device__ __forceinline__ void warp_lse(float& m, float& s) {
 
 // Block-wide versions: every thread of the NT threads gets the result. NT == 32 is one warp
 // and synchronizes nothing, so warp-per-row kernels can call them inside divergent loops.
-template <int NT>
-__device__ __forceinline__ float block_sum(float v) {
-    v = warp_sum(v);
+template <int NT, typename Op>
+__device__ __forceinline__ float block_reduce(float v, Op op, float identity) {
+    v = warp_reduce(v, op);
     if constexpr (NT > 32) {
         __shared__ float part[NT / 32];
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         __syncthreads();
         if (lane == 0) part[warp] = v;
         __syncthreads();
-        v = warp_sum(lane < NT / 32 ? part[lane] : 0.0f);
+        v = warp_reduce(lane < NT / 32 ? part[lane] : identity, op);
     }
     return v;
 }
-
+template <int NT> __device__ __forceinline__ float block_sum(float v) { return block_reduce<NT>(v, RulesSum(), 0.0f); }
+template <int NT> __device__ __forceinline__ float block_prod(float v) { return block_reduce<NT>(v, RulesProd(), 1.0f); }
 template <int NT>
-__device__ __forceinline__ float block_max(float v) {
-    v = warp_max(v);
-    if constexpr (NT > 32) {
-        __shared__ float part[NT / 32];
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        __syncthreads();
-        if (lane == 0) part[warp] = v;
-        __syncthreads();
-        v = warp_max(lane < NT / 32 ? part[lane] : RULES_NEG_INF);
-    }
-    return v;
-}
-
+__device__ __forceinline__ float block_max(float v) { return block_reduce<NT>(v, RulesMax(), RULES_NEG_INF); }
 template <int NT>
-__device__ __forceinline__ float block_min(float v) {
-    v = warp_min(v);
-    if constexpr (NT > 32) {
-        __shared__ float part[NT / 32];
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        __syncthreads();
-        if (lane == 0) part[warp] = v;
-        __syncthreads();
-        v = warp_min(lane < NT / 32 ? part[lane] : RULES_POS_INF);
-    }
-    return v;
-}
-
-__device__ __forceinline__ float warp_prod(float v) {
-    #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v *= __shfl_xor_sync(RULES_FULL_MASK, v, o);
-    return v;
-}
-
-template <int NT>
-__device__ __forceinline__ float block_prod(float v) {
-    v = warp_prod(v);
-    if constexpr (NT > 32) {
-        __shared__ float part[NT / 32];
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-        __syncthreads();
-        if (lane == 0) part[warp] = v;
-        __syncthreads();
-        v = warp_prod(lane < NT / 32 ? part[lane] : 1.0f);
-    }
-    return v;
-}
+__device__ __forceinline__ float block_min(float v) { return block_reduce<NT>(v, RulesMin(), RULES_POS_INF); }
 
 template <int NT>
 __device__ __forceinline__ void block_arg(float& v, long long& i, bool is_max) {
