@@ -16,18 +16,19 @@ never asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch.nn as nn
 
 from evolution.proposers.rules import ops, patterns
-from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, Unsupported
+from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, SizeRef, Unsupported
 
 F32 = "float32"
 _VIEW_OPS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten",
              "view_as", "_reshape_alias"}
 _RED_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "var",
-            "std", "linalg_vector_norm"}
+            "std", "linalg_vector_norm", "norm"}
 _CONST_OPS = {"full", "scalar_tensor", "ones", "zeros", "full_like", "ones_like", "zeros_like"}
 
 
@@ -48,6 +49,9 @@ class Lowering:
         value = node.args.get(name)
         if name in node.attrs:
             return Scalar(value, node.attrs[name])
+        if name in node.sizes:
+            index, dim = node.sizes[name]
+            return Scalar(value, SizeRef(self.graph.inputs[index].name, dim=dim))
         if name in node.moving:
             raise Unsupported(f"argument {name} of aten.{node.op} changes with the input shape", node.line)
         return value
@@ -195,8 +199,9 @@ class Lowering:
             if op == "var":
                 return var
             return self.new("sqrt", {"self": var}, var.shape, node.dtype, node)
-        if op == "linalg_vector_norm":
-            order = node.args.get("ord", 2)
+        if op in ("linalg_vector_norm", "norm"):
+            order = node.args.get("ord", 2) if op == "linalg_vector_norm" else node.args.get("p")
+            order = 2 if order is None else order
             if order == 2:
                 sq = self.new("mul", {"self": x, "other": x}, x.shape, F32, node)
                 s = self.red("sum", sq, dims, keepdim, node)
@@ -424,7 +429,7 @@ def scaled(value: Any, k: float) -> Any:
     if isinstance(value, Scalar):
         ref = value.ref
         transform = f"{k!r} * ({ref.transform})" if ref is not None else None
-        return Scalar(value.value * k, AttrRef(ref.path, transform) if ref is not None else None)
+        return Scalar(value.value * k, dataclasses.replace(ref, transform=transform) if ref is not None else None)
     return value * k
 
 
