@@ -21,7 +21,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from evolution.proposers.rules import ops, patterns
+from evolution.proposers.rules import ops, patterns, scan_patterns
 from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, SizeRef, Unsupported
 
 F32 = "float32"
@@ -360,14 +360,42 @@ class Lowering:
             return (total, count)
         return (self.new("div", {"self": total, "other": count}, (), dtype, node), count)
 
+    # -- scans ----------------------------------------------------------------------------------
+    def _scan(self, node: Node, spec: dict[str, Any]) -> Node:
+        x = self.get(spec["x"])
+        if not isinstance(x, Node) or node.dtype not in ops_float() or x.dtype not in ops_float():
+            raise Unsupported(f"aten.cum{spec['kind']} of {getattr(x, 'dtype', 'a scalar')} into {node.dtype}",
+                              node.line)
+        args = {"self": x, **{k: v for k, v in spec.items() if k != "x"}}
+        return self.new("cumsum", args, node.shape, node.dtype, node)
+
+    def _scan_or(self, node: Node, fallback: Any) -> Any:
+        spec = scan_patterns.scan_spec(node)
+        if spec is not None:
+            return self._scan(node, spec)
+        return fallback(node)
+
+    def _no_rule(self, node: Node) -> Any:
+        raise Unsupported(f"aten.{node.op}.{node.name or 'default'} (outside the cumulative-scan patterns the rules "
+                          "translate)", node.line)
+
     def op_cumsum(self, node: Node) -> Node:
-        x = self.arg(node, "self")
-        rank = len(x.shape)
-        if rank == 0 or node.args.get("dim") % rank != rank - 1:
-            raise Unsupported("aten.cumsum over a dim that is not the last", node.line)
-        if node.dtype not in ops_float():
-            raise Unsupported(f"aten.cumsum producing {node.dtype}", node.line)
-        return self.new("cumsum", {"self": x}, node.shape, node.dtype, node)
+        return self._scan_or(node, self._no_rule)
+
+    def op_cumprod(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_flip(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_constant_pad_nd(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_slice(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_sub(self, node: Node) -> Node:
+        return self._scan_or(node, self.pointwise)
 
     # -- GEMM and convolution (hybrid) --------------------------------------------------------
     def _external(self, node: Node, what: str) -> None:
@@ -437,7 +465,7 @@ def ops_float() -> tuple[str, ...]:
     return ("float32", "bfloat16", "float16")
 
 
-_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm"}
+_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm", "select"}
 
 
 def unknown_ops(graph: Graph) -> list[Node]:
