@@ -4,7 +4,8 @@ After lowering every node is one of: a leaf (``input``, ``param``, ``const``); a
 (``view``: a reshape that keeps element order, ``expand``, ``t`` / ``transpose``); a
 pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over the trailing
 dims: ``kind`` sum, mean, max, min, argmax, argmin, lse, var); ``red_all`` (over every
-element); ``gather`` (one element per row, at an index); ``cumsum``; ``mm`` / ``conv`` (the
+element); ``gather`` (one element per row, at an index); ``cumsum`` (a scan: sum or prod over
+``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
 GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
