@@ -1,5 +1,4 @@
-"""Hinge loss mean(clamp(1 - p * t, min=0)) with +-1 targets (KernelBench level 1 #100 with
-targets of the predictions' shape)."""
+"""Hinge loss mean(clamp(1 - p * t, min=0)) with +-1 targets of the predictions' shape (KernelBench #100)."""
 
 import torch
 import torch.nn as nn

@@ -12,9 +12,9 @@ class Model(nn.Module):
         return torch.cumprod(x, dim=1)
 
 
-# Default: fp32 [32768, 32768] = 4.3 GB in + 4.3 GB out -> ~2.2 ms at 3.9 TB/s.
+# Default: fp32 [16384, 32768] = 2.1 GB in + 2.1 GB out -> ~1.1 ms at 3.9 TB/s.
 # randn factors: the products shrink towards 0 as in KernelBench (the head of each row is what is checked).
-batch_size = 32768
+batch_size = 16384
 dim = 32768
 
 

@@ -1,6 +1,4 @@
-"""Exclusive cumulative sum, written as KernelBench level 1 #92 does: a zero column
-concatenated in front, the last row dropped (``[:-1]`` slices dim 0, as there), then cumsum:
-the output is [batch - 1, dim + 1], each row 0 followed by the inclusive sums."""
+"""Exclusive cumulative sum as KernelBench level 1 #92 writes it (zero column in front, then cumsum)."""
 
 import torch
 import torch.nn as nn
@@ -15,9 +13,11 @@ class Model(nn.Module):
         return torch.cumsum(torch.cat((zeros, x), dim=1)[:-1], dim=1)
 
 
-# Default: fp32 [32768, 32768] = 4.3 GB in + 4.3 GB out -> ~2.2 ms at 3.9 TB/s (eager writes the
+# As in KernelBench, ``[:-1]`` slices dim 0: the output is [batch - 1, dim + 1], each row 0
+# followed by the inclusive sums.
+# Default: fp32 [16384, 32768] = 2.1 GB in + 2.1 GB out -> ~1.1 ms at 3.9 TB/s (eager writes the
 # concatenation first).
-batch_size = 32768
+batch_size = 16384
 dim = 32768
 
 
