@@ -47,6 +47,18 @@ class AttrRef:
         return self.transform.replace("v", f"({obj})") if self.transform != "v" else obj
 
 
+@dataclass(frozen=True)
+class SizeRef(AttrRef):
+    """A scalar argument that is a forward input's size along one dim (``F.kl_div``'s
+    ``batchmean`` divides by ``input.size(0)``): ``path`` is the input's name."""
+
+    dim: int = 0
+
+    def python(self) -> str:
+        size = f"{self.path}.shape[{self.dim}]"
+        return self.transform.replace("v", f"({size})") if self.transform != "v" else size
+
+
 _local = threading.local()
 
 
@@ -74,6 +86,7 @@ class Node:
     index: int = -1  # inputs: position in forward; getitem: tuple index
     attrs: dict[str, AttrRef] = field(default_factory=dict)  # arg name -> model attribute
     moving: set[str] = field(default_factory=set)  # float args that change with the shape
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # int arg -> (input index, dim) it equals
     id: int = field(default_factory=_next_id)
 
     @property

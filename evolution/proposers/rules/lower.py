@@ -4,7 +4,8 @@ After lowering every node is one of: a leaf (``input``, ``param``, ``const``); a
 (``view``: a reshape that keeps element order, ``expand``, ``t`` / ``transpose``); a
 pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over one contiguous
 block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
-``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum``; ``mm`` / ``conv`` (the
+``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum`` (a
+scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
 GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
@@ -16,19 +17,20 @@ never asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch.nn as nn
 
-from evolution.proposers.rules import ops, patterns
-from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, Unsupported
+from evolution.proposers.rules import ops, patterns, scan_patterns
+from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, SizeRef, Unsupported
 from evolution.proposers.rules.plan import reduced_block
 
 F32 = "float32"
 _VIEW_OPS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten",
              "view_as", "_reshape_alias"}
 _RED_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "var",
-            "std", "linalg_vector_norm", "prod"}
+            "std", "linalg_vector_norm", "prod", "norm"}
 _CONST_OPS = {"full", "scalar_tensor", "ones", "zeros", "full_like", "ones_like", "zeros_like"}
 
 
@@ -49,6 +51,9 @@ class Lowering:
         value = node.args.get(name)
         if name in node.attrs:
             return Scalar(value, node.attrs[name])
+        if name in node.sizes:
+            index, dim = node.sizes[name]
+            return Scalar(value, SizeRef(self.graph.inputs[index].name, dim=dim))
         if name in node.moving:
             raise Unsupported(f"argument {name} of aten.{node.op} changes with the input shape", node.line)
         return value
@@ -208,8 +213,9 @@ class Lowering:
             if op == "var":
                 return var
             return self.new("sqrt", {"self": var}, var.shape, node.dtype, node)
-        if op == "linalg_vector_norm":
-            order = node.args.get("ord", 2)
+        if op in ("linalg_vector_norm", "norm"):
+            order = node.args.get("ord", 2) if op == "linalg_vector_norm" else node.args.get("p")
+            order = 2 if order is None else order
             if order == 2:
                 sq = self.new("mul", {"self": x, "other": x}, x.shape, F32, node)
                 s = self.red("sum", sq, dims, keepdim, node)
@@ -418,14 +424,42 @@ class Lowering:
             return (total, count)
         return (self.new("div", {"self": total, "other": count}, (), dtype, node), count)
 
+    # -- scans ----------------------------------------------------------------------------------
+    def _scan(self, node: Node, spec: dict[str, Any]) -> Node:
+        x = self.get(spec["x"])
+        if not isinstance(x, Node) or node.dtype not in ops_float() or x.dtype not in ops_float():
+            raise Unsupported(f"aten.cum{spec['kind']} of {getattr(x, 'dtype', 'a scalar')} into {node.dtype}",
+                              node.line)
+        args = {"self": x, **{k: v for k, v in spec.items() if k != "x"}}
+        return self.new("cumsum", args, node.shape, node.dtype, node)
+
+    def _scan_or(self, node: Node, fallback: Any) -> Any:
+        spec = scan_patterns.scan_spec(node)
+        if spec is not None:
+            return self._scan(node, spec)
+        return fallback(node)
+
+    def _no_rule(self, node: Node) -> Any:
+        raise Unsupported(f"aten.{node.op}.{node.name or 'default'} (outside the cumulative-scan patterns the rules "
+                          "translate)", node.line)
+
     def op_cumsum(self, node: Node) -> Node:
-        x = self.arg(node, "self")
-        rank = len(x.shape)
-        if rank == 0 or node.args.get("dim") % rank != rank - 1:
-            raise Unsupported("aten.cumsum over a dim that is not the last", node.line)
-        if node.dtype not in ops_float():
-            raise Unsupported(f"aten.cumsum producing {node.dtype}", node.line)
-        return self.new("cumsum", {"self": x}, node.shape, node.dtype, node)
+        return self._scan_or(node, self._no_rule)
+
+    def op_cumprod(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_flip(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_constant_pad_nd(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_slice(self, node: Node) -> Node:
+        return self._scan_or(node, self._no_rule)
+
+    def op_sub(self, node: Node) -> Node:
+        return self._scan_or(node, self.pointwise)
 
     # -- GEMM and convolution (hybrid) --------------------------------------------------------
     def _external(self, node: Node, what: str) -> None:
@@ -487,7 +521,7 @@ def scaled(value: Any, k: float) -> Any:
     if isinstance(value, Scalar):
         ref = value.ref
         transform = f"{k!r} * ({ref.transform})" if ref is not None else None
-        return Scalar(value.value * k, AttrRef(ref.path, transform) if ref is not None else None)
+        return Scalar(value.value * k, dataclasses.replace(ref, transform=transform) if ref is not None else None)
     return value * k
 
 
@@ -495,7 +529,7 @@ def ops_float() -> tuple[str, ...]:
     return ("float32", "bfloat16", "float16")
 
 
-_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm"}
+_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm", "select"}
 _UNUSED_OK = {"empty"}  # BatchNorm's unused reserve buffer: only an error where lowering reaches it
 
 

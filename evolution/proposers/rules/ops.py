@@ -49,6 +49,7 @@ _UNARY: dict[str, str] = {
     "mish": "({a} * tanhf(log1pf(expf({a}))))",
     "logical_not": "(!{a})",
     "isnan": "({a} != {a})",
+    "bitwise_not": "(!{a})",  # bool operands only (see is_pointwise)
 }
 _BINARY: dict[str, str] = {
     "mul": "({a} * {b})",
@@ -67,6 +68,8 @@ _BINARY: dict[str, str] = {
     "ne": "({a} != {b})",
     "logical_and": "({a} && {b})",
     "logical_or": "({a} || {b})",
+    # x * log(y), 0 where x == 0 (NaN y stays NaN), as torch.xlogy
+    "xlogy": "({b} != {b} ? {b} : ({a} == 0.0f ? 0.0f : {a} * logf({b})))",
 }
 _IDENTITY = {"id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
 POINTWISE = (set(_UNARY) | set(_BINARY) | _IDENTITY
@@ -161,5 +164,9 @@ def is_pointwise(node: Node) -> bool:
     if node.op == "div" and node.args.get("rounding_mode") is not None:
         return False
     if node.op == "gelu" and node.args.get("approximate", "none") not in ("none", "tanh"):
+        return False
+    if node.op == "bitwise_not" and node.dtype != "bool":
+        return False
+    if node.op == "xlogy" and not all(isinstance(node.args.get(k), Node) for k in ("self", "other")):
         return False
     return True

@@ -28,6 +28,11 @@ from evolution.proposers.rules.ir import AttrRef, Graph, Node, Unsupported, dtyp
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
 # Attribute values v -> op argument: how a moved constant may relate to the attribute.
+# Ops whose int arguments are dims, sizes or indices, read from tensors at run time by the rules.
+_SHAPE_ARGS_OPS = {"view", "_unsafe_view", "reshape", "expand", "slice", "select", "split", "narrow", "unflatten",
+                   "flatten", "permute", "transpose", "t", "squeeze", "unsqueeze", "cat", "constant_pad_nd",
+                   "flip", "full", "zeros", "ones", "arange", "new_zeros", "new_ones", "empty", "sum", "mean",
+                   "cumsum", "cumprod", "nll_loss_forward"}
 _TRANSFORMS = ("v", "-v", "1.0 / v", "v * v", "math.sqrt(v)", "0.5 * v", "2.0 * v", "1.0 - v")
 
 
@@ -115,6 +120,24 @@ def _forward_arg_names(model: nn.Module, n_inputs: int) -> list[str]:
     return names[:n_inputs]
 
 
+def _inplace_target(op: str, fx: Any, nodes: dict[Any, Node]) -> Any:
+    """The fx node an in-place pointwise op (``clamp_min_``, ``masked_fill_``) mutates, when
+    it is a computed temporary (not an input, a parameter or a view); None for other ops.
+    Such an op becomes its functional form, and the mutated tensor's later readers read it."""
+    from evolution.proposers.rules import ops
+
+    if not op.endswith("_") or op.startswith("_") or op[:-1] not in ops.POINTWISE:
+        return None
+    target = fx.args[0] if fx.args else None
+    if not isinstance(target, torch.fx.Node) or target not in nodes:
+        return None
+    base = nodes[target]
+    if base.is_leaf or base.op in ("view", "_unsafe_view", "reshape", "expand", "t", "transpose", "permute",
+                                   "slice", "select", "unsqueeze", "squeeze", "alias", "as_strided"):
+        raise Unsupported(f"aten.{op} mutates {base.op} {base.name or ''} in place", _line(fx, ""))
+    return target
+
+
 def to_ir(gm: torch.fx.GraphModule, names: list[str], arg_names: list[str], task_path: str) -> Graph:
     nodes: dict[Any, Node] = {}
     ir: list[Node] = []
@@ -140,8 +163,14 @@ def to_ir(gm: torch.fx.GraphModule, names: list[str], arg_names: list[str], task
         elif fx.op == "call_function" and isinstance(fx.target, torch._ops.OpOverload):
             convert = lambda v: _convert_value(v, nodes)  # noqa: E731
             args = _normalize(fx.target, fx.args, fx.kwargs, convert)
-            node = Node(fx.target.overloadpacket.__name__, args, shape, dtype, line)
+            op = fx.target.overloadpacket.__name__
+            mutated = _inplace_target(op, fx, nodes)
+            if mutated is not None:
+                op = op[:-1]
+            node = Node(op, args, shape, dtype, line)
             node.name = fx.target._overloadname
+            if mutated is not None:  # later reads of the mutated tensor see the new value
+                nodes[mutated] = node
         elif fx.op == "output":
             result = fx.args[0]
             output_tuple = isinstance(result, (list, tuple))
@@ -250,6 +279,7 @@ def check_visible_shapes(task: Any, graph: Graph) -> None:
     """The graph must have the same ops at every visible shape; float constants must not move."""
     base_slots = _scalar_slots(graph)
     ops = [n.op for n in graph.nodes]
+    sizes: dict[tuple[int, str, int], set[tuple[int, int]]] = {}  # int slot -> input dims it equals
     for shape in task.visible_shapes[1:]:
         model, inputs = build(task, shape)
         other = trace_model(model, inputs, str(task.path))
@@ -261,6 +291,16 @@ def check_visible_shapes(task: Any, graph: Graph) -> None:
             node = graph.nodes[slot[0]]
             if isinstance(old, float) and old != new and slot[1] not in node.attrs:
                 node.moving.add(slot[1])
+            if type(old) is int and old != new and slot[2] == -1 and node.op not in _SHAPE_ARGS_OPS:
+                found = {(i, d) for i, (a, b) in enumerate(zip(graph.inputs, other.inputs))
+                         for d in range(min(len(a.shape), len(b.shape))) if a.shape[d] == old and b.shape[d] == new}
+                sizes[slot] = sizes[slot] & found if slot in sizes else found
+    for (pos, arg, _), found in sizes.items():  # an int that follows an input's size: read at run time
+        node = graph.nodes[pos]
+        if found:
+            node.sizes[arg] = min(found)
+        else:
+            node.moving.add(arg)
 
 
 def trace_task(task: Any, notes: list[str] | None = None) -> Graph:

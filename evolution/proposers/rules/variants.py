@@ -104,12 +104,21 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     return defines, space
 
 
+def _scan_last(region: Region) -> bool:
+    """A scan along the last dim (else along a strided dim)."""
+    node = region.nodes[0]
+    rank = len(node.args["self"].shape)
+    return node.args.get("dim", rank - 1) == rank - 1
+
+
 def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     if region.kind == "row":
         return _row_options(region)
     if region.kind == "col":
         return col_options(region)
     if region.kind == "scan":
+        if not _scan_last(region):
+            return [("cols", {"mode": "cols"})]
         d = region.shape[-1] if region.shape else 1
         return [("warp", {"mode": "warp"}), ("block", {"mode": "block"})] if d <= 2048 else \
             [("block", {"mode": "block"}), ("warp", {"mode": "warp"})]
@@ -135,6 +144,9 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
     vec, vecs = _vec_choices(dtype)
     if region.kind == "scan":
         d = region.shape[-1] if region.shape else 1
+        if choice["mode"] == "cols":  # a thread per VEC columns: one 16-byte access per row in flight per lane
+            return ({"BLOCK": 256, "VEC": vec, "ITEMS": 1, "WAVES": 2},
+                    {"BLOCK": [128, 256, 512], "VEC": vecs, "WAVES": [1, 2, 4]})
         if choice["mode"] == "warp":
             return ({"BLOCK": 256, "VEC": vec, "ITEMS": _pow2(d / (32 * vec), 1, 4), "WAVES": 2},
                     {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "ITEMS": [1, 2, 4]})

@@ -71,7 +71,7 @@ def test_candidate_matches_reference_on_cpu_emulator(name: str, emulated) -> Non
     bad = {variant: r["reason"] for variant, r in reports.items() if not r["ok"]}
     assert not bad, bad
     for report in reports.values():
-        assert any(s["law"] != "task" for s in report["shapes"]) or name == "loss/cross_entropy"
+        assert any(s["law"] != "task" for s in report["shapes"]) or name in ("loss/cross_entropy", "loss/kl_div")
 
 
 @pytest.mark.parametrize("block", [32, 64], ids=["merge_without_cached_weights", "merge_with_cached_weights"])

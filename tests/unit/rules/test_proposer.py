@@ -105,7 +105,7 @@ def test_request_goes_through_propose(suite_tasks) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("forward, expect", [
     ("        return torch.fft.fft(x).real", "aten._fft_r2c"),
     ("        return torch.sort(x, dim=-1).values", "aten.sort"),
-    ("        return torch.cumprod(x, dim=-1)", "aten.cumprod"),
+    ("        return torch.cummax(x, dim=-1).values", "aten.cummax"),
 ])
 def test_untranslatable_ops_are_reported_with_their_line(tmp_path, forward: str, expect: str) -> None:  # noqa: ANN001
     batch = RulesProposer().propose(ProposalRequest(load_task(write_task(tmp_path, forward))))

@@ -26,6 +26,10 @@ EXPECTED = {
     "decode/rope_bf16": ["pointwise", "pointwise"],
     "decode/silu_mul_bf16": _POINTWISE,
     "loss/cross_entropy": ["row", "reduce_all"],
+    "loss/cosine_similarity_loss": ["row", "reduce_all"],
+    "loss/hinge_loss": ["reduce_all"],
+    "loss/kl_div": ["reduce_all"],
+    "loss/triplet_margin_loss": ["row", "reduce_all"],
     "loss/huber_loss": ["reduce_all"],
     "loss/mse_loss": ["reduce_all"],
     **{f"normalization/{n}": ["row"] for n in ("groupnorm", "layernorm", "rmsnorm", "rmsnorm_bf16")},
@@ -34,7 +38,7 @@ EXPECTED = {
     **{f"reduction/{n}": ["col"] for n in ("sum_dim1_3d", "max_dim1_3d", "argmax_dim1_3d", "mean_dim0")},
     "normalization/rmsnorm_dim1": ["col"],
     "softmax/softmax_dim1": ["col"],
-    "scan/cumsum": ["scan"],
+    **{f"scan/{n}": ["scan"] for n in ("cumsum", "cumprod", "cumsum_dim0", "cumsum_exclusive", "cumsum_reverse")},
     **{f"softmax/{n}": ["row"] for n in ("softmax", "log_softmax", "softmax_bf16")},
 }
 
