@@ -2,11 +2,13 @@
 # One lease, everything a session must show on the GPU (from the repository root, on a machine
 # with two GPUs; with one, both halves run on it one after the other):
 #   GPU 0: the trust tests (red team with the static check on and off, honest styles, the
-#          winner gate's compute-sanitizer time), one JSON line per red-team evaluation;
-#   GPU 1: the rules kernels over the whole suite (scripts/rules_sweep.py: every variant at
-#          its defaults, beside eager and torch.compile), then the other GPU tests.
+#          winner gate's compute-sanitizer time), one JSON line per red-team evaluation; then
+#          the deploy and export GPU tests;
+#   GPU 1: the rules kernels over the whole suite (scripts/rules_sweep.py: the first two
+#          variants at their defaults, beside eager and torch.compile), then the runtime and
+#          evaluator GPU tests.
 # BEFORE=path/to/old/checkout adds the same sweep of an older rules proposer (first variants).
-# Everything lands in $OUT (default ./gpu-out).
+# Everything lands in $OUT (default ./gpu-out): at most 8 files, the device tool's limit.
 set -u
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
@@ -21,21 +23,24 @@ export AUTOTUNER_REDTEAM_LOG="$OUT/redteam.jsonl"
 PYTEST="python3 -m pytest -p no:cacheprovider -q -rfEs -o console_output_style=classic"
 
 trust() {
-  CUDA_VISIBLE_DEVICES=0 timeout "${TRUST_S:-480}" $PYTEST -m gpu -s tests/adversarial tests/gpu/test_trust.py \
+  export CUDA_VISIBLE_DEVICES=0
+  timeout "${TRUST_S:-330}" $PYTEST -m gpu -s tests/adversarial tests/gpu/test_trust.py \
     tests/candidates > "$OUT/pytest_trust.txt" 2>&1
   echo "trust rc=$?" >> "$OUT/pytest_trust.txt"
+  timeout "${ENGINE_S:-200}" $PYTEST -m gpu tests/engine tests/export > "$OUT/pytest_engine.txt" 2>&1
+  echo "engine rc=$?" >> "$OUT/pytest_engine.txt"
 }
 
 kernels() {
   export CUDA_VISIBLE_DEVICES=$SECOND
-  timeout "${SWEEP_S:-300}" python3 scripts/rules_sweep.py "${SUITE:-kernels/tasks}" --calls 15 \
-    --json "$OUT/sweep_after.json" > "$OUT/sweep_after.txt" 2>&1
+  timeout "${SWEEP_S:-260}" python3 scripts/rules_sweep.py "${SUITE:-kernels/tasks}" --calls 15 --variants 2 \
+    > "$OUT/sweep_after.txt" 2>&1
   if [ -n "${BEFORE:-}" ]; then
     cp scripts/rules_sweep.py "$BEFORE/scripts/rules_sweep.py"  # it imports the checkout it sits in
-    (cd "$BEFORE" && timeout "${BEFORE_S:-120}" python3 scripts/rules_sweep.py kernels/tasks --first \
-      --calls 15 --json "$OUT/sweep_before.json" > "$OUT/sweep_before.txt" 2>&1)
+    (cd "$BEFORE" && timeout "${BEFORE_S:-100}" python3 scripts/rules_sweep.py kernels/tasks --first \
+      --calls 15 > "$OUT/sweep_before.txt" 2>&1)
   fi
-  timeout "${TESTS_S:-240}" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py \
+  timeout "${TESTS_S:-150}" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py \
     > "$OUT/pytest_other.txt" 2>&1
   echo "other rc=$?" >> "$OUT/pytest_other.txt"
 }
