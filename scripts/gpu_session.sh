@@ -33,14 +33,18 @@ trust() {
 
 kernels() {
   export CUDA_VISIBLE_DEVICES=$SECOND
-  timeout "${SWEEP_S:-260}" python3 scripts/rules_sweep.py "${SUITE:-kernels/tasks}" --calls 15 --variants 2 \
+  # memory-bound families first, so that a time limit cuts the GEMM / convolution tasks
+  FAMILIES="softmax normalization loss reduction activation scan decode attention gemm conv"
+  timeout "${SWEEP_S:-330}" python3 scripts/rules_sweep.py ${SUITE:-$(for f in $FAMILIES; do [ -d kernels/tasks/$f ] && echo kernels/tasks/$f; done)} \
+    --calls 15 --variants 2 \
     > "$OUT/sweep_after.txt" 2>&1
   if [ -n "${BEFORE:-}" ]; then
     cp scripts/rules_sweep.py "$BEFORE/scripts/rules_sweep.py"  # it imports the checkout it sits in
-    (cd "$BEFORE" && timeout "${BEFORE_S:-100}" python3 scripts/rules_sweep.py kernels/tasks --first \
+    (cd "$BEFORE" && timeout "${BEFORE_S:-90}" python3 scripts/rules_sweep.py \
+      $(for f in $FAMILIES; do [ -d kernels/tasks/$f ] && echo kernels/tasks/$f; done) --first \
       --calls 15 > "$OUT/sweep_before.txt" 2>&1)
   fi
-  timeout "${TESTS_S:-150}" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py \
+  timeout "${TESTS_S:-110}" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py \
     > "$OUT/pytest_other.txt" 2>&1
   echo "other rc=$?" >> "$OUT/pytest_other.txt"
 }
