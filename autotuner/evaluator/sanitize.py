@@ -183,7 +183,9 @@ def _child(job_path: str) -> int:
     """Inside compute-sanitizer: two forwards of the candidate on fresh inputs, then exit normally."""
     job = json.loads(Path(job_path).read_text())
     from autotuner.evaluator import isolation
+    from autotuner.evaluator.worker import open_gpu
 
+    open_gpu()
     isolation.enter(isolation.SandboxSpec(workdir=job["workdir"], cache_dir=job["cache_dir"], network=False,
                                           files=False, limits={"cpu_s": 3600}))
     import torch

@@ -316,6 +316,22 @@ def _accept_reason(result: EvalResult) -> str:
             f"own kernels on the current stream; no disallowed PyTorch ops")
 
 
+def open_gpu() -> None:
+    """Initialize CUDA before the sandbox shuts the process in.
+
+    At init the driver opens its device files, reads /proc and /sys and looks for an MPS
+    daemon's pipe under /tmp; a process already shut in by Landlock, rlimits and a network
+    namespace failed that on an H200 (torch.cuda.is_available() False). No candidate code has
+    run yet, and what the sandbox guards (files, network, secrets) is closed right after.
+    Without a GPU this does nothing, and the job reports that as before.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.init()
+        torch.cuda.current_device()  # the primary context
+
+
 def child_entry(job_path: str, result_path: str, status_path: str, log_path: str, visible: str,
                 env: dict[str, str] | None = None) -> None:
     """Entry of a child forked from the fork server: own session, own log, one GPU."""
@@ -343,6 +359,7 @@ def main(argv: list[str]) -> int:
     if job.get("sandbox"):
         from autotuner.evaluator.isolation import SandboxSpec, enter
 
+        open_gpu()
         layers = enter(SandboxSpec(**job["sandbox"]))
         print("sandbox: " + "; ".join(layers), flush=True)
 

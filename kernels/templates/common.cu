@@ -153,16 +153,19 @@ RULES_HALF_VEC(f16, f16_to_f32, f32_to_f16)
 #define RULES_EVICT_NORMAL 0
 #define RULES_EVICT_FIRST 1
 #define RULES_EVICT_LAST 2
+#ifndef HINTS
+#define HINTS 1  // 0: plain loads everywhere (a tunable: the hints' worth depends on the shape)
+#endif
 #if defined(__CUDA_ARCH__)
 template <int H>
 __device__ __forceinline__ uint4 rules_ld16(const void* p) {
     uint4 r;
-    if constexpr (H == RULES_EVICT_LAST) {
+    if constexpr (HINTS && H == RULES_EVICT_LAST) {
         unsigned long long pol;
         asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(pol));
         asm("ld.global.L1::evict_last.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
             : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p), "l"(pol));
-    } else if constexpr (H == RULES_EVICT_FIRST) {
+    } else if constexpr (HINTS && H == RULES_EVICT_FIRST) {
         unsigned long long pol;
         asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
         asm("ld.global.L1::evict_first.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"

@@ -96,11 +96,11 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
         # Uncapped grids (WAVES 0: a block per row, no grid-stride loop) and at most 512
         # threads per row measured 5-15% faster than 2 capped waves of 1024-thread blocks.
         block = _pow2(d / (vec * 4), 128, 512)
-        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 0, "OCC": 0}
+        defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 0, "OCC": 0, "HINTS": 1}
         # ITEMS vectors per operand in flight per thread: 4 helped long rows (cross-entropy
         # over 128k classes: -9%) and hurt 8k-element rows (+15-60%, registers): searched.
         space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "WAVES": [0, 1, 2, 4], "ITEMS": [1, 2, 4],
-                 "OCC": [0, 50, 100]}
+                 "OCC": [0, 50, 100], "HINTS": [0, 1]}
     return defines, space
 
 
