@@ -1,13 +1,13 @@
 """Row regions split across blocks (``kernels/templates/row_split.cu``): a few very long rows.
 
 A row region runs a block per row, so 16 rows of 4M elements use 16 blocks of a 132-SM GPU.
-Here a row is cut into S chunks (a multiple of VEC elements each) and the grid is (S, rows).
+Here a row is cut into S chunks (a multiple of VEC elements each) and the grid is (rows, S).
 Every phase of ``kern_row.schedule`` becomes one kernel ``splitP`` whose blocks merge the
 earlier phases' partial states from a small workspace (S partials per state, merged by each
 warp in a fixed order: deterministic), stream their chunk once with ``RowGen``'s streaming
 pass (the same code as a whole-row pass, bounds [lo_, hi_) instead of [0, D)), fold the block
 and write its partial state. A last kernel ``splitf`` merges every phase and writes the
-per-element outputs of its chunk (grid (S, rows)) and the per-row outputs (grid (1, rows)
+per-element outputs of its chunk (grid (rows, S)) and the per-row outputs (grid (rows, 1)
 when there are no per-element ones). So every row family (reductions, softmax with its online
 (max, sum) pair, norms with one-pass shifted sums, GroupNorm, cross-entropy with its gather)
 splits without special cases, in phases + 1 launches; a two-phase family reads its input
@@ -204,7 +204,7 @@ def _forward(ctx: Ctx, region: Region, gen: RowGen, split: SplitGen, name: str, 
     out = [vec_line,
            "# chunks: about SPLITW waves of blocks over the GPU, at least BLOCK x VEC elements each",
            f"S{i} = SPLIT if SPLIT > 0 else -(-SPLITW * self.rules_sms * max(1, 2048 // BLOCK) // rows{i})",
-           f"S{i} = max(1, min(S{i}, -(-D{i} // VEC) if SPLIT > 0 else D{i} // (BLOCK * VEC)))",
+           f"S{i} = max(1, min(S{i}, 65535, -(-D{i} // VEC) if SPLIT > 0 else D{i} // (BLOCK * VEC)))",
            f"chunk{i} = -(-D{i} // S{i})",
            f"chunk{i} = -(-chunk{i} // VEC) * VEC  # whole vectors: 16-byte aligned chunks",
            f"S{i} = -(-D{i} // chunk{i})",
@@ -213,12 +213,12 @@ def _forward(ctx: Ctx, region: Region, gen: RowGen, split: SplitGen, name: str, 
            f"device={anchor}.device)",
            f"    wsi{i} = torch.empty(max(1, {split.n_int} * rows{i} * S{i}), dtype=torch.int64, "
            f"device={anchor}.device)",
-           f"    gy{i} = min(rows{i}, 65535)"]
+           f"    gx{i} = min(rows{i}, RULES_UNCAPPED)"]
     for p in range(1, gen.plan.phases + 1):
-        out.append(f'    self.rules_mod.launch("{name}_split{p}", grid=(S{i}, gy{i}), block=(BLOCK,), '
+        out.append(f'    self.rules_mod.launch("{name}_split{p}", grid=(gx{i}, S{i}), block=(BLOCK,), '
                    f"args=({', '.join(args + [f'int(vec{i})'])},))")
-    gx = f"S{i}" if gen.plan.late else "1"
-    out.append(f'    self.rules_mod.launch("{name}_splitf", grid=({gx}, gy{i}), block=(BLOCK,), '
+    gy = f"S{i}" if gen.plan.late else "1"
+    out.append(f'    self.rules_mod.launch("{name}_splitf", grid=(gx{i}, {gy}), block=(BLOCK,), '
                f"args=({', '.join(args + [f'int(vec{i})'])},))")
     out.append("else:")
     out += ["    " + f for f in fallback]
