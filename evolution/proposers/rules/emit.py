@@ -149,6 +149,7 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     cls += ["        self.rules_mod = compile_module(SOURCE, defines=self.rules_cfg)" if has_cuda else
             "        self.rules_mod = None"]
     cls += ["        sms = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count"]
+    cls += ["        self.rules_sms = sms"]
     block = defines.get("BLOCK", 256)
     waves = "WAVES" if "WAVES" in defines else "4"
     # WAVES == 0: one block per piece of work (no grid-stride loop), which streams best when

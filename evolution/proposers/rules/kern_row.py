@@ -116,6 +116,11 @@ class RowGen:
         self.scalars = cuda.Scalars()
         self.group = next((n for n in region.nodes if n.op == "rowview"), None)
         self.loaded_cache: set[int] = set()
+        # Bounds of the streaming passes: the whole row [0, D), or a chunk [lo_, hi_) of it
+        # (row-split kernels, ``kern_rowsplit``), which also read rows once per pass only.
+        self.lo: str | None = None
+        self.hi = "D"
+        self.keep_hint = "RULES_EVICT_LAST"
 
     # -- helpers ------------------------------------------------------------------------------
     def level(self, node: Node) -> str:
@@ -294,13 +299,14 @@ class RowGen:
         lane = env.child(f"{tag}_")
         step = [f"{_I12}#pragma unroll", f"{_I12}for (int it = 0; it < ITEMS; ++it) {{",
                 f"{_I12}    const long long base = base0 + (long long)it * NT * VEC;",
-                f"{_I12}    if (base < D) {{"]
+                f"{_I12}    if (base < {self.hi}) {{"]
         ind = _I12 + " " * 8
         decl: list[str] = []
         loads: list[str] = []
         for out in readback.values():  # written by this thread earlier: plain loads
             decl.append(f"{_I12}float rb{out.id}[ITEMS][VEC];")
-            loads += self.stream_load(ind, f"o{out.id}r", out.dtype, f"rb{out.id}[it]", whole, "RULES_EVICT_NORMAL")
+            loads += self.stream_load(ind, f"o{out.id}r", out.dtype, f"rb{out.id}[it]", whole, "RULES_EVICT_NORMAL",
+                                      self.hi)
             lane.bind(out, f"rb{out.id}[it][u]", cuda.ctype(out.dtype))
         for lf in self.used_leaves(nodes, roots):
             node = lf.node
@@ -313,22 +319,23 @@ class RowGen:
                     channel = cuda.widen(node.dtype, f"p{node.id}[gbase + base / SEG]")
                     loads.append(f"{ind}{{ const {kind} s_ = {channel}; RULES_LANES a{node.id}[it][u] = s_; }}")
                 else:
-                    loads.append(f"{ind}RULES_LANES a{node.id}[it][u] = base + u < D ? "
+                    loads.append(f"{ind}RULES_LANES a{node.id}[it][u] = base + u < {self.hi} ? "
                                  f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
             else:
                 shared = lf.kind != "full"  # the same for every row (weights): keep it in L2
-                hint = "RULES_EVICT_LAST" if shared or not last_pass else "RULES_EVICT_FIRST"
+                hint = "RULES_EVICT_LAST" if shared else self.keep_hint if not last_pass else "RULES_EVICT_FIRST"
                 ptr = f"p{node.id}r" if lf.kind == "full" else f"p{node.id}"
-                loads += self.stream_load(ind, ptr, node.dtype, f"a{node.id}[it]", whole, hint)
+                loads += self.stream_load(ind, ptr, node.dtype, f"a{node.id}[it]", whole, hint, self.hi)
             lane.bind(node, f"a{node.id}[it][u]", kind)
-        lines = [f"{_I8}for (long long base0 = (long long)tid * VEC; base0 < D; "
+        start = "(long long)tid * VEC" if self.lo is None else f"{self.lo} + (long long)tid * VEC"
+        lines = [f"{_I8}for (long long base0 = {start}; base0 < {self.hi}; "
                  f"base0 += (long long)NT * VEC * ITEMS) {{"]
         lines += decl + step + loads + [f"{_I12}    }}", f"{_I12}}}"] + step
         for out in stores:
             lines.append(f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];")
         lines.append(f"{ind}RULES_LANES {{")
         lines.append(f"{ind}    const long long j = base + u;")
-        lines.append(f"{ind}    {'{' if whole else 'if (j < D) {'}")
+        lines.append(f"{ind}    {'{' if whole else f'if (j < {self.hi}) {{'}")
         inner = ind + " " * 8
         lines += cuda.compute_all(lane, nodes, inner)
         lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u) for u in update]
@@ -340,14 +347,14 @@ class RowGen:
             if whole and cuda.vector_ok(out.dtype):
                 lines.append(f"{ind}store_{cuda.storage(out.dtype)[1]}<VEC>(o{out.id}r + base, r{out.id});")
             else:
-                lines.append(f"{ind}RULES_LANES if ({'true' if whole else 'base + u < D'}) "
+                lines.append(f"{ind}RULES_LANES if ({'true' if whole else f'base + u < {self.hi}'}) "
                              f"o{out.id}r[base + u] = {cuda.narrow(out.dtype, f'r{out.id}[u]')};")
         lines += [f"{_I12}    }}", f"{_I12}}}", f"{_I8}}}"]
         self.last_lane = lane
         return lines
 
     @staticmethod
-    def stream_load(ind: str, ptr: str, dtype: str, arr: str, whole: bool, hint: str) -> list[str]:
+    def stream_load(ind: str, ptr: str, dtype: str, arr: str, whole: bool, hint: str, hi: str = "D") -> list[str]:
         """Loads of one vector: whole (a 16-byte access with ``hint`` where the type allows)
         or element by element with the row's end checked."""
         kind = cuda.ctype(dtype)
@@ -355,7 +362,7 @@ class RowGen:
             return [f"{ind}load_{cuda.storage(dtype)[1]}_hint<VEC, {hint}>({ptr} + base, {arr});"]
         if whole:
             return [f"{ind}RULES_LANES {arr}[u] = {cuda.widen(dtype, f'{ptr}[base + u]')};"]
-        return [f"{ind}RULES_LANES {arr}[u] = base + u < D ? {cuda.widen(dtype, f'{ptr}[base + u]')} : ({kind})0;"]
+        return [f"{ind}RULES_LANES {arr}[u] = base + u < {hi} ? {cuda.widen(dtype, f'{ptr}[base + u]')} : ({kind})0;"]
 
     @staticmethod
     def vec_load(ind: str, ptr: str, dtype: str, arr: str) -> list[str]:
@@ -421,8 +428,35 @@ class RowGen:
         return decl, update, operands
 
     def finalize(self, reds: list[Node], env: cuda.Env) -> list[str]:
+        """Merge the phase's per-thread states across the NT threads, then bind the row values."""
+        return self.combine(reds) + self.values(reds, env)
+
+    def combine(self, reds: list[Node]) -> list[str]:
+        """Each reduction's accumulator state merged across the NT threads (in place)."""
         lines = []
-        fused_max = {m: s for s, m in self.plan.fused.items()}
+        fused_max = {m for s, m in self.plan.fused.items()}
+        for red in reds:
+            kind, i = red.args["kind"], red.id
+            if red.id in fused_max:
+                continue
+            if red.id in self.plan.fused or kind == "lse":
+                lines.append(f"block_lse<NT>(lm{i}, ls{i});")
+            elif kind in ("sum", "mean") or (kind == "var" and red.id not in self.plan.onepass_var):
+                lines.append(f"acc{i} = block_sum<NT>(acc{i});")
+            elif kind in ("max", "min", "prod"):
+                lines.append(f"acc{i} = block_{kind}<NT>(acc{i});")
+            elif kind in ("argmax", "argmin"):
+                lines.append(f"block_arg<NT>(av{i}, ai{i}, {'true' if kind == 'argmax' else 'false'});")
+            elif kind == "var":
+                lines.append(f"vs1_{i} = block_sum<NT>(vs1_{i}); vs2_{i} = block_sum<NT>(vs2_{i});")
+            else:
+                raise Unsupported(f"a {kind} reduction", red.line)
+        return [_I8 + line for line in lines]
+
+    def values(self, reds: list[Node], env: cuda.Env) -> list[str]:
+        """The row values of merged accumulator states (bound in ``env``)."""
+        lines = []
+        fused_max = {m for s, m in self.plan.fused.items()}
         for red in reds:
             kind, i = red.args["kind"], red.id
             kt = cuda.ctype(red.dtype)
@@ -431,31 +465,25 @@ class RowGen:
                 continue
             if red.id in self.plan.fused:
                 m = self.plan.fused[red.id]
-                lines.append(f"block_lse<NT>(lm{i}, ls{i});")
                 lines.append(f"const float r{m} = lm{i};")
                 lines.append(f"const float r{i} = ls{i};")
                 env.bind(self.members[m], f"r{m}", "float")
                 env.bind(red, f"r{i}", "float")
                 continue
-            if kind == "sum":
-                value = f"block_sum<NT>(acc{i})"
+            if kind in ("sum", "max", "min", "prod"):
+                value = f"acc{i}"
             elif kind == "mean":
-                value = f"block_sum<NT>(acc{i}) * (1.0f / (float)D)"
-            elif kind in ("max", "min", "prod"):
-                value = f"block_{kind}<NT>(acc{i})"
+                value = f"acc{i} * (1.0f / (float)D)"
             elif kind in ("argmax", "argmin"):
-                lines.append(f"block_arg<NT>(av{i}, ai{i}, {'true' if kind == 'argmax' else 'false'});")
                 value = f"ai{i}"
             elif kind == "lse":
-                lines.append(f"block_lse<NT>(lm{i}, ls{i});")
                 value = f"lm{i} + logf(ls{i})"
             elif kind == "var":
                 denom = self.var_denominator(red)
                 if red.id in self.plan.onepass_var:
-                    lines.append(f"const float s1_{i} = block_sum<NT>(vs1_{i}), s2_{i} = block_sum<NT>(vs2_{i});")
-                    value = f"fmaxf((s2_{i} - s1_{i} * (s1_{i} / (float)D)) / {denom}, 0.0f)"
+                    value = f"fmaxf((vs2_{i} - vs1_{i} * (vs1_{i} / (float)D)) / {denom}, 0.0f)"
                 else:
-                    value = f"block_sum<NT>(acc{i}) / {denom}"
+                    value = f"acc{i} / {denom}"
             else:
                 raise Unsupported(f"a {kind} reduction", red.line)
             if kt == "float":
@@ -559,6 +587,9 @@ def _signature(gen: RowGen) -> tuple[list[str], list[str]]:
 def generate(ctx: Ctx, region: Region) -> KernelCode:
     variant = ctx.variant.get(region.index, {})
     mode_name = variant.get("mode", "block")
+    if mode_name == "split":  # a few long rows, each split across blocks
+        from evolution.proposers.rules import kern_rowsplit
+        return kern_rowsplit.generate(ctx, region, variant)
     gen = RowGen(ctx, region, variant)
     name = ctx.kernel_name(region)
     modes = [mode_name] + ([MODES[mode_name]["fallback"]] if MODES[mode_name]["fallback"] else [])

@@ -53,6 +53,16 @@ def _cache_per_thread(region: Region, vec: int) -> int:
     return max(vec, 32 // max(1, n_full))
 
 
+_SMS = 132  # sizing guesses only (an H100 / H200): the candidates size grids at run time
+
+
+def _row_count(region: Region) -> int:
+    rows = 1
+    for s in region.shape[: len(region.shape) - region.k]:
+        rows *= s
+    return rows
+
+
 def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     d = _row_size(region)
     vec, _ = _vec_choices(region.anchor.dtype)
@@ -74,6 +84,14 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     opts = [(m, {"mode": m}) for m in modes]
     if online.fused or online.onepass_var or two_pass.phases != online.phases:
         opts.insert(min(2, len(opts)), (f"{modes[0]}-twopass", {"mode": modes[0], "online": False, "var": "twopass"}))
+    # A few long rows: a block per row leaves most SMs idle, so each row is split across
+    # blocks (kern_rowsplit). First when the rows do not fill two waves of 512-thread blocks
+    # (4 per SM) and are long; last while they fill few waves; absent for short rows.
+    rows = _row_count(region)
+    if rows < 2 * _SMS and d >= 16384:
+        opts.insert(0, ("split", {"mode": "split"}))
+    elif rows < 16 * _SMS and d >= 4096:
+        opts.append(("split", {"mode": "split"}))
     return opts
 
 
@@ -82,6 +100,13 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     vec, vecs = _vec_choices(region.anchor.dtype)
     max_items = max(1, _cache_per_thread(region, vec) // vec)
     mode = choice["mode"]
+    if mode == "split":
+        # BLOCK x ITEMS x 16 bytes in flight per block and operand; SPLITW waves of blocks
+        # (SPLIT > 0 forces the chunk count). The block-per-row kernel (S == 1) shares BLOCK.
+        defines = {"BLOCK": 512, "VEC": vec, "ITEMS": 4, "WAVES": 0, "OCC": 0, "SPLITW": 2, "SPLIT": 0}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4, 8], "SPLITW": [1, 2, 4, 8],
+                 "OCC": [0, 50, 100]}
+        return defines, space
     if mode in ("warp", "warpcached"):
         items = _pow2(d / (32 * vec), 1, max_items) if mode == "warpcached" else 1
         defines = {"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2 if mode == "warpcached" else 0, "OCC": 0}
