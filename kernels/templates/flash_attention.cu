@@ -10,7 +10,8 @@
 // diagonal or the end of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at
 // compile time; columns D..HEAD_DIM are zero in shared memory.
 // bf16 (FLASH_MMA 1): tensor cores, mma.sync m16n8k16 bf16 -> fp32 for q k^T and p v; q's
-//   fragments stay in registers (ldmatrix once); k via ldmatrix, v via ldmatrix.trans; p is
+//   fragments stay in registers (ldmatrix once; HEAD_DIM > 128: reloaded from shared memory
+//   per 16 columns, to stay under 255 registers); k via ldmatrix, v via ldmatrix.trans; p is
 //   rounded to bf16 in registers for the second product (as FlashAttention); cp.async loads
 //   of v overlap the scores, of the next k the p v product.
 // fp32 (FLASH_MMA 0): the same layout computed with fp32 FMA on CUDA cores (TF32 tensor cores
@@ -213,11 +214,17 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     #pragma unroll
     for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
 #if ${NAME}_MMA
-    static_assert((BM > 2 * BN ? BM : 2 * BN) * ST * 2 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
-    __shared__ uint4 smem16[(BM > 2 * BN ? BM : 2 * BN) * ST / 8];  // 16-byte aligned
+    // HEAD_DIM <= 128: q's fragments live in registers and its staging buffer is reused for
+    // k and v; above, q stays in shared memory (after k and v) and its fragments are reloaded
+    // per 16 columns (the output rows alone take HEAD_DIM / 2 registers).
+    constexpr bool QREG = HD <= 128;
+    constexpr int ROWS = QREG ? (BM > 2 * BN ? BM : 2 * BN) : BM + 2 * BN;
+    static_assert(ROWS * ST * 2 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
+    __shared__ uint4 smem16[ROWS * ST / 8];  // 16-byte aligned
     unsigned short* smem = reinterpret_cast<unsigned short*>(smem16);
     unsigned short* sK = smem;
     unsigned short* sV = smem + BN * ST;
+    unsigned short* sQ = QREG ? smem : smem + 2 * BN * ST;
     constexpr int CH = HD / 8;  // 16-byte chunks per row
     // rows [r, r + n) of src (n rows of a [len, D] matrix) -> dst rows, zero past len / D
     auto stage = [&](unsigned short* dst, const unsigned short* src, long long r, int n, long long len) {
@@ -235,18 +242,21 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         }
     };
     // q tile -> shared -> each warp's A fragments (16 rows x HD) in registers
-    stage(smem, qb, m0, BM, Sq);
+    stage(sQ, qb, m0, BM, Sq);
     flash_cp_commit();
     flash_cp_wait_all();
     __syncthreads();
-    unsigned qf[HD / 16][4];
+    unsigned qf[QREG ? HD / 16 : 1][4];
+    const unsigned short* qrow;  // this lane's row address for q's ldmatrix
     {
         const int j = lane >> 3, rr = lane & 7;
-        const unsigned short* row = smem + (warp * 16 + rr + (j & 1) * 8) * ST + (j >> 1) * 8;
-        #pragma unroll
-        for (int kk = 0; kk < HD / 16; ++kk) flash_ldsm_x4<false>(qf[kk], row + kk * 16);
+        qrow = sQ + (warp * 16 + rr + (j & 1) * 8) * ST + (j >> 1) * 8;
     }
-    __syncthreads();
+    if (QREG) {
+        #pragma unroll
+        for (int kk = 0; kk < (QREG ? HD / 16 : 0); ++kk) flash_ldsm_x4<false>(qf[QREG ? kk : 0], qrow + kk * 16);
+        __syncthreads();
+    }
     if (ntiles > 0) stage(sK, kb, 0, BN, kend);
     flash_cp_commit();
     for (int it = 0; it < ntiles; ++it) {
@@ -263,12 +273,14 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             const unsigned short* row = sK + (rr + (j >> 1) * 8) * ST + (j & 1) * 8;
             #pragma unroll
             for (int kk = 0; kk < HD / 16; ++kk) {
+                if (!QREG) flash_ldsm_x4<false>(qf[0], qrow + kk * 16);
+                const unsigned (&a)[4] = qf[QREG ? kk : 0];
                 #pragma unroll
                 for (int np = 0; np < NT / 2; ++np) {
                     unsigned b[4];
                     flash_ldsm_x4<false>(b, row + np * 16 * ST + kk * 16);
-                    flash_mma(s[2 * np], qf[kk], b[0], b[1]);
-                    flash_mma(s[2 * np + 1], qf[kk], b[2], b[3]);
+                    flash_mma(s[2 * np], a, b[0], b[1]);
+                    flash_mma(s[2 * np + 1], a, b[2], b[3]);
                 }
             }
         }

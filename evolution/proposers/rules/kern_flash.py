@@ -28,8 +28,9 @@ def head_dim(d: int) -> int:
 
 def smem_bytes(mma: bool, warps: int, block_n: int, hd: int) -> int:
     bm = 16 * warps
-    if mma:  # q staged once, then k and v tiles in the same buffer
-        return max(bm, 2 * block_n) * (hd + 8) * 2
+    if mma:  # q staged once, then k and v tiles in the same buffer (hd > 128: q kept apart)
+        rows = max(bm, 2 * block_n) if hd <= 128 else bm + 2 * block_n
+        return rows * (hd + 8) * 2
     return (bm + block_n) * (hd + 1) * 4  # q and one k-or-v tile
 
 
@@ -41,8 +42,8 @@ def _space(mma: bool, hd: int) -> dict[str, list[int]]:
     """Tile choices whose largest combination fits shared memory (and registers: the
     output rows take HEAD_DIM / 2 registers per thread, q's fragments HEAD_DIM / 4)."""
     if mma:
-        warps = [4, 8] if hd <= 128 else [2, 4]
-        block_n = [32, 64, 128] if hd <= 64 else [32, 64] if hd <= 128 else [16, 32]
+        warps = [4, 8] if hd <= 128 else [2] if hd > 192 else [2, 4]
+        block_n = [32, 64, 128] if hd <= 64 else [32, 64] if hd <= 128 else [16]
     else:
         warps = [2, 4] if hd <= 128 else [1]
         block_n = [16, 32, 64] if hd <= 64 else [16] if hd <= 128 else [16]
@@ -62,7 +63,7 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     mma = _mma(region)
     space = _space(mma, hd)
     if mma:
-        warps, block_n = 4, 64 if hd <= 128 else 32
+        warps, block_n = (4, 64) if hd <= 128 else (max(space["WARPS"]), 16)
     else:
         warps, block_n = (4, 32) if hd <= 64 else (4, 16) if hd <= 128 else (1, 16)
     if choice.get("mode") == "narrow":
