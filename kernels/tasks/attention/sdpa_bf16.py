@@ -46,5 +46,4 @@ SHAPES = [
     {"name": "small", "batch_size": 2, "num_heads": 4, "q_len": 256, "kv_len": 256},
     {"name": "odd", "batch_size": 1, "num_heads": 3, "q_len": 67, "kv_len": 131, "hidden": True},
     {"name": "short", "batch_size": 2, "num_heads": 2, "q_len": 1, "kv_len": 17, "hidden": True},
-    {"name": "d48", "batch_size": 1, "num_heads": 2, "q_len": 40, "kv_len": 33, "head_dim": 48, "hidden": True},
 ]

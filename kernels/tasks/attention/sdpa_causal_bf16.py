@@ -48,5 +48,4 @@ SHAPES = [
     {"name": "small", "batch_size": 2, "num_heads": 4, "q_len": 256, "kv_len": 256},
     {"name": "odd", "batch_size": 1, "num_heads": 2, "q_len": 79, "kv_len": 79, "hidden": True},
     {"name": "ragged", "batch_size": 1, "num_heads": 2, "q_len": 33, "kv_len": 70, "hidden": True},
-    {"name": "d80", "batch_size": 1, "num_heads": 1, "q_len": 17, "kv_len": 17, "head_dim": 80, "hidden": True},
 ]
