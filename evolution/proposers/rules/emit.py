@@ -15,7 +15,7 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
-from evolution.proposers.rules import kern_col, kern_pointwise, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
+from evolution.proposers.rules import kern_col, kern_flash, kern_pointwise, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
 from evolution.proposers.rules.codegen import PY_HELPERS, Ctx, KernelCode, template_text
 from evolution.proposers.rules.ir import Unsupported
 from evolution.proposers.rules.plan import Plan
@@ -27,6 +27,7 @@ GENERATORS = {
     "reduce_all": kern_reduce.generate,
     "scan": kern_scan.generate,
     "attention": kern_attention.generate,
+    "flash": kern_flash.generate,
     "mm": kern_torch.generate,
     "conv": kern_torch.generate,
 }

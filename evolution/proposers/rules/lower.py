@@ -22,7 +22,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from evolution.proposers.rules import ops, patterns, scan_patterns
+from evolution.proposers.rules import ops, patterns, patterns_flash, scan_patterns
 from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, SizeRef, Unsupported
 from evolution.proposers.rules.plan import reduced_block
 
@@ -96,6 +96,9 @@ class Lowering:
             found = patterns.match_attention(node)
             if found is not None:
                 return self.attention(node, found)
+            found = patterns_flash.match_flash(node)
+            if found is not None:
+                return self.flash(node, found)
         if op == "_to_copy":
             return self.cast(node)
         if op in _VIEW_OPS:
@@ -142,6 +145,14 @@ class Lowering:
         scale = Scalar(found["scale"], found["scale_attr"]) if found["scale_attr"] else found["scale"]
         args.update(scale=scale, scale_is_rsqrt_d=found["scale_is_rsqrt_d"])
         return self.new("attention", args, node.shape, found["dtype"], node)
+
+    def flash(self, node: Node, found: dict[str, Any]) -> Node:
+        """Scaled-dot-product attention over query tiles (``patterns_flash``)."""
+        args = {k: self.get(found[k]) for k in ("q", "k", "v")}
+        scale = Scalar(found["scale"], found["scale_attr"]) if found["scale_attr"] else found["scale"]
+        args.update(scale=scale, scale_is_rsqrt_d=found["scale_is_rsqrt_d"], causal=found["causal"],
+                    off=found["off"])
+        return self.new("flash", args, node.shape, found["dtype"], node)
 
     # -- reductions ---------------------------------------------------------------------------
     def _dims(self, node: Node, x: Node) -> list[int] | None:
@@ -529,7 +540,8 @@ def ops_float() -> tuple[str, ...]:
     return ("float32", "bfloat16", "float16")
 
 
-_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm", "select"}
+_PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm", "select",
+                "tril", "triu", "_safe_softmax", "bitwise_not"}  # the last four: attention masks
 _UNUSED_OK = {"empty"}  # BatchNorm's unused reserve buffer: only an error where lowering reaches it
 
 

@@ -3,7 +3,8 @@
 Regions, formed in this order (each becomes one kernel, or one PyTorch call):
 
 * ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
-  (cumsum over the last dim) and ``attention`` (decode attention) - one node each;
+  (cumsum over the last dim), ``attention`` (decode attention) and ``flash`` (attention over
+  query tiles) - one node each;
 * ``row``: every ``red`` over the same operand shape and trailing dims, with the pointwise
   prologue (cone of their operands) and epilogue (per-element and per-row values downstream)
   around them;
@@ -32,8 +33,8 @@ from evolution.proposers.rules import ops
 from evolution.proposers.rules.ir import Graph, Node, Unsupported
 
 _PASS = {"view", "expand", "id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
-_SINGLE = {"mm", "conv", "cumsum", "attention"}
-_SINGLE_KINDS = {"mm", "conv", "scan", "attention"}
+_SINGLE = {"mm", "conv", "cumsum", "attention", "flash"}
+_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash"}
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Planner:
     def run(self) -> Plan:
         for node in self.graph.nodes:
             if node.op in _SINGLE:
-                kind = {"mm": "mm", "conv": "conv", "cumsum": "scan", "attention": "attention"}[node.op]
+                kind = {"mm": "mm", "conv": "conv", "cumsum": "scan", "attention": "attention", "flash": "flash"}[node.op]
                 region = Region(kind, nodes=[node], shape=node.shape)
                 self.regions.append(region)
                 self.materialize(region, node)

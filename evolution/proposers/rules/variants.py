@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.proposers.rules import cuda
+from evolution.proposers.rules import cuda, kern_flash
 from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
 
-_PRIORITY = ("attention", "row", "col", "scan", "reduce_all", "pointwise")
+_PRIORITY = ("flash", "attention", "row", "col", "scan", "reduce_all", "pointwise")
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ def _scan_last(region: Region) -> bool:
 
 
 def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+    if region.kind == "flash":
+        return kern_flash.options(region)
     if region.kind == "row":
         return _row_options(region)
     if region.kind == "col":
@@ -158,6 +160,8 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
+    if region.kind == "flash":
+        return kern_flash.defines(region, choice)
     if region.kind == "row":
         return _row_defines(region, choice)
     if region.kind == "col":

@@ -28,7 +28,8 @@ DEFAULT_MAX_ELEMS = 600_000
 
 def _params(proposal) -> dict:  # noqa: ANN001
     params = dict(proposal.default_params)
-    params["BLOCK"] = min(params.get("BLOCK", EMU_BLOCK), EMU_BLOCK)
+    if "BLOCK" in params or not proposal.variant.startswith("flash/"):  # flash: WARPS, no BLOCK
+        params["BLOCK"] = min(params.get("BLOCK", EMU_BLOCK), EMU_BLOCK)
     if proposal.variant == "attention/split":
         params["WAVES"] = 64  # a larger cap, so that the emulated grid really splits the keys
     if proposal.variant == "seed/attention_decode_gqa_bf16":

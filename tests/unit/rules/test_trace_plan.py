@@ -21,6 +21,7 @@ EXPECTED = {
     **{f"gemm/{n}": ["mm", "pointwise"] for n in
        ("gemm_bias_gelu", "gemm_bias_relu", "gemm_bias_silu_bf16", "gemm_scale_residual")},
     "decode/attention_decode_bf16": ["attention"],
+    **{f"attention/{n}": ["flash"] for n in ("sdpa_bf16", "sdpa_causal_bf16", "attention_causal_fp32")},
     "decode/attention_decode_gqa_bf16": None,  # masked grouped heads: no rule; a seed in kernels/seeds
     "decode/residual_rmsnorm_bf16": ["row"],
     "decode/rope_bf16": ["pointwise", "pointwise"],

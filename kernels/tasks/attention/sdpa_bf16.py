@@ -1,0 +1,49 @@
+"""Scaled-dot-product attention, bf16, not causal: F.scaled_dot_product_attention(q, k, v)."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # q: [batch, heads, q_len, head_dim]; k, v: [batch, heads, kv_len, head_dim]
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+# Default: 32 x 32 heads x 512 queries x 512 keys x 64: 17 GFLOP (4 b h sq sk d).
+batch_size = 32
+num_heads = 32
+q_len = 512
+kv_len = 512
+head_dim = 64
+
+
+def get_inputs():
+    q = torch.randn(batch_size, num_heads, q_len, head_dim, dtype=torch.bfloat16)
+    k = torch.randn(batch_size, num_heads, kv_len, head_dim, dtype=torch.bfloat16)
+    v = torch.randn(batch_size, num_heads, kv_len, head_dim, dtype=torch.bfloat16)
+    return [q, k, v]
+
+
+def get_init_inputs():
+    return []
+
+
+def flops(inputs, outputs):
+    q, k = inputs[0], inputs[1]
+    b_h = q.numel() // (q.shape[-2] * q.shape[-1])
+    return 4 * b_h * q.shape[-2] * k.shape[-2] * q.shape[-1]
+
+
+FAMILY = "attention"
+DTYPE = "bfloat16"
+POLICY = "strict"
+SHAPES = [
+    {"name": "small", "batch_size": 2, "num_heads": 4, "q_len": 256, "kv_len": 256},
+    {"name": "odd", "batch_size": 1, "num_heads": 3, "q_len": 67, "kv_len": 131, "hidden": True},
+    {"name": "short", "batch_size": 2, "num_heads": 2, "q_len": 1, "kv_len": 17, "hidden": True},
+]

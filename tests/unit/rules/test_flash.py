@@ -1,0 +1,156 @@
+"""Scaled-dot-product attention as a flash kernel (kern_flash, flash_attention.cu): which source
+forms are recognized (causal offset, scale), emulated runs on small awkward shapes (the bf16
+path's mma / ldmatrix fragments through their portable fallbacks), and nvcc's resource report
+for head dims 64 / 128 / 256 (no spills, at most 48 KB of shared memory)."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autotuner.evaluator.candidate import cuda_sources
+from autotuner.tasks import load_task
+from evolution.proposers.rules import translate
+from evolution.proposers.rules.kern_flash import SMEM_LIMIT, _space, smem_bytes
+from evolution.proposers.rules.lower import lower
+from evolution.proposers.rules.plan import make_plan
+from evolution.proposers.rules.trace import trace_task
+
+import cuda_emu
+
+FORMS = {
+    "sdpa": ("F.scaled_dot_product_attention(q, k, v)", False, 0),
+    "sdpa_causal": ("F.scaled_dot_product_attention(q, k, v, is_causal=True)", True, 0),
+    "sdpa_scale": ("F.scaled_dot_product_attention(q, k, v, scale=0.3)", False, 0),
+    "explicit": ("torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v", False, 0),
+    "masked_fill": ("s = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5\n"
+                    "        m = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()\n"
+                    "        return torch.softmax(s.masked_fill(~m, float('-inf')), dim=-1) @ v", True, 0),
+    "triu": ("s = q @ k.transpose(-2, -1)\n"
+             "        m = torch.triu(torch.ones(q.shape[-2], k.shape[-2], device=q.device), diagonal=1).bool()\n"
+             "        return torch.softmax(s.masked_fill(m, float('-inf')) * 0.125, dim=-1) @ v", True, 0),
+    "tril_eq0_offset": ("s = q @ k.transpose(-2, -1) * 0.125\n"
+                        "        m = torch.tril(torch.ones(q.shape[-2], k.shape[-2], device=q.device), diagonal=2)\n"
+                        "        return F.softmax(s.masked_fill(m == 0, float('-inf')), dim=-1) @ v", True, 2),
+}
+
+
+def _task(tmp_path: Path, body: str, dtype: str, sq: int = 33, sk: int = 45, d: int = 64,
+          shapes: str = "[]") -> Path:
+    body = body if body.startswith("s = ") else "return " + body
+    path = tmp_path / "task.py"
+    path.write_text(
+        "import math\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+        "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n\n"
+        f"    def forward(self, q, k, v):\n        {body}\n\n\n"
+        f"sq, sk, d = {sq}, {sk}, {d}\n\n\n"
+        "def get_inputs():\n"
+        "    return [torch.randn(2, 3, sq, d), torch.randn(2, 3, sk, d), torch.randn(2, 3, sk, d)]\n\n\n"
+        "def get_init_inputs():\n    return []\n\n\n"
+        f'DTYPE = "{dtype}"\nPOLICY = "strict"\nFAMILY = "attention"\nSHAPES = {shapes}\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_attention_forms_become_one_flash_region(form: str, dtype: str, tmp_path: Path) -> None:
+    body, causal, off = FORMS[form]
+    task = load_task(_task(tmp_path, body, dtype))
+    plan = make_plan(lower(trace_task(task), task.policy))
+    assert [r.kind for r in plan.regions] == ["flash"], plan.describe()
+    node = plan.regions[0].nodes[0]
+    assert node.args["causal"] == causal and node.args["off"] == off
+    assert node.dtype == dtype and node.args["q"].op == "input"
+    scale = 0.3 if form == "sdpa_scale" else 0.125
+    assert math.isclose(node.args["scale"], scale, rel_tol=1e-5)
+    assert node.args["scale_is_rsqrt_d"] == (form != "sdpa_scale")
+
+
+def test_strictly_lower_mask_is_causal_with_offset_minus_one(tmp_path: Path) -> None:
+    body = ("s = q @ k.transpose(-2, -1)\n"
+            "        m = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).triu()\n"
+            "        return torch.softmax(s.masked_fill(m, float('-inf')), dim=-1) @ v")  # keeps j < i
+    task = load_task(_task(tmp_path, body, "float32"))
+    plan = make_plan(lower(trace_task(task), task.policy))
+    node = plan.regions[0].nodes[0]
+    assert node.op == "flash" and node.args["causal"] and node.args["off"] == -1
+
+
+def test_a_data_dependent_mask_is_not_flash(tmp_path: Path) -> None:
+    body = ("s = q @ k.transpose(-2, -1)\n"
+            "        return torch.softmax(s.masked_fill(s > 3, float('-inf')), dim=-1) @ v")
+    task = load_task(_task(tmp_path, body, "float32"))
+    result = translate(task)
+    assert result.plan is None or not any(r.kind == "flash" for r in result.plan.regions)
+
+
+def test_tile_spaces_fit_shared_memory() -> None:
+    for mma in (True, False):
+        for hd in (16, 48, 64, 80, 128, 192, 256):
+            space = _space(mma, hd)
+            assert smem_bytes(mma, max(space["WARPS"]), max(space["BLOCK_N"]), hd) <= SMEM_LIMIT, (mma, hd)
+
+
+# Emulated: small shapes with seq 1, 17, 64 + odd, seq_q != seq_k, head_dim 64 and 128.
+EMU = [
+    ("sdpa", "bfloat16", 1, 17, 64),
+    ("sdpa_causal", "bfloat16", 67, 67, 128),
+    ("sdpa_causal", "bfloat16", 17, 70, 64),
+    ("tril_eq0_offset", "float32", 33, 20, 64),
+    ("explicit", "float32", 67, 17, 128),
+    ("masked_fill", "float32", 70, 33, 64),
+    ("sdpa_causal", "float32", 1, 17, 64),
+    ("sdpa_causal", "bfloat16", 40, 40, 256),
+]
+
+
+@pytest.mark.slow
+def test_flash_candidates_match_reference_on_cpu_emulator(tmp_path: Path) -> None:
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    jobs, labels = [], []
+    for i, (form, dtype, sq, sk, d) in enumerate(EMU):
+        sub = tmp_path / f"t{i}"
+        sub.mkdir()
+        path = _task(sub, FORMS[form][0], dtype, sq, sk, d)
+        result = translate(load_task(path))
+        assert result.proposals, result.notes
+        for p in result.proposals:
+            cand = sub / f"cand_{p.variant.replace('/', '_')}.py"
+            cand.write_text(p.source)
+            jobs.append((path, cand, dict(p.default_params), 1_000_000))
+            labels.append(f"{form} {dtype} sq={sq} sk={sk} d={d} {p.variant}")
+    reports = cuda_emu.run_candidates(jobs, workers=2)
+    bad = [f"{label}: {r.get('reason')}" for label, r in zip(labels, reports) if not r.get("ok")]
+    assert not bad, "\n".join(bad)
+
+
+# nvcc: registers, spills and shared memory per configuration (sm_90).
+CONFIGS = [("bfloat16", 64, 4, 64), ("bfloat16", 64, 8, 128), ("bfloat16", 128, 4, 64), ("bfloat16", 128, 8, 64),
+           ("bfloat16", 192, 4, 16), ("bfloat16", 256, 2, 16),
+           ("float32", 64, 4, 64), ("float32", 128, 4, 16), ("float32", 256, 1, 16)]
+
+
+@pytest.mark.parametrize("dtype,hd,warps,block_n", CONFIGS)
+def test_flash_compiles_without_spills_on_sm90(dtype: str, hd: int, warps: int, block_n: int, tmp_path: Path) -> None:
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on PATH")
+    task = load_task(_task(tmp_path, FORMS["sdpa_causal"][0], dtype, d=hd))
+    src = cuda_sources(translate(task).proposals[0].source)[0]
+    cu = tmp_path / "k.cu"
+    cu.write_text(src)
+    run = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-std=c++17", "-Xptxas", "-v", f"-DHEAD_DIM={hd}",
+                          f"-DWARPS={warps}", f"-DBLOCK_N={block_n}", "-o", str(tmp_path / "k.cubin"), str(cu)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = run.stderr
+    assert re.search(r"0 bytes spill stores, 0 bytes spill loads", report), report
+    smem = int(re.search(r"(\d+) bytes smem", report).group(1))
+    assert smem <= SMEM_LIMIT
