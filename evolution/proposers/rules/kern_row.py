@@ -259,18 +259,7 @@ class RowGen:
                 ptr = f"p{node.id}r" if lf.kind == "full" else f"p{node.id}"
                 lines += self.vec_load(ind, ptr, node.dtype, f"a{node.id}")
             lane.bind(node, f"a{node.id}[u]", kind)
-        for out in stores:
-            lines.append(f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];")
-        lines.append(f"{ind}RULES_LANES {{")
-        lines.append(f"{ind}    const long long j = base + u;")
-        lines.append(f"{ind}    if (j < D) {{")
-        inner = ind + " " * 8
-        lines += cuda.compute_all(lane, nodes, inner)
-        lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u) for u in update]
-        for out in stores:
-            lines.append(f"{inner}r{out.id}[u] = {lane.value(out)};")
-        lines.append(f"{ind}    }}")
-        lines.append(f"{ind}}}")
+        lines += self.lanes(ind, lane, nodes, update, stores, "j < D")
         for out in stores:
             lines += self.vec_store(ind, f"o{out.id}r", out.dtype, f"r{out.id}")
         lines.append(f"{_I12}}}" if cached else f"{_I8}}}")
@@ -331,18 +320,7 @@ class RowGen:
         lines = [f"{_I8}for (long long base0 = {start}; base0 < {self.hi}; "
                  f"base0 += (long long)NT * VEC * ITEMS) {{"]
         lines += decl + step + loads + [f"{_I12}    }}", f"{_I12}}}"] + step
-        for out in stores:
-            lines.append(f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];")
-        lines.append(f"{ind}RULES_LANES {{")
-        lines.append(f"{ind}    const long long j = base + u;")
-        lines.append(f"{ind}    {'{' if whole else f'if (j < {self.hi}) {{'}")
-        inner = ind + " " * 8
-        lines += cuda.compute_all(lane, nodes, inner)
-        lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u) for u in update]
-        for out in stores:
-            lines.append(f"{inner}r{out.id}[u] = {lane.value(out)};")
-        lines.append(f"{ind}    }}")
-        lines.append(f"{ind}}}")
+        lines += self.lanes(ind, lane, nodes, update, stores, None if whole else f"j < {self.hi}")
         for out in stores:
             if whole and cuda.vector_ok(out.dtype):
                 lines.append(f"{ind}store_{cuda.storage(out.dtype)[1]}<VEC>(o{out.id}r + base, r{out.id});")
@@ -363,6 +341,23 @@ class RowGen:
         if whole:
             return [f"{ind}RULES_LANES {arr}[u] = {cuda.widen(dtype, f'{ptr}[base + u]')};"]
         return [f"{ind}RULES_LANES {arr}[u] = base + u < {hi} ? {cuda.widen(dtype, f'{ptr}[base + u]')} : ({kind})0;"]
+
+    @staticmethod
+    def lanes(ind: str, lane: cuda.Env, nodes: list[Node], update: list[str], stores: list[Node],
+              guard: str | None) -> list[str]:
+        """One vector's lanes: compute ``nodes``, apply the ``update`` lines (``@id@`` is node
+        ``id``'s value), keep each stored value in ``r<id>[u]``; ``guard`` skips lanes past the
+        row's end (None: every lane is inside)."""
+        lines = [f"{ind}{cuda.ctype(out.dtype)} r{out.id}[VEC];" for out in stores]
+        lines.append(f"{ind}RULES_LANES {{")
+        lines.append(f"{ind}    const long long j = base + u;")
+        lines.append(f"{ind}    {{" if guard is None else f"{ind}    if ({guard}) {{")
+        inner = ind + " " * 8
+        lines += cuda.compute_all(lane, nodes, inner)
+        lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u) for u in update]
+        lines += [f"{inner}r{out.id}[u] = {lane.value(out)};" for out in stores]
+        lines += [f"{ind}    }}", f"{ind}}}"]
+        return lines
 
     @staticmethod
     def vec_load(ind: str, ptr: str, dtype: str, arr: str) -> list[str]:
