@@ -16,7 +16,7 @@ from conftest import PATHS, rel, write_task
 _POINTWISE = ["pointwise"]
 EXPECTED = {
     **{f"activation/{n}": _POINTWISE for n in
-       ("gelu", "hardswish", "leaky_relu", "relu", "sigmoid", "silu", "softplus", "tanh")},
+       ("elu_wide", "gelu", "hardswish", "leaky_relu", "relu", "sigmoid", "silu", "softplus", "tanh")},
     **{f"conv/{n}": ["conv", "pointwise"] for n in ("conv2d_add_sigmoid", "conv2d_bias_relu", "conv2d_scale_shift_relu")},
     **{f"gemm/{n}": ["mm", "pointwise"] for n in
        ("gemm_bias_gelu", "gemm_bias_relu", "gemm_bias_silu_bf16", "gemm_scale_residual")},
@@ -42,7 +42,7 @@ EXPECTED = {
     "normalization/rmsnorm_dim1": ["col"],
     "softmax/softmax_dim1": ["col"],
     **{f"scan/{n}": ["scan"] for n in ("cumsum", "cumprod", "cumsum_dim0", "cumsum_exclusive", "cumsum_reverse")},
-    **{f"softmax/{n}": ["row"] for n in ("softmax", "log_softmax", "softmax_bf16")},
+    **{f"softmax/{n}": ["row"] for n in ("softmax", "log_softmax", "softmax_bf16", "softmax_wide")},
 }
 
 
