@@ -23,8 +23,8 @@ from typing import Any
 
 from evolution.proposers.rules import cuda
 from evolution.proposers.rules.codegen import Ctx, KernelCode, fill, join_params, pointer_param
-from evolution.proposers.rules.ir import Node, Scalar, Unsupported
-from evolution.proposers.rules.kern_row import _exp_of_diff, schedule
+from evolution.proposers.rules.ir import Node, Unsupported
+from evolution.proposers.rules.kern_row import _exp_of_diff, reduced_value, schedule
 from evolution.proposers.rules.plan import Leaf, Region
 
 MODES = {
@@ -344,7 +344,7 @@ class ColGen:
     def finalize(self, reds: list[Node], env: cuda.Env) -> list[str]:
         lines = []
         for red in self.state_reds(reds):
-            kind, i = red.args["kind"], red.id
+            i = red.id
             kt = cuda.ctype(red.dtype)
             if red.id in self.plan.fused:
                 m = self.plan.fused[red.id]
@@ -353,35 +353,13 @@ class ColGen:
                 env.bind(self.members[m], f"cv{m}[u]", "float")
                 env.bind(red, f"cv{i}[u]", "float")
                 continue
-            if kind in ("sum", "prod", "max", "min"):
-                value = f"acc{i}[0][u]"
-            elif kind == "mean":
-                value = f"acc{i}[0][u] * (1.0f / (float)R)"
-            elif kind in _ARG:
-                value = f"ai{i}[0][u]"
-            elif kind == "lse":
-                value = f"lm{i}[0][u] + logf(ls{i}[0][u])"
-            elif kind == "var":
-                denom = self.var_denominator(red)
-                if red.id in self.plan.onepass_var:
-                    value = (f"fmaxf((vs2_{i}[0][u] - vs1_{i}[0][u] * (vs1_{i}[0][u] / (float)R)) / {denom}, 0.0f)")
-                else:
-                    value = f"acc{i}[0][u] / {denom}"
-            else:
-                raise Unsupported(f"a {kind} reduction", red.line)
+            value = reduced_value(red, red.id in self.plan.onepass_var, lambda n, i=i: f"{n}{i}[0][u]", "R")
             if kt == "float":
                 value = cuda.round_to(red.dtype, value)
             lines.append(f"{kt} cv{i}[VEC];")
             lines.append(f"RULES_LANES cv{i}[u] = {value};")
             env.bind(red, f"cv{i}[u]", kt)
         return [_I8 + line for line in lines]
-
-    @staticmethod
-    def var_denominator(red: Node) -> str:
-        c = red.args.get("correction", 0)
-        if isinstance(c, Scalar):
-            raise Unsupported("a variance correction read from the model", red.line)
-        return "(float)R" if not c else f"(float)(R - {int(c)})"
 
     def shifts(self, reds: list[Node], env: cuda.Env) -> list[str]:
         """One-pass variances: each column's shift is its element at j == 0 (same in every

@@ -106,6 +106,38 @@ def schedule(region: Region, online: bool, onepass: bool) -> RowPlan:
     return plan
 
 
+def var_denominator(red: Node, length: str) -> str:
+    """``length`` (the reduced count, a C expression) less the variance's correction."""
+    c = red.args.get("correction", 0)
+    if isinstance(c, Scalar):
+        raise Unsupported("a variance correction read from the model", red.line)
+    return f"(float){length}" if not c else f"(float)({length} - {int(c)})"
+
+
+def reduced_value(red: Node, onepass_var: bool, state: Any, length: str) -> str:
+    """The value of a finished reduction from its merged state, as a C expression.
+
+    ``state(prefix)`` names one of the reduction's state variables (``acc``, ``ai``, ``lm``,
+    ``ls``, ``vs1_``, ``vs2_``): row kernels hold scalars, column kernels a lane of an array.
+    ``length`` is the reduced count (``D`` along rows, ``R`` along columns)."""
+    kind = red.args["kind"]
+    if kind in ("sum", "max", "min", "prod"):
+        return state("acc")
+    if kind == "mean":
+        return f"{state('acc')} * (1.0f / (float){length})"
+    if kind in ("argmax", "argmin"):
+        return state("ai")
+    if kind == "lse":
+        return f"{state('lm')} + logf({state('ls')})"
+    if kind == "var":
+        denom = var_denominator(red, length)
+        if onepass_var:
+            s1, s2 = state("vs1_"), state("vs2_")
+            return f"fmaxf(({s2} - {s1} * ({s1} / (float){length})) / {denom}, 0.0f)"
+        return f"{state('acc')} / {denom}"
+    raise Unsupported(f"a {kind} reduction", red.line)
+
+
 class RowGen:
     def __init__(self, ctx: Ctx, region: Region, variant: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -453,7 +485,7 @@ class RowGen:
         lines = []
         fused_max = {m for s, m in self.plan.fused.items()}
         for red in reds:
-            kind, i = red.args["kind"], red.id
+            i = red.id
             kt = cuda.ctype(red.dtype)
             name = f"r{i}"
             if red.id in fused_max:
@@ -465,34 +497,12 @@ class RowGen:
                 env.bind(self.members[m], f"r{m}", "float")
                 env.bind(red, f"r{i}", "float")
                 continue
-            if kind in ("sum", "max", "min", "prod"):
-                value = f"acc{i}"
-            elif kind == "mean":
-                value = f"acc{i} * (1.0f / (float)D)"
-            elif kind in ("argmax", "argmin"):
-                value = f"ai{i}"
-            elif kind == "lse":
-                value = f"lm{i} + logf(ls{i})"
-            elif kind == "var":
-                denom = self.var_denominator(red)
-                if red.id in self.plan.onepass_var:
-                    value = f"fmaxf((vs2_{i} - vs1_{i} * (vs1_{i} / (float)D)) / {denom}, 0.0f)"
-                else:
-                    value = f"acc{i} / {denom}"
-            else:
-                raise Unsupported(f"a {kind} reduction", red.line)
+            value = reduced_value(red, red.id in self.plan.onepass_var, lambda n, i=i: f"{n}{i}", "D")
             if kt == "float":
                 value = cuda.round_to(red.dtype, value)
             lines.append(f"const {kt} {name} = {value};")
             env.bind(red, name, kt)
         return [_I8 + line for line in lines]
-
-    @staticmethod
-    def var_denominator(red: Node) -> str:
-        c = red.args.get("correction", 0)
-        if isinstance(c, Scalar):
-            raise Unsupported("a variance correction read from the model", red.line)
-        return "(float)D" if not c else f"(float)(D - {int(c)})"
 
     # -- the kernel body ----------------------------------------------------------------------
     def body(self, mode: dict[str, Any]) -> list[str]:
