@@ -50,7 +50,7 @@ kernels() {
   done
   [ -n "${GRID_TASKS:-}" ] && timeout "${GRID_S:-70}" python3 scripts/rules_sweep.py $GRID_TASKS --first --calls 15 \
     --grid ${GRID:-HINTS=0,1 OCC=0,100} >> "$OUT/sweep_after.txt" 2>&1
-  timeout "${ENGINE_S:-150}" $PYTEST -m gpu tests/engine tests/export > "$OUT/pytest_engine.txt" 2>&1
+  timeout "${ENGINE_S:-150}" $PYTEST -m gpu tests/deploy tests/export > "$OUT/pytest_engine.txt" 2>&1
   echo "engine rc=$?" >> "$OUT/pytest_engine.txt"
 }
 

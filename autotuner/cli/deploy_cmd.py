@@ -26,7 +26,7 @@ def _progress(message: str) -> None:
 
 
 def _model_configs(args: argparse.Namespace) -> list[Any]:
-    from autotuner.engine import config_from_checkpoint, get_config
+    from autotuner.deploy import config_from_checkpoint, get_config
 
     if args.checkpoint:
         return [config_from_checkpoint(args.checkpoint)]
@@ -35,7 +35,7 @@ def _model_configs(args: argparse.Namespace) -> list[Any]:
 
 def _resolve(args: argparse.Namespace, cfg: Any) -> tuple[Any, float]:
     from archive import Archive
-    from autotuner.engine import resolve_slots
+    from autotuner.deploy import resolve_slots
 
     started = time.perf_counter()
     with Archive.open(archive_url(args)) as archive:
@@ -82,8 +82,8 @@ def _speedups(rows: list[Any]) -> list[str]:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from autotuner.engine import build_model
-    from autotuner.engine.bench import BenchReport, bench_model, check_parity, parity_line
+    from autotuner.deploy import build_model
+    from autotuner.deploy.bench import BenchReport, bench_model, check_parity, parity_line
 
     gpu_name, copy_gbps = _gpu_and_copy_bandwidth()
     report = BenchReport(gpu=gpu_name, copy_gbps=copy_gbps)
@@ -134,9 +134,9 @@ def _gpu_and_copy_bandwidth() -> tuple[str, float]:
 def cmd_profile(args: argparse.Namespace) -> int:
     import torch
 
-    from autotuner.engine import build_model
-    from autotuner.engine.bench import cache_positions
-    from autotuner.engine.profile import format_profile, profile_decode
+    from autotuner.deploy import build_model
+    from autotuner.deploy.bench import cache_positions
+    from autotuner.deploy.profile import format_profile, profile_decode
 
     gpu_name, copy_gbps = _gpu_and_copy_bandwidth()
     dtype = getattr(torch, DTYPES[args.dtype])

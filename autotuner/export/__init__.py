@@ -32,7 +32,7 @@ def export_package(archive: Any, tasks: list[str], out: str | Path, name: str = 
                    gpu: str | None = None, verifier: Any = None, skip_reverify: bool = False, record: bool = True,
                    force: bool = False, version: str = "0.1.0") -> Path:
     """Write the package for ``tasks`` (names, ids or hash prefixes) into ``out``; returns ``out``."""
-    from autotuner.engine.resolve import current_gpu
+    from autotuner.deploy.resolve import current_gpu
 
     check_name(name)
     if not tasks:

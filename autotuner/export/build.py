@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from autotuner.engine.resolve import StoredKernel, Verifier, reverify, stored_kernel
+from autotuner.deploy.resolve import StoredKernel, Verifier, reverify, stored_kernel
 from autotuner.errors import ExportError, NotFoundError
 from autotuner.export.introspect import OpSchema, introspect
 
@@ -66,7 +66,7 @@ def rewrite_imports(source: str, package: str, what: str) -> str:
 def choose(archive: Any, ref: str, gpu: str, verifier: Verifier | None, skip_reverify: bool,
            record: bool) -> tuple[StoredKernel, dict[str, Any]]:
     """The fastest winner of task ``ref`` on ``gpu`` that passes re-verification."""
-    from autotuner.engine.resolve import TOP_CANDIDATES, evaluator_verifier
+    from autotuner.deploy.resolve import TOP_CANDIDATES, evaluator_verifier
 
     try:
         rows = archive.best(task=ref, gpu=gpu, top=TOP_CANDIDATES)
@@ -92,7 +92,7 @@ def choose(archive: Any, ref: str, gpu: str, verifier: Verifier | None, skip_rev
 
 def collect(archive: Any, tasks: list[str], package: str, gpu: str, verifier: Verifier | None = None,
             skip_reverify: bool = False, record: bool = True) -> list[ExportedOp]:
-    from autotuner.engine.resolve import write_files
+    from autotuner.deploy.resolve import write_files
     from autotuner.tasks import load_task
 
     ops: list[ExportedOp] = []

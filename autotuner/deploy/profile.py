@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from autotuner.engine.generate import GraphDecoder, prefill, static_step
-from autotuner.engine.model import Transformer
+from autotuner.deploy.generate import GraphDecoder, prefill, static_step
+from autotuner.deploy.model import Transformer
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GEMM_MARKERS = ("nvjet", "gemm", "gemv", "cutlass", "xmma", "splitk", "cublas", "matmul")

@@ -1,7 +1,7 @@
 """The deploy side: a small Llama-family engine whose op slots run the archive's verified kernels.
 
     from archive import Archive
-    from autotuner.engine import LLAMA_3_2_1B, build_model, resolve_slots, generate, GraphDecoder
+    from autotuner.deploy import LLAMA_3_2_1B, build_model, resolve_slots, generate, GraphDecoder
 
     with Archive.open() as archive:
         slots = resolve_slots(archive, "bfloat16", LLAMA_3_2_1B)   # re-verifies each kernel
@@ -11,12 +11,12 @@
     out = generate(model, prompt, 64, step=GraphDecoder(model).step)
 """
 
-from autotuner.engine.config import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, ModelConfig, RopeScaling, get_config, tiny_config
-from autotuner.engine.generate import Generation, GraphDecoder, eager_step, generate, prefill, static_step
-from autotuner.engine.model import Transformer
-from autotuner.engine.resolve import resolve_slots
-from autotuner.engine.slots import SLOT_NAMES, SLOT_TASKS, SlotBinding, Slots
-from autotuner.engine.weights import WeightsError, build_model, config_from_checkpoint, load_checkpoint
+from autotuner.deploy.config import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, ModelConfig, RopeScaling, get_config, tiny_config
+from autotuner.deploy.generate import Generation, GraphDecoder, eager_step, generate, prefill, static_step
+from autotuner.deploy.model import Transformer
+from autotuner.deploy.resolve import resolve_slots
+from autotuner.deploy.slots import SLOT_NAMES, SLOT_TASKS, SlotBinding, Slots
+from autotuner.deploy.weights import WeightsError, build_model, config_from_checkpoint, load_checkpoint
 
 __all__ = [
     "GRANITE_3_2_2B", "LLAMA_3_2_1B", "MODELS", "QWEN_2_5_1_5B", "SLOT_NAMES", "SLOT_TASKS", "Generation",

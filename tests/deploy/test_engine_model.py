@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autotuner.engine import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, build_model, generate, get_config, tiny_config
-from autotuner.engine.generate import eager_step, prefill, static_step
-from autotuner.engine.rope import inv_freq
+from autotuner.deploy import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, build_model, generate, get_config, tiny_config
+from autotuner.deploy.generate import eager_step, prefill, static_step
+from autotuner.deploy.rope import inv_freq
 from autotuner.errors import ConfigError
 
 
@@ -98,8 +98,8 @@ def test_weight_bytes_counts_a_tied_table_once() -> None:
 
 
 def test_parity_divergence_reports_the_reference_margin() -> None:
-    from autotuner.engine.bench import _divergence
-    from autotuner.engine.generate import Generation
+    from autotuner.deploy.bench import _divergence
+    from autotuner.deploy.generate import Generation
 
     ref_logits = [torch.tensor([[3.0, 1.0, 0.0]]), torch.tensor([[2.0, 1.99, 0.0]]), torch.tensor([[0.0, 5.0, 1.0]])]
     out_logits = [torch.tensor([[3.01, 1.0, 0.0]]), torch.tensor([[1.98, 2.0, 0.0]]), torch.tensor([[0.0, 5.0, 1.0]])]
@@ -112,7 +112,7 @@ def test_parity_divergence_reports_the_reference_margin() -> None:
 
 
 def test_parity_line_says_identical_or_where_and_whether_a_tie() -> None:
-    from autotuner.engine.bench import parity_line
+    from autotuner.deploy.bench import parity_line
 
     same = {"same_tokens": True, "first_divergence": None, "max_logit_err": 0.0, "margin_at_divergence": None}
     assert parity_line("m", "tuned", 64, same) == "parity m tuned vs pure PyTorch: 64 greedy tokens identical; max |logit error| 0"
@@ -125,13 +125,13 @@ def test_parity_line_says_identical_or_where_and_whether_a_tie() -> None:
 
 
 def test_cache_positions_round_up_to_128() -> None:
-    from autotuner.engine.bench import cache_positions
+    from autotuner.deploy.bench import cache_positions
 
     assert [cache_positions(n) for n in (1, 128, 129, 641)] == [128, 128, 256, 768]
 
 
 def test_profile_report_names_the_gemm_bandwidth_and_the_gaps() -> None:
-    from autotuner.engine.profile import DecodeProfile, KernelTime, _kind, format_profile
+    from autotuner.deploy.profile import DecodeProfile, KernelTime, _kind, format_profile
 
     assert [_kind(n) for n in ("nvjet_sm90_tst_64x8", "void cublasLt::splitKreduce_kernel<>", "gqa_decode_g4",
                                "void at::native::index_elementwise_kernel<>")] == ["gemm", "gemm", "slot", "other"]

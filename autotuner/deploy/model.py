@@ -19,9 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autotuner.engine.config import ModelConfig
-from autotuner.engine.rope import rope_tables
-from autotuner.engine.slots import Slots
+from autotuner.deploy.config import ModelConfig
+from autotuner.deploy.rope import rope_tables
+from autotuner.deploy.slots import Slots
 
 _HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5)
 

@@ -9,8 +9,8 @@ import torch
 from engine_support import GPU
 from engine_cpu_kernels import SOURCES
 
-from autotuner.engine import Slots, build_model, config_from_checkpoint
-from autotuner.engine.slots import SlotBinding
+from autotuner.deploy import Slots, build_model, config_from_checkpoint
+from autotuner.deploy.slots import SlotBinding
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install transformers)")
 pytest.importorskip("safetensors", reason="safetensors is not installed")
@@ -58,7 +58,7 @@ def test_checkpoint_loads_and_matches_transformers(kind: str, tmp_path: Path) ->
 def test_missing_tensors_are_named(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    from autotuner.engine import WeightsError
+    from autotuner.deploy import WeightsError
 
     hf = _hf("llama")
     hf.save_pretrained(tmp_path, safe_serialization=True)
@@ -85,7 +85,7 @@ def _cpu_slots() -> Slots:
 
 
 def test_patch_llama_instance_parity_and_undo() -> None:
-    from autotuner.engine.hf import patch_llama
+    from autotuner.deploy.hf import patch_llama
 
     hf = _hf("llama").to(torch.bfloat16)
     tokens = torch.randint(0, 300, (2, 9), generator=torch.Generator().manual_seed(6))
@@ -114,7 +114,7 @@ def test_patch_llama_instance_parity_and_undo() -> None:
 def test_patch_llama_class_before_creation() -> None:
     from transformers.models.llama import modeling_llama
 
-    from autotuner.engine.hf import patch_llama_class
+    from autotuner.deploy.hf import patch_llama_class
 
     reference = _hf("llama").to(torch.bfloat16)
     tokens = torch.randint(0, 300, (1, 7), generator=torch.Generator().manual_seed(7))
@@ -132,7 +132,7 @@ def test_patch_llama_class_before_creation() -> None:
 
 
 def test_patch_llama_from_an_archive_on_cpu_patches_nothing(archive, record) -> None:
-    from autotuner.engine.hf import patch_llama
+    from autotuner.deploy.hf import patch_llama
 
     record("rmsnorm", SOURCES["rmsnorm"])
     hf = _hf("llama").to(torch.bfloat16)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from autotuner.engine.model import Transformer
+from autotuner.deploy.model import Transformer
 from autotuner.errors import NoGPUError
 
 Step = Callable[[torch.Tensor, int], torch.Tensor]  # (token [b, 1], position) -> logits [b, vocab]

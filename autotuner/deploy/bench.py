@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from autotuner.engine.config import ModelConfig
-from autotuner.engine.generate import GraphDecoder, Step, eager_step, generate, static_step
-from autotuner.engine.model import Transformer
-from autotuner.engine.slots import Slots
+from autotuner.deploy.config import ModelConfig
+from autotuner.deploy.generate import GraphDecoder, Step, eager_step, generate, static_step
+from autotuner.deploy.model import Transformer
+from autotuner.deploy.slots import Slots
 
 log = logging.getLogger(__name__)
 MODES = ("eager", "tuned", "tuned+graph", "compile")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from autotuner.engine import GraphDecoder, Slots, build_model, generate, resolve_slots, tiny_config
-from autotuner.engine.generate import eager_step, prefill, static_step
-from autotuner.engine.resolve import suite_task
-from autotuner.engine.slots import SLOT_TASKS
+from autotuner.deploy import GraphDecoder, Slots, build_model, generate, resolve_slots, tiny_config
+from autotuner.deploy.generate import eager_step, prefill, static_step
+from autotuner.deploy.resolve import suite_task
+from autotuner.deploy.slots import SLOT_TASKS
 from autotuner.evaluator.compare import compare_outputs, tolerances_for
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
@@ -170,7 +170,7 @@ def test_attention_decode_kernel_step_by_step(tuned_archive, cfg) -> None:
 
 
 def test_deploy_bench_runs_every_mode(tuned_slots) -> None:
-    from autotuner.engine.bench import MODES, bench_model
+    from autotuner.deploy.bench import MODES, bench_model
 
     model = build_model(CFG, dtype=torch.bfloat16, device="cuda", slots=tuned_slots)
     rows = bench_model(model, tuned_slots, [32], steps=16, batch=1, repeats=1, copy_gbps=2000.0)
@@ -182,7 +182,7 @@ def test_deploy_bench_runs_every_mode(tuned_slots) -> None:
 
 def test_hf_adapter_parity_on_gpu(tuned_archive) -> None:
     transformers = pytest.importorskip("transformers")
-    from autotuner.engine.hf import patch_llama
+    from autotuner.deploy.hf import patch_llama
 
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=768, num_hidden_layers=2,

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from autotuner.engine.slots import Slots
+from autotuner.deploy.slots import Slots
 
 _ACTIVE_ROPE: contextvars.ContextVar[Slots | None] = contextvars.ContextVar("autotuner_rope_slots", default=None)
 _ORIGINAL_ROPE: dict[str, Callable[..., Any]] = {}
@@ -102,8 +102,8 @@ def _rope_dispatcher(original: Callable[..., Any], always: Slots | None) -> Call
 def _slots_for(model: Any, source: Any) -> Slots:
     if isinstance(source, Slots):
         return source
-    from autotuner.engine.config import from_hf_config
-    from autotuner.engine.resolve import resolve_slots
+    from autotuner.deploy.config import from_hf_config
+    from autotuner.deploy.resolve import resolve_slots
 
     cfg = from_hf_config(model.config.to_dict(), name=type(model).__name__)
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")

@@ -7,8 +7,8 @@ import torch
 from engine_support import GPU, FakeVerifier
 from engine_cpu_kernels import SOURCES
 
-from autotuner.engine import Slots, build_model, generate, resolve_slots, tiny_config
-from autotuner.engine.slots import SLOT_NAMES
+from autotuner.deploy import Slots, build_model, generate, resolve_slots, tiny_config
+from autotuner.deploy.slots import SLOT_NAMES
 from autotuner.evaluator.verdict import Verdict
 
 CFG = tiny_config()  # 4 heads over 2 KV heads
@@ -29,7 +29,7 @@ def test_nothing_recorded_every_slot_says_why(archive) -> None:
 
 def test_no_gpu_and_no_archive() -> None:
     assert resolve_slots(None, "bfloat16", CFG).report()["silu_mul"] == "pytorch (no archive given)"
-    from autotuner.engine.resolve import bind_slot
+    from autotuner.deploy.resolve import bind_slot
 
     assert bind_slot("silu_mul", object(), "bfloat16", None).reason == "no CUDA GPU: kernels need one"
     assert bind_slot("silu_mul", object(), "float16", GPU).reason == "no task for silu_mul in float16"

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from autotuner.engine.slots import PROBE_TOKENS, SLOT_NAMES, SLOT_TASKS, SlotBinding, Slots, attention_not_covered, probe_inputs
+from autotuner.deploy.slots import PROBE_TOKENS, SLOT_NAMES, SLOT_TASKS, SlotBinding, Slots, attention_not_covered, probe_inputs
 from autotuner.errors import AutotunerError, CupyMissingError, NoGPUError, NotFoundError
 from autotuner.evaluator.verdict import EvalResult
 

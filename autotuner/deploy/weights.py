@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from autotuner.engine.config import ModelConfig, from_hf_config
-from autotuner.engine.model import Transformer
-from autotuner.engine.slots import Slots
+from autotuner.deploy.config import ModelConfig, from_hf_config
+from autotuner.deploy.model import Transformer
+from autotuner.deploy.slots import Slots
 from autotuner.errors import WeightsError
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import pytest
 
 from archive import Archive, KernelSpec
 from archive.testing import make_result
-from autotuner.engine.resolve import suite_task
-from autotuner.engine.slots import SLOT_TASKS
+from autotuner.deploy.resolve import suite_task
+from autotuner.deploy.slots import SLOT_TASKS
 from autotuner.evaluator.verdict import Verdict
 from autotuner.tasks import load_task
 
