@@ -28,7 +28,7 @@ class RunOutcome:
 
 
 def make_budget(config: RunConfig) -> Any:
-    from autotuner.llm.budget import Budget
+    from evolution.llm.budget import Budget
 
     b = config.budget
     return Budget(max_tokens=b.max_tokens, max_cost_usd=b.max_cost_usd, max_candidates=b.max_candidates,
@@ -42,7 +42,7 @@ def make_proposers(config: RunConfig, budget: Any) -> dict[str, Any]:
 
         proposers["rules"] = RulesProposer()
     if config.search.proposer in ("llm", "mixed"):
-        from autotuner.llm import llm_config_from, open_cache
+        from evolution.llm import llm_config_from, open_cache
         from evolution.proposers.llm import LLMProposer
 
         llm_config = llm_config_from(config.llm, os.environ)

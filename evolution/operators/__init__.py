@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from autotuner.llm.prompts import PromptContext
+from evolution.llm.prompts import PromptContext
 from evolution.operators import crossover, fix, optimize, translate
 from evolution.proposers.base import ProposalRequest
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotuner.llm.prompts import PromptContext, messages, parent_section, system_prompt, task_section
+from evolution.llm.prompts import PromptContext, messages, parent_section, system_prompt, task_section
 from evolution.proposers.base import ProposalRequest
 
 PARENTS = 1

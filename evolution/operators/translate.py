@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autotuner.llm.prompts import PromptContext, examples_section, messages, system_prompt, task_section
+from evolution.llm.prompts import PromptContext, examples_section, messages, system_prompt, task_section
 from evolution.proposers.base import ProposalRequest
 
 PARENTS = 0  # how many parents the operator needs

@@ -23,12 +23,12 @@ from dataclasses import replace
 from typing import Any
 
 from autotuner.errors import LLMUnavailableError, ParseError
-from autotuner.llm.budget import Budget
-from autotuner.llm.cache import ResponseCache
-from autotuner.llm.client import LLMClient, render_prompt
-from autotuner.llm.config import LLMConfig
-from autotuner.llm.parse import extract_candidate, params_of, prose
-from autotuner.llm.prompts import PromptContext
+from evolution.llm.budget import Budget
+from evolution.llm.cache import ResponseCache
+from evolution.llm.client import LLMClient, render_prompt
+from evolution.llm.config import LLMConfig
+from evolution.llm.parse import extract_candidate, params_of, prose
+from evolution.llm.prompts import PromptContext
 from evolution.operators import REGISTRY
 from evolution.proposers.base import LLMCall, Proposal, ProposalBatch, ProposalRequest
 

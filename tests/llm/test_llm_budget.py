@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from autotuner.errors import BudgetExhausted, ConfigError
-from autotuner.llm.budget import Budget
+from evolution.llm.budget import Budget
 from evolution.proposers.base import LLMCall
 
 

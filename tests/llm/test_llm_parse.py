@@ -8,7 +8,7 @@ import pytest
 
 from autotuner.errors import ParseError, ProposerError
 from autotuner.evaluator.static_check import check_source
-from autotuner.llm.parse import extract_candidate, params_of, prose
+from evolution.llm.parse import extract_candidate, params_of, prose
 
 from .fake_openai_server import response_text
 

@@ -12,10 +12,10 @@ import pytest
 from autotuner.errors import LLMUnavailableError
 from autotuner.evaluator.static_check import check_source
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
-from autotuner.llm.budget import Budget
-from autotuner.llm.cache import ResponseCache
-from autotuner.llm.config import LLMConfig, ModelChoice
-from autotuner.llm.prompts import EXAMPLE_CANDIDATE, PromptContext
+from evolution.llm.budget import Budget
+from evolution.llm.cache import ResponseCache
+from evolution.llm.config import LLMConfig, ModelChoice
+from evolution.llm.prompts import EXAMPLE_CANDIDATE, PromptContext
 from autotuner.tasks import load_task
 from evolution.operators import REGISTRY, operator
 from evolution.proposers.base import Parent, Proposal, ProposalBatch, ProposalRequest, Proposer

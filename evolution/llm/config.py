@@ -67,7 +67,7 @@ class LLMConfig:
     max_retries: int = 3  # the SDK's own retries (429, 5xx, timeouts, with backoff); no others
     concurrency: int = 4  # requests in flight at once
     cache: bool = True  # keep responses on disk (replayed on an identical request)
-    cache_dir: str | None = None  # None: $AUTOTUNER_CACHE_DIR/llm or ~/.cache/autotuner/llm
+    cache_dir: str | None = None  # None: $AUTOTUNER_CACHE_DIR/llm or ~/.cache/evolution/llm
     api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key
 
     def __post_init__(self) -> None:

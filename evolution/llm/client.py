@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 import openai
 
 from autotuner.errors import ConfigError, LLMUnavailableError
-from autotuner.llm.cache import ResponseCache, cache_key
-from autotuner.llm.config import LLMConfig, resolve_api_key
+from evolution.llm.cache import ResponseCache, cache_key
+from evolution.llm.config import LLMConfig, resolve_api_key
 from evolution.proposers.base import LLMCall
 
 log = logging.getLogger(__name__)

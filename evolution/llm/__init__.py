@@ -3,15 +3,15 @@
 The proposer that uses all of it is ``evolution.proposers.llm.LLMProposer``.
 """
 
-from autotuner.llm.budget import Budget
-from autotuner.llm.cache import ResponseCache, cache_key, open_cache
-from autotuner.llm.config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
-from autotuner.llm.parse import extract_candidate, params_of
+from evolution.llm.budget import Budget
+from evolution.llm.cache import ResponseCache, cache_key, open_cache
+from evolution.llm.config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
+from evolution.llm.parse import extract_candidate, params_of
 
 
 def __getattr__(name: str):  # the openai SDK loads only when a client is wanted (rules-only runs need none)
     if name == "LLMClient":
-        from autotuner.llm.client import LLMClient
+        from evolution.llm.client import LLMClient
 
         return LLMClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
