@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# One lease, everything a session must show on the GPU (from the repository root, on a machine
-# with two GPUs; with one, the halves run one after the other):
-#   GPU 0: the trust tests (red team with the static check on and off, honest styles, the
-#          winner gate's compute-sanitizer time), one JSON line per red-team evaluation;
-#   GPU 1: which sandbox layer, if any, keeps CUDA from starting (scripts/sandbox_probe.py);
-#          the runtime and evaluator GPU tests; the rules kernels over the suite family by
-#          family (scripts/rules_sweep.py, the first two variants at their defaults, beside eager
-#          and torch.compile), each family followed by the same sweep of an older checkout
-#          (BEFORE=path, first variants), so both see the same machine; a grid of tunables
-#          (GRID_TASKS x GRID); then the deploy and export GPU tests with the time left.
+# One lease, everything the trust issue and a kernel check must show on the GPU (from the
+# repository root; on a machine with two GPUs the halves run side by side, else one after the
+# other). Candidates are evaluated several at a time: these runs are for verdicts, not timings.
+#   GPU 0: the GPU tests: trust (red team, honest styles, winner gate) with pytest-xdist, then
+#          runtime / evaluator, then deploy / export;
+#   GPU 1: the red-team table with the static check on and off, the honest-styles table with
+#          the guard-byte cost and compute-sanitizer time per winner; then the rules kernels
+#          of SWEEP_TASKS beside eager and torch.compile (scripts/rules_sweep.py).
 # Everything lands in $OUT (default ./gpu-out): at most 8 files, the device tool's limit.
 set -u
 OUT=${OUT:-$PWD/gpu-out}
@@ -17,48 +15,49 @@ source scripts/gpu_env.sh >/dev/null 2>&1
 for d in "${CUDA_HOME:-}" /usr/local/cuda /usr/local/cuda-*; do
   if [ -n "$d" ] && [ -x "$d/bin/compute-sanitizer" ]; then export PATH="$PATH:$d/bin"; break; fi
 done
-nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
+{
+  nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader
+  python3 -c "import torch, cupy; print('torch', torch.__version__, 'cupy', cupy.__version__)"
+  id; echo "== sandbox probe"; timeout 60 python3 scripts/sandbox_probe.py
+} > "$OUT/machine.txt" 2>&1
 GPUS=$(nvidia-smi -L | wc -l)
 SECOND=$(( GPUS > 1 ? 1 : 0 ))
-export AUTOTUNER_REDTEAM_LOG="$OUT/redteam.jsonl"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} MAX_JOBS=${MAX_JOBS:-4}  # many evaluations at once: fewer threads each
 PYTEST="python3 -m pytest -p no:cacheprovider -q -rfEs -o console_output_style=classic"
-FAMILIES="softmax normalization loss reduction activation scan decode gemm conv"
+END=$(( SECONDS + ${TOTAL_S:-540} ))   # everything stops by then, so $OUT still comes back
+left() { local l=$(( END - SECONDS - ${1:-0} )); echo $(( l > 10 ? l : 10 )); }
 
-trust() {
+tests() {
   export CUDA_VISIBLE_DEVICES=0
-  timeout "${TRUST_S:-450}" $PYTEST -m gpu -s tests/adversarial tests/gpu/test_trust.py \
+  timeout "$(left 150)" $PYTEST -n "${TEST_JOBS:-6}" -m gpu tests/adversarial tests/gpu/test_trust.py \
     tests/candidates > "$OUT/pytest_trust.txt" 2>&1
   echo "trust rc=$?" >> "$OUT/pytest_trust.txt"
+  {
+    timeout "$(left 100)" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py
+    echo "runtime/evaluator rc=$?"
+    timeout "$(left 5)" $PYTEST -n 2 -m gpu tests/deploy tests/export
+    echo "deploy/export rc=$?"
+  } > "$OUT/pytest_other.txt" 2>&1
 }
 
-kernels() {
+tables() {
   export CUDA_VISIBLE_DEVICES=$SECOND
-  {
-    echo "== sandbox probe"; timeout 60 python3 scripts/sandbox_probe.py
-    echo "== runtime and evaluator GPU tests"
-    timeout "${TESTS_S:-90}" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py 2>&1 | tail -15
-  } > "$OUT/probe_and_tests.txt" 2>&1
-  [ -n "${BEFORE:-}" ] && cp scripts/rules_sweep.py "$BEFORE/scripts/rules_sweep.py"  # it imports its own checkout
-  local end=$(( SECONDS + ${SWEEP_S:-170} ))
-  for f in $FAMILIES; do
-    [ $SECONDS -lt $end ] || break
-    [ -d "kernels/tasks/$f" ] && timeout $(( end - SECONDS + 5 )) python3 scripts/rules_sweep.py "kernels/tasks/$f" \
-      --calls 15 --variants 2 >> "$OUT/sweep_after.txt" 2>&1
-    [ -n "${BEFORE:-}" ] && [ -d "$BEFORE/kernels/tasks/$f" ] && [ $SECONDS -lt $end ] && \
-      (cd "$BEFORE" && timeout 60 python3 scripts/rules_sweep.py "kernels/tasks/$f" --first --calls 15) \
-      >> "$OUT/sweep_before.txt" 2>&1
-  done
-  [ -n "${GRID_TASKS:-}" ] && timeout "${GRID_S:-70}" python3 scripts/rules_sweep.py $GRID_TASKS --first --calls 15 \
-    --grid ${GRID:-HINTS=0,1 OCC=0,100} >> "$OUT/sweep_after.txt" 2>&1
-  timeout "${ENGINE_S:-150}" $PYTEST -m gpu tests/deploy tests/export > "$OUT/pytest_engine.txt" 2>&1
-  echo "engine rc=$?" >> "$OUT/pytest_engine.txt"
+  timeout "$(left 200)" python3 scripts/redteam_table.py --both --jobs "${TABLE_JOBS:-6}" \
+    --json "$OUT/redteam.json" > "$OUT/redteam.md" 2> "$OUT/tables.log"
+  echo "redteam rc=$?" >> "$OUT/tables.log"
+  timeout "$(left 90)" python3 scripts/redteam_table.py --styles --sanitize --jobs "${STYLE_JOBS:-4}" \
+    > "$OUT/styles.md" 2>> "$OUT/tables.log"
+  echo "styles rc=$?" >> "$OUT/tables.log"
+  [ -n "${SWEEP_TASKS:-}" ] && timeout "$(left 5)" python3 scripts/rules_sweep.py $SWEEP_TASKS \
+    --calls 15 --variants "${SWEEP_VARIANTS:-2}" > "$OUT/sweep.txt" 2>&1
 }
 
 if [ "$GPUS" -gt 1 ]; then
-  trust & kernels & wait
+  tests & tables & wait
 else
-  kernels; trust
+  tables; tests
 fi
-cat "$OUT/probe_and_tests.txt"
-grep -E "[0-9]+ (passed|failed)" "$OUT"/pytest_*.txt
-grep -cE "^\| " "$OUT"/sweep_*.txt
+grep -E "[0-9]+ (passed|failed)|rc=" "$OUT"/pytest_*.txt
+tail -3 "$OUT/redteam.md" "$OUT/styles.md"
+grep -cE "^\| " "$OUT/sweep.txt" 2>/dev/null
+ls "$OUT"

@@ -11,6 +11,7 @@ Run on a GPU machine from the repository root:
     python scripts/redteam_table.py --both           # red team with the static check on AND off (two columns)
     python scripts/redteam_table.py --no-static-check  # red team with the static check off only
     python scripts/redteam_table.py --styles --sanitize  # honest styles: guard-byte cost, sanitizer time per winner
+    python scripts/redteam_table.py --both --jobs 8  # eight evaluations at a time (rows keep their order)
 
 Static-check rejections need no GPU, so on a CPU machine those rows still fill in and the
 others say why they could not run.
@@ -68,57 +69,71 @@ def _as_expected(cand: rt.Candidate, adversarial: bool, verdict: str, stage: str
 
 def _evaluate(cand: rt.Candidate, config: EvalConfig, adversarial: bool) -> Any:
     """One evaluation as the red-team tests run it (escape targets set up, winner gate where named)."""
-    with rt.EscapeTargets() if cand.secrets else nullcontext():
-        result = evaluate(str(cand.task), str(cand.path), config=config)
+    with rt.EscapeTargets() if cand.secrets else nullcontext() as targets:
+        path = targets.candidate(cand.path) if targets else cand.path
+        result = evaluate(str(cand.task), str(path), config=config)
         if adversarial and cand.winner_gate:
-            result = winner_gate(result, cand.task, cand.path)
-        if cand.secrets:
-            leaked = rt.EscapeTargets.leaks(json.dumps(result.to_json())) + rt.EscapeTargets.dropped()
+            result = winner_gate(result, cand.task, path)
+        if targets:
+            leaked = rt.EscapeTargets.leaks(json.dumps(result.to_json())) + targets.dropped()
             if leaked:
                 result.reason += f" [LEAKED: {leaked}]"
                 result.verdict = Verdict.ACCEPTED  # a leak counts as a failure of the red-team row
     return result
 
 
+def _row(adversarial: bool, cand: rt.Candidate, baselines: bool, static_check: bool) -> dict[str, Any]:
+    """One table row: evaluate ``cand`` and say whether the verdict is the expected one."""
+    started = time.perf_counter()
+    raw: dict[str, Any] | None = None
+    try:
+        result = _evaluate(cand, _config(cand, adversarial, baselines, static_check), adversarial)
+        verdict, stage, reason, raw = result.verdict.value, result.stage.value, result.reason, result.to_json()
+        if result.accepted and result.speedup_eager is not None:
+            reason += f" ({result.speedup_eager:.2f}x eager"
+            reason += f", {result.speedup_compile:.2f}x compile)" if result.speedup_compile else ")"
+    except Exception as exc:  # noqa: BLE001 - one failing row must not end the table
+        verdict, stage, reason = "error", "-", f"evaluate raised {type(exc).__name__}: {exc}"
+    wall = time.perf_counter() - started
+    print(f"{cand.name} (static {'on' if static_check else 'off'}): {verdict} at {stage} ({wall:.1f} s)",
+          file=sys.stderr, flush=True)
+    return {
+        "candidate": cand.rel(),
+        "name": cand.name,
+        "kind": "red-team" if adversarial else "correct",
+        "trick": cand.trick,
+        "task": cand.task.relative_to(REPO).as_posix(),
+        "verdict": verdict,
+        "stage": stage,
+        "reason": reason,
+        "wall_s": round(wall, 2),
+        "expected": sorted(cand.expect) if adversarial else ["done"],
+        "as_expected": _as_expected(cand, adversarial, verdict, stage, reason, static_check),
+        "static_check": static_check,
+        "result": raw,
+    }
+
+
+def _map(fn: Any, jobs: list[tuple], workers: int) -> list[Any]:
+    """``fn(*job)`` for every job, in order; ``workers`` processes at a time (slow rows first)."""
+    if workers <= 1:
+        return [fn(*job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Start the slow compiles (load_inline) first so they do not finish last on their own.
+    order = sorted(range(len(jobs)), key=lambda i: not any(getattr(a, "slow", False) for a in jobs[i]))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {i: pool.submit(fn, *jobs[i]) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
+
+
 def run(only: str | None, baselines: bool, static_check: bool = True, correct: bool = True,
-        adversarial_only: bool = False) -> list[dict[str, Any]]:
-    rows = []
+        workers: int = 1) -> list[dict[str, Any]]:
     groups = [(True, rt.adversarial_candidates())] + ([(False, rt.correct_candidates())] if correct else [])
-    for adversarial, cands in groups:
-        for cand in cands:
-            if only and only not in cand.name:
-                continue
-            started = time.perf_counter()
-            raw: dict[str, Any] | None = None
-            try:
-                result = _evaluate(cand, _config(cand, adversarial, baselines, static_check), adversarial)
-                verdict, stage, reason, raw = result.verdict.value, result.stage.value, result.reason, result.to_json()
-                extra = ""
-                if result.accepted and result.speedup_eager is not None:
-                    extra = f" ({result.speedup_eager:.2f}x eager"
-                    extra += f", {result.speedup_compile:.2f}x compile)" if result.speedup_compile else ")"
-                reason += extra
-            except Exception as exc:  # noqa: BLE001 - one failing row must not end the table
-                verdict, stage, reason = "error", "-", f"evaluate raised {type(exc).__name__}: {exc}"
-            wall = time.perf_counter() - started
-            row = {
-                "candidate": cand.rel(),
-                "name": cand.name,
-                "kind": "red-team" if adversarial else "correct",
-                "trick": cand.trick,
-                "task": cand.task.relative_to(REPO).as_posix(),
-                "verdict": verdict,
-                "stage": stage,
-                "reason": reason,
-                "wall_s": round(wall, 2),
-                "expected": sorted(cand.expect) if adversarial else ["done"],
-                "as_expected": _as_expected(cand, adversarial, verdict, stage, reason, static_check),
-                "static_check": static_check,
-                "result": raw,
-            }
-            rows.append(row)
-            print(f"[{len(rows)}] {cand.name}: {verdict} at {stage} ({wall:.1f} s)", file=sys.stderr, flush=True)
-    return rows
+    jobs = [(adversarial, cand, baselines, static_check) for adversarial, cands in groups for cand in cands
+            if not only or only in cand.name]
+    return _map(_row, jobs, workers)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -148,27 +163,27 @@ def both_markdown(on: list[dict[str, Any]], off: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def styles(only: str | None, with_sanitizer: bool) -> list[dict[str, Any]]:
+def _style_row(cand: rt.Candidate, with_sanitizer: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = evaluate(str(cand.task), str(cand.path), config=EvalConfig(time_candidate=False, baselines=False))
+    row: dict[str, Any] = {"name": cand.name, "trick": cand.trick, "verdict": result.verdict.value,
+                           "stage": result.stage.value, "reason": result.reason,
+                           "verify_s": result.phases_s.get("verify", 0.0),
+                           "guard_s": result.phases_s.get("guard_bytes", 0.0),
+                           "wall_s": time.perf_counter() - started,
+                           "sandbox": result.provenance.sandbox if result.provenance else ""}
+    if with_sanitizer and result.accepted:
+        report = sanitize(cand.task, cand.path)
+        row.update(sanitizer_s=report.seconds, sanitizer=report.reason,
+                   sanitizer_tools={r.tool: round(r.seconds, 1) for r in report.runs}, sanitizer_ok=report.passed)
+    print(f"[style] {cand.name}: {row['verdict']} at {row['stage']} ({row['wall_s']:.1f} s)", file=sys.stderr, flush=True)
+    return row
+
+
+def styles(only: str | None, with_sanitizer: bool, workers: int = 1) -> list[dict[str, Any]]:
     """Honest candidates (tests/candidates): verdict, guard-byte cost, sanitizer time per winner."""
-    rows = []
-    for cand in rt.correct_candidates():
-        if only and only not in cand.name:
-            continue
-        started = time.perf_counter()
-        result = evaluate(str(cand.task), str(cand.path), config=EvalConfig(time_candidate=False, baselines=False))
-        row: dict[str, Any] = {"name": cand.name, "trick": cand.trick, "verdict": result.verdict.value,
-                               "stage": result.stage.value, "reason": result.reason,
-                               "verify_s": result.phases_s.get("verify", 0.0),
-                               "guard_s": result.phases_s.get("guard_bytes", 0.0),
-                               "wall_s": time.perf_counter() - started, "sandbox": (result.provenance.sandbox
-                                                                                   if result.provenance else "")}
-        if with_sanitizer and result.accepted:
-            report = sanitize(cand.task, cand.path)
-            row.update(sanitizer_s=report.seconds, sanitizer=report.reason,
-                       sanitizer_tools={r.tool: round(r.seconds, 1) for r in report.runs}, sanitizer_ok=report.passed)
-        rows.append(row)
-        print(f"[style] {cand.name}: {row['verdict']} at {row['stage']} ({row['wall_s']:.1f} s)", file=sys.stderr, flush=True)
-    return rows
+    jobs = [(cand, with_sanitizer) for cand in rt.correct_candidates() if not only or only in cand.name]
+    return _map(_style_row, jobs, workers)
 
 
 def styles_markdown(rows: list[dict[str, Any]]) -> str:
@@ -203,20 +218,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="TEXT", help="only candidates whose name contains TEXT")
     parser.add_argument("--no-baselines", action="store_true",
                         help="do not time eager / torch.compile for the correct candidates")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="evaluate N candidates at a time (for verdicts; timings taken in parallel are not comparable)")
     args = parser.parse_args(argv)
     if args.styles:
-        srows = styles(args.only, args.sanitize)
+        srows = styles(args.only, args.sanitize, args.jobs)
         print(styles_markdown(srows))
         if args.json:
             Path(args.json).write_text(json.dumps(srows, indent=2, default=str))
         return 0 if all(r["verdict"] == "accepted" and r.get("sanitizer_ok", True) for r in srows) else 1
     if args.both:
-        on = run(args.only, baselines=False, static_check=True, correct=False)
-        off = run(args.only, baselines=False, static_check=False, correct=False)
+        both = run(args.only, baselines=False, static_check=True, correct=False, workers=args.jobs) if args.jobs <= 1 \
+            else None
+        if both is None:  # one pool for both columns, so the slow rows of each overlap
+            jobs = [(True, c, False, check) for check in (True, False) for c in rt.adversarial_candidates()
+                    if not args.only or args.only in c.name]
+            rows_both = _map(_row, jobs, args.jobs)
+            on, off = rows_both[: len(jobs) // 2], rows_both[len(jobs) // 2:]
+        else:
+            on, off = both, run(args.only, baselines=False, static_check=False, correct=False)
         print(both_markdown(on, off))
         rows = on + off
     else:
-        rows = run(args.only, baselines=not args.no_baselines, static_check=not args.no_static_check)
+        rows = run(args.only, baselines=not args.no_baselines, static_check=not args.no_static_check,
+                   workers=args.jobs)
         print(markdown(rows))
     unexpected = [r["name"] for r in rows if r["as_expected"] != "yes"]
     print(f"\n{len(rows)} candidates, {len(rows) - len(unexpected)} as expected"

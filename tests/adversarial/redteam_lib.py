@@ -38,9 +38,12 @@ _KNOWN_KEYS = {
     "TASK", "EXPECT", "EXPECT_RUNTIME", "REASON", "REASON_RUNTIME", "TIME", "TIMEOUT_S", "POOL_MB", "SLOW",
     "WINNER_GATE", "SECRETS",
 }
-# Where the escape candidates look for files outside their folder (created by the tests / script).
-ESCAPE_DIR = Path("/tmp/autotuner-redteam")
-ESCAPE_PORT = 47011  # something listens here during red-team runs, so a connection would succeed
+# Where the escape candidates look for files outside their folder, and the port something listens
+# on so that a connection would succeed. The candidate files name these; ``EscapeTargets`` gives
+# each test process its own folder and port and a copy of the candidate that names them, so
+# red-team rows can run in parallel (pytest -n, redteam_table.py --jobs) without sharing them.
+CANDIDATE_ESCAPE_DIR = "/tmp/autotuner-redteam"
+CANDIDATE_ESCAPE_PORT = 47011
 SECRETS = {"OPENAI_API_KEY": "sk-redteam-0penai-s3cret", "AUTOTUNER_LLM_API_KEY": "redteam-llm-s3cret",
            "AUTOTUNER_DB_URL": "postgresql://tuner:redteam-db-pa55@127.0.0.1:5432/archive"}
 
@@ -171,26 +174,42 @@ def reason_matches(reason: str, words: tuple[str, ...]) -> bool:
 
 class EscapeTargets:
     """What the escape candidates reach for: secrets in the environment, a secret file outside
-    their folder, a listener on 127.0.0.1. ``leaks(text)`` names any secret found in ``text``."""
+    their folder, a listener on 127.0.0.1. ``leaks(text)`` names any secret found in ``text``.
+
+    Each entry gets a fresh folder and an ephemeral port of its own; ``candidate(path)`` writes
+    a copy of an escape candidate that names them (nothing else in its text changes), so two
+    processes running escape candidates at once never see each other's files or listener.
+    """
 
     def __enter__(self) -> "EscapeTargets":
         import os
         import socket
+        import tempfile
 
-        ESCAPE_DIR.mkdir(parents=True, exist_ok=True)
-        (ESCAPE_DIR / "secret.txt").write_text("redteam-file-s3cret\n")
-        for name in ("dropped-by-python.txt", "dropped-by-cpp.txt"):
-            (ESCAPE_DIR / name).unlink(missing_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="autotuner-redteam-"))
+        (self.dir / "secret.txt").write_text("redteam-file-s3cret\n")
+        self.copies = Path(tempfile.mkdtemp(prefix="autotuner-redteam-cands-"))
         self.saved = {k: os.environ.get(k) for k in SECRETS}
         os.environ.update(SECRETS)
         self.server = socket.socket()
-        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.server.bind(("127.0.0.1", ESCAPE_PORT))
+        self.server.bind(("127.0.0.1", 0))
         self.server.listen(8)
+        self.port = self.server.getsockname()[1]
         return self
+
+    def candidate(self, path: Path) -> Path:
+        """A copy of ``path`` aimed at this entry's folder and port (the same file if it names neither)."""
+        text = path.read_text()
+        aimed = text.replace(CANDIDATE_ESCAPE_DIR, str(self.dir)).replace(str(CANDIDATE_ESCAPE_PORT), str(self.port))
+        if aimed == text:
+            return path
+        copy = self.copies / path.name
+        copy.write_text(aimed)
+        return copy
 
     def __exit__(self, *exc: object) -> None:
         import os
+        import shutil
 
         self.server.close()
         for k, v in self.saved.items():
@@ -198,12 +217,14 @@ class EscapeTargets:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        shutil.rmtree(self.copies, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     @staticmethod
     def leaks(text: str) -> list[str]:
         values = list(SECRETS.values()) + ["redteam-file-s3cret", "redteam-db-pa55"]
         return [v for v in values if v in text]
 
-    @staticmethod
-    def dropped() -> list[str]:
-        return [p.name for p in ESCAPE_DIR.glob("dropped-by-*")]
+    def dropped(self) -> list[str]:
+        """Files a candidate managed to write into the folder outside its own."""
+        return [p.name for p in self.dir.glob("dropped-by-*")]

@@ -37,14 +37,15 @@ def config_for(cand: rt.Candidate, static_check: bool = True) -> EvalConfig:
 
 
 def _run(cand: rt.Candidate, static_check: bool):
-    with rt.EscapeTargets() if cand.secrets else nullcontext():
-        result = evaluate(str(cand.task), str(cand.path), config=config_for(cand, static_check))
+    with rt.EscapeTargets() if cand.secrets else nullcontext() as targets:
+        path = targets.candidate(cand.path) if targets else cand.path
+        result = evaluate(str(cand.task), str(path), config=config_for(cand, static_check))
         if cand.winner_gate:  # caught only before deploy/export: evaluation, then the sanitizer
-            result = winner_gate(result, cand.task, cand.path)
-        if cand.secrets:
+            result = winner_gate(result, cand.task, path)
+        if targets:
             leaked = rt.EscapeTargets.leaks(json.dumps(result.to_json()))
             assert not leaked, f"{cand.name}: a secret reached the result: {leaked}"
-            assert not rt.EscapeTargets.dropped(), f"{cand.name}: wrote outside its folder: {rt.EscapeTargets.dropped()}"
+            assert not targets.dropped(), f"{cand.name}: wrote outside its folder: {targets.dropped()}"
     print(f"\n{cand.name} (static_check={static_check}): {result.verdict.value} at "
           f"{result.stage.value}: {result.reason}")
     log = os.environ.get("AUTOTUNER_REDTEAM_LOG")
