@@ -38,6 +38,7 @@ from autotuner.evaluator import EvalConfig, Verdict, evaluate  # noqa: E402
 from autotuner.evaluator.sanitize import sanitize, winner_gate  # noqa: E402
 
 REASON_CHARS = 90
+STATIC_ONLY = "static check only"
 
 
 def _cell(text: str, limit: int | None = None) -> str:
@@ -61,7 +62,7 @@ def _as_expected(cand: rt.Candidate, adversarial: bool, verdict: str, stage: str
         expect, words = (cand.expect, cand.reason) if static_check or not cand.static_only else (
             cand.expect_runtime or frozenset(), cand.reason_runtime)
         if not static_check and cand.static_only and cand.expect_runtime is None:
-            return "yes" if verdict == Verdict.REJECTED.value or verdict == Verdict.ACCEPTED.value else "NO"
+            return STATIC_ONLY  # the header says only the static check can stop it: the row shows what happened
         ok = verdict == Verdict.REJECTED.value and stage in expect and rt.reason_matches(reason, words)
         return "yes" if ok else f"NO (expected {'/'.join(sorted(expect))})"
     return "yes" if verdict == Verdict.ACCEPTED.value else "NO (expected accepted)"
@@ -243,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(args.only, baselines=not args.no_baselines, static_check=not args.no_static_check,
                    workers=args.jobs)
         print(markdown(rows))
-    unexpected = [r["name"] for r in rows if r["as_expected"] != "yes"]
-    print(f"\n{len(rows)} candidates, {len(rows) - len(unexpected)} as expected"
+    unexpected = [r["name"] for r in rows if r["as_expected"] not in ("yes", STATIC_ONLY)]
+    static_only = [f"{r['name']} ({r['verdict']})" for r in rows if r["as_expected"] == STATIC_ONLY]
+    print(f"\n{len(rows)} candidates, {len(rows) - len(unexpected) - len(static_only)} as expected"
+          + (f"; stopped by the static check only: {', '.join(static_only)}" if static_only else "")
           + (f"; NOT as expected: {', '.join(unexpected)}" if unexpected else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2, default=str))

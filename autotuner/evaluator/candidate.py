@@ -68,9 +68,14 @@ def declared_params(module: ModuleType) -> dict[str, list]:
     return {str(k): list(v) for k, v in dict(params).items()}
 
 
+# Every candidate module's name starts with this, so the sandbox can tell the candidate's own
+# frames from library code (isolation refuses eval/exec/compile called from the former).
+MODULE_PREFIX = "autotuner_candidate_"
+
+
 def import_candidate(path: Path) -> ModuleType:
     """Execute the candidate file as a fresh module (compiles its kernels at import time)."""
-    name = f"autotuner_candidate_{next(_counter)}"
+    name = f"{MODULE_PREFIX}{next(_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")

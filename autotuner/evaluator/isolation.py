@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autotuner.evaluator.candidate import MODULE_PREFIX
+
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "COOKIE", "PRIVATE")
 _ALLOWED_NAMES = {
     "PATH", "LANG", "LANGUAGE", "TERM", "TZ", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
@@ -352,6 +354,12 @@ def _tool(program: Any) -> bool:
     return name in COMPILER_TOOLS or name.startswith(("python", "x86_64-linux-gnu-", "aarch64-linux-gnu-"))
 
 
+def _called_by_candidate() -> bool:
+    """Whether the Python frame that raised the current event is the candidate's own code."""
+    frame = sys._getframe(2)  # 0: this function, 1: _audit, 2: the frame running the audited call
+    return str(frame.f_globals.get("__name__", "")).startswith(MODULE_PREFIX)
+
+
 def _audit(event: str, args: tuple) -> None:
     if not _HOOK.armed or getattr(_HOOK.busy, "on", False):
         return
@@ -375,6 +383,10 @@ def _audit(event: str, args: tuple) -> None:
             if event in ("os.exec", "os.posix_spawn", "os.spawn") and args and _tool(args[0]):
                 return
             _refuse(f"starting a process ({event})")
+        elif event in ("compile", "exec") and _called_by_candidate():
+            # Code built from a string at run time (eval, exec, compile) hides imports and names
+            # from the static check; libraries the candidate calls may still do it themselves.
+            _refuse(f"running code built from a string ({'eval/exec' if event == 'exec' else 'compile'})")
         elif event == "sys.addaudithook":
             _refuse("adding an audit hook")
         elif event in ("resource.setrlimit", "resource.prlimit"):

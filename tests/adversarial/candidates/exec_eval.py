@@ -2,13 +2,15 @@
 
 eval("__import__('time')") hides the import (and the dunder) from anything that only looks
 at import statements; with `time` a candidate can busy-wait, sleep the baselines or read
-clocks. The static check forbids exec/eval/compile/__import__ by name; the kernel is correct,
-so there is no run-time half.
+clocks. The static check forbids exec/eval/compile/__import__ by name; at run time the
+sandbox's audit hook refuses eval/exec/compile called from the candidate's own code (the
+candidate swallows the refusal and stays correct, so only the record of the attempt rejects it).
 """
 # TASK: tests/adversarial/tasks/relu.py
 # EXPECT: static_check
-# EXPECT_RUNTIME: n/a
+# EXPECT_RUNTIME: isolation
 # REASON: eval|exec
+# REASON_RUNTIME: built from a string|eval|compile
 
 import torch
 import torch.nn as nn
@@ -21,13 +23,16 @@ extern "C" __global__ void relu_eval(const float* __restrict__ x, float* __restr
 }
 '''
 
-_clock = eval("__im" + "port__('ti' + 'me')")
+try:
+    _clock = eval("__im" + "port__('ti' + 'me')")
+except Exception:  # refused: carry on as an honest kernel
+    _clock = None
 
 
 class ModelNew(nn.Module):
     def __init__(self):
         super().__init__()
-        self.t0 = _clock.perf_counter()
+        self.t0 = _clock.perf_counter() if _clock else 0.0
         self.module = compile_module(SOURCE)
 
     def forward(self, x):

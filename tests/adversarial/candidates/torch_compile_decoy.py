@@ -9,8 +9,9 @@ the strict policy. Either way: integrity (or a static rule against torch.compile
 """
 # TASK: tests/adversarial/tasks/relu.py
 # EXPECT: integrity|static_check
-# EXPECT_RUNTIME: integrity
+# EXPECT_RUNTIME: integrity|isolation
 # REASON: relu|triton|kernel|compile|foreign
+# REASON_RUNTIME: relu|triton|kernel|compile|foreign|audit hook
 
 import torch
 import torch.nn as nn

@@ -114,6 +114,14 @@ def test_processes_other_than_compilers_are_refused(tmp_path):
     assert compiler["ok"] or "FileNotFoundError" in compiler["error"], "load_inline and Triton need the compilers"
 
 
+def test_eval_from_candidate_code_is_refused_and_library_eval_is_not(tmp_path):
+    report = _probe(tmp_path, [["eval", isolation.MODULE_PREFIX + "7"], ["eval", "dataclasses"]])
+    candidate, library = report["tries"]
+    assert not candidate["ok"] and "PermissionError" in candidate["error"], candidate
+    assert library["ok"] and library["value"] == 42, "libraries (dataclasses, namedtuple, Triton) build code too"
+    assert any("built from a string" in v for v in report["violations"])
+
+
 def test_limits_are_set(tmp_path):
     config = EvalConfig(timeout_s=60, host_memory_gb=3, file_size_mb=100, cpu_s=50)
     limits = _probe(tmp_path, [["limits", None]], config)["tries"][0]["value"]
