@@ -148,8 +148,11 @@ class Transformer(nn.Module):
         return logits / self.cfg.logits_scaling if self.cfg.logits_scaling != 1.0 else logits
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, kv_len: int | None = None,
-                last_only: bool = False) -> torch.Tensor:
-        """tokens: [b, t] int64; input_pos: [t] int64 positions -> logits [b, t or 1, vocab] (model dtype)."""
+                last_only: bool = False, last_index: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens: [b, t] int64; input_pos: [t] int64 positions -> logits [b, t or 1, vocab] (model dtype).
+
+        ``last_index`` ([1] int64 on the device): logits of that position only (a padded prompt's
+        last real token, without a host sync); ``last_only``: of the last position."""
         cfg, slots = self.cfg, self.slots
         b, t = tokens.shape
         dtype = self.tok_embeddings.weight.dtype
@@ -174,7 +177,9 @@ class Transformer(nn.Module):
             m = layer.feed_forward(h, slots)
             next_norm = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
             h, residual = slots.residual_rmsnorm(m * mult if mult != 1.0 else m, residual, next_norm, eps)
-        if last_only:
+        if last_index is not None:
+            h = h.index_select(1, last_index)
+        elif last_only:
             h = h[:, -1:]
         return self.lm_head(h)
 

@@ -211,3 +211,26 @@ def test_cli_deploy_bench_on_llama_shapes(tuned_archive, capsys) -> None:
     for mode in ("eager", "tuned", "tuned+graph", "compile"):
         assert f" {mode} " in out
     assert "% of BW bound" in out and "parity llama-3.2-1b tuned+graph" in out
+
+
+@pytest.mark.parametrize("length", [20, 32, 77])
+def test_graph_prefill_matches_eager_prefill_and_decode_continues(length: int) -> None:
+    """A bucket's graph (prompt padded to 32 or 128 tokens) gives the eager prefill's logits, and
+    decoding after it gives the same tokens: the padding's cache rows are overwritten first."""
+    from autotuner.deploy.prefill import GraphPrefill
+
+    prompt = torch.randint(0, CFG.vocab_size, (1, length), device="cuda", generator=torch.Generator("cuda").manual_seed(7))
+    eager_model, graph_model = _model(CFG, Slots.pytorch()), _model(CFG, Slots.pytorch())
+    want = prefill(eager_model, prompt)
+    graphed = GraphPrefill(graph_model, buckets=(32, 128))
+    got = graphed(prompt).clone()
+    assert sorted(graphed.graphs) == [32 if length <= 32 else 128]
+    assert compare_outputs(got, want, TOL).ok, f"prompt {length}: graph prefill logits differ from eager"
+    again = graphed(prompt)  # a replay, not a new capture
+    assert torch.equal(again, got) and len(graphed.graphs) == 1
+    a, b = eager_step(eager_model), eager_step(graph_model)
+    token = want.argmax(dim=-1, keepdim=True)
+    for i in range(length, length + 16):
+        la, lb = a(token, i), b(token, i)
+        assert compare_outputs(lb, la, TOL).ok, f"decode position {i} after the graph prefill"
+        token = la.argmax(dim=-1, keepdim=True)

@@ -142,3 +142,25 @@ def test_profile_report_names_the_gemm_bandwidth_and_the_gaps() -> None:
     assert "launches and gaps cost 0.200 ms" in text
     assert "GEMMs read 2.00 GB in 1.000 ms: 2,000 GB/s (50% of the 4,000 GB/s copy bandwidth)" in text
     assert "gqa_decode_g4" in text and "void at::native::k" not in text  # top 2 only
+
+
+@pytest.mark.parametrize("length", [5, 9, 16])
+def test_padded_prefill_with_a_last_index_equals_the_unpadded_prefill(length) -> None:
+    """What a bucketed prefill graph computes: the prompt padded to 16 tokens, logits taken at
+    the last real token; then decode steps overwrite the padding's cache positions first."""
+    prompt = torch.randint(0, 256, (1, 20), generator=torch.Generator().manual_seed(5))
+    exact, padded = _model(), _model()
+    want = prefill(exact, prompt[:, :length])
+    tokens = torch.zeros(1, 16, dtype=torch.long)
+    tokens[:, :length] = prompt[:, :length]
+    got = padded(tokens, torch.arange(16), kv_len=16, last_index=torch.tensor([length - 1]))[:, 0]
+    assert torch.allclose(got, want, atol=1e-5)
+    a, b = eager_step(exact), eager_step(padded)
+    for i in range(length, 20):
+        assert torch.allclose(b(prompt[:, i : i + 1], i), a(prompt[:, i : i + 1], i), atol=1e-5), f"position {i}"
+
+
+def test_prefill_buckets_round_up() -> None:
+    from autotuner.deploy.prefill import bucket_for
+
+    assert [bucket_for(n, (32, 128, 512)) for n in (1, 32, 33, 128, 500, 513, 1100)] == [32, 32, 128, 128, 512, 1024, 1536]
