@@ -595,6 +595,9 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     if mode_name == "split":  # a few long rows, each split across blocks
         from evolution.proposers.rules import kern_rowsplit
         return kern_rowsplit.generate(ctx, region, variant)
+    if mode_name == "cluster":  # rows cached in shared memory, split across a block cluster
+        from evolution.proposers.rules import kern_rowcluster
+        return kern_rowcluster.generate(ctx, region, variant)
     gen = RowGen(ctx, region, variant)
     name = ctx.kernel_name(region)
     modes = [mode_name] + ([MODES[mode_name]["fallback"]] if MODES[mode_name]["fallback"] else [])
