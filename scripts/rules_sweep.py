@@ -65,7 +65,7 @@ def _bytes(task: Any, inputs: list[Any], model: Any, out: Any) -> int:
 
 def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Tensor, copy_gbps: float,
                cache: Path, max_variants: int | None, first_only: bool, variant: str | None = None,
-               cap: int = 0) -> list[dict[str, Any]]:
+               cap: int = 0, check_shapes: bool = False) -> list[dict[str, Any]]:
     task = load_task(path)
     shape = task.default_shape
     tr = translate(task, max_variants=max_variants)
@@ -107,6 +107,12 @@ def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Ten
                 row["correct"] = cmp.ok
                 if not cmp.ok:
                     row["error"] = cmp.reason[:160]
+                if check_shapes:
+                    bad = _check_shapes(task, mod.ModelNew, params, cap)
+                    row["shapes_ok"] = not bad
+                    if bad:
+                        row["correct"] = False
+                        row["error"] = (row.get("error", "") + " " + bad)[:160]
                 pool = InputPool(task, shape, 4, config, "sweep")
                 stats = time_model(model, pool, config, flush).stats
                 row["ms"] = stats.median_ms
@@ -119,6 +125,27 @@ def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Ten
             rows.append(row)
             print(_line(row), flush=True)
     return rows
+
+
+def _check_shapes(task: Any, model_new: Any, params: dict[str, Any], cap: int) -> str:
+    """Every shape of the task (hidden ones too), each input law, fresh inputs, outputs
+    poisoned by ``torch.empty``'s leftovers: the first mismatch, or ''."""
+    tol = tolerances_for(task.dtype, task.tolerance)
+    for shape in task.shapes:
+        for k, law in enumerate(["task"] + list(task.distributions)):
+            reference = make_reference(task, shape, 10 + k)
+            model, _ = make_candidate(task, shape, 10 + k, model_new, params, reference)
+            if cap:
+                model.rules_cap = cap
+            inputs = make_inputs(task, shape, 20 + k, law)
+            with torch.no_grad():
+                out = model(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs])
+                ref = reference(*inputs)
+            torch.cuda.synchronize()
+            cmp = compare_outputs(out, ref, tol)
+            if not cmp.ok:
+                return f"shape {shape.name} ({law}): {cmp.reason}"
+    return ""
 
 
 def _line(row: dict[str, Any]) -> str:
@@ -144,6 +171,8 @@ def main() -> None:
     ap.add_argument("--null", action="store_true", help="also time an empty forward (the timer's own overhead)")
     ap.add_argument("--no-baselines", action="store_true", help="skip eager and torch.compile (for ncu)")
     ap.add_argument("--json", help="write every row to this file")
+    ap.add_argument("--check-shapes", action="store_true",
+                    help="also check every shape of the task (hidden ones too) under each input law")
     args = ap.parse_args()
     cache = Path(tempfile.gettempdir()) / "autotuner-sweep-cache"
     config = replace(EvalConfig(), timing_calls=args.calls, warmup_calls=3, pool_bytes=4 << 30,
@@ -159,7 +188,7 @@ def main() -> None:
     for path in _tasks(args.tasks):
         for cap in (int(c) for c in args.caps.split(",")):
             rows += sweep_task(path, args.grid, config, flush, peaks.copy_gbps, cache, args.variants, args.first,
-                               args.variant, cap)
+                               args.variant, cap, args.check_shapes)
         if args.null:
             task = load_task(path)
             pool = InputPool(task, task.default_shape, 5, config, "null")

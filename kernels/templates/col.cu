@@ -9,7 +9,7 @@
 // flight), with UNROLL independent fp32 accumulators per column folded in order at the end
 // (deterministic). blockIdx.y picks one of S slices of j (S == 1 except for the partial pass
 // of a split reduction, whose merge kernel finishes the columns).
-extern "C" __global__ void __launch_bounds__(BLOCK)
+extern "C" __global__ void __launch_bounds__(BLOCK, RULES_MINB)
 ${NAME}_${MODE}(${PARAMS}long long O, long long R, long long I, long long S, ${WS}int vec)
 {
     constexpr int NTC = ${NTC};

@@ -421,4 +421,96 @@ __device__ __forceinline__ void colwarp_lse(float* m, float* s) {
     }
 }
 
+
+// ---- rows cached in shared memory, split across a thread-block cluster (row_cluster.cu) ----
+// CLUSTER blocks (1, 2, 4 or 8: the portable sizes) share a row, each caching its slice in
+// dynamic shared memory; partial states cross the cluster through distributed shared memory
+// (mapa + barrier.cluster, sm_90). The size is fixed at compile time (__cluster_dims__), so a
+// plain launch works; CLUSTER 1 is one block per row on any architecture. Host-side
+// emulation (tests) runs a cluster's blocks together and maps ranks itself.
+#ifndef CLUSTER
+#define CLUSTER 1
+#endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && CLUSTER > 1
+#define RULES_CLUSTER_ATTR __cluster_dims__(CLUSTER, 1, 1)
+#define RULES_CLUSTER_HW 1
+#else
+#define RULES_CLUSTER_ATTR
+#define RULES_CLUSTER_HW 0
+#endif
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+#define RULES_DYN_SMEM(name) unsigned char* const name = (unsigned char*)rules_emu_dyn_smem()
+#else
+#define RULES_DYN_SMEM(name) extern __shared__ __align__(16) unsigned char rules_dsmem_[]; \
+    unsigned char* const name = rules_dsmem_
+#endif
+
+// The block's rank in its cluster (blockIdx.x % CLUSTER for a 1-D cluster).
+__device__ __forceinline__ unsigned rules_cluster_rank() { return (unsigned)(blockIdx.x % CLUSTER); }
+
+// The same shared-memory location in the block of rank r of this cluster (a generic pointer).
+template <typename T>
+__device__ __forceinline__ const T* rules_map_rank(const T* p, unsigned r) {
+#if RULES_CLUSTER_HW
+    unsigned long long out;
+    asm volatile("mapa.u64 %0, %1, %2;" : "=l"(out) : "l"(p), "r"(r) : "memory");
+    return reinterpret_cast<const T*>(out);
+#elif !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    return reinterpret_cast<const T*>(rules_emu_map_rank(p, r));
+#else
+    (void)r;
+    return p;
+#endif
+}
+
+// Cluster barrier, split: arrive (release: this thread's shared-memory writes become visible
+// to the cluster), then wait (acquire). Every thread of every block of the cluster takes part.
+// CLUSTER 1: arrive is nothing and wait a block barrier.
+__device__ __forceinline__ void rules_cluster_arrive() {
+#if RULES_CLUSTER_HW
+    asm volatile("barrier.cluster.arrive.release;" ::: "memory");
+#elif !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    if (CLUSTER > 1) rules_emu_cluster_arrive();
+#endif
+}
+__device__ __forceinline__ void rules_cluster_wait() {
+#if RULES_CLUSTER_HW
+    asm volatile("barrier.cluster.wait.acquire;" ::: "memory");
+#elif !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    if (CLUSTER > 1) rules_emu_cluster_wait(); else __syncthreads();
+#else
+    __syncthreads();
+#endif
+}
+
+// Asynchronous global -> shared copies of BYTES (4, 8 or 16; others copy through registers),
+// completed by rules_cp_wait() in the same thread (no barrier needed when each thread reads
+// back only what it copied).
+template <int BYTES>
+__device__ __forceinline__ void rules_cp_async(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (BYTES == 16 || BYTES == 8 || BYTES == 4) {
+        unsigned a;
+        asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(dst));
+        if constexpr (BYTES == 16)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(a), "l"(src) : "memory");
+        else
+            asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" :: "r"(a), "l"(src), "n"(BYTES) : "memory");
+    } else {
+        #pragma unroll
+        for (int i = 0; i < BYTES / 2; ++i)
+            reinterpret_cast<unsigned short*>(dst)[i] = reinterpret_cast<const unsigned short*>(src)[i];
+    }
+#else
+    RULES_ALIGNED(dst, BYTES);
+    RULES_ALIGNED(src, BYTES);
+    memcpy(dst, src, BYTES);
+#endif
+}
+__device__ __forceinline__ void rules_cp_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+}
+
 #endif  // RULES_COMMON_CU

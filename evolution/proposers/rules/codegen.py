@@ -63,6 +63,7 @@ class KernelCode:
     forward: list[str]
     kernels: list[str]
     notes: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)  # lines of ``rules_setup`` after the compile
 
 
 @dataclass

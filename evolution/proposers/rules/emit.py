@@ -157,6 +157,12 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     # the work is much larger than the GPU; else at most WAVES full waves of resident blocks.
     cls += [f"        self.rules_cap = sms * max(1, 2048 // {'BLOCK' if 'BLOCK' in defines else block}) * "
             f"{waves} if {waves} > 0 else RULES_UNCAPPED"]
+    setup = [line for c in codes for line in c.setup]
+    if setup:  # compute capability and shared memory per block (opt-in: the SM's less 1 KB reserved)
+        cls += ["        props = torch.cuda.get_device_properties(torch.cuda.current_device())"]
+        cls += ["        self.rules_cc = props.major * 10 + props.minor"]
+        cls += ["        self.rules_smem = props.shared_memory_per_multiprocessor - 1024"]
+        cls += ["        " + line for line in setup]
     cls += [""]
     cls += forward
     return "\n".join(parts) + "\n" + "\n".join(cls) + "\n"

@@ -61,7 +61,15 @@ def _exp_of_diff(node: Node) -> tuple[Node, Node] | None:
 
 def schedule(region: Region, online: bool, onepass: bool) -> RowPlan:
     members = _members(region)
-    reds = [n for n in region.nodes if n.op == "red"]
+    live: set[int] = set()  # what the outputs need (torch.max(x, dim)[0] also traces the argmax)
+    stack = list(region.outputs)
+    while stack:
+        node = stack.pop()
+        if node.id in live or node.id not in members:
+            continue
+        live.add(node.id)
+        stack += node.operands()
+    reds = [n for n in region.nodes if n.op == "red" and n.id in live]
     phase: dict[int, int] = {}
     fused: dict[int, int] = {}
     onepass_var: set[int] = set()
@@ -153,6 +161,11 @@ class RowGen:
         self.lo: str | None = None
         self.hi = "D"
         self.keep_hint = "RULES_EVICT_LAST"
+        # Rows of any length by whole vectors (vec == 2): each row's scalar head up to the first
+        # VEC-aligned element, its aligned middle by vectors, its scalar tail. Only for the
+        # plain row kernels (set by ``generate``) and operands laid out like the row (no weights
+        # along it, no GroupNorm channels): every operand then has the same misalignment.
+        self.allow_unaligned = False
 
     # -- helpers ------------------------------------------------------------------------------
     def level(self, node: Node) -> str:
@@ -212,6 +225,10 @@ class RowGen:
             lines.append(f"{_I8}{cuda.storage(out.dtype)[0]}* __restrict__ o{out.id}r = o{out.id} + row * D;")
         if self.group is not None:
             lines.append(f"{_I8}const long long gbase = (row % G) * (D / SEG);")
+        if self.allow_unaligned:
+            lines.append(f"{_I8}const long long h0_ = vec == 2 ? ((VEC - (row * D) % VEC) % VEC < D ? "
+                         f"(VEC - (row * D) % VEC) % VEC : D) : 0;")
+            lines.append(f"{_I8}const long long hv_ = vec == 2 ? h0_ + (D - h0_) / VEC * VEC : D;")
         for node in self.region.nodes:  # scalar-only arithmetic
             if self.level(node) == "S" and node.op not in ("red",) and all(
                     env.has(o) for o in node.operands()):
@@ -310,6 +327,15 @@ class RowGen:
         eviction hints) and for the rest (element by element). Separate paths keep the
         guards' registers out of the fast one."""
         last_pass = tag == "f" or (not self.plan.late and tag == f"e{self.plan.phases}")
+        if self.allow_unaligned and self.lo is None:
+            parts = {}
+            for key, lo, hi, whole in (("fast", "h0_", "hv_", True), ("head", None, "h0_", False),
+                                       ("tail", "hv_", "D", False), ("slow", None, "D", False)):
+                self.lo, self.hi = lo, hi
+                parts[key] = self._stream_pass(env, roots, update, stores, readback, tag + key[0], whole, last_pass)
+            self.lo, self.hi = None, "D"
+            return ([f"{_I8}if (vec) {{"] + parts["fast"] + [f"{_I8}if (vec == 2) {{"] + parts["head"] + parts["tail"]
+                    + [f"{_I8}}}", f"{_I8}}} else {{"] + parts["slow"] + [f"{_I8}}}"])
         fast = self._stream_pass(env, roots, update, stores, readback, tag, True, last_pass)
         slow = self._stream_pass(env, roots, update, stores, readback, tag + "s", False, last_pass)
         return [f"{_I8}if (vec) {{"] + fast + [f"{_I8}}} else {{"] + slow + [f"{_I8}}}"]
@@ -595,7 +621,12 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     if mode_name == "split":  # a few long rows, each split across blocks
         from evolution.proposers.rules import kern_rowsplit
         return kern_rowsplit.generate(ctx, region, variant)
+    if mode_name == "cluster":  # rows cached in shared memory, split across a block cluster
+        from evolution.proposers.rules import kern_rowcluster
+        return kern_rowcluster.generate(ctx, region, variant)
     gen = RowGen(ctx, region, variant)
+    gen.allow_unaligned = not MODES[mode_name]["cached"] and all(
+        lf.kind in ("full", "row", "scalar") or lf.node.op == "const" for lf in gen.leaves)
     name = ctx.kernel_name(region)
     modes = [mode_name] + ([MODES[mode_name]["fallback"]] if MODES[mode_name]["fallback"] else [])
     bodies = {m: gen.body(MODES[m]) for m in modes}
@@ -639,6 +670,9 @@ def _forward(ctx: Ctx, region: Region, gen: RowGen, name: str, modes: list[str],
     if gen.group is not None:
         conds.append(f"SEG{i} % VEC == 0")
     body.append(f"vec{i} = {' and '.join(conds) if vectorable else 'False'}")
+    if vectorable and gen.allow_unaligned:  # any D: scalar head and tail around aligned vectors
+        aligned = [c for c in conds if c != f"D{i} % VEC == 0"]
+        body.append(f"vec{i} = 1 if vec{i} else 2 if {' and '.join(aligned)} and D{i} >= 4 * VEC else 0")
     first = modes[0]
     per_block = "1" if MODES[first]["NT"] == "BLOCK" else "BLOCK // 32"
     kernel = f'"{name}_{first}"'

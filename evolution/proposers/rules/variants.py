@@ -87,6 +87,11 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     # A few long rows: a block per row leaves most SMs idle, so each row is split across
     # blocks (kern_rowsplit). First when the rows do not fill two waves of 512-thread blocks
     # (4 per SM) and are long; last while they fill few waves; absent for short rows.
+    # Multi-pass rows past the registers: cached in shared memory across a thread-block
+    # cluster (kern_rowcluster), one read and one write per element where the streaming
+    # kernels read twice. First from 4k elements, after the register-cached modes below.
+    if passes > 1 and d > 32 * per_thread and _fits_cluster(region):
+        opts.insert(0 if d >= 4096 else min(2, len(opts)), ("cluster", {"mode": "cluster"}))
     rows = _row_count(region)
     if rows < 2 * _SMS and d >= 16384:
         opts.insert(0, ("split", {"mode": "split"}))
@@ -95,11 +100,44 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     return opts
 
 
+_CLUSTER_SMEM = 220 * 1024  # a block's shared memory on an H100 / H200 (227 KB), less scratch
+_CLUSTER_SLICE = 64 * 1024  # slices up to this size keep 3 blocks per SM resident
+
+
+def _row_bytes(region: Region) -> int:
+    """Bytes of one row over the whole-row operands a cluster kernel caches."""
+    d = _row_size(region)
+    leaves = {lf.node.id: lf for lf in region.leaves.values()}.values()
+    return sum(d * cuda.storage(lf.node.dtype)[2] for lf in leaves if lf.kind == "full" and lf.node.op != "const")
+
+
+def _fits_cluster(region: Region) -> bool:
+    from evolution.proposers.rules.kern_rowcluster import can_cluster
+    return 0 < _row_bytes(region) <= 8 * _CLUSTER_SMEM and can_cluster(region)
+
+
+def _cluster_size(region: Region) -> int:
+    """The fewest blocks (a power of two, at most 8) whose slices stay under 64 KB each."""
+    c, row = 1, _row_bytes(region)
+    while c < 8 and row > c * _CLUSTER_SLICE:
+        c *= 2
+    return c
+
+
 def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
     d = _row_size(region)
     vec, vecs = _vec_choices(region.anchor.dtype)
     max_items = max(1, _cache_per_thread(region, vec) // vec)
     mode = choice["mode"]
+    if mode == "cluster":
+        # A cluster per row (WAVES 0); BLOCK threads for about 8 vectors per thread of the
+        # block's slice (each copy in flight at once: cp.async, no registers held).
+        cluster = _cluster_size(region)
+        block = _pow2(d / (cluster * vec * 8), 128, 1024)
+        defines = {"BLOCK": block, "VEC": vec, "CLUSTER": cluster, "WAVES": 0, "OCC": 0, "ITEMS": 1, "HINTS": 1}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "CLUSTER": sorted({1, 2, 4, 8}),
+                 "WAVES": [0, 1, 2], "OCC": [0, 50]}
+        return defines, space
     if mode == "split":
         # BLOCK x ITEMS x 16 bytes in flight per block and operand; SPLITW waves of blocks
         # (SPLIT > 0 forces the chunk count). The block-per-row kernel (S == 1) shares BLOCK.

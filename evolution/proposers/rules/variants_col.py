@@ -62,8 +62,13 @@ def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         modes = ["colsplit", "col"]
         if r <= _cache_items(region, vec) * 16:
             modes.insert(0, "colsplit-cached")
-    elif many:
+    elif many and vec > 1:
         modes = ["col", "colsplit"]
+    elif many:
+        # Scalar columns (an odd inner extent): a thread per column holds UNROLL 4-byte loads
+        # in flight, about 1000 threads per SM: too few bytes. Warps along j multiply the
+        # threads (and bytes in flight) by BLOCK / 32.
+        modes = ["colsplit", "col"]
     else:
         modes = (["colsplit-split"] if split and r >= 1024 else []) + ["colsplit", "col"]
         if split and "colsplit-split" not in modes:
@@ -87,11 +92,12 @@ def col_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int],
         unroll = 8 if vec == 1 else 4
         while unroll > 1 and unroll > r:
             unroll //= 2
-        defines = {"BLOCK": 256, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": 1}
-        space = {"BLOCK": [128, 256, 512], "VEC": vecs, "UNROLL": [1, 2, 4, 8], "WAVES": [1, 2, 4]}
+        defines = {"BLOCK": 256, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": 1, "OCC": 0}
+        space = {"BLOCK": [128, 256, 512], "VEC": vecs, "UNROLL": [1, 2, 4, 8, 16], "WAVES": [1, 2, 4], "OCC": [0, 75]}
     else:
         # BLOCK / 32 warps along j: enough to cover R with UNROLL loads each, at most 16.
-        unroll = 4
+        # Scalar columns: 8 loads in flight per thread (4 bytes each).
+        unroll = 8 if vec == 1 and r >= 256 else 4
         while unroll > 1 and unroll * 4 > r:
             unroll //= 2
         warps = 8
@@ -99,19 +105,25 @@ def col_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int],
             warps //= 2
         split = _split_factor(ncols, vec, warps) if choice.get("split") else 1
         if choice.get("cached"):  # the fewest warps whose registers hold the column (ITEMS each)
-            items = _cache_items(region, vec)
+            # At most 8 bytes per lane and row (VEC 2 in fp32) and 64 registers (OCC 50): with
+            # 16-byte lanes a 512-thread block took 78 registers, one block per SM, and its
+            # load phase never overlapped another block's merge and stores (softmax over
+            # dim 1: 0.44x torch.compile on an H200).
+            size = cuda.storage(region.anchor.dtype)[2]
+            vec = max(1, min(vec, 8 // size))
+            items = max(1, _cache_items(region, vec) // 2)  # 16 values a thread
             warps = 4
             while warps < 16 and warps * items < r:
                 warps *= 2
             while items > 1 and warps * (items // 2) >= r:
                 items //= 2
-            defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": 1, "WAVES": 2, "SPLIT": 1, "ITEMS": items}
+            defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": 1, "WAVES": 2, "SPLIT": 1, "ITEMS": items, "OCC": 50}
             space = {"BLOCK": [128, 256, 512], "VEC": [v for v in vecs if v <= 4], "ITEMS": sorted({1, 2, 4, 8, items}),
-                     "WAVES": [1, 2, 4]}
+                     "WAVES": [1, 2, 4], "OCC": [0, 50]}
             return defines, space
-        defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": split}
+        defines = {"BLOCK": 32 * warps, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": split, "OCC": 0}
         space = {"BLOCK": [64, 128, 256, 512], "VEC": [v for v in vecs if v <= 4], "UNROLL": [1, 2, 4, 8],
-                 "WAVES": [1, 2, 4]}
+                 "WAVES": [1, 2, 4], "OCC": [0, 75]}
         if choice.get("split"):
             space["SPLIT"] = sorted({1, 4, 16, 64, 256, split})
     return defines, space

@@ -15,6 +15,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,9 +59,36 @@ def _wrapper(name: str, params: Any) -> str:
             decl.append(f"{p.ctype} a{i}")
             call.append(f"a{i}")
     extra = "".join(", " + d for d in decl)
-    return (f'extern "C" const char* emu_{name}(unsigned gx, unsigned gy, unsigned bx{extra}) {{\n'
+    return (f'extern "C" const char* emu_{name}(unsigned gx, unsigned gy, unsigned bx, unsigned cl, unsigned sm{extra}) {{\n'
             f"    std::function<void()> fn = [=]() {{ {name}({', '.join(call)}); }};\n"
-            f"    return emu_run(gx, gy, bx, &fn);\n}}\n")
+            f"    return emu_run_cluster(gx, gy, bx, cl, sm, &fn);\n}}\n")
+
+
+_CLUSTER_RE = re.compile(r"RULES_CLUSTER_ATTR\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)")
+
+
+def cluster_sizes(source: str, defines: dict[str, Any] | None) -> dict[str, int]:
+    """Kernels declared with ``RULES_CLUSTER_ATTR`` (``__cluster_dims__(CLUSTER, 1, 1)`` on
+    sm_90): their cluster size, from the defines or the source's own ``#define CLUSTER``."""
+    value = (defines or {}).get("CLUSTER")
+    if value is None:
+        m = re.search(r"#define\s+CLUSTER\s+(\d+)", source)
+        value = int(m.group(1)) if m else 1
+    return {name: int(value) for name in _CLUSTER_RE.findall(source)}
+
+
+LAUNCHED: set[str] = set()  # every kernel name launched in this process (emu_run reports them)
+
+
+class _Function:
+    """What a candidate may set on a kernel (``kernel(name).function``): recorded, unused."""
+
+    max_dynamic_shared_size_bytes = 48 * 1024
+
+
+class _Kernel:
+    def __init__(self) -> None:
+        self.function = _Function()
 
 
 class EmuModule:
@@ -73,7 +101,10 @@ class EmuModule:
         self.signatures = parse_kernels(source)
         options = list(define_options(defines))
         text = '#include "emu_shim.h"\n#include <functional>\n'
-        text += 'extern "C" const char* emu_run(unsigned, unsigned, unsigned, std::function<void()>*);\n'
+        text += ('extern "C" const char* emu_run_cluster(unsigned, unsigned, unsigned, unsigned, unsigned, '
+                 'std::function<void()>*);\n')
+        self.clusters = cluster_sizes(source, defines)
+        self.kernels: dict[str, _Kernel] = {}
         text += source + "\n" + "".join(_wrapper(n, s.params) for n, s in self.signatures.items())
         key = hashlib.sha256((text + "\0".join(options)).encode()).hexdigest()[:24]
         lib = CACHE / f"mod_{key}.so"
@@ -91,6 +122,11 @@ class EmuModule:
                 shutil.copy(out, staged)
                 staged.replace(lib)
         self.lib = ctypes.CDLL(str(lib))
+
+    def kernel(self, name: str) -> _Kernel:
+        if name not in self.signatures:
+            raise RuntimeError(f"no kernel named {name!r}")
+        return self.kernels.setdefault(name, _Kernel())
 
     def launch(self, name: str, grid: Any, block: Any, args: Any, shared_mem: int = 0) -> None:
         import torch
@@ -113,12 +149,17 @@ class EmuModule:
                 if p.pointer:
                     raise RuntimeError(f"{name}: {type(a).__name__} for pointer parameter {p.name}")
                 cargs.append(_CTYPES[p.ctype](a))
+        LAUNCHED.add(name)
         fn = getattr(self.lib, f"emu_{name}")
         fn.restype = ctypes.c_char_p
         gx, gy = int(grid[0]), int(grid[1]) if len(grid) > 1 else 1
         if gx < 1 or gy < 1:
             raise RuntimeError(f"{name}: grid {grid}")
-        err = fn(ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(int(block[0])), *cargs)
+        limit = self.kernel(name).function.max_dynamic_shared_size_bytes
+        if shared_mem > limit:
+            raise RuntimeError(f"{name}: {shared_mem} bytes of dynamic shared memory over the kernel's limit {limit}")
+        err = fn(ctypes.c_uint(gx), ctypes.c_uint(gy), ctypes.c_uint(int(block[0])),
+                 ctypes.c_uint(self.clusters.get(name, 1)), ctypes.c_uint(int(shared_mem)), *cargs)
         if err:
             raise RuntimeError(f"{name}: {err.decode()}")
 

@@ -33,10 +33,12 @@ def _elements(task, shape) -> int:  # noqa: ANN001
 
 def main() -> int:
     autotuner.runtime.compile_module = cuda_emu.compile_module
-    torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(multi_processor_count=2)
+    torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(
+        multi_processor_count=2, major=9, minor=0, shared_memory_per_multiprocessor=228 * 1024)
     torch.cuda.current_device = lambda: 0
     jobs = json.loads(Path(sys.argv[1]).read_text())
     for i, (task_path, cand_path, params, max_elems) in enumerate(jobs):
+        cuda_emu.LAUNCHED.clear()
         try:
             report = check(task_path, cand_path, params, int(max_elems))
         except Exception as exc:  # noqa: BLE001 - reported as this job's failure
@@ -85,6 +87,8 @@ def check(task_path: str, cand_path: str, params: dict, max_elems: int) -> dict:
                 return dict(report, ok=False, reason=f"{where}: {cmp.reason}")
             report["shapes"].append({"shape": shape.name, "law": law, "max_abs_err": cmp.max_abs_err,
                                      "rel_l2": cmp.rel_l2})
+    report["kernels"] = sorted(cuda_emu.LAUNCHED)
+    cuda_emu.LAUNCHED.clear()
     if not report["shapes"]:
         report.update(ok=False, reason=f"no shape small enough (max {max_elems} input elements)")
     return report

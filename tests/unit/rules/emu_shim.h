@@ -22,6 +22,8 @@
 #define __launch_bounds__(...)
 #define __restrict__ __restrict
 #define __shared__ static
+#define __cluster_dims__(...)
+#define __align__(n) alignas(n)
 
 struct emu_dim3 { unsigned x = 1, y = 1, z = 1; };
 extern emu_dim3 threadIdx, blockIdx;
@@ -54,6 +56,13 @@ inline void rules_emu_check_align(const void* p, int bytes) {
 
 void emu_syncthreads();
 void emu_warp_exchange(const void* mine, void* out, int size, int src_lane);
+// Thread-block clusters: the blocks of a cluster run together (fibers of one scheduler), each
+// with its own dynamic shared memory (poisoned with 0xFF bytes: NaN), which the others reach
+// through rules_emu_map_rank; the cluster barrier is split into arrive and wait.
+void* rules_emu_dyn_smem();
+const void* rules_emu_map_rank(const void* p, unsigned rank);
+void rules_emu_cluster_arrive();
+void rules_emu_cluster_wait();
 
 inline void __syncthreads() { emu_syncthreads(); }
 
