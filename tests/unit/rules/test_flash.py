@@ -94,7 +94,8 @@ def test_tile_spaces_fit_shared_memory() -> None:
     for mma in (True, False):
         for hd in (16, 48, 64, 80, 128, 192, 256):
             space = _space(mma, hd)
-            assert smem_bytes(mma, max(space["WARPS"]), max(space["BLOCK_N"]), hd) <= SMEM_LIMIT, (mma, hd)
+            extra = (max(space["KV_TILE"]), max(space["STAGES"])) if mma else ()
+            assert smem_bytes(mma, max(space["WARPS"]), max(space["BLOCK_N"]), hd, *extra) <= SMEM_LIMIT, (mma, hd)
 
 
 # Emulated: small shapes with seq 1, 17, 64 + odd, seq_q != seq_k, head_dim 64 and 128.
