@@ -1,19 +1,21 @@
 // ---- flash attention ${NAME} (flash_attention.cu) -------------------------------------------
 // out = softmax(q k^T * scale [causal: key j > query i + OFF masked]) v for q [BH, Sq, D],
 // k / v [BH, Sk, D], one pass (FlashAttention-2 structure): block (x, y) = tile of BLOCK_M =
-// 16 * WARPS queries of head y; warp w owns 16 query rows; key / value tiles of BLOCK_N keys
-// are staged in shared memory; each warp keeps the scores of its 16 rows x BLOCK_N keys in
-// registers in the m16n8 accumulator layout (lane = 4 g + t holds rows g and g + 8, columns
-// 2t, 2t + 1 of every 8-column tile), a running max and sum per row, and the output rows
-// (HEAD_DIM columns, the same layout) rescaled as the max moves; written once at the end.
-// Causal: key tiles past the block's last query are never loaded; only tiles that cross the
-// diagonal or the end of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at
-// compile time; columns D..HEAD_DIM are zero in shared memory.
+// 16 * WARPS queries of head y; warp w owns 16 query rows; keys are taken in chunks of
+// BLOCK_N from the last (causal: the diagonal) to the first; each warp keeps the scores of
+// its 16 rows x BLOCK_N keys in registers in the m16n8 accumulator layout (lane = 4 g + t
+// holds rows g and g + 8, columns 2t, 2t + 1 of every 8-column tile), a running max and sum
+// per row, and the output rows (HEAD_DIM columns, the same layout) rescaled as the max moves;
+// written once at the end. Causal: chunks past the block's last query are never loaded, a
+// warp skips the pieces past its own last row, only chunks that cross the diagonal or the end
+// of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at compile time; columns
+// D..HEAD_DIM are zero in shared memory.
 // bf16 (FLASH_MMA 1): tensor cores, mma.sync m16n8k16 bf16 -> fp32 for q k^T and p v; q's
-//   fragments stay in registers (ldmatrix once; HEAD_DIM > 128: reloaded from shared memory
-//   per 16 columns, to stay under 255 registers); k via ldmatrix, v via ldmatrix.trans; p is
-//   rounded to bf16 in registers for the second product (as FlashAttention); cp.async loads
-//   of v overlap the scores, of the next k the p v product.
+//   fragments stay in registers (HEAD_DIM > 128: reloaded from shared memory per 16 columns,
+//   to stay under 255 registers); k and v stream through a ring of STAGES pieces of KV_TILE
+//   keys (cp.async, one barrier per piece; k via ldmatrix, v via ldmatrix.trans); p is rounded
+//   to bf16 in registers and is the A operand of the p v product (see flash_softmax for why
+//   the rounding points are FlashAttention's).
 // fp32 (FLASH_MMA 0): the same layout computed with fp32 FMA on CUDA cores (TF32 tensor cores
 //   would miss the fp32 tolerance); q and one k-or-v tile in shared memory.
 // Without __CUDA_ARCH__ (the CPU emulator) mma / ldmatrix / cp.async run as plain C++ that

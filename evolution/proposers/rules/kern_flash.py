@@ -2,11 +2,13 @@
 
 One ``flash`` node (``patterns_flash``): q [..., Sq, D], k / v [..., Sk, D], optional causal
 mask (key j > query i + off). Tunables: ``WARPS`` (16 query rows each: BLOCK_M = 16 * WARPS),
-``BLOCK_N`` (keys per shared-memory tile); ``HEAD_DIM`` (D rounded up to 16) is fixed per
-task. bf16 runs on tensor cores (mma.sync m16n8k16); fp32 on CUDA cores with fp32 FMA
+``BLOCK_N`` (keys per softmax chunk); bf16 also ``KV_TILE`` (keys per cp.async piece) and
+``STAGES`` (pieces in flight); ``HEAD_DIM`` (D rounded up to 16) is fixed per task. bf16 runs
+on tensor cores (mma.sync m16n8k16) with FlashAttention's rounding points (a bf16 reference
+disagrees with anything else on rows with few keys); fp32 on CUDA cores with fp32 FMA
 (TF32's ~3e-4 relative error would miss the fp32 tolerance of 5e-5 relative L2). Every
-configuration a space offers fits the 48 KB of static shared memory (checked by
-``smem_bytes``; the template static_asserts it too).
+configuration a space offers fits the 48 KB of static shared memory (``smem_bytes``; the
+template static_asserts it too) and compiles without spills for sm_90 (test_flash).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _space(mma: bool, hd: int) -> dict[str, list[int]]:
             space = {"WARPS": [4, 8], "BLOCK_N": [128], "KV_TILE": [32, 64] if hd <= 64 else [16, 32],
                      "STAGES": [2, 3, 4]}
         else:
-            space = {"WARPS": [2] if hd > 192 else [2, 4], "BLOCK_N": [64], "KV_TILE": [16], "STAGES": [2, 3]}
+            space = {"WARPS": [2] if hd > 192 else [2, 4], "BLOCK_N": [64], "KV_TILE": [16], "STAGES": [2] if hd > 192 else [2, 3]}
         return space
     warps = [2, 4] if hd <= 128 else [1]
     block_n = [16, 32, 64] if hd <= 64 else [16]
