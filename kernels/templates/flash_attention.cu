@@ -1,19 +1,21 @@
 // ---- flash attention ${NAME} (flash_attention.cu) -------------------------------------------
 // out = softmax(q k^T * scale [causal: key j > query i + OFF masked]) v for q [BH, Sq, D],
 // k / v [BH, Sk, D], one pass (FlashAttention-2 structure): block (x, y) = tile of BLOCK_M =
-// 16 * WARPS queries of head y; warp w owns 16 query rows; key / value tiles of BLOCK_N keys
-// are staged in shared memory; each warp keeps the scores of its 16 rows x BLOCK_N keys in
-// registers in the m16n8 accumulator layout (lane = 4 g + t holds rows g and g + 8, columns
-// 2t, 2t + 1 of every 8-column tile), a running max and sum per row, and the output rows
-// (HEAD_DIM columns, the same layout) rescaled as the max moves; written once at the end.
-// Causal: key tiles past the block's last query are never loaded; only tiles that cross the
-// diagonal or the end of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at
-// compile time; columns D..HEAD_DIM are zero in shared memory.
+// 16 * WARPS queries of head y; warp w owns 16 query rows; keys are taken in chunks of
+// BLOCK_N from the last (causal: the diagonal) to the first; each warp keeps the scores of
+// its 16 rows x BLOCK_N keys in registers in the m16n8 accumulator layout (lane = 4 g + t
+// holds rows g and g + 8, columns 2t, 2t + 1 of every 8-column tile), a running max and sum
+// per row, and the output rows (HEAD_DIM columns, the same layout) rescaled as the max moves;
+// written once at the end. Causal: chunks past the block's last query are never loaded, a
+// warp skips the pieces past its own last row, only chunks that cross the diagonal or the end
+// of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at compile time; columns
+// D..HEAD_DIM are zero in shared memory.
 // bf16 (FLASH_MMA 1): tensor cores, mma.sync m16n8k16 bf16 -> fp32 for q k^T and p v; q's
-//   fragments stay in registers (ldmatrix once; HEAD_DIM > 128: reloaded from shared memory
-//   per 16 columns, to stay under 255 registers); k via ldmatrix, v via ldmatrix.trans; p is
-//   rounded to bf16 in registers for the second product (as FlashAttention); cp.async loads
-//   of v overlap the scores, of the next k the p v product.
+//   fragments stay in registers (HEAD_DIM > 128: reloaded from shared memory per 16 columns,
+//   to stay under 255 registers); k and v stream through a ring of STAGES pieces of KV_TILE
+//   keys (cp.async, one barrier per piece; k via ldmatrix, v via ldmatrix.trans); p is rounded
+//   to bf16 in registers and is the A operand of the p v product (see flash_softmax for why
+//   the rounding points are FlashAttention's).
 // fp32 (FLASH_MMA 0): the same layout computed with fp32 FMA on CUDA cores (TF32 tensor cores
 //   would miss the fp32 tolerance); q and one k-or-v tile in shared memory.
 // Without __CUDA_ARCH__ (the CPU emulator) mma / ldmatrix / cp.async run as plain C++ that
@@ -57,9 +59,11 @@ __device__ __forceinline__ void flash_cp_commit() {
 #endif
 }
 
-__device__ __forceinline__ void flash_cp_wait_all() {
+// wait until at most N of this thread's commit groups are pending
+template <int N>
+__device__ __forceinline__ void flash_cp_wait() {
 #if defined(__CUDA_ARCH__)
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
 #endif
 }
 
@@ -137,26 +141,30 @@ __device__ __forceinline__ void flash_mma(float (&c)[4], const unsigned (&a)[4],
 #endif
 }
 
-// Online softmax of one key tile for the lane's rows r0 and r0 + 8 (scores s in the m16n8
-// layout, columns n0 + 8 nt + 2t + e): masks, moves the running max m (log2 units), rescales
-// the running sum l and the output o, and leaves p = exp2(s * scale_log2 - m) in s.
+// Online softmax of one key chunk for the lane's rows r0 and r0 + 8 (raw scores s in the
+// m16n8 layout, columns n0 + 8 nt + 2t + e): masks, moves the running max m (of the raw
+// scores), rescales the running sum l and the output o, and leaves p = exp2(s * scale_log2 -
+// m * scale_log2) in s. The rounding points follow FlashAttention's (the max of the raw
+// scores, one fma before exp2, l summed from p before p is rounded to bf16), so that p
+// rounds to bf16 where the reference's does: rows with few keys have no averaging to hide
+// a different rounding of their few weights (the reference's own error there is several
+// times the bf16 tolerance).
 template <int NT, int DT>
 __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], float (&l)[2], float (&o)[DT][4],
-                                              float scale_log2, bool mask, long long r0, long long n0,
-                                              long long Sk, int causal, long long off)
+                                              float scale_log2, bool mask, int r0, int n0, int Sk, int causal, int off)
 {
     const int t = threadIdx.x & 3;
     #pragma unroll
     for (int h = 0; h < 2; ++h) {
-        const long long row = r0 + 8 * h;
+        const int row = r0 + 8 * h;
         float mx = m[h];
         #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
             #pragma unroll
             for (int e = 0; e < 2; ++e) {
-                float x = s[nt][2 * h + e] * scale_log2;
+                float x = s[nt][2 * h + e];
                 if (mask) {
-                    const long long col = n0 + 8 * nt + 2 * t + e;
+                    const int col = n0 + 8 * nt + 2 * t + e;
                     if (col >= Sk || (causal && col > row + off)) x = RULES_NEG_INF;
                 }
                 s[nt][2 * h + e] = x;
@@ -165,15 +173,16 @@ __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], 
         }
         mx = rules_max(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = rules_max(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float corr = mx == RULES_NEG_INF ? 1.0f : exp2f(m[h] - mx);  // m[h] == -inf: 0
-        const float base = mx == RULES_NEG_INF ? 0.0f : mx;
+        const float cur = mx == RULES_NEG_INF ? 0.0f : mx;  // every key so far masked: p = 0
+        const float corr = exp2f((m[h] - cur) * scale_log2);  // m[h] == -inf: 0
+        const float base = cur * scale_log2;
         m[h] = mx;
         float sum = 0.0f;
         #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
             #pragma unroll
             for (int e = 0; e < 2; ++e) {
-                const float p = exp2f(s[nt][2 * h + e] - base);
+                const float p = exp2f(fmaf(s[nt][2 * h + e], scale_log2, -base));
                 s[nt][2 * h + e] = p;
                 sum += p;
             }
@@ -187,7 +196,7 @@ __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], 
 
 extern "C" __global__ void __launch_bounds__(32 * WARPS)
 ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}* __restrict__ v,
-             ${TO}* __restrict__ out, float scale, long long Sq, long long Sk, long long D, int causal,
+             ${TO}* __restrict__ out, float scale_log2, long long Sq, long long Sk, long long D, int causal,
              long long off, int vec)
 {
     constexpr int BM = ${NAME}_BM, BN = BLOCK_N, HD = HEAD_DIM, ST = ${NAME}_ST;
@@ -197,109 +206,124 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     const long long bh = blockIdx.y;
     // causal: the heaviest query tiles (most keys) first
     const long long mt = causal ? (long long)gridDim.x - 1 - blockIdx.x : (long long)blockIdx.x;
-    const long long m0 = mt * BM;
+    const int m0 = (int)mt * BM;
     const ${T}* __restrict__ qb = q + bh * Sq * D;
     const ${T}* __restrict__ kb = k + bh * Sk * D;
     const ${T}* __restrict__ vb = v + bh * Sk * D;
-    long long kend = Sk;  // keys this block needs: [0, kend)
+    int kend = (int)Sk;  // keys this block needs: [0, kend) (sequences under 2^31 - BM keys)
     if (causal) {
-        const long long last = m0 + BM + off;  // past the last query's last key
-        kend = last < kend ? last : kend;
+        const long long last = (long long)m0 + BM + off;  // past the last query's last key
+        kend = last < kend ? (int)last : kend;
         if (kend < 0) kend = 0;
     }
     const int ntiles = (int)((kend + BN - 1) / BN);
-    const long long r0 = m0 + warp * 16 + g;  // the lane's rows: r0 and r0 + 8
-    const float scale_log2 = scale * 1.4426950408889634f;
+    const int r0 = m0 + warp * 16 + g;  // the lane's rows: r0 and r0 + 8
     float o[DT][4], m[2] = {RULES_NEG_INF, RULES_NEG_INF}, l[2] = {0.0f, 0.0f};
     #pragma unroll
     for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
 #if ${NAME}_MMA
-    // HEAD_DIM <= 128: q's fragments live in registers and its staging buffer is reused for
-    // k and v; above, q stays in shared memory (after k and v) and its fragments are reloaded
-    // per 16 columns (the output rows alone take HEAD_DIM / 2 registers).
+    // Keys stream through shared memory in pieces of KT rows (k pieces of a BN-key chunk, then
+    // its v pieces), STAGES pieces deep: cp.async fetches piece p + STAGES - 1 while piece p
+    // is consumed (one barrier per piece). HEAD_DIM <= 128: q's fragments live in registers
+    // and q is staged through the ring; above, q stays in shared memory after the ring and
+    // its fragments are reloaded per 16 columns (the output rows take HEAD_DIM / 2 registers).
+    constexpr int KT = KV_TILE < BN ? KV_TILE : BN, NS = STAGES, NSUB = BN / KT, KS = KT / 16;
+    static_assert(KT % 16 == 0 && BN % KT == 0 && NS >= 2, "KV_TILE: a multiple of 16 dividing BLOCK_N");
     constexpr bool QREG = HD <= 128;
-    constexpr int ROWS = QREG ? (BM > 2 * BN ? BM : 2 * BN) : BM + 2 * BN;
-    static_assert(ROWS * ST * 2 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
-    __shared__ uint4 smem16[ROWS * ST / 8];  // 16-byte aligned
+    constexpr int RING = NS * KT * ST, QSZ = BM * ST;
+    constexpr int ELEMS = QREG ? (RING > QSZ ? RING : QSZ) : RING + QSZ;
+    static_assert(ELEMS * 2 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
+    __shared__ uint4 smem16[ELEMS / 8];  // 16-byte aligned
     unsigned short* smem = reinterpret_cast<unsigned short*>(smem16);
-    unsigned short* sK = smem;
-    unsigned short* sV = smem + BN * ST;
-    unsigned short* sQ = QREG ? smem : smem + 2 * BN * ST;
+    unsigned short* sQ = QREG ? smem : smem + RING;
     constexpr int CH = HD / 8;  // 16-byte chunks per row
-    // rows [r, r + n) of src (n rows of a [len, D] matrix) -> dst rows, zero past len / D
-    auto stage = [&](unsigned short* dst, const unsigned short* src, long long r, int n, long long len) {
+    const int d32 = (int)D;
+    // rows [r, r + n) of src (a [len, D] matrix) -> dst rows, zeros past len / D
+    auto stage = [&](unsigned short* dst, const unsigned short* src, int r, int n, int len) {
         if (vec) {
+            #pragma unroll
             for (int c = threadIdx.x; c < n * CH; c += 32 * WARPS) {
                 const int i = c / CH, j = (c % CH) * 8;
-                const bool ok = r + i < len && j < D;
-                flash_cp16(dst + i * ST + j, ok ? src + (r + i) * D + j : src, ok);
+                const bool ok = r + i < len && j < d32;
+                flash_cp16(dst + i * ST + j, ok ? src + (long long)(r + i) * D + j : src, ok);
             }
         } else {
             for (int c = threadIdx.x; c < n * HD; c += 32 * WARPS) {
                 const int i = c / HD, j = c % HD;
-                dst[i * ST + j] = r + i < len && j < D ? src[(r + i) * D + j] : (unsigned short)0;
+                dst[i * ST + j] = r + i < len && j < d32 ? src[(long long)(r + i) * D + j] : (unsigned short)0;
             }
         }
     };
-    // q tile -> shared -> each warp's A fragments (16 rows x HD) in registers
-    stage(sQ, qb, m0, BM, Sq);
+    const int lj = lane >> 3, lr = lane & 7;  // ldmatrix: matrix lj, row lr
+    stage(sQ, qb, m0, BM, (int)Sq);
     flash_cp_commit();
-    flash_cp_wait_all();
+    flash_cp_wait<0>();
     __syncthreads();
     unsigned qf[QREG ? HD / 16 : 1][4];
-    const unsigned short* qrow;  // this lane's row address for q's ldmatrix
-    {
-        const int j = lane >> 3, rr = lane & 7;
-        qrow = sQ + (warp * 16 + rr + (j & 1) * 8) * ST + (j >> 1) * 8;
-    }
+    const unsigned short* qrow = sQ + (warp * 16 + lr + (lj & 1) * 8) * ST + (lj >> 1) * 8;
     if (QREG) {
         #pragma unroll
         for (int kk = 0; kk < (QREG ? HD / 16 : 0); ++kk) flash_ldsm_x4<false>(qf[QREG ? kk : 0], qrow + kk * 16);
-        __syncthreads();
+        __syncthreads();  // the ring reuses q's buffer
     }
-    if (ntiles > 0) stage(sK, kb, 0, BN, kend);
-    flash_cp_commit();
-    for (int it = 0; it < ntiles; ++it) {
-        const long long n0 = (long long)it * BN;
-        flash_cp_wait_all();
-        __syncthreads();  // k tile in; every warp is done with the previous v tile
-        stage(sV, vb, n0, BN, kend);
+    // chunks run from the last (the diagonal when causal) down to the first, as FlashAttention
+    const int npieces = 2 * NSUB * ntiles;
+    auto issue = [&](int p) {  // piece p -> ring slot p % NS (always one commit group)
+        if (p < npieces) {
+            const int c = ntiles - 1 - p / (2 * NSUB), r = p % (2 * NSUB);
+            const int n0 = c * BN + (r % NSUB) * KT;
+            if (n0 < kend) stage(smem + (p % NS) * KT * ST, r < NSUB ? kb : vb, n0, KT, kend);
+        }
         flash_cp_commit();
+    };
+    #pragma unroll
+    for (int p = 0; p < NS - 1; ++p) issue(p);
+    int piece = 0;
+    const int wlast = m0 + warp * 16 + 15 + (int)off;  // keys past it: masked for all the warp's rows
+    for (int c = ntiles - 1; c >= 0; --c) {
+        const int c0 = c * BN;
         float s[NT][4];
         #pragma unroll
         for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        {
-            const int j = lane >> 3, rr = lane & 7;  // matrices: keys +0/+8 (j >> 1), dims +0/+8 (j & 1)
-            const unsigned short* row = sK + (rr + (j >> 1) * 8) * ST + (j & 1) * 8;
+        #pragma unroll
+        for (int sub = 0; sub < NSUB; ++sub, ++piece) {
+            flash_cp_wait<NS - 2>();
+            __syncthreads();  // piece in for every thread; every warp done with piece - 1
+            issue(piece + NS - 1);
+            const int n0 = c0 + sub * KT;
+            if (n0 >= kend || (causal && n0 > wlast)) continue;
+            const unsigned short* row = smem + (piece % NS) * KT * ST + (lr + (lj >> 1) * 8) * ST + (lj & 1) * 8;
             #pragma unroll
             for (int kk = 0; kk < HD / 16; ++kk) {
                 if (!QREG) flash_ldsm_x4<false>(qf[0], qrow + kk * 16);
                 const unsigned (&a)[4] = qf[QREG ? kk : 0];
                 #pragma unroll
-                for (int np = 0; np < NT / 2; ++np) {
+                for (int np = 0; np < KS; ++np) {
                     unsigned b[4];
                     flash_ldsm_x4<false>(b, row + np * 16 * ST + kk * 16);
-                    flash_mma(s[2 * np], a, b[0], b[1]);
-                    flash_mma(s[2 * np + 1], a, b[2], b[3]);
+                    flash_mma(s[sub * 2 * KS + 2 * np], a, b[0], b[1]);
+                    flash_mma(s[sub * 2 * KS + 2 * np + 1], a, b[2], b[3]);
                 }
             }
         }
-        const bool mask = n0 + BN > kend || (causal && n0 + BN - 1 > m0 + off);
-        flash_softmax<NT, DT>(s, m, l, o, scale_log2, mask, r0, n0, Sk, causal, off);
-        flash_cp_wait_all();
-        __syncthreads();  // v tile in; every warp is done with the k tile
-        if (it + 1 < ntiles) stage(sK, kb, n0 + BN, BN, kend);
-        flash_cp_commit();
-        {
-            const int j = lane >> 3, rr = lane & 7;  // matrices: keys +0/+8 (j & 1), dims +0/+8 (j >> 1)
-            const unsigned short* row = sV + (rr + (j & 1) * 8) * ST + (j >> 1) * 8;
+        const bool mask = c0 + BN > kend || (causal && c0 + BN - 1 > m0 + off);
+        flash_softmax<NT, DT>(s, m, l, o, scale_log2, mask, r0, c0, (int)Sk, causal, (int)off);
+        #pragma unroll
+        for (int sub = 0; sub < NSUB; ++sub, ++piece) {
+            flash_cp_wait<NS - 2>();
+            __syncthreads();
+            issue(piece + NS - 1);
+            const int n0 = c0 + sub * KT;
+            if (n0 >= kend || (causal && n0 > wlast)) continue;
+            const unsigned short* row = smem + (piece % NS) * KT * ST + (lr + (lj & 1) * 8) * ST + (lj >> 1) * 8;
             #pragma unroll
-            for (int kk = 0; kk < BN / 16; ++kk) {
+            for (int kk = 0; kk < KS; ++kk) {
+                const int k2 = 2 * (sub * KS + kk);
                 unsigned pa[4];
-                pa[0] = flash_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[1] = flash_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[2] = flash_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[3] = flash_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                pa[0] = flash_pack_bf16(s[k2][0], s[k2][1]);
+                pa[1] = flash_pack_bf16(s[k2][2], s[k2][3]);
+                pa[2] = flash_pack_bf16(s[k2 + 1][0], s[k2 + 1][1]);
+                pa[3] = flash_pack_bf16(s[k2 + 1][2], s[k2 + 1][3]);
                 #pragma unroll
                 for (int dp = 0; dp < DT / 2; ++dp) {
                     unsigned b[4];
@@ -310,6 +334,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             }
         }
     }
+    flash_cp_wait<0>();
 #else
     static_assert((BM + BN) * ST * 4 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
     __shared__ float sQ[BM * ST];
@@ -343,7 +368,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             }
         }
         const bool mask = n0 + BN > kend || (causal && n0 + BN - 1 > m0 + off);
-        flash_softmax<NT, DT>(s, m, l, o, scale_log2, mask, r0, n0, Sk, causal, off);
+        flash_softmax<NT, DT>(s, m, l, o, scale_log2, mask, r0, (int)n0, (int)Sk, causal, (int)off);
         __syncthreads();  // every warp is done with the k tile
         stage(sKV, vb, n0, BN, kend);
         __syncthreads();

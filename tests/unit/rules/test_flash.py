@@ -94,7 +94,8 @@ def test_tile_spaces_fit_shared_memory() -> None:
     for mma in (True, False):
         for hd in (16, 48, 64, 80, 128, 192, 256):
             space = _space(mma, hd)
-            assert smem_bytes(mma, max(space["WARPS"]), max(space["BLOCK_N"]), hd) <= SMEM_LIMIT, (mma, hd)
+            extra = (max(space["KV_TILE"]), max(space["STAGES"])) if mma else ()
+            assert smem_bytes(mma, max(space["WARPS"]), max(space["BLOCK_N"]), hd, *extra) <= SMEM_LIMIT, (mma, hd)
 
 
 # Emulated: small shapes with seq 1, 17, 64 + odd, seq_q != seq_k, head_dim 64 and 128.
@@ -132,14 +133,16 @@ def test_flash_candidates_match_reference_on_cpu_emulator(tmp_path: Path) -> Non
     assert not bad, "\n".join(bad)
 
 
-# nvcc: registers, spills and shared memory per configuration (sm_90).
-CONFIGS = [("bfloat16", 64, 4, 64), ("bfloat16", 64, 8, 128), ("bfloat16", 128, 4, 64), ("bfloat16", 128, 8, 64),
-           ("bfloat16", 192, 4, 16), ("bfloat16", 256, 2, 16),
-           ("float32", 64, 4, 64), ("float32", 128, 4, 16), ("float32", 256, 1, 16)]
+# nvcc: registers, spills and shared memory per configuration (sm_90): the corners of each space.
+CONFIGS = [("bfloat16", 64, 8, 128, 64, 4), ("bfloat16", 64, 4, 128, 32, 2), ("bfloat16", 128, 8, 128, 16, 4),
+           ("bfloat16", 128, 4, 128, 32, 3), ("bfloat16", 128, 8, 128, 32, 4), ("bfloat16", 192, 4, 64, 16, 3),
+           ("bfloat16", 256, 2, 64, 16, 2),
+           ("float32", 64, 4, 64, 0, 0), ("float32", 128, 4, 16, 0, 0), ("float32", 256, 1, 16, 0, 0)]
 
 
-@pytest.mark.parametrize("dtype,hd,warps,block_n", CONFIGS)
-def test_flash_compiles_without_spills_on_sm90(dtype: str, hd: int, warps: int, block_n: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dtype,hd,warps,block_n,kv_tile,stages", CONFIGS)
+def test_flash_compiles_without_spills_on_sm90(dtype: str, hd: int, warps: int, block_n: int, kv_tile: int, stages: int,
+                                               tmp_path: Path) -> None:
     if shutil.which("nvcc") is None:
         pytest.skip("nvcc is not on PATH")
     task = load_task(_task(tmp_path, FORMS["sdpa_causal"][0], dtype, d=hd))
@@ -147,10 +150,13 @@ def test_flash_compiles_without_spills_on_sm90(dtype: str, hd: int, warps: int, 
     cu = tmp_path / "k.cu"
     cu.write_text(src)
     run = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-std=c++17", "-Xptxas", "-v", f"-DHEAD_DIM={hd}",
-                          f"-DWARPS={warps}", f"-DBLOCK_N={block_n}", "-o", str(tmp_path / "k.cubin"), str(cu)],
+                          f"-DWARPS={warps}", f"-DBLOCK_N={block_n}",
+                          *([f"-DKV_TILE={kv_tile}", f"-DSTAGES={stages}"] if kv_tile else []), "-o", str(tmp_path / "k.cubin"), str(cu)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     report = run.stderr
     assert re.search(r"0 bytes spill stores, 0 bytes spill loads", report), report
     smem = int(re.search(r"(\d+) bytes smem", report).group(1))
     assert smem <= SMEM_LIMIT
+    if kv_tile:
+        assert smem == smem_bytes(True, warps, block_n, hd, kv_tile, stages)
