@@ -149,7 +149,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
         for t in args.prompt_len:
             model.setup_caches(args.batch, cache_positions(t + args.steps + 8))  # + warm-up steps
-            found = profile_decode(model, t, args.steps)
+            found = profile_decode(model, t, args.steps, fused=args.path != "op", pdl=args.path == "fused+pdl")
             print(json.dumps({"gpu": gpu_name, "copy_gbps": copy_gbps, **asdict(found)}) if args.json
                   else format_profile(found, copy_gbps, top=args.top))
         del model
@@ -189,3 +189,5 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--batch", type=int, default=1, help="sequences per batch")
             p.add_argument("--top", type=int, default=15, help="kernels listed")
             p.add_argument("--pytorch", action="store_true", help="profile the pure PyTorch slots")
+            p.add_argument("--path", choices=["op", "fused", "fused+pdl"], default="op",
+                           help="decode path: op-by-op slots (default), the fused decode slots, the same with PDL")

@@ -149,3 +149,13 @@ def test_bench_knows_the_fused_modes() -> None:
     model = _model(CONFIGS["llama"])
     step = _Mode(model, Slots.pytorch(), "fused").step()
     assert step(torch.tensor([[1], [2]]), 0).shape == (2, CONFIGS["llama"].vocab_size)
+
+
+def test_parity_contract_check_on_cpu() -> None:
+    from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
+
+    model = _model(CONFIGS["granite"], batch=1, max_seq=64)
+    report = check_parity_fp32(model, Slots.pytorch(), paths=("fused",), steps=8)
+    assert report["fused"]["max_err"] == report["bf16"]["max_err"]  # unbound: the same arithmetic
+    assert report["fused"]["ok_error"] and report["fused"]["ok_tokens"]
+    assert parity_fp32_line("g", "fused", report["fused"], report["bf16"]["max_err"]).endswith(": OK")
