@@ -145,7 +145,7 @@ def sweep(copy_gbps: float, l2_bytes: int) -> None:
                    (cfg.name, "down", cfg.intermediate_size, cfg.hidden_size), (cfg.name, "lm_head", cfg.hidden_size,
                                                                                  cfg.vocab_size)]
     variants = {"default": {}, "splitk1": {"SPLITK": 1}, "upw4": {"UPW": 4}, "unroll8": {"UNROLL": 8},
-                "nopf": {"PREFETCH": 0}, "occ8": {"OCC": 8}}
+                "nopf": {"PREFETCH": 0}, "occ8": {"OCC": 8}, "block256": {"BLOCK": 256}}
     say(f"\n{'model':<15} {'proj':<8} {'K':>5} {'N':>6} {'MB':>6} {'cuBLAS us':>9} {'GB/s':>6} {'%':>5} "
         + " ".join(f"{v + ' us':>11} {'%':>4}" for v in variants))
     rows = []

@@ -90,7 +90,7 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 
 # Launch code shared by every decode seed (the part of ModelNew that is not the task's).
 HOST = r'''
-PARAMS = {"UPW": [1, 2, 4], "UNROLL": [2, 4, 8], "WARPS": [2, 4, 8], "OCC": [2, 4, 8], "SPLITK": [0, 1, 2, 4],
+PARAMS = {"UPW": [1, 2, 4], "UNROLL": [2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8], "SPLITK": [0, 1, 2, 4],
           "PREFETCH": [0, 1, 2]}
 
 
@@ -117,8 +117,9 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH):
-        self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH):
+        assert BLOCK % 32 == 0
+        self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.modules = {}
         self.counters = None
         self.sms = None
@@ -151,11 +152,11 @@ def _vec(k, *tensors):
 MODELS = {
     "plain": r'''
 class ModelNew(nn.Module):
-    def __init__(self, in_features, out_features, bias, UPW=2, UNROLL=4, WARPS=4, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, in_features, out_features, bias, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
 
     def forward(self, x):
         nb, k = x.shape
@@ -171,11 +172,11 @@ class ModelNew(nn.Module):
 ''',
     "resid": r'''
 class ModelNew(nn.Module):
-    def __init__(self, in_features, out_features, multiplier, UPW=2, UNROLL=4, WARPS=4, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, in_features, out_features, multiplier, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
 
     def forward(self, x, residual):
         nb, k = x.shape
@@ -192,12 +193,12 @@ class ModelNew(nn.Module):
 ''',
     "silu": r'''
 class ModelNew(nn.Module):
-    def __init__(self, hidden, intermediate, eps, UPW=2, UNROLL=4, WARPS=4, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, hidden, intermediate, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
-        self.run = _Launcher(UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
 
     def forward(self, x):
         nb, k = x.shape
@@ -214,7 +215,7 @@ class ModelNew(nn.Module):
 ''',
     "qkv": r'''
 class ModelNew(nn.Module):
-    def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=2, UNROLL=4, WARPS=4, OCC=4, SPLITK=0,
+    def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0,
                  PREFETCH=1):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
@@ -222,7 +223,7 @@ class ModelNew(nn.Module):
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
@@ -254,12 +255,12 @@ class ModelNew(nn.Module):
 ''',
     "lmhead": r'''
 class ModelNew(nn.Module):
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=2, UNROLL=4, WARPS=4, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(vocab, hidden))
-        self.run = _Launcher(UPW, UNROLL, WARPS, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
 
     def forward(self, x):
         nb, k = x.shape
@@ -310,7 +311,7 @@ def render(name: str) -> str:
     return (f'"""Decode seed: {DOCS[kind]}.\n\n'
             "Generated by scripts/gen_decode_seeds.py from kernels/seeds/decode_gemv_core.cu (edit those,\n"
             "not this file). Weight rows are streamed in 16-byte vectors with several in flight per lane,\n"
-            "fp32 accumulation, the epilogue fused; PARAMS: units per warp, steps in flight, warps per\n"
+            "fp32 accumulation, the epilogue fused; PARAMS: units per warp, steps in flight, threads per\n"
             "block, blocks per SM, K ranges (0: chosen from the shapes) and L2 prefetch depth before\n"
             'the programmatic-dependent-launch wait.\n"""\n'
             f"# TASK: kernels/tasks/{task}\n\n"

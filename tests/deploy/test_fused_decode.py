@@ -73,7 +73,7 @@ def test_the_fused_slots_are_slots_with_tasks() -> None:
 
 # ---- the seeds bound, on the CPU emulator ---------------------------------------------------
 
-EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "WARPS": 2, "OCC": 2, "SPLITK": 0, "PREFETCH": 1}
+EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1}
 SEED_FOR_SLOT = {
     "qkv_rope_append": "decode_qkv_rope_append_bf16",
     "o_residual": "decode_o_residual_bf16",

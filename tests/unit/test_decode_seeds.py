@@ -55,9 +55,9 @@ SMALL: dict[str, tuple[str, str]] = {
 # Emulated launch parameters: few threads, and each path of the kernel (split or not, 1 to 4
 # units per warp, a step in flight or several).
 EMU_PARAMS = [
-    {"UPW": 2, "UNROLL": 4, "WARPS": 2, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},
-    {"UPW": 1, "UNROLL": 2, "WARPS": 2, "OCC": 2, "SPLITK": 2, "PREFETCH": 0},
-    {"UPW": 4, "UNROLL": 2, "WARPS": 2, "OCC": 1, "SPLITK": 4, "PREFETCH": 2},
+    {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},
+    {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0},
+    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2},
 ]
 
 
