@@ -18,4 +18,9 @@ echo "decode_gpu.py rc=$?" | tee -a "$OUT/decode_gpu.log"
 timeout "${TESTS_S:-75}" python3 -m pytest -p no:cacheprovider -q -rfEs -o console_output_style=classic -m gpu -x \
   tests/deploy/test_fused_gpu.py > "$OUT/pytest_fused.txt" 2>&1
 echo "pytest rc=$?" >> "$OUT/pytest_fused.txt"
+if [ -n "${ENGINE_TESTS:-}" ]; then  # the engine's GPU tests (the fused slots resolved from an archive): minutes more
+  timeout "${ENGINE_S:-240}" python3 -m pytest -p no:cacheprovider -q -rfEs -m gpu tests/deploy/test_engine_gpu.py \
+    >> "$OUT/pytest_fused.txt" 2>&1
+  echo "engine pytest rc=$?" >> "$OUT/pytest_fused.txt"
+fi
 tail -3 "$OUT/pytest_fused.txt"
