@@ -18,6 +18,8 @@ from typing import Any
 
 from autotuner.cli.common import add_archive_options, archive_url, plain
 
+# autotuner.deploy.bench.MODES (written out: the parser must not import torch)
+BENCH_MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph+pdl")
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32"}
 
 
@@ -72,9 +74,9 @@ def _speedups(rows: list[Any]) -> list[str]:
     for (model, t, mode), r in by_key.items():
         eager = by_key.get((model, t, "eager"))
         compiled = by_key.get((model, t, "compile"))
-        if mode == "tuned+graph" and eager:
+        if mode in ("tuned+graph", "fused+graph", "fused+graph+pdl") and eager:
             vs_compile = f", {r.decode_tok_s / compiled.decode_tok_s:.2f}x torch.compile" if compiled else ""
-            out.append(f"{model} prompt {t}: tuned+graph decode {r.decode_tok_s / eager.decode_tok_s:.2f}x eager"
+            out.append(f"{model} prompt {t}: {mode} decode {r.decode_tok_s / eager.decode_tok_s:.2f}x eager"
                        f"{vs_compile}")
     return out
 
@@ -114,7 +116,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in _speedups(report.rows):
         print(line)
     for name, result in parity.items():
-        for path in ("tuned", "tuned+graph"):
+        for path in ("tuned", "tuned+graph", "fused", "fused+graph", "fused+graph+pdl"):
             if path in result:
                 print(parity_line(name, path, result["steps"], result[path]))
     return 0
@@ -147,7 +149,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
         for t in args.prompt_len:
             model.setup_caches(args.batch, cache_positions(t + args.steps + 8))  # + warm-up steps
-            found = profile_decode(model, t, args.steps)
+            found = profile_decode(model, t, args.steps, fused=args.path != "op", pdl=args.path == "fused+pdl")
             print(json.dumps({"gpu": gpu_name, "copy_gbps": copy_gbps, **asdict(found)}) if args.json
                   else format_profile(found, copy_gbps, top=args.top))
         del model
@@ -179,11 +181,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--batch", type=int, default=1, help="sequences per batch")
             p.add_argument("--repeats", type=int, default=5, help="timed runs per mode and prompt (median)")
             p.add_argument("--no-parity", action="store_true", help="skip the 64-token greedy parity check")
-            p.add_argument("--modes", nargs="+", default=["eager", "tuned", "tuned+graph", "compile"],
-                           choices=["eager", "tuned", "tuned+graph", "compile"], help="what to time (default: all)")
+            p.add_argument("--modes", nargs="+", default=list(BENCH_MODES), choices=list(BENCH_MODES) + ["fused"],
+                           help="what to time (default: all but 'fused', the fused path launched from Python)")
         if name == "profile":
             p.add_argument("--prompt-len", type=int, nargs="+", default=[512], help="prompt lengths (tokens)")
             p.add_argument("--steps", type=int, default=16, help="decode steps profiled")
             p.add_argument("--batch", type=int, default=1, help="sequences per batch")
             p.add_argument("--top", type=int, default=15, help="kernels listed")
             p.add_argument("--pytorch", action="store_true", help="profile the pure PyTorch slots")
+            p.add_argument("--path", choices=["op", "fused", "fused+pdl"], default="op",
+                           help="decode path: op-by-op slots (default), the fused decode slots, the same with PDL")

@@ -2,8 +2,10 @@
 
 Modes: ``eager`` (PyTorch slots, decode launched op by op), ``tuned`` (the archive's
 re-verified kernels in the slots), ``tuned+graph`` (the same, decode replayed from a CUDA
-graph), and ``compile`` (PyTorch slots under ``torch.compile(mode="reduce-overhead")``: the
-baseline to beat). Per mode: prefill, decode and total tok/s, the one-time cost (the first
+graph), ``compile`` (PyTorch slots under ``torch.compile(mode="reduce-overhead")``: the
+baseline to beat), ``fused+graph`` / ``fused+graph+pdl`` (the fused decode path of
+``fused.py`` in one CUDA graph, without and with programmatic dependent launch; prefill as
+``tuned``) and, on request, ``fused`` (the fused path launched from Python). Per mode: prefill, decode and total tok/s, the one-time cost (the first
 run's time minus a warm run's: NVRTC compiles, graph capture, torch.compile), and decode's
 fraction of the memory-bandwidth bound (weight bytes per step over the measured copy
 bandwidth, divided by the measured step time).
@@ -27,7 +29,11 @@ from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Slots
 
 log = logging.getLogger(__name__)
-MODES = ("eager", "tuned", "tuned+graph", "compile")
+MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph+pdl")
+# Fused decode (autotuner/deploy/fused.py): the fused slots, one CUDA graph; "+pdl": kernels that
+# support it launched with programmatic dependent launch. "fused" (launched op by op) on request.
+FUSED_MODES = ("fused", "fused+graph", "fused+graph+pdl")
+ALL_MODES = MODES + ("fused",)
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,11 @@ class _Mode:
 
     def step(self) -> Step:
         if self._step is None:
-            if self.name == "tuned+graph":
+            if self.name in FUSED_MODES:
+                from autotuner.deploy.fused import make_step
+
+                self._step = make_step(self.model, graph="graph" in self.name, pdl=self.name.endswith("+pdl"))
+            elif self.name == "tuned+graph":
                 self._step = GraphDecoder(self.model).step
             elif self.name == "compile":
                 compiled = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True, dynamic=False)
@@ -150,7 +160,7 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
     pytorch = Slots.pytorch("bench: PyTorch baseline")
     rows = []
     for name in modes:
-        mode = _Mode(model, tuned if name.startswith("tuned") else pytorch, name)
+        mode = _Mode(model, tuned if name.startswith(("tuned", "fused")) else pytorch, name)
         for t in prompt_lens:
             if progress:
                 progress(f"{cfg.name} prompt {t}: {name}")
@@ -217,3 +227,84 @@ def parity_line(model: str, path: str, steps: int, result: dict[str, Any]) -> st
             verdict += f" (the reference's top two logits there were {margin:.4g} apart{tie})"
     return (f"parity {model} {path} vs pure PyTorch: {steps} greedy tokens {verdict}; "
             f"max |logit error| {result['max_logit_err']:.4g}")
+
+
+@torch.no_grad()
+def _forced(model: Transformer, prompt: torch.Tensor, tokens: torch.Tensor, step: Step) -> list[torch.Tensor]:
+    """Logits [b, vocab] (fp32) at each step, feeding ``tokens`` [b, steps] (teacher forcing)."""
+    from autotuner.deploy.generate import prefill
+
+    t = prompt.shape[1]
+    out = [prefill(model, prompt).float()]
+    for i in range(tokens.shape[1] - 1):
+        out.append(step(tokens[:, i : i + 1], t + i).float().clone())
+    return out
+
+
+@torch.no_grad()
+def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = ("fused+graph", "fused+graph+pdl"),
+                      prompt_len: int = 32, steps: int = 32) -> dict[str, Any]:
+    """The issue's parity contract, against an fp32 run of the same weights (PyTorch slots):
+
+    * each path's logits, fed the fp32 run's greedy tokens, are no further from the fp32 logits
+      than PyTorch bf16's are (``max_err`` beside ``bf16_max_err``; ``ok_error``: within 1.25x
+      plus one bf16 step of the largest logit);
+    * its own greedy tokens equal the fp32 run's until the first step whose fp32 top-two margin
+      is below the error measured there (``ok_tokens``).
+    """
+    import copy
+
+    device = model.tok_embeddings.weight.device
+    gen = torch.Generator(device="cpu").manual_seed(4321)
+    prompt = torch.randint(0, model.cfg.vocab_size, (model.batch, prompt_len), generator=gen).to(device)
+    ref_model = copy.deepcopy(model).float()
+    ref_model.slots = Slots.pytorch("fp32 reference")
+    ref_model.setup_caches(model.batch, model.max_seq)
+    ref = generate(ref_model, prompt, steps, keep_logits=True)
+    del ref_model
+    tokens = ref.tokens
+    ref_logits = [x.float() for x in ref.logits]
+    steps_fns: dict[str, tuple[Slots, Callable[[], Step]]] = {"bf16": (Slots.pytorch("bf16 reference"), lambda: eager_step(model))}
+    for name in paths:
+        if name in FUSED_MODES:
+            from autotuner.deploy.fused import make_step
+
+            graph, pdl = "graph" in name, name.endswith("+pdl")
+            steps_fns[name] = (tuned, lambda graph=graph, pdl=pdl: make_step(model, graph=graph, pdl=pdl))
+        elif name == "tuned+graph":
+            steps_fns[name] = (tuned, lambda: GraphDecoder(model).step)
+        else:
+            steps_fns[name] = (tuned, lambda: eager_step(model))
+    report: dict[str, Any] = {"steps": steps}
+    saved = model.slots
+    for name, (slots, make) in steps_fns.items():
+        model.slots = slots
+        got = _forced(model, prompt, tokens, make())
+        errs = [float((a - b).abs().max()) for a, b in zip(got, ref_logits)]
+        mine = torch.stack([g.argmax(-1) for g in got], dim=1)  # [b, steps]: its own greedy choice each step
+        same = (mine == tokens).all(dim=0)
+        first = None if bool(same.all()) else int((~same).nonzero()[0, 0])
+        margin = None
+        if first is not None:
+            top2 = ref_logits[first].topk(2, dim=-1).values
+            margin = float((top2[:, 0] - top2[:, 1]).min())
+        report[name] = {"max_err": max(errs), "first_divergence": first, "margin_at_divergence": margin,
+                        "err_at_divergence": errs[first] if first is not None else None}
+    model.slots = saved
+    base = report["bf16"]["max_err"]
+    scale = max(float(x.abs().max()) for x in ref_logits)
+    for name in steps_fns:
+        r = report[name]
+        r["ok_error"] = r["max_err"] <= 1.25 * base + scale * 2.0**-8
+        r["ok_tokens"] = r["first_divergence"] is None or r["margin_at_divergence"] <= 2 * max(r["err_at_divergence"], base)
+    return report
+
+
+def parity_fp32_line(model: str, path: str, result: dict[str, Any], base: float) -> str:
+    r = result
+    tokens = ("greedy tokens = fp32's" if r["first_divergence"] is None else
+              f"first token differing from fp32's at step {r['first_divergence']} (fp32 top-two margin "
+              f"{r['margin_at_divergence']:.4g}, error there {r['err_at_divergence']:.4g})")
+    ok = "OK" if r["ok_error"] and r["ok_tokens"] else "FAIL"
+    return (f"parity-fp32 {model} {path}: max |logit - fp32| {r['max_err']:.4g} (PyTorch bf16: {base:.4g}); "
+            f"{tokens}: {ok}")

@@ -62,7 +62,13 @@ def static_step(model: Transformer, forward: Callable[..., torch.Tensor] | None 
 class GraphDecoder:
     """One decode step captured in a CUDA graph; ``step`` copies inputs in and replays."""
 
-    def __init__(self, model: Transformer, warmup: int = 3) -> None:
+    def __init__(self, model: Transformer, warmup: int = 3,
+                 forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, pdl: bool = False) -> None:
+        """``forward(token [b, 1], pos [1]) -> logits [b, vocab]``: what one step runs (default: the
+        model's static-shape forward); ``pdl``: launch the kernels that support it with programmatic
+        dependent launch while capturing (``autotuner.runtime.pdl``)."""
+        from autotuner.runtime.pdl import pdl_enabled
+
         if not torch.cuda.is_available():
             raise NoGPUError("CUDA-graph decode needs a CUDA GPU")
         device = model.tok_embeddings.weight.device
@@ -72,15 +78,17 @@ class GraphDecoder:
         # by the step that reaches it, before any step reads it.
         self.pos = torch.full((1,), model.max_seq - 1, dtype=torch.long, device=device)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.no_grad():
+        self.pdl = pdl
+        run = forward or (lambda tokens, pos: model(tokens, pos)[:, -1])
+        with torch.no_grad(), pdl_enabled(pdl):
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # compile kernels, pick cuBLAS algorithms, allocate
                 for _ in range(warmup):
-                    model(self.token, self.pos)
+                    run(self.token, self.pos)
             torch.cuda.current_stream().wait_stream(side)
             with torch.cuda.graph(self.graph):
-                self.logits = model(self.token, self.pos)[:, -1]  # [b, vocab], a static buffer
+                self.logits = run(self.token, self.pos)  # [b, vocab], a static buffer
 
     def step(self, token: torch.Tensor, position: int) -> torch.Tensor:
         self.token.copy_(token)

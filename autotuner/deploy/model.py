@@ -142,6 +142,9 @@ class Transformer(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
         self.register_buffer("cache_pos", torch.arange(max_seq, device=param.device), persistent=False)
 
+    def kv_caches_ready(self) -> bool:
+        return bool(self.layers) and self.layers[0].attention.kv_cache is not None
+
     def lm_head(self, h: torch.Tensor) -> torch.Tensor:
         weight = self.tok_embeddings.weight if self.output is None else self.output.weight
         logits = F.linear(h, weight)

@@ -58,8 +58,10 @@ def _kind(name: str) -> str:
 
 
 @torch.no_grad()
-def profile_decode(model: Transformer, prompt_len: int, steps: int = 16) -> DecodeProfile:
-    """Profile ``steps`` static decode steps after a ``prompt_len`` prompt; time the graph step too."""
+def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: bool = False,
+                   pdl: bool = False) -> DecodeProfile:
+    """Profile ``steps`` static decode steps after a ``prompt_len`` prompt; time the graph step too.
+    ``fused``: the fused decode path (``fused.py``), its graph with PDL where ``pdl``."""
     from torch.profiler import ProfilerActivity, profile
 
     device = model.tok_embeddings.weight.device
@@ -67,7 +69,12 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16) -> Deco
     prompt = torch.randint(0, model.cfg.vocab_size, (model.batch, prompt_len), generator=gen).to(device)
     logits = prefill(model, prompt)
     token = logits.argmax(-1, keepdim=True)
-    step = static_step(model)
+    if fused:
+        from autotuner.deploy.fused import FusedGraphDecoder, fused_step
+
+        step = fused_step(model)
+    else:
+        step = static_step(model)
     for i in range(3):  # compile and warm every kernel outside the profile
         step(token, prompt_len + i)
     torch.cuda.synchronize()
@@ -84,7 +91,7 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16) -> Deco
         totals[evt.key][1] += us
     kernels = sorted((KernelTime(name, _kind(name), calls / steps, us / steps)
                       for name, (calls, us) in totals.items()), key=lambda k: -k.us_per_step)
-    graph = GraphDecoder(model)
+    graph = FusedGraphDecoder(model, pdl=pdl) if fused else GraphDecoder(model)
     for i in range(3):
         graph.step(token, prompt_len + i)
     torch.cuda.synchronize()
@@ -108,6 +115,11 @@ def format_profile(p: DecodeProfile, copy_gbps: float | None, top: int = 15) -> 
         f"({p.kernels_per_step:.0f} per step), so launches and gaps cost {p.graph_ms - p.busy_ms:.3f} ms",
         "  by kind: " + ", ".join(f"{k} {v:.3f} ms" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])),
     ]
+    slot_ms = kinds.get("slot", 0.0)
+    if slot_ms > 0 and gemm_ms == 0:  # the fused path: the projections are slot kernels
+        rate = p.weight_bytes / (slot_ms * 1e-3) / 1e9
+        vs = f" ({100 * rate / copy_gbps:.0f}% of the {copy_gbps:,.0f} GB/s copy bandwidth)" if copy_gbps else ""
+        lines.append(f"  slot kernels read {p.weight_bytes / 1e9:.2f} GB of weights in {slot_ms:.3f} ms: {rate:,.0f} GB/s{vs}")
     if gemm_ms > 0:
         rate = p.weight_bytes / (gemm_ms * 1e-3) / 1e9
         vs = f" ({100 * rate / copy_gbps:.0f}% of the {copy_gbps:,.0f} GB/s copy bandwidth)" if copy_gbps else ""

@@ -28,8 +28,17 @@ SLOT_TASKS: dict[str, dict[str, str]] = {
     "rope": {"bfloat16": "decode/rope_bf16.py"},
     "silu_mul": {"bfloat16": "decode/silu_mul_bf16.py"},
     "attention_decode": {"bfloat16": "decode/attention_decode_gqa_bf16.py"},
+    # The fused decode path (autotuner/deploy/fused.py): one kernel per projection, with the ops
+    # around it. Each falls back to the op-by-op slots above, so an unbound one changes nothing.
+    "qkv_rope_append": {"bfloat16": "decode/qkv_rope_append_bf16.py"},
+    "o_residual": {"bfloat16": "decode/o_residual_bf16.py"},
+    "gate_up_silu": {"bfloat16": "decode/gate_up_silu_bf16.py"},
+    "down_residual": {"bfloat16": "decode/down_residual_bf16.py"},
+    "lm_head_argmax": {"bfloat16": "decode/lm_head_argmax_bf16.py"},
 }
 SLOT_NAMES: tuple[str, ...] = tuple(SLOT_TASKS)
+OP_SLOTS: tuple[str, ...] = ("rmsnorm", "residual_rmsnorm", "rope", "silu_mul", "attention_decode")
+FUSED_SLOTS: tuple[str, ...] = ("qkv_rope_append", "o_residual", "gate_up_silu", "down_residual", "lm_head_argmax")
 
 
 # ---- the PyTorch implementations (Hugging Face Llama numerics) ------------------------------
@@ -212,6 +221,71 @@ class Slots:
         kernel = self.instance("attention_decode", like=q)
         return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
 
+    # ---- the fused decode slots (one activation row per sequence: x [b, features]) -------
+
+    def qkv_rope_append(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor,
+                        bias: torch.Tensor | None, cos_table: torch.Tensor, sin_table: torch.Tensor,
+                        k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, heads: int, kv_heads: int,
+                        head_dim: int, eps: float) -> torch.Tensor:
+        """RMSNorm, q/k/v projection, rotary embedding at ``pos`` ([1] int64 on the device) and
+        the caches' append (in place). x: [b, hidden]; tables [max_seq, head_dim] in the model
+        dtype -> q [b, heads, head_dim]."""
+        if not self.bindings["qkv_rope_append"].bound:
+            b = x.shape[0]
+            h = self.rmsnorm(x, norm_weight, eps)
+            q, k, v = F.linear(h, weight, bias).split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], -1)
+            cos, sin = cos_table[pos].expand(b, head_dim), sin_table[pos].expand(b, head_dim)
+            q, k = self.rope(q.reshape(b, heads, head_dim), k.reshape(b, kv_heads, head_dim), cos, sin)
+            k_cache.index_copy_(2, pos, k.unsqueeze(2))
+            v_cache.index_copy_(2, pos, v.reshape(b, kv_heads, 1, head_dim))
+            return q
+        weights = {"norm_weight": norm_weight, "weight": weight}
+        if bias is not None:
+            weights["bias"] = bias
+        kernel = self.instance("qkv_rope_append", (x.shape[-1], heads, kv_heads, head_dim, bias is not None, eps),
+                               weights, like=x)
+        q, _, _ = kernel(_contig(x), cos_table, sin_table, k_cache, v_cache, pos, inplace=True)
+        return q
+
+    def _residual_slot(self, slot: str, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                       multiplier: float) -> torch.Tensor:
+        if not self.bindings[slot].bound:
+            a = F.linear(x, weight)
+            return residual + (a * multiplier if multiplier != 1.0 else a)
+        kernel = self.instance(slot, (weight.shape[1], weight.shape[0], multiplier), {"weight": weight}, like=x)
+        return kernel(_contig(x), _contig(residual))
+
+    def o_residual(self, y: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, multiplier: float) -> torch.Tensor:
+        """residual + (y W^T) * multiplier. y: [b, q_size], residual: [b, hidden]."""
+        return self._residual_slot("o_residual", y, residual, weight, multiplier)
+
+    def down_residual(self, act: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                      multiplier: float) -> torch.Tensor:
+        """residual + (act W^T) * multiplier. act: [b, intermediate], residual: [b, hidden]."""
+        return self._residual_slot("down_residual", act, residual, weight, multiplier)
+
+    def gate_up_silu(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        """SiLU(gate) * up of RMSNorm(x); weight [2 * intermediate, hidden] -> [b, intermediate]."""
+        inter = weight.shape[0] // 2
+        if not self.bindings["gate_up_silu"].bound:
+            gate, up = F.linear(self.rmsnorm(x, norm_weight, eps), weight).split(inter, dim=-1)
+            return self.silu_mul(gate, up)
+        kernel = self.instance("gate_up_silu", (x.shape[-1], inter, eps), {"norm_weight": norm_weight, "weight": weight},
+                               like=x)
+        return kernel(_contig(x))
+
+    def lm_head_argmax(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor, eps: float,
+                       logits_scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [b, vocab], greedy token [b]) of RMSNorm(x) through the head."""
+        if not self.bindings["lm_head_argmax"].bound:
+            logits = F.linear(self.rmsnorm(x, norm_weight, eps), weight)
+            if logits_scaling != 1.0:
+                logits = logits / logits_scaling
+            return logits, logits.argmax(dim=-1)
+        kernel = self.instance("lm_head_argmax", (x.shape[-1], weight.shape[0], eps, logits_scaling),
+                               {"norm_weight": norm_weight, "weight": weight}, like=x)
+        return kernel(_contig(x))
+
 
 def attention_not_covered(head_dim: int, scale: float) -> str | None:
     """Why the attention-decode task's kernels cannot serve this model, or None if they can."""
@@ -250,6 +324,8 @@ def probe_inputs(slot: str, cfg: Any, tokens: int, dtype: torch.dtype, device: t
     if slot == "silu_mul":
         g, u = randn(tokens, cfg.intermediate_size), randn(tokens, cfg.intermediate_size)
         return (lambda s: s.silu_mul(g, u)), (lambda: silu_mul_torch(g, u))
+    if slot in FUSED_SLOTS:
+        return _fused_probe(slot, cfg, tokens, dtype, device, randn)
     if slot == "attention_decode":
         hd, max_seq = cfg.head_dim, 37 * tokens + 64
         q = randn(2, cfg.num_heads, hd)
@@ -258,4 +334,44 @@ def probe_inputs(slot: str, cfg: Any, tokens: int, dtype: torch.dtype, device: t
         scale = cfg.attention_scale
         return ((lambda s: s.attention_decode(q, k, v, cache_len, scale)),
                 (lambda: attention_decode_torch(q, k, v, scale, cache_len)))
+    raise KeyError(slot)
+
+
+def _fused_probe(slot: str, cfg: Any, batch: int, dtype: torch.dtype, device: torch.device,
+                 randn: Callable[..., torch.Tensor]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The fused slots at the engine's dims, ``batch`` sequences (1 and 7: PROBE_TOKENS), against
+    the op-by-op PyTorch slots. Weights are random at the engine's scale."""
+    d, eps = cfg.hidden_size, cfg.rms_norm_eps
+    ref = Slots.pytorch("probe reference")
+    norm = 1 + 0.1 * randn(d)
+    mult = cfg.residual_multiplier
+    if slot == "qkv_rope_append":
+        hd, h, kvh, max_seq = cfg.head_dim, cfg.num_heads, cfg.num_kv_heads, 48
+        x, w = randn(batch, d), randn(cfg.q_size + 2 * cfg.kv_size, d) * d ** -0.5
+        bias = 0.1 * randn(cfg.q_size + 2 * cfg.kv_size) if cfg.qkv_bias else None
+        ang = torch.rand(max_seq, hd // 2, device=device) * 100
+        ang = torch.cat((ang, ang), -1)
+        cos, sin = ang.cos().to(dtype), ang.sin().to(dtype)
+        kc, vc = randn(batch, kvh, max_seq, hd), randn(batch, kvh, max_seq, hd)
+        caches = [kc, vc, kc.clone(), vc.clone()]
+        pos = torch.tensor([max_seq - 7], dtype=torch.long, device=device)
+
+        def run(slots: Slots, kc: torch.Tensor, vc: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            q = slots.qkv_rope_append(x, norm, w, bias, cos, sin, kc, vc, pos, h, kvh, hd, eps)
+            return q, kc, vc
+
+        return (lambda s: run(s, caches[0], caches[1])), (lambda: run(ref, caches[2], caches[3]))
+    if slot in ("o_residual", "down_residual"):
+        k = cfg.q_size if slot == "o_residual" else cfg.intermediate_size
+        x, r, w = randn(batch, k), randn(batch, d), randn(d, k) * k ** -0.5
+        fn = Slots.o_residual if slot == "o_residual" else Slots.down_residual
+        return (lambda s: fn(s, x, r, w, mult)), (lambda: fn(ref, x, r, w, mult))
+    if slot == "gate_up_silu":
+        x, w = randn(batch, d), randn(2 * cfg.intermediate_size, d) * d ** -0.5
+        return (lambda s: s.gate_up_silu(x, norm, w, eps)), (lambda: ref.gate_up_silu(x, norm, w, eps))
+    if slot == "lm_head_argmax":
+        x, w = randn(batch, d), randn(cfg.vocab_size, d) * d ** -0.5
+        scaling = cfg.logits_scaling
+        return ((lambda s: s.lm_head_argmax(x, norm, w, eps, scaling)[0]),
+                (lambda: ref.lm_head_argmax(x, norm, w, eps, scaling)[0]))
     raise KeyError(slot)

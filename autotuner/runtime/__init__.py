@@ -16,6 +16,7 @@ from autotuner.runtime.compile import (
     parse_diagnostics,
 )
 from autotuner.runtime.launch import Kernel
+from autotuner.runtime.pdl import pdl_enabled, pdl_launch
 from autotuner.runtime.signature import kernel_names, parse_kernels
 
 __all__ = [
@@ -28,4 +29,6 @@ __all__ = [
     "nvcc_ptx",
     "parse_diagnostics",
     "parse_kernels",
+    "pdl_enabled",
+    "pdl_launch",
 ]

@@ -1,0 +1,103 @@
+"""The fused decode path: one kernel per projection, the ops around it folded in.
+
+A decode step of the op-by-op path runs, per layer, a GEMM for q/k/v, rope, the cache
+writes, attention, a GEMM for the output, the residual add and norm, a GEMM for gate/up,
+SiLU·mul, a GEMM for down and another residual add and norm: about a dozen kernels and
+their gaps for four weight reads. Here a layer is five kernels:
+
+    qkv_rope_append   RMSNorm(residual) -> q/k/v -> rotary (q, k) -> k, v into the caches
+    attention_decode  q against the caches (the existing slot)
+    o_residual        residual + o-projection(attention)
+    gate_up_silu      RMSNorm(residual) -> gate/up -> SiLU(gate) * up
+    down_residual     residual + down-projection(act)
+
+and the step ends with ``lm_head_argmax`` (final RMSNorm, the head, the greedy token). Each
+is a slot (``slots.FUSED_SLOTS``): a verified kernel where the archive has one, else the same
+arithmetic through the op-by-op slots, so the path runs everywhere and computes what
+``Transformer.forward`` computes (the residual stream is kept un-normalized and each norm is
+applied where it is used, as the fused kernels do; the values are the same).
+
+``fused_step`` / ``FusedGraphDecoder`` decode with it; in the graph, kernels that support it
+are launched with programmatic dependent launch when ``pdl`` is on (their weight prefetch
+overlaps the previous kernel; see ``autotuner.runtime.pdl``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from autotuner.deploy.generate import GraphDecoder, Step
+from autotuner.deploy.model import Transformer
+
+
+def rope_tables_model_dtype(model: Transformer) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotary tables in the model dtype, [max_seq, head_dim] (what ``forward`` indexes and casts)."""
+    dtype = model.tok_embeddings.weight.dtype
+    cached = getattr(model, "_fused_tables", None)
+    if cached is None or cached[0].shape[0] != model.rope_cos.shape[0] or cached[0].device != model.rope_cos.device:
+        cached = (model.rope_cos.to(dtype).contiguous(), model.rope_sin.to(dtype).contiguous())
+        model._fused_tables = cached
+    return cached
+
+
+@torch.no_grad()
+def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decode step. tokens: [b, 1] int64; input_pos: [1] int64 on the device ->
+    (logits [b, vocab] in the model dtype, greedy token [b] int64)."""
+    cfg, slots = model.cfg, model.slots
+    b, t = tokens.shape
+    assert t == 1, "the fused path decodes one token per sequence"
+    assert model.kv_caches_ready(), "call Transformer.setup_caches first"
+    cos, sin = rope_tables_model_dtype(model)
+    x = model.tok_embeddings(tokens[:, 0])  # [b, hidden]
+    if cfg.embedding_multiplier != 1.0:
+        x = x * cfg.embedding_multiplier
+    cache_len = (input_pos + 1).expand(b).contiguous()
+    eps, mult = cfg.rms_norm_eps, cfg.residual_multiplier
+    residual = x
+    for layer in model.layers:
+        attn, ffn = layer.attention, layer.feed_forward
+        cache = attn.kv_cache
+        q = slots.qkv_rope_append(residual, layer.attention_norm, attn.wqkv.weight, attn.wqkv.bias, cos, sin,
+                                  cache.k_cache, cache.v_cache, input_pos, cfg.num_heads, cfg.num_kv_heads,
+                                  cfg.head_dim, eps)
+        y = slots.attention_decode(q, cache.k_cache, cache.v_cache, cache_len, cfg.attention_scale)  # [b, h, d]
+        residual = slots.o_residual(y.reshape(b, cfg.q_size), residual, attn.wo.weight, mult)
+        act = slots.gate_up_silu(residual, layer.ffn_norm, ffn.w_gate_up.weight, eps)
+        residual = slots.down_residual(act, residual, ffn.w_down.weight, mult)
+    head = model.tok_embeddings.weight if model.output is None else model.output.weight
+    return slots.lm_head_argmax(residual, model.norm, head, eps, cfg.logits_scaling)
+
+
+def fused_step(model: Transformer) -> Step:
+    """Eager decode through the fused path (each kernel launched from Python)."""
+    buffers: dict[torch.device, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def step(token: torch.Tensor, position: int) -> torch.Tensor:
+        pos = buffers.setdefault(token.device, torch.zeros(1, dtype=torch.long, device=token.device))
+        pos.fill_(position)
+        return fused_forward(model, token, pos)[0]
+
+    return step
+
+
+class FusedGraphDecoder(GraphDecoder):
+    """The fused step captured in one CUDA graph; ``pdl`` launches the kernels that support it
+    with programmatic dependent launch (captured as programmatic edges)."""
+
+    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3) -> None:
+        self.token_out: torch.Tensor | None = None
+
+        def forward(tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+            logits, token = fused_forward(model, tokens, pos)
+            self.token_out = token
+            return logits
+
+        super().__init__(model, warmup=warmup, forward=forward, pdl=pdl)
+
+
+def make_step(model: Transformer, graph: bool, pdl: bool = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    return FusedGraphDecoder(model, pdl=pdl).step if graph else fused_step(model)

@@ -1,0 +1,425 @@
+// Decode matrix-vector core shared by the decode seeds (scripts/gen_decode_seeds.py pastes it
+// into each seed: a candidate is one self-contained module). y = W x for bf16 W [N, K]
+// row-major (an nn.Linear weight) and NB <= 8 activation rows x [NB, K], fp32 accumulation.
+//
+// Work: a warp owns UPW "units" (a unit is one output row, or a pair of rows an epilogue
+// needs together: gate j with up j, a rotary pair d with d + D/2) and one of SPLITS ranges of
+// K; its lanes stream the rows in 16-byte vectors (8 bf16 per lane, 256 columns per warp and
+// step), UNROLL steps of every row in flight before the first multiply, x (normalized on the
+// fly where the task has an RMSNorm in front) read once per step for all the warp's rows,
+// then a butterfly reduction leaves every lane with every sum. Warps stride over the tasks
+// (a grid of at most OCC blocks per SM: all resident). With SPLITS > 1 each range writes fp32
+// partial sums; the warp that finishes a unit group's last range adds them in range order
+// (deterministic) and runs the epilogue, then resets the group's arrival counter (so graph
+// replays see zeros). Programmatic dependent launch: a warp prefetches its first task's
+// weight rows into L2 (cp.async.bulk.prefetch) before griddepcontrol.wait, so the weights
+// stream while the kernel before is finishing; nothing the previous kernel writes is read
+// before the wait. Without the launch attribute the wait returns at once.
+#ifndef NB
+#define NB 1
+#endif
+#ifndef UPW
+#define UPW 2
+#endif
+#ifndef UNROLL
+#define UNROLL 4
+#endif
+#ifndef WARPS
+#define WARPS 4
+#endif
+#ifndef PREFETCH
+#define PREFETCH 1
+#endif
+#define NEG_INF __int_as_float(0xff800000)
+
+#if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests runs blocks one after another
+#define __ldg(p) (*(p))
+#define __ldcg(p) (*(p))
+#define __threadfence()
+__device__ __forceinline__ int atomicAdd(int* p, int v) { const int old = *p; *p = old + v; return old; }
+#endif
+
+__device__ __forceinline__ float bf(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
+__device__ __forceinline__ float bf_lo(unsigned int w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf_hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ unsigned short to_bf(float v) {  // round to nearest even
+#if defined(__CUDA_ARCH__)
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(v));
+    return r;
+#else
+    unsigned int u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+#endif
+}
+__device__ __forceinline__ float rb(float v) { return bf(to_bf(v)); }  // a bf16 rounding point
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void prefetch_l2(const void* p, unsigned int bytes) {  // p 16-aligned, bytes % 16 == 0
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(p), "r"(bytes) : "memory");
+#endif
+}
+
+// A weight vector: read once, so it skips L1.
+__device__ __forceinline__ uint4 ld_stream(const unsigned short* p) {
+#if defined(__CUDA_ARCH__)
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+#else
+    return *reinterpret_cast<const uint4*>(p);
+#endif
+}
+
+// V consecutive bf16 as floats: V = 8 (one 16-byte vector) or 1 (any alignment).
+template <int V> struct Vec { float f[V]; };
+template <int V> __device__ __forceinline__ Vec<V> unpack_raw(uint4 w, unsigned short s);
+template <> __device__ __forceinline__ Vec<8> unpack_raw<8>(uint4 w, unsigned short) {
+    Vec<8> v;
+    v.f[0] = bf_lo(w.x); v.f[1] = bf_hi(w.x); v.f[2] = bf_lo(w.y); v.f[3] = bf_hi(w.y);
+    v.f[4] = bf_lo(w.z); v.f[5] = bf_hi(w.z); v.f[6] = bf_lo(w.w); v.f[7] = bf_hi(w.w);
+    return v;
+}
+template <> __device__ __forceinline__ Vec<1> unpack_raw<1>(uint4, unsigned short s) { Vec<1> v; v.f[0] = bf(s); return v; }
+
+template <int V> struct Raw { uint4 w; unsigned short s; };
+template <int V> __device__ __forceinline__ Raw<V> load_w(const unsigned short* p, bool ok);
+template <> __device__ __forceinline__ Raw<8> load_w<8>(const unsigned short* p, bool ok) {
+    Raw<8> r; r.s = 0;
+    r.w = ok ? ld_stream(p) : make_uint4(0u, 0u, 0u, 0u);
+    return r;
+}
+template <> __device__ __forceinline__ Raw<1> load_w<1>(const unsigned short* p, bool ok) {
+    Raw<1> r; r.w = make_uint4(0u, 0u, 0u, 0u);
+    r.s = ok ? __ldg(p) : (unsigned short)0;
+    return r;
+}
+template <int V> __device__ __forceinline__ Vec<V> load_x(const unsigned short* p, bool ok);
+template <> __device__ __forceinline__ Vec<8> load_x<8>(const unsigned short* p, bool ok) {
+    const uint4 w = ok ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0u, 0u, 0u, 0u);
+    return unpack_raw<8>(w, 0);
+}
+template <> __device__ __forceinline__ Vec<1> load_x<1>(const unsigned short* p, bool ok) {
+    Vec<1> v; v.f[0] = ok ? bf(__ldg(p)) : 0.0f; return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+enum { M_PLAIN = 0, M_RESID = 1, M_SILU = 2, M_QKV = 3, M_LMHEAD = 4 };
+template <int MODE> struct RowsPerUnit { static constexpr int value = (MODE == M_SILU || MODE == M_QKV) ? 2 : 1; };
+
+struct GemvArgs {
+    const unsigned short* x;        // [NB, K] activations (before the norm where NORM)
+    const unsigned short* nw;       // [K] RMSNorm weight (NORM)
+    float eps;
+    const unsigned short* w;        // [rows, K]
+    const unsigned short* bias;     // [rows] or null
+    long long K;
+    long long units;                // outputs per activation row (rows / RowsPerUnit)
+    int splits;                     // ranges of K
+    float* part;                    // [splits, NB, rows] fp32 partial sums (SPLITS > 1)
+    int* counters;                  // [unit groups] arrival counters, zero between calls; [groups]: the argmax's
+    unsigned short* y;              // PLAIN / RESID / SILU / LMHEAD output [NB, units]
+    const unsigned short* res;      // RESID: residual [NB, units]
+    float mult;                     // RESID: y = res + bf(a * mult); LMHEAD: logits = bf(a / mult)
+    int H, KVH, D;                  // QKV: heads, KV heads, head_dim
+    long long L;                    // QKV: cache positions
+    const unsigned short* cos;      // QKV: [L, D] bf16 tables
+    const unsigned short* sin;
+    const long long* pos;           // QKV: [1] the position written (a device value: graph-safe)
+    unsigned short* q;              // QKV: [NB, H, D]
+    unsigned short* kc;             // QKV: [NB, KVH, L, D]
+    unsigned short* vc;
+    float* amax_v;                  // LMHEAD: [NB, warps in the grid] each warp's best logit
+    int* amax_i;                    //          and its (first) index
+    long long* token;               // LMHEAD: [NB] argmax
+};
+
+template <int MODE>
+__device__ __forceinline__ long long unit_row(const GemvArgs& a, long long u, int j) {
+    if (MODE == M_SILU) return u + j * a.units;
+    if (MODE == M_QKV) {
+        const int half = a.D >> 1;
+        const long long head = u / half, dd = u - head * half;
+        return head * a.D + dd + j * half;
+    }
+    return u;
+}
+
+// The epilogue of one (activation row b, unit u) with the full sums v0 (and v1).
+template <int MODE>
+__device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, float v0, float v1,
+                                         float& best_v, long long& best_i) {
+    if (MODE == M_PLAIN) {
+        a.y[b * a.units + u] = to_bf(v0 + (a.bias ? bf(a.bias[u]) : 0.0f));
+    } else if (MODE == M_RESID) {
+        float t = rb(v0 + (a.bias ? bf(a.bias[u]) : 0.0f));
+        if (a.mult != 1.0f) t = rb(t * a.mult);
+        a.y[b * a.units + u] = to_bf(bf(a.res[b * a.units + u]) + t);
+    } else if (MODE == M_SILU) {
+        const float g = rb(v0), up = rb(v1);
+        const float s = rb(g / (1.0f + expf(-g)));
+        a.y[b * a.units + u] = to_bf(s * up);
+    } else if (MODE == M_QKV) {
+        const int D = a.D, half = D >> 1;
+        const long long head = u / half;
+        const int dd = (int)(u - head * half);
+        const long long r0 = head * D + dd;
+        const float x1 = rb(v0 + (a.bias ? bf(a.bias[r0]) : 0.0f));
+        const float x2 = rb(v1 + (a.bias ? bf(a.bias[r0 + half]) : 0.0f));
+        long long p = a.pos[0];
+        p = p < 0 ? 0 : (p >= a.L ? a.L - 1 : p);
+        if (head < a.H + a.KVH) {  // rotary pair, as Hugging Face's bf16 mul / cat / add round
+            const unsigned short* c = a.cos + p * D;
+            const unsigned short* s = a.sin + p * D;
+            const unsigned short o1 = to_bf(rb(x1 * bf(c[dd])) + rb(-x2 * bf(s[dd])));
+            const unsigned short o2 = to_bf(rb(x2 * bf(c[dd + half])) + rb(x1 * bf(s[dd + half])));
+            if (head < a.H) {
+                unsigned short* o = a.q + ((long long)b * a.H + head) * D;
+                o[dd] = o1; o[dd + half] = o2;
+            } else {
+                unsigned short* o = a.kc + (((long long)b * a.KVH + (head - a.H)) * a.L + p) * D;
+                o[dd] = o1; o[dd + half] = o2;
+            }
+        } else {
+            unsigned short* o = a.vc + (((long long)b * a.KVH + (head - a.H - a.KVH)) * a.L + p) * D;
+            o[dd] = to_bf(x1); o[dd + half] = to_bf(x2);
+        }
+    } else {  // M_LMHEAD
+        float t = rb(v0);
+        if (a.mult != 1.0f) t = rb(t / a.mult);
+        a.y[b * a.units + u] = to_bf(t);
+        if (t > best_v || (t == best_v && u < best_i)) { best_v = t; best_i = u; }
+    }
+}
+
+template <int MODE, int NORM, int V>
+__device__ __forceinline__ void gemv_body(const GemvArgs& a) {
+    constexpr int RPU = RowsPerUnit<MODE>::value;
+    constexpr int ROWS = UPW * RPU;
+    constexpr int STEP = 32 * V;                     // columns a warp covers per step
+    const int lane = threadIdx.x & 31;
+    const long long gw = (long long)blockIdx.x * WARPS + (threadIdx.x >> 5);
+    const long long tw = (long long)gridDim.x * WARPS;
+    const long long K = a.K;
+    const long long groups = (a.units + UPW - 1) / UPW;
+    const int splits = a.splits;
+    const long long tasks = groups * splits;
+    const long long steps = (K + STEP - 1) / STEP;
+    const long long per_split = (steps + splits - 1) / splits;
+    const long long rows_total = a.units * RPU;
+
+    // 1. before the previous kernel is done: this warp's first tasks' weights into L2
+#if PREFETCH
+    if (V == 8) {
+        for (long long t = gw; t < tasks && t < gw + PREFETCH * tw; t += tw) {
+            const long long g = t / splits, s = t - g * splits;
+            const long long c0 = s * per_split * STEP;
+            long long c1 = c0 + per_split * STEP;
+            c1 = c1 < K ? c1 : K;
+            if (lane < ROWS && c0 < c1) {
+                long long u = g * UPW + lane / RPU;
+                u = u < a.units ? u : a.units - 1;
+                const long long row = unit_row<MODE>(a, u, lane % RPU);
+                prefetch_l2(a.w + row * K + c0, (unsigned int)((c1 - c0) * 2));
+            }
+        }
+    }
+#endif
+    pdl_wait();
+    pdl_launch_dependents();
+
+    // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2)
+    float inv[NB];
+    #pragma unroll
+    for (int b = 0; b < NB; ++b) inv[b] = 1.0f;
+    if (NORM) {
+        #pragma unroll
+        for (int b = 0; b < NB; ++b) {
+            float ss = 0.0f;
+            for (long long k = (long long)lane * V; k < K; k += STEP) {
+                const Vec<V> xv = load_x<V>(a.x + b * K + k, true);
+                #pragma unroll
+                for (int i = 0; i < V; ++i) ss = fmaf(xv.f[i], xv.f[i], ss);
+            }
+            ss = warp_sum(ss);
+            inv[b] = rsqrtf(ss / (float)K + a.eps);
+        }
+    }
+
+    float best_v = NEG_INF;   // LMHEAD: this lane's best logit (of activation row lane / UPW)
+    long long best_i = 0x7fffffffffffffffLL;
+
+    for (long long t = gw; t < tasks; t += tw) {
+        const long long g = t / splits, s = t - g * splits;
+        const long long k_begin = s * per_split * STEP;
+        long long k_end = k_begin + per_split * STEP;
+        k_end = k_end < K ? k_end : K;
+        const unsigned short* wr[ROWS];
+        #pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            long long u = g * UPW + r / RPU;
+            u = u < a.units ? u : a.units - 1;       // past the end: a valid row, its sum unused
+            wr[r] = a.w + unit_row<MODE>(a, u, r % RPU) * K;
+        }
+        float acc[NB][ROWS];
+        #pragma unroll
+        for (int b = 0; b < NB; ++b)
+            #pragma unroll
+            for (int r = 0; r < ROWS; ++r) acc[b][r] = 0.0f;
+
+        for (long long k0 = k_begin + (long long)lane * V; k0 < k_end; k0 += UNROLL * STEP) {
+            Raw<V> raw[UNROLL][ROWS];
+            #pragma unroll
+            for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
+                const long long k = k0 + i * STEP;
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+            }
+            #pragma unroll
+            for (int i = 0; i < UNROLL; ++i) {
+                const long long k = k0 + i * STEP;
+                const bool ok = k < k_end;
+                Vec<V> nwv;
+                if (NORM) nwv = load_x<V>(a.nw + k, ok);
+                #pragma unroll
+                for (int b = 0; b < NB; ++b) {
+                    Vec<V> xv = load_x<V>(a.x + b * K + k, ok);
+                    if (NORM) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
+                        #pragma unroll
+                        for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
+                    }
+                    #pragma unroll
+                    for (int r = 0; r < ROWS; ++r) {
+                        const Vec<V> wv = unpack_raw<V>(raw[i][r].w, raw[i][r].s);
+                        #pragma unroll
+                        for (int e = 0; e < V; ++e) acc[b][r] = fmaf(wv.f[e], xv.f[e], acc[b][r]);
+                    }
+                }
+            }
+        }
+        #pragma unroll
+        for (int b = 0; b < NB; ++b)
+            #pragma unroll
+            for (int r = 0; r < ROWS; ++r) acc[b][r] = warp_sum(acc[b][r]);
+
+        if (splits > 1) {  // write this range's sums; the group's last range finishes it
+            #pragma unroll
+            for (int b = 0; b < NB; ++b)
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) {
+                    const long long u = g * UPW + r / RPU;
+                    if (lane == ((b * ROWS + r) & 31) && u < a.units)
+                        a.part[(s * NB + b) * rows_total + unit_row<MODE>(a, u, r % RPU)] = acc[b][r];
+                }
+            __threadfence();
+            int last = 0;
+            if (lane == 0) last = atomicAdd(a.counters + g, 1) == splits - 1;
+            last = __shfl_sync(0xffffffffu, last, 0);
+            if (!last) continue;
+            __threadfence();
+            #pragma unroll
+            for (int b = 0; b < NB; ++b)
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) {
+                    long long u = g * UPW + r / RPU;
+                    u = u < a.units ? u : a.units - 1;
+                    const long long row = unit_row<MODE>(a, u, r % RPU);
+                    float sum = 0.0f;
+                    for (int q = 0; q < splits; ++q) sum += __ldcg(a.part + (q * NB + b) * rows_total + row);
+                    acc[b][r] = sum;
+                }
+            if (lane == 0) a.counters[g] = 0;       // ready for the next call
+        }
+        // lane b * UPW + i finishes unit i of activation row b
+        #pragma unroll
+        for (int b = 0; b < NB; ++b)
+            #pragma unroll
+            for (int i = 0; i < UPW; ++i) {
+                const long long u = g * UPW + i;
+                if (lane == b * UPW + i && u < a.units)
+                    epilogue<MODE>(a, b, u, acc[b][i * RPU], RPU == 2 ? acc[b][i * RPU + 1] : 0.0f, best_v, best_i);
+            }
+    }
+
+    if (MODE == M_LMHEAD) {  // the greedy token: per warp, then the grid's last warp over all warps
+        #pragma unroll
+        for (int o = 1; o < UPW; o <<= 1) {          // lanes b * UPW .. b * UPW + UPW - 1 hold row b's
+            const float ov = __shfl_xor_sync(0xffffffffu, best_v, o);
+            const long long oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+            if (ov > best_v || (ov == best_v && oi < best_i)) { best_v = ov; best_i = oi; }
+        }
+        if (lane < NB * UPW && lane % UPW == 0) {
+            a.amax_v[(lane / UPW) * tw + gw] = best_v;
+            a.amax_i[(lane / UPW) * tw + gw] = (int)(best_i > 0x7fffffff ? 0x7fffffff : best_i);
+        }
+        __threadfence();
+        int last = 0;
+        if (lane == 0) last = atomicAdd(a.counters + groups, 1) == tw - 1;
+        last = __shfl_sync(0xffffffffu, last, 0);
+        if (last) {
+            __threadfence();
+            for (int b = 0; b < NB; ++b) {
+                float bv = NEG_INF;
+                int bi = 0x7fffffff;
+                for (long long w = lane; w < tw; w += 32) {
+                    const float v = __ldcg(a.amax_v + b * tw + w);
+                    const int i = __ldcg(a.amax_i + b * tw + w);
+                    if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
+                }
+                #pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+                    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                    if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+                }
+                if (lane == 0) a.token[b] = bi;
+            }
+            if (lane == 0) a.counters[groups] = 0;
+        }
+    }
+}
+
+template <int MODE, int NORM>
+__device__ __forceinline__ void gemv_entry(const GemvArgs& a, int vec) {
+    if (vec) gemv_body<MODE, NORM, 8>(a);
+    else gemv_body<MODE, NORM, 1>(a);
+}
+
+__device__ __forceinline__ GemvArgs gemv_args() {
+    GemvArgs a;
+    a.x = 0; a.nw = 0; a.eps = 0.0f; a.w = 0; a.bias = 0; a.K = 0; a.units = 0; a.splits = 1;
+    a.part = 0; a.counters = 0; a.y = 0; a.res = 0; a.mult = 1.0f; a.H = 0; a.KVH = 0; a.D = 0; a.L = 0;
+    a.cos = 0; a.sin = 0; a.pos = 0; a.q = 0; a.kc = 0; a.vc = 0; a.amax_v = 0; a.amax_i = 0; a.token = 0;
+    return a;
+}
+
+// Copies a cache into the task's fresh output (functional form only; the engine appends in place).
+extern "C" __global__ void __launch_bounds__(256)
+copy_u16(const unsigned short* __restrict__ src, unsigned short* __restrict__ dst, long long n)
+{
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    const long long i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const bool aligned = ((reinterpret_cast<unsigned long long>(src) | reinterpret_cast<unsigned long long>(dst)) & 15) == 0;
+    const long long n8 = aligned ? n / 8 : 0;
+    const uint4* s8 = reinterpret_cast<const uint4*>(src);
+    uint4* d8 = reinterpret_cast<uint4*>(dst);
+    for (long long i = i0; i < n8; i += stride) d8[i] = s8[i];
+    for (long long i = n8 * 8 + i0; i < n; i += stride) dst[i] = src[i];
+}

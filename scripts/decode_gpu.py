@@ -1,0 +1,304 @@
+"""Issue 13 on one GPU, one command (scripts/decode_gpu.sh runs it; everything under $OUT).
+
+1. evaluate: every decode seed on its task with the evaluator (verified at every shape,
+   timed with the L2 flushed beside eager PyTorch = cuBLAS for the projections), recorded
+   in an archive; then the op-by-op slot tasks' first proposals, so the old path has kernels;
+2. sweep: each projection kernel at the shapes of all three models against F.linear
+   (cuBLAS), weights rotated over > 4x L2 so every call reads DRAM: time, GB/s, % of the
+   measured copy bandwidth; a few parameter settings where it matters;
+3. bench: the deploy bench for Llama-3.2-1B, prompts 128 and 512, 128 decode steps: the fused
+   path in a CUDA graph without and with PDL, the old tuned path, eager and torch.compile; the
+   parity contract against fp32; then Qwen2.5-1.5B and Granite-3.2-2B while time is left;
+4. profile: the fused path's kernels (with PDL) for Llama-3.2-1B.
+The slots bind this run's verified kernels without a second verification (the evaluator
+verified them minutes before; `autotuner deploy bench` re-verifies, which takes longer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = Path(os.environ.get("OUT", ROOT / "gpu-out"))
+BUDGET_S = float(os.environ.get("DECODE_BUDGET_S", 330))
+START = time.perf_counter()
+LOG = open(OUT / "decode_gpu.log", "a")  # noqa: SIM115
+
+
+def left() -> float:
+    return BUDGET_S - (time.perf_counter() - START)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+    LOG.write(text + "\n")
+    LOG.flush()
+
+
+SEEDS = {
+    "decode/gemv_qkv_bf16.py": "decode_gemv_qkv_bf16",
+    "decode/gemv_o_bf16.py": "decode_gemv_o_bf16",
+    "decode/gemv_gate_up_bf16.py": "decode_gemv_gate_up_bf16",
+    "decode/gemv_down_bf16.py": "decode_gemv_down_bf16",
+    "decode/gemv_lm_head_bf16.py": "decode_gemv_lm_head_bf16",
+    "decode/qkv_rope_append_bf16.py": "decode_qkv_rope_append_bf16",
+    "decode/o_residual_bf16.py": "decode_o_residual_bf16",
+    "decode/gate_up_silu_bf16.py": "decode_gate_up_silu_bf16",
+    "decode/down_residual_bf16.py": "decode_down_residual_bf16",
+    "decode/lm_head_argmax_bf16.py": "decode_lm_head_argmax_bf16",
+}
+
+
+def evaluate_all(archive, copy_gbps: float, which: str, reserve_s: float) -> dict:  # noqa: ANN001
+    """which: "engine" (the fused slot tasks and the old op slots' tasks) or "gemv" (the plain
+    projection tasks); stops while ``reserve_s`` seconds of the budget are left."""
+    from archive import KernelSpec
+    from autotuner.deploy.slots import OP_SLOTS, SLOT_TASKS
+    from autotuner.evaluator import EvalConfig, evaluate
+    from autotuner.tasks import load_task, suite_dir
+    from evolution.proposers.rules import translate
+    from evolution.proposers.seeds import seeds_for
+
+    config = EvalConfig(compile_baseline=False, trials=5, timing_calls=50)
+    results = {}
+    jobs = [(rel, (ROOT / "kernels" / "seeds" / f"{seed}.py").read_text(), "seed") for rel, seed in SEEDS.items()
+            if (which == "gemv") == ("/gemv_" in rel)]
+    for slot in OP_SLOTS if which == "engine" else ():  # the old path's kernels: the first rules translation, else the seed
+        rel = SLOT_TASKS[slot]["bfloat16"]
+        task = load_task(suite_dir() / rel)
+        proposals = translate(task, max_variants=1).proposals + seeds_for(task)
+        if proposals:
+            jobs.append((rel, proposals[0].source, proposals[0].proposer))
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "decode-gpu-candidates"
+    tmp.mkdir(parents=True, exist_ok=True)
+    say(f"\nevaluations ({which}):\n{'task':<34} {'verdict':<9} {'kernel ms':>9} {'cuBLAS/eager ms':>15} {'speedup':>7} {'GB/s':>7} {'% copy':>6}")
+    for rel, source, proposer in jobs:
+        if left() < reserve_s:
+            say(f"(evaluation stopped for time before {rel})")
+            break
+        task = load_task(suite_dir() / rel)
+        path = tmp / f"{task.name}.py"
+        path.write_text(source)
+        result = evaluate(task.path, path, config=config)
+        if result.verdict.value != "error":
+            archive.record(task, KernelSpec(source, proposer=proposer), result)
+        results[rel] = result
+        timed = result.timed
+        cand = timed.candidate.median_ms if timed and timed.candidate else None
+        eager = timed.eager.median_ms if timed and timed.eager else None
+        gbps = timed.bytes_moved / (cand * 1e-3) / 1e9 if timed and cand and timed.bytes_moved else None
+        say(f"{task.name:<34} {result.verdict.value:<9} {cand or float('nan'):>9.4f} {eager or float('nan'):>15.4f} "
+            f"{(eager / cand) if cand and eager else float('nan'):>7.2f} {gbps or float('nan'):>7.0f} "
+            f"{100 * gbps / copy_gbps if gbps else float('nan'):>6.1f}"
+            + ("" if result.accepted else f"  {result.stage.value}: {result.reason[:160]}"))
+        with open(OUT / "evals.jsonl", "a") as f:
+            f.write(json.dumps({"task": rel, "proposer": proposer, **result.to_json()}, default=str) + "\n")
+    return results
+
+
+def _seed_class(name: str) -> type:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"seed_{name}", ROOT / "kernels" / "seeds" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelNew
+
+
+def _time_rotating(fn, sets: list, calls: int = 40) -> float:  # noqa: ANN001
+    """Median ms of fn(*set) over rotating sets (each set's weights distinct: DRAM, not L2)."""
+    for s in sets[:3]:
+        fn(*s)
+    torch.cuda.synchronize()
+    times = []
+    for i in range(calls):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s = sets[i % len(sets)]
+        start.record()
+        fn(*s)
+        end.record()
+        times.append((start, end))
+    torch.cuda.synchronize()
+    return statistics.median(a.elapsed_time(b) for a, b in times)
+
+
+def sweep(copy_gbps: float, l2_bytes: int) -> None:
+    """Each projection at every model's shape: seed kernel vs F.linear (cuBLAS)."""
+    import torch.nn.functional as F
+
+    from autotuner.deploy.config import MODELS
+
+    plain = _seed_class("decode_gemv_o_bf16")
+    shapes = []
+    for cfg in MODELS.values():
+        rows_qkv = cfg.q_size + 2 * cfg.kv_size
+        shapes += [(cfg.name, "qkv", cfg.hidden_size, rows_qkv), (cfg.name, "o", cfg.q_size, cfg.hidden_size),
+                   (cfg.name, "gate_up", cfg.hidden_size, 2 * cfg.intermediate_size),
+                   (cfg.name, "down", cfg.intermediate_size, cfg.hidden_size), (cfg.name, "lm_head", cfg.hidden_size,
+                                                                                 cfg.vocab_size)]
+    variants = {"default": {}, "splitk1": {"SPLITK": 1}, "upw4": {"UPW": 4}, "unroll8": {"UNROLL": 8},
+                "nopf": {"PREFETCH": 0}, "occ8": {"OCC": 8}, "block256": {"BLOCK": 256}}
+    say(f"\n{'model':<15} {'proj':<8} {'K':>5} {'N':>6} {'MB':>6} {'cuBLAS us':>9} {'GB/s':>6} {'%':>5} "
+        + " ".join(f"{v + ' us':>11} {'%':>4}" for v in variants))
+    rows = []
+    for model, proj, k, n in shapes:
+        if left() < 270:
+            say("(sweep stopped for time)")
+            break
+        nbytes = k * n * 2
+        copies = max(2, -(-4 * l2_bytes // nbytes))
+        weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * k ** -0.5 for _ in range(min(copies, 40))]
+        x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16)
+        sets = [(x, w) for w in weights]
+        t_ref = _time_rotating(lambda x, w: F.linear(x, w), sets)
+        cells = []
+        line = {"model": model, "proj": proj, "K": k, "N": n, "bytes": nbytes, "cublas_ms": t_ref}
+        for vname, params in variants.items():
+            if vname != "default" and (proj == "lm_head" or left() < 285):
+                cells.append(f"{'-':>11} {'-':>4}")
+                continue
+            mods = []
+            for w in weights:
+                with torch.device("cuda"):
+                    m = plain(k, n, False, **params).to(torch.bfloat16)
+                m.weight = torch.nn.Parameter(w, requires_grad=False)
+                mods.append(m)
+            msets = [(m, x) for m in mods]
+            ref = F.linear(x, weights[0]).float()
+            got = mods[0](x).float()
+            err = float((got - ref).abs().max())
+            t = _time_rotating(lambda m, x: m(x), msets)
+            line[vname + "_ms"] = t
+            line[vname + "_err"] = err
+            cells.append(f"{1e3 * t:>11.1f} {100 * nbytes / (t * 1e-3) / 1e9 / copy_gbps:>4.0f}")
+        rows.append(line)
+        gb = nbytes / (t_ref * 1e-3) / 1e9
+        say(f"{model:<15} {proj:<8} {k:>5} {n:>6} {nbytes / 1e6:>6.1f} {1e3 * t_ref:>9.1f} {gb:>6.0f} "
+            f"{100 * gb / copy_gbps:>5.0f} " + " ".join(cells))
+        del weights, sets
+        torch.cuda.empty_cache()
+    with open(OUT / "sweep.json", "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: ANN001
+    from autotuner.cli.deploy_cmd import _speedups, _table
+    from autotuner.deploy import build_model, get_config, resolve_slots
+    from autotuner.deploy.bench import bench_model, check_parity_fp32, parity_fp32_line
+    from autotuner.evaluator.verdict import EvalResult
+
+    verified: dict[str, EvalResult] = {}
+
+    def this_run(task_path: Path, cand_path: Path, params: dict) -> EvalResult:  # noqa: ARG001
+        """This run's evaluation of the same task and source (no second verification)."""
+        from autotuner.evaluator.candidate import source_hash
+        from autotuner.tasks import load_task
+
+        key = load_task(task_path).name + ":" + source_hash(cand_path.read_text())
+        if key not in verified:  # not evaluated in this run: the full re-verification
+            from autotuner.deploy.resolve import evaluator_verifier
+
+            return evaluator_verifier(task_path, cand_path, params)
+        return verified[key]
+
+    from autotuner.evaluator.candidate import source_hash
+    from autotuner.tasks import load_task, suite_dir
+
+    for line in (OUT / "evals.jsonl").read_text().splitlines() if (OUT / "evals.jsonl").is_file() else []:
+        data = json.loads(line)
+        task = load_task(suite_dir() / data.pop("task"))
+        data.pop("proposer")
+        result = EvalResult.from_json(data)
+        src_path = Path(os.environ.get("TMPDIR", "/tmp")) / "decode-gpu-candidates" / f"{task.name}.py"
+        verified[task.name + ":" + source_hash(src_path.read_text())] = result
+
+    rows, all_rows = [], []
+    plan = {"llama": [("llama-3.2-1b", [128, 512], ["fused+graph+pdl", "fused+graph", "tuned+graph", "eager",
+                                                    "compile"], 3)],
+            "others": [("qwen2.5-1.5b", [128], ["fused+graph+pdl", "fused+graph", "tuned+graph", "compile"], 2),
+                       ("granite-3.2-2b", [128], ["fused+graph+pdl", "fused+graph", "tuned+graph", "compile"], 2)]}[which]
+    for name, prompts, modes, repeats in plan:
+        if left() < 60:
+            say(f"(bench stopped for time before {name})")
+            break
+        cfg = get_config(name)
+        slots = resolve_slots(archive, "bfloat16", cfg, verifier=this_run, record=False)
+        say(f"\n{name} slots:")
+        for slot, text in slots.report().items():
+            say(f"  {slot:<17} {text[:150]}")
+        model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=slots)
+        rows = []
+        for mode in modes:
+            need = 100 if mode == "compile" else 20
+            if left() < need:
+                say(f"(skipped {name} {mode} for time)")
+                continue
+            try:
+                rows += bench_model(model, slots, prompts, 128, 1, repeats, copy_gbps, modes=[mode])
+            except Exception as exc:  # noqa: BLE001 - one mode failing must not lose the others
+                say(f"{name} {mode}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+        say(_table(rows))
+        for line in _speedups(rows):
+            say(line)
+        all_rows += rows
+        if left() > 30:
+            try:
+                report = check_parity_fp32(model, slots, paths=("fused+graph", "fused+graph+pdl"), steps=32)
+                for path in ("fused+graph", "fused+graph+pdl"):
+                    say(parity_fp32_line(name, path, report[path], report["bf16"]["max_err"]))
+            except Exception as exc:  # noqa: BLE001
+                say(f"parity {name}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+        if name == "llama-3.2-1b" and left() > 40:
+            from autotuner.deploy.bench import cache_positions
+            from autotuner.deploy.profile import format_profile, profile_decode
+
+            model.setup_caches(1, cache_positions(512 + 16 + 8))
+            for pdl in (True, False):
+                found = profile_decode(model, 512, 16, fused=True, pdl=pdl)
+                text = format_profile(found, copy_gbps, top=14)
+                say(f"\nprofile (fused path, PDL {'on' if pdl else 'off'} in the graph step):\n{text}")
+        del model
+        torch.cuda.empty_cache()
+    with open(OUT / "bench.json", "a") as f:
+        json.dump([r.__dict__ for r in all_rows], f, indent=1)
+
+
+def main() -> int:
+    from archive import Archive
+    from autotuner.evaluator.roofline import cached_peaks
+    from autotuner.runtime.compile import cache_root
+    from autotuner.runtime.device import device_facts
+
+    facts = device_facts(0)
+    copy_gbps = cached_peaks(cache_root(), facts.driver).copy_gbps
+    say(f"{facts.gpu_name}, {facts.sm_count} SMs, L2 {facts.l2_bytes / 2**20:.0f} MiB, copy bandwidth {copy_gbps:,.0f} GB/s; "
+        f"torch {facts.torch_version}, CuPy {facts.cupy_version}")
+    db = Path(os.environ.get("TMPDIR", "/tmp")) / "decode-gpu.db"
+    with Archive.open(f"sqlite:///{db}") as archive:
+        for name, fn in (("sweep", lambda: sweep(copy_gbps, facts.l2_bytes)),
+                         ("engine evaluations", lambda: evaluate_all(archive, copy_gbps, "engine", 170)),
+                         ("llama bench", lambda: bench_and_parity(archive, copy_gbps, "llama")),
+                         ("gemv evaluations", lambda: evaluate_all(archive, copy_gbps, "gemv", 40)),
+                         ("qwen / granite bench", lambda: bench_and_parity(archive, copy_gbps, "others"))):
+            phase = time.perf_counter()
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - report and go on to the next phase
+                import traceback
+
+                say(f"{name}: FAILED {type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}")
+            say(f"({name}: {time.perf_counter() - phase:.0f} s, {left():.0f} s of the budget left)")
+    say(f"(total {time.perf_counter() - START:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Write the decode seeds (kernels/seeds/decode_*.py) from one CUDA core.
+
+A candidate is one self-contained module (it may import only torch and the runtime), so every
+decode seed carries the matrix-vector core of ``kernels/seeds/decode_gemv_core.cu`` in its
+source, with the entry kernel and the launch code of its task. Edit the core or the templates
+here, then run ``python scripts/gen_decode_seeds.py``; ``tests/unit/test_decode_seeds.py``
+fails while a seed is out of date (``--check`` says which).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "kernels" / "seeds"
+CORE = SEEDS / "decode_gemv_core.cu"
+
+# The entry kernels (extern "C": the runtime reads their signatures from the source).
+ENTRIES = {
+    "plain": r'''
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
+         const unsigned short* __restrict__ bias, unsigned short* __restrict__ y, float* __restrict__ part,
+         int* __restrict__ counters, long long K, long long N, int splits, int has_bias, int vec)
+{
+    GemvArgs a = gemv_args();
+    a.x = x; a.w = w; a.bias = has_bias ? bias : 0; a.y = y; a.part = part; a.counters = counters;
+    a.K = K; a.units = N; a.splits = splits;
+    gemv_entry<M_PLAIN, 0>(a, vec);
+}
+''',
+    "resid": r'''
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
+                  const unsigned short* __restrict__ res, unsigned short* __restrict__ y, float* __restrict__ part,
+                  int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec)
+{
+    GemvArgs a = gemv_args();
+    a.x = x; a.w = w; a.res = res; a.y = y; a.part = part; a.counters = counters;
+    a.K = K; a.units = N; a.splits = splits; a.mult = mult;
+    gemv_entry<M_RESID, 0>(a, vec);
+}
+''',
+    "silu": r'''
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+dec_norm_gate_up_silu(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
+                      const unsigned short* __restrict__ w, unsigned short* __restrict__ y, float* __restrict__ part,
+                      int* __restrict__ counters, float eps, long long K, long long I, int splits, int vec)
+{
+    GemvArgs a = gemv_args();
+    a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.y = y; a.part = part; a.counters = counters;
+    a.K = K; a.units = I; a.splits = splits;
+    gemv_entry<M_SILU, 1>(a, vec);
+}
+''',
+    "qkv": r'''
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
+                         const unsigned short* __restrict__ w, const unsigned short* __restrict__ bias,
+                         const unsigned short* __restrict__ cos, const unsigned short* __restrict__ sin,
+                         const long long* __restrict__ pos, unsigned short* __restrict__ q,
+                         unsigned short* __restrict__ kc, unsigned short* __restrict__ vc, float* __restrict__ part,
+                         int* __restrict__ counters, float eps, long long K, int H, int KVH, int D, long long L,
+                         int splits, int has_bias, int vec)
+{
+    GemvArgs a = gemv_args();
+    a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.bias = has_bias ? bias : 0; a.cos = cos; a.sin = sin; a.pos = pos;
+    a.q = q; a.kc = kc; a.vc = vc; a.part = part; a.counters = counters;
+    a.K = K; a.H = H; a.KVH = KVH; a.D = D; a.L = L; a.units = (long long)(H + 2 * KVH) * (D / 2); a.splits = splits;
+    gemv_entry<M_QKV, 1>(a, vec);
+}
+''',
+    "lmhead": r'''
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
+                        const unsigned short* __restrict__ w, unsigned short* __restrict__ y, float* __restrict__ part,
+                        int* __restrict__ counters, float* __restrict__ amax_v, int* __restrict__ amax_i,
+                        long long* __restrict__ token, float eps, long long K, long long V, int splits, float scaling,
+                        int vec)
+{
+    GemvArgs a = gemv_args();
+    a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.y = y; a.part = part; a.counters = counters;
+    a.amax_v = amax_v; a.amax_i = amax_i; a.token = token;
+    a.K = K; a.units = V; a.splits = splits; a.mult = scaling;
+    gemv_entry<M_LMHEAD, 1>(a, vec);
+}
+''',
+}
+
+# Launch code shared by every decode seed (the part of ModelNew that is not the task's).
+HOST = r'''
+PARAMS = {"UPW": [1, 2, 4], "UNROLL": [2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8], "SPLITK": [0, 1, 2, 4],
+          "PREFETCH": [0, 1, 2]}
+
+
+def _plan(units, k, vec, upw, warps, occ, splitk, sms):
+    """(K ranges, blocks, unit groups): groups of UPW units, SPLITK ranges of K (0: enough to
+    fill every resident warp while each range keeps >= 4 steps), a grid of at most OCC blocks
+    per SM whose warps stride over the (group, range) tasks."""
+    step = 256 if vec else 32
+    steps = max(1, -(-k // step))
+    groups = -(-units // upw)
+    cap = sms * occ * warps
+    if splitk == 0:
+        splits = 1
+        while groups * splits * 2 <= cap and steps >= 8 * splits:
+            splits *= 2
+    else:
+        splits = max(1, min(splitk, steps))
+    per = -(-steps // splits)
+    splits = -(-steps // per)  # no empty ranges
+    blocks = max(1, min(-(-groups * splits // warps), sms * occ))
+    return splits, blocks, groups
+
+
+class _Launcher:
+    """Compiled modules per batch size, the arrival counters and the launch plan."""
+
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH):
+        assert BLOCK % 32 == 0
+        self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
+        self.modules = {}
+        self.counters = None
+        self.sms = None
+
+    def module(self, nb):
+        if nb not in self.modules:
+            self.modules[nb] = compile_module(SOURCE, defines={"NB": nb, "UPW": self.upw, "UNROLL": self.unroll,
+                                                               "WARPS": self.warps, "PREFETCH": self.prefetch})
+        return self.modules[nb]
+
+    def plan(self, units, k, vec, device):
+        if self.sms is None:
+            self.sms = torch.cuda.get_device_properties(device).multi_processor_count
+        splits, blocks, groups = _plan(units, k, vec, self.upw, self.warps, self.occ, self.splitk, self.sms)
+        if self.counters is None or self.counters.numel() < groups + 1 or self.counters.device != device:
+            self.counters = torch.zeros(groups + 1, dtype=torch.int32, device=device)  # reset by the kernel
+        return splits, blocks
+
+    def part(self, splits, nb, rows, device):
+        return torch.empty(splits * nb * rows if splits > 1 else 1, dtype=torch.float32, device=device)
+
+    def launch(self, nb, name, blocks, args):
+        pdl_launch(self.module(nb), name, grid=(blocks,), block=(self.warps * 32,), args=args)
+
+
+def _vec(k, *tensors):
+    return int(k % 8 == 0 and all(t.data_ptr() % 16 == 0 for t in tensors))
+'''
+
+MODELS = {
+    "plain": r'''
+class ModelNew(nn.Module):
+    def __init__(self, in_features, out_features, bias, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+
+    def forward(self, x):
+        nb, k = x.shape
+        n = self.weight.shape[0]
+        assert x.is_contiguous() and self.weight.is_contiguous() and 1 <= nb <= 8 and self.weight.shape[1] == k
+        y = torch.empty(nb, n, dtype=x.dtype, device=x.device)
+        vec = _vec(k, x, self.weight)
+        splits, blocks = self.run.plan(n, k, vec, x.device)
+        bias = self.bias if self.bias is not None else self.weight
+        self.run.launch(nb, "dec_gemv", blocks, (x, self.weight, bias, y, self.run.part(splits, nb, n, x.device),
+                                                  self.run.counters, k, n, splits, int(self.bias is not None), vec))
+        return y
+''',
+    "resid": r'''
+class ModelNew(nn.Module):
+    def __init__(self, in_features, out_features, multiplier, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+        super().__init__()
+        self.multiplier = float(multiplier)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+
+    def forward(self, x, residual):
+        nb, k = x.shape
+        n = self.weight.shape[0]
+        assert x.is_contiguous() and residual.is_contiguous() and self.weight.is_contiguous()
+        assert 1 <= nb <= 8 and self.weight.shape[1] == k and residual.shape == (nb, n)
+        y = torch.empty(nb, n, dtype=x.dtype, device=x.device)
+        vec = _vec(k, x, self.weight)
+        splits, blocks = self.run.plan(n, k, vec, x.device)
+        self.run.launch(nb, "dec_gemv_residual", blocks, (x, self.weight, residual, y,
+                                                           self.run.part(splits, nb, n, x.device), self.run.counters,
+                                                           k, n, splits, self.multiplier, vec))
+        return y
+''',
+    "silu": r'''
+class ModelNew(nn.Module):
+    def __init__(self, hidden, intermediate, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+        super().__init__()
+        self.intermediate, self.eps = intermediate, float(eps)
+        self.norm_weight = nn.Parameter(torch.empty(hidden))
+        self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+
+    def forward(self, x):
+        nb, k = x.shape
+        inter = self.intermediate
+        assert x.is_contiguous() and self.weight.is_contiguous() and 1 <= nb <= 8
+        assert self.weight.shape == (2 * inter, k) and self.norm_weight.shape == (k,)
+        y = torch.empty(nb, inter, dtype=x.dtype, device=x.device)
+        vec = _vec(k, x, self.weight, self.norm_weight)
+        splits, blocks = self.run.plan(inter, k, vec, x.device)
+        self.run.launch(nb, "dec_norm_gate_up_silu", blocks, (x, self.norm_weight, self.weight, y,
+                                                               self.run.part(splits, nb, 2 * inter, x.device),
+                                                               self.run.counters, self.eps, k, inter, splits, vec))
+        return y
+''',
+    "qkv": r'''
+class ModelNew(nn.Module):
+    def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0,
+                 PREFETCH=1):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
+        rows = (heads + 2 * kv_heads) * head_dim
+        self.norm_weight = nn.Parameter(torch.empty(hidden))
+        self.weight = nn.Parameter(torch.empty(rows, hidden))
+        self.bias = nn.Parameter(torch.empty(rows)) if bias else None
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+
+    def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
+        """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
+        task's functional form), or ``k_cache`` / ``v_cache`` themselves with ``inplace``."""
+        nb, k = x.shape
+        h, kvh, d = self.heads, self.kv_heads, self.head_dim
+        length = k_cache.shape[2]
+        assert all(t.is_contiguous() for t in (x, cos, sin, k_cache, v_cache, pos)) and 1 <= nb <= 8
+        assert k_cache.shape == v_cache.shape == (nb, kvh, length, d) and cos.shape == sin.shape == (length, d)
+        assert pos.dtype == torch.int64 and pos.numel() == 1 and d % 2 == 0
+        q = torch.empty(nb, h, d, dtype=x.dtype, device=x.device)
+        if inplace:
+            kc, vc = k_cache, v_cache
+        else:
+            kc, vc = torch.empty_like(k_cache), torch.empty_like(v_cache)
+            copy = self.run.module(nb)
+            for src, dst in ((k_cache, kc), (v_cache, vc)):
+                n = src.numel()
+                copy.launch("copy_u16", grid=(max(1, min(-(-n // 2048), 1024)),), block=(256,), args=(src, dst, n))
+        units = (h + 2 * kvh) * (d // 2)
+        vec = _vec(k, x, self.weight, self.norm_weight)
+        splits, blocks = self.run.plan(units, k, vec, x.device)
+        bias = self.bias if self.bias is not None else self.weight
+        self.run.launch(nb, "dec_norm_qkv_rope_append", blocks,
+                        (x, self.norm_weight, self.weight, bias, cos, sin, pos, q, kc, vc,
+                         self.run.part(splits, nb, 2 * units, x.device), self.run.counters, self.eps, k, h, kvh, d,
+                         length, splits, int(self.bias is not None), vec))
+        return q, kc, vc
+''',
+    "lmhead": r'''
+class ModelNew(nn.Module):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+        super().__init__()
+        self.eps, self.scaling = float(eps), float(logits_scaling)
+        self.norm_weight = nn.Parameter(torch.empty(hidden))
+        self.weight = nn.Parameter(torch.empty(vocab, hidden))
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+
+    def forward(self, x):
+        nb, k = x.shape
+        vocab = self.weight.shape[0]
+        assert x.is_contiguous() and self.weight.is_contiguous() and 1 <= nb <= 8 and self.weight.shape[1] == k
+        logits = torch.empty(nb, vocab, dtype=x.dtype, device=x.device)
+        token = torch.empty(nb, dtype=torch.int64, device=x.device)
+        vec = _vec(k, x, self.weight, self.norm_weight)
+        splits, blocks = self.run.plan(vocab, k, vec, x.device)
+        warps = blocks * self.run.warps
+        amax_v = torch.empty(nb * warps, dtype=torch.float32, device=x.device)
+        amax_i = torch.empty(nb * warps, dtype=torch.int32, device=x.device)
+        self.run.launch(nb, "dec_norm_lm_head_argmax", blocks,
+                        (x, self.norm_weight, self.weight, logits, self.run.part(splits, nb, vocab, x.device),
+                         self.run.counters, amax_v, amax_i, token, self.eps, k, vocab, splits, self.scaling, vec))
+        return logits, token
+''',
+}
+
+DOCS = {
+    "plain": "y = x W^T (+ b) for bf16 W [N, K] at decode batch sizes (1 to 8)",
+    "resid": "the new residual stream, residual + (x W^T) * multiplier, in one pass over W",
+    "silu": "RMSNorm, the fused gate/up projection and SiLU(gate) * up in one pass over W",
+    "qkv": "RMSNorm, the fused q/k/v projection, the rotary embedding and the KV-cache append in one pass",
+    "lmhead": "the final RMSNorm, the LM head and the greedy token (argmax) in one pass over the head",
+}
+
+# seed file -> (task, kind)
+SEED_TASKS = {
+    "decode_gemv_qkv_bf16": ("decode/gemv_qkv_bf16.py", "plain"),
+    "decode_gemv_o_bf16": ("decode/gemv_o_bf16.py", "plain"),
+    "decode_gemv_gate_up_bf16": ("decode/gemv_gate_up_bf16.py", "plain"),
+    "decode_gemv_down_bf16": ("decode/gemv_down_bf16.py", "plain"),
+    "decode_gemv_lm_head_bf16": ("decode/gemv_lm_head_bf16.py", "plain"),
+    "decode_o_residual_bf16": ("decode/o_residual_bf16.py", "resid"),
+    "decode_down_residual_bf16": ("decode/down_residual_bf16.py", "resid"),
+    "decode_gate_up_silu_bf16": ("decode/gate_up_silu_bf16.py", "silu"),
+    "decode_qkv_rope_append_bf16": ("decode/qkv_rope_append_bf16.py", "qkv"),
+    "decode_lm_head_argmax_bf16": ("decode/lm_head_argmax_bf16.py", "lmhead"),
+}
+
+
+def render(name: str) -> str:
+    task, kind = SEED_TASKS[name]
+    core = CORE.read_text()
+    source = core + ENTRIES[kind]
+    assert "'''" not in source
+    return (f'"""Decode seed: {DOCS[kind]}.\n\n'
+            "Generated by scripts/gen_decode_seeds.py from kernels/seeds/decode_gemv_core.cu (edit those,\n"
+            "not this file). Weight rows are streamed in 16-byte vectors with several in flight per lane,\n"
+            "fp32 accumulation, the epilogue fused; PARAMS: units per warp, steps in flight, threads per\n"
+            "block, blocks per SM, K ranges (0: chosen from the shapes) and L2 prefetch depth before\n"
+            'the programmatic-dependent-launch wait.\n"""\n'
+            f"# TASK: kernels/tasks/{task}\n\n"
+            "import torch\nimport torch.nn as nn\nfrom autotuner.runtime import compile_module, pdl_launch\n\n"
+            f"SOURCE = r'''\n{source}'''\n" + HOST + MODELS[kind])
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name in SEED_TASKS:
+        path = SEEDS / f"{name}.py"
+        text = render(name)
+        if path.is_file() and path.read_text() == text:
+            continue
+        stale.append(path.name)
+        if not check:
+            path.write_text(text)
+    if check and stale:
+        print("out of date: " + ", ".join(stale) + " (run python scripts/gen_decode_seeds.py)")
+        return 1
+    if not check:
+        print(f"wrote {len(stale)} seed(s)" if stale else "seeds up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,161 @@
+"""The fused decode path (autotuner/deploy/fused.py) on the CPU.
+
+* with every fused slot unbound it computes exactly what the op-by-op engine computes
+  (Llama, Qwen with q/k/v biases, Granite with its multipliers), writing the same caches;
+* with the decode seeds bound (run on the CPU emulator), its logits stay within bf16
+  tolerance of the PyTorch path and the kernels read the engine's own weights and caches;
+* the probes of the fused slots at the engine's dims;
+* the bench's fused modes and the CLI's choices.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from autotuner.deploy import GRANITE_3_2_2B, LLAMA_3_2_1B, QWEN_2_5_1_5B, Slots, build_model, generate, tiny_config
+from autotuner.deploy.fused import fused_forward, fused_step
+from autotuner.deploy.generate import eager_step, static_step
+from autotuner.deploy.slots import FUSED_SLOTS, SLOT_NAMES, SlotBinding, probe_inputs
+from autotuner.evaluator.compare import compare_outputs, tolerances_for
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = {
+    "llama": tiny_config(LLAMA_3_2_1B),
+    "qwen": tiny_config(QWEN_2_5_1_5B),
+    "granite": tiny_config(GRANITE_3_2_2B, attention_multiplier=0.25),
+}
+
+
+def _model(cfg, slots=None, batch=2, max_seq=64):
+    model = build_model(cfg, dtype=torch.bfloat16, device="cpu", slots=slots)
+    model.setup_caches(batch, max_seq)
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_unbound_fused_path_is_the_op_by_op_engine(name: str) -> None:
+    cfg = CONFIGS[name]
+    prompt = torch.randint(0, cfg.vocab_size, (2, 7), generator=torch.Generator().manual_seed(3))
+    ref_model, fused_model = _model(cfg), _model(cfg)
+    ref = generate(ref_model, prompt, 12, step=static_step(ref_model), keep_logits=True)
+    out = generate(fused_model, prompt, 12, step=fused_step(fused_model), keep_logits=True)
+    assert torch.equal(ref.tokens, out.tokens)
+    for a, b in zip(ref.logits, out.logits):
+        assert torch.equal(a, b)
+    for la, lb in zip(ref_model.layers, fused_model.layers):
+        assert torch.equal(la.attention.kv_cache.k_cache, lb.attention.kv_cache.k_cache)
+        assert torch.equal(la.attention.kv_cache.v_cache, lb.attention.kv_cache.v_cache)
+
+
+def test_fused_forward_returns_the_greedy_token() -> None:
+    cfg = CONFIGS["llama"]
+    model = _model(cfg)
+    logits, token = fused_forward(model, torch.tensor([[5], [9]]), torch.tensor([0]))
+    assert logits.shape == (2, cfg.vocab_size) and torch.equal(token, logits.argmax(-1))
+
+
+def test_the_fused_slots_are_slots_with_tasks() -> None:
+    from autotuner.deploy.resolve import suite_task
+    from autotuner.deploy.slots import SLOT_TASKS
+
+    assert set(FUSED_SLOTS) <= set(SLOT_NAMES)
+    for slot in FUSED_SLOTS:
+        assert suite_task(SLOT_TASKS[slot]["bfloat16"]).is_file()
+    report = Slots.pytorch().report()
+    assert all(report[s].startswith("pytorch") for s in FUSED_SLOTS)
+
+
+# ---- the seeds bound, on the CPU emulator ---------------------------------------------------
+
+EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1}
+SEED_FOR_SLOT = {
+    "qkv_rope_append": "decode_qkv_rope_append_bf16",
+    "o_residual": "decode_o_residual_bf16",
+    "gate_up_silu": "decode_gate_up_silu_bf16",
+    "down_residual": "decode_down_residual_bf16",
+    "lm_head_argmax": "decode_lm_head_argmax_bf16",
+}
+
+
+@pytest.fixture
+def emulated_seeds(monkeypatch: pytest.MonkeyPatch):
+    sys.path.insert(0, str(ROOT / "tests" / "unit" / "rules"))
+    import cuda_emu
+
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    import autotuner.runtime
+
+    monkeypatch.setattr(autotuner.runtime, "compile_module", cuda_emu.compile_module)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a, **k: types.SimpleNamespace(multi_processor_count=2))
+    classes = {}
+    for slot, seed in SEED_FOR_SLOT.items():
+        spec = importlib.util.spec_from_file_location(f"emu_{seed}", ROOT / "kernels" / "seeds" / f"{seed}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        classes[slot] = module.ModelNew
+    return classes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["llama", "qwen", "granite"])
+def test_fused_path_with_emulated_seeds_matches_pytorch(name: str, emulated_seeds) -> None:
+    cfg = CONFIGS[name]
+    bindings = {slot: SlotBinding(slot, model_new=cls, params=dict(EMU_PARAMS)) for slot, cls in emulated_seeds.items()}
+    tuned = Slots(bindings)
+    prompt = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(11))
+    ref_model, model = _model(cfg, max_seq=32), _model(cfg, slots=tuned, max_seq=32)
+    ref = generate(ref_model, prompt, 4, step=eager_step(ref_model), keep_logits=True)
+    out = generate(model, prompt, 4, step=fused_step(model), keep_logits=True)
+    tol = tolerances_for("bfloat16")
+    for step, (a, b) in enumerate(zip(ref.logits, out.logits)):
+        verdict = compare_outputs(b, a, tol)
+        assert verdict.ok, f"step {step}: {verdict.reason}"
+    assert torch.equal(ref.tokens[:, :2], out.tokens[:, :2])
+    # one kernel module per layer and slot, holding the engine's own tensors (no copies)
+    instances = [m for _, m in tuned._instances.values()]
+    assert len(instances) == 4 * cfg.num_layers + 1
+    wqkv = model.layers[0].attention.wqkv.weight
+    assert any(getattr(m, "weight", None) is not None and m.weight.data_ptr() == wqkv.data_ptr() for m in instances)
+    # the caches were appended in place by the kernel, as PyTorch appends them
+    written = 5 + 3  # prompt positions, then one per decode step that ran
+    for la, lb in zip(ref_model.layers, model.layers):
+        ka, kb = la.attention.kv_cache.k_cache[:, :, :written], lb.attention.kv_cache.k_cache[:, :, :written]
+        assert compare_outputs(kb, ka, tol).ok
+
+
+@pytest.mark.parametrize("slot", FUSED_SLOTS)
+def test_fused_probes_run_at_the_engine_dims(slot: str) -> None:
+    cfg = CONFIGS["qwen"]
+    gen = torch.Generator().manual_seed(0)
+    for tokens in (1, 7):
+        run, reference = probe_inputs(slot, cfg, tokens, torch.bfloat16, torch.device("cpu"), gen)
+        out, ref = run(Slots.pytorch()), reference()
+        assert compare_outputs(out, ref, tolerances_for("bfloat16")).ok
+
+
+def test_bench_knows_the_fused_modes() -> None:
+    from autotuner.cli.deploy_cmd import BENCH_MODES
+    from autotuner.deploy.bench import ALL_MODES, FUSED_MODES, MODES, _Mode
+
+    assert BENCH_MODES == MODES and set(FUSED_MODES) <= set(ALL_MODES)
+    model = _model(CONFIGS["llama"])
+    step = _Mode(model, Slots.pytorch(), "fused").step()
+    assert step(torch.tensor([[1], [2]]), 0).shape == (2, CONFIGS["llama"].vocab_size)
+
+
+def test_parity_contract_check_on_cpu() -> None:
+    from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
+
+    model = _model(CONFIGS["granite"], batch=1, max_seq=64)
+    report = check_parity_fp32(model, Slots.pytorch(), paths=("fused",), steps=8)
+    assert report["fused"]["max_err"] == report["bf16"]["max_err"]  # unbound: the same arithmetic
+    assert report["fused"]["ok_error"] and report["fused"]["ok_tokens"]
+    assert parity_fp32_line("g", "fused", report["fused"], report["bf16"]["max_err"]).endswith(": OK")

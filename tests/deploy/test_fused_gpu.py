@@ -1,0 +1,119 @@
+"""The decode seeds and the fused path on the GPU.
+
+* every decode seed against its task's reference at every shape of the task (fresh inputs,
+  poisoned outputs), launched plainly and with programmatic dependent launch inside a CUDA
+  graph (same bits);
+* the fused path with the seeds bound, for Llama, Qwen and Granite shapes (small widths, the
+  real head layouts and multipliers): the issue's parity contract against an fp32 run
+  (``bench.check_parity_fp32``), with and without PDL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from autotuner.deploy import GRANITE_3_2_2B, LLAMA_3_2_1B, QWEN_2_5_1_5B, Slots, build_model, tiny_config
+from autotuner.deploy.slots import SlotBinding
+
+pytestmark = [pytest.mark.gpu]
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = {
+    "decode_gemv_qkv_bf16": "decode/gemv_qkv_bf16.py",
+    "decode_gemv_o_bf16": "decode/gemv_o_bf16.py",
+    "decode_gemv_gate_up_bf16": "decode/gemv_gate_up_bf16.py",
+    "decode_gemv_down_bf16": "decode/gemv_down_bf16.py",
+    "decode_gemv_lm_head_bf16": "decode/gemv_lm_head_bf16.py",
+    "decode_o_residual_bf16": "decode/o_residual_bf16.py",
+    "decode_down_residual_bf16": "decode/down_residual_bf16.py",
+    "decode_gate_up_silu_bf16": "decode/gate_up_silu_bf16.py",
+    "decode_qkv_rope_append_bf16": "decode/qkv_rope_append_bf16.py",
+    "decode_lm_head_argmax_bf16": "decode/lm_head_argmax_bf16.py",
+}
+SLOT_SEEDS = {
+    "qkv_rope_append": "decode_qkv_rope_append_bf16",
+    "o_residual": "decode_o_residual_bf16",
+    "gate_up_silu": "decode_gate_up_silu_bf16",
+    "down_residual": "decode_down_residual_bf16",
+    "lm_head_argmax": "decode_lm_head_argmax_bf16",
+}
+
+
+def seed_class(name: str) -> type:
+    spec = importlib.util.spec_from_file_location(f"seed_{name}", ROOT / "kernels" / "seeds" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelNew
+
+
+def seed_slots() -> Slots:
+    """The fused slots bound to the seeds at their default parameters (no archive)."""
+    return Slots({slot: SlotBinding(slot, "seed, bound directly by the test", task=seed, model_new=seed_class(seed))
+                  for slot, seed in SLOT_SEEDS.items()})
+
+
+CONFIGS = {
+    "llama": tiny_config(LLAMA_3_2_1B, hidden_size=512, num_layers=3, num_heads=8, num_kv_heads=2, head_dim=64,
+                         intermediate_size=1536, vocab_size=4096),
+    "qwen": tiny_config(QWEN_2_5_1_5B, hidden_size=384, num_layers=3, num_heads=3, num_kv_heads=1, head_dim=128,
+                        intermediate_size=1120, vocab_size=4099),
+    "granite": tiny_config(GRANITE_3_2_2B, hidden_size=512, num_layers=3, num_heads=8, num_kv_heads=2, head_dim=64,
+                           intermediate_size=1536, vocab_size=3001, attention_multiplier=0.125),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_fused_path_parity_against_fp32(name: str) -> None:
+    from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
+
+    slots = seed_slots()
+    model = build_model(CONFIGS[name], dtype=torch.bfloat16, device="cuda", slots=slots)
+    model.setup_caches(1, 128)
+    report = check_parity_fp32(model, slots, paths=("fused", "fused+graph", "fused+graph+pdl"), steps=24)
+    lines = [parity_fp32_line(name, p, report[p], report["bf16"]["max_err"]) for p in ("fused", "fused+graph",
+                                                                                      "fused+graph+pdl")]
+    print("\n".join(lines))
+    for path in ("fused", "fused+graph", "fused+graph+pdl"):
+        assert report[path]["ok_error"] and report[path]["ok_tokens"], lines
+    assert all(slots.bound(s) for s in SLOT_SEEDS)
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_decode_seed_matches_its_task_on_every_shape(name: str) -> None:
+    from autotuner.evaluator.compare import compare_outputs, tolerances_for
+    from autotuner.evaluator.inputs import clone_inputs, make_candidate, make_inputs, make_reference
+    from autotuner.evaluator.watch import OpWatch
+    from autotuner.runtime import pdl_enabled
+    from autotuner.tasks import load_task, suite_dir
+
+    task = load_task(suite_dir() / SEEDS[name])
+    cls = seed_class(name)
+    tol = tolerances_for(task.dtype, task.tolerance)
+    for shape in task.shapes:
+        for law in ("task", "signed"):
+            reference = make_reference(task, shape, 7, device="cuda")
+            candidate, _ = make_candidate(task, shape, 7, cls, {}, reference, device="cuda")
+            inputs = make_inputs(task, shape, 11, law, device="cuda")
+            with torch.no_grad():
+                ref = reference(*inputs)
+                with OpWatch(task.policy) as watch:
+                    out = candidate(*clone_inputs(inputs))
+                assert not watch.forbidden, watch.forbidden
+                verdict = compare_outputs(out, ref, tol)
+                assert verdict.ok, f"{shape.name} ({law}): {verdict.reason}"
+                # the same call captured in a graph with PDL on: same bits
+                mine = clone_inputs(inputs)
+                graph = torch.cuda.CUDAGraph()
+                candidate(*mine)
+                torch.cuda.synchronize()
+                with pdl_enabled(True), torch.cuda.graph(graph):
+                    again = candidate(*mine)
+                graph.replay()
+                torch.cuda.synchronize()
+                outs = out if isinstance(out, tuple) else (out,)
+                agains = again if isinstance(again, tuple) else (again,)
+                for a, b in zip(outs, agains):
+                    assert torch.equal(a, b), f"{shape.name}: PDL graph replay differs"

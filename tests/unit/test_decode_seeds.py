@@ -1,0 +1,141 @@
+"""The decode matrix-vector seeds (kernels/seeds/decode_*.py) and their tasks.
+
+* generated from one core and up to date (scripts/gen_decode_seeds.py);
+* numerics on the CPU emulator (tests/unit/rules/cuda_emu.py) against the task's PyTorch
+  reference, on small copies of every task (same code, small shapes): the 16-byte path and
+  the scalar one (K not a multiple of 8), batch 1 to 8, split-K with the last-range
+  reduction, several units per warp, the fused epilogues (residual, SiLU, rotary + cache
+  append at a device position, LM head + argmax across the grid);
+* PTX for sm_90 through nvcc where it is installed (griddepcontrol, the bulk L2 prefetch).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autotuner.tasks import load_task, suite_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "rules"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import cuda_emu  # noqa: E402
+import gen_decode_seeds  # noqa: E402
+
+SEEDS = gen_decode_seeds.SEED_TASKS
+
+# Small copies of each task: (module globals of the default shape, extra SHAPES), so the emulator
+# runs in seconds; the shapes keep the awkward cases of the real tasks.
+SMALL: dict[str, tuple[str, str]] = {
+    "plain": ("in_features = 512\nout_features = 24\nbias = False\n",
+              '[{"name": "tail", "batch_size": 3, "in_features": 600, "out_features": 7, "bias": True},'
+              ' {"name": "odd", "batch_size": 2, "in_features": 203, "out_features": 9, "bias": True, "hidden": True},'
+              ' {"name": "b8", "batch_size": 8, "in_features": 264, "out_features": 5, "hidden": True}]'),
+    "resid": ("in_features = 512\nout_features = 20\nmultiplier = 1.0\n",
+              '[{"name": "granite", "batch_size": 3, "in_features": 264, "out_features": 11, "multiplier": 0.22},'
+              ' {"name": "odd", "batch_size": 2, "in_features": 203, "out_features": 9, "multiplier": 0.22,'
+              ' "hidden": True}]'),
+    "silu": ("hidden_size = 512\nintermediate = 12\n",
+             '[{"name": "b4", "batch_size": 4, "hidden_size": 264, "intermediate": 9},'
+             ' {"name": "odd", "batch_size": 3, "hidden_size": 203, "intermediate": 5, "hidden": True}]'),
+    "qkv": ("hidden_size = 512\nheads = 4\nkv_heads = 2\nhead_dim = 8\nmax_len = 16\n",
+            '[{"name": "bias", "batch_size": 2, "hidden_size": 264, "heads": 3, "kv_heads": 1, "head_dim": 16,'
+            ' "max_len": 9, "bias": True},'
+            ' {"name": "odd", "batch_size": 3, "hidden_size": 203, "heads": 2, "kv_heads": 2, "head_dim": 6,'
+            ' "max_len": 5, "bias": True, "hidden": True}]'),
+    "lmhead": ("hidden_size = 512\nvocab = 300\n",
+               '[{"name": "scaled", "batch_size": 2, "hidden_size": 264, "vocab": 77, "logits_scaling": 8.0},'
+               ' {"name": "odd", "batch_size": 3, "hidden_size": 203, "vocab": 131, "hidden": True},'
+               ' {"name": "b8", "batch_size": 8, "hidden_size": 256, "vocab": 40, "hidden": True}]'),
+}
+# Emulated launch parameters: few threads, and each path of the kernel (split or not, 1 to 4
+# units per warp, a step in flight or several).
+EMU_PARAMS = [
+    {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},
+    {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0},
+    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2},
+]
+
+
+def test_generated_seeds_are_up_to_date() -> None:
+    assert gen_decode_seeds.main(["--check"]) == 0
+
+
+def test_every_decode_task_has_its_seed() -> None:
+    from evolution.proposers.seeds import seeds_for
+
+    for name, (task, _) in SEEDS.items():
+        proposals = seeds_for(load_task(suite_dir() / task))
+        assert [p.variant for p in proposals] == [f"seed/{name}"]
+
+
+def _small_task(tmp_path: Path, task_rel: str, kind: str) -> Path:
+    globals_text, shapes = SMALL[kind]
+    path = tmp_path / Path(task_rel).name
+    path.write_text((suite_dir() / task_rel).read_text() + "\n\n# small copy for the CPU emulator\n"
+                    + globals_text + f"SHAPES = {shapes}\n")
+    return path
+
+
+@pytest.mark.slow
+def test_decode_seeds_match_their_references_on_cpu_emulator(tmp_path: Path) -> None:
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    specs, labels = [], []
+    kinds_done: set[str] = set()
+    for name, (task_rel, kind) in SEEDS.items():
+        params_list = EMU_PARAMS if kind not in kinds_done else EMU_PARAMS[:1]
+        kinds_done.add(kind)
+        task = _small_task(tmp_path, task_rel, kind)
+        for params in params_list:
+            specs.append((task, ROOT / "kernels" / "seeds" / f"{name}.py", params, 10_000_000))
+            labels.append(f"{name} {params}")
+    reports = cuda_emu.run_candidates(specs, workers=4, timeout_s=600)
+    bad = {label: r["reason"] for label, r in zip(labels, reports) if not r["ok"]}
+    assert not bad, bad
+    for report in reports:
+        assert len({s["shape"] for s in report["shapes"]}) >= 3
+
+
+def test_plan_fills_the_gpu_and_keeps_ranges_non_empty() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_o", ROOT / "kernels" / "seeds" / "decode_gemv_o_bf16.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # compiles nothing: kernels are built at the first forward
+    plan = module._plan
+    # Llama-3.2-1B's o projection on 132 SMs: 1024 groups of 2 rows, split in two to fill 2112 warps
+    splits, blocks, groups = plan(2048, 2048, 1, 2, 4, 4, 0, 132)
+    assert (splits, groups) == (2, 1024) and blocks == 512
+    # the LM head needs no split; the grid is capped at OCC blocks per SM (warps stride)
+    splits, blocks, _ = plan(128256, 2048, 1, 2, 4, 4, 0, 132)
+    assert splits == 1 and blocks == 528
+    # a fixed split never leaves an empty range
+    splits, _, _ = plan(16, 1000, 1, 2, 4, 4, 8, 132)
+    assert splits == 4  # 4 steps of 256 columns
+    splits, _, _ = plan(16, 1003, 0, 2, 4, 4, 0, 132)
+    assert splits >= 2  # scalar path: 32-column steps
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_decode_seed_compiles_for_sm90_without_spills(name: str, tmp_path: Path) -> None:
+    src = (ROOT / "kernels" / "seeds" / f"{name}.py").read_text().split("SOURCE = r'''")[1].split("'''")[0]
+    cu = tmp_path / "k.cu"
+    cu.write_text(src)
+    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1",
+                           "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = proc.stdout + proc.stderr
+    assert " 0 bytes spill stores" in log and "spill stores" in log
+    assert all(" 0 bytes spill" in line for line in log.splitlines() if "spill" in line), log
+    ptx = subprocess.run(["nvcc", "-arch=sm_90", "--ptx", "-std=c++17", "-o", "-", str(cu)], capture_output=True,
+                         text=True).stdout
+    assert "griddepcontrol.wait" in ptx and "griddepcontrol.launch_dependents" in ptx
+    assert "cp.async.bulk.prefetch.L2" in ptx
+    assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
