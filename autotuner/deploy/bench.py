@@ -2,10 +2,10 @@
 
 Modes: ``eager`` (PyTorch slots, decode launched op by op), ``tuned`` (the archive's
 re-verified kernels in the slots), ``tuned+graph`` (the same, decode replayed from a CUDA
-graph), ``compile`` (PyTorch slots under ``torch.compile(mode="reduce-overhead")``: the
+graph and prefill from one graph per prompt bucket: ``prefill.py``), ``compile`` (PyTorch slots under ``torch.compile(mode="reduce-overhead")``: the
 baseline to beat), ``fused+graph`` / ``fused+graph+pdl`` (the fused decode path of
 ``fused.py`` in one CUDA graph, without and with programmatic dependent launch; prefill as
-``tuned``) and, on request, ``fused`` (the fused path launched from Python). Per mode: prefill, decode and total tok/s, the one-time cost (the first
+``tuned+graph``) and, on request, ``fused`` (the fused path launched from Python). Per mode: prefill, decode and total tok/s, the one-time cost (the first
 run's time minus a warm run's: NVRTC compiles, graph capture, torch.compile), and decode's
 fraction of the memory-bandwidth bound (weight bytes per step over the measured copy
 bandwidth, divided by the measured step time).
@@ -86,6 +86,13 @@ class _Mode:
         self.model.slots = self.slots
 
     def prefill_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        if "graph" in self.name:  # graphed modes prefill from a CUDA graph per prompt bucket too
+            if self._prefill is None:
+                from autotuner.deploy.prefill import GraphPrefill
+
+                self._prefill = GraphPrefill(self.model)
+            graphed = self._prefill
+            return lambda prompt: graphed(prompt)[:, None]  # [b, 1, vocab], as the other modes give
         if self.name != "compile":
             return lambda prompt: self.model(prompt, torch.arange(prompt.shape[1], device=prompt.device),
                                              kv_len=prompt.shape[1], last_only=True)
