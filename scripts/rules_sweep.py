@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from autotuner.evaluator.candidate import import_candidate  # noqa: E402
+from autotuner.candidate import import_candidate  # noqa: E402
 from autotuner.evaluator.compare import compare_outputs, tolerances_for  # noqa: E402
 from autotuner.evaluator.config import EvalConfig  # noqa: E402
 from autotuner.evaluator.inputs import make_candidate, make_inputs, make_reference  # noqa: E402

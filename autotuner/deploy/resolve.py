@@ -122,7 +122,7 @@ def no_winner_reason(archive: Any, task_file: Path, dtype: str, gpu: str) -> str
 
 def write_files(kernel: StoredKernel) -> tuple[Path, Path]:
     """The task and the kernel as files (the evaluator and the importer read files)."""
-    from autotuner.evaluator.candidate import source_hash
+    from autotuner.candidate import source_hash
     from autotuner.runtime.compile import cache_root
 
     root = cache_root() / "deploy"
@@ -164,7 +164,7 @@ def reverify(kernel: StoredKernel, verifier: Verifier, archive: Any | None, reco
 
 
 def load_model_new(candidate_path: Path) -> type:
-    from autotuner.evaluator.candidate import import_candidate
+    from autotuner.candidate import import_candidate
 
     module = import_candidate(candidate_path)
     model_new = getattr(module, "ModelNew", None)

@@ -23,7 +23,7 @@ from typing import Any
 
 from autotuner import HARNESS_VERSION
 from autotuner.errors import CandidateLoadError
-from autotuner.evaluator.candidate import source_hash
+from autotuner.candidate import source_hash
 from autotuner.evaluator.config import EvalConfig
 from autotuner.evaluator.isolation import SandboxSpec, child_environment
 from autotuner.evaluator.static_check import check_source, summarize
