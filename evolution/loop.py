@@ -8,7 +8,6 @@ population) instead of being run again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import Counter
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from autotuner.candidate import source_hash
 from autotuner.errors import BudgetExhausted
 from autotuner.evaluator.verdict import EvalResult
 from autotuner.tasks import Task
@@ -67,10 +67,6 @@ class Callbacks:
 
     on_result: Callable[[TaskOutcome, EvalResult], None] = lambda outcome, result: None
     on_note: Callable[[str], None] = lambda text: None
-
-
-def source_hash(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()
 
 
 class TaskSearch:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autotuner import HARNESS_VERSION
+from autotuner.candidate import source_hash
 from autotuner.evaluator.config import EvalConfig
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
@@ -38,7 +39,7 @@ def simulated_evaluator(delay_s: float = 0.0):
     def evaluate(task_path: Path, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
         task = load_task(task_path)
         source = Path(candidate).read_text()
-        digest = hashlib.sha256(source.encode()).hexdigest()
+        digest = source_hash(source)
         results = []
         for params in settings:
             time.sleep(delay_s)
