@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import BaseModel, Field
 
 from autotuner.errors import ConfigError
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from evolution.llm.config import LLMTable, check_table
 from autotuner.validation import STRICT, section_model, validate
 from evolution.loop import SearchConfig

@@ -16,7 +16,7 @@ from typing import Any
 
 from autotuner import HARNESS_VERSION
 from autotuner.candidate import source_hash
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
 from autotuner.tasks import load_task

@@ -4,7 +4,7 @@
 times it in a killable child process pinned to one GPU, and returns an ``EvalResult``.
 """
 
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 
 __all__ = ["EvalConfig", "EvalResult", "ShapeResult", "Stage", "TimingStats", "Verdict", "evaluate", "evaluate_many"]

@@ -24,7 +24,7 @@ from typing import Any
 from autotuner import HARNESS_VERSION
 from autotuner.errors import CandidateLoadError
 from autotuner.candidate import source_hash
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.isolation import SandboxSpec, child_environment
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict

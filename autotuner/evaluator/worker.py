@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autotuner import HARNESS_VERSION
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 
 log = logging.getLogger("autotuner.evaluator.worker")

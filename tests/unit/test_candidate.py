@@ -8,7 +8,7 @@ from pathlib import Path
 from archive import Archive, KernelSpec
 from archive.testing import make_result, make_task
 from autotuner.candidate import source_hash
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from evolution.simulate import simulated_evaluator
 
 ROOT = Path(__file__).parents[2]

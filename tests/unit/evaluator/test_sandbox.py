@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.sandbox import _crash_reason, _implausible, _run_child, sandbox_spec
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 
