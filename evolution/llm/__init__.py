@@ -5,7 +5,7 @@ The proposer that uses all of it is ``evolution.proposers.llm.LLMProposer``.
 
 from evolution.llm.budget import Budget
 from evolution.llm.cache import ResponseCache, cache_key, open_cache
-from evolution.llm.config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
+from evolution.llm.llm_config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
 from evolution.llm.parse import extract_candidate, params_of
 
 

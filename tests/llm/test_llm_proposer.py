@@ -14,7 +14,7 @@ from autotuner.evaluator.static_check import check_source
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
 from evolution.llm.budget import Budget
 from evolution.llm.cache import ResponseCache
-from evolution.llm.config import LLMConfig, ModelChoice
+from evolution.llm.llm_config import LLMConfig, ModelChoice
 from evolution.llm.prompts import EXAMPLE_CANDIDATE, PromptContext
 from autotuner.tasks import load_task
 from evolution.operators import REGISTRY, operator
