@@ -28,7 +28,7 @@ class RunOutcome:
 
 
 def make_budget(config: RunConfig) -> Any:
-    from evolution.llm.budget import Budget
+    from evolution.budget import Budget
 
     b = config.budget
     return Budget(max_tokens=b.max_tokens, max_cost_usd=b.max_cost_usd, max_candidates=b.max_candidates,

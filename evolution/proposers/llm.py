@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from autotuner.errors import LLMUnavailableError, ParseError
-from evolution.llm.budget import Budget
+from evolution.budget import Budget
 from evolution.llm.cache import ResponseCache
 from evolution.llm.client import LLMClient, render_prompt
 from evolution.llm.llm_config import LLMConfig

@@ -12,7 +12,7 @@ import pytest
 from autotuner.errors import LLMUnavailableError
 from autotuner.evaluator.static_check import check_source
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
-from evolution.llm.budget import Budget
+from evolution.budget import Budget
 from evolution.llm.cache import ResponseCache
 from evolution.llm.llm_config import LLMConfig, ModelChoice
 from evolution.llm.prompts import EXAMPLE_CANDIDATE, PromptContext

@@ -8,7 +8,7 @@ from archive import Archive
 from archive.history import run_history
 from autotuner.config import load_config
 from autotuner.evaluator.eval_config import EvalConfig
-from evolution.llm.budget import Budget
+from evolution.budget import Budget
 from autotuner.tasks import load_task
 from evolution.evalpool import EvalPool
 from evolution.loop import SearchConfig, TuneRun
