@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotuner.config import RunConfig
+from autotuner.app.run_config import RunConfig
 from autotuner.runtime.compile import cache_root
 from autotuner.tasks import Task
 from evolution.evalpool import EvalPool, real_evaluator

@@ -79,7 +79,7 @@ def suite_config(args: argparse.Namespace) -> Any:
     Tuning (optuna) is on unless ``--tune-trials 0``: the suite measures what a user gets."""
     from dataclasses import replace
 
-    from autotuner.config import load_config
+    from autotuner.app.run_config import load_config
 
     search: dict[str, Any] = {"proposer": "rules", "max_variants": args.variants}
     if args.tune_trials is not None:  # else the config's [search] tune_trials

@@ -33,7 +33,7 @@ def archive_url(args: argparse.Namespace) -> str | None:
 
     None leaves the choice to the archive's default file.
     """
-    from autotuner.config import load_config
+    from autotuner.app.run_config import load_config
 
     overrides = {"db_url": args.db} if getattr(args, "db", None) else None
     return load_config(getattr(args, "config", None), overrides=overrides).db_url

@@ -104,7 +104,7 @@ def _resume_target(archive: Any, requested: int) -> tuple[int, dict[str, Any], s
 def run(args: argparse.Namespace) -> int:
     from archive import Archive
     from archive.history import run_history
-    from autotuner.config import load_config, merge, RunConfig
+    from autotuner.app.run_config import load_config, merge, RunConfig
     from autotuner.errors import NoGPUError
     from autotuner.runtime.device import cuda_available
     from autotuner.tasks import load_task, suite_dir

@@ -14,7 +14,7 @@ import pytest
 
 from archive import Archive
 from archive.history import run_history
-from autotuner.config import load_config
+from autotuner.app.run_config import load_config
 from autotuner.tasks import load_task
 from evolution.app import run_tuning
 from llm.fake_openai_server import FakeOpenAIServer, Reply, response_text

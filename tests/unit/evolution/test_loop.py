@@ -6,7 +6,7 @@ from pathlib import Path
 
 from archive import Archive
 from archive.history import run_history
-from autotuner.config import load_config
+from autotuner.app.run_config import load_config
 from autotuner.evaluator.eval_config import EvalConfig
 from evolution.budget import Budget
 from autotuner.tasks import load_task
