@@ -99,7 +99,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     from archive import Archive
     from autotuner.tasks import discover_tasks, load_task, suite_dir
-    from evolution.suitebench import FAST_P, run_suite
+    from autotuner.app.suitebench import FAST_P, run_suite
 
     paths = [p for root in (args.paths or [str(suite_dir())]) for p in discover_tasks(root)]
     if args.only:

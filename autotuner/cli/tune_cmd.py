@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from autotuner.errors import NoGPUError
     from autotuner.runtime.device import cuda_available
     from autotuner.tasks import load_task, suite_dir
-    from evolution.app import run_tuning
+    from autotuner.app.tuning_run import run_tuning
 
     config = load_config(args.config, overrides=_overrides(args))
     if args.evaluator == "gpu" and not cuda_available():
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _as_json(outcome: Any, simulated: bool) -> dict[str, Any]:
-    from evolution.report import HEADER, table_rows
+    from autotuner.app.report import HEADER, table_rows
 
     return {"run_id": outcome.run_id, "status": outcome.status, "simulated": simulated,
             "tasks": [{"task": o.task, "family": o.family, "candidates": o.candidates,
@@ -187,7 +187,7 @@ class _Progress:
 
 def _print_table(outcome: Any, simulated: bool = False) -> None:
     from archive.render import table
-    from evolution.report import HEADER, geomean, table_rows
+    from autotuner.app.report import HEADER, geomean, table_rows
 
     print(table([dict(zip(HEADER, row)) for row in table_rows(outcome.outcomes)], HEADER))
     speedups = [o.best_result.speedup_eager for o in outcome.outcomes if o.best_result and o.best_result.speedup_eager]

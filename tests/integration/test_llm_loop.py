@@ -16,7 +16,7 @@ from archive import Archive
 from archive.history import run_history
 from autotuner.app.run_config import load_config
 from autotuner.tasks import load_task
-from evolution.app import run_tuning
+from autotuner.app.tuning_run import run_tuning
 from llm.fake_openai_server import FakeOpenAIServer, Reply, response_text
 
 ROOT = Path(__file__).parents[2]

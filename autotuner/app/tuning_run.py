@@ -68,7 +68,7 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
         _close_run(archive, run_id, "failed", budget.spent(), failure_reason(exc))
         raise
     archive.finish_run(run_id, status, spent)
-    from evolution.report import write_report
+    from autotuner.app.report import write_report
 
     out_dir = Path(config.report_dir) if config.report_dir else Path("autotuner-runs") / f"run-{run_id}"
     report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url, simulated=simulate)
