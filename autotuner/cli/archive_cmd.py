@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from archive import Archive
-from archive.render import as_dict, key_values, render, table, to_csv, to_json
+from autotuner.cli.render import as_dict, key_values, render, table, to_csv, to_json
 from autotuner.cli.common import add_archive_options, archive_url, plain
 from autotuner.errors import ArchiveError
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from archive.bench import run_bench
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
-from archive.render import table, to_json
+from autotuner.cli.render import table, to_json
 from autotuner.cli.common import CONFIG_HELP, DB_HELP, plain, print_json
 
 

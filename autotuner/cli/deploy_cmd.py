@@ -56,7 +56,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[Any]) -> str:
-    from archive.render import table
+    from autotuner.cli.render import table
 
     head = ["model", "prompt", "mode", "prefill tok/s", "decode tok/s", "total tok/s", "compile ms",
             "decode ms/tok", "% of BW bound"]

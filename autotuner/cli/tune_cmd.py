@@ -186,7 +186,7 @@ class _Progress:
 
 
 def _print_table(outcome: Any, simulated: bool = False) -> None:
-    from archive.render import table
+    from autotuner.cli.render import table
     from autotuner.app.report import HEADER, geomean, table_rows
 
     print(table([dict(zip(HEADER, row)) for row in table_rows(outcome.outcomes)], HEADER))
