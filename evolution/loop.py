@@ -290,10 +290,8 @@ class TuneRun:
 
     def examples(self, task: Task) -> list[str]:
         """Sources of the best verified kernels of related tasks (same family), for prompts."""
-        from archive.history import related_examples
-
         with self._write_lock:
-            return related_examples(self.archive, task.family, task.content_hash)
+            return self.archive.related_examples(task.family, task.content_hash)
 
     def run(self, tasks: list[Task]) -> list[TaskOutcome]:
         outcomes = []

@@ -88,14 +88,12 @@ def _tasks(roots: list[str], policy: str | None = None) -> list[Any]:
 
 
 def _resume_target(archive: Any, requested: int) -> tuple[int, dict[str, Any], str]:
-    from archive.history import latest_run, run_config, run_error
-
-    run_id = requested or latest_run(archive, status=RESUMABLE)
+    run_id = requested or archive.latest_run(status=RESUMABLE)
     if not run_id:
         raise ConfigError("no unfinished run to resume in the archive; start one without --resume")
-    stored, status = run_config(archive, run_id)
+    stored, status = archive.run_config(run_id)
     if status == "failed":
-        print(f"run {run_id} failed: {run_error(archive, run_id) or 'reason not recorded'}. It resumes with the "
+        print(f"run {run_id} failed: {archive.run_error(run_id) or 'reason not recorded'}. It resumes with the "
               "configuration stored with it plus these flags: fix the cause first (the environment: API key, "
               "endpoint, GPU; or a flag), or start a new run to change its configuration file", file=sys.stderr)
     return run_id, stored, status
@@ -103,7 +101,6 @@ def _resume_target(archive: Any, requested: int) -> tuple[int, dict[str, Any], s
 
 def run(args: argparse.Namespace) -> int:
     from archive import Archive
-    from archive.history import run_history
     from autotuner.app.run_config import load_config, merge, RunConfig
     from autotuner.errors import NoGPUError
     from autotuner.runtime.device import cuda_available
@@ -122,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             config = merge(RunConfig(), stored.get("config", {}), f"run {run_id}")
             config = merge(config, _overrides(args), "command line")
             tasks = [load_task(p, config.eval.policy) for p in stored.get("tasks", [])]
-            history = run_history(archive, run_id)
+            history = archive.run_history(run_id)
             print(f"resuming run {run_id} ({status}): {len(history)} evaluations already in the archive", file=sys.stderr)
         else:
             run_id = None
