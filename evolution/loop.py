@@ -114,7 +114,7 @@ class TaskSearch:
         if todo:
             allowed = self.run.reserve(len(todo))
             path = self.run.candidate_file(proposal.source)
-            results = self.run.pool.submit(self.task.path, path, todo[:allowed]).result()
+            results = self.run.pool.submit(self.task, path, todo[:allowed]).result()
             for params, result in zip(todo, results):
                 kernel_id = self.run.record(self.task, proposal, params, result)
                 self.done[(digest, params_key(params))] = (kernel_id, result)

@@ -19,7 +19,7 @@ from autotuner.candidate import source_hash
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
-from autotuner.tasks import load_task
+from autotuner.tasks import Task
 
 SIMULATED_GPU = "simulated"
 
@@ -36,8 +36,7 @@ def _stats(ms: float, n: int) -> TimingStats:
 def simulated_evaluator(delay_s: float = 0.0):
     """An ``Evaluator`` (see evolution.evalpool) that sleeps ``delay_s`` per setting."""
 
-    def evaluate(task_path: Path, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
-        task = load_task(task_path)
+    def evaluate(task: Task, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
         source = Path(candidate).read_text()
         digest = source_hash(source)
         results = []

@@ -97,30 +97,31 @@ def print_result(result: EvalResult) -> None:
     print(f"wall         {result.wall_s:.1f} s" + (f" ({phases}; the rest: process start, CUDA init)" if phases else ""))
 
 
-def _record(args: argparse.Namespace, result: EvalResult) -> None:
+def _record(args: argparse.Namespace, task: Any, result: EvalResult) -> None:
     """Keep the result: a hand-written candidate is a kernel like any other ("manual")."""
     from pathlib import Path
 
     from archive import Archive, KernelSpec
-    from autotuner.tasks import load_task
 
     source = Path(args.candidate).read_text()
     language = "load_inline" if "load_inline" in source else ("cupy" if "RawKernel" in source else "cuda")
     with Archive.open(archive_url(args)) as archive:
-        recorded = archive.record(load_task(args.task, args.policy), KernelSpec(source, dict(args.param), language=language,
-                                                                    operator="manual", proposer="manual"), result)
+        recorded = archive.record(task, KernelSpec(source, dict(args.param), language=language,
+                                                   operator="manual", proposer="manual"), result)
     result.warnings.append(f"recorded as kernel {recorded.kernel_id}, evaluation {recorded.evaluation_id} in {archive.url}")
 
 
 def run(args: argparse.Namespace) -> int:
     from autotuner.evaluator import EvalConfig, evaluate
+    from autotuner.tasks import load_task
 
     config = EvalConfig(trials=args.trials, timing_calls=args.calls, timeout_s=args.timeout, gpu=args.gpu,
                         baselines=not args.no_baselines, compile_baseline=not args.no_compile_baseline,
                         **trust_overrides(args))
-    result = evaluate(args.task, args.candidate, config=config, params=dict(args.param))
+    task = load_task(args.task, config.policy)  # once: the evaluator and the archive get this one
+    result = evaluate(task, args.candidate, config=config, params=dict(args.param))
     if not args.no_record and result.verdict.value != "error":
-        _record(args, result)
+        _record(args, task, result)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

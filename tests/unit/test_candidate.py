@@ -9,6 +9,7 @@ from archive import Archive, KernelSpec
 from archive.testing import make_result, make_task
 from autotuner.candidate import source_hash
 from autotuner.evaluator.eval_config import EvalConfig
+from autotuner.tasks import load_task
 from evolution.simulate import simulated_evaluator
 
 ROOT = Path(__file__).parents[2]
@@ -31,6 +32,6 @@ def test_the_archive_stores_the_same_hash(tmp_path) -> None:  # noqa: ANN001
 def test_the_simulated_evaluator_reports_the_same_hash(tmp_path) -> None:  # noqa: ANN001
     candidate = tmp_path / "candidate.py"
     candidate.write_text(SOURCE, encoding="utf-8")
-    task = ROOT / "kernels/tasks/activation/relu.py"
+    task = load_task(ROOT / "kernels/tasks/activation/relu.py")
     (result,) = simulated_evaluator()(task, candidate, [{}], EvalConfig())
     assert result.candidate_hash == PINNED
