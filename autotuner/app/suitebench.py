@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotuner.speedup import geomean
 from evolution.loop import TaskOutcome
-from autotuner.app.report import geomean
 
 FAST_P = (0.0, 1.0, 1.5, 2.0)
 

@@ -9,6 +9,7 @@ from typing import Any
 from autotuner.evaluator.verdict import EvalResult, TimingStats
 
 from autotuner.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, add_archive_options, archive_url
+from autotuner.speedup import format_speedup
 
 EXIT_ACCEPTED = EXIT_OK
 
@@ -66,10 +67,6 @@ def _ms(stats: TimingStats | None) -> str:
     return f"{stats.median_ms:.4f} ms (p10 {stats.p10_ms:.4f}, p90 {stats.p90_ms:.4f}, n={stats.n_calls})"
 
 
-def _x(value: float | None) -> str:
-    return f"{value:.2f}x" if value is not None else "-"
-
-
 def print_result(result: EvalResult) -> None:
     print(f"verdict      {result.verdict.value.upper()} ({result.stage.value})")
     print(f"reason       {result.reason}")
@@ -83,7 +80,7 @@ def print_result(result: EvalResult) -> None:
         print(f"candidate    {_ms(timed.candidate)}")
         print(f"eager        {_ms(timed.eager)}")
         print(f"compile      {_ms(timed.compiled)}")
-        print(f"speedup      {_x(result.speedup_eager)} vs eager, {_x(result.speedup_compile)} vs torch.compile")
+        print(f"speedup      {format_speedup(result.speedup_eager)} vs eager, {format_speedup(result.speedup_compile)} vs torch.compile")
         if result.roofline_fraction is not None:
             print(f"roofline     {100 * result.roofline_fraction:.1f}% of the hardware floor "
                   f"({timed.roofline_ms:.4f} ms for {timed.bytes_moved / 1e6:.1f} MB, {timed.flops / 1e9:.2f} GFLOP)")

@@ -10,6 +10,7 @@ from typing import Any
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from autotuner.cli.common import DB_HELP
 from autotuner.errors import ConfigError
+from autotuner.speedup import format_speedup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -173,7 +174,7 @@ class _Progress:
                 self.best = max(self.best or 0.0, result.speedup_eager)
             self.bar.set_postfix_str(
                 f"{outcome.task} | " + " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
-                + (f" | best {self.best:.2f}x" if self.best else ""), refresh=False)
+                + (f" | best {format_speedup(self.best)}" if self.best else ""), refresh=False)
             self.bar.update(1)
 
         return Callbacks(on_result=on_result, on_note=lambda text: self.bar.write(f"note: {text}", file=sys.stderr))
@@ -184,14 +185,15 @@ class _Progress:
 
 def _print_table(outcome: Any, simulated: bool = False) -> None:
     from autotuner.cli.render import table
-    from autotuner.app.report import HEADER, geomean, table_rows
+    from autotuner.app.report import HEADER, table_rows
+    from autotuner.speedup import geomean
 
     print(table([dict(zip(HEADER, row)) for row in table_rows(outcome.outcomes)], HEADER))
     speedups = [o.best_result.speedup_eager for o in outcome.outcomes if o.best_result and o.best_result.speedup_eager]
     g = geomean(speedups)
     print(f"run {outcome.run_id} {outcome.status}" + (" (SIMULATED: made-up results)" if simulated else "")
           + f": {sum(o.candidates for o in outcome.outcomes)} candidates"
-          + (f", geomean {g:.2f}x vs eager over {len(speedups)} tasks" if g else ""))
+          + (f", geomean {format_speedup(g)} vs eager over {len(speedups)} tasks" if g else ""))
     per_gpu = outcome.spent.get("settings_per_gpu", {})
     if len(per_gpu) > 1:
         print("evaluations per GPU: " + ", ".join(f"GPU {k}: {v}" for k, v in per_gpu.items()))

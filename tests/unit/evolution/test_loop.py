@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from archive import Archive
-from autotuner.app.run_config import load_config
 from autotuner.evaluator.eval_config import EvalConfig
 from evolution.budget import Budget
 from autotuner.tasks import load_task
