@@ -22,7 +22,7 @@ from evolution.proposers.base import Parent, Proposal, ProposalBatch, ProposalRe
 from evolution.proposers.llm import LLMProposer
 
 from .fake_openai_server import Reply, response_text
-from .proposer_contract import ProposerContract
+from contracts.proposer_contract import ProposerContract
 from .support import make_config
 
 TASKS = Path(__file__).resolve().parents[2] / "kernels" / "tasks"
