@@ -14,15 +14,18 @@ the URL comes from.
 
 from archive.api import Archive, Recorded
 from archive.db import ENV_VAR, default_url, redact, resolve_url
+from archive.history import HistoryItem
 from archive.migrate import head_revision
 from archive.rows import BestRow, EvaluationRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
 from archive.store import KernelSpec, LLMCallRecord, TaskLike, TaskRecord
+from archive.transfer import UNCHECKED
 
 __all__ = [
     "Archive",
     "BestRow",
     "ENV_VAR",
     "EvaluationRow",
+    "HistoryItem",
     "KernelDetail",
     "KernelDiff",
     "KernelRow",
@@ -35,6 +38,7 @@ __all__ = [
     "TaskLike",
     "TaskRecord",
     "TaskRow",
+    "UNCHECKED",
     "default_url",
     "head_revision",
     "redact",

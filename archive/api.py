@@ -27,7 +27,7 @@ from typing import IO, Any
 from sqlalchemy import exc, select
 from sqlalchemy.orm import selectinload
 
-from archive import queries, ranking, store, transfer
+from archive import history, queries, ranking, store, transfer
 from archive.convert import to_result
 from archive.db import Database, check_sqlite_target, first_open_lock, redact, resolve_url, sqlite_path, translate
 from archive.migrate import current_revision, upgrade
@@ -196,3 +196,35 @@ class Archive:
     def export_jsonl(self, out: IO[str]) -> Counter[str]:
         with self.db.read() as s:
             return transfer.export_jsonl(s, out)
+
+    def task_source(self, task_hash: str) -> str:
+        """The task file's text as stored (deploy and export re-verify kernels against it)."""
+        with self.db.read() as s:
+            return queries.task_source(s, task_hash)
+
+    # -- runs: what a run did, read back to resume it --------------------------------------
+
+    def latest_run(self, status: str | tuple[str, ...] | None = None) -> int | None:
+        """The newest run's id, or the newest with ``status`` (one, or any of several)."""
+        with self.db.read() as s:
+            return history.latest_run(s, status)
+
+    def run_config(self, run_id: int) -> tuple[dict[str, Any], str]:
+        """The configuration stored with run ``run_id``, and its status."""
+        with self.db.read() as s:
+            return history.run_config(s, run_id, f"the archive at {self.url}")
+
+    def run_error(self, run_id: int) -> str | None:
+        """Why run ``run_id`` failed (None if it did not)."""
+        with self.db.read() as s:
+            return history.run_error(s, run_id, f"the archive at {self.url}")
+
+    def run_history(self, run_id: int) -> list[history.HistoryItem]:
+        """Every evaluation recorded under ``run_id``, oldest first, with its kernel."""
+        with self.db.read() as s:
+            return history.run_history(s, run_id)
+
+    def related_examples(self, family: str, exclude_task_hash: str, limit: int = 2) -> list[str]:
+        """Sources of the fastest current, accepted kernels of other tasks in ``family`` (prompt examples)."""
+        with self.db.read() as s:
+            return history.related_examples(s, family, exclude_task_hash, limit)

@@ -24,12 +24,13 @@ from sqlalchemy import insert, text
 
 import autotuner
 from archive.api import Archive
-from archive.convert import params_hash, sha256_text
+from archive.convert import params_hash
 from archive.db import redact, resolve_url, sqlite_path
 from archive.migrate import downgrade
 from archive.models import Kernel
 from archive.store import KernelSpec, TaskRecord, upsert_task
 from archive.testing import GPUS, make_result, make_task, postgres_schema
+from autotuner.candidate import source_hash
 from autotuner.errors import ArchiveError
 from autotuner.evaluator.verdict import Verdict
 
@@ -90,7 +91,7 @@ def _make_kernels(archive: Archive, tasks: list[TaskRecord], per_task: int) -> l
             rows = []
             for k in range(per_task):
                 source, params = f"// {task.name} variant {k}\n__global__ void k() {{}}\n", {"BLOCK": 64 << (k % 4)}
-                rows.append({"task_id": task_id, "source": source, "source_hash": sha256_text(source),
+                rows.append({"task_id": task_id, "source": source, "source_hash": source_hash(source),
                              "params": params, "params_hash": params_hash(params), "language": "cuda",
                              "operator": "mutate", "proposer": "llm" if k % 2 else "rules"})  # fmt: skip
             ids = s.scalars(insert(Kernel).returning(Kernel.id, sort_by_parameter_order=True), rows)

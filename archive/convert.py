@@ -18,13 +18,10 @@ from archive.models import Evaluation, ShapeRow
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def params_hash(params: dict[str, Any]) -> str:
     """Hash of the parameters, independent of key order."""
-    return sha256_text(json.dumps(params, sort_keys=True, separators=(",", ":"), default=str))
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _TIMING_FIELDS = tuple(f.name for f in fields(TimingStats))

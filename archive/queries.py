@@ -206,6 +206,14 @@ def get_kernel(session: Session, kernel_id: int) -> Kernel:
     return kernel
 
 
+def task_source(session: Session, task_hash: str) -> str:
+    """A task file's text as stored (what its kernels were verified against)."""
+    source = session.scalar(select(Task.source).where(Task.content_hash == task_hash))
+    if source is None:
+        raise NotFoundError(f"no task with hash {task_hash[:12]} in the archive")
+    return source
+
+
 def _parents(session: Session, kernel_ids: Sequence[int]) -> dict[int, list[int]]:
     edges: dict[int, list[int]] = {k: [] for k in kernel_ids}
     stmt = select(KernelParent.kernel_id, KernelParent.parent_id).where(KernelParent.kernel_id.in_(kernel_ids))

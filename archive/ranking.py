@@ -9,9 +9,7 @@ Policies ("strict", "hybrid") are ranked apart, as the verification contract req
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from archive.models import Evaluation, Kernel, Task
 from archive.queries import iso_time, current_harness, gpu_matches, resolve_tasks
 from archive.rows import BestRow, LeaderRow, StaleRow
+from autotuner.speedup import geomean
 
 
 def _winner_conditions(e: Any, include_stale: bool) -> list[Any]:
@@ -109,13 +108,6 @@ def best(
             ))  # fmt: skip
     rows.sort(key=lambda r: (r.task, r.task_id, r.gpu, r.policy, r.candidate_ms, r.evaluation_id))
     return rows
-
-
-def geomean(values: Sequence[float]) -> float | None:
-    positive = [v for v in values if v is not None and v > 0]
-    if not positive:
-        return None
-    return math.exp(sum(math.log(v) for v in positive) / len(positive))
 
 
 def leaderboard(

@@ -19,8 +19,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from archive.convert import evaluation_row, params_hash, sha256_text, shape_rows
+from archive.convert import evaluation_row, params_hash, shape_rows
 from archive.models import Evaluation, Kernel, KernelParent, LLMCall, Run, ShapeRow, Task, utcnow
+from autotuner.candidate import source_hash
 from autotuner.errors import ArchiveError, NotFoundError
 from autotuner.evaluator.verdict import EvalResult
 
@@ -116,7 +117,7 @@ def upsert_task(session: Session, task: TaskLike, path: str = "") -> int:
 
 def add_kernel(session: Session, task_id: int, spec: KernelSpec) -> int:
     """The kernel's id, inserting it (and its lineage edges) if this source + params is new."""
-    key = {"task_id": task_id, "source_hash": sha256_text(spec.source), "params_hash": params_hash(spec.params)}
+    key = {"task_id": task_id, "source_hash": source_hash(spec.source), "params_hash": params_hash(spec.params)}
     if spec.parents:
         _require(session, Kernel, spec.parents, "parent kernel")
     values = {

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from archive.convert import sha256_text
 from archive.db import resolve_url
 from archive.store import TaskRecord
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
+from autotuner.tasks import content_hash
 
 POSTGRES_ENV_VAR = "AUTOTUNER_TEST_POSTGRES_URL"
 GPUS = ("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB", "NVIDIA L4", "NVIDIA GeForce RTX 4090")
@@ -32,7 +32,7 @@ def make_task(name: str = "relu", family: str = "activation", dtype: str = "floa
     source = f"import torch\n# task {name}{variant}\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"
     shapes = ({"name": "default", "overrides": {}, "hidden": False},
               {"name": "shape1", "overrides": {"batch_size": 333}, "hidden": True})  # fmt: skip
-    return TaskRecord(sha256_text(source), name, source, family, dtype, policy, shapes, f"/suite/{name}.py")
+    return TaskRecord(content_hash(source), name, source, family, dtype, policy, shapes, f"/suite/{name}.py")
 
 
 def timing(median_ms: float, spread: float = 0.02, n_calls: int = 100) -> TimingStats:

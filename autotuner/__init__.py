@@ -1,8 +1,10 @@
 """LLM-driven CUDA kernel autotuner.
 
 The data path runs one way: task -> proposer -> candidate -> runtime -> evaluator -> archive
--> deploy/export. This package holds the application side of it (tasks, runtime, evaluator,
-CLI); the search lives in ``evolution`` and the store in ``archive``.
+-> search -> deploy/export (docs/architecture.md). This package holds two floors, kept apart by
+the import contracts in pyproject: the ground floor (errors, tasks, candidate, runtime,
+evaluator), which imports nothing above it, and the top floor (cli, app, deploy, export). The
+search lives in ``evolution`` and the store in ``archive``, between them.
 """
 
 __version__ = "0.1.0"

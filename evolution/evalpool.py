@@ -13,14 +13,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.verdict import EvalResult
+from autotuner.tasks import Task
 
-# (task file, candidate file, parameter settings, config) -> one result per setting
-Evaluator = Callable[[Path, Path, list[dict[str, Any]], EvalConfig], list[EvalResult]]
+# (the loaded task, candidate file, parameter settings, config) -> one result per setting
+Evaluator = Callable[[Task, Path, list[dict[str, Any]], EvalConfig], list[EvalResult]]
 
 
-def real_evaluator(task: Path, candidate: Path, params: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
+def real_evaluator(task: Task, candidate: Path, params: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
     from autotuner.evaluator.sandbox import evaluate_many
 
     return evaluate_many(task, candidate, params, config)
@@ -56,7 +57,7 @@ class EvalPool:
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 future.set_exception(exc)
 
-    def submit(self, task: Path, candidate: Path, params: list[dict[str, Any]]) -> Future:
+    def submit(self, task: Task, candidate: Path, params: list[dict[str, Any]]) -> Future:
         future: Future = Future()
         self._jobs.put((future, task, candidate, params))
         return future

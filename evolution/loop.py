@@ -8,7 +8,6 @@ population) instead of being run again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import Counter
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from autotuner.candidate import source_hash
 from autotuner.errors import BudgetExhausted
 from autotuner.evaluator.verdict import EvalResult
 from autotuner.tasks import Task
@@ -69,10 +69,6 @@ class Callbacks:
     on_note: Callable[[str], None] = lambda text: None
 
 
-def source_hash(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()
-
-
 class TaskSearch:
     """The search for one task inside a run."""
 
@@ -118,7 +114,7 @@ class TaskSearch:
         if todo:
             allowed = self.run.reserve(len(todo))
             path = self.run.candidate_file(proposal.source)
-            results = self.run.pool.submit(self.task.path, path, todo[:allowed]).result()
+            results = self.run.pool.submit(self.task, path, todo[:allowed]).result()
             for params, result in zip(todo, results):
                 kernel_id = self.run.record(self.task, proposal, params, result)
                 self.done[(digest, params_key(params))] = (kernel_id, result)
@@ -294,10 +290,8 @@ class TuneRun:
 
     def examples(self, task: Task) -> list[str]:
         """Sources of the best verified kernels of related tasks (same family), for prompts."""
-        from archive.history import related_examples
-
         with self._write_lock:
-            return related_examples(self.archive, task.family, task.content_hash)
+            return self.archive.related_examples(task.family, task.content_hash)
 
     def run(self, tasks: list[Task]) -> list[TaskOutcome]:
         outcomes = []

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from autotuner import HARNESS_VERSION
-from autotuner.evaluator.config import EvalConfig
+from autotuner.candidate import source_hash
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
-from autotuner.tasks import load_task
+from autotuner.tasks import Task
 
 SIMULATED_GPU = "simulated"
 
@@ -35,10 +36,9 @@ def _stats(ms: float, n: int) -> TimingStats:
 def simulated_evaluator(delay_s: float = 0.0):
     """An ``Evaluator`` (see evolution.evalpool) that sleeps ``delay_s`` per setting."""
 
-    def evaluate(task_path: Path, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
-        task = load_task(task_path)
+    def evaluate(task: Task, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
         source = Path(candidate).read_text()
-        digest = hashlib.sha256(source.encode()).hexdigest()
+        digest = source_hash(source)
         results = []
         for params in settings:
             time.sleep(delay_s)

@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from autotuner.evaluator.candidate import import_candidate  # noqa: E402
+from autotuner.candidate import import_candidate  # noqa: E402
 from autotuner.evaluator.compare import compare_outputs, tolerances_for  # noqa: E402
-from autotuner.evaluator.config import EvalConfig  # noqa: E402
+from autotuner.evaluator.eval_config import EvalConfig  # noqa: E402
 from autotuner.evaluator.inputs import make_candidate, make_inputs, make_reference  # noqa: E402
 from autotuner.evaluator.measure import InputPool, measure_baselines, time_model  # noqa: E402
 from autotuner.evaluator.roofline import cached_peaks, estimate_bytes  # noqa: E402

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from archive import Archive
-from archive.render import as_dict, key_values, render, table, to_csv, to_json
+from autotuner.cli.render import as_dict, key_values, render, table, to_csv, to_json
 from autotuner.cli.common import add_archive_options, archive_url, plain
 from autotuner.errors import ArchiveError
 
@@ -189,7 +189,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import; a version-1 export (no trailer) is imported but cannot be checked whole: warn, exit 1."""
-    from archive.transfer import UNCHECKED
+    from archive import UNCHECKED
 
     with _open(args, create=True) as archive:
         counts = archive.import_jsonl(args.file)

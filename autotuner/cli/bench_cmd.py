@@ -7,24 +7,20 @@ database (never your archive) and reports the insert rate and best / leaderboard
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict
 from typing import Any
 
 from archive.bench import run_bench
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
-from archive.render import table, to_json
-from autotuner.cli.common import CONFIG_HELP, DB_HELP, plain, print_json
-
-
-def _progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
+from autotuner.cli.render import table, to_json
+from autotuner.cli.common import CONFIG_HELP, DB_HELP, plain, print_json, progress
+from autotuner.speedup import format_percent, format_speedup
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
     report = run_bench(
         url=args.db, evaluations=args.evaluations, tasks=args.tasks, batch=args.batch, single=args.single,
-        repeats=args.repeats, progress=None if args.json else _progress,
+        repeats=args.repeats, progress=None if args.json else progress,
     )  # fmt: skip
     if args.json:
         print(to_json(asdict(report)))
@@ -70,16 +66,12 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _x(v: float | None) -> str:
-    return f"{v:.2f}x" if v is not None else "-"
-
-
 def suite_config(args: argparse.Namespace) -> Any:
     """The run configuration of ``bench suite``: the rule proposer, the config file, then flags.
     Tuning (optuna) is on unless ``--tune-trials 0``: the suite measures what a user gets."""
     from dataclasses import replace
 
-    from autotuner.config import load_config
+    from autotuner.app.run_config import load_config
 
     search: dict[str, Any] = {"proposer": "rules", "max_variants": args.variants}
     if args.tune_trials is not None:  # else the config's [search] tune_trials
@@ -99,7 +91,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     from archive import Archive
     from autotuner.tasks import discover_tasks, load_task, suite_dir
-    from evolution.suitebench import FAST_P, run_suite
+    from autotuner.app.suitebench import FAST_P, run_suite
 
     paths = [p for root in (args.paths or [str(suite_dir())]) for p in discover_tasks(root)]
     if args.only:
@@ -118,15 +110,15 @@ def cmd_suite(args: argparse.Namespace) -> int:
         return 0
     rows = [{"task": r.task, "translated": "yes" if r.translated else "no", "correct": "yes" if r.correct else "NO",
              "cands": r.candidates, "best ms": f"{r.best_ms:.3f}" if r.best_ms else "-",
-             "vs eager": _x(r.speedup_eager), "vs compile": _x(r.speedup_compile),
-             "roofline": f"{100 * r.roofline:.0f}%" if r.roofline else "-", "why not": r.why[:60]} for r in report.rows]
+             "vs eager": format_speedup(r.speedup_eager), "vs compile": format_speedup(r.speedup_compile),
+             "roofline": format_percent(r.roofline or None), "why not": r.why[:60]} for r in report.rows]
     print(f"suite benchmark on {report.gpu}: {len(report.rows)} tasks, rule proposer, "
           f"{args.variants} variants each, {config.search.tune_trials} tuning trials")
     print(table(rows))
     for base in ("eager", "compile"):
         print(f"fast_p vs {base:<8}" + "  ".join(f"p={p:g}: {100 * report.fast_p[base][p]:.0f}%" for p in FAST_P))
-    print(f"geomean speedup (tasks with a correct kernel): {_x(report.geomean_eager)} vs eager, "
-          f"{_x(report.geomean_compile)} vs torch.compile")
+    print(f"geomean speedup (tasks with a correct kernel): {format_speedup(report.geomean_eager)} vs eager, "
+          f"{format_speedup(report.geomean_compile)} vs torch.compile")
     print(f"{report.candidates} candidates in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
           "candidates per GPU-hour (baselines and torch.compile included)")
     return 0

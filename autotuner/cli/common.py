@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from typing import Any
 
 # Exit codes, the same for every subcommand (listed in `autotuner --help` and the README).
@@ -33,10 +34,15 @@ def archive_url(args: argparse.Namespace) -> str | None:
 
     None leaves the choice to the archive's default file.
     """
-    from autotuner.config import load_config
+    from autotuner.app.run_config import load_config
 
     overrides = {"db_url": args.db} if getattr(args, "db", None) else None
     return load_config(getattr(args, "config", None), overrides=overrides).db_url
+
+
+def progress(message: str) -> None:
+    """One line on stderr saying what a long command is doing now (``... resolving slots``)."""
+    print(f"... {message}", file=sys.stderr, flush=True)
 
 
 def print_json(data: Any) -> None:

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict
 from typing import Any
 
-from autotuner.cli.common import add_archive_options, archive_url, plain
+from autotuner.cli.common import add_archive_options, archive_url, plain, progress
 
 # autotuner.deploy.bench.MODES (written out: the parser must not import torch)
 BENCH_MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph+pdl")
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32"}
-
-
-def _progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
 
 
 def _model_configs(args: argparse.Namespace) -> list[Any]:
@@ -58,7 +53,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[Any]) -> str:
-    from archive.render import table
+    from autotuner.cli.render import table
 
     head = ["model", "prompt", "mode", "prefill tok/s", "decode tok/s", "total tok/s", "compile ms",
             "decode ms/tok", "% of BW bound"]
@@ -97,7 +92,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
         report.weight_bytes[cfg.name] = model.weight_bytes()
         report.rows += bench_model(model, slots, args.prompt_len, args.decode_steps, args.batch, args.repeats,
-                                   copy_gbps, modes=args.modes, progress=None if args.json else _progress)
+                                   copy_gbps, modes=args.modes, progress=None if args.json else progress)
         if not args.no_parity:
             parity[cfg.name] = check_parity(model, slots)
         del model

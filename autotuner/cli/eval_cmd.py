@@ -9,6 +9,7 @@ from typing import Any
 from autotuner.evaluator.verdict import EvalResult, TimingStats
 
 from autotuner.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, add_archive_options, archive_url
+from autotuner.speedup import format_speedup
 
 EXIT_ACCEPTED = EXIT_OK
 
@@ -66,10 +67,6 @@ def _ms(stats: TimingStats | None) -> str:
     return f"{stats.median_ms:.4f} ms (p10 {stats.p10_ms:.4f}, p90 {stats.p90_ms:.4f}, n={stats.n_calls})"
 
 
-def _x(value: float | None) -> str:
-    return f"{value:.2f}x" if value is not None else "-"
-
-
 def print_result(result: EvalResult) -> None:
     print(f"verdict      {result.verdict.value.upper()} ({result.stage.value})")
     print(f"reason       {result.reason}")
@@ -83,7 +80,7 @@ def print_result(result: EvalResult) -> None:
         print(f"candidate    {_ms(timed.candidate)}")
         print(f"eager        {_ms(timed.eager)}")
         print(f"compile      {_ms(timed.compiled)}")
-        print(f"speedup      {_x(result.speedup_eager)} vs eager, {_x(result.speedup_compile)} vs torch.compile")
+        print(f"speedup      {format_speedup(result.speedup_eager)} vs eager, {format_speedup(result.speedup_compile)} vs torch.compile")
         if result.roofline_fraction is not None:
             print(f"roofline     {100 * result.roofline_fraction:.1f}% of the hardware floor "
                   f"({timed.roofline_ms:.4f} ms for {timed.bytes_moved / 1e6:.1f} MB, {timed.flops / 1e9:.2f} GFLOP)")
@@ -97,30 +94,31 @@ def print_result(result: EvalResult) -> None:
     print(f"wall         {result.wall_s:.1f} s" + (f" ({phases}; the rest: process start, CUDA init)" if phases else ""))
 
 
-def _record(args: argparse.Namespace, result: EvalResult) -> None:
+def _record(args: argparse.Namespace, task: Any, result: EvalResult) -> None:
     """Keep the result: a hand-written candidate is a kernel like any other ("manual")."""
     from pathlib import Path
 
     from archive import Archive, KernelSpec
-    from autotuner.tasks import load_task
 
     source = Path(args.candidate).read_text()
     language = "load_inline" if "load_inline" in source else ("cupy" if "RawKernel" in source else "cuda")
     with Archive.open(archive_url(args)) as archive:
-        recorded = archive.record(load_task(args.task, args.policy), KernelSpec(source, dict(args.param), language=language,
-                                                                    operator="manual", proposer="manual"), result)
+        recorded = archive.record(task, KernelSpec(source, dict(args.param), language=language,
+                                                   operator="manual", proposer="manual"), result)
     result.warnings.append(f"recorded as kernel {recorded.kernel_id}, evaluation {recorded.evaluation_id} in {archive.url}")
 
 
 def run(args: argparse.Namespace) -> int:
     from autotuner.evaluator import EvalConfig, evaluate
+    from autotuner.tasks import load_task
 
     config = EvalConfig(trials=args.trials, timing_calls=args.calls, timeout_s=args.timeout, gpu=args.gpu,
                         baselines=not args.no_baselines, compile_baseline=not args.no_compile_baseline,
                         **trust_overrides(args))
-    result = evaluate(args.task, args.candidate, config=config, params=dict(args.param))
+    task = load_task(args.task, config.policy)  # once: the evaluator and the archive get this one
+    result = evaluate(task, args.candidate, config=config, params=dict(args.param))
     if not args.no_record and result.verdict.value != "error":
-        _record(args, result)
+        _record(args, task, result)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

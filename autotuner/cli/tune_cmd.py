@@ -10,6 +10,7 @@ from typing import Any
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from autotuner.cli.common import DB_HELP
 from autotuner.errors import ConfigError
+from autotuner.speedup import format_speedup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,14 +89,12 @@ def _tasks(roots: list[str], policy: str | None = None) -> list[Any]:
 
 
 def _resume_target(archive: Any, requested: int) -> tuple[int, dict[str, Any], str]:
-    from archive.history import latest_run, run_config, run_error
-
-    run_id = requested or latest_run(archive, status=RESUMABLE)
+    run_id = requested or archive.latest_run(status=RESUMABLE)
     if not run_id:
         raise ConfigError("no unfinished run to resume in the archive; start one without --resume")
-    stored, status = run_config(archive, run_id)
+    stored, status = archive.run_config(run_id)
     if status == "failed":
-        print(f"run {run_id} failed: {run_error(archive, run_id) or 'reason not recorded'}. It resumes with the "
+        print(f"run {run_id} failed: {archive.run_error(run_id) or 'reason not recorded'}. It resumes with the "
               "configuration stored with it plus these flags: fix the cause first (the environment: API key, "
               "endpoint, GPU; or a flag), or start a new run to change its configuration file", file=sys.stderr)
     return run_id, stored, status
@@ -103,12 +102,11 @@ def _resume_target(archive: Any, requested: int) -> tuple[int, dict[str, Any], s
 
 def run(args: argparse.Namespace) -> int:
     from archive import Archive
-    from archive.history import run_history
-    from autotuner.config import load_config, merge, RunConfig
+    from autotuner.app.run_config import load_config, merge, RunConfig
     from autotuner.errors import NoGPUError
     from autotuner.runtime.device import cuda_available
     from autotuner.tasks import load_task, suite_dir
-    from evolution.app import run_tuning
+    from autotuner.app.tuning_run import run_tuning
 
     config = load_config(args.config, overrides=_overrides(args))
     if args.evaluator == "gpu" and not cuda_available():
@@ -122,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             config = merge(RunConfig(), stored.get("config", {}), f"run {run_id}")
             config = merge(config, _overrides(args), "command line")
             tasks = [load_task(p, config.eval.policy) for p in stored.get("tasks", [])]
-            history = run_history(archive, run_id)
+            history = archive.run_history(run_id)
             print(f"resuming run {run_id} ({status}): {len(history)} evaluations already in the archive", file=sys.stderr)
         else:
             run_id = None
@@ -143,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _as_json(outcome: Any, simulated: bool) -> dict[str, Any]:
-    from evolution.report import HEADER, table_rows
+    from autotuner.app.report import HEADER, table_rows
 
     return {"run_id": outcome.run_id, "status": outcome.status, "simulated": simulated,
             "tasks": [{"task": o.task, "family": o.family, "candidates": o.candidates,
@@ -176,7 +174,7 @@ class _Progress:
                 self.best = max(self.best or 0.0, result.speedup_eager)
             self.bar.set_postfix_str(
                 f"{outcome.task} | " + " ".join(f"{k}={v}" for k, v in sorted(self.verdicts.items()))
-                + (f" | best {self.best:.2f}x" if self.best else ""), refresh=False)
+                + (f" | best {format_speedup(self.best)}" if self.best else ""), refresh=False)
             self.bar.update(1)
 
         return Callbacks(on_result=on_result, on_note=lambda text: self.bar.write(f"note: {text}", file=sys.stderr))
@@ -186,15 +184,16 @@ class _Progress:
 
 
 def _print_table(outcome: Any, simulated: bool = False) -> None:
-    from archive.render import table
-    from evolution.report import HEADER, geomean, table_rows
+    from autotuner.cli.render import table
+    from autotuner.app.report import HEADER, table_rows
+    from autotuner.speedup import geomean
 
     print(table([dict(zip(HEADER, row)) for row in table_rows(outcome.outcomes)], HEADER))
     speedups = [o.best_result.speedup_eager for o in outcome.outcomes if o.best_result and o.best_result.speedup_eager]
     g = geomean(speedups)
     print(f"run {outcome.run_id} {outcome.status}" + (" (SIMULATED: made-up results)" if simulated else "")
           + f": {sum(o.candidates for o in outcome.outcomes)} candidates"
-          + (f", geomean {g:.2f}x vs eager over {len(speedups)} tasks" if g else ""))
+          + (f", geomean {format_speedup(g)} vs eager over {len(speedups)} tasks" if g else ""))
     per_gpu = outcome.spent.get("settings_per_gpu", {})
     if len(per_gpu) > 1:
         print("evaluations per GPU: " + ", ".join(f"GPU {k}: {v}" for k, v in per_gpu.items()))

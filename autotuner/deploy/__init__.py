@@ -11,7 +11,7 @@
     out = generate(model, prompt, 64, step=GraphDecoder(model).step)
 """
 
-from autotuner.deploy.config import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, ModelConfig, RopeScaling, get_config, tiny_config
+from autotuner.deploy.model_config import GRANITE_3_2_2B, LLAMA_3_2_1B, MODELS, QWEN_2_5_1_5B, ModelConfig, RopeScaling, get_config, tiny_config
 from autotuner.deploy.generate import Generation, GraphDecoder, eager_step, generate, prefill, static_step
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.resolve import resolve_slots

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from autotuner.deploy.config import ModelConfig
+from autotuner.deploy.model_config import ModelConfig
 from autotuner.deploy.generate import GraphDecoder, Step, eager_step, generate, static_step
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Slots

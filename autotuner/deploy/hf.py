@@ -102,7 +102,7 @@ def _rope_dispatcher(original: Callable[..., Any], always: Slots | None) -> Call
 def _slots_for(model: Any, source: Any) -> Slots:
     if isinstance(source, Slots):
         return source
-    from autotuner.deploy.config import from_hf_config
+    from autotuner.deploy.model_config import from_hf_config
     from autotuner.deploy.resolve import resolve_slots
 
     cfg = from_hf_config(model.config.to_dict(), name=type(model).__name__)

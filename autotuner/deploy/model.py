@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autotuner.deploy.config import ModelConfig
+from autotuner.deploy.model_config import ModelConfig
 from autotuner.deploy.rope import rope_tables
 from autotuner.deploy.slots import Slots
 

@@ -63,19 +63,6 @@ def current_gpu() -> str | None:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else None
 
 
-def task_source(archive: Any, task_hash: str) -> str:
-    """The task file's text as the archive stored it (what the kernel was verified against)."""
-    from sqlalchemy import select
-
-    from archive.models import Task
-
-    with archive.db.read() as s:
-        source = s.scalar(select(Task.source).where(Task.content_hash == task_hash))
-    if source is None:
-        raise NotFoundError(f"no task with hash {task_hash[:12]} in the archive")
-    return source
-
-
 def winners(archive: Any, task_file: Path, dtype: str, gpu: str, top: int = TOP_CANDIDATES) -> list[StoredKernel]:
     """The fastest current winners for the task (this exact file first, then any version of its name)."""
     from autotuner.tasks import content_hash
@@ -100,7 +87,7 @@ def stored_kernel(archive: Any, row: Any) -> StoredKernel:
     prov = archive.result(row.evaluation_id).provenance
     return StoredKernel(
         kernel_id=row.kernel_id, evaluation_id=row.evaluation_id, task=row.task, task_hash=detail.task_hash,
-        task_source=task_source(archive, detail.task_hash), source=detail.source, params=dict(detail.params),
+        task_source=archive.task_source(detail.task_hash), source=detail.source, params=dict(detail.params),
         gpu=row.gpu, dtype=row.dtype, policy=row.policy, speedup_eager=row.speedup_eager,
         speedup_compile=row.speedup_compile, candidate_ms=row.candidate_ms, eager_ms=row.eager_ms,
         compiled_ms=row.compiled_ms, harness=row.harness, source_hash=detail.source_hash,
@@ -122,7 +109,7 @@ def no_winner_reason(archive: Any, task_file: Path, dtype: str, gpu: str) -> str
 
 def write_files(kernel: StoredKernel) -> tuple[Path, Path]:
     """The task and the kernel as files (the evaluator and the importer read files)."""
-    from autotuner.evaluator.candidate import source_hash
+    from autotuner.candidate import source_hash
     from autotuner.runtime.compile import cache_root
 
     root = cache_root() / "deploy"
@@ -164,7 +151,7 @@ def reverify(kernel: StoredKernel, verifier: Verifier, archive: Any | None, reco
 
 
 def load_model_new(candidate_path: Path) -> type:
-    from autotuner.evaluator.candidate import import_candidate
+    from autotuner.candidate import import_candidate
 
     module = import_candidate(candidate_path)
     model_new = getattr(module, "ModelNew", None)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from autotuner.deploy.config import ModelConfig
+from autotuner.deploy.model_config import ModelConfig
 
 
 def inv_freq(cfg: ModelConfig) -> torch.Tensor:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from autotuner.deploy.config import ModelConfig, from_hf_config
+from autotuner.deploy.model_config import ModelConfig, from_hf_config
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Slots
 from autotuner.errors import WeightsError

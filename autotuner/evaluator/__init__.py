@@ -4,19 +4,19 @@
 times it in a killable child process pinned to one GPU, and returns an ``EvalResult``.
 """
 
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 
 __all__ = ["EvalConfig", "EvalResult", "ShapeResult", "Stage", "TimingStats", "Verdict", "evaluate", "evaluate_many"]
 
 
-def evaluate(task_path, candidate_path, config=None, params=None):  # noqa: ANN001 - re-exported
+def evaluate(task, candidate_path, config=None, params=None):  # noqa: ANN001 - re-exported
     from autotuner.evaluator.sandbox import evaluate as _evaluate
 
-    return _evaluate(task_path, candidate_path, config=config, params=params)
+    return _evaluate(task, candidate_path, config=config, params=params)
 
 
-def evaluate_many(task_path, candidate_path, param_sets, config=None):  # noqa: ANN001 - re-exported
+def evaluate_many(task, candidate_path, param_sets, config=None):  # noqa: ANN001 - re-exported
     from autotuner.evaluator.sandbox import evaluate_many as _evaluate_many
 
-    return _evaluate_many(task_path, candidate_path, param_sets, config=config)
+    return _evaluate_many(task, candidate_path, param_sets, config=config)

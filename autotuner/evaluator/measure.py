@@ -19,7 +19,7 @@ import torch
 
 from autotuner import HARNESS_VERSION
 from autotuner.evaluator.compare import compare_outputs
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.inputs import make_inputs, make_reference
 from autotuner.evaluator.timing import TimedRun, time_calls
 from autotuner.evaluator.verdict import Stage, TimingStats

@@ -23,14 +23,14 @@ from typing import Any
 
 from autotuner import HARNESS_VERSION
 from autotuner.errors import CandidateLoadError
-from autotuner.evaluator.candidate import source_hash
-from autotuner.evaluator.config import EvalConfig
+from autotuner.candidate import source_hash
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.isolation import SandboxSpec, child_environment
 from autotuner.evaluator.static_check import check_source, summarize
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 from autotuner.runtime.compile import cache_root
 from autotuner.runtime.device import require_gpu
-from autotuner.tasks import load_task
+from autotuner.tasks import Task, load_task
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.05
@@ -249,16 +249,19 @@ def _failure(phase: str, returncode: int | None, tail: str, base: dict[str, Any]
     return EvalResult(Verdict.ERROR, Stage.CRASH, f"harness failed during {phase}: {_crash_reason(returncode, tail)}", **base)
 
 
-def evaluate_many(task_path: str | Path, candidate_path: str | Path, param_sets: list[dict[str, Any]],
+def evaluate_many(task: Task | str | Path, candidate_path: str | Path, param_sets: list[dict[str, Any]],
                   config: EvalConfig | None = None) -> list[EvalResult]:
     """Evaluate one candidate at several parameter settings; one EvalResult each, in order.
 
     The settings share one child (one process start, one CUDA context, one import) because
     they run the same code; a crash or hang on one setting fails that setting only, and the
-    rest continue in a fresh child.
+    rest continue in a fresh child. ``task`` is a loaded ``Task`` (a run loads each task once
+    and passes it on) or its file, loaded here with ``config.policy``; the child loads the
+    file once more in its own process.
     """
     config = config or EvalConfig()
-    task = load_task(task_path, config.policy)
+    if not isinstance(task, Task):
+        task = load_task(task, config.policy)
     candidate_path = Path(candidate_path).resolve()
     try:
         source = candidate_path.read_text(encoding="utf-8")
@@ -306,10 +309,10 @@ def evaluate_many(task_path: str | Path, candidate_path: str | Path, param_sets:
     return results
 
 
-def evaluate(task_path: str | Path, candidate_path: str | Path, config: EvalConfig | None = None,
+def evaluate(task: Task | str | Path, candidate_path: str | Path, config: EvalConfig | None = None,
              params: dict[str, Any] | None = None) -> EvalResult:
-    """Evaluate one candidate against one task; every outcome is an EvalResult."""
+    """Evaluate one candidate against one task (a ``Task`` or its file); every outcome is an EvalResult."""
     started = time.perf_counter()
-    result = evaluate_many(task_path, candidate_path, [params or {}], config)[0]
+    result = evaluate_many(task, candidate_path, [params or {}], config)[0]
     result.wall_s = time.perf_counter() - started
     return result

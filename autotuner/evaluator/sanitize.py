@@ -190,7 +190,7 @@ def _child(job_path: str) -> int:
                                           files=False, limits={"cpu_s": 3600}))
     import torch
 
-    from autotuner.evaluator.candidate import import_candidate
+    from autotuner.candidate import import_candidate
     from autotuner.evaluator.inputs import make_candidate, make_inputs, make_reference
     from autotuner.tasks import load_task
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autotuner import HARNESS_VERSION
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
 
 log = logging.getLogger("autotuner.evaluator.worker")
@@ -260,7 +260,7 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
     """Evaluate the candidate once per parameter set, emitting each result as it is done."""
     from autotuner.errors import CompileError
     from autotuner.evaluator import isolation
-    from autotuner.evaluator.candidate import declared_kernel_names, import_candidate
+    from autotuner.candidate import declared_kernel_names, import_candidate
     from autotuner.evaluator.watch import HarnessGuard
 
     session = prepare(job, status_path)

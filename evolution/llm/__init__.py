@@ -1,11 +1,10 @@
-"""The LLM side: config, the OpenAI-compatible client, response cache, budgets, parsing, prompts.
+"""The LLM side: config, the OpenAI-compatible client, response cache, parsing, prompts.
 
 The proposer that uses all of it is ``evolution.proposers.llm.LLMProposer``.
 """
 
-from evolution.llm.budget import Budget
 from evolution.llm.cache import ResponseCache, cache_key, open_cache
-from evolution.llm.config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
+from evolution.llm.llm_config import LLMConfig, ModelChoice, llm_config_from, resolve_api_key
 from evolution.llm.parse import extract_candidate, params_of
 
 
@@ -17,7 +16,6 @@ def __getattr__(name: str):  # the openai SDK loads only when a client is wanted
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "Budget",
     "LLMClient",
     "LLMConfig",
     "ModelChoice",

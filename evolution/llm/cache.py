@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autotuner.errors import ConfigError
-from evolution.llm.config import LLMConfig
+from evolution.llm.llm_config import LLMConfig
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import openai
 
 from autotuner.errors import ConfigError, LLMUnavailableError
 from evolution.llm.cache import ResponseCache, cache_key
-from evolution.llm.config import LLMConfig, resolve_api_key
+from evolution.llm.llm_config import LLMConfig, resolve_api_key
 from evolution.proposers.base import LLMCall
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from autotuner.evaluator.candidate import cuda_sources
+from autotuner.candidate import cuda_sources
 from autotuner.evaluator.static_check import ALLOWED_IMPORTS, RESTRICTED_ATTRS
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, TimingStats
 from autotuner.tasks import Task

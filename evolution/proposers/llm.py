@@ -23,10 +23,10 @@ from dataclasses import replace
 from typing import Any
 
 from autotuner.errors import LLMUnavailableError, ParseError
-from evolution.llm.budget import Budget
+from evolution.budget import Budget
 from evolution.llm.cache import ResponseCache
 from evolution.llm.client import LLMClient, render_prompt
-from evolution.llm.config import LLMConfig
+from evolution.llm.llm_config import LLMConfig
 from evolution.llm.parse import extract_candidate, params_of, prose
 from evolution.llm.prompts import PromptContext
 from evolution.operators import REGISTRY

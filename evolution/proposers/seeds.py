@@ -4,7 +4,8 @@ Some tasks are beyond the rules (grouped-query attention over a masked static ca
 seed gives the search a verified starting point there without an LLM. A seed is an
 ordinary candidate module whose ``# TASK: kernels/tasks/<path>`` line names its task; it is
 evaluated like any other proposal (nothing about it is trusted) and its ``PARAMS`` are the
-space optuna tunes.
+space optuna tunes. ``SeedsProposer`` offers them through the Proposer contract; the rules
+proposer adds them to its own translations (``seeds_for``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autotuner.resources import kernels_path
-from evolution.proposers.base import Proposal
+from evolution.proposers.base import Proposal, ProposalBatch, ProposalRequest
 
 log = logging.getLogger(__name__)
 _TASK_LINE = re.compile(r"^# TASK: (?:kernels/tasks/)?(?P<rel>\S+\.py)\s*$", re.MULTILINE)
@@ -60,3 +61,25 @@ def seeds_for(task: Any, folder: Path | None = None) -> list[Proposal]:
         found.append(Proposal(source=source, operator="translate", proposer="seed", params_space=space,
                               variant=f"seed/{path.stem}", notes=f"hand-written seed {path.name}"))
     return found
+
+
+class SeedsProposer:
+    """Proposer contract (``evolution.proposers.base``) for the hand-written seeds: translate only.
+
+    ``translate`` proposes every seed naming the request's task (``request.n`` does not cut
+    them: they are few and the evaluator decides); a task without a seed, or another operator,
+    gets an empty batch with a note. It only reads files, so it is safe to share between threads.
+    """
+
+    name = "seed"
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+
+    def propose(self, request: ProposalRequest) -> ProposalBatch:
+        if request.operator != "translate":
+            return ProposalBatch(notes=[f"seeds only translate; operator {request.operator!r} needs another proposer"])
+        seeds = seeds_for(request.task, self.folder)
+        if not seeds:
+            return ProposalBatch(notes=[f"no hand-written seed in kernels/seeds names task {request.task.name}"])
+        return ProposalBatch(proposals=seeds)

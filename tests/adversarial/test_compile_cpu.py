@@ -29,7 +29,7 @@ def _id(item) -> str:
 
 def test_every_candidate_has_cuda() -> None:
     """Every candidate carries CUDA C this test can compile, except Triton ones (Python kernels)."""
-    from autotuner.evaluator.candidate import triton_kernel_names
+    from autotuner.candidate import triton_kernel_names
 
     with_source = {path for path, _, _ in SOURCES}
     missing = [p.name for p in FILES if p not in with_source and not triton_kernel_names(p.read_text())]

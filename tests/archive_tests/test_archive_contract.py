@@ -165,6 +165,38 @@ class TestArchiveContract:
         with pytest.raises(NotFoundError):
             archive.finish_run(999, "finished", {})
 
+    def test_a_run_reads_back_what_it_did(self, archive: Archive) -> None:
+        """What resume reads: the latest unfinished run, its configuration, why it failed, its history."""
+        first = archive.start_run({"config": {"search": {"proposer": "rules"}}})
+        archive.finish_run(first, "done", {})
+        run = archive.start_run({"config": {"search": {"proposer": "llm"}}})
+        task = make_task()
+        parent = archive.record(task, spec("a", run_id=run), make_result(task), run_id=run)
+        child = archive.record(task, spec("b", parents=(parent.kernel_id,), run_id=run),
+                               make_result(task, verdict=Verdict.REJECTED), run_id=run)
+        archive.finish_run(run, "failed", {}, "LLMUnavailableError: endpoint down")
+        assert archive.latest_run() == run and archive.latest_run(status="done") == first
+        assert archive.latest_run(status=("running", "interrupted")) is None
+        assert archive.run_config(run) == ({"config": {"search": {"proposer": "llm"}}}, "failed")
+        assert archive.run_error(run) == "LLMUnavailableError: endpoint down" and archive.run_error(first) is None
+        history = archive.run_history(run)
+        assert [h.evaluation_id for h in history] == [parent.evaluation_id, child.evaluation_id]
+        assert history[1].parents == (parent.kernel_id,) and history[1].task_hash == task.content_hash
+        assert history[1].source_hash == history[1].result.candidate_hash
+        with pytest.raises(NotFoundError, match="no run with id 999"):
+            archive.run_config(999)
+
+    def test_related_examples_and_task_source(self, archive: Archive) -> None:
+        relu, gelu, mean = make_task(), make_task("gelu"), make_task("mean", family="reduction")
+        archive.record(relu, spec("relu"), make_result(relu))
+        archive.record(gelu, spec("gelu-slow"), make_result(gelu, candidate_ms=0.9))
+        archive.record(gelu, spec("gelu-fast"), make_result(gelu, candidate_ms=0.3))
+        archive.record(mean, spec("mean"), make_result(mean))
+        assert archive.related_examples("activation", relu.content_hash) == ["// kernel gelu-fast\n"]
+        assert archive.task_source(gelu.content_hash) == gelu.source
+        with pytest.raises(NotFoundError):
+            archive.task_source("0" * 64)
+
     def test_export_import_round_trip_adds_nothing_twice(self, archive: Archive, tmp_path) -> None:
         run = archive.start_run({"x": 1})
         task = make_task()

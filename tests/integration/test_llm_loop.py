@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from archive.history import run_history
-from autotuner.config import load_config
+from autotuner.app.run_config import load_config
 from autotuner.tasks import load_task
-from evolution.app import run_tuning
+from autotuner.app.tuning_run import run_tuning
 from llm.fake_openai_server import FakeOpenAIServer, Reply, response_text
 
 ROOT = Path(__file__).parents[2]
@@ -63,7 +62,7 @@ def test_llm_loop_records_every_call_and_proposal(server, tmp_path, monkeypatch)
     _script(server)
     archive, outcome = _run(server, tmp_path, monkeypatch, simulate=True)
     try:
-        history = run_history(archive, outcome.run_id)
+        history = archive.run_history(outcome.run_id)
         assert history, "no evaluation was recorded"
         assert all(item.proposer == "llm:fake-coder" for item in history)
         stats = archive.stats()
@@ -80,7 +79,7 @@ def test_cheating_and_wrong_kernels_never_win_on_the_gpu(server, tmp_path, monke
     _script(server)
     archive, outcome = _run(server, tmp_path, monkeypatch, simulate=False)
     try:
-        history = run_history(archive, outcome.run_id)
+        history = archive.run_history(outcome.run_id)
         by_source = {item.source: item.result for item in history}
         cheating = [r for s, r in by_source.items() if "torch.relu(" in s]
         wrong = [r for s, r in by_source.items() if "expf(-" in s or "sigmoid" in s.lower()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evolution.llm.config import LLMConfig, ModelChoice
+from evolution.llm.llm_config import LLMConfig, ModelChoice
 
 from .fake_openai_server import FakeOpenAIServer
 

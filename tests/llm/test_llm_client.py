@@ -110,7 +110,7 @@ def _closed_port() -> int:
 
 def test_connection_refused_raises_unavailable_naming_the_url(env):
     url = f"http://127.0.0.1:{_closed_port()}/v1"
-    from evolution.llm.config import LLMConfig, ModelChoice
+    from evolution.llm.llm_config import LLMConfig, ModelChoice
 
     config = LLMConfig(base_url=url, models=(ModelChoice("m"),), max_retries=0, timeout_s=2, cache=False)
     with LLMClient(config, env=env) as client, pytest.raises(LLMUnavailableError) as info:
@@ -191,7 +191,7 @@ def test_local_server_needs_no_key(fake_server):
 
 def test_open_cache_follows_the_config(tmp_path):
     from evolution.llm.cache import open_cache
-    from evolution.llm.config import LLMConfig
+    from evolution.llm.llm_config import LLMConfig
 
     assert open_cache(LLMConfig(cache=False)) is None
     cache = open_cache(LLMConfig(cache_dir=str(tmp_path / "c")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autotuner.errors import ConfigError, LLMUnavailableError
-from evolution.llm.config import (
+from evolution.llm.llm_config import (
     LOCAL_PLACEHOLDER_KEY,
     VALID_KEYS,
     LLMConfig,

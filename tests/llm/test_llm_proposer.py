@@ -12,9 +12,9 @@ import pytest
 from autotuner.errors import LLMUnavailableError
 from autotuner.evaluator.static_check import check_source
 from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
-from evolution.llm.budget import Budget
+from evolution.budget import Budget
 from evolution.llm.cache import ResponseCache
-from evolution.llm.config import LLMConfig, ModelChoice
+from evolution.llm.llm_config import LLMConfig, ModelChoice
 from evolution.llm.prompts import EXAMPLE_CANDIDATE, PromptContext
 from autotuner.tasks import load_task
 from evolution.operators import REGISTRY, operator
@@ -22,7 +22,6 @@ from evolution.proposers.base import Parent, Proposal, ProposalBatch, ProposalRe
 from evolution.proposers.llm import LLMProposer
 
 from .fake_openai_server import Reply, response_text
-from .proposer_contract import ProposerContract
 from .support import make_config
 
 TASKS = Path(__file__).resolve().parents[2] / "kernels" / "tasks"
@@ -130,18 +129,6 @@ def test_crossover_shows_both_parents_with_their_timings(relu_task):
 
 
 # -- the proposer ----------------------------------------------------------------------------
-class TestLLMProposerContract(ProposerContract):
-    @pytest.fixture
-    def task(self, relu_task):
-        return relu_task
-
-    @pytest.fixture
-    def proposer(self, fake_server, env):
-        fake_server.responder = lambda body: Reply.answer(GOOD)
-        with LLMProposer(make_config(fake_server), env=env) as proposer:
-            yield proposer
-
-
 def test_llm_proposer_satisfies_the_protocol(fake_server, env):
     with LLMProposer(make_config(fake_server), env=env) as proposer:
         assert isinstance(proposer, Proposer) and proposer.name == "llm"

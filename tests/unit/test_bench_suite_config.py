@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from autotuner.cli.bench_cmd import suite_config
 from autotuner.cli.main import build_parser
-from autotuner.config import RunConfig
+from autotuner.app.run_config import RunConfig
 
 
 def _config(*flags: str):  # noqa: ANN202

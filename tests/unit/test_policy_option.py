@@ -9,7 +9,7 @@ import pytest
 
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from autotuner.errors import TaskLoadError
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,13 +11,13 @@ import ast
 
 import pytest
 
-from autotuner.evaluator.candidate import cuda_sources
+from autotuner.candidate import cuda_sources
 from autotuner.evaluator.static_check import check_source
 from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task, suite_dir
 from evolution.proposers.base import ProposalRequest
 from evolution.proposers.rules import RulesProposer
-from evolution.proposers.seeds import params_space, seed_dir, seed_task, seeds_for
+from evolution.proposers.seeds import SeedsProposer, params_space, seed_dir, seed_task, seeds_for
 
 SEEDS = sorted(seed_dir().glob("*.py"))
 
@@ -62,3 +62,11 @@ def test_a_seed_with_a_broken_params_dict_is_skipped(tmp_path) -> None:  # noqa:
     (tmp_path / "good.py").write_text("# TASK: kernels/tasks/activation/relu.py\nPARAMS = {'BLOCK': [128]}\n")
     found = seeds_for(load_task(suite_dir() / "activation/relu.py"), folder=tmp_path)
     assert [p.variant for p in found] == ["seed/good"]
+
+
+def test_the_seeds_proposer_says_why_it_has_nothing() -> None:
+    """The rest of its contract runs in tests/contracts; here: a task without a seed, another operator."""
+    relu = load_task(suite_dir() / "activation/relu.py")
+    for request in (ProposalRequest(relu), ProposalRequest(relu, operator="optimize")):
+        batch = SeedsProposer().propose(request)
+        assert batch.proposals == [] and batch.notes

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autotuner.evaluator import isolation
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.sandbox import _crash_reason, _run_child, sandbox_spec
 
 PROBE = (sys.executable, str(Path(__file__).with_name("sandbox_probe.py")))

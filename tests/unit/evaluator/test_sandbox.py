@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from autotuner.evaluator.config import EvalConfig
+from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.sandbox import _crash_reason, _implausible, _run_child, sandbox_spec
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 
@@ -104,3 +104,16 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
     if not torch.cuda.is_available():
         assert result.verdict.value == "error" and "NoGPUError" in result.reason
     assert "sandbox: cwd" in tail, "the forked worker shut itself in before anything else"
+
+
+def test_a_loaded_task_is_not_loaded_again(tmp_path, monkeypatch):
+    """A run loads each task once and passes it on: the parent evaluates it without reloading the file."""
+    from autotuner.evaluator import sandbox
+    from autotuner.tasks import load_task
+
+    task = load_task(Path(__file__).parents[3] / "kernels/tasks/activation/relu.py")
+    candidate = tmp_path / "candidate.py"
+    candidate.write_text("import os\n\nclass ModelNew:\n    pass\n")  # refused by the static check: no GPU needed
+    monkeypatch.setattr(sandbox, "load_task", lambda *a, **k: pytest.fail("the task file was loaded again"))
+    (result,) = sandbox.evaluate_many(task, candidate, [{}])
+    assert result.stage is Stage.STATIC and result.task_hash == task.content_hash and result.task_name == "relu"

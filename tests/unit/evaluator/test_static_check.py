@@ -101,7 +101,7 @@ def test_stream_styles_pass(code):
 
 
 def test_triton_kernel_passes_and_is_declared():
-    from autotuner.evaluator.candidate import declared_kernel_names
+    from autotuner.candidate import declared_kernel_names
 
     source = (
         "import torch\nimport torch.nn as nn\nimport triton\nimport triton.language as tl\n\n"

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from archive import Archive
-from archive.history import run_history
-from autotuner.config import load_config
-from autotuner.evaluator.config import EvalConfig
-from evolution.llm.budget import Budget
+from autotuner.evaluator.eval_config import EvalConfig
+from evolution.budget import Budget
 from autotuner.tasks import load_task
 from evolution.evalpool import EvalPool
 from evolution.loop import SearchConfig, TuneRun
@@ -46,7 +44,7 @@ def _run(archive, search, budget, history=(), run_id=None):
 def test_seeds_dedupe_tune_and_record_everything(tmp_path):
     archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
     run_id, (outcome,) = _run(archive, SearchConfig(tune_trials=4, tune_top=2), Budget())
-    history = run_history(archive, run_id)
+    history = archive.run_history(run_id)
     assert outcome.verdicts["duplicate"] == 1  # the comment-only copy never reached the evaluator
     assert outcome.candidates == len(history)
     keys = [(h.source_hash, tuple(sorted(h.params.items()))) for h in history]
@@ -60,15 +58,15 @@ def test_budget_stops_the_run_and_resume_repeats_nothing(tmp_path):
     archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
     search = SearchConfig(tune_trials=4, tune_top=2)
     run_id, (first,) = _run(archive, search, Budget(max_candidates=3))
-    before = run_history(archive, run_id)
+    before = archive.run_history(run_id)
     assert len(before) == 3
     _, (second,) = _run(archive, search, Budget(), history=before, run_id=run_id)
-    after = run_history(archive, run_id)
+    after = archive.run_history(run_id)
     keys = [(h.source_hash, tuple(sorted(h.params.items()))) for h in after]
     assert len(keys) == len(set(keys)), "the resumed run repeated an evaluation"
     assert [h.evaluation_id for h in after[:3]] == [h.evaluation_id for h in before]
     fresh = Archive.open(f"sqlite:///{tmp_path / 'b.db'}")
     fresh_id, _ = _run(fresh, search, Budget())
-    assert len(run_history(fresh, fresh_id)) == len(after)  # killed + resumed == uninterrupted
+    assert len(fresh.run_history(fresh_id)) == len(after)  # killed + resumed == uninterrupted
     archive.close()
     fresh.close()

@@ -49,7 +49,7 @@ def main() -> int:
 
 
 def check(task_path: str, cand_path: str, params: dict, max_elems: int) -> dict:
-    from autotuner.evaluator.candidate import import_candidate
+    from autotuner.candidate import import_candidate
     from autotuner.evaluator.compare import compare_outputs, tolerances_for
     from autotuner.evaluator.inputs import clone_inputs, inputs_unchanged, make_candidate, make_inputs, make_reference
     from autotuner.evaluator.watch import OpWatch

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autotuner.evaluator.candidate import cuda_sources
+from autotuner.candidate import cuda_sources
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
 from evolution.proposers.rules.kern_flash import SMEM_LIMIT, _space, smem_bytes

@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from autotuner.evaluator.candidate import cuda_sources
+from autotuner.candidate import cuda_sources
 from autotuner.evaluator.static_check import check_source
 from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from autotuner.errors import CompileError
-from autotuner.evaluator.candidate import cuda_sources
+from autotuner.candidate import cuda_sources
 from autotuner.runtime import nvcc_ptx, parse_kernels
 from autotuner.runtime.compile import define_options
 

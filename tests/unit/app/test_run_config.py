@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from autotuner.config import load_config
+from autotuner.app.run_config import load_config
 from autotuner.errors import ConfigError
 
 
@@ -85,7 +85,7 @@ def test_a_bad_environment_value_names_the_layer(tmp_path):
 
 
 def test_a_stored_run_config_loads_back(tmp_path):
-    from autotuner.config import RunConfig, merge
+    from autotuner.app.run_config import RunConfig, merge
 
     stored = _load(tmp_path, '[budget]\nmax_candidates = 4\n[llm]\nmodel = "a"').to_json()
     assert merge(RunConfig(), stored, "run 1") == _load(tmp_path, '[budget]\nmax_candidates = 4\n[llm]\nmodel = "a"')

@@ -9,7 +9,7 @@ any table is one ``ConfigError`` naming the file, ``table.key``, the value and w
     [search]  proposer, tune_trials, tune_batch, tune_top, generations, islands, migrate_every, seed
     [eval]    trials, timing_calls, timeout_s, ... (autotuner.evaluator.EvalConfig)
     [budget]  max_candidates, max_minutes, max_tokens, max_cost_usd
-    [llm]     base_url, model, ... (evolution.llm.config)
+    [llm]     base_url, model, ... (evolution.llm.llm_config)
     db_url, gpus, report_dir  (top level)
 """
 
@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import BaseModel, Field
 
 from autotuner.errors import ConfigError
-from autotuner.evaluator.config import EvalConfig
-from evolution.llm.config import LLMTable, check_table
+from autotuner.evaluator.eval_config import EvalConfig
+from evolution.llm.llm_config import LLMTable, check_table
 from autotuner.validation import STRICT, section_model, validate
 from evolution.loop import SearchConfig
 
@@ -48,7 +48,7 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    llm: dict[str, Any] = field(default_factory=dict)  # validated by evolution.llm.config
+    llm: dict[str, Any] = field(default_factory=dict)  # validated by evolution.llm.llm_config
     db_url: str | None = None
     gpus: tuple[int, ...] = (0,)
     report_dir: str | None = None

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from autotuner.speedup import geomean
 from evolution.loop import TaskOutcome
-from evolution.report import geomean
 
 FAST_P = (0.0, 1.0, 1.5, 2.0)
 
@@ -85,7 +85,7 @@ def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str) -> SuiteRepo
 
 
 def run_suite(archive: Any, config: Any, tasks: list[Any], callbacks: Any = None) -> SuiteReport:
-    from evolution.app import run_tuning
+    from autotuner.app.tuning_run import run_tuning
 
     started = time.perf_counter()
     outcome = run_tuning(archive, config, tasks, callbacks=callbacks)

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from autotuner.speedup import format_percent, format_speedup, geomean
 from evolution.loop import TaskOutcome
-
-
-def _x(value: float | None) -> str:
-    return f"{value:.2f}x" if value is not None else "-"
-
-
-def _pct(value: float | None) -> str:
-    return f"{100 * value:.0f}%" if value is not None else "-"
 
 
 def table_rows(outcomes: list[TaskOutcome]) -> list[list[str]]:
@@ -23,18 +15,13 @@ def table_rows(outcomes: list[TaskOutcome]) -> list[list[str]]:
         best = o.best_result
         rows.append([
             o.task, "yes" if o.translated else "no", str(o.candidates), str(o.verdicts.get("accepted", 0)),
-            _x(best.speedup_eager if best else None), _x(best.speedup_compile if best else None),
-            _pct(best.roofline_fraction if best else None), str(o.best_kernel_id or "-"),
+            format_speedup(best.speedup_eager if best else None), format_speedup(best.speedup_compile if best else None),
+            format_percent(best.roofline_fraction if best else None), str(o.best_kernel_id or "-"),
         ])
     return rows
 
 
 HEADER = ["task", "translated", "candidates", "accepted", "vs eager", "vs compile", "roofline", "best kernel"]
-
-
-def geomean(values: list[float]) -> float | None:
-    values = [v for v in values if v and v > 0]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
 def compile_speedup(outcome: TaskOutcome) -> float | None:
@@ -95,8 +82,8 @@ def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(outcomes)]
     speedups = [o.best_result.speedup_eager for o in outcomes if o.best_result and o.best_result.speedup_eager]
     compiled = [o.best_result.speedup_compile for o in outcomes if o.best_result and o.best_result.speedup_compile]
-    lines += ["", f"Geomean speedup of the best kernels: {_x(geomean(speedups))} vs eager, "
-              f"{_x(geomean(compiled))} vs torch.compile.", "", "![best speedup](progress.png)", ""]
+    lines += ["", f"Geomean speedup of the best kernels: {format_speedup(geomean(speedups))} vs eager, "
+              f"{format_speedup(geomean(compiled))} vs torch.compile.", "", "![best speedup](progress.png)", ""]
     notes = [(o.task, n) for o in outcomes for n in o.notes]
     if notes:
         lines += ["## Notes", ""] + [f"- {task}: {note}" for task, note in notes[:100]] + [""]

@@ -1,4 +1,10 @@
-"""Load a candidate file as a module, and read what its CUDA sources declare."""
+"""The candidate: its format's reading (kernels, tunables), its loading, and its one source hash.
+
+A candidate is a Python module defining ``ModelNew`` (README, "Candidate format"). Everything
+that needs to know what a candidate declares, or which candidate a result belongs to, asks
+this module: the evaluator, the search, the archive and deploy all hash a source with
+``source_hash``, so a resumed run recognises what it already evaluated.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ _counter = itertools.count()
 
 
 def source_hash(source: str) -> str:
+    """SHA-256 of the source's UTF-8 text, hex: a candidate's identity everywhere (archive rows too)."""
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 

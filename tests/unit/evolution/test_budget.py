@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from autotuner.errors import BudgetExhausted, ConfigError
-from evolution.llm.budget import Budget
+from evolution.budget import Budget
 from evolution.proposers.base import LLMCall
 
 

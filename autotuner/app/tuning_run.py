@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotuner.config import RunConfig
+from autotuner.app.run_config import RunConfig
 from autotuner.runtime.compile import cache_root
 from autotuner.tasks import Task
 from evolution.evalpool import EvalPool, real_evaluator
@@ -28,7 +28,7 @@ class RunOutcome:
 
 
 def make_budget(config: RunConfig) -> Any:
-    from evolution.llm.budget import Budget
+    from evolution.budget import Budget
 
     b = config.budget
     return Budget(max_tokens=b.max_tokens, max_cost_usd=b.max_cost_usd, max_candidates=b.max_candidates,
@@ -68,7 +68,7 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
         _close_run(archive, run_id, "failed", budget.spent(), failure_reason(exc))
         raise
     archive.finish_run(run_id, status, spent)
-    from evolution.report import write_report
+    from autotuner.app.report import write_report
 
     out_dir = Path(config.report_dir) if config.report_dir else Path("autotuner-runs") / f"run-{run_id}"
     report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url, simulated=simulate)

@@ -1,7 +1,8 @@
 """The Proposer contract (evolution/proposers/base.py) as a reusable test class.
 
 Subclass it in a ``Test...`` class and provide two fixtures: ``proposer`` (ready to answer
-``translate`` for ``task``) and ``task``. Every implementation (rules, LLM) should pass it.
+``translate`` for ``task``) and ``task``. ``test_proposer_contract.py`` runs it on every
+implementation: rules, seeds, LLM; a new proposer joins that list.
 """
 
 from __future__ import annotations

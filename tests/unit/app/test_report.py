@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evolution.loop import TaskOutcome
-from evolution.report import compile_speedup, write_report
+from autotuner.app.report import compile_speedup, write_report
 from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 
 
@@ -41,7 +41,7 @@ def test_progress_plot_draws_each_tasks_compile_speedup() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from evolution.report import draw_progress
+    from autotuner.app.report import draw_progress
 
     fig, ax = plt.subplots()
     draw_progress(ax, [_outcome("a", 1.0, 2.0, 1.6), _outcome("b", 1.0, 3.0, None)])

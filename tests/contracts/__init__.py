@@ -1,0 +1,1 @@
+"""Contract suites: one test class per interface, run against every implementation."""
