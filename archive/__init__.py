@@ -16,6 +16,7 @@ from archive.api import Archive, Recorded
 from archive.db import ENV_VAR, default_url, redact, resolve_url
 from archive.migrate import head_revision
 from archive.rows import BestRow, EvaluationRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
+from archive.rows import LeaderboardPage, ModelSpend, ReasonCount, RunDetail, RunPoint, RunRow, TaskDetail, TaskEvaluation
 from archive.store import KernelSpec, LLMCallRecord, TaskLike, TaskRecord
 
 __all__ = [
@@ -39,4 +40,13 @@ __all__ = [
     "head_revision",
     "redact",
     "resolve_url",
+    # the browser's rows
+    "LeaderboardPage",
+    "ModelSpend",
+    "ReasonCount",
+    "RunDetail",
+    "RunPoint",
+    "RunRow",
+    "TaskDetail",
+    "TaskEvaluation",
 ]

@@ -21,10 +21,21 @@ def _progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
 
+def _page_cases() -> Any:
+    """The browser's pages as extra timed cases, when the web extra is installed."""
+    from autotuner.web import WebExtraMissingError
+
+    try:
+        from autotuner.web.bench import page_cases
+    except WebExtraMissingError:
+        return None
+    return page_cases
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     report = run_bench(
         url=args.db, evaluations=args.evaluations, tasks=args.tasks, batch=args.batch, single=args.single,
-        repeats=args.repeats, progress=None if args.json else _progress,
+        repeats=args.repeats, progress=None if args.json else _progress, extra=_page_cases(),
     )  # fmt: skip
     if args.json:
         print(to_json(asdict(report)))
