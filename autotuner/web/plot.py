@@ -44,14 +44,15 @@ class Plot:
 
 def curves(points: Sequence[Any]) -> dict[str, list[tuple[int, float]]]:
     """Per task, (candidates evaluated so far, best accepted speedup so far) at each improvement
-    and at the last candidate. ``points`` are ``RunPoint`` rows in recorded order."""
+    and at the last candidate. ``points`` are ``RunPoint`` rows in recorded order; a stale
+    result (an older harness) counts as a candidate but never as the best."""
     seen: dict[str, int] = {}
     best: dict[str, float] = {}
     out: dict[str, list[tuple[int, float]]] = {}
     for p in points:
         n = seen[p.task] = seen.get(p.task, 0) + 1
         s = p.speedup_eager
-        if p.verdict == "accepted" and s is not None and math.isfinite(s) and s > best.get(p.task, 0.0):
+        if p.verdict == "accepted" and not p.stale and s is not None and math.isfinite(s) and s > best.get(p.task, 0.0):
             best[p.task] = s
             out.setdefault(p.task, []).append((n, s))
     for task, curve in out.items():
@@ -64,7 +65,7 @@ def compile_speedups(points: Sequence[Any]) -> dict[str, float]:
     """torch.compile's speedup over eager per task, from the fastest accepted evaluation's baselines."""
     fastest: dict[str, Any] = {}
     for p in points:
-        if p.verdict != "accepted" or not p.eager_ms or not p.compiled_ms or p.speedup_eager is None:
+        if p.verdict != "accepted" or p.stale or not p.eager_ms or not p.compiled_ms or p.speedup_eager is None:
             continue
         if p.task not in fastest or p.speedup_eager > fastest[p.task].speedup_eager:
             fastest[p.task] = p
