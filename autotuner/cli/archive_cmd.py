@@ -1,4 +1,4 @@
-"""``autotuner archive ...``: browse, export and import the archive.
+"""``autotuner archive ...``: browse, export and import the archive; ``serve`` it to a web browser.
 
 Every listing prints a table, or ``--json`` / ``--csv`` for programs. Results of an older
 harness are left out unless ``--include-stale`` (they are then marked). The database is

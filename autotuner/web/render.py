@@ -48,6 +48,7 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # templates are package data: never re-read per request
     )
     env.filters.update(num=_num, speedup=_speedup, pct=_pct, ms=_ms)
     env.globals.update(query=_query)

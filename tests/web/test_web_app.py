@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from web_support import HOSTILE_MODEL, HOSTILE_REASON, SCRIPT
+pytest.importorskip("starlette", reason="the archive browser needs the web extra: pip install -e '.[web]'")
+
+from web_support import HOSTILE_MODEL, HOSTILE_REASON, SCRIPT  # noqa: E402
+from web_support import demo_archive, demo_url, served  # noqa: E402, F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -143,3 +146,18 @@ def test_binds_loopback_by_default_and_refuses_other_hosts(served) -> None:  # n
     assert base.startswith("http://127.0.0.1:")
     assert fetch(base + "/leaderboard", headers={"Host": "attacker.example"})[0] == 400  # DNS rebinding
     assert fetch(base + "/leaderboard", headers={"Host": "localhost"})[0] == 200
+
+
+def test_the_browser_reads_through_the_archive_facade_only() -> None:
+    """autotuner.web imports nothing of the archive but its public package (``Archive`` and rows)."""
+    import ast
+    from pathlib import Path
+
+    import autotuner.web
+
+    for path in Path(autotuner.web.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("archive"):
+                assert node.module == "archive", f"{path.name}: from {node.module} import ..."
+            if isinstance(node, ast.Import):
+                assert not any(a.name.startswith("archive.") for a in node.names), path.name

@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
-from web_support import HOSTILE_MODEL, HOSTILE_REASON, SCRIPT
+pytest.importorskip("starlette", reason="the archive browser needs the web extra: pip install -e '.[web]'")
+
+from web_support import HOSTILE_MODEL, HOSTILE_REASON, SCRIPT  # noqa: E402
+from web_support import demo_archive, served  # noqa: E402, F401 - fixtures (demo_url: SQLite only, below)
 
 pytestmark = pytest.mark.integration
 

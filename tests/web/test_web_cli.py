@@ -11,8 +11,10 @@ import urllib.request
 
 import pytest
 
-from archive import Archive
-from web_support import fill
+pytest.importorskip("starlette", reason="the archive browser needs the web extra: pip install -e '.[web]'")
+
+from archive import Archive  # noqa: E402
+from web_support import fill  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

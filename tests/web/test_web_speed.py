@@ -16,11 +16,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-from archive import Archive
-from archive.bench import fill_archive
-from autotuner.web.bench import page_cases
+pytest.importorskip("starlette", reason="the archive browser needs the web extra: pip install -e '.[web]'")
+from sqlalchemy import event  # noqa: E402
+
+from archive import Archive  # noqa: E402
+from archive.bench import fill_archive  # noqa: E402
+from autotuner.web.bench import page_cases  # noqa: E402
+from web_support import demo_url  # noqa: E402, F401 - fixture
 
 pytestmark = pytest.mark.integration
 

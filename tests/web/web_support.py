@@ -1,5 +1,6 @@
-"""A small archive for the browser tests, filled through the ``Archive`` API only, and a
-server on a free loopback port (uvicorn in a thread).
+"""A small archive for the browser tests, filled through the ``Archive`` API only, a server on
+a free loopback port (uvicorn in a thread), and the fixtures over them (test modules import
+them: a ``conftest.py`` here would take the module name ``conftest`` from tests/unit/rules').
 
 What it holds, so that every page has something to show: four tasks (strict and hybrid,
 float32 and bfloat16), kernels with lineage (a chain and a crossover of two parents),
@@ -18,7 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pytest
+
 from archive import Archive, KernelSpec, LLMCallRecord
+from archive_backends import BACKENDS, open_backend
 from archive.testing import GPUS, make_result, make_task
 from autotuner.evaluator.verdict import Stage, Verdict
 
@@ -157,3 +161,21 @@ def running_server(archive: Archive) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def demo_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from open_backend(request, tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture(scope="module")
+def demo_archive(demo_url: str) -> Iterator[tuple[Archive, Demo]]:
+    with Archive.open(demo_url) as archive:
+        yield archive, fill(archive)
+
+
+@pytest.fixture(scope="module")
+def served(demo_archive: tuple[Archive, Demo]) -> Iterator[tuple[str, Archive, Demo]]:
+    archive, demo = demo_archive
+    with running_server(archive) as base:
+        yield base, archive, demo
