@@ -17,6 +17,7 @@ from archive.db import ENV_VAR, default_url, redact, resolve_url
 from archive.history import HistoryItem
 from archive.migrate import head_revision
 from archive.rows import BestRow, EvaluationRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
+from archive.rows import LeaderboardPage, ModelSpend, ReasonCount, RunDetail, RunPoint, RunRow, TaskDetail, TaskEvaluation
 from archive.store import KernelSpec, LLMCallRecord, TaskLike, TaskRecord
 from archive.transfer import UNCHECKED
 
@@ -43,4 +44,13 @@ __all__ = [
     "head_revision",
     "redact",
     "resolve_url",
+    # the browser's rows
+    "LeaderboardPage",
+    "ModelSpend",
+    "ReasonCount",
+    "RunDetail",
+    "RunPoint",
+    "RunRow",
+    "TaskDetail",
+    "TaskEvaluation",
 ]

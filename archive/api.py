@@ -28,6 +28,7 @@ from sqlalchemy import exc, select
 from sqlalchemy.orm import selectinload
 
 from archive import history, queries, ranking, store, transfer
+from archive import browse  # the browser's pages (autotuner archive serve)
 from archive.convert import to_result
 from archive.db import Database, check_sqlite_target, first_open_lock, redact, resolve_url, sqlite_path, translate
 from archive.migrate import current_revision, upgrade
@@ -228,3 +229,27 @@ class Archive:
         """Sources of the fastest current, accepted kernels of other tasks in ``family`` (prompt examples)."""
         with self.db.read() as s:
             return history.related_examples(s, family, exclude_task_hash, limit)
+
+    # -- the browser's pages (autotuner archive serve) ---------------------------------
+
+    def task_detail(self, task: int | str, include_stale: bool = False) -> browse.TaskDetail:
+        """One task version in full (an id; a name or hash prefix: its newest version): source,
+        shapes, verdicts, reasons, winners with per-shape timings, kernels, latest evaluations."""
+        with self.db.read() as s:
+            return browse.task_detail(s, task, include_stale=include_stale)
+
+    def leaderboard_page(self, gpu: str | None = None, policy: str | None = None, p: float = 1.0,
+                         include_stale: bool = False) -> browse.LeaderboardPage:  # fmt: skip
+        """``leaderboard`` and the ``best`` rows it is made of, ranked once."""
+        with self.db.read() as s:
+            return browse.leaderboard_page(s, gpu=gpu, policy=policy, p=p, include_stale=include_stale)
+
+    def runs(self, limit: int = 100) -> list[browse.RunRow]:
+        """The newest runs first, with their evaluation and LLM counts."""
+        with self.db.read() as s:
+            return browse.list_runs(s, limit=limit)
+
+    def run(self, run_id: int) -> browse.RunDetail:
+        """One run: configuration, spend, verdicts, its evaluations in order, LLM calls per model."""
+        with self.db.read() as s:
+            return browse.run_detail(s, run_id)

@@ -124,13 +124,18 @@ def _median_ms(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _latencies(archive: Archive, repeats: int) -> dict[str, float]:
+# More timed cases from above the archive (the browser's pages): archive -> {name: call}.
+ExtraCases = Callable[[Archive], dict[str, Callable[[], Any]]]
+
+
+def _latencies(archive: Archive, repeats: int, extra: ExtraCases | None = None) -> dict[str, float]:
     one_task = archive.tasks()[len(archive.tasks()) // 2].name
     cases = {
         "best (all tasks, all GPUs)": lambda: archive.best(),
         "best (one task, one GPU)": lambda: archive.best(task=one_task, gpu="H100"),
         "leaderboard (all GPUs)": lambda: archive.leaderboard(),
         "leaderboard (one GPU)": lambda: archive.leaderboard(gpu="H100"),
+        **(extra(archive) if extra else {}),
     }
     return {name: _median_ms(fn, repeats) for name, fn in cases.items()}
 
@@ -148,8 +153,9 @@ def _analyze(archive: Archive) -> None:
 
 def run_bench(url: str | None = None, evaluations: int = 100_000, tasks: int = 200, batch: int = 500,
               single: int = 300, repeats: int = 7, seed: int = 0,
-              progress: Callable[[str], None] | None = None) -> BenchReport:  # fmt: skip
-    """Run the benchmark on a throwaway database of ``url``'s backend; see the module doc."""
+              progress: Callable[[str], None] | None = None, extra: ExtraCases | None = None) -> BenchReport:  # fmt: skip
+    """Run the benchmark on a throwaway database of ``url``'s backend; see the module doc.
+    ``extra`` adds timed cases (the browser's pages: ``autotuner.web.bench.page_cases``)."""
     say = progress or log.info
     rng = random.Random(seed)
     with throwaway(url) as db_url, Archive.open(db_url) as archive:
@@ -169,14 +175,27 @@ def run_bench(url: str | None = None, evaluations: int = 100_000, tasks: int = 2
         single_s = time.perf_counter() - start
         _analyze(archive)
         say("timing best / leaderboard with the ranking indexes")
-        with_idx = _latencies(archive, repeats)
+        with_idx = _latencies(archive, repeats, extra)
         downgrade(archive.db.engine, "0001")  # the schema before the ranking indexes
         _analyze(archive)
         say("timing best / leaderboard without them (schema revision 0001)")
-        without_idx = _latencies(archive, repeats)
+        without_idx = _latencies(archive, repeats, extra)
         return BenchReport(
             backend=archive.backend, url=redact(db_url), evaluations=evaluations, tasks=tasks,
             kernels=len(kernels), gpus=len(GPUS), shapes_per_evaluation=3, batch=batch, insert_s=insert_s,
             insert_per_s=evaluations / insert_s, single_tx_evaluations=single, single_tx_per_s=single / single_s,
             repeats=repeats, latency_ms=with_idx, latency_ms_without_indexes=without_idx,
         )  # fmt: skip
+
+
+def fill_archive(archive: Archive, evaluations: int, tasks: int = 20, seed: int = 0, batch: int = 500) -> None:
+    """Fill ``archive`` the way the benchmark does (``tasks`` tasks on four GPUs, 60 % accepted,
+    10 % by an older harness), for tests that need a larger archive."""
+    rng = random.Random(seed)
+    task_list = [make_task(f"task{i:03d}", dtype=rng.choice(["float32", "bfloat16"]),
+                           policy="hybrid" if i % 10 == 0 else "strict") for i in range(tasks)]  # fmt: skip
+    kernels = _make_kernels(archive, task_list, max(1, evaluations // (tasks * 4)))
+    pending = [(kernel_id, result) for kernel_id, _, result in _results(kernels, evaluations, rng)]
+    for i in range(0, len(pending), batch):
+        archive.record_evaluations(pending[i : i + batch])
+    _analyze(archive)

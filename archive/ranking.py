@@ -116,12 +116,14 @@ def leaderboard(
     policy: str | None = None,
     p: float = 1.0,
     include_stale: bool = False,
+    winners: Sequence[BestRow] | None = None,
 ) -> list[LeaderRow]:
     """Per GPU and policy: tasks attempted, solved, fast_p against eager and torch.compile,
     and the geometric mean speedup of each task's winner.
 
     A task counts as attempted on a GPU when it has any evaluation there (of any verdict);
     fast_p is the share of attempted tasks whose winner beats the baseline by more than p.
+    ``winners``: ``best`` of the same filters, when the caller has it already (not ranked again).
     """
     scope: list[Any] = [] if include_stale else [Evaluation.harness_version == current_harness()]
     if gpu:
@@ -133,12 +135,13 @@ def leaderboard(
         .where(*scope)
         .group_by(Evaluation.gpu_name, Evaluation.policy)
     ).all()
-    winners: dict[tuple[str, str], list[BestRow]] = defaultdict(list)
-    for row in best(session, gpu=gpu, policy=policy, include_stale=include_stale):
-        winners[(row.gpu, row.policy)].append(row)
+    by_group: dict[tuple[str, str], list[BestRow]] = defaultdict(list)
+    rows_in = winners if winners is not None else best(session, gpu=gpu, policy=policy, include_stale=include_stale)
+    for row in rows_in:
+        by_group[(row.gpu, row.policy)].append(row)
     board = []
     for gpu_name, pol, n_tasks in sorted(attempted, key=lambda r: (r[0], r[1])):
-        rows = winners.get((gpu_name, pol), [])
+        rows = by_group.get((gpu_name, pol), [])
         eager = [r.speedup_eager for r in rows if r.speedup_eager is not None]
         compiled = [r.speedup_compile for r in rows if r.speedup_compile is not None]
         board.append(

@@ -164,3 +164,108 @@ class StaleRow:
     evaluations: int
     last_evaluated: str
     best_speedup_eager: float | None
+
+
+# -- the browser's pages (archive.browse) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaderboardPage:
+    """``leaderboard`` and the ``best`` rows (each task's winner per GPU and policy) behind it."""
+
+    leaderboard: list[LeaderRow]
+    best: list[BestRow]
+
+
+@dataclass(frozen=True)
+class TaskEvaluation:
+    """An evaluation of one of a task's kernels (no shapes), with the kernel it judged."""
+
+    kernel_id: int
+    evaluation: EvaluationRow
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    verdict: str
+    stage: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    """One task version in full: what a task page shows."""
+
+    id: int
+    name: str
+    family: str
+    dtype: str
+    policy: str
+    content_hash: str
+    path: str
+    created_at: str
+    source: str
+    shapes: list[dict[str, Any]]
+    versions: list[int]  # ids of every task of this name (this one included)
+    verdicts: dict[str, int]  # current harness only
+    stale_evaluations: int
+    reasons: list[ReasonCount]  # most frequent first, current harness only
+    winners: list[BestRow]  # per GPU and policy
+    winner_shapes: dict[int, list[dict[str, Any]]]  # evaluation id -> its per-shape rows
+    kernels: list[KernelRow]
+    recent: list[TaskEvaluation]  # newest first
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    uid: str
+    status: str
+    started_at: str
+    ended_at: str
+    proposer: str | None
+    evaluations: int
+    accepted: int
+    llm_calls: int
+    llm_cost_usd: float
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One evaluation of a run, in the order it was recorded (the progress plot's data)."""
+
+    evaluation_id: int
+    kernel_id: int
+    task: str
+    verdict: str
+    stale: bool
+    speedup_eager: float | None
+    speedup_compile: float | None
+    eager_ms: float | None
+    compiled_ms: float | None
+
+
+@dataclass(frozen=True)
+class ModelSpend:
+    """LLM calls of a run, per model."""
+
+    model: str
+    calls: int
+    errors: int
+    cached: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    mean_latency_s: float | None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: RunRow
+    config: dict[str, Any]
+    budgets_spent: dict[str, Any]
+    verdicts: dict[str, int]
+    points: list[RunPoint]
+    llm: list[ModelSpend]

@@ -134,7 +134,7 @@ def sweep(copy_gbps: float, l2_bytes: int) -> None:
     """Each projection at every model's shape: seed kernel vs F.linear (cuBLAS)."""
     import torch.nn.functional as F
 
-    from autotuner.deploy.config import MODELS
+    from autotuner.deploy.model_config import MODELS
 
     plain = _seed_class("decode_gemv_o_bf16")
     shapes = []
@@ -199,7 +199,7 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
 
     def this_run(task_path: Path, cand_path: Path, params: dict) -> EvalResult:  # noqa: ARG001
         """This run's evaluation of the same task and source (no second verification)."""
-        from autotuner.evaluator.candidate import source_hash
+        from autotuner.candidate import source_hash
         from autotuner.tasks import load_task
 
         key = load_task(task_path).name + ":" + source_hash(cand_path.read_text())
@@ -209,7 +209,7 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
             return evaluator_verifier(task_path, cand_path, params)
         return verified[key]
 
-    from autotuner.evaluator.candidate import source_hash
+    from autotuner.candidate import source_hash
     from autotuner.tasks import load_task, suite_dir
 
     for line in (OUT / "evals.jsonl").read_text().splitlines() if (OUT / "evals.jsonl").is_file() else []:

@@ -1,4 +1,4 @@
-"""``autotuner archive ...``: browse, export and import the archive.
+"""``autotuner archive ...``: browse, export and import the archive; ``serve`` it to a web browser.
 
 Every listing prints a table, or ``--json`` / ``--csv`` for programs. Results of an older
 harness are left out unless ``--include-stale`` (they are then marked). The database is
@@ -210,6 +210,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the read-only browser until Ctrl-C (needs the web extra)."""
+    from autotuner.web import serve
+
+    with _open(args) as archive:
+        def ready(url: str) -> None:
+            print(f"serving the archive at {archive.url} read-only on {url} (Ctrl-C to stop)", flush=True)
+
+        serve(archive, host=args.host, port=args.port, log_level="info" if args.verbose else "warning", on_ready=ready)
+    return 0
+
+
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     add_archive_options(common)
@@ -271,3 +283,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, help="at most this many rows")
     add("export", cmd_export, "write the whole archive as JSON lines").add_argument("file", nargs="?", help="file to write (default: stdout)")
     add("import", cmd_import, "merge a JSON-lines export into the archive (one transaction)").add_argument("file", help="a file written by archive export")
+    serve_options = argparse.ArgumentParser(add_help=False)
+    add_archive_options(serve_options)
+    help_ = "browse the archive in a web browser: read-only pages and their JSON under /api (needs the web extra)"
+    p = sub.add_parser("serve", parents=[serve_options], help=help_, description=help_)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 shows the archive to the network)")
+    p.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787; 0: any free port)")
+    p.add_argument("--verbose", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)

@@ -17,10 +17,21 @@ from autotuner.cli.common import CONFIG_HELP, DB_HELP, plain, print_json, progre
 from autotuner.speedup import format_percent, format_speedup
 
 
+def _page_cases() -> Any:
+    """The browser's pages as extra timed cases, when the web extra is installed."""
+    from autotuner.web import WebExtraMissingError
+
+    try:
+        from autotuner.web.bench import page_cases
+    except WebExtraMissingError:
+        return None
+    return page_cases
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     report = run_bench(
         url=args.db, evaluations=args.evaluations, tasks=args.tasks, batch=args.batch, single=args.single,
-        repeats=args.repeats, progress=None if args.json else progress,
+        repeats=args.repeats, progress=None if args.json else progress, extra=_page_cases(),
     )  # fmt: skip
     if args.json:
         print(to_json(asdict(report)))

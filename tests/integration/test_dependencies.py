@@ -24,7 +24,8 @@ NOT_OURS = (ROOT / "autotuner" / "export" / "package_template",)
 DISTRIBUTION = {"pynvml": ("nvidia-ml-py",), "cupy": ("cupy-cuda12x", "cupy-cuda13x"), "yaml": ("pyyaml",),
                 "psycopg": ("psycopg",), "PIL": ("pillow",)}  # fmt: skip
 # Imports that only an optional part needs -> the extras that must declare them.
-OPTIONAL = {"cupy": ("cuda12", "cuda13"), "pynvml": ("nvml",), "transformers": ("hf",), "safetensors": ("hf",)}
+OPTIONAL = {"cupy": ("cuda12", "cuda13"), "pynvml": ("nvml",), "transformers": ("hf",), "safetensors": ("hf",),
+            "starlette": ("web",), "jinja2": ("web",), "uvicorn": ("web",), "pygments": ("web",)}  # fmt: skip
 
 
 def _name(requirement: str) -> str:
@@ -93,4 +94,4 @@ def test_every_optional_import_is_in_the_extra_that_guards_it() -> None:
 
 def test_the_documented_extras_exist() -> None:
     _, extras = _pyproject()
-    assert {"hf", "nvml", "cuda12", "cuda13", "dev"} <= set(extras)
+    assert {"hf", "nvml", "cuda12", "cuda13", "web", "dev"} <= set(extras)

@@ -26,3 +26,4 @@ def test_wheel_ships_suite_templates_and_migrations(tmp_path):
     assert any(n.startswith("autotuner_kernels/templates/") and n.endswith(".cu") for n in names)
     assert any(n.startswith("archive/migrations/versions/") for n in names)
     assert not any(n.startswith("kernels/") for n in names), "a top-level `kernels` would shadow HF kernels"
+    assert {"autotuner/web/templates/leaderboard.html", "autotuner/web/static/style.css"} <= set(names)  # archive serve

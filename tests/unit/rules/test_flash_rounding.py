@@ -61,7 +61,7 @@ def _emulated(tmp_path: Path, form: str, sq: int, sk: int, d: int, params: dict,
     import types
 
     import autotuner.runtime
-    from autotuner.evaluator.candidate import import_candidate
+    from autotuner.candidate import import_candidate
     from autotuner.tasks import load_task
     from evolution.proposers.rules import translate
 

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 import cuda_emu
-from autotuner.evaluator.candidate import cuda_sources
+from autotuner.candidate import cuda_sources
 from autotuner.runtime.compile import define_options
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
