@@ -26,6 +26,13 @@ EXPECTED = {
     "decode/residual_rmsnorm_bf16": ["row"],
     "decode/rope_bf16": ["pointwise", "pointwise"],
     "decode/silu_mul_bf16": _POINTWISE,
+    # decode matrix-vector tasks (issue 13): no rule (strict policy, a GEMM); seeds in kernels/seeds.
+    # A string: the Unsupported message expected.
+    **{f"decode/{n}": "aten.mm is a GEMM" for n in ("gemv_o_bf16", "gemv_gate_up_bf16", "gemv_down_bf16",
+                                                    "gemv_lm_head_bf16", "o_residual_bf16", "down_residual_bf16")},
+    **{f"decode/{n}": "shape-dependent control flow" for n in ("gemv_qkv_bf16", "qkv_rope_append_bf16",
+                                                               "lm_head_argmax_bf16")},
+    "decode/gate_up_silu_bf16": "no rule for aten.split",
     "loss/cross_entropy": ["row", "reduce_all"],
     "loss/cosine_similarity_loss": ["row", "reduce_all"],
     "loss/hinge_loss": ["reduce_all"],
@@ -56,8 +63,8 @@ def test_expectations_cover_the_suite() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_suite_task_plans_to_expected_regions(name: str, suite_tasks) -> None:  # noqa: ANN001
-    if EXPECTED[name] is None:
-        with pytest.raises(Unsupported, match="aten.arange"):
+    if EXPECTED[name] is None or isinstance(EXPECTED[name], str):
+        with pytest.raises(Unsupported, match=EXPECTED[name] or "aten.arange"):
             _plan(suite_tasks[name])
         return
     plan = _plan(suite_tasks[name])
