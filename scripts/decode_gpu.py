@@ -248,7 +248,8 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
             say(f"  {slot:<17} {text[:150]}")
         model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=slots)
         rows = []
-        for mode in modes:
+        only = os.environ.get("DECODE_MODES")
+        for mode in [m for m in modes if not only or m in only.split(",")]:
             need = 100 if mode == "compile" else 20
             if left() < need:
                 say(f"(skipped {name} {mode} for time)")
@@ -294,12 +295,15 @@ def main() -> int:
     say(f"{facts.gpu_name}, {facts.sm_count} SMs, L2 {facts.l2_bytes / 2**20:.0f} MiB, copy bandwidth {copy_gbps:,.0f} GB/s; "
         f"torch {facts.torch_version}, CuPy {facts.cupy_version}")
     db = Path(os.environ.get("TMPDIR", "/tmp")) / "decode-gpu.db"
+    phases = os.environ.get("DECODE_PHASES", "sweep,engine,llama,gemv,others").split(",")
     with Archive.open(f"sqlite:///{db}") as archive:
         for name, fn in (("sweep", lambda: sweep(copy_gbps, facts.l2_bytes)),
-                         ("engine evaluations", lambda: evaluate_all(archive, copy_gbps, "engine", 170)),
+                         ("engine evaluations", lambda: evaluate_all(archive, copy_gbps, "engine", float(os.environ.get("DECODE_RESERVE_S", 170)))),
                          ("llama bench", lambda: bench_and_parity(archive, copy_gbps, "llama")),
                          ("gemv evaluations", lambda: evaluate_all(archive, copy_gbps, "gemv", 40)),
                          ("qwen / granite bench", lambda: bench_and_parity(archive, copy_gbps, "others"))):
+            if name.split()[0].replace("/", "").replace("qwen", "others") not in phases:
+                continue
             phase = time.perf_counter()
             try:
                 fn()

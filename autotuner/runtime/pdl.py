@@ -120,6 +120,7 @@ def launch_ex(kernel: Any, grid: Any, block: Any, args: Sequence[Any], shared_me
     stream = int(torch.cuda.current_stream(device).cuda_stream)
     with cupy.cuda.Device(device):
         function = kernel.function
+        function = getattr(function, "kernel", function)  # a CuPy RawKernel holds its cupy.cuda.Function
         handle = int(function.ptr)
         params, keep = kernel_params(converted)
         config, attrs = launch_config(grid, block, shared_mem, stream, pdl)
