@@ -99,8 +99,9 @@ def test_decode_seed_matches_its_task_on_every_shape(name: str) -> None:
             inputs = make_inputs(task, shape, 11, law, device="cuda")
             with torch.no_grad():
                 ref = reference(*inputs)
+                copies = clone_inputs(inputs)  # outside the watch: the copies are the test's, not the seed's
                 with OpWatch(task.policy) as watch:
-                    out = candidate(*clone_inputs(inputs))
+                    out = candidate(*copies)
                 assert not watch.forbidden, watch.forbidden
                 verdict = compare_outputs(out, ref, tol)
                 assert verdict.ok, f"{shape.name} ({law}): {verdict.reason}"
