@@ -89,9 +89,12 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     # (4 per SM) and are long; last while they fill few waves; absent for short rows.
     # Multi-pass rows past the registers: cached in shared memory across a thread-block
     # cluster (kern_rowcluster), one read and one write per element where the streaming
-    # kernels read twice. First from 4k elements, after the register-cached modes below.
+    # kernels read twice. Second, after the streaming block kernel: measured on an H200
+    # (2026-11-30, rules_sweep) it was 5-40% slower than that kernel on softmax, log-softmax,
+    # bf16 and wide softmax and LayerNorm (each block copies its slice and only then computes:
+    # loads do not overlap the merge), so the search tries it but does not start from it.
     if passes > 1 and d > 32 * per_thread and _fits_cluster(region):
-        opts.insert(0 if d >= 4096 else min(2, len(opts)), ("cluster", {"mode": "cluster"}))
+        opts.insert(min(1, len(opts)), ("cluster", {"mode": "cluster"}))
     rows = _row_count(region)
     if rows < 2 * _SMS and d >= 16384:
         opts.insert(0, ("split", {"mode": "split"}))

@@ -66,8 +66,9 @@ def test_cluster_is_offered_for_multipass_rows(tasks) -> None:  # noqa: ANN001
     wrong = {n: [p.variant for p in t.proposals] for n, (_, t) in tasks.items()
              if n in CASES and not any(p.variant == "row/cluster" for p in t.proposals)}
     assert not wrong
-    first = {n: t.proposals[0].variant for n, (_, t) in tasks.items() if n in ("softmax", "layernorm", "log_softmax")}
-    assert set(first.values()) == {"row/cluster"}, first
+    # second, after the streaming block kernel that measured faster on the H200 (variants.py)
+    second = {n: t.proposals[1].variant for n, (_, t) in tasks.items() if n in ("softmax", "layernorm", "log_softmax")}
+    assert set(second.values()) == {"row/cluster"}, second
     for name in ("sum", "argmax_softmax"):  # one pass already; argmax states are not exchanged
         assert not any(p.variant == "row/cluster" for p in tasks[name][1].proposals), name
 
