@@ -46,7 +46,9 @@ def test_a_simulated_run_says_so_in_its_report_and_its_summary(tmp_path, capsys)
     out = capsys.readouterr().out
     assert code == 0 and "SIMULATED" in out
     assert "SIMULATED" in (tmp_path / "report" / "report.md").read_text().splitlines()[0]
-    assert [r[1] for r in _runs(db)] == ["budget"]
+    # It ends normally: at its 2-candidate budget, or earlier when the made-up verdicts (a hash of
+    # the generated source, so any template change reshuffles them) leave nothing to tune.
+    assert [r[1] for r in _runs(db)] in (["budget"], ["done"])
 
 
 def test_a_run_that_fails_to_start_is_marked_failed_with_the_reason_and_resume_says_it(tmp_path, capsys):
