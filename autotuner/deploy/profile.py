@@ -49,12 +49,17 @@ class DecodeProfile:
         return dict(out)
 
 
+# Library kernels whose names are plain identifiers too (cuBLAS's nvjet, CUTLASS, xmma).
+_VENDOR_PREFIXES = ("nvjet", "cutlass", "cublas", "sm80_", "sm90_", "sm100_", "ampere_", "hopper_")
+
+
 def _kind(name: str) -> str:
-    """gemm (cuBLAS / CUTLASS), slot (an NVRTC ``extern "C"`` kernel: a plain name) or other (PyTorch's)."""
+    """gemm (cuBLAS / CUTLASS), slot (an NVRTC ``extern "C"`` kernel: a plain name, even one called
+    ``dec_gemv...``: the fused path's projections are slot kernels) or other (PyTorch's)."""
     lower = name.lower()
-    if any(marker in lower for marker in _GEMM_MARKERS):
-        return "gemm"
-    return "slot" if _PLAIN_NAME.fullmatch(name) else "other"
+    if _PLAIN_NAME.fullmatch(name) and not lower.startswith(_VENDOR_PREFIXES):
+        return "slot"
+    return "gemm" if any(marker in lower for marker in _GEMM_MARKERS) else "other"
 
 
 @torch.no_grad()
