@@ -46,11 +46,11 @@ def say(text: str) -> None:
 
 
 SEEDS = {
-    "decode/gemv_qkv_bf16.py": "decode_gemv_qkv_bf16",
-    "decode/gemv_o_bf16.py": "decode_gemv_o_bf16",
-    "decode/gemv_gate_up_bf16.py": "decode_gemv_gate_up_bf16",
-    "decode/gemv_down_bf16.py": "decode_gemv_down_bf16",
-    "decode/gemv_lm_head_bf16.py": "decode_gemv_lm_head_bf16",
+    "decode/gemv_qkv_bf16.py": "decode_gemv_bf16",
+    "decode/gemv_o_bf16.py": "decode_gemv_bf16",
+    "decode/gemv_gate_up_bf16.py": "decode_gemv_bf16",
+    "decode/gemv_down_bf16.py": "decode_gemv_bf16",
+    "decode/gemv_lm_head_bf16.py": "decode_gemv_bf16",
     "decode/qkv_rope_append_bf16.py": "decode_qkv_rope_append_bf16",
     "decode/o_residual_bf16.py": "decode_o_residual_bf16",
     "decode/gate_up_silu_bf16.py": "decode_gate_up_silu_bf16",
@@ -148,7 +148,7 @@ def sweep(copy_gbps: float, l2_bytes: int) -> None:
 
     from autotuner.deploy.model_config import MODELS
 
-    plain = _seed_class("decode_gemv_o_bf16")
+    plain = _seed_class("decode_gemv_bf16")
     shapes = []
     for cfg in MODELS.values():
         rows_qkv = cfg.q_size + 2 * cfg.kv_size

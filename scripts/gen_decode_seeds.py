@@ -288,23 +288,20 @@ DOCS = {
     "lmhead": "the final RMSNorm, the LM head and the greedy token (argmax) in one pass over the head",
 }
 
-# seed file -> (task, kind)
+# seed file -> (tasks, kind): one plain GEMV serves the five projections (same signature, other shapes)
 SEED_TASKS = {
-    "decode_gemv_qkv_bf16": ("decode/gemv_qkv_bf16.py", "plain"),
-    "decode_gemv_o_bf16": ("decode/gemv_o_bf16.py", "plain"),
-    "decode_gemv_gate_up_bf16": ("decode/gemv_gate_up_bf16.py", "plain"),
-    "decode_gemv_down_bf16": ("decode/gemv_down_bf16.py", "plain"),
-    "decode_gemv_lm_head_bf16": ("decode/gemv_lm_head_bf16.py", "plain"),
-    "decode_o_residual_bf16": ("decode/o_residual_bf16.py", "resid"),
-    "decode_down_residual_bf16": ("decode/down_residual_bf16.py", "resid"),
-    "decode_gate_up_silu_bf16": ("decode/gate_up_silu_bf16.py", "silu"),
-    "decode_qkv_rope_append_bf16": ("decode/qkv_rope_append_bf16.py", "qkv"),
-    "decode_lm_head_argmax_bf16": ("decode/lm_head_argmax_bf16.py", "lmhead"),
+    "decode_gemv_bf16": (("decode/gemv_qkv_bf16.py", "decode/gemv_o_bf16.py", "decode/gemv_gate_up_bf16.py",
+                          "decode/gemv_down_bf16.py", "decode/gemv_lm_head_bf16.py"), "plain"),
+    "decode_o_residual_bf16": (("decode/o_residual_bf16.py",), "resid"),
+    "decode_down_residual_bf16": (("decode/down_residual_bf16.py",), "resid"),
+    "decode_gate_up_silu_bf16": (("decode/gate_up_silu_bf16.py",), "silu"),
+    "decode_qkv_rope_append_bf16": (("decode/qkv_rope_append_bf16.py",), "qkv"),
+    "decode_lm_head_argmax_bf16": (("decode/lm_head_argmax_bf16.py",), "lmhead"),
 }
 
 
 def render(name: str) -> str:
-    task, kind = SEED_TASKS[name]
+    tasks, kind = SEED_TASKS[name]
     core = CORE.read_text()
     source = core + ENTRIES[kind]
     assert "'''" not in source
@@ -314,7 +311,7 @@ def render(name: str) -> str:
             "fp32 accumulation, the epilogue fused; PARAMS: units per warp, steps in flight, threads per\n"
             "block, blocks per SM, K ranges (0: chosen from the shapes) and L2 prefetch depth before\n"
             'the programmatic-dependent-launch wait.\n"""\n'
-            f"# TASK: kernels/tasks/{task}\n\n"
+            + "".join(f"# TASK: kernels/tasks/{task}\n" for task in tasks) + "\n"
             "import torch\nimport torch.nn as nn\nfrom autotuner.runtime import compile_module, pdl_launch\n\n"
             f"SOURCE = r'''\n{source}'''\n" + HOST + MODELS[kind])
 

@@ -27,10 +27,16 @@ def seed_dir() -> Path:
     return kernels_path("seeds")
 
 
+def seed_tasks(source: str) -> list[str]:
+    """Every task path (relative to the suite) a seed names: one kernel may serve several
+    tasks that differ only in shapes (the decode projections), one ``# TASK:`` line each."""
+    return [m.group("rel") for m in _TASK_LINE.finditer(source)]
+
+
 def seed_task(source: str) -> str | None:
-    """The task path (relative to the suite) a seed names, or None."""
-    found = _TASK_LINE.search(source)
-    return found.group("rel") if found else None
+    """The first task path a seed names, or None."""
+    found = seed_tasks(source)
+    return found[0] if found else None
 
 
 def params_space(source: str) -> dict[str, list[Any]]:
@@ -50,8 +56,7 @@ def seeds_for(task: Any, folder: Path | None = None) -> list[Proposal]:
     found = []
     for path in sorted(folder.rglob("*.py")):
         source = path.read_text()
-        rel = seed_task(source)
-        if rel is None or Path(rel).stem != task.name:
+        if task.name not in {Path(rel).stem for rel in seed_tasks(source)}:
             continue
         try:
             space = params_space(source)

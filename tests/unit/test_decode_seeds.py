@@ -68,9 +68,10 @@ def test_generated_seeds_are_up_to_date() -> None:
 def test_every_decode_task_has_its_seed() -> None:
     from evolution.proposers.seeds import seeds_for
 
-    for name, (task, _) in SEEDS.items():
-        proposals = seeds_for(load_task(suite_dir() / task))
-        assert [p.variant for p in proposals] == [f"seed/{name}"]
+    for name, (tasks, _) in SEEDS.items():
+        for task in tasks:
+            proposals = seeds_for(load_task(suite_dir() / task))
+            assert [p.variant for p in proposals] == [f"seed/{name}"], task
 
 
 def _small_task(tmp_path: Path, task_rel: str, kind: str) -> Path:
@@ -88,13 +89,14 @@ def test_decode_seeds_match_their_references_on_cpu_emulator(tmp_path: Path) -> 
         pytest.skip(reason)
     specs, labels = [], []
     kinds_done: set[str] = set()
-    for name, (task_rel, kind) in SEEDS.items():
-        params_list = EMU_PARAMS if kind not in kinds_done else EMU_PARAMS[:1]
-        kinds_done.add(kind)
-        task = _small_task(tmp_path, task_rel, kind)
-        for params in params_list:
-            specs.append((task, ROOT / "kernels" / "seeds" / f"{name}.py", params, 10_000_000))
-            labels.append(f"{name} {params}")
+    for name, (task_rels, kind) in SEEDS.items():
+        for task_rel in task_rels:
+            params_list = EMU_PARAMS if kind not in kinds_done else EMU_PARAMS[:1]
+            kinds_done.add(kind)
+            task = _small_task(tmp_path, task_rel, kind)
+            for params in params_list:
+                specs.append((task, ROOT / "kernels" / "seeds" / f"{name}.py", params, 10_000_000))
+                labels.append(f"{name} on {Path(task_rel).stem} {params}")
     reports = cuda_emu.run_candidates(specs, workers=4, timeout_s=600)
     bad = {label: r["reason"] for label, r in zip(labels, reports) if not r["ok"]}
     assert not bad, bad
@@ -105,7 +107,7 @@ def test_decode_seeds_match_their_references_on_cpu_emulator(tmp_path: Path) -> 
 def test_plan_fills_the_gpu_and_keeps_ranges_non_empty() -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("seed_o", ROOT / "kernels" / "seeds" / "decode_gemv_o_bf16.py")
+    spec = importlib.util.spec_from_file_location("seed_o", ROOT / "kernels" / "seeds" / "decode_gemv_bf16.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # compiles nothing: kernels are built at the first forward
     plan = module._plan

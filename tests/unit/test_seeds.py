@@ -17,7 +17,7 @@ from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task, suite_dir
 from evolution.proposers.base import ProposalRequest
 from evolution.proposers.rules import RulesProposer
-from evolution.proposers.seeds import SeedsProposer, params_space, seed_dir, seed_task, seeds_for
+from evolution.proposers.seeds import SeedsProposer, params_space, seed_dir, seed_task, seed_tasks, seeds_for
 
 SEEDS = sorted(seed_dir().glob("*.py"))
 
@@ -37,13 +37,22 @@ def test_there_are_seeds() -> None:
 def test_seed_is_a_well_formed_candidate_for_its_task(path) -> None:  # noqa: ANN001
     source = path.read_text()
     assert check_source(source) == []
-    rel = seed_task(source)
-    assert rel is not None and (suite_dir() / rel).is_file(), f"{path.name}: '# TASK:' names no suite task"
+    rels = seed_tasks(source)
+    assert rels and seed_task(source) == rels[0], f"{path.name}: no '# TASK:' line"
+    for rel in rels:
+        assert (suite_dir() / rel).is_file(), f"{path.name}: '# TASK: {rel}' names no suite task"
     space, defaults = params_space(source), _init_defaults(source)
     assert space and set(space) == set(defaults)
     assert all(defaults[k] in choices for k, choices in space.items())
     kernels = {k for src in cuda_sources(source) for k in parse_kernels(src)}
     assert kernels and all(k.isidentifier() for k in kernels)
+
+
+def test_one_seed_serves_every_task_it_names() -> None:
+    """The plain decode GEMV names five projection tasks: each is offered it, under one variant."""
+    for rel in ("decode/gemv_qkv_bf16.py", "decode/gemv_lm_head_bf16.py"):
+        found = seeds_for(load_task(suite_dir() / rel))
+        assert [p.variant for p in found] == ["seed/decode_gemv_bf16"], (rel, [p.variant for p in found])
 
 
 def test_seeds_are_proposed_for_their_task_and_no_other() -> None:

@@ -6,7 +6,11 @@ fp32 accumulation, the epilogue fused; PARAMS: units per warp, steps in flight, 
 block, blocks per SM, K ranges (0: chosen from the shapes) and L2 prefetch depth before
 the programmatic-dependent-launch wait.
 """
+# TASK: kernels/tasks/decode/gemv_qkv_bf16.py
 # TASK: kernels/tasks/decode/gemv_o_bf16.py
+# TASK: kernels/tasks/decode/gemv_gate_up_bf16.py
+# TASK: kernels/tasks/decode/gemv_down_bf16.py
+# TASK: kernels/tasks/decode/gemv_lm_head_bf16.py
 
 import torch
 import torch.nn as nn
