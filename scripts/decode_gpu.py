@@ -52,9 +52,9 @@ SEEDS = {
     "decode/gemv_down_bf16.py": "decode_gemv_bf16",
     "decode/gemv_lm_head_bf16.py": "decode_gemv_bf16",
     "decode/qkv_rope_append_bf16.py": "decode_qkv_rope_append_bf16",
-    "decode/o_residual_bf16.py": "decode_o_residual_bf16",
+    "decode/o_residual_bf16.py": "decode_gemv_residual_bf16",
     "decode/gate_up_silu_bf16.py": "decode_gate_up_silu_bf16",
-    "decode/down_residual_bf16.py": "decode_down_residual_bf16",
+    "decode/down_residual_bf16.py": "decode_gemv_residual_bf16",
     "decode/lm_head_argmax_bf16.py": "decode_lm_head_argmax_bf16",
 }
 

@@ -288,12 +288,12 @@ DOCS = {
     "lmhead": "the final RMSNorm, the LM head and the greedy token (argmax) in one pass over the head",
 }
 
-# seed file -> (tasks, kind): one plain GEMV serves the five projections (same signature, other shapes)
+# seed file -> (tasks, kind): one kernel serves tasks that differ only in shapes (the five plain
+# projections; O and down projections with the residual add)
 SEED_TASKS = {
     "decode_gemv_bf16": (("decode/gemv_qkv_bf16.py", "decode/gemv_o_bf16.py", "decode/gemv_gate_up_bf16.py",
                           "decode/gemv_down_bf16.py", "decode/gemv_lm_head_bf16.py"), "plain"),
-    "decode_o_residual_bf16": (("decode/o_residual_bf16.py",), "resid"),
-    "decode_down_residual_bf16": (("decode/down_residual_bf16.py",), "resid"),
+    "decode_gemv_residual_bf16": (("decode/o_residual_bf16.py", "decode/down_residual_bf16.py"), "resid"),
     "decode_gate_up_silu_bf16": (("decode/gate_up_silu_bf16.py",), "silu"),
     "decode_qkv_rope_append_bf16": (("decode/qkv_rope_append_bf16.py",), "qkv"),
     "decode_lm_head_argmax_bf16": (("decode/lm_head_argmax_bf16.py",), "lmhead"),

@@ -76,9 +76,9 @@ def test_the_fused_slots_are_slots_with_tasks() -> None:
 EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1}
 SEED_FOR_SLOT = {
     "qkv_rope_append": "decode_qkv_rope_append_bf16",
-    "o_residual": "decode_o_residual_bf16",
+    "o_residual": "decode_gemv_residual_bf16",
     "gate_up_silu": "decode_gate_up_silu_bf16",
-    "down_residual": "decode_down_residual_bf16",
+    "down_residual": "decode_gemv_residual_bf16",
     "lm_head_argmax": "decode_lm_head_argmax_bf16",
 }
 

@@ -27,17 +27,17 @@ SEEDS = {  # task -> the seed that serves it (one plain GEMV seed serves the fiv
     "decode/gemv_gate_up_bf16.py": "decode_gemv_bf16",
     "decode/gemv_down_bf16.py": "decode_gemv_bf16",
     "decode/gemv_lm_head_bf16.py": "decode_gemv_bf16",
-    "decode/o_residual_bf16.py": "decode_o_residual_bf16",
-    "decode/down_residual_bf16.py": "decode_down_residual_bf16",
+    "decode/o_residual_bf16.py": "decode_gemv_residual_bf16",
+    "decode/down_residual_bf16.py": "decode_gemv_residual_bf16",
     "decode/gate_up_silu_bf16.py": "decode_gate_up_silu_bf16",
     "decode/qkv_rope_append_bf16.py": "decode_qkv_rope_append_bf16",
     "decode/lm_head_argmax_bf16.py": "decode_lm_head_argmax_bf16",
 }
 SLOT_SEEDS = {
     "qkv_rope_append": "decode_qkv_rope_append_bf16",
-    "o_residual": "decode_o_residual_bf16",
+    "o_residual": "decode_gemv_residual_bf16",
     "gate_up_silu": "decode_gate_up_silu_bf16",
-    "down_residual": "decode_down_residual_bf16",
+    "down_residual": "decode_gemv_residual_bf16",
     "lm_head_argmax": "decode_lm_head_argmax_bf16",
 }
 

@@ -6,6 +6,7 @@ fp32 accumulation, the epilogue fused; PARAMS: units per warp, steps in flight, 
 block, blocks per SM, K ranges (0: chosen from the shapes) and L2 prefetch depth before
 the programmatic-dependent-launch wait.
 """
+# TASK: kernels/tasks/decode/o_residual_bf16.py
 # TASK: kernels/tasks/decode/down_residual_bf16.py
 
 import torch
