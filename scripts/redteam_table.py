@@ -229,15 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(srows, indent=2, default=str))
         return 0 if all(r["verdict"] == "accepted" and r.get("sanitizer_ok", True) for r in srows) else 1
     if args.both:
-        both = run(args.only, baselines=False, static_check=True, correct=False, workers=args.jobs) if args.jobs <= 1 \
-            else None
-        if both is None:  # one pool for both columns, so the slow rows of each overlap
-            jobs = [(True, c, False, check) for check in (True, False) for c in rt.adversarial_candidates()
-                    if not args.only or args.only in c.name]
-            rows_both = _map(_row, jobs, args.jobs)
-            on, off = rows_both[: len(jobs) // 2], rows_both[len(jobs) // 2:]
-        else:
-            on, off = both, run(args.only, baselines=False, static_check=False, correct=False)
+        # one job list for both columns, so that in parallel the slow rows of each overlap
+        jobs = [(True, c, False, check) for check in (True, False) for c in rt.adversarial_candidates()
+                if not args.only or args.only in c.name]
+        rows_both = _map(_row, jobs, args.jobs)
+        on, off = rows_both[: len(jobs) // 2], rows_both[len(jobs) // 2:]
         print(both_markdown(on, off))
         rows = on + off
     else:
