@@ -22,9 +22,11 @@ ENTRIES = {
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
          const unsigned short* __restrict__ bias, unsigned short* __restrict__ y, float* __restrict__ part,
-         int* __restrict__ counters, long long K, long long N, int splits, int has_bias, int vec)
+         int* __restrict__ counters, long long K, long long N, int splits, int has_bias, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
     a.x = x; a.w = w; a.bias = has_bias ? bias : 0; a.y = y; a.part = part; a.counters = counters;
     a.K = K; a.units = N; a.splits = splits;
     gemv_entry<M_PLAIN, 0>(a, vec);
@@ -34,9 +36,11 @@ dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict_
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
                   const unsigned short* __restrict__ res, unsigned short* __restrict__ y, float* __restrict__ part,
-                  int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec)
+                  int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
     a.x = x; a.w = w; a.res = res; a.y = y; a.part = part; a.counters = counters;
     a.K = K; a.units = N; a.splits = splits; a.mult = mult;
     gemv_entry<M_RESID, 0>(a, vec);
@@ -46,9 +50,11 @@ dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 dec_norm_gate_up_silu(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
                       const unsigned short* __restrict__ w, unsigned short* __restrict__ y, float* __restrict__ part,
-                      int* __restrict__ counters, float eps, long long K, long long I, int splits, int vec)
+                      int* __restrict__ counters, float eps, long long K, long long I, int splits, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
     a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.y = y; a.part = part; a.counters = counters;
     a.K = K; a.units = I; a.splits = splits;
     gemv_entry<M_SILU, 1>(a, vec);
@@ -62,9 +68,11 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
                          const long long* __restrict__ pos, unsigned short* __restrict__ q,
                          unsigned short* __restrict__ kc, unsigned short* __restrict__ vc, float* __restrict__ part,
                          int* __restrict__ counters, float eps, long long K, int H, int KVH, int D, long long L,
-                         int splits, int has_bias, int vec)
+                         int splits, int has_bias, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
     a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.bias = has_bias ? bias : 0; a.cos = cos; a.sin = sin; a.pos = pos;
     a.q = q; a.kc = kc; a.vc = vc; a.part = part; a.counters = counters;
     a.K = K; a.H = H; a.KVH = KVH; a.D = D; a.L = L; a.units = (long long)(H + 2 * KVH) * (D / 2); a.splits = splits;
@@ -77,9 +85,11 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
                         const unsigned short* __restrict__ w, unsigned short* __restrict__ y, float* __restrict__ part,
                         int* __restrict__ counters, float* __restrict__ amax_v, int* __restrict__ amax_i,
                         long long* __restrict__ token, float eps, long long K, long long V, int splits, float scaling,
-                        int vec)
+                        int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
     a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.y = y; a.part = part; a.counters = counters;
     a.amax_v = amax_v; a.amax_i = amax_i; a.token = token;
     a.K = K; a.units = V; a.splits = splits; a.mult = scaling;
@@ -147,11 +157,25 @@ class _Launcher:
 
 def _vec(k, *tensors):
     return int(k % 8 == 0 and all(t.data_ptr() % 16 == 0 for t in tensors))
+
+
+def _hints(ranges, like):
+    """The kernel's last four arguments from ``prefetch_next``: up to two (tensor, bytes) ranges
+    the next kernel will read, prefetched into L2 as this one drains (a hint: values unchanged)."""
+    out = []
+    for t, nbytes in list(ranges)[:2]:
+        ok = t.device == like.device and t.data_ptr() % 16 == 0
+        out += [t, min(int(nbytes), t.numel() * t.element_size()) if ok else 0]
+    while len(out) < 4:
+        out += [like, 0]
+    return tuple(out)
 '''
 
 MODELS = {
     "plain": r'''
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, in_features, out_features, bias, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
@@ -167,11 +191,13 @@ class ModelNew(nn.Module):
         splits, blocks = self.run.plan(n, k, vec, x.device)
         bias = self.bias if self.bias is not None else self.weight
         self.run.launch(nb, "dec_gemv", blocks, (x, self.weight, bias, y, self.run.part(splits, nb, n, x.device),
-                                                  self.run.counters, k, n, splits, int(self.bias is not None), vec))
+                                                  self.run.counters, k, n, splits, int(self.bias is not None), vec) + _hints(self.prefetch_next, x))
         return y
 ''',
     "resid": r'''
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, in_features, out_features, multiplier, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.multiplier = float(multiplier)
@@ -188,11 +214,13 @@ class ModelNew(nn.Module):
         splits, blocks = self.run.plan(n, k, vec, x.device)
         self.run.launch(nb, "dec_gemv_residual", blocks, (x, self.weight, residual, y,
                                                            self.run.part(splits, nb, n, x.device), self.run.counters,
-                                                           k, n, splits, self.multiplier, vec))
+                                                           k, n, splits, self.multiplier, vec) + _hints(self.prefetch_next, x))
         return y
 ''',
     "silu": r'''
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, hidden, intermediate, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
@@ -210,11 +238,13 @@ class ModelNew(nn.Module):
         splits, blocks = self.run.plan(inter, k, vec, x.device)
         self.run.launch(nb, "dec_norm_gate_up_silu", blocks, (x, self.norm_weight, self.weight, y,
                                                                self.run.part(splits, nb, 2 * inter, x.device),
-                                                               self.run.counters, self.eps, k, inter, splits, vec))
+                                                               self.run.counters, self.eps, k, inter, splits, vec) + _hints(self.prefetch_next, x))
         return y
 ''',
     "qkv": r'''
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0,
                  PREFETCH=1):
         super().__init__()
@@ -250,11 +280,13 @@ class ModelNew(nn.Module):
         self.run.launch(nb, "dec_norm_qkv_rope_append", blocks,
                         (x, self.norm_weight, self.weight, bias, cos, sin, pos, q, kc, vc,
                          self.run.part(splits, nb, 2 * units, x.device), self.run.counters, self.eps, k, h, kvh, d,
-                         length, splits, int(self.bias is not None), vec))
+                         length, splits, int(self.bias is not None), vec) + _hints(self.prefetch_next, x))
         return q, kc, vc
 ''',
     "lmhead": r'''
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, hidden, vocab, eps, logits_scaling, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
@@ -275,7 +307,7 @@ class ModelNew(nn.Module):
         amax_i = torch.empty(nb * warps, dtype=torch.int32, device=x.device)
         self.run.launch(nb, "dec_norm_lm_head_argmax", blocks,
                         (x, self.norm_weight, self.weight, logits, self.run.part(splits, nb, vocab, x.device),
-                         self.run.counters, amax_v, amax_i, token, self.eps, k, vocab, splits, self.scaling, vec))
+                         self.run.counters, amax_v, amax_i, token, self.eps, k, vocab, splits, self.scaling, vec) + _hints(self.prefetch_next, x))
         return logits, token
 ''',
 }

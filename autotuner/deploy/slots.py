@@ -119,6 +119,17 @@ def _contig(t: torch.Tensor) -> torch.Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
+# What the next kernel of a decode step will stream: (tensor, bytes) ranges a kernel may prefetch
+# into L2 as it drains (a hint; kernels without a ``prefetch_next`` attribute ignore it).
+Prefetch = tuple[tuple[torch.Tensor, int], ...]
+
+
+def _hinted(kernel: nn.Module, prefetch: Prefetch) -> nn.Module:
+    if hasattr(kernel, "prefetch_next"):
+        kernel.prefetch_next = prefetch
+    return kernel
+
+
 def _power_of_two(x: float) -> bool:
     m, _ = math.frexp(x)
     return x > 0 and m == 0.5
@@ -203,7 +214,8 @@ class Slots:
         return kernel(_contig(gate), _contig(up))
 
     def attention_decode(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                         cache_len: torch.Tensor, scale: float, kv_len: int | None = None) -> torch.Tensor:
+                         cache_len: torch.Tensor, scale: float, kv_len: int | None = None,
+                         prefetch: Prefetch = ()) -> torch.Tensor:
         """q: [b, h, d]; k_cache, v_cache: [b, kv_heads, max_seq, d]; cache_len: [b] int64 -> [b, h, d].
 
         ``kv_len`` (eager decode: the host knows how much is written) lets the PyTorch
@@ -218,7 +230,7 @@ class Slots:
         ratio = scale * math.sqrt(d)
         if ratio != 1.0:  # covered only where the rescale is exact (a power of two)
             q = q * ratio
-        kernel = self.instance("attention_decode", like=q)
+        kernel = _hinted(self.instance("attention_decode", like=q), prefetch)
         return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
 
     # ---- the fused decode slots (one activation row per sequence: x [b, features]) -------
@@ -226,7 +238,7 @@ class Slots:
     def qkv_rope_append(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor,
                         bias: torch.Tensor | None, cos_table: torch.Tensor, sin_table: torch.Tensor,
                         k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor, heads: int, kv_heads: int,
-                        head_dim: int, eps: float) -> torch.Tensor:
+                        head_dim: int, eps: float, prefetch: Prefetch = ()) -> torch.Tensor:
         """RMSNorm, q/k/v projection, rotary embedding at ``pos`` ([1] int64 on the device) and
         the caches' append (in place). x: [b, hidden]; tables [max_seq, head_dim] in the model
         dtype -> q [b, heads, head_dim]."""
@@ -242,48 +254,51 @@ class Slots:
         weights = {"norm_weight": norm_weight, "weight": weight}
         if bias is not None:
             weights["bias"] = bias
-        kernel = self.instance("qkv_rope_append", (x.shape[-1], heads, kv_heads, head_dim, bias is not None, eps),
-                               weights, like=x)
+        kernel = _hinted(self.instance("qkv_rope_append", (x.shape[-1], heads, kv_heads, head_dim, bias is not None,
+                                                           eps), weights, like=x), prefetch)
         q, _, _ = kernel(_contig(x), cos_table, sin_table, k_cache, v_cache, pos, inplace=True)
         return q
 
     def _residual_slot(self, slot: str, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
-                       multiplier: float) -> torch.Tensor:
+                       multiplier: float, prefetch: Prefetch = ()) -> torch.Tensor:
         if not self.bindings[slot].bound:
             a = F.linear(x, weight)
             return residual + (a * multiplier if multiplier != 1.0 else a)
-        kernel = self.instance(slot, (weight.shape[1], weight.shape[0], multiplier), {"weight": weight}, like=x)
+        kernel = _hinted(self.instance(slot, (weight.shape[1], weight.shape[0], multiplier), {"weight": weight}, like=x),
+                         prefetch)
         return kernel(_contig(x), _contig(residual))
 
-    def o_residual(self, y: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, multiplier: float) -> torch.Tensor:
+    def o_residual(self, y: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, multiplier: float,
+                   prefetch: Prefetch = ()) -> torch.Tensor:
         """residual + (y W^T) * multiplier. y: [b, q_size], residual: [b, hidden]."""
-        return self._residual_slot("o_residual", y, residual, weight, multiplier)
+        return self._residual_slot("o_residual", y, residual, weight, multiplier, prefetch)
 
     def down_residual(self, act: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
-                      multiplier: float) -> torch.Tensor:
+                      multiplier: float, prefetch: Prefetch = ()) -> torch.Tensor:
         """residual + (act W^T) * multiplier. act: [b, intermediate], residual: [b, hidden]."""
-        return self._residual_slot("down_residual", act, residual, weight, multiplier)
+        return self._residual_slot("down_residual", act, residual, weight, multiplier, prefetch)
 
-    def gate_up_silu(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    def gate_up_silu(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor, eps: float,
+                     prefetch: Prefetch = ()) -> torch.Tensor:
         """SiLU(gate) * up of RMSNorm(x); weight [2 * intermediate, hidden] -> [b, intermediate]."""
         inter = weight.shape[0] // 2
         if not self.bindings["gate_up_silu"].bound:
             gate, up = F.linear(self.rmsnorm(x, norm_weight, eps), weight).split(inter, dim=-1)
             return self.silu_mul(gate, up)
-        kernel = self.instance("gate_up_silu", (x.shape[-1], inter, eps), {"norm_weight": norm_weight, "weight": weight},
-                               like=x)
+        kernel = _hinted(self.instance("gate_up_silu", (x.shape[-1], inter, eps),
+                                       {"norm_weight": norm_weight, "weight": weight}, like=x), prefetch)
         return kernel(_contig(x))
 
     def lm_head_argmax(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor, eps: float,
-                       logits_scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+                       logits_scaling: float, prefetch: Prefetch = ()) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [b, vocab], greedy token [b]) of RMSNorm(x) through the head."""
         if not self.bindings["lm_head_argmax"].bound:
             logits = F.linear(self.rmsnorm(x, norm_weight, eps), weight)
             if logits_scaling != 1.0:
                 logits = logits / logits_scaling
             return logits, logits.argmax(dim=-1)
-        kernel = self.instance("lm_head_argmax", (x.shape[-1], weight.shape[0], eps, logits_scaling),
-                               {"norm_weight": norm_weight, "weight": weight}, like=x)
+        kernel = _hinted(self.instance("lm_head_argmax", (x.shape[-1], weight.shape[0], eps, logits_scaling),
+                                       {"norm_weight": norm_weight, "weight": weight}, like=x), prefetch)
         return kernel(_contig(x))
 
 

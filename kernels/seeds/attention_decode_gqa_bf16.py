@@ -16,7 +16,7 @@ decode step; a range past a sequence's length contributes nothing.
 
 import torch
 import torch.nn as nn
-from autotuner.runtime import compile_module
+from autotuner.runtime import compile_module, pdl_launch
 
 SOURCE = r'''
 #ifndef BLOCK
@@ -34,7 +34,10 @@ SOURCE = r'''
 #define NW (BLOCK / 32)
 #define CHUNK (BLOCK * KEYS)
 #define NPL 8      // position lanes of the weighted-values phase (bounds shared memory)
-#define UNROLL 8   // value rows each of them has in flight
+#define UNROLL 8   // value rows each of them has in flight (past the first VROWS)
+#ifndef VROWS
+#define VROWS 16  // value rows each position lane loads with the K rows (16-byte pieces)
+#endif
 #define NEG_INF __int_as_float(0xff800000)
 #if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests runs blocks one after another
 #define __ldg(p) (*(p))
@@ -58,23 +61,63 @@ __device__ __forceinline__ unsigned short to_bf(float v) {  // round to nearest 
 #endif
 }
 
-// W consecutive bf16 at p (aligned to 2 * W bytes) as floats.
-template <int W> __device__ __forceinline__ void load_bf(const unsigned short* __restrict__ p, float* f);
-template <> __device__ __forceinline__ void load_bf<1>(const unsigned short* __restrict__ p, float* f) {
-    f[0] = bf_lo(__ldg(p));
+// W consecutive bf16 (aligned to 2 * W bytes), held as loaded (packed: half the registers of
+// floats), converted where they are used.
+template <int W> struct Raw;
+template <> struct Raw<1> { unsigned short w; };
+template <> struct Raw<2> { unsigned int w; };
+template <> struct Raw<4> { uint2 w; };
+template <> struct Raw<8> { uint4 w; };
+template <int W> __device__ __forceinline__ Raw<W> ld_raw(const unsigned short* __restrict__ p) {
+    Raw<W> r;
+    if constexpr (W == 1) r.w = __ldg(p);
+    else if constexpr (W == 2) r.w = __ldg(reinterpret_cast<const unsigned int*>(p));
+    else if constexpr (W == 4) r.w = __ldg(reinterpret_cast<const uint2*>(p));
+    else r.w = __ldg(reinterpret_cast<const uint4*>(p));
+    return r;
 }
-template <> __device__ __forceinline__ void load_bf<2>(const unsigned short* __restrict__ p, float* f) {
-    const unsigned int w = __ldg(reinterpret_cast<const unsigned int*>(p));
-    f[0] = bf_lo(w); f[1] = bf_hi(w);
+template <int W> __device__ __forceinline__ void unpack(const Raw<W>& r, float* f) {
+    if constexpr (W == 1) {
+        f[0] = __uint_as_float(((unsigned int)r.w) << 16);
+    } else if constexpr (W == 2) {
+        f[0] = bf_lo(r.w); f[1] = bf_hi(r.w);
+    } else if constexpr (W == 4) {
+        f[0] = bf_lo(r.w.x); f[1] = bf_hi(r.w.x); f[2] = bf_lo(r.w.y); f[3] = bf_hi(r.w.y);
+    } else {
+        f[0] = bf_lo(r.w.x); f[1] = bf_hi(r.w.x); f[2] = bf_lo(r.w.y); f[3] = bf_hi(r.w.y);
+        f[4] = bf_lo(r.w.z); f[5] = bf_hi(r.w.z); f[6] = bf_lo(r.w.w); f[7] = bf_hi(r.w.w);
+    }
 }
-template <> __device__ __forceinline__ void load_bf<4>(const unsigned short* __restrict__ p, float* f) {
-    const uint2 w = __ldg(reinterpret_cast<const uint2*>(p));
-    f[0] = bf_lo(w.x); f[1] = bf_hi(w.x); f[2] = bf_lo(w.y); f[3] = bf_hi(w.y);
+template <int W> __device__ __forceinline__ void load_bf(const unsigned short* __restrict__ p, float* f) {
+    unpack<W>(ld_raw<W>(p), f);
 }
-template <> __device__ __forceinline__ void load_bf<8>(const unsigned short* __restrict__ p, float* f) {
-    const uint4 w = __ldg(reinterpret_cast<const uint4*>(p));
-    f[0] = bf_lo(w.x); f[1] = bf_hi(w.x); f[2] = bf_lo(w.y); f[3] = bf_hi(w.y);
-    f[4] = bf_lo(w.z); f[5] = bf_hi(w.z); f[6] = bf_lo(w.w); f[7] = bf_hi(w.w);
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// This warp's share (warp gw of tw) of a byte range the NEXT kernel reads, into L2 (a hint).
+__device__ __forceinline__ void prefetch_share(const unsigned short* p, long long bytes, long long gw, long long tw,
+                                               int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (p == 0 || bytes < 16) return;
+    const long long granules = bytes >> 4;
+    const long long per = (granules + tw - 1) / tw;
+    const long long g0 = gw * per;
+    const long long g1 = g0 + per < granules ? g0 + per : granules;
+    const char* base = reinterpret_cast<const char*>(p);
+    for (long long g = g0 + (long long)lane * 256; g < g1; g += 32 * 256) {
+        const long long n = g1 - g < 256 ? g1 - g : 256;
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"(base + (g << 4)), "r"((unsigned int)(n << 4))
+                     : "memory");
+    }
+#endif
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -103,14 +146,56 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
                                          const unsigned short* __restrict__ k, const unsigned short* __restrict__ v,
                                          const long long* __restrict__ lens, unsigned short* __restrict__ out,
                                          float* __restrict__ part, int* __restrict__ counters, float scale,
-                                         int kv_heads, int G, long long L, int D)
+                                         int kv_heads, int G, long long L, int D,
+                                         const unsigned short* __restrict__ pf0, long long pf0_bytes,
+                                         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int splits = gridDim.y;
     const long long bkv = blockIdx.x;                     // batch * kv_heads + kv head
     // Every load below is unconditional (addresses clamped into the tensors, unused values
     // masked afterwards): a load under a branch waits for the one before it, and this
-    // kernel's time at decode sizes is its chain of memory round trips.
+    // kernel's time at decode sizes is its chain of memory round trips. The K and V rows go
+    // first, before the kernel that writes q may have finished (programmatic dependent
+    // launch): all of this block's cache bytes are in flight in the first round trip.
+    // (Narrow pieces, for unaligned tensors, leave too few registers to hold rows across the
+    // wait: that path waits first.)
+    constexpr bool EARLY = W >= 4;
+    if (!EARLY) pdl_wait();
+    const long long k0 = (long long)blockIdx.y * CHUNK;
+    const int avail = (int)(L - k0 < CHUNK ? L - k0 : CHUNK);  // positions of this range inside the cache
+    const unsigned short* __restrict__ kb = k + (bkv * L + k0) * D;
+    const unsigned short* __restrict__ vb = v + (bkv * L + k0) * D;
+    // The lengths are never written by a kernel: read first, so that rows past a sequence's
+    // length are not fetched (a static cache is mostly empty early in a generation).
+    const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
+    const int live = (int)(k0 < len ? (len - k0 < avail ? len - k0 : avail) : 0);  // rows of this range to read
+    // K rows of phase 1 (thread t: position t), rows past them read row 0
+    Raw<W> kr[KEYS][MAXD / W];
+    #pragma unroll
+    for (int j = 0; j < KEYS; ++j) {
+        const int t = j * BLOCK + tid;
+        #pragma unroll
+        for (int i = 0; i < MAXD / W; ++i)
+            kr[j][i] = ld_raw<W>(kb + (long long)(t < live ? t : 0) * D + (i * W < D ? i * W : 0));
+    }
+    // V rows of phase 3: thread = (position lane pl, piece c of W elements of head_dim); lane pl
+    // takes positions pl, pl + PL, ...; the first VROWS of them are loaded here, with K.
+    const int DC = (D + W - 1) / W;
+    const int DCE = DC < BLOCK ? DC : BLOCK;          // pieces per pass (several passes: scalar, long heads)
+    const int PL = BLOCK / DCE < NPL ? BLOCK / DCE : NPL;
+    const int pl = tid / DCE;
+    const bool vlane = pl < PL;
+    // rows held: fewer for narrower pieces and for 8 query heads per KV head (their sums need the registers)
+    constexpr int VR = VROWS * W / (GG >= 8 ? 16 : 8) > 0 ? VROWS * W / (GG >= 8 ? 16 : 8) : 1;
+    Raw<W> vr[VR];
+    #pragma unroll
+    for (int u = 0; u < VR; ++u) {
+        const int t = pl + u * PL;
+        vr[u] = ld_raw<W>(vb + (long long)(vlane && t < live ? t : 0) * D + (tid % DCE) * W);
+    }
+    if (EARLY) pdl_wait();       // q and the newest cache row are the kernel before's output
+    pdl_launch_dependents();
     const unsigned short* __restrict__ qb = q + bkv * G * D;
     constexpr int QN = (GG * MAXD + BLOCK - 1) / BLOCK;
     float qv[QN];
@@ -119,20 +204,23 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         const int i = j * BLOCK + tid;
         qv[j] = bf_lo(__ldg(qb + (i < G * D ? i : 0)));
     }
-    const long long k0 = (long long)blockIdx.y * CHUNK;
-    const int avail = (int)(L - k0 < CHUNK ? L - k0 : CHUNK);  // positions of this range inside the cache
-    const unsigned short* __restrict__ kb = k + (bkv * L + k0) * D;
-    const unsigned short* __restrict__ vb = v + (bkv * L + k0) * D;
-    // K rows of phase 1, loaded before the lengths are known (rows past the cache: row 0)
-    float kk[KEYS][MAXD / W][W];
-    #pragma unroll
-    for (int j = 0; j < KEYS; ++j) {
-        const int t = j * BLOCK + tid;
+    // The newest position (len - 1) may have been appended by the kernel before, after the
+    // loads above were issued: its K and V pieces are read again, now that it is complete.
+    const long long newest = len - 1 - k0;
+    if (EARLY && newest >= 0 && newest < CHUNK) {
         #pragma unroll
-        for (int i = 0; i < MAXD / W; ++i)
-            load_bf<W>(kb + (long long)(t < avail ? t : 0) * D + (i * W < D ? i * W : 0), kk[j][i]);
+        for (int j = 0; j < KEYS; ++j)
+            if (j * BLOCK + tid == newest) {
+                #pragma unroll
+                for (int i = 0; i < MAXD / W; ++i)
+                    kr[j][i] = ld_raw<W>(kb + newest * D + (i * W < D ? i * W : 0));
+            }
+        if (vlane) {
+            #pragma unroll
+            for (int u = 0; u < VR; ++u)
+                if (pl + u * PL == newest) vr[u] = ld_raw<W>(vb + newest * D + (tid % DCE) * W);
+        }
     }
-    const long long len = lens[bkv / kv_heads] < L ? lens[bkv / kv_heads] : L;
     const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
     #pragma unroll
     for (int j = 0; j < QN; ++j) {
@@ -150,10 +238,12 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         #pragma unroll
         for (int i = 0; i < MAXD / W; ++i) {
             if (i * W < D) {  // no load in here: only arithmetic on values already in registers
+                float kf[W];
+                unpack<W>(kr[j][i], kf);
                 #pragma unroll
                 for (int g = 0; g < GG; ++g)
                     #pragma unroll
-                    for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][i * W + w], kk[j][i][w], dot[g]);
+                    for (int w = 0; w < W; ++w) dot[g] = fmaf(sh.q[g][i * W + w], kf[w], dot[g]);
             }
         }
         #pragma unroll
@@ -175,40 +265,61 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
         if (lane == 0) { sh.m[g] = mx; sh.s[g] = sum; }
     }
     __syncthreads();
-    // 3. weighted values: thread = (position lane pl, piece c of W elements of head_dim); the
-    //    PL position lanes take positions pl, pl + PL, ..., UNROLL rows in flight at a time.
-    const int DC = (D + W - 1) / W;
-    const int PL = BLOCK / DC < NPL ? BLOCK / DC : NPL;
-    const int c = tid % DC, pl = tid / DC, d0 = c * W;
-    float acc[GG][W];
-    #pragma unroll
-    for (int g = 0; g < GG; ++g)
-        #pragma unroll
-        for (int w = 0; w < W; ++w) acc[g][w] = 0.0f;
-    if (pl < PL) {
-        for (int t0 = pl; t0 < n; t0 += UNROLL * PL) {
-            float vv[UNROLL][W];
-            #pragma unroll
-            for (int u = 0; u < UNROLL; ++u) {  // unconditional: rows past n read row 0, weighted 0
-                const int t = t0 + u * PL;
-                load_bf<W>(vb + (long long)(t < n ? t : 0) * D + d0, vv[u]);
-            }
-            #pragma unroll
-            for (int u = 0; u < UNROLL; ++u) {
-                const int t = t0 + u * PL;
-                #pragma unroll
-                for (int g = 0; g < GG; ++g) {
-                    const float pr = t < n ? sh.p[g][t] : 0.0f;
-                    #pragma unroll
-                    for (int w = 0; w < W; ++w) acc[g][w] = fmaf(pr, vv[u][w], acc[g][w]);
-                }
-            }
-        }
+    // 3. weighted values: the rows already in registers, then (long ranges, narrow pieces) the
+    //    rest UNROLL rows at a time; then further passes over head_dim where DC > BLOCK.
+    for (int c0 = 0; c0 < DC; c0 += DCE) {
+        const int c = c0 + tid % DCE, d0 = c * W;
+        const bool active = vlane && c < DC;
+        float acc[GG][W];
         #pragma unroll
         for (int g = 0; g < GG; ++g)
             #pragma unroll
-            for (int w = 0; w < W; ++w)
-                if (d0 + w < D) sh.acc[pl][g][d0 + w] = acc[g][w];
+            for (int w = 0; w < W; ++w) acc[g][w] = 0.0f;
+        if (active) {
+            int t0 = pl;
+            if (c0 == 0) {
+                #pragma unroll
+                for (int u = 0; u < VR; ++u) {
+                    const int t = pl + u * PL;
+                    if (t < n) {  // rows past n (possibly never written: not even 0 * NaN) are skipped
+                        float vf[W];
+                        unpack<W>(vr[u], vf);
+                        #pragma unroll
+                        for (int g = 0; g < GG; ++g) {
+                            const float pr = sh.p[g][t];
+                            #pragma unroll
+                            for (int w = 0; w < W; ++w) acc[g][w] = fmaf(pr, vf[w], acc[g][w]);
+                        }
+                    }
+                }
+                t0 = pl + VR * PL;
+            }
+            for (; t0 < n; t0 += UNROLL * PL) {
+                float vv[UNROLL][W];
+                #pragma unroll
+                for (int u = 0; u < UNROLL; ++u) {  // unconditional: rows past n read row 0, not used
+                    const int t = t0 + u * PL;
+                    load_bf<W>(vb + (long long)(t < n ? t : 0) * D + d0, vv[u]);
+                }
+                #pragma unroll
+                for (int u = 0; u < UNROLL; ++u) {
+                    const int t = t0 + u * PL;
+                    if (t < n) {
+                        #pragma unroll
+                        for (int g = 0; g < GG; ++g) {
+                            const float pr = sh.p[g][t];
+                            #pragma unroll
+                            for (int w = 0; w < W; ++w) acc[g][w] = fmaf(pr, vv[u][w], acc[g][w]);
+                        }
+                    }
+                }
+            }
+            #pragma unroll
+            for (int g = 0; g < GG; ++g)
+                #pragma unroll
+                for (int w = 0; w < W; ++w)
+                    if (d0 + w < D) sh.acc[pl][g][d0 + w] = acc[g][w];
+        }
     }
     __syncthreads();
     for (int i = tid; i < G * D; i += BLOCK) {
@@ -223,6 +334,12 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
             slot[2 + d] = o;
             if (d == 0) { slot[0] = sh.m[g]; slot[1] = sh.s[g]; }
         }
+    }
+    {   // the next kernel's bytes into L2 while this one merges and drains (hints; 0 bytes: none)
+        const long long tw = (long long)gridDim.x * gridDim.y * NW;
+        const long long gw = ((long long)blockIdx.y * gridDim.x + blockIdx.x) * NW + warp;
+        prefetch_share(pf0, pf0_bytes, gw, tw, lane);
+        prefetch_share(pf1, pf1_bytes, gw, tw, lane);
     }
     if (splits == 1) return;
     // 4. the last range of this (batch, KV head) to finish merges them all
@@ -277,11 +394,14 @@ __device__ __forceinline__ void gqa_entry(const unsigned short* __restrict__ q, 
                                           const unsigned short* __restrict__ v, const long long* __restrict__ lens,
                                           unsigned short* __restrict__ out, float* __restrict__ part,
                                           int* __restrict__ counters, float scale, int kv_heads, int G, long long L,
-                                          int D, int vec)
+                                          int D, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+                                          const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     __shared__ GqaShared<GG> sh;
-    if (vec) gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D);
-    else gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D);
+    if (vec) gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
+                                pf1_bytes);
+    else gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
+                               pf1_bytes);
 }
 
 // One kernel per group size (1, 2, 4, 8: the group rounded up to a power of two), so that
@@ -291,42 +411,64 @@ extern "C" __global__ void __launch_bounds__(BLOCK)
 gqa_decode_g1(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
               unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
-              int kv_heads, int G, long long L, int D, int vec)
+              int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
+              long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
-    gqa_entry<1>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
+    gqa_entry<1>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
+                 pf1_bytes);
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 gqa_decode_g2(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
               unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
-              int kv_heads, int G, long long L, int D, int vec)
+              int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
+              long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
-    gqa_entry<2>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
+    gqa_entry<2>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
+                 pf1_bytes);
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 gqa_decode_g4(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
               unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
-              int kv_heads, int G, long long L, int D, int vec)
+              int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
+              long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
-    gqa_entry<4>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
+    gqa_entry<4>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
+                 pf1_bytes);
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
 gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
               unsigned short* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, float scale,
-              int kv_heads, int G, long long L, int D, int vec)
+              int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
+              long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
-    gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec);
+    gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
+                 pf1_bytes);
 }
 '''
 PARAMS = {"BLOCK": [64, 128], "VEC": [2, 4, 8]}
 
 
+def _hints(ranges, like):
+    """The kernel's last four arguments from ``prefetch_next``: up to two (tensor, bytes) ranges
+    the next kernel will read, prefetched into L2 as this one drains (a hint: values unchanged)."""
+    out = []
+    for t, nbytes in list(ranges)[:2]:
+        ok = t.device == like.device and t.data_ptr() % 16 == 0
+        out += [t, min(int(nbytes), t.numel() * t.element_size()) if ok else 0]
+    while len(out) < 4:
+        out += [like, 0]
+    return tuple(out)
+
+
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, BLOCK: int = 64, VEC: int = 8):
         super().__init__()
         KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
@@ -354,7 +496,7 @@ class ModelNew(nn.Module):
         vec = int(d % self.vec == 0 and all(t.data_ptr() % (2 * self.vec) == 0 for t in (q, k_cache, v_cache)))
         part = torch.empty(b * h * splits * (d + 2) if splits > 1 else 1, dtype=torch.float32, device=q.device)
         kernel = f"gqa_decode_g{1 << (group - 1).bit_length()}"
-        self.module.launch(kernel, grid=(b * kv_heads, splits), block=(self.block,),
-                           args=(q, k_cache, v_cache, cache_len, out, part, self.counters, d ** -0.5, kv_heads, group,
-                                 max_len, d, vec))
+        pdl_launch(self.module, kernel, grid=(b * kv_heads, splits), block=(self.block,),
+                   args=(q, k_cache, v_cache, cache_len, out, part, self.counters, d ** -0.5, kv_heads, group,
+                         max_len, d, vec) + _hints(self.prefetch_next, q))
         return out

@@ -34,6 +34,10 @@ SOURCE = r'''
 // weight rows into L2 (cp.async.bulk.prefetch) before griddepcontrol.wait, so the weights
 // stream while the kernel before is finishing; nothing the previous kernel writes is read
 // before the wait. Without the launch attribute the wait returns at once.
+// Cross-kernel prefetch: the caller may name up to two byte ranges the NEXT kernel will stream
+// (pf0 / pf1, e.g. the next projection's weights); each warp, once its own tasks are done,
+// prefetches its share of them into L2, so DRAM stays busy through this kernel's tail, the
+// launch gap and the next kernel's ramp. A hint only: it changes no value (0 bytes: none).
 #ifndef NB
 #define NB 1
 #endif
@@ -168,7 +172,26 @@ struct GemvArgs {
     float* amax_v;                  // LMHEAD: [NB, warps in the grid] each warp's best logit
     int* amax_i;                    //          and its (first) index
     long long* token;               // LMHEAD: [NB] argmax
+    const unsigned short* pf0;      // the next kernel's bytes to prefetch into L2 (hints, may be null)
+    long long pf0_bytes;
+    const unsigned short* pf1;
+    long long pf1_bytes;
 };
+
+// This warp's share (warp gw of tw) of a range the next kernel reads: into L2, 16-byte granules.
+__device__ __forceinline__ void prefetch_share(const unsigned short* p, long long bytes, long long gw, long long tw,
+                                               int lane) {
+    if (p == 0 || bytes < 16) return;
+    const long long granules = bytes >> 4;
+    const long long per = (granules + tw - 1) / tw;
+    const long long g0 = gw * per;
+    const long long g1 = g0 + per < granules ? g0 + per : granules;
+    const char* base = reinterpret_cast<const char*>(p);
+    for (long long g = g0 + (long long)lane * 256; g < g1; g += 32 * 256) {  // 4 KB per lane and step
+        const long long n = g1 - g < 256 ? g1 - g : 256;
+        prefetch_l2(base + (g << 4), (unsigned int)(n << 4));
+    }
+}
 
 template <int MODE>
 __device__ __forceinline__ long long unit_row(const GemvArgs& a, long long u, int j) {
@@ -377,6 +400,9 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             }
     }
 
+    prefetch_share(a.pf0, a.pf0_bytes, gw, tw, lane);   // the next kernel's weights, while this one drains
+    prefetch_share(a.pf1, a.pf1_bytes, gw, tw, lane);
+
     if (MODE == M_LMHEAD) {  // the greedy token: per warp, then the grid's last warp over all warps
         #pragma unroll
         for (int o = 1; o < UPW; o <<= 1) {          // lanes b * UPW .. b * UPW + UPW - 1 hold row b's
@@ -426,6 +452,7 @@ __device__ __forceinline__ GemvArgs gemv_args() {
     a.x = 0; a.nw = 0; a.eps = 0.0f; a.w = 0; a.bias = 0; a.K = 0; a.units = 0; a.splits = 1;
     a.part = 0; a.counters = 0; a.y = 0; a.res = 0; a.mult = 1.0f; a.H = 0; a.KVH = 0; a.D = 0; a.L = 0;
     a.cos = 0; a.sin = 0; a.pos = 0; a.q = 0; a.kc = 0; a.vc = 0; a.amax_v = 0; a.amax_i = 0; a.token = 0;
+    a.pf0 = 0; a.pf0_bytes = 0; a.pf1 = 0; a.pf1_bytes = 0;
     return a;
 }
 
@@ -446,9 +473,11 @@ copy_u16(const unsigned short* __restrict__ src, unsigned short* __restrict__ ds
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
          const unsigned short* __restrict__ bias, unsigned short* __restrict__ y, float* __restrict__ part,
-         int* __restrict__ counters, long long K, long long N, int splits, int has_bias, int vec)
+         int* __restrict__ counters, long long K, long long N, int splits, int has_bias, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+         const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
     a.x = x; a.w = w; a.bias = has_bias ? bias : 0; a.y = y; a.part = part; a.counters = counters;
     a.K = K; a.units = N; a.splits = splits;
     gemv_entry<M_PLAIN, 0>(a, vec);
@@ -513,7 +542,21 @@ class _Launcher:
 def _vec(k, *tensors):
     return int(k % 8 == 0 and all(t.data_ptr() % 16 == 0 for t in tensors))
 
+
+def _hints(ranges, like):
+    """The kernel's last four arguments from ``prefetch_next``: up to two (tensor, bytes) ranges
+    the next kernel will read, prefetched into L2 as this one drains (a hint: values unchanged)."""
+    out = []
+    for t, nbytes in list(ranges)[:2]:
+        ok = t.device == like.device and t.data_ptr() % 16 == 0
+        out += [t, min(int(nbytes), t.numel() * t.element_size()) if ok else 0]
+    while len(out) < 4:
+        out += [like, 0]
+    return tuple(out)
+
 class ModelNew(nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
     def __init__(self, in_features, out_features, bias, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
@@ -529,5 +572,5 @@ class ModelNew(nn.Module):
         splits, blocks = self.run.plan(n, k, vec, x.device)
         bias = self.bias if self.bias is not None else self.weight
         self.run.launch(nb, "dec_gemv", blocks, (x, self.weight, bias, y, self.run.part(splits, nb, n, x.device),
-                                                  self.run.counters, k, n, splits, int(self.bias is not None), vec))
+                                                  self.run.counters, k, n, splits, int(self.bias is not None), vec) + _hints(self.prefetch_next, x))
         return y

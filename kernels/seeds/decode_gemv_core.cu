@@ -15,6 +15,10 @@
 // weight rows into L2 (cp.async.bulk.prefetch) before griddepcontrol.wait, so the weights
 // stream while the kernel before is finishing; nothing the previous kernel writes is read
 // before the wait. Without the launch attribute the wait returns at once.
+// Cross-kernel prefetch: the caller may name up to two byte ranges the NEXT kernel will stream
+// (pf0 / pf1, e.g. the next projection's weights); each warp, once its own tasks are done,
+// prefetches its share of them into L2, so DRAM stays busy through this kernel's tail, the
+// launch gap and the next kernel's ramp. A hint only: it changes no value (0 bytes: none).
 #ifndef NB
 #define NB 1
 #endif
@@ -149,7 +153,26 @@ struct GemvArgs {
     float* amax_v;                  // LMHEAD: [NB, warps in the grid] each warp's best logit
     int* amax_i;                    //          and its (first) index
     long long* token;               // LMHEAD: [NB] argmax
+    const unsigned short* pf0;      // the next kernel's bytes to prefetch into L2 (hints, may be null)
+    long long pf0_bytes;
+    const unsigned short* pf1;
+    long long pf1_bytes;
 };
+
+// This warp's share (warp gw of tw) of a range the next kernel reads: into L2, 16-byte granules.
+__device__ __forceinline__ void prefetch_share(const unsigned short* p, long long bytes, long long gw, long long tw,
+                                               int lane) {
+    if (p == 0 || bytes < 16) return;
+    const long long granules = bytes >> 4;
+    const long long per = (granules + tw - 1) / tw;
+    const long long g0 = gw * per;
+    const long long g1 = g0 + per < granules ? g0 + per : granules;
+    const char* base = reinterpret_cast<const char*>(p);
+    for (long long g = g0 + (long long)lane * 256; g < g1; g += 32 * 256) {  // 4 KB per lane and step
+        const long long n = g1 - g < 256 ? g1 - g : 256;
+        prefetch_l2(base + (g << 4), (unsigned int)(n << 4));
+    }
+}
 
 template <int MODE>
 __device__ __forceinline__ long long unit_row(const GemvArgs& a, long long u, int j) {
@@ -358,6 +381,9 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             }
     }
 
+    prefetch_share(a.pf0, a.pf0_bytes, gw, tw, lane);   // the next kernel's weights, while this one drains
+    prefetch_share(a.pf1, a.pf1_bytes, gw, tw, lane);
+
     if (MODE == M_LMHEAD) {  // the greedy token: per warp, then the grid's last warp over all warps
         #pragma unroll
         for (int o = 1; o < UPW; o <<= 1) {          // lanes b * UPW .. b * UPW + UPW - 1 hold row b's
@@ -407,6 +433,7 @@ __device__ __forceinline__ GemvArgs gemv_args() {
     a.x = 0; a.nw = 0; a.eps = 0.0f; a.w = 0; a.bias = 0; a.K = 0; a.units = 0; a.splits = 1;
     a.part = 0; a.counters = 0; a.y = 0; a.res = 0; a.mult = 1.0f; a.H = 0; a.KVH = 0; a.D = 0; a.L = 0;
     a.cos = 0; a.sin = 0; a.pos = 0; a.q = 0; a.kc = 0; a.vc = 0; a.amax_v = 0; a.amax_i = 0; a.token = 0;
+    a.pf0 = 0; a.pf0_bytes = 0; a.pf1 = 0; a.pf1_bytes = 0;
     return a;
 }
 

@@ -1,0 +1,258 @@
+"""Issue 13 on one GPU: the fused decode step's time, measured where it matters (the whole step,
+one CUDA graph), across programmatic dependent launch, cross-kernel L2 prefetch, the attention
+kernel and the decode seeds' launch parameters.
+
+The seeds are bound to the engine's slots directly (no archive, no evaluator): this is a
+measuring tool for choosing what the seeds do; the engine itself only runs verified kernels.
+Phases (env SWEEP_PHASES, default all): modes (PDL x prefetch, old vs new seeds when OLD_SEEDS
+names a folder of earlier seed files), attention (the attention kernel alone, old vs new),
+search (coordinate descent over each slot's PARAMS on the step time), final (the best
+configuration: modes again, the profile, fp32 parity). Writes $OUT/step_sweep.log and .json.
+
+    OUT=out python scripts/decode_step_sweep.py     # about 4-6 minutes on an H200
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = Path(os.environ.get("OUT", "gpu-out"))
+OUT.mkdir(parents=True, exist_ok=True)
+BUDGET_S = float(os.environ.get("SWEEP_BUDGET_S", "420"))
+T0 = time.monotonic()
+RESULTS: dict = {}
+
+SEED_OF = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
+           "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
+           "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
+
+
+def left() -> float:
+    return BUDGET_S - (time.monotonic() - T0)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+    with open(OUT / "step_sweep.log", "a") as f:
+        f.write(text + "\n")
+
+
+def seed_class(folder: Path, name: str) -> type:
+    spec = importlib.util.spec_from_file_location(f"sweep_{folder.name}_{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelNew
+
+
+def make_slots(folder: Path, params: dict[str, dict]):  # noqa: ANN201
+    from autotuner.deploy.slots import SlotBinding, Slots
+
+    bindings = {slot: SlotBinding(slot, "sweep", task=seed, model_new=seed_class(folder, seed),
+                                  params=dict(params.get(slot, {})))
+                for slot, seed in SEED_OF.items()}
+    return Slots(bindings)
+
+
+def step_ms(model, pdl: bool, prefetch: bool, steps: int = 100, repeats: int = 3) -> float:  # noqa: ANN001
+    """ms per graph step (input copies + replay), median of ``repeats`` runs of ``steps`` steps at
+    positions 576.. (a 512-token prompt's generation)."""
+    from autotuner.deploy.fused import FusedGraphDecoder
+
+    dec = FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch)
+    token = torch.zeros(1, 1, dtype=torch.long, device="cuda")
+    for i in range(5):
+        dec.step(token, 576 + i)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for i in range(steps):
+            dec.step(token, 576 + i)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / steps)
+    del dec
+    gc.collect()
+    return statistics.median(times)
+
+
+def phase_modes(model, folders: dict[str, Path], bound_ms: float) -> None:  # noqa: ANN001
+    say(f"\n{'seeds':<6} {'pdl':<4} {'prefetch':<8} {'ms/step':>8} {'tok/s':>7} {'% bound':>7}")
+    rows = []
+    for label, folder in folders.items():
+        model.slots = make_slots(folder, {})
+        for pdl in (False, True):
+            for prefetch in (False, True):
+                if label == "old" and prefetch:
+                    continue  # the old seeds take no hint
+                ms = step_ms(model, pdl, prefetch)
+                rows.append({"seeds": label, "pdl": pdl, "prefetch": prefetch, "ms": ms})
+                say(f"{label:<6} {str(pdl):<4} {str(prefetch):<8} {ms:>8.4f} {1e3 / ms:>7.1f} {100 * bound_ms / ms:>7.1f}")
+    RESULTS["modes"] = rows
+
+
+def phase_attention(folders: dict[str, Path], cfg) -> None:  # noqa: ANN001
+    """The attention kernel alone: 16 layers' caches (distinct, as in the step), 768 positions,
+    a 640-token sequence, replayed from one graph."""
+    b, kvh, L, d, h = 1, cfg.num_kv_heads, 768, cfg.head_dim, cfg.num_heads
+    caches = [(torch.randn(b, kvh, L, d, device="cuda", dtype=torch.bfloat16),
+               torch.randn(b, kvh, L, d, device="cuda", dtype=torch.bfloat16)) for _ in range(cfg.num_layers)]
+    q = torch.randn(b, h, d, device="cuda", dtype=torch.bfloat16)
+    say(f"\nattention decode alone ({cfg.name}: {h} heads, {kvh} KV heads, cache {L}, length 640, "
+        f"{cfg.num_layers} layers in one graph)")
+    rows = []
+    for label, folder in folders.items():
+        cls = seed_class(folder, "attention_decode_gqa_bf16")
+        for block in (64, 128):
+            mod = cls(BLOCK=block)
+            lens = torch.full((b,), 640, dtype=torch.long, device="cuda")
+            ref = torch.nn.functional.scaled_dot_product_attention(
+                q.float().unsqueeze(2), caches[0][0][:, :, :640].float().repeat_interleave(h // kvh, 1),
+                caches[0][1][:, :, :640].float().repeat_interleave(h // kvh, 1)).squeeze(2)
+            err = float((mod(q, caches[0][0], caches[0][1], lens).float() - ref).abs().max())
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for kc, vc in caches:
+                    mod(q, kc, vc, lens)
+            torch.cuda.current_stream().wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                for kc, vc in caches:
+                    mod(q, kc, vc, lens)
+            g.replay()
+            torch.cuda.synchronize()
+            ts = []
+            for _ in range(7):
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                g.replay()
+                e.record()
+                e.synchronize()
+                ts.append(s.elapsed_time(e) * 1e3 / len(caches))
+            us = statistics.median(ts)
+            rows.append({"seeds": label, "BLOCK": block, "us_per_call": us, "max_err": err})
+            say(f"  {label:<5} BLOCK={block:<4} {us:7.2f} us/call   max |err| vs fp32 SDPA {err:.4f}")
+            del g
+    RESULTS["attention"] = rows
+
+
+def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, dict]:  # noqa: ANN001
+    """Coordinate descent on the whole step: each slot's PARAMS one at a time, keep what is faster
+    by more than the noise (0.3%)."""
+    import ast
+
+    best: dict[str, dict] = {slot: {} for slot in SEED_OF}
+    model.slots = make_slots(folder, best)
+    best_ms = step_ms(model, pdl, prefetch)
+    say(f"\nsearch (pdl={pdl}, prefetch={prefetch}): start {best_ms:.4f} ms")
+    trail = [{"params": json.loads(json.dumps(best)), "ms": best_ms}]
+    order = ["down_residual", "gate_up_silu", "qkv_rope_append", "o_residual", "lm_head_argmax", "attention_decode"]
+    for rnd in range(2):
+        for slot in order:
+            src = (folder / f"{SEED_OF[slot]}.py").read_text()
+            tree = ast.parse(src)
+            space = next(ast.literal_eval(n.value) for n in tree.body
+                         if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PARAMS")
+            for name, values in space.items():
+                for value in values:
+                    if left() < 90:
+                        say("(search stopped for time)")
+                        return best
+                    if best[slot].get(name) == value:
+                        continue
+                    trial = {k: dict(v) for k, v in best.items()}
+                    trial[slot][name] = value
+                    try:
+                        model.slots = make_slots(folder, trial)
+                        ms = step_ms(model, pdl, prefetch, steps=60, repeats=3)
+                    except Exception as exc:  # noqa: BLE001 - a failing setting is skipped, not fatal
+                        say(f"  {slot} {name}={value}: FAILED {type(exc).__name__}: {str(exc)[:160]}")
+                        continue
+                    better = ms < best_ms * 0.997
+                    say(f"  r{rnd} {slot:<17} {name}={value!s:<5} {ms:.4f} ms{'  <- best' if better else ''}")
+                    trail.append({"slot": slot, "param": name, "value": value, "ms": ms})
+                    if better:
+                        best, best_ms = trial, ms
+        say(f"after round {rnd}: {best_ms:.4f} ms, {json.dumps(best)}")
+    RESULTS["search"] = {"pdl": pdl, "prefetch": prefetch, "best": best, "best_ms": best_ms, "trail": trail}
+    return best
+
+
+def phase_final(model, folder: Path, best: dict, bound_ms: float, copy_gbps: float) -> None:  # noqa: ANN001
+    from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
+    from autotuner.deploy.profile import format_profile, profile_decode
+
+    model.slots = make_slots(folder, best)
+    say(f"\nbest configuration {json.dumps(best)}")
+    rows = []
+    for pdl in (False, True):
+        for prefetch in (False, True):
+            ms = step_ms(model, pdl, prefetch, steps=128, repeats=5)
+            rows.append({"pdl": pdl, "prefetch": prefetch, "ms": ms})
+            say(f"  pdl={str(pdl):<5} prefetch={str(prefetch):<5} {ms:.4f} ms/step  {1e3 / ms:7.1f} tok/s  "
+                f"{100 * bound_ms / ms:5.1f}% of the bound")
+    RESULTS["final"] = rows
+    if left() > 40:
+        found = profile_decode(model, 576, 16, fused=True)
+        say("\nprofile (fused path, eager launches):\n" + format_profile(found, copy_gbps, top=14))
+    if left() > 30:
+        report = check_parity_fp32(model, model.slots, paths=("fused+graph", "fused+graph+pdl"), steps=32)
+        for path in ("fused+graph", "fused+graph+pdl"):
+            say(parity_fp32_line(model.cfg.name, path, report[path], report["bf16"]["max_err"]))
+
+
+def main() -> int:
+    from autotuner.deploy import build_model, get_config
+    from autotuner.evaluator.roofline import cached_peaks
+    from autotuner.runtime.compile import cache_root
+    from autotuner.runtime.device import device_facts
+
+    facts = device_facts(0)
+    copy_gbps = cached_peaks(cache_root(), facts.driver).copy_gbps
+    cfg = get_config(os.environ.get("SWEEP_MODEL", "llama-3.2-1b"))
+    new = ROOT / "kernels" / "seeds"
+    folders = {"new": new}
+    if os.environ.get("OLD_SEEDS"):
+        folders = {"old": Path(os.environ["OLD_SEEDS"]).resolve(), "new": new}
+    phases = os.environ.get("SWEEP_PHASES", "modes,attention,search,final").split(",")
+    torch.manual_seed(0)
+    from autotuner.deploy.slots import Slots
+
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=Slots.pytorch())
+    model.setup_caches(1, 768)
+    bound_ms = model.weight_bytes() / (copy_gbps * 1e9) * 1e3
+    say(f"{facts.gpu_name}: copy {copy_gbps:,.0f} GB/s; {cfg.name} bf16 batch 1, {model.weight_bytes() / 1e9:.2f} GB "
+        f"of weights a step: bound {bound_ms:.4f} ms = {1e3 / bound_ms:,.0f} tok/s")
+    RESULTS.update(device=facts.gpu_name, copy_gbps=copy_gbps, bound_ms=bound_ms, model=cfg.name)
+    try:
+        if "modes" in phases:
+            phase_modes(model, folders, bound_ms)
+        if "attention" in phases:
+            phase_attention(folders, cfg)
+        best: dict = {}
+        mode = (os.environ.get("SWEEP_PDL", "1") == "1", os.environ.get("SWEEP_PREFETCH", "1") == "1")
+        if "search" in phases:
+            best = phase_search(model, new, *mode)
+        if "final" in phases and left() > 60:
+            phase_final(model, new, best, bound_ms, copy_gbps)
+    finally:
+        with open(OUT / "step_sweep.json", "w") as f:
+            json.dump(RESULTS, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
