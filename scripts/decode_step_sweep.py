@@ -243,7 +243,7 @@ def main() -> int:
         if "attention" in phases:
             phase_attention(folders, cfg)
         best: dict = {}
-        mode = (os.environ.get("SWEEP_PDL", "1") == "1", os.environ.get("SWEEP_PREFETCH", "1") == "1")
+        mode = (os.environ.get("SWEEP_PDL", "1") == "1", os.environ.get("SWEEP_PREFETCH", "0") == "1")
         if "search" in phases:
             best = phase_search(model, new, *mode)
         if "final" in phases and left() > 60:

@@ -100,8 +100,19 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 
 # Launch code shared by every decode seed (the part of ModelNew that is not the task's).
 HOST = r'''
-PARAMS = {"UPW": [1, 2, 4], "UNROLL": [2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8], "SPLITK": [0, 1, 2, 4],
-          "PREFETCH": [0, 1, 2]}
+PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8],
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2]}
+
+
+def _auto(units, k, upw, unroll):
+    """UPW / UNROLL of 0: chosen from the shape (measured on the H200 over the whole decode step,
+    scripts/decode_step_sweep.py): about 4,096 warp tasks (one unit per warp up to 4k outputs, two
+    up to 16k, four beyond), and twice the steps in flight for long rows (K >= 8192)."""
+    if upw == 0:
+        upw = 1 if units <= 4096 else (2 if units <= 16384 else 4)
+    if unroll == 0:
+        unroll = 8 if k >= 8192 else 4
+    return upw, unroll
 
 
 def _plan(units, k, vec, upw, warps, occ, splitk, sms):
@@ -133,17 +144,21 @@ class _Launcher:
         self.modules = {}
         self.counters = None
         self.sms = None
+        self.shape = (UPW or 1, UNROLL or 4)  # (UPW, UNROLL) of the last plan
 
     def module(self, nb):
-        if nb not in self.modules:
-            self.modules[nb] = compile_module(SOURCE, defines={"NB": nb, "UPW": self.upw, "UNROLL": self.unroll,
-                                                               "WARPS": self.warps, "PREFETCH": self.prefetch})
-        return self.modules[nb]
+        key = (nb,) + self.shape
+        if key not in self.modules:
+            upw, unroll = self.shape
+            self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
+                                                                "WARPS": self.warps, "PREFETCH": self.prefetch})
+        return self.modules[key]
 
     def plan(self, units, k, vec, device):
         if self.sms is None:
             self.sms = torch.cuda.get_device_properties(device).multi_processor_count
-        splits, blocks, groups = _plan(units, k, vec, self.upw, self.warps, self.occ, self.splitk, self.sms)
+        self.shape = _auto(units, k, self.upw, self.unroll)
+        splits, blocks, groups = _plan(units, k, vec, self.shape[0], self.warps, self.occ, self.splitk, self.sms)
         if self.counters is None or self.counters.numel() < groups + 1 or self.counters.device != device:
             self.counters = torch.zeros(groups + 1, dtype=torch.int32, device=device)  # reset by the kernel
         return splits, blocks
@@ -176,7 +191,7 @@ MODELS = {
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
@@ -198,7 +213,7 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
@@ -221,7 +236,7 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, intermediate, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
@@ -245,7 +260,7 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0,
+    def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
                  PREFETCH=1):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
@@ -287,7 +302,7 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))

@@ -21,11 +21,13 @@ applied where it is used, as the fused kernels do; the values are the same).
 are launched with programmatic dependent launch when ``pdl`` is on (their weight prefetch
 overlaps the previous kernel; see ``autotuner.runtime.pdl``).
 
-Cross-kernel prefetch (``prefetch``, on by default): each kernel is told which weights the next
-weight-streaming kernel reads, and prefetches (a bounded part of) them into L2 as its own warps
-finish, so DRAM stays busy through each kernel's tail, the launch gap and the next one's ramp:
-at decode sizes a projection streams 8-70 MB in a few microseconds, and those gaps are a large
-part of the step. A hint only: no value changes, and kernels without it ignore it.
+Cross-kernel prefetch (``prefetch``, off by default): each kernel is told which weights the next
+weight-streaming kernel reads, and prefetches (up to half the L2 of) them as its own warps
+finish, meant to keep DRAM busy through each kernel's tail, the launch gap and the next one's
+ramp. A hint only: no value changes. Measured on an H200 (Llama-3.2-1B step,
+scripts/decode_step_sweep.py) it costs 8-13% (1.149 -> 1.298 ms a step with PDL): the
+prefetched lines compete with the streaming kernel and are partly evicted before use. PDL with
+each kernel's first weights loaded before its ``griddepcontrol.wait`` is what helps.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _l2_bytes(device: torch.device) -> int:
 
 @torch.no_grad()
 def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Tensor,
-                  prefetch: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  prefetch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One decode step. tokens: [b, 1] int64; input_pos: [1] int64 on the device ->
     (logits [b, vocab] in the model dtype, greedy token [b] int64)."""
     cfg, slots = model.cfg, model.slots
@@ -115,7 +117,7 @@ def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Ten
     return slots.lm_head_argmax(residual, model.norm, head, eps, cfg.logits_scaling, prefetch=last)
 
 
-def fused_step(model: Transformer, prefetch: bool = True) -> Step:
+def fused_step(model: Transformer, prefetch: bool = False) -> Step:
     """Eager decode through the fused path (each kernel launched from Python)."""
     buffers: dict[torch.device, torch.Tensor] = {}
 
@@ -132,7 +134,7 @@ class FusedGraphDecoder(GraphDecoder):
     """The fused step captured in one CUDA graph; ``pdl`` launches the kernels that support it
     with programmatic dependent launch (captured as programmatic edges)."""
 
-    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: bool = True) -> None:
+    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: bool = False) -> None:
         self.token_out: torch.Tensor | None = None
 
         def forward(tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -144,5 +146,5 @@ class FusedGraphDecoder(GraphDecoder):
 
 
 def make_step(model: Transformer, graph: bool, pdl: bool = False,
-              prefetch: bool = True) -> Callable[[torch.Tensor, int], torch.Tensor]:
+              prefetch: bool = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
     return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch).step if graph else fused_step(model, prefetch)

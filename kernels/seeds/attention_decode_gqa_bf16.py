@@ -354,28 +354,59 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     for (int g = warp; g < G; g += NW) {
         const float* __restrict__ pg = part + (bkv * G + g) * splits * (D + 2);
         float mx = NEG_INF;
-        for (int r = lane; r < splits; r += 32) mx = fmaxf(mx, __ldcg(pg + r * (D + 2)));
+        const int r0 = lane < splits ? lane : 0;   // up to 32 ranges: (m, s) read once, in one round trip
+        const float m0 = __ldcg(pg + r0 * (D + 2)), s0 = __ldcg(pg + r0 * (D + 2) + 1);
+        if (lane < splits) mx = m0;
+        for (int r = lane + 32; r < splits; r += 32) mx = fmaxf(mx, __ldcg(pg + r * (D + 2)));
         mx = warp_max(mx);
         float sum = 0.0f;
         for (int r = lane; r < splits; r += 32) {
-            const float mr = __ldcg(pg + r * (D + 2));
+            const float mr = r == lane ? m0 : __ldcg(pg + r * (D + 2));
             const float wr = mr == NEG_INF ? 0.0f : __expf(mr - mx);
             if (r < CHUNK) sh.p[g][r] = wr;
-            sum = fmaf(__ldcg(pg + r * (D + 2) + 1), wr, sum);
+            sum = fmaf(r == lane ? s0 : __ldcg(pg + r * (D + 2) + 1), wr, sum);
         }
         sum = warp_sum(sum);
         if (lane == 0) { sh.m[g] = mx; sh.s[g] = sum; }
     }
     __syncthreads();
-    for (int i = tid; i < G * D; i += BLOCK) {
+    if (splits <= CHUNK) {
+        // The weights are in shared memory. Each thread owns OI outputs (i = tid + j * BLOCK) and
+        // reads, four ranges at a time, all their partial values at once: OI * 4 loads in flight,
+        // instead of a round trip per output.
+        constexpr int OI = (GG * MAXD + BLOCK - 1) / BLOCK;
+        float o[OI];
+        #pragma unroll
+        for (int j = 0; j < OI; ++j) o[j] = 0.0f;
+        for (int r0 = 0; r0 < splits; r0 += 4) {
+            float pv[4][OI];
+            #pragma unroll
+            for (int u = 0; u < 4; ++u)
+                #pragma unroll
+                for (int j = 0; j < OI; ++j) {
+                    const int i = j * BLOCK + tid, r = r0 + u < splits ? r0 + u : splits - 1;
+                    const int ii = i < G * D ? i : 0;
+                    pv[u][j] = __ldcg(part + ((bkv * G + ii / D) * splits + r) * (D + 2) + 2 + ii % D);
+                }
+            #pragma unroll
+            for (int u = 0; u < 4; ++u)
+                #pragma unroll
+                for (int j = 0; j < OI; ++j) {
+                    const int i = j * BLOCK + tid;
+                    if (r0 + u < splits && i < G * D) o[j] = fmaf(pv[u][j], sh.p[i / D][r0 + u], o[j]);
+                }
+        }
+        #pragma unroll
+        for (int j = 0; j < OI; ++j) {
+            const int i = j * BLOCK + tid;
+            if (i < G * D) out[(bkv * G + i / D) * D + i % D] = to_bf(o[j] / sh.s[i / D]);
+        }
+    } else for (int i = tid; i < G * D; i += BLOCK) {
         const int g = i / D, d = i - g * D;
         const long long row = bkv * G + g;
         const float* __restrict__ ranges = part + row * splits * (D + 2);  // [splits][m, s, values...]
         float o = 0.0f;
-        if (splits <= CHUNK) {  // the weights are in shared memory: one load per range, 16 in flight
-            #pragma unroll 16
-            for (int r = 0; r < splits; ++r) o = fmaf(__ldcg(ranges + r * (D + 2) + 2 + d), sh.p[g][r], o);
-        } else {
+        {
             const float M = sh.m[g];
             #pragma unroll 8
             for (int r = 0; r < splits; ++r) {
@@ -469,7 +500,7 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, BLOCK: int = 64, VEC: int = 8):
+    def __init__(self, BLOCK: int = 128, VEC: int = 8):  # 128: measured faster on the H200 (step sweep)
         super().__init__()
         KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
         self.block, self.chunk, self.vec = BLOCK, BLOCK * KEYS, VEC

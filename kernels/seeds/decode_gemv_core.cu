@@ -23,7 +23,7 @@
 #define NB 1
 #endif
 #ifndef UPW
-#define UPW 2
+#define UPW 1
 #endif
 #ifndef UNROLL
 #define UNROLL 4
@@ -127,6 +127,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 enum { M_PLAIN = 0, M_RESID = 1, M_SILU = 2, M_QKV = 3, M_LMHEAD = 4 };
 template <int MODE> struct RowsPerUnit { static constexpr int value = (MODE == M_SILU || MODE == M_QKV) ? 2 : 1; };
+template <int MODE> struct UnitRows { static constexpr int value = UPW * RowsPerUnit<MODE>::value; };  // rows a task streams
 
 struct GemvArgs {
     const unsigned short* x;        // [NB, K] activations (before the norm where NORM)
@@ -232,6 +233,31 @@ __device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, 
     }
 }
 
+// Task t's weight rows (wr) and the first UNROLL steps of its K range (raw), all loads in flight.
+template <int MODE, int V>
+__device__ __forceinline__ void task_rows(const GemvArgs& a, long long t, int splits, long long per_split,
+                                          const unsigned short** wr, Raw<V> (*raw)[UnitRows<MODE>::value], int lane) {
+    constexpr int ROWS = UnitRows<MODE>::value;
+    constexpr int STEP = 32 * V;
+    const long long g = t / splits, s = t - g * splits;
+    const long long k_begin = s * per_split * STEP;
+    long long k_end = k_begin + per_split * STEP;
+    k_end = k_end < a.K ? k_end : a.K;
+    #pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        long long u = g * UPW + r / RowsPerUnit<MODE>::value;
+        u = u < a.units ? u : a.units - 1;       // past the end: a valid row, its sum unused
+        wr[r] = a.w + unit_row<MODE>(a, u, r % RowsPerUnit<MODE>::value) * a.K;
+    }
+    const long long k0 = k_begin + (long long)lane * V;
+    #pragma unroll
+    for (int i = 0; i < UNROLL; ++i) {
+        const long long k = k0 + i * STEP;
+        #pragma unroll
+        for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+    }
+}
+
 template <int MODE, int NORM, int V>
 __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     constexpr int RPU = RowsPerUnit<MODE>::value;
@@ -265,10 +291,18 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         }
     }
 #endif
+    // ... and the first step of its first task into registers: the weights are constant, so
+    // their first round trip overlaps the previous kernel's tail (with PDL) or the norm below.
+    Raw<V> raw[UNROLL][ROWS];
+    const unsigned short* wr[ROWS];
+    if (gw < tasks)
+        task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     pdl_wait();
     pdl_launch_dependents();
 
-    // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2)
+    // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2), eight
+    //    steps of loads in flight at a time: a chain of one-at-a-time loads would cost a round
+    //    trip per 256 columns
     float inv[NB];
     #pragma unroll
     for (int b = 0; b < NB; ++b) inv[b] = 1.0f;
@@ -276,10 +310,17 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         #pragma unroll
         for (int b = 0; b < NB; ++b) {
             float ss = 0.0f;
-            for (long long k = (long long)lane * V; k < K; k += STEP) {
-                const Vec<V> xv = load_x<V>(a.x + b * K + k, true);
+            for (long long k0 = (long long)lane * V; k0 < K; k0 += 8 * STEP) {
+                Vec<V> xs[8];
                 #pragma unroll
-                for (int i = 0; i < V; ++i) ss = fmaf(xv.f[i], xv.f[i], ss);
+                for (int i = 0; i < 8; ++i) {
+                    const long long k = k0 + i * STEP;
+                    xs[i] = load_x<V>(a.x + b * K + (k < K ? k : 0), k < K);
+                }
+                #pragma unroll
+                for (int i = 0; i < 8; ++i)
+                    #pragma unroll
+                    for (int e = 0; e < V; ++e) ss = fmaf(xs[i].f[e], xs[i].f[e], ss);
             }
             ss = warp_sum(ss);
             inv[b] = rsqrtf(ss / (float)K + a.eps);
@@ -294,13 +335,8 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         const long long k_begin = s * per_split * STEP;
         long long k_end = k_begin + per_split * STEP;
         k_end = k_end < K ? k_end : K;
-        const unsigned short* wr[ROWS];
-        #pragma unroll
-        for (int r = 0; r < ROWS; ++r) {
-            long long u = g * UPW + r / RPU;
-            u = u < a.units ? u : a.units - 1;       // past the end: a valid row, its sum unused
-            wr[r] = a.w + unit_row<MODE>(a, u, r % RPU) * K;
-        }
+        if (t != gw)  // (the first task's rows and first step were loaded before the wait)
+            task_rows<MODE, V>(a, t, splits, per_split, wr, raw, lane);
         float acc[NB][ROWS];
         #pragma unroll
         for (int b = 0; b < NB; ++b)
@@ -308,12 +344,13 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             for (int r = 0; r < ROWS; ++r) acc[b][r] = 0.0f;
 
         for (long long k0 = k_begin + (long long)lane * V; k0 < k_end; k0 += UNROLL * STEP) {
-            Raw<V> raw[UNROLL][ROWS];
-            #pragma unroll
-            for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
-                const long long k = k0 + i * STEP;
+            if (k0 != k_begin + (long long)lane * V) {  // (a task's first step is loaded with its rows)
                 #pragma unroll
-                for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+                for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
+                    const long long k = k0 + i * STEP;
+                    #pragma unroll
+                    for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+                }
             }
             #pragma unroll
             for (int i = 0; i < UNROLL; ++i) {

@@ -38,7 +38,7 @@ SOURCE = r'''
 #define NB 1
 #endif
 #ifndef UPW
-#define UPW 2
+#define UPW 1
 #endif
 #ifndef UNROLL
 #define UNROLL 4
@@ -142,6 +142,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 enum { M_PLAIN = 0, M_RESID = 1, M_SILU = 2, M_QKV = 3, M_LMHEAD = 4 };
 template <int MODE> struct RowsPerUnit { static constexpr int value = (MODE == M_SILU || MODE == M_QKV) ? 2 : 1; };
+template <int MODE> struct UnitRows { static constexpr int value = UPW * RowsPerUnit<MODE>::value; };  // rows a task streams
 
 struct GemvArgs {
     const unsigned short* x;        // [NB, K] activations (before the norm where NORM)
@@ -247,6 +248,31 @@ __device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, 
     }
 }
 
+// Task t's weight rows (wr) and the first UNROLL steps of its K range (raw), all loads in flight.
+template <int MODE, int V>
+__device__ __forceinline__ void task_rows(const GemvArgs& a, long long t, int splits, long long per_split,
+                                          const unsigned short** wr, Raw<V> (*raw)[UnitRows<MODE>::value], int lane) {
+    constexpr int ROWS = UnitRows<MODE>::value;
+    constexpr int STEP = 32 * V;
+    const long long g = t / splits, s = t - g * splits;
+    const long long k_begin = s * per_split * STEP;
+    long long k_end = k_begin + per_split * STEP;
+    k_end = k_end < a.K ? k_end : a.K;
+    #pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        long long u = g * UPW + r / RowsPerUnit<MODE>::value;
+        u = u < a.units ? u : a.units - 1;       // past the end: a valid row, its sum unused
+        wr[r] = a.w + unit_row<MODE>(a, u, r % RowsPerUnit<MODE>::value) * a.K;
+    }
+    const long long k0 = k_begin + (long long)lane * V;
+    #pragma unroll
+    for (int i = 0; i < UNROLL; ++i) {
+        const long long k = k0 + i * STEP;
+        #pragma unroll
+        for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+    }
+}
+
 template <int MODE, int NORM, int V>
 __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     constexpr int RPU = RowsPerUnit<MODE>::value;
@@ -280,10 +306,18 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         }
     }
 #endif
+    // ... and the first step of its first task into registers: the weights are constant, so
+    // their first round trip overlaps the previous kernel's tail (with PDL) or the norm below.
+    Raw<V> raw[UNROLL][ROWS];
+    const unsigned short* wr[ROWS];
+    if (gw < tasks)
+        task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     pdl_wait();
     pdl_launch_dependents();
 
-    // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2)
+    // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2), eight
+    //    steps of loads in flight at a time: a chain of one-at-a-time loads would cost a round
+    //    trip per 256 columns
     float inv[NB];
     #pragma unroll
     for (int b = 0; b < NB; ++b) inv[b] = 1.0f;
@@ -291,10 +325,17 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         #pragma unroll
         for (int b = 0; b < NB; ++b) {
             float ss = 0.0f;
-            for (long long k = (long long)lane * V; k < K; k += STEP) {
-                const Vec<V> xv = load_x<V>(a.x + b * K + k, true);
+            for (long long k0 = (long long)lane * V; k0 < K; k0 += 8 * STEP) {
+                Vec<V> xs[8];
                 #pragma unroll
-                for (int i = 0; i < V; ++i) ss = fmaf(xv.f[i], xv.f[i], ss);
+                for (int i = 0; i < 8; ++i) {
+                    const long long k = k0 + i * STEP;
+                    xs[i] = load_x<V>(a.x + b * K + (k < K ? k : 0), k < K);
+                }
+                #pragma unroll
+                for (int i = 0; i < 8; ++i)
+                    #pragma unroll
+                    for (int e = 0; e < V; ++e) ss = fmaf(xs[i].f[e], xs[i].f[e], ss);
             }
             ss = warp_sum(ss);
             inv[b] = rsqrtf(ss / (float)K + a.eps);
@@ -309,13 +350,8 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         const long long k_begin = s * per_split * STEP;
         long long k_end = k_begin + per_split * STEP;
         k_end = k_end < K ? k_end : K;
-        const unsigned short* wr[ROWS];
-        #pragma unroll
-        for (int r = 0; r < ROWS; ++r) {
-            long long u = g * UPW + r / RPU;
-            u = u < a.units ? u : a.units - 1;       // past the end: a valid row, its sum unused
-            wr[r] = a.w + unit_row<MODE>(a, u, r % RPU) * K;
-        }
+        if (t != gw)  // (the first task's rows and first step were loaded before the wait)
+            task_rows<MODE, V>(a, t, splits, per_split, wr, raw, lane);
         float acc[NB][ROWS];
         #pragma unroll
         for (int b = 0; b < NB; ++b)
@@ -323,12 +359,13 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             for (int r = 0; r < ROWS; ++r) acc[b][r] = 0.0f;
 
         for (long long k0 = k_begin + (long long)lane * V; k0 < k_end; k0 += UNROLL * STEP) {
-            Raw<V> raw[UNROLL][ROWS];
-            #pragma unroll
-            for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
-                const long long k = k0 + i * STEP;
+            if (k0 != k_begin + (long long)lane * V) {  // (a task's first step is loaded with its rows)
                 #pragma unroll
-                for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+                for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
+                    const long long k = k0 + i * STEP;
+                    #pragma unroll
+                    for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
+                }
             }
             #pragma unroll
             for (int i = 0; i < UNROLL; ++i) {
@@ -483,8 +520,19 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 }
 '''
 
-PARAMS = {"UPW": [1, 2, 4], "UNROLL": [2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8], "SPLITK": [0, 1, 2, 4],
-          "PREFETCH": [0, 1, 2]}
+PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8],
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2]}
+
+
+def _auto(units, k, upw, unroll):
+    """UPW / UNROLL of 0: chosen from the shape (measured on the H200 over the whole decode step,
+    scripts/decode_step_sweep.py): about 4,096 warp tasks (one unit per warp up to 4k outputs, two
+    up to 16k, four beyond), and twice the steps in flight for long rows (K >= 8192)."""
+    if upw == 0:
+        upw = 1 if units <= 4096 else (2 if units <= 16384 else 4)
+    if unroll == 0:
+        unroll = 8 if k >= 8192 else 4
+    return upw, unroll
 
 
 def _plan(units, k, vec, upw, warps, occ, splitk, sms):
@@ -516,17 +564,21 @@ class _Launcher:
         self.modules = {}
         self.counters = None
         self.sms = None
+        self.shape = (UPW or 1, UNROLL or 4)  # (UPW, UNROLL) of the last plan
 
     def module(self, nb):
-        if nb not in self.modules:
-            self.modules[nb] = compile_module(SOURCE, defines={"NB": nb, "UPW": self.upw, "UNROLL": self.unroll,
-                                                               "WARPS": self.warps, "PREFETCH": self.prefetch})
-        return self.modules[nb]
+        key = (nb,) + self.shape
+        if key not in self.modules:
+            upw, unroll = self.shape
+            self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
+                                                                "WARPS": self.warps, "PREFETCH": self.prefetch})
+        return self.modules[key]
 
     def plan(self, units, k, vec, device):
         if self.sms is None:
             self.sms = torch.cuda.get_device_properties(device).multi_processor_count
-        splits, blocks, groups = _plan(units, k, vec, self.upw, self.warps, self.occ, self.splitk, self.sms)
+        self.shape = _auto(units, k, self.upw, self.unroll)
+        splits, blocks, groups = _plan(units, k, vec, self.shape[0], self.warps, self.occ, self.splitk, self.sms)
         if self.counters is None or self.counters.numel() < groups + 1 or self.counters.device != device:
             self.counters = torch.zeros(groups + 1, dtype=torch.int32, device=device)  # reset by the kernel
         return splits, blocks
@@ -556,7 +608,7 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=2, UNROLL=4, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=1):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))

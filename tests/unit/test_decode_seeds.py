@@ -58,6 +58,7 @@ EMU_PARAMS = [
     {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},
     {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0},
     {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2},
+    {"UPW": 0, "UNROLL": 0, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},  # chosen from the shape
 ]
 
 
