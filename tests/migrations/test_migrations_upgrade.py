@@ -19,8 +19,8 @@ from autotuner.errors import ArchiveError
 from old_rows import FIXTURE, TABLES, insert_old_rows, read_table, rows
 
 
-def test_head_is_0003() -> None:
-    assert head_revision() == "0003"
+def test_head_is_0004() -> None:
+    assert head_revision() == "0004"
 
 
 def test_models_match_the_migrated_schema(db_url: str) -> None:
@@ -44,7 +44,7 @@ def test_upgrade_from_0001_keeps_every_row(db_url: str) -> None:
     before = _snapshot(db.engine)
     assert sum(len(v) for v in before.values()) == 16
     upgrade(db.engine)
-    assert current_revision(db.engine) == "0003"
+    assert current_revision(db.engine) == "0004"
     assert _snapshot(db.engine) == before
     db.dispose()
     with Archive.open(db_url) as archive:  # and the upgraded archive works as a new one
@@ -75,7 +75,7 @@ def test_a_stored_0001_sqlite_archive_upgrades(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript(FIXTURE.read_text())
     with Archive.open(str(path), create=False) as archive:
-        assert archive.revision() == "0003"
+        assert archive.revision() == "0004"
         assert archive.stats()["evaluations"] == 3
         assert archive.kernel(3).evaluations[0].verdict == "rejected"
         assert [r.kernel_id for r in archive.best()] == [2]
