@@ -51,6 +51,7 @@ def test_upgrade_from_0001_keeps_every_row(db_url: str) -> None:
         assert [(r.kernel_id, r.candidate_ms) for r in archive.best()] == [(2, 0.25)]
         assert [r.generation for r in archive.lineage(2)] == [-1, 0, 1]
         assert archive.result(1).shapes[0].candidate.median_ms == 0.5
+        assert archive.result(1).resources == []  # older harnesses made no resource report (0004: NULL)
         task = make_task()
         archive.record(task, KernelSpec("// new\n"), make_result(task))
         archive.record_llm_call(LLMCallRecord(model="m", tokens_in=1))
