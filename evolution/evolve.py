@@ -61,7 +61,10 @@ def evolve(search: "TaskSearch") -> str:
                 else:
                     notes[island] += (f"your answer was a {why}: it was not evaluated",)
         with ThreadPoolExecutor(max_workers=search.run.pool.workers) as executor:
-            list(executor.map(lambda pair: search.evaluate(pair[1], [pair[1].default_params], pair[0]), fresh))
+            results = list(executor.map(lambda pair: search.evaluate(pair[1], [pair[1].default_params], pair[0]), fresh))
+        for (_, proposal), (result,) in zip(fresh, results):
+            if proposal.operator == "fix" and result.accepted:
+                planner.fixed(proposal.parents)
         search.tune_proposals([p for _, p in fresh])
         search.outcome.generations += 1
         if search.outcome.generations % config.migrate_every == 0:

@@ -4,7 +4,8 @@ Feedback is the point of the loop: a kernel the evaluator rejected goes back to 
 a ``fix`` request quoting why; an accepted one in an ``optimize`` request with its
 measurements; two accepted ones in a ``crossover``. ``translate`` (from the reference alone)
 is only for an island that has nothing to work from. Each rejected kernel is sent back at
-most ``MAX_FIX_ATTEMPTS`` times, so a hopeless one does not take every request.
+most ``MAX_FIX_ATTEMPTS`` times, so a hopeless one does not take every request, and not
+again once a fix of it was accepted.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ class Planner:
         self.population = population
         self.rng = rng
         self.fix_attempts: Counter[int] = Counter()  # kernel id -> fix requests sent for it
+        self.resolved: set[int] = set()  # kernels whose fix the evaluator accepted
 
     def next(self, island: int) -> Plan:
         failed = self.population.failed(island, exclude=self._exhausted())
+        if failed is not None and not self.population.islands[island].members:
+            return self._fix(failed)  # the island's own attempts all failed: repair them first
         accepted = self.population.select(island)
         if accepted is None:
-            return self._fix(failed) if failed is not None else Plan("translate")
+            return Plan("translate")
         roll = self.rng.random()
         if failed is not None and roll < P_FIX:
             return self._fix(failed)
@@ -52,5 +56,9 @@ class Planner:
         self.fix_attempts[member.kernel_id] += 1
         return Plan("fix", (member,))
 
+    def fixed(self, kernel_ids: tuple[int, ...]) -> None:
+        """A fix of these kernels was accepted: never send them back again."""
+        self.resolved.update(kernel_ids)
+
     def _exhausted(self) -> set[int]:
-        return {k for k, n in self.fix_attempts.items() if n >= MAX_FIX_ATTEMPTS}
+        return {k for k, n in self.fix_attempts.items() if n >= MAX_FIX_ATTEMPTS} | self.resolved

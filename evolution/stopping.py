@@ -72,7 +72,7 @@ def _amount(cap: str, value: float) -> str:
         return f"{value:.1f} s"
     if cap == "max_cost_usd":
         return f"${value:.4f}"
-    return f"{int(round(value))} {'candidates' if cap == 'max_candidates' else 'tokens'}"
+    return str(int(round(value)))
 
 
 @dataclass

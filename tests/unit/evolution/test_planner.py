@@ -61,3 +61,12 @@ def test_a_full_island_of_working_kernels_keeps_its_failures():
         population.add(member(kid, float(kid)))
     assert population.failed(0).kernel_id == 1
     assert population.best.kernel_id == 9
+
+
+def test_a_kernel_whose_fix_was_accepted_is_not_sent_back_again():
+    population = Population(islands=1)
+    population.add(member(1, stage=Stage.COMPILE))
+    planner = Planner(population, random.Random(0))
+    assert planner.next(0).parents[0].kernel_id == 1
+    planner.fixed((1,))
+    assert planner.next(0).operator == "translate"

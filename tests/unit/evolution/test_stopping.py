@@ -28,7 +28,7 @@ def test_candidates_are_shared_fairly_and_what_a_task_leaves_goes_to_the_next():
     assert second.candidates_left() == 5  # ceil(9 / 2): the first task's rest is shared on
     budget.count_candidate(5)
     assert second.candidates_left() == 0
-    with pytest.raises(ShareSpent, match="max_candidates.*5 candidates of 5.*1/2"):
+    with pytest.raises(ShareSpent, match=r"share of max_candidates is used: 5 of 5 \(1/2 of what was left\)"):
         second.check()
     assert TaskShare(budget, tasks_left=1).candidates_left() == 4
 
