@@ -239,9 +239,16 @@ def resource_report() -> list[KernelResources]:
     for the model, never part of the verdict. Nothing when no kernel ran through the runtime
     (CuPy or ``load_inline`` candidates) or the driver cannot say.
     """
+    from dataclasses import fields
+
     from autotuner.runtime import usage
 
-    return [KernelResources(**entry) for entry in usage.launched_kernels()]
+    numbers = [f.name for f in fields(KernelResources) if f.name != "name"]
+    try:  # the candidate shared this process: take only well-formed entries, as plain ints
+        return [KernelResources(str(entry["name"])[:200], **{k: int(entry.get(k, 0)) for k in numbers})
+                for entry in usage.launched_kernels()[:64]]
+    except Exception:  # noqa: BLE001 - unreadable or tampered with: no report, never a failure
+        return []
 
 
 _STICKY = ("illegal memory access", "misaligned address", "unspecified launch failure", "illegal instruction",

@@ -52,3 +52,15 @@ def test_a_driver_that_cannot_say_gives_no_report_and_no_error():
     usage.note_launch("broken", Broken(), (32,), 0)
     usage.note_launch("plain", object(), (32,), 0)
     assert usage.launched_kernels() == []
+
+
+def test_the_worker_turns_the_notes_into_the_result_and_survives_tampering(monkeypatch):
+    from autotuner.evaluator.worker import resource_report
+
+    usage.reset()
+    Kernel("k", FakeFunction(20, local=8, shared=64), None).note_launch((128,), 256)
+    assert resource_report() == [KernelResources("k", registers=20, local_bytes=8, shared_static_bytes=64,
+                                                 shared_dynamic_bytes=256, max_threads_per_block=1024,
+                                                 block_threads=128)]
+    monkeypatch.setattr(usage, "launched_kernels", lambda: [{"name": "k", "registers": "many"}])
+    assert resource_report() == []  # the candidate shares the process: a garbled report is dropped
