@@ -144,7 +144,7 @@ class TuneRun:
                     search.run_all()
                 except BudgetExhausted as exc:
                     spent = exc
-                    self.callbacks.on_note(f"budget spent: {exc}")
+                    self.callbacks.on_note(str(exc))
                 else:
                     self.callbacks.on_note(f"{task.name}: stopped, {search.outcome.stop_reason}")
                     with self._write_lock:

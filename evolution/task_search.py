@@ -124,10 +124,10 @@ class TaskSearch:
             list(executor.map(lambda p: self.evaluate(p, [p.default_params]), admitted))
         return admitted
 
-    def tune_proposals(self, proposals: list[Proposal]) -> None:
-        """Optuna over the parameters of the best few accepted, structurally distinct proposals.
-
-        Every tuned setting is recorded with the kernel it was tuned from as its parent.
+    def tune_proposals(self, proposals: list[Proposal]) -> int:
+        """Optuna over the parameters of the best few accepted, structurally distinct proposals;
+        returns how many were tuned. Every tuned setting is recorded with the kernel it was
+        tuned from as its parent.
         """
         scored = []
         for proposal in proposals:
@@ -152,6 +152,7 @@ class TaskSearch:
 
         with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
             list(executor.map(run_one, chosen))
+        return len(chosen)
 
     # -- requests to the model ---------------------------------------------------------------
     def request(self, plan: Plan, notes: tuple[str, ...] = ()) -> ProposalRequest:
@@ -172,14 +173,14 @@ class TaskSearch:
 
         try:
             proposals: list[Proposal] = []
+            tuned = 0
             if self.config.proposer in ("rules", "mixed"):
                 proposals = self.seed_with_rules()
-                self.tune_proposals(proposals)
+                tuned = self.tune_proposals(proposals)
             if self.config.proposer in ("llm", "mixed"):
                 reason = evolve(self)
             else:
-                tuned = min(self.config.tune_top, len([p for p in proposals if p.params_space]))
-                reason = (f"exhausted: every rule variant evaluated ({len(proposals)}), the best {tuned} tuned"
+                reason = (f"exhausted: every rule variant evaluated ({len(proposals)}), {tuned} of them tuned"
                           if proposals else "exhausted: the rule proposer has no translation for this task")
         except ShareSpent as exc:
             reason = f"share: {exc}"
