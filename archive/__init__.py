@@ -15,6 +15,7 @@ the URL comes from.
 from archive.api import Archive, Recorded
 from archive.db import ENV_VAR, default_url, redact, resolve_url
 from archive.history import HistoryItem
+from archive.lineage import LineageNode, lineage_tree
 from archive.migrate import head_revision
 from archive.rows import BestRow, EvaluationRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
 from archive.rows import LeaderboardPage, ModelSpend, ReasonCount, RunDetail, RunPoint, RunRow, TaskDetail, TaskEvaluation
@@ -33,6 +34,7 @@ __all__ = [
     "KernelSpec",
     "LLMCallRecord",
     "LeaderRow",
+    "LineageNode",
     "LineageRow",
     "Recorded",
     "StaleRow",
@@ -42,6 +44,7 @@ __all__ = [
     "UNCHECKED",
     "default_url",
     "head_revision",
+    "lineage_tree",
     "redact",
     "resolve_url",
     # the browser's rows

@@ -27,7 +27,7 @@ from typing import IO, Any
 from sqlalchemy import exc, select
 from sqlalchemy.orm import selectinload
 
-from archive import history, queries, ranking, store, transfer
+from archive import history, lineage, queries, ranking, store, transfer
 from archive import browse  # the browser's pages (autotuner archive serve)
 from archive.convert import to_result
 from archive.db import Database, check_sqlite_target, first_open_lock, redact, resolve_url, sqlite_path, translate
@@ -178,8 +178,14 @@ class Archive:
             return ranking.leaderboard(s, gpu=gpu, policy=policy, p=p, include_stale=include_stale)
 
     def lineage(self, kernel_id: int) -> list[LineageRow]:
+        """The kernel, its ancestors (negative generations) and its descendants (positive)."""
         with self.db.read() as s:
             return queries.lineage(s, kernel_id)
+
+    def task_lineage(self, task: str) -> list[LineageRow]:
+        """Every kernel of a task (id, name or hash prefix) with its parents; generation 0: roots."""
+        with self.db.read() as s:
+            return lineage.task_lineage(s, task)
 
     def diff(self, a: int, b: int) -> KernelDiff:
         with self.db.read() as s:
@@ -219,6 +225,16 @@ class Archive:
         """Why run ``run_id`` failed (None if it did not)."""
         with self.db.read() as s:
             return history.run_error(s, run_id, f"the archive at {self.url}")
+
+    def mark_task_stopped(self, run_id: int, task_hash: str, reason: str) -> None:
+        """Record that run ``run_id`` is done with a task and why, so a resumed run skips it."""
+        with self.db.write() as s:
+            store.mark_task_stopped(s, run_id, task_hash, reason)
+
+    def run_tasks_stopped(self, run_id: int) -> dict[str, str]:
+        """Task content hash -> why run ``run_id`` stopped searching it (tasks it is done with)."""
+        with self.db.read() as s:
+            return history.tasks_stopped(s, run_id, f"the archive at {self.url}")
 
     def run_history(self, run_id: int) -> list[history.HistoryItem]:
         """Every evaluation recorded under ``run_id``, oldest first, with its kernel."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import autotuner
 from archive.models import Evaluation, ShapeRow
-from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
+from autotuner.evaluator.verdict import EvalResult, KernelResources, Provenance, ShapeResult, Stage, TimingStats, Verdict
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -78,6 +78,7 @@ def evaluation_row(result: EvalResult) -> dict[str, Any]:
         "n_shapes": len(result.shapes),
         "warnings": list(result.warnings),
         "kernels_seen": list(result.kernels_seen),
+        "resources": [asdict(r) for r in result.resources] or None,
     }
 
 
@@ -162,4 +163,5 @@ def to_result(ev: Evaluation, task_name: str = "", task_hash: str = "", candidat
         warnings=list(ev.warnings),
         kernels_seen=list(ev.kernels_seen),
         provenance=provenance,
+        resources=[KernelResources(**r) for r in ev.resources or []],
     )

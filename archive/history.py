@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from archive.convert import to_result
-from archive.models import Evaluation, Kernel, KernelParent, Run, Task
+from archive.models import TASKS_STOPPED, Evaluation, Kernel, KernelParent, Run, Task
 from archive.queries import current_harness
 from autotuner.errors import NotFoundError
 from autotuner.evaluator.verdict import EvalResult
@@ -49,6 +49,11 @@ def run_config(session: Session, run_id: int, where: str = "the archive") -> tup
 def run_error(session: Session, run_id: int, where: str = "the archive") -> str | None:
     """Why run ``run_id`` failed, as recorded when it stopped (None if it did not fail)."""
     return _run(session, run_id, where).error
+
+
+def tasks_stopped(session: Session, run_id: int, where: str = "the archive") -> dict[str, str]:
+    """Task content hash -> why run ``run_id`` stopped searching it (``store.mark_task_stopped``)."""
+    return dict((_run(session, run_id, where).budgets_spent or {}).get(TASKS_STOPPED) or {})
 
 
 def latest_run(session: Session, status: str | tuple[str, ...] | None = None) -> int | None:

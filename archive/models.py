@@ -85,6 +85,9 @@ class Task(Base):
     kernels: Mapped[list[Kernel]] = relationship(back_populates="task")
 
 
+TASKS_STOPPED = "tasks_stopped"  # runs.budgets_spent key: task content hash -> why its search stopped
+
+
 class Run(Base):
     """One evolution run: its configuration, lifetime and what it spent."""
 
@@ -96,7 +99,7 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column()
-    budgets_spent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"llm_usd": .., ...}
+    budgets_spent: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"llm_usd": .., TASKS_STOPPED: {..}}
     error: Mapped[str | None] = mapped_column(Text)  # why it failed (revision 0003)
 
 
@@ -196,6 +199,7 @@ class Evaluation(Base):
     n_shapes: Mapped[int] = mapped_column(Integer, default=0)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     kernels_seen: Mapped[list[Any]] = mapped_column(default=list)
+    resources: Mapped[list[Any] | None] = mapped_column(JSON)  # KernelResources per kernel (revision 0004)
 
     kernel: Mapped[Kernel] = relationship(back_populates="evaluations")
     shapes: Mapped[list[ShapeRow]] = relationship(

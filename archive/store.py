@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from archive.convert import evaluation_row, params_hash, shape_rows
-from archive.models import Evaluation, Kernel, KernelParent, LLMCall, Run, ShapeRow, Task, utcnow
+from archive.models import TASKS_STOPPED, Evaluation, Kernel, KernelParent, LLMCall, Run, ShapeRow, Task, utcnow
 from autotuner.candidate import source_hash
 from autotuner.errors import ArchiveError, NotFoundError
 from autotuner.evaluator.verdict import EvalResult
@@ -221,11 +221,26 @@ def finish_run(session: Session, run_id: int, status: str, budgets_spent: dict[s
                error: str | None = None) -> None:
     """Close a run with its final status ("done", "budget", "failed", "interrupted"), spend and, if it
     failed, why."""
-    _require(session, Run, [run_id], "run")
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id} in the archive")
+    spent = dict(budgets_spent)
+    stopped = (run.budgets_spent or {}).get(TASKS_STOPPED)
+    if stopped:  # what mark_task_stopped wrote while the run went on
+        spent[TASKS_STOPPED] = {**stopped, **dict(spent.get(TASKS_STOPPED) or {})}
     session.execute(
-        update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), budgets_spent=dict(budgets_spent),
-                                                   error=error)
+        update(Run).where(Run.id == run_id).values(status=status, ended_at=utcnow(), budgets_spent=spent, error=error)
     )
+
+
+def mark_task_stopped(session: Session, run_id: int, task_hash: str, reason: str) -> None:
+    """Note in the run's row that its search of one task is over (a resumed run skips it)."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"no run with id {run_id} in the archive")
+    spent = dict(run.budgets_spent or {})
+    spent[TASKS_STOPPED] = {**dict(spent.get(TASKS_STOPPED) or {}), task_hash: reason}
+    session.execute(update(Run).where(Run.id == run_id).values(budgets_spent=spent))
 
 
 def record_llm_call(session: Session, call: LLMCallRecord, uid: str | None = None) -> int:

@@ -115,6 +115,10 @@ class BudgetExhausted(AutotunerError):
     """A run budget (tokens, money, candidates, wall time) is spent."""
 
 
+class ShareSpent(AutotunerError):
+    """One task's fair share of the run's budget is spent: the run goes on with the next task."""
+
+
 class ParseError(ProposerError):
     """A model's response holds no usable candidate module; ``reason`` says why.
 

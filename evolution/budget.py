@@ -63,6 +63,17 @@ class Budget:
             self._tokens_out += call.tokens_out
             self._cost_usd += call.cost_usd
 
+    def restore(self, *, candidates: int = 0, tokens_in: int = 0, tokens_out: int = 0, cost_usd: float = 0.0,
+                calls: int = 0) -> None:
+        """Count what a run spent before it was killed, so a resumed run honours the same caps
+        (read from the archive; wall time counts this session's only)."""
+        with self._lock:
+            self._candidates += candidates
+            self._tokens_in += tokens_in
+            self._tokens_out += tokens_out
+            self._cost_usd += cost_usd
+            self._calls += calls
+
     def count_candidate(self, n: int = 1) -> None:
         with self._lock:
             self._candidates += n

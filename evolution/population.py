@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotuner.evaluator.verdict import EvalResult
+from autotuner.evaluator.verdict import EvalResult, Verdict
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Member:
     source: str
     params: dict[str, Any]
     result: EvalResult
+    origin: str = ""  # who proposed it: "rules", "llm:<model>" (told to the model in prompts)
 
     @property
     def fitness(self) -> float:
@@ -47,10 +48,19 @@ def niche(source: str) -> tuple[int, bool, bool, bool]:
 
 @dataclass
 class Island:
+    """Accepted members, fittest first, and the newest rejected ones (kept apart, so a full
+    island of working kernels never crowds out the failures waiting to be fixed)."""
+
     members: list[Member] = field(default_factory=list)
     capacity: int = 16
+    rejected: list[Member] = field(default_factory=list)
+    rejected_capacity: int = 8
 
     def add(self, member: Member) -> None:
+        if not member.result.accepted:
+            self.rejected.append(member)
+            del self.rejected[:-self.rejected_capacity]
+            return
         self.members.append(member)
         self.members.sort(key=lambda m: m.fitness, reverse=True)
         del self.members[self.capacity:]
@@ -107,12 +117,17 @@ class Population:
             return None
         return first, self.rng.choice(others)
 
-    def failed(self, island: int) -> Member | None:
-        """A recent failure worth fixing (rejected at compile, launch or correctness)."""
-        fixable = {"compile", "launch", "correctness"}
-        pool = [m for m in self.islands[island].members
-                if not m.result.accepted and m.result.stage.value in fixable]
-        return self.rng.choice(pool) if pool else None
+    def failed(self, island: int, exclude: set[int] | frozenset[int] = frozenset()) -> Member | None:
+        """A rejected kernel of the island to send back for fixing, the newest first.
+
+        Any rejection has a reason the model can act on (the static rule, the compile error,
+        the mismatch, the integrity finding, the timeout); an ``error`` verdict is the
+        harness's own failure and says nothing about the kernel. ``exclude``: kernel ids
+        already sent back often enough.
+        """
+        pool = [m for m in self.islands[island].rejected
+                if m.result.verdict is Verdict.REJECTED and m.kernel_id not in exclude]
+        return max(pool, key=lambda m: m.kernel_id) if pool else None
 
     def migrate(self) -> None:
         """Ring migration: each island receives a copy of the previous island's best."""

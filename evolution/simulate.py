@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from autotuner import HARNESS_VERSION
-from autotuner.candidate import source_hash
+from autotuner.candidate import declared_kernel_names, source_hash
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.static_check import check_source, summarize
-from autotuner.evaluator.verdict import EvalResult, Provenance, ShapeResult, Stage, TimingStats, Verdict
+from autotuner.evaluator.verdict import EvalResult, KernelResources, Provenance, ShapeResult, Stage, TimingStats, Verdict
 from autotuner.tasks import Task
 
 SIMULATED_GPU = "simulated"
@@ -31,6 +31,28 @@ def _unit(*parts: Any) -> float:
 
 def _stats(ms: float, n: int) -> TimingStats:
     return TimingStats(ms, ms, 0.01 * ms, 0.97 * ms, 1.05 * ms, 0.98 * ms, 1.03 * ms, n)
+
+
+def _mismatch(task: Task, digest: str) -> str:
+    """A made-up correctness rejection worded as the real one (verify + compare): the shape,
+    the trial's input law, how many elements, where the worst one is and by how much."""
+    shape = task.shapes[int(_unit(digest, "shape") * len(task.shapes))]
+    law = ("task", "signed", "wide")[int(_unit(digest, "law") * 3)]
+    index, got = int(_unit(digest, "index") * 4096), _unit(digest, "got")
+    return (f"shape {shape.name}{' (hidden)' if shape.hidden else ''}, trial 1 ({law} inputs): output: "
+            f"{1 + index // 7} of 4096 elements outside tolerance (worst at flat index {index}: got {got:.6g}, "
+            f"expected {got + 0.5:.6g}; max abs err 0.5, rel L2 err 0.0123) [simulated mismatch]")
+
+
+def _resources(source: str, digest: str, params: dict[str, Any]) -> list[KernelResources]:
+    """Made-up resource reports, one per declared kernel, shaped as the real worker's."""
+    block = params.get("BLOCK", 256)
+    block = block if isinstance(block, int) and not isinstance(block, bool) else 256
+    return [KernelResources(name, registers=16 + int(_unit(digest, name, "regs") * 96),
+                            local_bytes=0 if _unit(digest, name, "spill") < 0.8 else 32,
+                            shared_static_bytes=128 if "__shared__" in source else 0,
+                            max_threads_per_block=1024, block_threads=block)
+            for name in sorted(declared_kernel_names(source))]
 
 
 def simulated_evaluator(delay_s: float = 0.0):
@@ -49,7 +71,7 @@ def simulated_evaluator(delay_s: float = 0.0):
                 results.append(EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations), **base))
                 continue
             if _unit(digest, "correct") < 0.2:
-                results.append(EvalResult(Verdict.REJECTED, Stage.CORRECTNESS, "simulated mismatch", **base))
+                results.append(EvalResult(Verdict.REJECTED, Stage.CORRECTNESS, _mismatch(task, digest), **base))
                 continue
             # A smooth surface over the parameters with a per-source optimum.
             penalty = sum((math.log2(max(1, float(v))) - 4 * _unit(digest, k)) ** 2 * 0.05
@@ -61,7 +83,7 @@ def simulated_evaluator(delay_s: float = 0.0):
             shapes[0].roofline_ms = 0.5
             results.append(EvalResult(Verdict.ACCEPTED, Stage.DONE, "simulated", shapes=shapes, max_abs_err=0.0,
                                       speedup_eager=1.0 / ms, speedup_compile=0.9 / ms, roofline_fraction=0.5 / ms,
-                                      **base))
+                                      resources=_resources(source, digest, params), **base))
         return results
 
     return evaluate

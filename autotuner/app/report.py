@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from autotuner.speedup import format_percent, format_speedup, geomean
-from evolution.loop import TaskOutcome
+from evolution.outcome import TaskOutcome
 
 
 def table_rows(outcomes: list[TaskOutcome]) -> list[list[str]]:
@@ -17,11 +17,23 @@ def table_rows(outcomes: list[TaskOutcome]) -> list[list[str]]:
             o.task, "yes" if o.translated else "no", str(o.candidates), str(o.verdicts.get("accepted", 0)),
             format_speedup(best.speedup_eager if best else None), format_speedup(best.speedup_compile if best else None),
             format_percent(best.roofline_fraction if best else None), str(o.best_kernel_id or "-"),
+            o.stop_kind or "-",
         ])
     return rows
 
 
-HEADER = ["task", "translated", "candidates", "accepted", "vs eager", "vs compile", "roofline", "best kernel"]
+HEADER = ["task", "translated", "candidates", "accepted", "vs eager", "vs compile", "roofline", "best kernel",
+          "stopped"]
+
+
+def stop_lines(outcomes: list[TaskOutcome]) -> list[str]:
+    """One line per task: why its search stopped, and the LLM requests it sent by operator."""
+    lines = []
+    for o in outcomes:
+        asked = ", ".join(f"{n} {op}" for op, n in sorted(o.requests.items()))
+        llm = f" [{o.generations} generations; requests: {asked}]" if asked else ""
+        lines.append(f"{o.task}: {o.stop_reason or 'not recorded'}{llm}")
+    return lines
 
 
 def compile_speedup(outcome: TaskOutcome) -> float | None:
@@ -49,10 +61,11 @@ def draw_progress(ax: Any, outcomes: list[TaskOutcome]) -> None:
 
 
 def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config: dict[str, Any],
-                 archive_url: str, simulated: bool = False) -> tuple[Path, Path]:
+                 archive_url: str, simulated: bool = False, stop_reason: str = "") -> tuple[Path, Path]:
     """Write ``report.md`` and ``progress.png`` into ``out_dir``; return their paths.
 
-    A simulated run's report says so in its title and plot: its numbers are made up.
+    A simulated run's report says so in its title and plot: its numbers are made up. It says
+    why the run stopped (``stop_reason``) and why each task's search did.
     """
     label = " (SIMULATED: made-up results, no GPU)" if simulated else ""
     import matplotlib
@@ -84,6 +97,8 @@ def write_report(outcomes: list[TaskOutcome], out_dir: Path, run_id: int, config
     compiled = [o.best_result.speedup_compile for o in outcomes if o.best_result and o.best_result.speedup_compile]
     lines += ["", f"Geomean speedup of the best kernels: {format_speedup(geomean(speedups))} vs eager, "
               f"{format_speedup(geomean(compiled))} vs torch.compile.", "", "![best speedup](progress.png)", ""]
+    lines += ["## Why it stopped", ""] + ([f"The run: {stop_reason}.", ""] if stop_reason else [])
+    lines += [f"- {line}" for line in stop_lines(outcomes)] + [""]
     notes = [(o.task, n) for o in outcomes for n in o.notes]
     if notes:
         lines += ["## Notes", ""] + [f"- {task}: {note}" for task, note in notes[:100]] + [""]

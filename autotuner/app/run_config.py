@@ -6,7 +6,7 @@ Secrets (API keys) only ever come from the environment. Every layer is checked b
 models (``FileConfig``) when it loads: a wrong type, a value out of range or an unknown key in
 any table is one ``ConfigError`` naming the file, ``table.key``, the value and what was expected.
 
-    [search]  proposer, tune_trials, tune_batch, tune_top, generations, islands, migrate_every, seed
+    [search]  proposer, tune_trials, tune_batch, tune_top, patience, generations, islands, migrate_every, seed
     [eval]    trials, timing_calls, timeout_s, ... (autotuner.evaluator.EvalConfig)
     [budget]  max_candidates, max_minutes, max_tokens, max_cost_usd
     [llm]     base_url, model, ... (evolution.llm.llm_config)
@@ -61,7 +61,8 @@ class RunConfig:
 
 _SECTIONS = {"search": SearchConfig, "eval": EvalConfig, "budget": BudgetConfig}
 _RANGES: dict[str, dict[str, dict[str, Any]]] = {
-    "search": {"tune_trials": {"ge": 0}, "tune_batch": {"ge": 1}, "tune_top": {"ge": 0}, "generations": {"ge": 0},
+    "search": {"tune_trials": {"ge": 0}, "tune_batch": {"ge": 1}, "tune_top": {"ge": 0}, "patience": {"ge": 1},
+               "generations": {"ge": 0},
                "islands": {"ge": 1}, "migrate_every": {"ge": 1}, "max_variants": {"ge": 1}},
     "eval": {"trials": {"ge": 1}, "timing_calls": {"ge": 1}, "warmup_calls": {"ge": 0}, "timeout_s": {"gt": 0},
              "baseline_timeout_s": {"gt": 0}, "gpu": {"ge": 0}, "roofline_slack": {"ge": 0}, "pool_bytes": {"gt": 0}},

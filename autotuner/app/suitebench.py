@@ -53,6 +53,8 @@ class SuiteReport:
 
 
 def _why(outcome: TaskOutcome) -> str:
+    if outcome.stop_kind == "not searched":
+        return outcome.stop_reason
     if not outcome.translated:
         return "; ".join(outcome.notes[:1]) or "not translated"
     if outcome.best_result is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunOutcome:
     run_id: int
-    status: str  # done | budget
+    status: str  # done (every task's search stopped on its own) | budget (the run's budget is spent)
     outcomes: list[TaskOutcome] = field(default_factory=list)
     report: Path | None = None
     plot: Path | None = None
     spent: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = ""  # why the run ended, in words (each task's own reason is in its outcome)
+
+
+def run_stop_reason(status: str, budget: Any, outcomes: list[TaskOutcome]) -> str:
+    """Why a run ended: its budget, or every task's search having stopped on its own."""
+    if status == "budget":
+        return f"the run's budget is spent: {budget.exhausted()}"
+    kinds = Counter(o.stop_kind for o in outcomes)
+    return "every task's search stopped: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
 
 def make_budget(config: RunConfig) -> Any:
@@ -67,12 +77,14 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
     except BaseException as exc:
         _close_run(archive, run_id, "failed", budget.spent(), failure_reason(exc))
         raise
-    archive.finish_run(run_id, status, spent)
+    reason = run_stop_reason(status, budget, outcomes)
+    archive.finish_run(run_id, status, {**spent, "stop_reason": reason})
     from autotuner.app.report import write_report
 
     out_dir = Path(config.report_dir) if config.report_dir else Path("autotuner-runs") / f"run-{run_id}"
-    report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url, simulated=simulate)
-    return RunOutcome(run_id, status, outcomes, report, plot, spent)
+    report, plot = write_report(outcomes, out_dir, run_id, config.to_json(), archive.url, simulated=simulate,
+                                stop_reason=reason)
+    return RunOutcome(run_id, status, outcomes, report, plot, spent, reason)
 
 
 def _search(archive: Any, config: RunConfig, tasks: list[Task], run_id: int, history: list[Any] | None,
@@ -80,7 +92,7 @@ def _search(archive: Any, config: RunConfig, tasks: list[Task], run_id: int, his
             budget: Any) -> tuple[list[TaskOutcome], str, dict[str, Any]]:
     """The run's work between its start and finish rows: proposers, evaluation pool, the loop."""
     if history:
-        budget.count_candidate(0)  # budgets count this session's work; the archive holds the rest
+        restore_spent(archive, run_id, history, budget)
     proposers = make_proposers(config, budget)
     pool = None
     try:
@@ -105,6 +117,15 @@ def _search(archive: Any, config: RunConfig, tasks: list[Task], run_id: int, his
     status = "budget" if budget.exhausted() else "done"
     spent = {**budget.spent(), "settings_per_gpu": {str(k): v for k, v in pool.settings_per_gpu.items()}}
     return outcomes, status, spent
+
+
+def restore_spent(archive: Any, run_id: int, history: list[Any], budget: Any) -> None:
+    """A resumed run's caps cover the whole run: count what it spent before it was killed
+    (its evaluations and LLM calls, from the archive); wall time counts this session only."""
+    llm = archive.run(run_id).llm
+    budget.restore(candidates=len(history), tokens_in=sum(m.tokens_in for m in llm),
+                   tokens_out=sum(m.tokens_out for m in llm), cost_usd=sum(m.cost_usd for m in llm),
+                   calls=sum(m.calls for m in llm))
 
 
 def failure_reason(exc: BaseException) -> str:

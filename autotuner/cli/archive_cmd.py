@@ -124,8 +124,21 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
+    """A kernel's ancestors and descendants, or a whole task's kernels, as a tree."""
+    from archive import lineage_tree
+    from autotuner.cli.lineage_view import render_tree, tree_json
+
     with _open(args) as archive:
-        return _emit(archive.lineage(args.kernel_id), args)
+        rows = archive.task_lineage(args.task) if args.task else archive.lineage(args.kernel_id)
+    fmt = _fmt(args)
+    if fmt == "csv":
+        return _emit(rows, args)
+    roots = lineage_tree(rows, args.kernel_id)
+    if fmt == "json":
+        print(to_json({"kernel_id": args.kernel_id, "task": args.task, "kernels": len(rows), "tree": tree_json(roots)}))
+    else:
+        print(render_tree(roots))
+    return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -273,7 +286,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--policy", choices=["strict", "hybrid"], help="only tasks under this policy")
     p.add_argument("--p", type=float, default=1.0, help="speedup threshold of fast_p (default 1.0)")
     _stale_flag(p)
-    add("lineage", cmd_lineage, "ancestors and descendants of a kernel").add_argument("kernel_id", type=int, help="kernel id")
+    p = add("lineage", cmd_lineage, "the lineage tree: a kernel's ancestors and descendants, or every kernel of a task "
+            "(--task); --json nests each kernel's children, --csv lists the edges")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("kernel_id", type=int, nargs="?", help="kernel id")
+    which.add_argument("--task", help="every kernel of this task (id, name or hash prefix) instead of one kernel's family")
     p = add("diff", cmd_diff, "source and parameter differences of two kernels")
     p.add_argument("a", type=int, help="first kernel id")
     p.add_argument("b", type=int, help="second kernel id")

@@ -27,7 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, help="LLM token cap")
     p.add_argument("--max-cost", type=float, help="LLM cost cap in USD")
     p.add_argument("--tune-trials", type=int, help="optuna evaluations per structurally new candidate")
-    p.add_argument("--generations", type=int, help="LLM generations per task")
+    p.add_argument("--patience", type=int, metavar="N",
+                   help="a task's LLM search has converged after N generations in a row without a 1%% improvement "
+                        "(default 5); runs otherwise end when their budget is spent")
+    p.add_argument("--generations", type=int, help="optional cap on LLM generations per task (default: none)")
     p.add_argument("--islands", type=int, help="islands in the LLM population")
     p.add_argument("--gpus", metavar="INDICES", help="GPU device indices to use, one evaluation worker each (e.g. 0,1)")
     p.add_argument("--report", help="folder for report.md and progress.png (default: ./autotuner-runs/run-N)")
@@ -42,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     search = {k: v for k, v in (("proposer", args.proposer), ("tune_trials", args.tune_trials),
-                                ("generations", args.generations), ("islands", args.islands)) if v is not None}
+                                ("patience", args.patience), ("generations", args.generations),
+                                ("islands", args.islands)) if v is not None}
     budget = {k: v for k, v in (("max_candidates", args.max_candidates), ("max_minutes", args.max_minutes),
                                 ("max_tokens", args.max_tokens), ("max_cost_usd", args.max_cost)) if v is not None}
     out: dict[str, Any] = {}
@@ -143,9 +147,11 @@ def run(args: argparse.Namespace) -> int:
 def _as_json(outcome: Any, simulated: bool) -> dict[str, Any]:
     from autotuner.app.report import HEADER, table_rows
 
-    return {"run_id": outcome.run_id, "status": outcome.status, "simulated": simulated,
+    return {"run_id": outcome.run_id, "status": outcome.status, "stop_reason": outcome.stop_reason,
+            "simulated": simulated,
             "tasks": [{"task": o.task, "family": o.family, "candidates": o.candidates,
                        "verdicts": dict(o.verdicts), "best_kernel_id": o.best_kernel_id,
+                       "stop_reason": o.stop_reason, "generations": o.generations, "requests": dict(o.requests),
                        "best_speedup_eager": o.best_result.speedup_eager if o.best_result else None,
                        "best_speedup_compile": o.best_result.speedup_compile if o.best_result else None,
                        "table": dict(zip(HEADER, row))}
@@ -185,7 +191,7 @@ class _Progress:
 
 def _print_table(outcome: Any, simulated: bool = False) -> None:
     from autotuner.cli.render import table
-    from autotuner.app.report import HEADER, table_rows
+    from autotuner.app.report import HEADER, stop_lines, table_rows
     from autotuner.speedup import geomean
 
     print(table([dict(zip(HEADER, row)) for row in table_rows(outcome.outcomes)], HEADER))
@@ -194,6 +200,9 @@ def _print_table(outcome: Any, simulated: bool = False) -> None:
     print(f"run {outcome.run_id} {outcome.status}" + (" (SIMULATED: made-up results)" if simulated else "")
           + f": {sum(o.candidates for o in outcome.outcomes)} candidates"
           + (f", geomean {format_speedup(g)} vs eager over {len(speedups)} tasks" if g else ""))
+    print(f"stopped: {outcome.stop_reason}")
+    for line in stop_lines(outcome.outcomes):
+        print(f"  {line}")
     per_gpu = outcome.spent.get("settings_per_gpu", {})
     if len(per_gpu) > 1:
         print("evaluations per GPU: " + ", ".join(f"GPU {k}: {v}" for k, v in per_gpu.items()))

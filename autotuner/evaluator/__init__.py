@@ -5,9 +5,9 @@ times it in a killable child process pinned to one GPU, and returns an ``EvalRes
 """
 
 from autotuner.evaluator.eval_config import EvalConfig
-from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
+from autotuner.evaluator.verdict import EvalResult, KernelResources, ShapeResult, Stage, TimingStats, Verdict
 
-__all__ = ["EvalConfig", "EvalResult", "ShapeResult", "Stage", "TimingStats", "Verdict", "evaluate", "evaluate_many"]
+__all__ = ["EvalConfig", "EvalResult", "KernelResources", "ShapeResult", "Stage", "TimingStats", "Verdict", "evaluate", "evaluate_many"]
 
 
 def evaluate(task, candidate_path, config=None, params=None):  # noqa: ANN001 - re-exported

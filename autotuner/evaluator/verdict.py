@@ -87,6 +87,27 @@ class ShapeResult:
 
 
 @dataclass
+class KernelResources:
+    """What the compiler gave one kernel, and how it was first launched: the resource report.
+
+    Read from the CUDA driver's function attributes of every kernel the candidate launched
+    through ``autotuner.runtime`` (NVRTC), so a model optimizing a kernel can see register
+    pressure, spills and shared memory, as ``ptxas -v`` would show a person. ``local_bytes``
+    is local memory per thread: register spills and local arrays. A report only: the
+    candidate ran in the same process, so it is never used for a verdict.
+    """
+
+    name: str
+    registers: int  # per thread
+    local_bytes: int = 0  # local memory per thread (spills, local arrays)
+    shared_static_bytes: int = 0  # __shared__ declared in the source, per block
+    shared_dynamic_bytes: int = 0  # requested at launch, per block
+    const_bytes: int = 0
+    max_threads_per_block: int = 0  # the most this kernel can launch with (register limited)
+    block_threads: int = 0  # threads per block of the first launch
+
+
+@dataclass
 class Provenance:
     harness_version: str
     gpu_name: str = ""
@@ -124,6 +145,7 @@ class EvalResult:
     kernels_seen: list[str] = field(default_factory=list)
     provenance: Provenance | None = None
     phases_s: dict[str, float] = field(default_factory=dict)  # where the evaluation's wall time went
+    resources: list[KernelResources] = field(default_factory=list)  # per kernel the candidate launched
 
     @property
     def accepted(self) -> bool:
@@ -150,11 +172,13 @@ class EvalResult:
                     s[key] = TimingStats(**s[key])
             shapes.append(ShapeResult(**s))
         prov = data.pop("provenance", None)
+        resources = [KernelResources(**r) for r in data.pop("resources", None) or []]
         return cls(
             verdict=Verdict(data.pop("verdict")),
             stage=Stage(data.pop("stage")),
             shapes=shapes,
             provenance=Provenance(**prov) if prov else None,
+            resources=resources,
             **data,
         )
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from autotuner import HARNESS_VERSION
 from autotuner.evaluator.eval_config import EvalConfig
-from autotuner.evaluator.verdict import EvalResult, Provenance, Stage, Verdict
+from autotuner.evaluator.verdict import EvalResult, KernelResources, Provenance, Stage, Verdict
 
 log = logging.getLogger("autotuner.evaluator.worker")
 
@@ -165,6 +165,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     from autotuner.evaluator.measure import InputPool, stats_from, time_model, timed_output_check
     from autotuner.evaluator.roofline import floor_ms
     from autotuner.evaluator.verify import Rejection, VerifyContext, derive_seed, verify_shape
+    from autotuner.runtime import usage
 
     task, config = session.task, session.config
     seed = derive_seed(session.base_seed, "params", index)
@@ -176,6 +177,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     from autotuner.evaluator import guard as guard_bytes
 
     guards_before = guard_bytes.SPENT_S[0]
+    usage.reset()  # the resource report covers this setting's kernels only
     started = time.perf_counter()
     try:
         # Hidden shapes and small ones first: cheap, and where hard-coding shows.
@@ -220,6 +222,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         else:
             result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
             result.reason = f"forward failed{frame}: {classify_exception(exc)}"
+    result.resources = [] if context_broken(result) else resource_report()
     sandboxed = _sandbox_rejection()
     if sandboxed is not None and result.verdict is not Verdict.ERROR:
         prior = f" (then: {result.stage.value}: {result.reason[:200]})" if not result.accepted else ""
@@ -227,6 +230,25 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     if not context_broken(result):
         torch.cuda.empty_cache()
     return result
+
+
+def resource_report() -> list[KernelResources]:
+    """Registers, spills and shared memory of every kernel the setting launched through the runtime.
+
+    Read from the driver after the candidate ran (see ``autotuner.runtime.usage``); a report
+    for the model, never part of the verdict. Nothing when no kernel ran through the runtime
+    (CuPy or ``load_inline`` candidates) or the driver cannot say.
+    """
+    from dataclasses import fields
+
+    from autotuner.runtime import usage
+
+    numbers = [f.name for f in fields(KernelResources) if f.name != "name"]
+    try:  # the candidate shared this process: take only well-formed entries, as plain ints
+        return [KernelResources(str(entry["name"])[:200], **{k: int(entry.get(k, 0)) for k in numbers})
+                for entry in usage.launched_kernels()[:64]]
+    except Exception:  # noqa: BLE001 - unreadable or tampered with: no report, never a failure
+        return []
 
 
 _STICKY = ("illegal memory access", "misaligned address", "unspecified launch failure", "illegal instruction",

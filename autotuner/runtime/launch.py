@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from autotuner.errors import LaunchError
+from autotuner.runtime import usage
 from autotuner.runtime.signature import KernelSignature
 
 # Element types a pointer parameter may declare, and the torch dtype names they accept.
@@ -53,6 +54,7 @@ class Kernel:
         self.name = name
         self.function = function
         self.signature = signature
+        self._noted_epoch = -1  # the first launch per report is noted for the resource report (runtime.usage)
 
     def _convert(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         import torch
@@ -94,11 +96,18 @@ class Kernel:
                 raise LaunchError(f"{where}: unsupported argument type {type(arg).__name__}")
         return tuple(converted)
 
+    def note_launch(self, block: Any, shared_mem: int) -> None:
+        """Note the first launch of this report (``runtime.usage``): one int compare after that."""
+        if self._noted_epoch != usage.EPOCH:
+            usage.note_launch(self.name, self.function, _dim3(block, "block"), shared_mem)
+            self._noted_epoch = usage.EPOCH
+
     def __call__(self, grid: Any, block: Any, *args: Any, shared_mem: int = 0) -> None:
         import cupy
         import torch
 
         converted = self._convert(args)
+        self.note_launch(block, shared_mem)
         device = torch.cuda.current_device()
         stream = _external_stream(cupy, torch, device)
         with cupy.cuda.Device(device):

@@ -116,6 +116,7 @@ def launch_ex(kernel: Any, grid: Any, block: Any, args: Sequence[Any], shared_me
     import torch
 
     converted = kernel._convert(tuple(args))
+    kernel.note_launch(block, shared_mem)
     device = torch.cuda.current_device()
     stream = int(torch.cuda.current_stream(device).cuda_stream)
     with cupy.cuda.Device(device):

@@ -13,10 +13,9 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from archive import Archive
+from archive import Archive, lineage_tree
 from autotuner.web import highlight
 from autotuner.web.plot import progress_plot
-from autotuner.web.tree import lineage_tree
 
 POLICIES = ("strict", "hybrid")
 # Leaderboard columns that sort (?sort=KEY&dir=asc|desc): key -> the BestRow field.

@@ -1,4 +1,4 @@
-"""The pieces every operator's prompt is built from: the format, the rules, task and feedback.
+"""The pieces every operator's prompt is built from: the format, the rules, the task, parents.
 
 The rules are rendered from the evaluator's own tables (the static checker's import list,
 the tolerances per dtype) so that what the model is told and what is enforced cannot drift.
@@ -8,14 +8,12 @@ Hidden shapes never reach a prompt: the task source is shown with them removed.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from autotuner.candidate import cuda_sources
 from autotuner.evaluator.static_check import ALLOWED_IMPORTS, RESTRICTED_ATTRS
-from autotuner.evaluator.verdict import EvalResult, ShapeResult, TimingStats
 from autotuner.tasks import Task
+from evolution.llm.feedback import feedback_section, measurement_summary
 from evolution.proposers.base import Parent
 
 # fp32 relative-L2 bounds of the evaluator (autotuner/evaluator/compare.py), quoted in words.
@@ -183,76 +181,39 @@ def _shape_text(name: str, overrides: dict[str, Any]) -> str:
     return f"{name} ({', '.join(f'{k}={v}' for k, v in overrides.items())})"
 
 
-# -- feedback ----------------------------------------------------------------------------------
-def feedback_section(result: EvalResult | None, source: str = "") -> str:
-    """What the evaluator said about a candidate, for the model to act on."""
-    if result is None:
-        return "Not evaluated yet."
-    verdict = result.verdict.value if hasattr(result.verdict, "value") else str(result.verdict)
-    stage = result.stage.value if hasattr(result.stage, "value") else str(result.stage)
-    lines = [f"Verdict: {verdict} (stage {stage}): {result.reason}"]
-    if stage == "compile" and source:
-        lines += _quoted_compile_lines(result.reason, source)
-    timed = result.timed
-    if timed is not None:
-        lines.append(f"Timed shape {timed.shape!r}: candidate {_ms(timed.candidate)}; "
-                     f"PyTorch eager {_ms(timed.eager)}; torch.compile {_ms(timed.compiled)}")  # fmt: skip
-        if timed.roofline_ms is not None:
-            moved = f"{timed.bytes_moved:,} bytes" if timed.bytes_moved else "?"
-            flops = f", {timed.flops:,} FLOPs" if timed.flops else ""
-            lines.append(f"Roofline floor {timed.roofline_ms:.4g} ms ({moved}{flops})")
-    speed = []
-    if result.speedup_eager is not None:
-        speed.append(f"{result.speedup_eager:.3g}x vs eager")
-    if result.speedup_compile is not None:
-        speed.append(f"{result.speedup_compile:.3g}x vs torch.compile")
-    if result.roofline_fraction is not None:
-        speed.append(f"{100 * result.roofline_fraction:.1f}% of the roofline")
-    if speed:
-        lines.append("Speed: " + ", ".join(speed))
-    if result.max_abs_err is not None:
-        lines.append(f"Max abs error: {result.max_abs_err:.3g}")
-    if result.shapes:
-        lines.append("Shapes checked: " + "; ".join(_shape_result(s) for s in result.shapes))
-    if result.compile_ms is not None:
-        lines.append(f"Compile time: {result.compile_ms:.0f} ms")
-    for warning in result.warnings[:5]:
-        lines.append(f"Warning: {warning}")
-    return "\n".join(lines)
-
-
-def _ms(stats: TimingStats | None) -> str:
-    if stats is None:
-        return "n/a"
-    return f"median {stats.median_ms:.4g} ms (p10 {stats.p10_ms:.4g}, p90 {stats.p90_ms:.4g}, {stats.n_calls} calls)"
-
-
-def _shape_result(s: ShapeResult) -> str:
-    name = f"{s.shape} (hidden)" if s.hidden else s.shape
-    status = "ok" if s.passed else "FAILED"
-    err = f", max abs err {s.max_abs_err:.3g}" if s.max_abs_err is not None else ""
-    l2 = f", rel L2 {s.max_rel_l2:.3g}" if s.max_rel_l2 is not None else ""
-    return f"{name} {status}{err}{l2}"
-
-
-def _quoted_compile_lines(reason: str, source: str) -> list[str]:
-    """Quote the CUDA lines the compiler names (its line numbers count in the CUDA string)."""
-    sources = cuda_sources(source)
-    if len(sources) != 1:
-        return []
-    cuda = sources[0].splitlines()
-    quoted = []
-    for number in dict.fromkeys(int(n) for n in re.findall(r"\bline (\d+)", reason)):
-        if 1 <= number <= len(cuda):
-            quoted.append(f"  CUDA line {number}: {cuda[number - 1].strip()}")
-    return quoted[:5]
-
-
 # -- parents and examples ----------------------------------------------------------------------
 def parent_section(parent: Parent, title: str) -> str:
     params = f"\nEvaluated with params {parent.params}." if parent.params else ""
-    return (f"## {title}\n```python\n{parent.source.rstrip()}\n```{params}\n"
+    return (f"## {title}{_made_by(parent)}\n```python\n{parent.source.rstrip()}\n```{params}\n"
             f"What the evaluator said:\n{feedback_section(parent.result, parent.source)}")  # fmt: skip
+
+
+def _made_by(parent: Parent) -> str:
+    who = {"rules": "the rule-based generator"}.get(parent.origin.split(":")[0], "")
+    if parent.origin.startswith("llm:"):
+        who = f"a model ({parent.origin[4:]})"
+    parts = [f"kernel {parent.kernel_id}" if parent.kernel_id is not None else "", f"written by {who}" if who else ""]
+    text = ", ".join(p for p in parts if p)
+    return f" ({text})" if text else ""
+
+
+def incumbent_section(incumbent: Parent | None, parents: tuple[Parent, ...] = ()) -> str:
+    """The fastest verified kernel so far for this task: the one a new candidate must beat."""
+    if incumbent is None or incumbent.result is None:
+        return ""
+    shown = any(p.kernel_id is not None and p.kernel_id == incumbent.kernel_id for p in parents)
+    where = " It is the kernel shown above." if shown else ""
+    return (f"## The kernel to beat\nThe fastest verified kernel so far for this task{_made_by(incumbent)}: "
+            f"{measurement_summary(incumbent.result)}.{where} Your candidate must be correct and faster than it.")
+
+
+def notes_section(notes: tuple[str, ...]) -> str:
+    """Why the previous answer to this search could not be used (unparseable, cut off, a copy)."""
+    if not notes:
+        return ""
+    return ("## Your previous answer could not be used\n" + "\n".join(f"- {n}" for n in notes[:5])
+            + "\nAnswer with one complete ```python block (keep it short enough to finish), and make it "
+            "differ in substance from the kernels shown.")
 
 
 def examples_section(examples: tuple[str, ...], max_chars: int) -> str:
@@ -271,3 +232,7 @@ def examples_section(examples: tuple[str, ...], max_chars: int) -> str:
 def messages(system: str, *sections: str) -> list[dict[str, str]]:
     user = "\n\n".join(s.strip() for s in sections if s and s.strip())
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+__all__ = ["EXAMPLE_CANDIDATE", "PromptContext", "examples_section", "feedback_section", "incumbent_section",
+           "messages", "notes_section", "parent_section", "system_prompt", "task_section", "visible_task_source"]

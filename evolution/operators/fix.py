@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evolution.llm.prompts import PromptContext, messages, parent_section, system_prompt, task_section
+from evolution.llm.prompts import (PromptContext, incumbent_section, messages, notes_section, parent_section,
+                                   system_prompt, task_section)
 from evolution.proposers.base import ProposalRequest
 
 PARENTS = 1
@@ -14,6 +15,8 @@ def build_messages(request: ProposalRequest, ctx: PromptContext) -> list[dict[st
         system_prompt(request.task, ctx),
         task_section(request.task),
         parent_section(parent, "A candidate that failed"),
+        incumbent_section(request.incumbent, request.parents),
+        notes_section(request.notes),
         "## Your job\nFind the cause of the failure above and return the whole corrected module. "
         "A compile error quotes the CUDA line (line numbers count from the start of the CUDA "
         "string); a mismatch at a shape you were not shown usually means a hard-coded size or an "

@@ -28,6 +28,7 @@ class Parent:
     params: dict[str, Any] = field(default_factory=dict)
     result: EvalResult | None = None
     kernel_id: int | None = None
+    origin: str = ""  # who proposed it: "rules", "llm:<model>" ("": unknown)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class ProposalRequest:
     parents: tuple[Parent, ...] = ()
     examples: tuple[str, ...] = ()  # sources of good kernels for related tasks (from the archive)
     n: int = 1  # how many proposals are wanted (a proposer may return fewer)
+    incumbent: Parent | None = None  # the fastest verified kernel of the task so far: the one to beat
+    notes: tuple[str, ...] = ()  # why the previous answer could not be used (unparseable, cut off, a copy)
 
 
 @dataclass(frozen=True)

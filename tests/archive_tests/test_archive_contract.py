@@ -161,7 +161,7 @@ class TestArchiveContract:
         stats = archive.stats()
         assert (stats["runs"], stats["llm_calls"], stats["llm_tokens_in"]) == (1, 2, 100)
         assert stats["llm_cost_usd"] == pytest.approx(0.01)
-        assert stats["schema_revision"] == "0003"
+        assert stats["schema_revision"] == "0004"
         with pytest.raises(NotFoundError):
             archive.finish_run(999, "finished", {})
 

@@ -83,6 +83,8 @@ def test_one_shape_row_per_task_shape_and_the_real_stages(simulated: list[EvalRe
             timed = result.timed
             assert timed is not None and timed.eager is not None and timed.compiled is not None
             assert timed.roofline_ms is not None and result.roofline_fraction is not None
+            # the worker's resource report: one entry per kernel the candidate launched through the runtime
+            assert [r.name for r in result.resources] == ["relu"] and all(r.registers > 0 for r in result.resources)
         else:
             assert result.stage is not Stage.DONE and result.reason
 

@@ -19,8 +19,8 @@ from autotuner.errors import ArchiveError
 from old_rows import FIXTURE, TABLES, insert_old_rows, read_table, rows
 
 
-def test_head_is_0003() -> None:
-    assert head_revision() == "0003"
+def test_head_is_0004() -> None:
+    assert head_revision() == "0004"
 
 
 def test_models_match_the_migrated_schema(db_url: str) -> None:
@@ -44,13 +44,14 @@ def test_upgrade_from_0001_keeps_every_row(db_url: str) -> None:
     before = _snapshot(db.engine)
     assert sum(len(v) for v in before.values()) == 16
     upgrade(db.engine)
-    assert current_revision(db.engine) == "0003"
+    assert current_revision(db.engine) == "0004"
     assert _snapshot(db.engine) == before
     db.dispose()
     with Archive.open(db_url) as archive:  # and the upgraded archive works as a new one
         assert [(r.kernel_id, r.candidate_ms) for r in archive.best()] == [(2, 0.25)]
         assert [r.generation for r in archive.lineage(2)] == [-1, 0, 1]
         assert archive.result(1).shapes[0].candidate.median_ms == 0.5
+        assert archive.result(1).resources == []  # older harnesses made no resource report (0004: NULL)
         task = make_task()
         archive.record(task, KernelSpec("// new\n"), make_result(task))
         archive.record_llm_call(LLMCallRecord(model="m", tokens_in=1))
@@ -75,7 +76,7 @@ def test_a_stored_0001_sqlite_archive_upgrades(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript(FIXTURE.read_text())
     with Archive.open(str(path), create=False) as archive:
-        assert archive.revision() == "0003"
+        assert archive.revision() == "0004"
         assert archive.stats()["evaluations"] == 3
         assert archive.kernel(3).evaluations[0].verdict == "rejected"
         assert [r.kernel_id for r in archive.best()] == [2]

@@ -72,7 +72,7 @@ def test_layers_defaults_file_environment_command_line(tmp_path):
                    overrides={"search": {"islands": 7}})
     assert (config.search.tune_trials, config.search.islands, config.gpus) == (3, 7, (2,))
     assert config.db_url == "/e/archive.db" and config.llm == {"model": "a"}
-    assert config.search.generations == 3  # untouched default
+    assert config.search.generations is None and config.search.patience == 5  # untouched defaults
     assert _load(tmp_path, text, overrides={"db_url": "/c/archive.db"}).db_url == "/c/archive.db"
     assert _load(tmp_path, text, overrides={"gpus": "3,4"}).gpus == (3, 4)
 

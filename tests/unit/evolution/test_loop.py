@@ -70,3 +70,65 @@ def test_budget_stops_the_run_and_resume_repeats_nothing(tmp_path):
     assert len(fresh.run_history(fresh_id)) == len(after)  # killed + resumed == uninterrupted
     archive.close()
     fresh.close()
+
+
+TASKS = [TASK, ROOT / "kernels/tasks/softmax/softmax.py", ROOT / "kernels/tasks/activation/silu.py"]
+
+
+def _run_tasks(archive, search, budget, paths, history=(), run_id=None):
+    run_id = run_id or archive.start_run({"config": {}, "tasks": [str(p) for p in paths]})
+    pool = EvalPool(simulated_evaluator(), EvalConfig(), [0])
+    run = TuneRun(archive, run_id, search, {"rules": FixedProposer()}, pool, budget,
+                  workdir=Path(archive.url.split("///")[1]).parent / "w")
+    run.history = list(history)
+    try:
+        return run_id, run.run([load_task(p) for p in paths])
+    finally:
+        pool.close()
+
+
+def test_tuned_settings_record_the_kernel_they_were_tuned_from(tmp_path):
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    run_id, (outcome,) = _run(archive, SearchConfig(tune_trials=4, tune_top=2), Budget())
+    history = archive.run_history(run_id)
+    default_kernel = {h.source_hash: h.kernel_id for h in history if h.operator == "translate"}
+    tuned = [h for h in history if h.operator == "tune"]
+    assert tuned, "nothing was tuned"
+    for item in tuned:
+        assert item.parents == (default_kernel[item.source_hash],)
+    assert all(h.parents == () for h in history if h.operator == "translate")
+    rows = archive.task_lineage("relu")
+    assert sum(len(r.parents) for r in rows) == len(tuned)
+    assert outcome.stop_reason == "exhausted: every rule variant evaluated (2), 2 of them tuned"
+    archive.close()
+
+
+def test_each_task_gets_a_fair_share_and_says_why_it_stopped(tmp_path):
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    _, outcomes = _run_tasks(archive, SearchConfig(tune_trials=4, tune_top=2), Budget(max_candidates=9), TASKS)
+    assert [o.candidates for o in outcomes] == [3, 3, 3]
+    assert [o.stop_kind for o in outcomes] == ["share", "share", "budget"]
+    assert "its share of max_candidates is used: 3 of 3 (1/3 of what was left)" in outcomes[0].stop_reason
+    archive.close()
+
+
+def test_a_task_left_without_budget_says_so(tmp_path):
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    budget = Budget(max_candidates=2)
+    budget.count_candidate(2)  # spent before the run's first task (a resumed run's earlier session)
+    _, outcomes = _run_tasks(archive, SearchConfig(tune_trials=4), budget, TASKS[:2])
+    assert [o.stop_kind for o in outcomes] == ["budget", "not searched"]
+    archive.close()
+
+
+def test_a_resumed_run_skips_the_tasks_it_was_done_with(tmp_path):
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    search = SearchConfig(tune_trials=4, tune_top=2)
+    run_id, first = _run_tasks(archive, search, Budget(), TASKS[:2])
+    before = archive.run_history(run_id)
+    assert set(archive.run_tasks_stopped(run_id).values()) == {o.stop_reason for o in first}
+    _, again = _run_tasks(archive, search, Budget(), TASKS[:2], history=before, run_id=run_id)
+    assert len(archive.run_history(run_id)) == len(before)
+    assert [o.stop_reason for o in again] == [o.stop_reason for o in first]
+    assert [o.best_kernel_id for o in again] == [o.best_kernel_id for o in first]
+    archive.close()
