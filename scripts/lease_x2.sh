@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader > "$OUT/m
     > "$OUT/sweep_stdout.txt" 2>&1
   echo "sweep rc=$?" >> "$OUT/step_sweep.log"
   timeout $(( LEASE_S - SWEEP_S )) python3 -m pytest -p no:cacheprovider -q -rfE -m gpu --timeout 250 --durations=10 \
-    --ignore=tests/adversarial --ignore=tests/candidates tests > "$OUT/pytest_gpu1.txt" 2>&1
+    --ignore=tests/adversarial --ignore=tests/candidates ${GPU1_DESELECT:-} tests > "$OUT/pytest_gpu1.txt" 2>&1
   echo "rc=$?" >> "$OUT/pytest_gpu1.txt" ) &
 wait
 tail -n 4 "$OUT"/pytest_*.txt; tail -n 30 "$OUT/step_sweep.log"

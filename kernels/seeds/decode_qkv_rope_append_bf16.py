@@ -528,10 +528,12 @@ PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], 
 
 def _auto(units, k, upw, unroll):
     """UPW / UNROLL of 0: chosen from the shape (measured on the H200 over the whole decode step,
-    scripts/decode_step_sweep.py): about 4,096 warp tasks (one unit per warp up to 4k outputs, two
-    up to 16k, four beyond), and twice the steps in flight for long rows (K >= 8192)."""
+    scripts/decode_step_sweep.py): one unit per warp below 16M weights per activation row (the
+    8-12 MB projections), two up to 64M (gate/up, down), four beyond (the LM head); twice the
+    steps in flight for long rows (K >= 8192)."""
     if upw == 0:
-        upw = 1 if units <= 4096 else (2 if units <= 16384 else 4)
+        size = units * k
+        upw = 1 if size < (1 << 24) else (2 if size < (1 << 26) else 4)
     if unroll == 0:
         unroll = 8 if k >= 8192 else 4
     return upw, unroll
@@ -611,7 +613,7 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=1):
+                 PREFETCH=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
