@@ -130,9 +130,15 @@ def _hinted(kernel: nn.Module, prefetch: Prefetch) -> nn.Module:
     return kernel
 
 
-def _power_of_two(x: float) -> bool:
-    m, _ = math.frexp(x)
-    return x > 0 and m == 0.5
+def query_rescale(scale: float, head_dim: int) -> float | None:
+    """The power of two q is multiplied by so that the kernels' fixed 1/sqrt(head_dim) gives
+    ``scale`` (1.0: none), or None if no power of two does. ``scale`` is compared to within
+    1e-9 relative: ``128 ** -0.5 * sqrt(128)`` is 1.0000000000000002 in floating point."""
+    ratio = scale * math.sqrt(head_dim)
+    if not ratio > 0:
+        return None
+    power = 2.0 ** round(math.log2(ratio))
+    return power if abs(ratio / power - 1.0) < 1e-9 else None
 
 
 class Slots:
@@ -227,8 +233,10 @@ class Slots:
                 return attention_decode_torch(q, k_cache[:, :, :kv_len], v_cache[:, :, :kv_len], scale)
             return attention_decode_torch(q, k_cache, v_cache, scale, cache_len)
         d = q.shape[-1]
-        ratio = scale * math.sqrt(d)
-        if ratio != 1.0:  # covered only where the rescale is exact (a power of two)
+        ratio = query_rescale(scale, d)
+        if ratio is None:
+            raise ValueError(f"attention_decode: softmax scale {scale:g} is not 1/sqrt({d}) times a power of two")
+        if ratio != 1.0:  # an exact rescale (a power of two)
             q = q * ratio
         kernel = _hinted(self.instance("attention_decode", like=q), prefetch)
         return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
@@ -304,7 +312,7 @@ class Slots:
 
 def attention_not_covered(head_dim: int, scale: float) -> str | None:
     """Why the attention-decode task's kernels cannot serve this model, or None if they can."""
-    if not _power_of_two(scale * math.sqrt(head_dim)):
+    if query_rescale(scale, head_dim) is None:
         return f"shape not covered: softmax scale {scale:g} is not 1/sqrt({head_dim}) times a power of two"
     return None
 

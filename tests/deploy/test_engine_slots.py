@@ -140,3 +140,16 @@ def test_recorded_rejection_is_never_a_winner(archive, record, verifier) -> None
     kid = record("silu_mul", SOURCES["silu_mul"])
     record("silu_mul", SOURCES["silu_mul"], verdict=Verdict.REJECTED)
     assert f"kernel {kid}" not in _resolve(archive, verifier).report()["silu_mul"]
+
+
+@pytest.mark.parametrize("head_dim", [64, 72, 128, 256])
+def test_every_model_scale_of_one_over_sqrt_head_dim_is_covered(head_dim: int) -> None:
+    # 128 ** -0.5 * sqrt(128) is 1.0000000000000002: Qwen2.5's default scale must not fall back
+    from autotuner.deploy import QWEN_2_5_1_5B
+    from autotuner.deploy.slots import attention_not_covered, query_rescale
+
+    assert query_rescale(head_dim**-0.5, head_dim) == 1.0
+    assert query_rescale(2 * head_dim**-0.5, head_dim) == 2.0
+    assert query_rescale(0.3 * head_dim**-0.5, head_dim) is None
+    assert attention_not_covered(QWEN_2_5_1_5B.head_dim, QWEN_2_5_1_5B.attention_scale) is None
+    assert "not 1/sqrt" in attention_not_covered(head_dim, 0.3 * head_dim**-0.5)
