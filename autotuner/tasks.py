@@ -15,6 +15,11 @@ KernelBench files load unchanged. Optional module-level metadata (all names uppe
 ``FAMILY``      a family name (``"activation"``, ``"reduction"``...); else the folder name.
 ``INPUT_DISTRIBUTIONS``  extra input distributions to verify with, default
                 ``["signed", "wide"]``; ``[]`` where inputs must keep the task's own law.
+``TIMING``      ``"events"`` (default: each call timed alone between events, the L2 flushed
+                before it) or ``"graph"``: the calls are replayed from one CUDA graph, each on its
+                own copy of the weights and inputs (together several times the L2), for
+                decode-size ops whose kernel takes microseconds and whose launch from Python
+                takes more; the candidate's forward must then be capturable, as in the engine.
 ``bytes_moved(inputs, outputs)`` / ``flops(inputs, outputs)``  optional functions for the
                 roofline; else bytes are estimated from tensor sizes and FLOPs counted.
 """
@@ -36,6 +41,7 @@ from autotuner.errors import TaskLoadError
 
 DTYPES = ("float32", "bfloat16", "float16")
 POLICIES = ("strict", "hybrid")
+TIMINGS = ("events", "graph")
 DISTRIBUTIONS = ("signed", "wide")
 _SHAPE_META_KEYS = {"hidden", "name"}
 _counter = itertools.count()
@@ -68,6 +74,7 @@ class Task:
     family: str = "misc"
     tolerance: dict[str, float] = field(default_factory=dict)
     distributions: list[str] = field(default_factory=lambda: list(DISTRIBUTIONS))
+    timing: str = "events"
 
     @property
     def default_shape(self) -> Shape:
@@ -204,6 +211,7 @@ def load_task(path: str | Path, default_policy: str | None = None) -> Task:
         family=str(getattr(module, "FAMILY", path.parent.name)),
         tolerance={k: float(v) for k, v in tolerance.items()},
         distributions=distributions,
+        timing=_choice(path, module, "TIMING", TIMINGS, "events"),
     )
 
 

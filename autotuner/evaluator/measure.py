@@ -1,8 +1,11 @@
 """Timing of the candidate and of the eager and torch.compile baselines, on one shape.
 
-The three are timed by the same function over the same kind of input pool. Baselines are
-cached on disk per task content, shape, GPU, torch version and harness version, so only the
-first candidate of a task pays for ``torch.compile``.
+The three are timed by the same function over the same kind of input pool: each call alone
+between events (``TIMING = "events"``, the default), or all replayed from one CUDA graph, each
+on its own copy of the weights (``TIMING = "graph"``: decode-size ops, where launching from
+Python costs more than the kernel). Baselines are cached on disk per task content, shape, GPU,
+torch version and harness version, so only the first candidate of a task pays for
+``torch.compile``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from autotuner import HARNESS_VERSION
 from autotuner.evaluator.compare import compare_outputs
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.inputs import make_inputs, make_reference
-from autotuner.evaluator.timing import TimedRun, time_calls
+from autotuner.evaluator.timing import TimedRun, time_calls, time_graph
 from autotuner.evaluator.verdict import Stage, TimingStats
 from autotuner.evaluator.verify import Rejection, derive_seed
 from autotuner.tasks import Shape, Task
@@ -50,6 +53,7 @@ class InputPool:
         self.seeds = [self._seed("pool", j) for j in range(size)]
         self.sets = [first] + [make_inputs(task, shape, self.seeds[j]) for j in range(1, size)]
         self._draws = 0
+        self.set_bytes = per_set
 
     def refresh(self, j: int) -> None:
         self._draws += 1
@@ -67,6 +71,45 @@ def time_model(model: Callable[..., Any], pool: InputPool, config: EvalConfig, f
     with torch.no_grad():
         return time_calls(model, pool.sets, pool.refresh, calls=config.timing_calls, warmup=config.warmup_calls,
                           flush=flush, check=check)
+
+
+def model_bytes(model: torch.nn.Module) -> int:
+    """Bytes of a model's parameters and buffers: what one call streams besides its inputs."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def graph_copies(pool: InputPool, weight_bytes: int, l2_bytes: int) -> int:
+    """How many (weights, input set) copies one timing graph replays: together at least three
+    times the L2, so every call streams from DRAM as a model's layers do; at least 2, at most
+    the pool's sets."""
+    per_call = max(1, weight_bytes + pool.set_bytes)
+    return int(max(2, min(len(pool.sets), -(-3 * l2_bytes // per_call))))
+
+
+def l2_bytes() -> int:
+    return int(getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 50 << 20))
+
+
+def time_graph_models(fns: list[Callable[..., Any]], pool: InputPool, config: EvalConfig,
+                      check: Callable[[int, Any], None] | None = None) -> TimedRun:
+    """``TIMING = "graph"``: ``fns[j]`` on ``pool.sets[j]``, replayed from one CUDA graph; about
+    ``config.timing_calls`` calls in all (at least 5 replays)."""
+    n = len(fns)
+    with torch.no_grad():
+        return time_graph(fns, pool.sets[:n], pool.refresh, replays=max(5, -(-config.timing_calls // n)),
+                          warmup=config.warmup_calls, check=check)
+
+
+def functional_copies(reference: torch.nn.Module, copies: list[torch.nn.Module],
+                      wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """One ``wrap``-ped function of (weights, inputs) for every copy: ``torch.compile`` compiles it
+    once, the weights being inputs (a compiled module per copy could recompile past Dynamo's
+    cache limit and fall back to eager)."""
+    from functools import partial
+
+    fn = wrap(lambda state, *args: torch.func.functional_call(reference, state, args))
+    return [partial(fn, {**dict(c.named_parameters()), **dict(c.named_buffers())}) for c in copies]
 
 
 def timed_output_check(reference: torch.nn.Module, pool: InputPool, tolerance: dict[str, float]
@@ -113,6 +156,38 @@ def measure_baselines(task: Task, shape: Shape, config: EvalConfig, cache_dir: P
             log.warning("baseline cache %s unreadable; measuring again", path)
     pool = InputPool(task, shape, base_seed, config, "baseline")
     reference = make_reference(task, shape, derive_seed(base_seed, "baseline", "weights"))
+    if task.timing == "graph":
+        result = _graph_baselines(task, shape, config, base_seed, pool, reference)
+    else:
+        result = _event_baselines(config, pool, reference, flush)
+    del pool
+    torch.cuda.empty_cache()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+    return result
+
+
+def _graph_baselines(task: Task, shape: Shape, config: EvalConfig, base_seed: int, pool: InputPool,
+                     reference: torch.nn.Module) -> dict[str, Any]:
+    n = graph_copies(pool, model_bytes(reference), l2_bytes())
+    copies = [reference] + [make_reference(task, shape, derive_seed(base_seed, "baseline", "weights", i))
+                            for i in range(1, n)]
+    result: dict[str, Any] = {"eager": asdict(time_graph_models(copies, pool, config).stats), "timing": "graph"}
+    if config.compile_baseline:
+        started = time.perf_counter()
+        fns = functional_copies(reference, copies, torch.compile)
+        with torch.no_grad():
+            fns[0](*pool.sets[0])
+        torch.cuda.synchronize()
+        result["compile_s"] = time.perf_counter() - started
+        result["compiled"] = asdict(time_graph_models(fns, pool, config).stats)
+    return result
+
+
+def _event_baselines(config: EvalConfig, pool: InputPool, reference: torch.nn.Module,
+                     flush: torch.Tensor) -> dict[str, Any]:
     result: dict[str, Any] = {"eager": asdict(time_model(reference, pool, config, flush).stats)}
     if config.compile_baseline:
         compiled = torch.compile(reference)
@@ -122,12 +197,6 @@ def measure_baselines(task: Task, shape: Shape, config: EvalConfig, cache_dir: P
         torch.cuda.synchronize()
         result["compile_s"] = time.perf_counter() - started
         result["compiled"] = asdict(time_model(compiled, pool, config, flush).stats)
-    del pool
-    torch.cuda.empty_cache()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(path)
     return result
 
 

@@ -20,6 +20,15 @@ from autotuner.evaluator.verdict import TimingStats
 # Bound once at import, before any candidate code exists in the process.
 _Event = torch.cuda.Event
 _synchronize = torch.cuda.synchronize
+_CUDAGraph = torch.cuda.CUDAGraph
+_graph = torch.cuda.graph
+_Stream = torch.cuda.Stream
+_stream = torch.cuda.stream
+_current_stream = torch.cuda.current_stream
+
+
+class CaptureError(RuntimeError):
+    """The function could not be captured in a CUDA graph (``TIMING = "graph"`` needs it)."""
 
 
 @dataclass
@@ -70,4 +79,62 @@ def time_calls(
         del out
     _synchronize()
     samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
+    return TimedRun(TimingStats.from_samples(samples), samples)
+
+
+def time_graph(
+    fns: list[Callable[..., Any]],
+    sets: list[list[Any]],
+    refresh: Callable[[int], None],
+    *,
+    replays: int,
+    warmup: int,
+    check: Callable[[int, Any], None] | None = None,
+) -> TimedRun:
+    """Per-call device times of ``fns[j](*sets[j])`` (j < len(fns)), replayed from one CUDA graph.
+
+    Each sample is one replay of all the calls divided by their number; each ``fns[j]`` holds its
+    own weights, so together they stream from DRAM as a model's layers do, with no flush between
+    them. ``check(j, output)`` runs on every output after the first replay, and again after
+    every set was redrawn in place (``refresh``) and the graph replayed once more: a graph that
+    does not compute from its inputs (a result captured once, a skipped launch) fails there.
+    """
+    n = len(fns)
+    if n < 1 or len(sets) < n:
+        raise ValueError("time_graph needs a function per input set")
+    side = _Stream()
+    side.wait_stream(_current_stream())
+    with _stream(side):  # compile, load modules, allocate: nothing of that may happen in capture
+        for _ in range(max(1, warmup)):
+            for j in range(n):
+                fns[j](*sets[j])
+    _current_stream().wait_stream(side)
+    _synchronize()
+    graph = _CUDAGraph()
+    try:
+        with _graph(graph):
+            outs = [fns[j](*sets[j]) for j in range(n)]
+    except Exception as exc:  # noqa: BLE001 - the callee's fault: reported as such
+        raise CaptureError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    graph.replay()
+    _synchronize()
+    if check is not None:
+        for j in range(n):
+            check(j, outs[j])
+    samples = []
+    for _ in range(max(1, replays)):
+        start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / n)
+    for j in range(n):
+        refresh(j)
+    graph.replay()
+    _synchronize()
+    if check is not None:
+        for j in range(n):
+            check(j, outs[j])
+    del outs, graph
     return TimedRun(TimingStats.from_samples(samples), samples)

@@ -197,9 +197,12 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             weight_seed = derive_seed(seed, "timing", "weights")
             reference = make_reference(task, timed_shape, weight_seed)
             pool = InputPool(task, timed_shape, seed, config, "candidate")
-            candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
-            run = time_model(candidate, pool, config, session.flush,
-                             check=timed_output_check(reference, pool, session.tolerance))
+            if task.timing == "graph":
+                run = _time_in_graph(session, model_new, params, reference, pool, weight_seed)
+            else:
+                candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
+                run = time_model(candidate, pool, config, session.flush,
+                                 check=timed_output_check(reference, pool, session.tolerance))
             if guard.changes():
                 raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
             del pool
@@ -230,6 +233,29 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     if not context_broken(result):
         torch.cuda.empty_cache()
     return result
+
+
+def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], reference: Any, pool: Any,
+                   weight_seed: int) -> Any:
+    """``TIMING = "graph"``: copies of the candidate, each with its own reference's weights,
+    replayed from one CUDA graph; every output checked against its own reference."""
+    from autotuner.evaluator.inputs import make_candidate, make_reference
+    from autotuner.evaluator.measure import graph_copies, l2_bytes, model_bytes, time_graph_models, timed_output_check
+    from autotuner.evaluator.timing import CaptureError
+    from autotuner.evaluator.verify import Rejection, derive_seed
+
+    task, shape = session.task, session.task.default_shape
+    n = graph_copies(pool, model_bytes(reference), l2_bytes())
+    seeds = [weight_seed] + [derive_seed(weight_seed, "copy", i) for i in range(1, n)]
+    references = [reference] + [make_reference(task, shape, s) for s in seeds[1:]]
+    candidates = [make_candidate(task, shape, s, model_new, params, r)[0] for s, r in zip(seeds, references)]
+    checks = [timed_output_check(r, pool, session.tolerance) for r in references]
+    try:
+        return time_graph_models(candidates, pool, session.config, check=lambda j, out: checks[j](j, out))
+    except CaptureError as exc:
+        raise Rejection(Stage.TIMING, f'this task is timed from a CUDA graph (TIMING = "graph"), and the forward '
+                                      f'could not be captured: {exc}. Launch on the current stream, with no host '
+                                      "synchronization and no allocation of pinned memory in forward") from exc
 
 
 def resource_report() -> list[KernelResources]:
