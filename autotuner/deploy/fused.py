@@ -25,9 +25,9 @@ Cross-kernel prefetch (``prefetch``, off by default): each kernel is told which 
 weight-streaming kernel reads, and prefetches (up to half the L2 of) them as its own warps
 finish, meant to keep DRAM busy through each kernel's tail, the launch gap and the next one's
 ramp. A hint only: no value changes. Measured on an H200 (Llama-3.2-1B step,
-scripts/decode_step_sweep.py) it costs 8-13% (1.149 -> 1.298 ms a step with PDL): the
-prefetched lines compete with the streaming kernel and are partly evicted before use. PDL with
-each kernel's first weights loaded before its ``griddepcontrol.wait`` is what helps.
+scripts/decode_step_sweep.py, two runs) it costs 8-25% (1.043 -> 1.299 ms a step with PDL):
+the prefetched lines compete with the streaming kernel and are partly evicted before use. PDL
+with each kernel's first weights loaded before its ``griddepcontrol.wait`` is what helps.
 """
 
 from __future__ import annotations
