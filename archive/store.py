@@ -88,10 +88,12 @@ def new_uid() -> str:
     return uuid.uuid4().hex
 
 
-def _insert_ignore(session: Session, model: type, values: dict[str, Any], keys: list[str]) -> None:
+def _insert_ignore(session: Session, model: type, values: dict[str, Any], keys: list[str]) -> bool:
+    """Insert the row unless one with the same ``keys`` exists; True if this call inserted it."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(builder(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+    done = session.execute(builder(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+    return bool(done.rowcount)
 
 
 def _shape_json(shape: Any) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 Every proposal and every evaluation goes into the archive the moment it exists, under the
 run's id; the run keeps nothing else that matters. A killed run resumes from the archive
 alone: settings already evaluated are read back (and told to optuna, and put back into the
-population) instead of being run again.
+population) instead of being run again. What is being evaluated, and what the novelty filter
+has seen, are in the archive too (``evolution.ledger``): several drivers on one archive share
+the work instead of repeating it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from autotuner.candidate import source_hash
 from autotuner.errors import BudgetExhausted
 from autotuner.evaluator.verdict import EvalResult
 from autotuner.tasks import Task
-from evolution.evalpool import EvalPool
-from evolution.novelty import NoveltyFilter
+from evolution.ledger import WorkLedger
 from evolution.population import Member, Population
 from evolution.proposers.base import Parent, Proposal, ProposalRequest, Proposer
+from evolution.studies import Studies
 from evolution.tuning import params_key, tune
+from evolution.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +80,29 @@ class TaskSearch:
         self.task = task
         self.config = run.search
         self.population = Population(islands=self.config.islands, seed=self.config.seed)
-        self.novelty = NoveltyFilter()
+        self.novelty = run.ledger.novelty(task)  # its state is the archive's: every driver's admissions
         self.done: dict[tuple[str, str], tuple[int, EvalResult]] = {}  # (source hash, params) -> result
         self.outcome = TaskOutcome(task=task.name, family=task.family)
         self.lock = threading.Lock()
 
     # -- resume ------------------------------------------------------------------------------
     def restore(self, items: list[Any]) -> None:
+        """Take evaluations made before (this run before a restart, or other drivers) as done."""
         for item in items:
             if item.task_hash != self.task.content_hash:
                 continue
             self.novelty.remember(item.source)
-            self.done[(item.source_hash, params_key(item.params))] = (item.kernel_id, item.result)
-            self._account(item.kernel_id, item.source, item.params, item.result, resumed=True)
+            self._remember(item.source_hash, item.source, item.params, item.kernel_id, item.result, fresh=False)
+
+    def _remember(self, digest: str, source: str, params: dict, kernel_id: int, result: EvalResult,
+                  fresh: bool) -> None:
+        """Count a setting's result once, however many threads (or drivers) saw it finish."""
+        with self.lock:
+            key = (digest, params_key(params))
+            if key in self.done:
+                return
+            self.done[key] = (kernel_id, result)
+        self._account(kernel_id, source, params, result, resumed=not fresh)
 
     # -- evaluation --------------------------------------------------------------------------
     def _account(self, kernel_id: int, source: str, params: dict, result: EvalResult, resumed: bool = False) -> None:
@@ -106,23 +119,39 @@ class TaskSearch:
             self.run.callbacks.on_result(self.outcome, result)
 
     def evaluate(self, proposal: Proposal, settings: list[dict[str, Any]]) -> list[EvalResult]:
-        """Evaluate ``proposal`` at each setting not evaluated before; record each result."""
+        """Evaluate ``proposal`` at each setting not evaluated before; record each result.
+
+        Each setting is claimed in the archive first: settings another driver evaluated are
+        taken from the archive, settings a live driver is evaluating are waited for.
+        """
         digest = source_hash(proposal.source)
-        todo = [p for p in settings if (digest, params_key(p)) not in self.done]
-        results_by_key = {params_key(p): self.done[(digest, params_key(p))][1] for p in settings
-                          if (digest, params_key(p)) in self.done}
-        if todo:
-            allowed = self.run.reserve(len(todo))
+        pending = [p for p in settings if (digest, params_key(p)) not in self.done]
+        waited = 0.0
+        while pending:
+            claimed = self.run.ledger.claim(self.task, digest, pending)
+            for state, result in claimed.done:
+                self._remember(digest, proposal.source, state.params, state.kernel_id, result, fresh=False)
+            if claimed.mine:
+                self._evaluate_claimed(proposal, digest, claimed.mine)
+            pending = [s.params for s in claimed.held if (digest, params_key(s.params)) not in self.done]
+            if pending:
+                waited = self.run.ledger.wait(claimed.held, waited)
+        return [self.done[(digest, params_key(p))][1] for p in settings]
+
+    def _evaluate_claimed(self, proposal: Proposal, digest: str, mine: list[Any]) -> None:
+        """Evaluate the settings this driver holds claims on; give back those it does not finish."""
+        allowed = 0
+        try:
+            allowed = self.run.reserve(len(mine))
             path = self.run.candidate_file(proposal.source)
-            results = self.run.pool.submit(self.task, path, todo[:allowed]).result()
-            for params, result in zip(todo, results):
-                kernel_id = self.run.record(self.task, proposal, params, result)
-                self.done[(digest, params_key(params))] = (kernel_id, result)
-                self._account(kernel_id, proposal.source, params, result)
-                results_by_key[params_key(params)] = result
-            if allowed < len(todo):
-                self.run.budget.check()  # recorded what the budget allowed; now stop
-        return [results_by_key[params_key(p)] for p in settings]
+            results = self.run.pool.submit(self.task, path, [c.params for c in mine[:allowed]]).result()
+            for claim, result in zip(mine, results):
+                kernel_id = self.run.record(self.task, proposal, claim.params, result, claim=claim)
+                self._remember(digest, proposal.source, claim.params, kernel_id, result, fresh=True)
+        finally:
+            self.run.ledger.release([c for c in mine if (digest, params_key(c.params)) not in self.done])
+        if allowed < len(mine):
+            self.run.budget.check()  # recorded what the budget allowed; now stop
 
     # -- phases ------------------------------------------------------------------------------
     def seed_with_rules(self) -> list[Proposal]:
@@ -165,9 +194,10 @@ class TaskSearch:
         def run_one(proposal: Proposal) -> None:
             digest = source_hash(proposal.source)
             known = {k[1]: v[1] for k, v in self.done.items() if k[0] == digest}
+            study = self.run.studies.open(f"{self.run.ledger.task_scope(self.task)}/{self.task.content_hash}/{digest}")
             tune(proposal.params_space, lambda settings: self.evaluate(_as_tuned(proposal), settings),
                  trials=self.config.tune_trials, batch=self.config.tune_batch, seed=self.config.seed,
-                 start=proposal.default_params, known=known)
+                 start=proposal.default_params, known=known, study=study)
 
         with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
             list(executor.map(run_one, chosen))
@@ -237,7 +267,8 @@ class TuneRun:
     """A whole run over several tasks, recorded in the archive under one run id."""
 
     def __init__(self, archive: Any, run_id: int, search: SearchConfig, proposers: dict[str, Proposer],
-                 pool: EvalPool, budget: Any, workdir: Path, callbacks: Callbacks | None = None) -> None:
+                 pool: WorkerPool, budget: Any, workdir: Path, callbacks: Callbacks | None = None,
+                 ledger: WorkLedger | None = None, studies: Studies | None = None) -> None:
         self.archive = archive
         self.run_id = run_id
         self.search = search
@@ -246,6 +277,8 @@ class TuneRun:
         self.budget = budget
         self.workdir = workdir
         self.callbacks = callbacks or Callbacks()
+        self.ledger = ledger or WorkLedger(archive, run_id, pool.scope)  # claims: work shared with other drivers
+        self.studies = studies or Studies(seed=search.seed)  # optuna's studies (in memory unless given)
         self._write_lock = threading.Lock()
         self._budget_lock = threading.Lock()
         self.history: list[Any] = []
@@ -269,7 +302,8 @@ class TuneRun:
             path.write_text(source)
         return path
 
-    def record(self, task: Task, proposal: Proposal, params: dict[str, Any], result: EvalResult) -> int:
+    def record(self, task: Task, proposal: Proposal, params: dict[str, Any], result: EvalResult,
+               claim: Any = None) -> int:
         from archive import KernelSpec
 
         call = proposal.llm_call
@@ -277,7 +311,7 @@ class TuneRun:
                           proposer=proposal.proposer, model=call.model if call else None,
                           prompt=call.prompt if call else None, parents=tuple(proposal.parents), run_id=self.run_id)
         with self._write_lock:
-            return self.archive.record(task, spec, result, run_id=self.run_id).kernel_id
+            return self.archive.record(task, spec, result, run_id=self.run_id, claim=claim).kernel_id
 
     def record_llm_call(self, call: Any, batch_operator: str | None = None) -> None:
         from archive import LLMCallRecord
@@ -295,15 +329,20 @@ class TuneRun:
 
     def run(self, tasks: list[Task]) -> list[TaskOutcome]:
         outcomes = []
-        for task in tasks:
-            search = TaskSearch(self, task)
-            search.restore(self.history)
-            try:
-                outcomes.append(search.run_all())
-            except BudgetExhausted as exc:
-                outcomes.append(search.outcome)
-                self.callbacks.on_note(f"budget spent: {exc}")
-                break
+        self.ledger.start()
+        try:
+            for task in tasks:
+                search = TaskSearch(self, task)
+                search.restore(self.history)
+                search.restore(self.ledger.finished(task))  # other drivers' work in this scope
+                try:
+                    outcomes.append(search.run_all())
+                except BudgetExhausted as exc:
+                    outcomes.append(search.outcome)
+                    self.callbacks.on_note(f"budget spent: {exc}")
+                    break
+        finally:
+            self.ledger.close()
         return outcomes
 
 
