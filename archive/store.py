@@ -92,8 +92,10 @@ def _insert_ignore(session: Session, model: type, values: dict[str, Any], keys: 
     """Insert the row unless one with the same ``keys`` exists; True if this call inserted it."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    done = session.execute(builder(model).values(**values).on_conflict_do_nothing(index_elements=keys))
-    return bool(done.rowcount)
+    # RETURNING says whether a row went in (the rowcount is -1 where the dialect fetches new keys itself).
+    table = model.__table__
+    stmt = builder(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
 def _shape_json(shape: Any) -> dict[str, Any]:

@@ -337,6 +337,7 @@ class TuneRun:
                 search.restore(self.ledger.finished(task))  # other drivers' work in this scope
                 try:
                     outcomes.append(search.run_all())
+                    search.restore(self.ledger.finished(task))  # what other drivers finished meanwhile
                 except BudgetExhausted as exc:
                     outcomes.append(search.outcome)
                     self.callbacks.on_note(f"budget spent: {exc}")

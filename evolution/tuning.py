@@ -23,6 +23,8 @@ from evolution.studies import fail_stale_trials, heartbeats, sampler
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+EVALUATED = "autotuner_evaluated"  # user attribute of a trial whose setting was evaluated
+
 
 def params_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True)
@@ -79,7 +81,7 @@ def tune(
         value = objective(result)
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
         study.add_trial(optuna.trial.create_trial(params=json.loads(key), distributions=distributions,
-                                                  value=value, state=state))
+                                                  value=value, state=state, user_attrs={EVALUATED: True}))
     start_key = params_key(start) if start else None
     if start and start_key not in known:
         study.enqueue_trial(start, skip_if_exists=True)
@@ -95,13 +97,14 @@ def tune(
         if remaining <= 0:
             break
         asked, settings = [], []
+        finished = _finished_values(study, space)  # a shared study: other drivers' results too
         while len(settings) < min(batch, remaining) and stale_asks < 50:
             trial = study.ask(distributions)
             params = dict(trial.params)
             key = params_key(params)
-            if key in known or any(params_key(s) == key for s in settings):
+            if key in known or key in finished or any(params_key(s) == key for s in settings):
                 # TPE re-proposed a measured setting: answer from memory, ask again.
-                value = objective(known[key]) if key in known else None
+                value = objective(known[key]) if key in known else finished.get(key)
                 study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.FAIL)
                 stale_asks += 1
                 continue
@@ -113,6 +116,7 @@ def tune(
             results = evaluate_batch(settings)
         for trial, params, result in zip(asked, settings, results):
             value = objective(result)
+            trial.set_user_attr(EVALUATED, True)  # a failure that was measured, not a driver that died
             if value is None:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
@@ -127,11 +131,27 @@ def tune(
 _COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
 
 
+def _measured(trial: optuna.trial.FrozenTrial) -> bool:
+    """A trial that stands for an evaluation: not one failed because its driver died (optuna's
+    heartbeat check fails those; they were never measured and must not use up the budget)."""
+    return trial.state != optuna.trial.TrialState.FAIL or bool(trial.user_attrs.get(EVALUATED))
+
+
+def _finished_values(study: optuna.Study, space: dict[str, list]) -> dict[str, float | None]:
+    """The value (None: failed) of every setting the study has measured, by ``params_key``."""
+    out: dict[str, float | None] = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                      optuna.trial.TrialState.FAIL)):
+        if _in_space(t.params, space) and _measured(t) and out.get(params_key(t.params)) is None:
+            out[params_key(t.params)] = t.value if t.state == optuna.trial.TrialState.COMPLETE else None
+    return out
+
+
 def _settings(study: optuna.Study, space: dict[str, list],
               states: tuple[optuna.trial.TrialState, ...] = _COUNTED) -> set[str]:
-    """The settings (``params_key``) of the study's trials in ``states`` that lie in ``space``."""
+    """The settings (``params_key``) of the study's measured or running trials in ``states`` in ``space``."""
     return {params_key(t.params) for t in study.get_trials(deepcopy=False, states=states)
-            if _in_space(t.params, space)}
+            if _in_space(t.params, space) and _measured(t)}
 
 
 def _in_space(params: dict[str, Any], space: dict[str, list]) -> bool:

@@ -9,6 +9,7 @@ installed, drive the very same code through the single-host pool.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 from autotuner.evaluator.verdict import EvalResult
@@ -16,12 +17,11 @@ from evolution.workers import EvalJob, EvalWorker, WorkerInfo
 
 
 def _node_id() -> str:
-    try:
-        import ray
-
-        return str(ray.get_runtime_context().get_node_id() or "")
-    except Exception:  # noqa: BLE001 - outside Ray there is no node to name
+    """The Ray node this runs on; "" outside Ray (asking Ray then would start a local instance)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
         return ""
+    return str(ray.get_runtime_context().get_node_id() or "")
 
 
 class WorkerActor:

@@ -101,6 +101,11 @@ class RayPool:
             slots = list(self._idle) + [slot for slot, _ in self._running.values()]
         return [s.info for s in slots if s.info is not None]
 
+    def in_flight(self) -> list[tuple[WorkerInfo, str]]:
+        """The jobs running now: (the worker running it, what the job is)."""
+        with self._lock:
+            return [(slot.info, job.job.describe()) for slot, job in self._running.values() if slot.info is not None]
+
     def submit(self, task: Task, candidate: Path, settings: list[dict[str, Any]]) -> Future:
         future: Future = Future()
         job = _Job(future, EvalJob.of(task, candidate, settings))
