@@ -30,7 +30,8 @@ from evolution.workers import EvalJob, EvalWorker, WorkerInfo, scope_of
 log = logging.getLogger(__name__)
 
 SETTLE_S = 5.0  # at start, once one worker is up, how long to wait for the rest before going on
-MAINTAIN_S = 1.0  # how often to look for lost workers' replacements and for a pool left empty
+MAINTAIN_S = 1.0
+POLL_S = 0.05  # the dispatcher's longest wait on Ray before it looks at new jobs again  # how often to look for lost workers' replacements and for a pool left empty
 
 
 @dataclass
@@ -113,6 +114,7 @@ class RayPool:
             if self._stop.is_set():
                 raise ClusterError("the Ray pool is closed")
             self._pending.append(job)
+        self._assign()  # to an idle worker at once, not when the dispatcher next wakes
         self._wake.set()
         return future
 
@@ -208,14 +210,14 @@ class RayPool:
             try:
                 self._assign()
                 refs = list(self._running) + list(self._starting)
-                if refs:
-                    ready, _ = self._ray.wait(refs, num_returns=1, timeout=0.2)
+                if refs:  # a short wait: jobs started by ``submit`` join the next one
+                    ready, _ = self._ray.wait(refs, num_returns=1, timeout=POLL_S)
                     if ready:
                         ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
                     for ref in ready:
                         self._finished(ref)
                 else:
-                    self._wake.wait(0.2)
+                    self._wake.wait(POLL_S)
                     self._wake.clear()
                 if time.monotonic() - last_maintain >= MAINTAIN_S:
                     self._maintain()
@@ -277,13 +279,16 @@ class RayPool:
 
     def _maintain(self) -> None:
         """Start replacements as the cluster's resource frees up; fail jobs nobody can take."""
-        live = len(self._idle) + len(self._running) + len(self._starting)
+        with self._lock:  # a slot is in neither list while ``submit`` hands it a job
+            live = len(self._idle) + len(self._running) + len(self._starting)
         if live < self._target:
             free = int(self._ray.available_resources().get(self.cluster.resource, 0))
             for _ in range(min(free, self._target - live)):
                 log.info("starting a replacement evaluation worker")
                 self._spawn()
-        if len(self._idle) + len(self._running) + len(self._starting) > 0 or not self._pending:
+        with self._lock:
+            alive = len(self._idle) + len(self._running) + len(self._starting) > 0
+        if alive or not self._pending:
             self._empty_since = None
             return
         self._empty_since = self._empty_since or time.monotonic()

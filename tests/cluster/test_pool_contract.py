@@ -84,6 +84,7 @@ def test_many_threads_submit_at_once_and_every_worker_gets_work(pool: WorkerPool
         t.join(timeout=180)
     assert len(out) == 12
     assert sum(pool.settings_per_gpu.values()) == 12
+    assert len(pool.settings_per_gpu) == pool.workers, "a worker was started beyond the pool's size"
     assert len([n for n in pool.settings_per_gpu.values() if n]) >= 2, pool.settings_per_gpu
 
 
