@@ -1,6 +1,6 @@
 """The interface the search loop evaluates through: a pool of per-GPU workers.
 
-Two implementations, one contract (``tests/contracts/test_worker_pools.py`` runs the same
+Two implementations, one contract (``tests/cluster/test_pool_contract.py`` runs the same
 tests on both): ``evolution.evalpool.EvalPool`` (a thread per GPU of this machine) and
 ``evolution.cluster.RayPool`` (a Ray actor per GPU of a cluster). Both run
 :class:`~evolution.workers.worker.EvalWorker` objects; they differ only in how jobs reach them.
