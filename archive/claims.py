@@ -76,6 +76,7 @@ def _now(session: Session) -> datetime:
 
 
 def _aware(value: datetime) -> datetime:
+    """``value`` with its zone (SQLite hands times back without one; they are UTC)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 

@@ -193,7 +193,8 @@ class TaskSearch:
 
         def run_one(proposal: Proposal) -> None:
             digest = source_hash(proposal.source)
-            known = {k[1]: v[1] for k, v in self.done.items() if k[0] == digest}
+            with self.lock:  # other tuning threads add results meanwhile
+                known = {k[1]: v[1] for k, v in self.done.items() if k[0] == digest}
             study = self.run.studies.open(f"{self.run.ledger.task_scope(self.task)}/{self.task.content_hash}/{digest}")
             tune(proposal.params_space, lambda settings: self.evaluate(_as_tuned(proposal), settings),
                  trials=self.config.tune_trials, batch=self.config.tune_batch, seed=self.config.seed,

@@ -30,8 +30,8 @@ from evolution.workers import EvalJob, EvalWorker, WorkerInfo, scope_of
 log = logging.getLogger(__name__)
 
 SETTLE_S = 5.0  # at start, once one worker is up, how long to wait for the rest before going on
-MAINTAIN_S = 1.0
-POLL_S = 0.05  # the dispatcher's longest wait on Ray before it looks at new jobs again  # how often to look for lost workers' replacements and for a pool left empty
+MAINTAIN_S = 1.0  # how often to look for lost workers' replacements and for a pool left empty
+POLL_S = 0.05  # the dispatcher's longest wait on Ray before it looks at new jobs again
 
 
 @dataclass

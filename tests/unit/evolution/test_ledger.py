@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from archive_backends import db_url, open_backend  # noqa: F401 - fixtures: SQLite and PostgreSQL
+from archive_backends import db_url  # noqa: F401 - the fixture: SQLite and PostgreSQL
 from autotuner.candidate import source_hash
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.tasks import load_task

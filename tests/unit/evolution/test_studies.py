@@ -12,7 +12,7 @@ import time
 import optuna
 
 from archive import Archive, resolve_url
-from archive_backends import db_url, open_backend  # noqa: F401 - fixtures: SQLite and PostgreSQL
+from archive_backends import db_url  # noqa: F401 - the fixture: SQLite and PostgreSQL
 from archive.testing import make_result, make_task
 from evolution.studies import Studies, heartbeats
 from evolution.tuning import params_key, tune
