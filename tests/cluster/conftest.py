@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +30,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def _node_environment(cache_dir: str) -> Iterator[None]:
+    """Set what a node started now inherits (its workers' cache folder), for that moment only:
+    the rest of the session keeps its own environment."""
+    saved = os.environ.get("AUTOTUNER_CACHE_DIR")
+    os.environ["AUTOTUNER_CACHE_DIR"] = cache_dir
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("AUTOTUNER_CACHE_DIR", None)
+        else:
+            os.environ["AUTOTUNER_CACHE_DIR"] = saved
+
+
 @dataclass
 class LocalCluster:
     cluster: Any  # ray.cluster_utils.Cluster
     client_address: str  # ray://127.0.0.1:PORT
+    cache_dir: str  # the nodes' AUTOTUNER_CACHE_DIR (a session temp folder, never the home folder)
 
     @property
     def address(self) -> str:
@@ -43,7 +60,8 @@ class LocalCluster:
         return [n for n in self.cluster.worker_nodes]
 
     def add_worker_node(self) -> Any:
-        node = self.cluster.add_node(num_cpus=1, resources={RESOURCE: PER_NODE}, object_store_memory=STORE_BYTES)
+        with _node_environment(self.cache_dir):
+            node = self.cluster.add_node(num_cpus=1, resources={RESOURCE: PER_NODE}, object_store_memory=STORE_BYTES)
         self.cluster.wait_for_nodes()
         return node
 
@@ -58,14 +76,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
     ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install -e '.[ray]'")
     from ray.cluster_utils import Cluster
 
-    saved = os.environ.get("AUTOTUNER_CACHE_DIR")
-    os.environ["AUTOTUNER_CACHE_DIR"] = str(tmp_path_factory.mktemp("ray-cache"))  # workers inherit it
+    cache_dir = str(tmp_path_factory.mktemp("ray-cache"))
     port = _free_port()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "object_store_memory": STORE_BYTES, "ray_client_server_port": port,
-    })
+    with _node_environment(cache_dir):
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "include_dashboard": False, "object_store_memory": STORE_BYTES,
+            "ray_client_server_port": port,
+        })
     try:
-        local = LocalCluster(cluster, f"ray://127.0.0.1:{port}")
+        local = LocalCluster(cluster, f"ray://127.0.0.1:{port}", cache_dir)
         for _ in range(2):
             local.add_worker_node()
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
@@ -73,10 +92,6 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
     finally:
         ray.shutdown()
         cluster.shutdown()
-        if saved is None:
-            os.environ.pop("AUTOTUNER_CACHE_DIR", None)
-        else:
-            os.environ["AUTOTUNER_CACHE_DIR"] = saved
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ actor's code path is exercised here, next to the single-host pool, on any machin
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 from autotuner.evaluator.eval_config import EvalConfig
@@ -49,7 +50,8 @@ def test_a_worker_pickles_without_its_loaded_tasks(tmp_path: Path) -> None:
     assert _summary(clone.evaluate(job)) == _summary(first)
 
 
-def test_the_actor_wraps_the_same_worker_the_single_host_pool_runs(tmp_path: Path) -> None:
+def test_the_actor_wraps_the_same_worker_the_single_host_pool_runs(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setitem(sys.modules, "ray", None)  # as on the GPU machine: no Ray at all
     task = load_task(TASK)
     pool = EvalPool(simulated_evaluator(), EvalConfig(), [0, 1])
     try:
