@@ -13,6 +13,7 @@ the URL comes from.
 """
 
 from archive.api import Archive, Recorded
+from archive.claims import DONE, HELD, MINE, AdmittedSource, ClaimRow, ClaimState
 from archive.db import ENV_VAR, default_url, redact, resolve_url
 from archive.history import HistoryItem
 from archive.lineage import LineageNode, lineage_tree
@@ -23,7 +24,13 @@ from archive.store import KernelSpec, LLMCallRecord, TaskLike, TaskRecord
 from archive.transfer import UNCHECKED
 
 __all__ = [
+    "AdmittedSource",
     "Archive",
+    "ClaimRow",
+    "ClaimState",
+    "DONE",
+    "HELD",
+    "MINE",
     "BestRow",
     "ENV_VAR",
     "EvaluationRow",

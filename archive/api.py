@@ -27,7 +27,7 @@ from typing import IO, Any
 from sqlalchemy import exc, select
 from sqlalchemy.orm import selectinload
 
-from archive import history, lineage, queries, ranking, store, transfer
+from archive import claims, history, lineage, queries, ranking, store, transfer
 from archive import browse  # the browser's pages (autotuner archive serve)
 from archive.convert import to_result
 from archive.db import Database, check_sqlite_target, first_open_lock, redact, resolve_url, sqlite_path, translate
@@ -97,12 +97,16 @@ class Archive:
 
     # -- writing -------------------------------------------------------------------------
 
-    def record(self, task: store.TaskLike, kernel: store.KernelSpec, result: EvalResult, run_id: int | None = None) -> Recorded:
-        """Store one evaluation (with its task and kernel, deduplicated) in one transaction."""
+    def record(self, task: store.TaskLike, kernel: store.KernelSpec, result: EvalResult, run_id: int | None = None,
+               claim: claims.ClaimState | None = None) -> Recorded:
+        """Store one evaluation (with its task and kernel, deduplicated) in one transaction;
+        with ``claim`` (from ``claim_work``), mark that claim done in the same transaction."""
         with self.db.write() as s:
             task_id = store.upsert_task(s, task)
             kernel_id = store.add_kernel(s, task_id, kernel)
             (eval_id,) = store.record_evaluations(s, [(kernel_id, result)], run_id=run_id)
+            if claim is not None:
+                claims.complete(s, claim.claim_id, eval_id, claim.owner)
         return Recorded(task_id, kernel_id, eval_id)
 
     def upsert_task(self, task: store.TaskLike) -> int:
@@ -245,6 +249,62 @@ class Archive:
         """Sources of the fastest current, accepted kernels of other tasks in ``family`` (prompt examples)."""
         with self.db.read() as s:
             return history.related_examples(s, family, exclude_task_hash, limit)
+
+    # -- work shared between drivers: claims and the novelty filter's state ----------------
+
+    def claim_work(self, scope: str, task_hash: str, source_hash: str, settings: Sequence[dict[str, Any]],
+                   owner: str, run_id: int | None = None, lease_s: float = 120.0) -> list[claims.ClaimState]:
+        """Claim each setting of one candidate for ``owner`` (atomically, across processes and
+        machines): ``mine`` to evaluate, ``done`` with its evaluation, or ``held`` by a live driver.
+        A running claim not renewed for ``lease_s`` seconds is taken over."""
+        with self.db.write() as s:
+            return claims.claim(s, scope, task_hash, source_hash, settings, owner, run_id, lease_s)
+
+    def renew_claims(self, owner: str) -> int:
+        """Heartbeat: keep ``owner``'s running claims alive; returns how many it holds."""
+        with self.db.write() as s:
+            return claims.renew(s, owner)
+
+    def release_claims(self, owner: str, claim_ids: Sequence[int] | None = None) -> int:
+        """Give back ``owner``'s running claims (all, or ``claim_ids``) without a result."""
+        with self.db.write() as s:
+            return claims.release(s, owner, claim_ids)
+
+    def release_run_claims(self, run_id: int, keep_owner: str | None = None) -> int:
+        """Give back what run ``run_id``'s killed driver left in flight (``tune --resume``)."""
+        with self.db.write() as s:
+            return claims.release_run(s, run_id, keep_owner)
+
+    def finished_work(self, scope: str, task_hash: str) -> list[history.HistoryItem]:
+        """Every evaluation of the task done under a claim of ``scope``, by any driver, oldest first."""
+        with self.db.read() as s:
+            return claims.finished(s, scope, task_hash)
+
+    def work_claims(self, run_id: int | None = None) -> list[claims.ClaimRow]:
+        """The claims as stored (all, or one run's)."""
+        with self.db.read() as s:
+            return claims.claims_of(s, run_id)
+
+    def admit_source(self, task_hash: str, fingerprint: str, source_hash: str, source: str,
+                     run_id: int | None = None) -> str:
+        """Record a source the novelty filter admitted; returns the source hash that holds its
+        fingerprint (another one: a differently written copy of the same code came first)."""
+        with self.db.write() as s:
+            return claims.admit(s, task_hash, fingerprint, source_hash, source, run_id)
+
+    def admitted_sources(self, task_hash: str, after_id: int = 0) -> list[claims.AdmittedSource]:
+        """Sources admitted for the task after ``after_id``, oldest first: the novelty filter's state."""
+        with self.db.read() as s:
+            return claims.admitted(s, task_hash, after_id)
+
+    def optuna_storage_url(self) -> str | None:
+        """Where optuna may keep shared studies: this archive's own PostgreSQL database (its tables
+        and its ``alembic_version`` beside the archive's, which uses ``autotuner_alembic_version``);
+        None for SQLite, whose runs keep studies in memory. The URL carries the password: hand
+        it to optuna in this process, never print or store it."""
+        if self.backend != "postgresql":
+            return None
+        return self.db.engine.url.render_as_string(hide_password=False)
 
     # -- the browser's pages (autotuner archive serve) ---------------------------------
 

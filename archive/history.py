@@ -68,7 +68,11 @@ def run_history(session: Session, run_id: int) -> list[HistoryItem]:
     """Every evaluation recorded under ``run_id``, oldest first, with its kernel."""
     stmt = (select(Evaluation).where(Evaluation.run_id == run_id).order_by(Evaluation.id)
             .options(selectinload(Evaluation.shapes)))
-    evaluations = list(session.scalars(stmt))
+    return evaluation_items(session, list(session.scalars(stmt)))
+
+
+def evaluation_items(session: Session, evaluations: list[Evaluation]) -> list[HistoryItem]:
+    """``evaluations`` (loaded with their shapes) as history items, each with its kernel and lineage."""
     kernel_ids = {ev.kernel_id for ev in evaluations}
     kernels = {k.id: k for k in session.scalars(select(Kernel).where(Kernel.id.in_(kernel_ids)).options(
         selectinload(Kernel.task)))} if kernel_ids else {}

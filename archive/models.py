@@ -256,3 +256,54 @@ class LLMCall(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkClaim(Base):
+    """Who evaluates one candidate at one setting in one scope, and whether it is done (revision 0004).
+
+    The unique key makes a claim atomic on every backend: of several drivers inserting the same
+    key, exactly one row exists and exactly one owner holds it. ``scope`` says what makes two
+    evaluations the same work (harness version, GPU kind, policy): the same candidate on another
+    GPU is new work. A ``running`` claim whose ``heartbeat_at`` is older than the lease belongs to
+    a driver presumed dead, and may be taken over; a ``done`` claim points at its evaluation,
+    written in the same transaction.
+    """
+
+    __tablename__ = "work_claims"
+    __table_args__ = (
+        UniqueConstraint("scope", "task_hash", "source_hash", "params_hash"),
+        Index("ix_work_claims_owner_status", "owner", "status"),  # renew / release one driver's claims
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(255))
+    task_hash: Mapped[str] = mapped_column(String(64))
+    source_hash: Mapped[str] = mapped_column(String(64))
+    params_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done
+    owner: Mapped[str] = mapped_column(String(128))  # the driver holding it (host:pid:token)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    evaluation_id: Mapped[int | None] = mapped_column(ForeignKey("evaluations.id"))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)  # times claimed: >1 after a driver was lost
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Admission(Base):
+    """A candidate source the novelty filter let through for a task (revision 0004).
+
+    The novelty filter's state lives here so that every driver, and a restarted one, refuses
+    the same near-duplicates; ``fingerprint`` (the source without comments and spacing) is
+    unique per task, so of two drivers admitting the same code only one row wins.
+    """
+
+    __tablename__ = "admissions"
+    __table_args__ = (UniqueConstraint("task_hash", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_hash: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    source_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

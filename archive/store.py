@@ -88,10 +88,14 @@ def new_uid() -> str:
     return uuid.uuid4().hex
 
 
-def _insert_ignore(session: Session, model: type, values: dict[str, Any], keys: list[str]) -> None:
+def _insert_ignore(session: Session, model: type, values: dict[str, Any], keys: list[str]) -> bool:
+    """Insert the row unless one with the same ``keys`` exists; True if this call inserted it."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(builder(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+    # RETURNING says whether a row went in (the rowcount is -1 where the dialect fetches new keys itself).
+    table = model.__table__
+    stmt = builder(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return session.execute(stmt.returning(*table.primary_key.columns)).first() is not None
 
 
 def _shape_json(shape: Any) -> dict[str, Any]:

@@ -111,6 +111,16 @@ class LLMUnavailableError(ProposerError):
     """The LLM endpoint cannot be reached or refuses the key; says which URL and what to check."""
 
 
+class ClusterError(AutotunerError):
+    """Evaluation workers on a cluster cannot be used: Ray is missing or unreachable, the cluster
+    has no GPU to give, the workers run another harness, or the archive cannot be shared."""
+
+
+class WorkerLostError(ClusterError):
+    """An evaluation could not be finished because the workers running it kept dying, or none
+    is left; the claims it held are released, so ``tune --resume`` picks the work up again."""
+
+
 class BudgetExhausted(AutotunerError):
     """A run budget (tokens, money, candidates, wall time) is spent."""
 

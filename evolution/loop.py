@@ -10,6 +10,9 @@ Tasks are searched one after another, each with a fair share of the run's budget
 converged (``SearchConfig.patience`` generations without improvement) or when there is
 nothing left to try; the run ends when every task's search has ended or its budget is spent.
 Each ``TaskOutcome`` says why its search stopped.
+
+What is being evaluated, and what the novelty filter has seen, are in the archive too
+(``evolution.ledger``): several drivers on one archive share the work instead of repeating it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from autotuner.candidate import source_hash
 from autotuner.errors import BudgetExhausted
 from autotuner.evaluator.verdict import EvalResult
 from autotuner.tasks import Task
-from evolution.evalpool import EvalPool
+from evolution.ledger import WorkLedger
 from evolution.outcome import TaskOutcome
 from evolution.proposers.base import Proposal, Proposer
 from evolution.stopping import TaskShare
+from evolution.studies import Studies
 from evolution.task_search import TaskSearch
+from evolution.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,8 @@ class TuneRun:
     """A whole run over several tasks, recorded in the archive under one run id."""
 
     def __init__(self, archive: Any, run_id: int, search: SearchConfig, proposers: dict[str, Proposer],
-                 pool: EvalPool, budget: Any, workdir: Path, callbacks: Callbacks | None = None) -> None:
+                 pool: WorkerPool, budget: Any, workdir: Path, callbacks: Callbacks | None = None,
+                 ledger: WorkLedger | None = None, studies: Studies | None = None) -> None:
         self.archive = archive
         self.run_id = run_id
         self.search = search
@@ -68,6 +74,8 @@ class TuneRun:
         self.budget = budget
         self.workdir = workdir
         self.callbacks = callbacks or Callbacks()
+        self.ledger = ledger or WorkLedger(archive, run_id, pool.scope)  # claims: work shared with other drivers
+        self.studies = studies or Studies(seed=search.seed)  # optuna's studies (in memory unless given)
         self._write_lock = threading.Lock()
         self._budget_lock = threading.Lock()
         self.history: list[Any] = []
@@ -98,7 +106,8 @@ class TuneRun:
             path.write_text(source)
         return path
 
-    def record(self, task: Task, proposal: Proposal, params: dict[str, Any], result: EvalResult) -> int:
+    def record(self, task: Task, proposal: Proposal, params: dict[str, Any], result: EvalResult,
+               claim: Any = None) -> int:
         from archive import KernelSpec
 
         call = proposal.llm_call
@@ -106,7 +115,7 @@ class TuneRun:
                           proposer=proposal.proposer, model=call.model if call else None,
                           prompt=call.prompt if call else None, parents=tuple(proposal.parents), run_id=self.run_id)
         with self._write_lock:
-            return self.archive.record(task, spec, result, run_id=self.run_id).kernel_id
+            return self.archive.record(task, spec, result, run_id=self.run_id, claim=claim).kernel_id
 
     def record_llm_call(self, call: Any, batch_operator: str | None = None) -> None:
         from archive import LLMCallRecord
@@ -129,27 +138,34 @@ class TuneRun:
         waiting = [t for t in tasks if t.content_hash not in stopped_before]
         outcomes = []
         spent: BudgetExhausted | None = None
-        for task in tasks:
-            search = TaskSearch(self, task)
-            search.restore(self.history)
-            if task.content_hash in stopped_before:
-                search.outcome.stop_reason = stopped_before[task.content_hash]
-            elif spent is not None:
-                why = str(spent).removeprefix("budget exhausted: ")
-                search.outcome.stop_reason = f"not searched: the run's budget was spent before its turn ({why})"
-            else:
-                search.share = TaskShare(self.budget, len(waiting))
-                waiting.remove(task)
-                try:
-                    search.run_all()
-                except BudgetExhausted as exc:
-                    spent = exc
-                    self.callbacks.on_note(str(exc))
+        self.ledger.start()
+        try:
+            for task in tasks:
+                search = TaskSearch(self, task)
+                search.restore(self.history)
+                search.restore(self.ledger.finished(task))  # other drivers' work in this scope
+                if task.content_hash in stopped_before:
+                    search.outcome.stop_reason = stopped_before[task.content_hash]
+                elif spent is not None:
+                    why = str(spent).removeprefix("budget exhausted: ")
+                    search.outcome.stop_reason = f"not searched: the run's budget was spent before its turn ({why})"
                 else:
-                    self.callbacks.on_note(f"{task.name}: stopped, {search.outcome.stop_reason}")
-                    with self._write_lock:
-                        self.archive.mark_task_stopped(self.run_id, task.content_hash, search.outcome.stop_reason)
-            outcomes.append(search.outcome)
+                    search.share = TaskShare(self.budget, len(waiting))
+                    waiting.remove(task)
+                    try:
+                        search.run_all()
+                        search.restore(self.ledger.finished(task))  # what other drivers finished meanwhile
+                    except BudgetExhausted as exc:
+                        spent = exc
+                        self.callbacks.on_note(str(exc))
+                    else:
+                        self.callbacks.on_note(f"{task.name}: stopped, {search.outcome.stop_reason}")
+                        with self._write_lock:
+                            self.archive.mark_task_stopped(self.run_id, task.content_hash,
+                                                           search.outcome.stop_reason)
+                outcomes.append(search.outcome)
+        finally:
+            self.ledger.close()
         return outcomes
 
 

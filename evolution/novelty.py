@@ -3,6 +3,9 @@
 Two sources that differ only in comments, white space or names compute the same thing; a
 proposal whose normalized token 3-grams overlap an earlier one's by more than the threshold
 (Jaccard) is not new. LLMs return such copies often when asked to "optimize".
+
+``NoveltyFilter`` remembers in memory; ``SharedNoveltyFilter`` keeps its state in the archive
+(``admissions``), so that every driver of a task, and a restarted one, refuses the same copies.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import io
 import re
 import threading
 import tokenize
+from typing import Any
+
+from autotuner.candidate import source_hash
 
 _CUDA_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _WORD = re.compile(r"[A-Za-z_]\w*|\d+\.?\d*(?:[eE][-+]?\d+)?[fF]?|\S")
@@ -74,3 +80,55 @@ class NoveltyFilter:
     def remember(self, source: str) -> None:
         with self._lock:
             self._seen[fingerprint(source)] = shingles(source)
+
+
+class SharedNoveltyFilter:
+    """The novelty filter of one task, whose memory is every admission in the archive.
+
+    Before each decision it reads the admissions made since it last looked (by any driver), so
+    it judges against everything admitted for the task. Exactly the same source as one admitted
+    before is admitted again: its settings are claimed one by one (``evolution.ledger``), so
+    nothing is evaluated twice, and a restarted run re-proposing its own candidates goes on
+    where it stopped. A differently written copy is refused; of two drivers admitting copies of
+    the same code at once, the archive's unique fingerprint lets one win. (Two *near*-duplicates
+    admitted at the same instant by two drivers may both pass: they are different code, so
+    this costs an evaluation, never a repeated one.)
+    """
+
+    def __init__(self, archive: Any, task_hash: str, run_id: int | None, threshold: float = 0.97) -> None:
+        self.archive = archive
+        self.task_hash = task_hash
+        self.run_id = run_id
+        self._local = NoveltyFilter(threshold)
+        self._admitted: set[str] = set()  # source hashes admitted for the task, by anyone
+        self._synced = 0  # the newest admission id read
+        self._lock = threading.Lock()
+
+    def _sync(self) -> None:
+        for row in self.archive.admitted_sources(self.task_hash, self._synced):
+            if row.source_hash not in self._admitted:
+                self._local.remember(row.source)
+                self._admitted.add(row.source_hash)
+            self._synced = row.id
+
+    def admit(self, source: str) -> tuple[bool, str]:
+        """(True, "") for a source new enough (recorded as admitted), else (False, why)."""
+        digest = source_hash(source)
+        with self._lock:
+            self._sync()
+            if digest in self._admitted:
+                return True, ""
+            ok, why = self._local.admit(source)
+            if not ok:
+                return False, why
+            holder = self.archive.admit_source(self.task_hash, fingerprint(source), digest, source, self.run_id)
+            self._admitted.add(holder)
+            if holder != digest:
+                return False, "identical to a candidate another driver admitted first (after removing comments and spacing)"
+            return True, ""
+
+    def remember(self, source: str) -> None:
+        """Count ``source`` as seen (one evaluated before this process started)."""
+        with self._lock:
+            self._local.remember(source)
+            self._admitted.add(source_hash(source))

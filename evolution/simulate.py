@@ -55,35 +55,47 @@ def _resources(source: str, digest: str, params: dict[str, Any]) -> list[KernelR
             for name in sorted(declared_kernel_names(source))]
 
 
-def simulated_evaluator(delay_s: float = 0.0):
-    """An ``Evaluator`` (see evolution.evalpool) that sleeps ``delay_s`` per setting."""
+class SimulatedEvaluator:
+    """An ``Evaluator`` (see evolution.workers) that sleeps ``delay_s`` per setting.
 
-    def evaluate(task: Task, candidate: Path, settings: list[dict[str, Any]], config: EvalConfig) -> list[EvalResult]:
+    A class rather than a closure so that it pickles plainly into a Ray actor, and so that a
+    worker can ask which GPU it pretends to be (``device_name``: the scope of shared work).
+    """
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+
+    def device_name(self, gpu: int) -> str:
+        return SIMULATED_GPU
+
+    def __call__(self, task: Task, candidate: Path, settings: list[dict[str, Any]],
+                 config: EvalConfig) -> list[EvalResult]:
         source = Path(candidate).read_text()
         digest = source_hash(source)
-        results = []
-        for params in settings:
-            time.sleep(delay_s)
-            base = dict(task_name=task.name, task_hash=task.content_hash, candidate_hash=digest, policy=task.policy,
-                        dtype=task.dtype, provenance=Provenance(HARNESS_VERSION, gpu_name=SIMULATED_GPU))
-            violations = check_source(source) if config.static_check else []
-            if violations:
-                results.append(EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations), **base))
-                continue
-            if _unit(digest, "correct") < 0.2:
-                results.append(EvalResult(Verdict.REJECTED, Stage.CORRECTNESS, _mismatch(task, digest), **base))
-                continue
-            # A smooth surface over the parameters with a per-source optimum.
-            penalty = sum((math.log2(max(1, float(v))) - 4 * _unit(digest, k)) ** 2 * 0.05
-                          for k, v in sorted(params.items()) if isinstance(v, (int, float)))
-            ms = 1.0 * (0.6 + 0.8 * _unit(digest, "speed")) * (1 + penalty)
-            eager, compiled = _stats(1.0, config.timing_calls), _stats(0.9, config.timing_calls)
-            shapes = [ShapeResult(s.name, s.hidden, config.trials, 0.0, 0.0, True) for s in task.shapes]
-            shapes[0].candidate, shapes[0].eager, shapes[0].compiled = _stats(ms, config.timing_calls), eager, compiled
-            shapes[0].roofline_ms = 0.5
-            results.append(EvalResult(Verdict.ACCEPTED, Stage.DONE, "simulated", shapes=shapes, max_abs_err=0.0,
-                                      speedup_eager=1.0 / ms, speedup_compile=0.9 / ms, roofline_fraction=0.5 / ms,
-                                      resources=_resources(source, digest, params), **base))
-        return results
+        return [self._one(task, source, digest, params, config) for params in settings]
 
-    return evaluate
+    def _one(self, task: Task, source: str, digest: str, params: dict[str, Any], config: EvalConfig) -> EvalResult:
+        time.sleep(self.delay_s)
+        base = dict(task_name=task.name, task_hash=task.content_hash, candidate_hash=digest, policy=task.policy,
+                    dtype=task.dtype, provenance=Provenance(HARNESS_VERSION, gpu_name=SIMULATED_GPU))
+        violations = check_source(source) if config.static_check else []
+        if violations:
+            return EvalResult(Verdict.REJECTED, Stage.STATIC, summarize(violations), **base)
+        if _unit(digest, "correct") < 0.2:
+            return EvalResult(Verdict.REJECTED, Stage.CORRECTNESS, _mismatch(task, digest), **base)
+        # A smooth surface over the parameters with a per-source optimum.
+        penalty = sum((math.log2(max(1, float(v))) - 4 * _unit(digest, k)) ** 2 * 0.05
+                      for k, v in sorted(params.items()) if isinstance(v, (int, float)))
+        ms = 1.0 * (0.6 + 0.8 * _unit(digest, "speed")) * (1 + penalty)
+        eager, compiled = _stats(1.0, config.timing_calls), _stats(0.9, config.timing_calls)
+        shapes = [ShapeResult(s.name, s.hidden, config.trials, 0.0, 0.0, True) for s in task.shapes]
+        shapes[0].candidate, shapes[0].eager, shapes[0].compiled = _stats(ms, config.timing_calls), eager, compiled
+        shapes[0].roofline_ms = 0.5
+        return EvalResult(Verdict.ACCEPTED, Stage.DONE, "simulated", shapes=shapes, max_abs_err=0.0,
+                          speedup_eager=1.0 / ms, speedup_compile=0.9 / ms, roofline_fraction=0.5 / ms,
+                          resources=_resources(source, digest, params), **base)
+
+
+def simulated_evaluator(delay_s: float = 0.0) -> SimulatedEvaluator:
+    """The simulated ``Evaluator``, sleeping ``delay_s`` per setting (to stand in for GPU time)."""
+    return SimulatedEvaluator(delay_s)

@@ -2,7 +2,8 @@
 
 Every evaluation is recorded in the archive the moment it exists (``TuneRun.record``) and
 put into the population; a setting evaluated before (in this run or before a resume) is
-never evaluated again. Lineage is recorded as it happens: a tuned setting's parent is the
+never evaluated again, nor one another driver on the same archive evaluated or is evaluating
+(each setting is claimed in the archive first: ``evolution.ledger``). Lineage is recorded as it happens: a tuned setting's parent is the
 kernel it was tuned from (its source at the proposer's default parameters), an LLM
 proposal's parents are the kernels in its request. The LLM phase lives in ``evolve``.
 """
@@ -19,7 +20,6 @@ from autotuner.candidate import source_hash
 from autotuner.errors import BudgetExhausted, ShareSpent
 from autotuner.evaluator.verdict import EvalResult
 from autotuner.tasks import Task
-from evolution.novelty import NoveltyFilter
 from evolution.outcome import TaskOutcome
 from evolution.planner import Plan
 from evolution.population import Member, Population
@@ -42,23 +42,33 @@ class TaskSearch:
         self.config = run.search
         self.share = share if share is not None else TaskShare(run.budget, 1)
         self.population = Population(islands=self.config.islands, seed=self.config.seed)
-        self.novelty = NoveltyFilter()
+        self.novelty = run.ledger.novelty(task)  # its state is the archive's: every driver's admissions
         self.done: dict[tuple[str, str], tuple[int, EvalResult]] = {}  # (source hash, params) -> result
         self.island_of: dict[str, int] = {}  # source hash -> the island whose request produced it
+        self.admitted: set[str] = set()  # source hashes this search admitted
         self.best: Member | None = None
         self.outcome = TaskOutcome(task=task.name, family=task.family)
         self.lock = threading.Lock()
 
     # -- resume ------------------------------------------------------------------------------
     def restore(self, items: list[Any]) -> None:
-        """Put what a killed run already evaluated for this task back (novelty, results, population)."""
+        """Take evaluations made before (a killed run of this one, or other drivers) as done:
+        novelty, results, population."""
         for item in items:
             if item.task_hash != self.task.content_hash:
                 continue
             self.novelty.remember(item.source)
-            self.done[(item.source_hash, params_key(item.params))] = (item.kernel_id, item.result)
-            self._account(Member(item.kernel_id, item.source, dict(item.params), item.result, item.proposer or ""),
-                          resumed=True)
+            self._remember(item.source_hash, Member(item.kernel_id, item.source, dict(item.params), item.result,
+                                                    getattr(item, "proposer", None) or ""), fresh=False)
+
+    def _remember(self, digest: str, member: Member, fresh: bool, island: int | None = None) -> None:
+        """Count a setting's result once, however many threads (or drivers) saw it finish."""
+        with self.lock:
+            key = (digest, params_key(member.params))
+            if key in self.done:
+                return
+            self.done[key] = (member.kernel_id, member.result)
+        self._account(member, island, resumed=not fresh)
 
     # -- evaluation --------------------------------------------------------------------------
     def _account(self, member: Member, island: int | None = None, resumed: bool = False) -> None:
@@ -77,33 +87,55 @@ class TaskSearch:
     def evaluate(self, proposal: Proposal, settings: list[dict[str, Any]], island: int | None = None) -> list[EvalResult]:
         """Evaluate ``proposal`` at each setting not evaluated before; record each result.
 
-        Takes candidates from the run's budget and this task's share first: raises
+        Each setting is claimed in the archive first: settings another driver evaluated are
+        taken from the archive, settings a live driver is evaluating are waited for. Takes
+        candidates from the run's budget and this task's share first: raises
         ``BudgetExhausted`` or ``ShareSpent`` (after recording what was allowed) when they run out.
         """
         digest = source_hash(proposal.source)
-        todo = [p for p in settings if (digest, params_key(p)) not in self.done]
-        results_by_key = {params_key(p): self.done[(digest, params_key(p))][1] for p in settings
-                          if (digest, params_key(p)) in self.done}
-        if todo:
-            allowed = self.run.reserve(len(todo), self.share)
+        pending = [p for p in settings if (digest, params_key(p)) not in self.done]
+        waited = 0.0
+        while pending:
+            claimed = self.run.ledger.claim(self.task, digest, pending)
+            for state, result in claimed.done:
+                self._remember(digest, Member(state.kernel_id, proposal.source, dict(state.params), result,
+                                              proposal.proposer), fresh=False, island=island)
+            if claimed.mine:
+                self._evaluate_claimed(proposal, digest, claimed.mine, island)
+            pending = [s.params for s in claimed.held if (digest, params_key(s.params)) not in self.done]
+            if pending:
+                waited = self.run.ledger.wait(claimed.held, waited)
+        return [self.done[(digest, params_key(p))][1] for p in settings]
+
+    def _evaluate_claimed(self, proposal: Proposal, digest: str, mine: list[Any], island: int | None) -> None:
+        """Evaluate the settings this driver holds claims on; give back those it does not finish."""
+        allowed = 0
+        try:
+            allowed = self.run.reserve(len(mine), self.share)
             path = self.run.candidate_file(proposal.source)
-            results = self.run.pool.submit(self.task, path, todo[:allowed]).result()
-            for params, result in zip(todo, results):
-                kernel_id = self.run.record(self.task, proposal, params, result)
-                self.done[(digest, params_key(params))] = (kernel_id, result)
-                self._account(Member(kernel_id, proposal.source, dict(params), result, proposal.proposer), island)
-                results_by_key[params_key(params)] = result
-            if allowed < len(todo):
-                self.run.budget.check()  # recorded what the budget allowed; now stop
-                self.share.check()
-        return [results_by_key[params_key(p)] for p in settings]
+            results = self.run.pool.submit(self.task, path, [c.params for c in mine[:allowed]]).result()
+            for claim, result in zip(mine, results):
+                kernel_id = self.run.record(self.task, proposal, claim.params, result, claim=claim)
+                self._remember(digest, Member(kernel_id, proposal.source, dict(claim.params), result,
+                                              proposal.proposer), fresh=True, island=island)
+        finally:
+            self.run.ledger.release([c for c in mine if (digest, params_key(c.params)) not in self.done])
+        if allowed < len(mine):
+            self.run.budget.check()  # recorded what the budget allowed; now stop
+            self.share.check()
 
     def admit(self, proposal: Proposal) -> tuple[bool, str]:
         """Whether a proposal is new enough to evaluate, and if not, why."""
         digest = source_hash(proposal.source)
         if any(key[0] == digest for key in self.done):
             return True, ""  # admitted before (this run, or before a resume): its results are known
-        ok, why = self.novelty.admit(proposal.source)
+        with self.lock:
+            repeat = digest in self.admitted
+            self.admitted.add(digest)
+        if repeat:  # this search admitted it already and is evaluating it: the same answer twice
+            ok, why = False, "identical to an earlier candidate (after removing comments and spacing)"
+        else:  # the archive's filter: every driver's admissions
+            ok, why = self.novelty.admit(proposal.source)
         if not ok:
             self.outcome.verdicts["duplicate"] += 1
             log.info("%s: proposal not evaluated: %s", self.task.name, why)
@@ -143,12 +175,14 @@ class TaskSearch:
         def run_one(item: tuple[int, Proposal]) -> None:
             parent_id, proposal = item
             digest = source_hash(proposal.source)
-            known = {k[1]: v[1] for k, v in self.done.items() if k[0] == digest}
+            with self.lock:  # other tuning threads add results meanwhile
+                known = {k[1]: v[1] for k, v in self.done.items() if k[0] == digest}
             tuned = tuned_from(proposal, parent_id)
             island = self.island_of.get(digest)
+            study = self.run.studies.open(f"{self.run.ledger.task_scope(self.task)}/{self.task.content_hash}/{digest}")
             tune(proposal.params_space, lambda settings: self.evaluate(tuned, settings, island),
                  trials=self.config.tune_trials, batch=self.config.tune_batch, seed=self.config.seed,
-                 start=proposal.default_params, known=known)
+                 start=proposal.default_params, known=known, study=study)
 
         with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
             list(executor.map(run_one, chosen))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from archive.migrate import VERSION_TABLE, include_name
 from archive.models import Base
 
 
@@ -18,6 +19,8 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,  # not "alembic_version": optuna's RDB storage uses that name
+        include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTER goes through copies
         compare_type=True,
     )

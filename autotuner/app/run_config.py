@@ -10,6 +10,7 @@ any table is one ``ConfigError`` naming the file, ``table.key``, the value and w
     [eval]    trials, timing_calls, timeout_s, ... (autotuner.evaluator.EvalConfig)
     [budget]  max_candidates, max_minutes, max_tokens, max_cost_usd
     [llm]     base_url, model, ... (evolution.llm.llm_config)
+    [cluster] address, resource, workers, lease_s, ... (evolution.cluster.ClusterConfig)
     db_url, gpus, report_dir  (top level)
 """
 
@@ -17,17 +18,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from autotuner.errors import ConfigError
 from autotuner.evaluator.eval_config import EvalConfig
 from evolution.llm.llm_config import LLMTable, check_table
 from autotuner.validation import STRICT, section_model, validate
+from evolution.cluster.cluster_config import ADDRESS_PATTERN, ClusterConfig
 from evolution.loop import SearchConfig
 
 DB_ENV_VAR = "AUTOTUNER_DB_URL"  # the same variable archive.db reads
@@ -49,6 +52,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     llm: dict[str, Any] = field(default_factory=dict)  # validated by evolution.llm.llm_config
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     db_url: str | None = None
     gpus: tuple[int, ...] = (0,)
     report_dir: str | None = None
@@ -59,7 +63,7 @@ class RunConfig:
         return data
 
 
-_SECTIONS = {"search": SearchConfig, "eval": EvalConfig, "budget": BudgetConfig}
+_SECTIONS = {"search": SearchConfig, "eval": EvalConfig, "budget": BudgetConfig, "cluster": ClusterConfig}
 _RANGES: dict[str, dict[str, dict[str, Any]]] = {
     "search": {"tune_trials": {"ge": 0}, "tune_batch": {"ge": 1}, "tune_top": {"ge": 0}, "patience": {"ge": 1},
                "generations": {"ge": 0},
@@ -68,10 +72,24 @@ _RANGES: dict[str, dict[str, dict[str, Any]]] = {
              "baseline_timeout_s": {"gt": 0}, "gpu": {"ge": 0}, "roofline_slack": {"ge": 0}, "pool_bytes": {"gt": 0}},
     "budget": {"max_candidates": {"ge": 0}, "max_minutes": {"gt": 0}, "max_tokens": {"ge": 0},
                "max_cost_usd": {"ge": 0}},
+    "cluster": {"resource": {"min_length": 1}, "workers": {"ge": 1},
+                "lease_s": {"gt": 0}, "start_timeout_s": {"gt": 0}, "worker_wait_s": {"ge": 0},
+                "max_attempts": {"ge": 1}},
 }  # fmt: skip
+
+
+def _cluster_address(value: str | None) -> str | None:
+    if value is not None and not re.match(ADDRESS_PATTERN, value):
+        raise ValueError("'auto', 'ray://HOST:PORT' or 'HOST:PORT' (a Ray cluster's address)")
+    return value
+
+
+_TYPES: dict[str, dict[str, Any]] = {
+    "search": {"proposer": Literal["rules", "llm", "mixed"]},
+    "cluster": {"address": Annotated[str | None, AfterValidator(_cluster_address)]},
+}
 _TABLES = {
-    name: section_model(cls, constraints=_RANGES[name],
-                        types={"proposer": Literal["rules", "llm", "mixed"]} if name == "search" else None)
+    name: section_model(cls, constraints=_RANGES[name], types=_TYPES.get(name))
     for name, cls in _SECTIONS.items()
 }  # fmt: skip
 GpuIndex = Annotated[int, Field(ge=0)]
@@ -84,6 +102,7 @@ class FileConfig(BaseModel):
     search: _TABLES["search"] | None = None  # type: ignore[valid-type]
     eval: _TABLES["eval"] | None = None  # type: ignore[valid-type]
     budget: _TABLES["budget"] | None = None  # type: ignore[valid-type]
+    cluster: _TABLES["cluster"] | None = None  # type: ignore[valid-type]
     llm: LLMTable | None = None
     db_url: str | None = Field(None, min_length=1)
     gpus: list[GpuIndex] | None = Field(None, min_length=1)
@@ -136,6 +155,8 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         layer["gpus"] = list(parse_gpus(env["AUTOTUNER_GPUS"]))
     if env.get("AUTOTUNER_PROPOSER"):
         layer["search"] = {"proposer": env["AUTOTUNER_PROPOSER"]}
+    if env.get("AUTOTUNER_CLUSTER"):
+        layer["cluster"] = {"address": env["AUTOTUNER_CLUSTER"]}
     return layer
 
 

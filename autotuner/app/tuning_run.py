@@ -1,4 +1,9 @@
-"""Assemble a tuning run from a configuration: proposers, budget, evaluation pool, archive run."""
+"""Assemble a tuning run from a configuration: proposers, budget, evaluation pool, archive run.
+
+The pool is this machine's GPUs (a thread each) or, with ``[cluster] address`` (``--cluster``),
+a Ray actor per GPU of a cluster; both run the same ``EvalWorker``. A cluster run keeps its
+archive, and so its claims and optuna studies, on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from autotuner.app.run_config import RunConfig
+from autotuner.errors import ClusterError
 from autotuner.runtime.compile import cache_root
 from autotuner.tasks import Task
 from evolution.evalpool import EvalPool, real_evaluator
+from evolution.ledger import WorkLedger
 from evolution.loop import Callbacks, TaskOutcome, TuneRun
+from evolution.studies import Studies
+from evolution.workers import EvalWorker, Evaluator, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +69,50 @@ def make_proposers(config: RunConfig, budget: Any) -> dict[str, Any]:
     return proposers
 
 
+SQLITE_CLUSTER = ("a cluster run keeps its archive on PostgreSQL, so that drivers on other machines, and a "
+                  "restarted driver, share what was evaluated and optuna's studies; {url} is a SQLite file, "
+                  "which this machine alone can be trusted to write. Give --db postgresql://USER@HOST:5432/DB "
+                  "(or db_url / $AUTOTUNER_DB_URL), or drop --cluster to use this machine's GPUs")
+
+
+def check_cluster_archive(config: RunConfig, archive: Any = None) -> None:
+    """Refuse a cluster run on a SQLite archive (whether every node shares its file is unknowable):
+    the open ``archive``, or before one is opened, the one ``config`` names."""
+    if not config.cluster.enabled:
+        return
+    if archive is not None:
+        shared, where = archive.backend == "postgresql", archive.url
+    else:
+        from archive import redact, resolve_url
+
+        resolved = resolve_url(config.db_url)
+        shared, where = resolved.startswith("postgresql"), redact(resolved)
+    if not shared:
+        raise ClusterError(SQLITE_CLUSTER.format(url=where))
+
+
+def make_pool(config: RunConfig, evaluator: Evaluator) -> WorkerPool:
+    """This machine's GPUs, or one Ray actor per GPU of the cluster: the same worker either way."""
+    if not config.cluster.enabled:
+        return EvalPool(evaluator, config.eval, list(config.gpus))
+    from evolution.cluster import RayPool
+
+    return RayPool(EvalWorker(evaluator, config.eval), config.cluster)
+
+
 def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: int | None = None,
                history: list[Any] | None = None, simulate: bool = False, simulate_delay: float = 0.0,
                callbacks: Callbacks | None = None) -> RunOutcome:
     """Run (or resume, with ``run_id`` and its ``history``) a tuning run; returns what it found."""
+    check_cluster_archive(config, archive)  # before a run row exists: nothing is left "running"
+    resumed = run_id is not None
     if run_id is None:
         run_id = archive.start_run({"config": config.to_json(), "tasks": [str(t.path) for t in tasks],
                                     "evaluator": "simulate" if simulate else "gpu"})
     budget = make_budget(config)
     try:
         outcomes, status, spent = _search(archive, config, tasks, run_id, history, simulate, simulate_delay,
-                                          callbacks, budget)
+                                          callbacks, budget, resumed)
     except KeyboardInterrupt:
         _close_run(archive, run_id, "interrupted", budget.spent(), None)
         raise
@@ -89,25 +131,34 @@ def run_tuning(archive: Any, config: RunConfig, tasks: list[Task], *, run_id: in
 
 def _search(archive: Any, config: RunConfig, tasks: list[Task], run_id: int, history: list[Any] | None,
             simulate: bool, simulate_delay: float, callbacks: Callbacks | None,
-            budget: Any) -> tuple[list[TaskOutcome], str, dict[str, Any]]:
+            budget: Any, resumed: bool = False) -> tuple[list[TaskOutcome], str, dict[str, Any]]:
     """The run's work between its start and finish rows: proposers, evaluation pool, the loop."""
     if history:
         restore_spent(archive, run_id, history, budget)
     proposers = make_proposers(config, budget)
-    pool = None
+    pool = studies = None
     try:
         if simulate:
             from evolution.simulate import simulated_evaluator
 
-            evaluator = simulated_evaluator(simulate_delay)
+            evaluator: Evaluator = simulated_evaluator(simulate_delay)
         else:
             evaluator = real_evaluator
-        pool = EvalPool(evaluator, config.eval, list(config.gpus))
+        pool = make_pool(config, evaluator)
+        ledger = WorkLedger(archive, run_id, pool.scope, lease_s=config.cluster.lease_s)
+        if resumed:
+            freed = ledger.release_run(run_id)  # what the killed driver had in flight: free it now
+            if freed:
+                log.info("run %s: %d settings its previous driver left in flight are evaluated again", run_id, freed)
+        studies = Studies(archive.optuna_storage_url(), seed=config.search.seed)
         run = TuneRun(archive, run_id, config.search, proposers, pool, budget,
-                      workdir=cache_root() / "runs" / f"run-{run_id}", callbacks=callbacks)
+                      workdir=cache_root() / "runs" / f"run-{run_id}", callbacks=callbacks, ledger=ledger,
+                      studies=studies)
         run.history = list(history or [])
         outcomes = run.run(tasks)
     finally:
+        if studies is not None:
+            studies.close()
         if pool is not None:
             pool.close()
         for proposer in proposers.values():

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generations", type=int, help="optional cap on LLM generations per task (default: none)")
     p.add_argument("--islands", type=int, help="islands in the LLM population")
     p.add_argument("--gpus", metavar="INDICES", help="GPU device indices to use, one evaluation worker each (e.g. 0,1)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="evaluate on a Ray cluster, one worker per GPU: auto, "
+                   "ray://HOST:10001 or HOST:6379 (needs the ray extra and a PostgreSQL archive)")
     p.add_argument("--report", help="folder for report.md and progress.png (default: ./autotuner-runs/run-N)")
     p.add_argument("--evaluator", choices=["gpu", "simulate"], default="gpu",
                    help="'simulate' makes up results without a GPU, to try the search logic (never for real numbers)")
@@ -58,6 +60,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["db_url"] = args.db
     if args.gpus:
         out["gpus"] = args.gpus
+    if args.cluster:
+        out["cluster"] = {"address": args.cluster}
     if args.report:
         out["report_dir"] = args.report
     if trust_overrides(args):
@@ -110,10 +114,15 @@ def run(args: argparse.Namespace) -> int:
     from autotuner.errors import NoGPUError
     from autotuner.runtime.device import cuda_available
     from autotuner.tasks import load_task, suite_dir
-    from autotuner.app.tuning_run import run_tuning
+    from autotuner.app.tuning_run import check_cluster_archive, run_tuning
 
     config = load_config(args.config, overrides=_overrides(args))
-    if args.evaluator == "gpu" and not cuda_available():
+    if config.cluster.enabled:
+        from evolution.cluster.connect import import_ray
+
+        import_ray()  # says how to install Ray before anything else happens
+        check_cluster_archive(config)  # and refuses a SQLite archive before creating one
+    elif args.evaluator == "gpu" and not cuda_available():  # a cluster's GPUs are on its nodes
         raise NoGPUError(NO_GPU)  # before the archive is touched: no run is started, none is left running
     tasks = None if args.resume is not None else _tasks(args.tasks or [str(suite_dir())], config.eval.policy)
     archive = Archive.open(config.db_url)
@@ -205,5 +214,6 @@ def _print_table(outcome: Any, simulated: bool = False) -> None:
         print(f"  {line}")
     per_gpu = outcome.spent.get("settings_per_gpu", {})
     if len(per_gpu) > 1:
-        print("evaluations per GPU: " + ", ".join(f"GPU {k}: {v}" for k, v in per_gpu.items()))
+        print("evaluations per worker: " + ", ".join(f"GPU {k}: {v}" if str(k).isdigit() else f"{k}: {v}"
+                                                     for k, v in per_gpu.items()))
     print(f"report: {outcome.report}  plot: {outcome.plot}")

@@ -25,7 +25,8 @@ DISTRIBUTION = {"pynvml": ("nvidia-ml-py",), "cupy": ("cupy-cuda12x", "cupy-cuda
                 "psycopg": ("psycopg",), "PIL": ("pillow",)}  # fmt: skip
 # Imports that only an optional part needs -> the extras that must declare them.
 OPTIONAL = {"cupy": ("cuda12", "cuda13"), "pynvml": ("nvml",), "transformers": ("hf",), "safetensors": ("hf",),
-            "starlette": ("web",), "jinja2": ("web",), "uvicorn": ("web",), "pygments": ("web",)}  # fmt: skip
+            "starlette": ("web",), "jinja2": ("web",), "uvicorn": ("web",), "pygments": ("web",),
+            "ray": ("ray",)}  # fmt: skip
 
 
 def _name(requirement: str) -> str:
@@ -94,4 +95,4 @@ def test_every_optional_import_is_in_the_extra_that_guards_it() -> None:
 
 def test_the_documented_extras_exist() -> None:
     _, extras = _pyproject()
-    assert {"hf", "nvml", "cuda12", "cuda13", "web", "dev"} <= set(extras)
+    assert {"hf", "nvml", "cuda12", "cuda13", "web", "dev", "ray"} <= set(extras)

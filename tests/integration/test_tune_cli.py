@@ -108,3 +108,29 @@ def test_broken_task_files_are_each_named_and_nothing_runs(tmp_path, capsys):
     assert "syntax.py" in err and "nomodel.py" in err and "good.py" not in err
     assert "2 of 3 task files" in err and "nothing was run" in err
     assert not (tmp_path / "a.db").exists()
+
+
+def test_cluster_without_ray_says_how_to_install_it_and_touches_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if the ray extra were not installed
+    db = tmp_path / "archive.db"
+    code = main(["tune", str(RELU), "--evaluator", "simulate", "--cluster", "auto", "--db", str(db)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1
+    assert "not installed" in lines[0] and "pip install -e '.[ray]'" in lines[0] and "--gpus" in lines[0]
+    assert not db.exists()
+
+
+def test_cluster_on_a_sqlite_archive_is_refused_before_it_is_created(tmp_path, capsys):
+    pytest.importorskip("ray", reason="with Ray missing, --cluster stops earlier (the test above)")
+    db = tmp_path / "archive.db"
+    code = main(["tune", str(RELU), "--evaluator", "simulate", "--cluster", "ray://head:10001", "--db", str(db)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1
+    assert "keeps its archive on PostgreSQL" in lines[0] and "--db postgresql://" in lines[0]
+    assert not db.exists(), "no archive (and so no run) is made for a run that cannot start"
+
+
+def test_a_bad_cluster_address_is_one_line_naming_the_forms(tmp_path, capsys):
+    code = main(["tune", str(RELU), "--evaluator", "simulate", "--cluster", "head node", "--db", str(tmp_path / "a.db")])
+    err = capsys.readouterr().err
+    assert code == 1 and "cluster.address" in err and "ray://HOST:PORT" in err

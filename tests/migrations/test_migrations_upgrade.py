@@ -12,22 +12,23 @@ from sqlalchemy import text
 
 from archive import Archive, KernelSpec, LLMCallRecord, head_revision
 from archive.db import Database
-from archive.migrate import current_revision, downgrade, upgrade
+from archive.migrate import current_revision, downgrade, include_name, upgrade
 from archive.models import Base
 from archive.testing import make_result, make_task
 from autotuner.errors import ArchiveError
 from old_rows import FIXTURE, TABLES, insert_old_rows, read_table, rows
 
 
-def test_head_is_0004() -> None:
-    assert head_revision() == "0004"
+def test_head_is_0005() -> None:
+    assert head_revision() == "0005"
 
 
 def test_models_match_the_migrated_schema(db_url: str) -> None:
     db = Database(db_url)
     upgrade(db.engine)
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
+        diff = compare_metadata(context, Base.metadata)
     db.dispose()
     assert diff == [], "archive/models.py and the migrations disagree; add a migration"
 
@@ -44,7 +45,7 @@ def test_upgrade_from_0001_keeps_every_row(db_url: str) -> None:
     before = _snapshot(db.engine)
     assert sum(len(v) for v in before.values()) == 16
     upgrade(db.engine)
-    assert current_revision(db.engine) == "0004"
+    assert current_revision(db.engine) == "0005"
     assert _snapshot(db.engine) == before
     db.dispose()
     with Archive.open(db_url) as archive:  # and the upgraded archive works as a new one
@@ -76,7 +77,7 @@ def test_a_stored_0001_sqlite_archive_upgrades(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript(FIXTURE.read_text())
     with Archive.open(str(path), create=False) as archive:
-        assert archive.revision() == "0004"
+        assert archive.revision() == "0005"
         assert archive.stats()["evaluations"] == 3
         assert archive.kernel(3).evaluations[0].verdict == "rejected"
         assert [r.kernel_id for r in archive.best()] == [2]
@@ -84,6 +85,6 @@ def test_a_stored_0001_sqlite_archive_upgrades(tmp_path: Path) -> None:
 
 def test_a_database_from_a_newer_autotuner_is_refused(db_url: str) -> None:
     with Archive.open(db_url) as archive, archive.db.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        conn.execute(text("UPDATE autotuner_alembic_version SET version_num = '9999'"))
     with pytest.raises(ArchiveError, match="newer autotuner"):
         Archive.open(db_url)

@@ -33,6 +33,9 @@ def _load(tmp_path: Path, text: str, **kwargs):  # noqa: ANN202
         ('[llm]\ntemperature = "hot"', "llm.temperature", '"hot"', "a number"),
         ("[llm]\nmax_tokens = 1.5", "llm.max_tokens", "1.5", "an integer"),
         ("[llm]\nmodels = [{ name = \"a\", weight = 0 }]", "llm.models[0].weight", "0", "> 0"),
+        ('[cluster]\naddress = "the head node"', "cluster.address", '"the head node"', "'ray://HOST:PORT'"),
+        ("[cluster]\nworkers = 0", "cluster.workers", "0", ">= 1"),
+        ('[cluster]\nlease_s = "long"', "cluster.lease_s", '"long"', "a number"),
     ],
 )  # fmt: skip
 def test_a_wrong_type_in_any_table_is_one_line_naming_file_key_value_and_type(tmp_path, text, key, value, expected):
@@ -52,6 +55,7 @@ def test_a_wrong_type_in_any_table_is_one_line_naming_file_key_value_and_type(tm
         ("[budget]\nmax_dollars = 5", "budget.max_dollars", "max_cost_usd"),
         ("[llm]\nbase_ulr = 'x'", "llm.base_ulr", "base_url"),
         ("colour = 'red'", "colour", "db_url"),
+        ("[cluster]\nadress = 'auto'", "cluster.adress", "address"),
     ],
 )
 @pytest.mark.parametrize("proposer", ["rules", "llm"])
@@ -89,3 +93,11 @@ def test_a_stored_run_config_loads_back(tmp_path):
 
     stored = _load(tmp_path, '[budget]\nmax_candidates = 4\n[llm]\nmodel = "a"').to_json()
     assert merge(RunConfig(), stored, "run 1") == _load(tmp_path, '[budget]\nmax_candidates = 4\n[llm]\nmodel = "a"')
+
+
+def test_the_cluster_table_and_its_environment_variable(tmp_path):
+    config = _load(tmp_path, '[cluster]\naddress = "ray://head:10001"\nresource = "fake_gpu"\nworkers = 4')
+    assert (config.cluster.address, config.cluster.resource, config.cluster.workers) == ("ray://head:10001", "fake_gpu", 4)
+    assert config.cluster.enabled and not load_config(None, env={}).cluster.enabled
+    assert load_config(None, env={"AUTOTUNER_CLUSTER": "auto"}).cluster.address == "auto"
+    assert _load(tmp_path, "", overrides={"cluster": {"address": "10.0.0.1:6379"}}).cluster.address == "10.0.0.1:6379"
