@@ -1,7 +1,7 @@
 """Red team for TIMING = "graph": correct whenever it runs eagerly, but while a CUDA graph is
 being captured it hands back the output it computed for the same input address before and
 launches nothing, so every replay of the timing graph costs nothing. Caught only by the
-replay after the inputs were redrawn in place (tests/gpu/test_graph_timing.py)."""
+replay after the inputs were redrawn in place (tests/gpu/test_graph_timed_eval.py)."""
 import torch
 import torch.nn as nn
 from autotuner.runtime import compile_module

@@ -1,6 +1,6 @@
 """``TIMING = "graph"`` without a GPU: the task metadata, how many copies a timing graph
 replays, and the compiled baseline's copies sharing one function (GPU behaviour:
-tests/gpu/test_graph_timing.py)."""
+tests/gpu/test_graph_timed_eval.py)."""
 
 from __future__ import annotations
 
