@@ -4,7 +4,9 @@ A CUDA-graph step costs its kernels' device time plus the gaps between them (one
 launches after the one before drains). The profile runs the same static-shape step without
 the graph under the CUDA profiler, so each kernel is seen; ``busy_ms`` is their sum per step
 and ``graph_ms`` the measured graph step, so ``graph_ms - busy_ms`` is what the launches
-cost. GEMM kernels are compared with the weight bytes they must read.
+cost. GEMM kernels are compared with the weight bytes they must read; on the fused path each
+slot kernel with the bytes its slots must read a step (``slot_traffic``: the weights, and the
+KV cache for attention), so every kernel gets its bandwidth against the copy bandwidth.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class KernelTime:
     kind: str  # gemm | slot | other
     calls_per_step: float
     us_per_step: float
+    bytes_per_step: int = 0  # what its slots must read a step (0: not known)
+
+    def gbps(self) -> float | None:
+        return self.bytes_per_step / (self.us_per_step * 1e3) if self.bytes_per_step and self.us_per_step else None
 
 
 @dataclass
@@ -51,6 +57,45 @@ class DecodeProfile:
 
 # Library kernels whose names are plain identifiers too (cuBLAS's nvjet, CUTLASS, xmma).
 _VENDOR_PREFIXES = ("nvjet", "cutlass", "cublas", "sm80_", "sm90_", "sm100_", "ampere_", "hopper_")
+
+
+def _bytes(*tensors: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def fused_slot_bytes(model: Transformer, kv_len: int) -> dict[str, int]:
+    """Bytes each fused slot must read in one decode step: its weights over all layers; attention
+    reads ``kv_len`` positions of both caches per layer."""
+    cfg, layers = model.cfg, list(model.layers)
+    head = model.tok_embeddings.weight if model.output is None else model.output.weight
+    kv = 2 * model.batch * cfg.num_kv_heads * kv_len * cfg.head_dim * head.element_size()
+    return {
+        "qkv_rope_append": sum(_bytes(l.attention.wqkv.weight, l.attention.wqkv.bias, l.attention_norm) for l in layers),
+        "attention_decode": kv * len(layers),
+        "o_residual": sum(_bytes(l.attention.wo.weight) for l in layers),
+        "gate_up_silu": sum(_bytes(l.feed_forward.w_gate_up.weight, l.ffn_norm) for l in layers),
+        "down_residual": sum(_bytes(l.feed_forward.w_down.weight) for l in layers),
+        "lm_head_argmax": _bytes(head, model.norm),
+    }
+
+
+def slot_traffic(model: Transformer, kv_len: int) -> dict[str, int]:
+    """Kernel name -> bytes a step, for the kernels of the bound fused slots (the names their
+    modules declare; one kernel serving two slots, as the O and down projections do, sums them)."""
+    from autotuner.runtime.signature import kernel_names
+
+    need = fused_slot_bytes(model, kv_len)
+    out: dict[str, int] = defaultdict(int)
+    for slot, nbytes in need.items():
+        binding = model.slots.bindings.get(slot)
+        forward = getattr(binding.model_new, "forward", None) if binding is not None and binding.bound else None
+        source = getattr(forward, "__globals__", {}).get("SOURCE")  # the candidate module's CUDA source
+        if not isinstance(source, str):
+            continue
+        for name in kernel_names(source):
+            if not name.startswith("copy_"):  # helpers the functional forms use, not the step
+                out[name] += nbytes
+    return dict(out)
 
 
 def _kind(name: str) -> str:
@@ -94,7 +139,8 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: 
             continue
         totals[evt.key][0] += evt.count
         totals[evt.key][1] += us
-    kernels = sorted((KernelTime(name, _kind(name), calls / steps, us / steps)
+    traffic = slot_traffic(model, prompt_len + steps // 2) if fused else {}
+    kernels = sorted((KernelTime(name, _kind(name), calls / steps, us / steps, traffic.get(name, 0))
                       for name, (calls, us) in totals.items()), key=lambda k: -k.us_per_step)
     graph = FusedGraphDecoder(model, pdl=pdl) if fused else GraphDecoder(model)
     for i in range(3):
@@ -129,7 +175,10 @@ def format_profile(p: DecodeProfile, copy_gbps: float | None, top: int = 15) -> 
         rate = p.weight_bytes / (gemm_ms * 1e-3) / 1e9
         vs = f" ({100 * rate / copy_gbps:.0f}% of the {copy_gbps:,.0f} GB/s copy bandwidth)" if copy_gbps else ""
         lines.append(f"  GEMMs read {p.weight_bytes / 1e9:.2f} GB in {gemm_ms:.3f} ms: {rate:,.0f} GB/s{vs}")
-    lines.append(f"  {'kernel':<70} {'kind':<6} {'calls':>6} {'us/step':>9}")
+    lines.append(f"  {'kernel':<70} {'kind':<6} {'calls':>6} {'us/step':>9} {'MB/step':>8} {'GB/s':>6} {'% copy':>6}")
     for k in p.kernels[:top]:
-        lines.append(f"  {k.name[:70]:<70} {k.kind:<6} {k.calls_per_step:>6.1f} {k.us_per_step:>9.1f}")
+        rate = k.gbps()
+        cells = (f" {k.bytes_per_step / 1e6:>8.1f} {rate:>6,.0f} " + (f"{100 * rate / copy_gbps:>6.0f}" if copy_gbps else
+                                                                       f"{'-':>6}")) if rate else ""
+        lines.append(f"  {k.name[:70]:<70} {k.kind:<6} {k.calls_per_step:>6.1f} {k.us_per_step:>9.1f}{cells}")
     return "\n".join(lines)

@@ -144,6 +144,42 @@ def test_profile_report_names_the_gemm_bandwidth_and_the_gaps() -> None:
     assert "gqa_decode_g4" in text and "void at::native::k" not in text  # top 2 only
 
 
+def test_profile_gives_each_fused_kernel_its_bytes_and_bandwidth() -> None:
+    """The fused path's kernels, named as the seeds declare them, with the bytes their slots
+    read a step: the O and down projections share one kernel, so its bytes are both."""
+    import importlib.util
+
+    from autotuner.deploy import Slots, build_model, tiny_config
+    from autotuner.deploy.profile import DecodeProfile, KernelTime, format_profile, fused_slot_bytes, slot_traffic
+    from autotuner.deploy.slots import SlotBinding
+    from evolution.proposers.seeds import seed_dir
+
+    def seed(name: str) -> type:
+        spec = importlib.util.spec_from_file_location(f"profile_seed_{name}", seed_dir() / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.ModelNew
+
+    seeds = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
+             "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
+             "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
+    model = build_model(tiny_config(), dtype=torch.bfloat16, device="cpu", slots=Slots(
+        {slot: SlotBinding(slot, model_new=seed(name)) for slot, name in seeds.items()}))
+    model.setup_caches(1, 64)
+    need = fused_slot_bytes(model, 40)
+    traffic = slot_traffic(model, 40)
+    assert traffic["dec_gemv_residual"] == need["o_residual"] + need["down_residual"]
+    assert traffic["dec_norm_gate_up_silu"] == need["gate_up_silu"] > 0
+    assert traffic["dec_norm_qkv_rope_append"] == need["qkv_rope_append"] > 0
+    assert traffic["dec_norm_lm_head_argmax"] == need["lm_head_argmax"] > 0
+    cfg = model.cfg
+    assert traffic["gqa_decode_g4"] == 2 * cfg.num_kv_heads * 40 * cfg.head_dim * 2 * cfg.num_layers
+    assert not any(name.startswith("copy_") for name in traffic)
+    p = DecodeProfile("m", 512, 16, graph_ms=1.0, busy_ms=0.9, kernels_per_step=1, weight_bytes=10**9,
+                      kernels=[KernelTime("dec_norm_gate_up_silu", "slot", 16, 250.0, 800_000_000)])
+    assert "800.0  3,200     80" in format_profile(p, copy_gbps=4000.0)  # 800 MB in 250 us: 3,200 GB/s, 80%
+
+
 @pytest.mark.parametrize("length", [5, 9, 16])
 def test_padded_prefill_with_a_last_index_equals_the_unpadded_prefill(length) -> None:
     """What a bucketed prefill graph computes: the prompt padded to 16 tokens, logits taken at
