@@ -25,19 +25,38 @@ def import_ray() -> Any:
     return ray
 
 
+# Ray Client's server starts a process per client, and that start can fail transiently (its
+# gRPC threads racing the fork: "Initialization failure from server"); a new attempt succeeds.
+CLIENT_ATTEMPTS = 4
+CLIENT_RETRY_S = 2.0
+
+
 def connect(ray: Any, address: str) -> bool:
     """Join the cluster at ``address``; True if this call connected (and should disconnect)."""
+    import time
+
     if ray.is_initialized():
         log.debug("already connected to a Ray cluster; using it")
         return False
-    try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ClusterError(
-            f"cannot join the Ray cluster at {address}: {reason}. Start one (ray start --head) or check the "
-            "address: --cluster auto (this machine is a node), ray://HOST:10001 (Ray Client) or HOST:6379"
-        ) from None
+    attempts = CLIENT_ATTEMPTS if address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return True
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            if attempt == attempts or "Initialization failure from server" not in str(exc):
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ClusterError(
+                    f"cannot join the Ray cluster at {address}: {reason}. Start one (ray start --head) or check the "
+                    "address: --cluster auto (this machine is a node), ray://HOST:10001 (Ray Client) or HOST:6379"
+                ) from None
+            log.warning("Ray Client at %s failed to start a session (attempt %d of %d); retrying", address, attempt,
+                        attempts)
+            try:
+                ray.shutdown()
+            except Exception:  # noqa: BLE001 - nothing was connected
+                pass
+            time.sleep(CLIENT_RETRY_S * attempt)
     return True
 
 
