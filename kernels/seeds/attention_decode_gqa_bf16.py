@@ -8,9 +8,14 @@ query head (a warp per head, over shared memory); weighted values (threads split
 and head_dim, several rows in flight each). With several ranges, the last block of a
 (batch, KV head) to finish merges the ranges' (max, sum, values) states: no second launch.
 At decode sizes the time is the chain of memory round trips, so every load is issued
-unconditionally (q, K and the lengths together) and masked afterwards. The number of
-ranges depends only on the shapes, never on ``cache_len``, so one CUDA graph serves every
-decode step; a range past a sequence's length contributes nothing.
+unconditionally and masked afterwards: the lengths first (no kernel writes them), then every
+K and V row of the range below the length, before ``griddepcontrol.wait``; q after it. Under
+programmatic dependent launch (the engine's fused step) the kernel before may still be
+appending the newest position (length - 1), so that row is read again after the wait;
+launched plainly, the wait returns at once. The number of ranges depends only on the shapes,
+never on ``cache_len``, so one CUDA graph serves every decode step; a range past a sequence's
+length contributes nothing. ``prefetch_next`` (an engine's hint) names bytes the next kernel
+reads, prefetched into L2 as this one drains.
 """
 # TASK: kernels/tasks/decode/attention_decode_gqa_bf16.py
 
