@@ -39,16 +39,21 @@ def cuda_sources(source: str) -> list[str]:
     return found
 
 
-def _decorator_name(node: ast.AST) -> str:
-    if isinstance(node, ast.Call):
-        node = node.func
+def dotted_name(node: ast.AST) -> str | None:
+    """``torch.cuda.Stream`` for an Attribute chain rooted at a Name, else None (also for the
+    static check, which reads names the same way)."""
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
     if isinstance(node, ast.Name):
         parts.append(node.id)
-    return ".".join(reversed(parts))
+        return ".".join(reversed(parts))
+    return None
+
+
+def _decorator_name(node: ast.AST) -> str:
+    return dotted_name(node.func if isinstance(node, ast.Call) else node) or ""
 
 
 def triton_kernel_names(source: str) -> set[str]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from autotuner.candidate import dotted_name
+
 ALLOWED_IMPORTS = {
     "torch", "torch.nn", "torch.nn.functional", "math", "numpy", "typing", "functools",
     "cupy", "cupy.cuda", "autotuner.runtime", "torch.utils.cpp_extension", "__future__",
@@ -65,18 +67,6 @@ class Violation:
         return f"line {self.line}: {self.message} [{self.rule}]"
 
 
-def _dotted(node: ast.AST) -> str | None:
-    """``torch.cuda.Stream`` for an Attribute chain rooted at a Name, else None."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
 class _Checker(ast.NodeVisitor):
     def __init__(self) -> None:
         self.violations: list[Violation] = []
@@ -109,7 +99,7 @@ class _Checker(ast.NodeVisitor):
 
     # -- names and attributes ----------------------------------------------------------------
     def _resolve(self, node: ast.AST) -> str | None:
-        dotted = _dotted(node)
+        dotted = dotted_name(node)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
@@ -197,7 +187,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for base in node.bases:
-            if _dotted(base) in REFERENCE_NAMES:
+            if dotted_name(base) in REFERENCE_NAMES:
                 self.flag(node, "reference", "ModelNew may not subclass the reference Model")
         self.generic_visit(node)
 
