@@ -111,11 +111,13 @@ class Env:
         self.types: dict[int, str] = {}
         self.scalars = scalars
         self.prefix = prefix
+        self.outer: set[int] = set()  # nodes bound outside this scope (row values: loop-invariant)
 
     def child(self, prefix: str) -> "Env":
         env = Env(self.scalars, prefix)
         env.code = dict(self.code)
         env.types = dict(self.types)
+        env.outer = set(self.code)
         return env
 
     def bind(self, node: Node, code: str, kind: str | None = None) -> None:
@@ -138,6 +140,12 @@ class Env:
         if value is None:
             raise Unsupported("a missing scalar argument")
         return literal(value, kind)
+
+    def _invariant_divisor(self, node: Node) -> bool:
+        """A true division whose divisor is bound outside this (per-element) scope."""
+        other = node.args.get("other")
+        return (node.op == "div" and node.args.get("rounding_mode") is None and isinstance(other, Node)
+                and other.id in self.outer and self.types.get(other.id, ctype(other.dtype)) == "float")
 
     def operand_kind(self, node: Node) -> str:
         """Integer literals stay integers only where every tensor operand is an integer."""
@@ -164,6 +172,11 @@ class Env:
             if out_kind != self.types.get(src.id, ctype(src.dtype)):
                 body = f"({out_kind})({body})"
             body = round_to(node.dtype, body) if src.dtype not in (node.dtype,) else body
+        elif self._invariant_divisor(node) and out_kind == "float":
+            # x / (row value): one reciprocal per row, hoisted out of the element loop by the
+            # compiler, and a multiply per element instead of an IEEE division (about ten
+            # instructions); at most 1.5 ulp from the quotient.
+            body = round_to(node.dtype, f"({x('self')} * (1.0f / {x('other')}))")
         else:
             body = ops.expr(node, x)
             if out_kind == "float":

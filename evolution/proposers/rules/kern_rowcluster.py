@@ -89,8 +89,16 @@ class ClusterGen(RowGen):
     # -- one pass over the slice --------------------------------------------------------------
     def loop(self, env: cuda.Env, mode: dict[str, Any], roots: list[Node], update: list[str],
              stores: list[Node], readback: dict[int, Node], tag: str) -> list[str]:
+        """One pass over the slice, written twice: for ``vec`` rows (every vector whole: no
+        per-element guards, 16-byte shared and global accesses) and element by element."""
+        whole = self._loop(env, roots, update, stores, tag, True)
+        part = self._loop(env, roots, update, stores, tag, False)
+        return [f"{_I8}if (vec) {{"] + whole + [f"{_I8}}} else {{"] + part + [f"{_I8}}}"]
+
+    def _loop(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node], tag: str,
+              whole: bool) -> list[str]:
         nodes = self.e_cone(roots + stores)
-        lane = env.child(f"{tag}_")
+        lane = env.child(f"{tag}{'v' if whole else 's'}_")
         lines = [f"{_I8}#pragma unroll 2",
                  f"{_I8}for (long long base = lo_ + (long long)tid * VEC; base < hi_; base += (long long)NT * VEC) {{"]
         ind = _I12
@@ -111,18 +119,13 @@ class ClusterGen(RowGen):
                 lines.append(f"{ind}RULES_LANES a{node.id}[u] = base + u < hi_ ? "
                              f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
             else:  # along the row, shared by every row (weights): device memory, mostly L2
-                whole = self.stream_load(ind + "    ", f"p{node.id}", node.dtype, f"a{node.id}", True,
-                                         "RULES_EVICT_LAST")
-                part = self.stream_load(ind + "    ", f"p{node.id}", node.dtype, f"a{node.id}", False,
-                                        "RULES_EVICT_LAST", "hi_")
-                lines += [f"{ind}if (vec) {{"] + whole + [f"{ind}}} else {{"] + part + [f"{ind}}}"]
+                lines += self.stream_load(ind, f"p{node.id}", node.dtype, f"a{node.id}", whole,
+                                          "RULES_EVICT_LAST", None if whole else "hi_")
             lane.bind(node, f"a{node.id}[u]", kind)
-        lines += self.lanes(ind, lane, nodes, update, stores, "j < hi_")
+        lines += self.lanes(ind, lane, nodes, update, stores, None if whole else "j < hi_")
         for out in stores:
-            if cuda.vector_ok(out.dtype):
-                lines.append(f"{ind}if (vec) store_{cuda.storage(out.dtype)[1]}<VEC>(o{out.id}r + base, r{out.id});")
-                lines.append(f"{ind}else RULES_LANES if (base + u < hi_) "
-                             f"o{out.id}r[base + u] = {cuda.narrow(out.dtype, f'r{out.id}[u]')};")
+            if whole and cuda.vector_ok(out.dtype):
+                lines.append(f"{ind}store_{cuda.storage(out.dtype)[1]}<VEC>(o{out.id}r + base, r{out.id});")
             else:
                 lines.append(f"{ind}RULES_LANES if (base + u < hi_) "
                              f"o{out.id}r[base + u] = {cuda.narrow(out.dtype, f'r{out.id}[u]')};")

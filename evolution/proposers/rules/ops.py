@@ -19,8 +19,8 @@ Operand = Callable[[str], str]
 # Ops whose result is one element computed from the same element of each operand.
 _UNARY: dict[str, str] = {
     "relu": "({a} > 0.0f ? {a} : ({a} != {a} ? {a} : 0.0f))",
-    "sigmoid": "(1.0f / (1.0f + rules_exp(-{a})))",
-    "silu": "({a} / (1.0f + rules_exp(-{a})))",
+    "sigmoid": "rules_rcp(1.0f + rules_exp(-{a}))",
+    "silu": "({a} * rules_rcp(1.0f + rules_exp(-{a})))",
     "tanh": "tanhf({a})",
     "exp": "rules_exp({a})",
     "exp2": "exp2f({a})",
