@@ -131,7 +131,7 @@ def check_unwatched(model: Callable[..., Any], inputs: list[Any], refresh: Calla
                 Stage.INTEGRITY,
                 f"the forward ran different kernels when not watched: {[k[:100] for k in extra[:3]]} "
                 f"ran in a CUDA graph captured with nothing watching, but never in the watched forward "
-                f"(which ran {[kernel_key(n)[:60] for n in watched][:3]}). Run the same kernels whether "
+                f"(which ran {[k[:60] for k in dict.fromkeys(map(kernel_key, watched))][:3]}). Run the same kernels whether "
                 "or not a dispatch mode or the profiler is active",
             )
         if not [n for n in replayed if not allowed_foreign(n)]:
