@@ -205,13 +205,14 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
                                  check=timed_output_check(reference, pool, session.tolerance))
             result.phases_s["time_and_check"] = time.perf_counter() - started
             started = time.perf_counter()
+            # Tampering first: the unwatched check times and traces with the harness's functions.
+            _no_tampering(guard, "timed")
             note = _check_unwatched(session, ctx.kernels_seen, candidate, reference, pool,
                                     None if task.timing == "graph" else run.stats.median_ms)
             if note:
                 result.warnings.append(note)
+            _no_tampering(guard, "captured with nothing watching")
             result.phases_s["unwatched_check"] = time.perf_counter() - started
-            if guard.changes():
-                raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
             del pool, candidate
             timed.candidate = run.stats
             _apply_roofline(result, timed, session)
@@ -264,6 +265,13 @@ def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], re
         raise Rejection(Stage.TIMING, f'this task is timed from a CUDA graph (TIMING = "graph"), and the forward '
                                       f'could not be captured: {exc}. Launch on the current stream, with no host '
                                       "synchronization and no allocation of pinned memory in forward") from exc
+
+
+def _no_tampering(guard: Any, when: str) -> None:
+    from autotuner.evaluator.verify import Rejection
+
+    if guard.changes():
+        raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while {when}: {guard.changes()[:3]}")
 
 
 def _check_unwatched(session: Session, watched: list[str], model: Any, reference: Any, pool: Any,
