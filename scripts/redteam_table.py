@@ -68,6 +68,16 @@ def _as_expected(cand: rt.Candidate, adversarial: bool, verdict: str, stage: str
     return "yes" if verdict == Verdict.ACCEPTED.value else "NO (expected accepted)"
 
 
+def _expected(cand: rt.Candidate, adversarial: bool, static_check: bool) -> list[str]:
+    """The stages a row expects: EXPECT, or with the static check off EXPECT_RUNTIME where the
+    static check is what stops the candidate (empty: only the static check can stop it)."""
+    if not adversarial:
+        return ["done"]
+    if static_check or not cand.static_only:
+        return sorted(cand.expect)
+    return sorted(cand.expect_runtime or ())
+
+
 def _evaluate(cand: rt.Candidate, config: EvalConfig, adversarial: bool) -> Any:
     """One evaluation as the red-team tests run it (escape targets set up, winner gate where named)."""
     with rt.EscapeTargets() if cand.secrets else nullcontext() as targets:
@@ -108,7 +118,7 @@ def _row(adversarial: bool, cand: rt.Candidate, baselines: bool, static_check: b
         "stage": stage,
         "reason": reason,
         "wall_s": round(wall, 2),
-        "expected": sorted(cand.expect) if adversarial else ["done"],
+        "expected": _expected(cand, adversarial, static_check),
         "as_expected": _as_expected(cand, adversarial, verdict, stage, reason, static_check),
         "static_check": static_check,
         "result": raw,

@@ -82,6 +82,52 @@ def time_calls(
     return TimedRun(TimingStats.from_samples(samples), samples)
 
 
+def capture_graph(fns: list[Callable[..., Any]], sets: list[list[Any]], *, warmup: int) -> tuple[Any, list[Any]]:
+    """One CUDA graph of ``fns[j](*sets[j])`` for every j, and the outputs the capture returned.
+
+    The calls first run ``warmup`` times (at least once) on a side stream, so that compiling,
+    loading modules and allocating happen before the capture. Any failure of the capture is a
+    ``CaptureError``; the caller's current stream is restored either way (``torch.cuda.graph``
+    leaves its capture stream current when ending a failed capture raises).
+    """
+    n = len(fns)
+    if n < 1 or len(sets) < n:
+        raise ValueError("capture_graph needs a function per input set")
+    side = _Stream()
+    side.wait_stream(_current_stream())
+    with _stream(side):  # compile, load modules, allocate: nothing of that may happen in capture
+        for _ in range(max(1, warmup)):
+            for j in range(n):
+                fns[j](*sets[j])
+    _current_stream().wait_stream(side)
+    _synchronize()
+    graph = _CUDAGraph()
+    with _stream(_current_stream()):  # restores the current stream if the capture fails
+        try:
+            with _graph(graph):
+                outs = [fns[j](*sets[j]) for j in range(n)]
+        except Exception as exc:  # noqa: BLE001 - the callee's fault: reported as such
+            raise CaptureError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    return graph, outs
+
+
+def time_replays(graph: Any, replays: int, *, per: int = 1, flush: torch.Tensor | None = None) -> list[float]:
+    """Device time of each of ``replays`` replays of ``graph``, divided by ``per`` (the calls it
+    holds); with ``flush``, the L2 is overwritten before each replay, as before each timed call."""
+    samples = []
+    for _ in range(max(1, replays)):
+        if flush is not None:
+            flush.zero_()
+            _synchronize()
+        start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / per)
+    return samples
+
+
 def time_graph(
     fns: list[Callable[..., Any]],
     sets: list[list[Any]],
@@ -102,33 +148,13 @@ def time_graph(
     n = len(fns)
     if n < 1 or len(sets) < n:
         raise ValueError("time_graph needs a function per input set")
-    side = _Stream()
-    side.wait_stream(_current_stream())
-    with _stream(side):  # compile, load modules, allocate: nothing of that may happen in capture
-        for _ in range(max(1, warmup)):
-            for j in range(n):
-                fns[j](*sets[j])
-    _current_stream().wait_stream(side)
-    _synchronize()
-    graph = _CUDAGraph()
-    try:
-        with _graph(graph):
-            outs = [fns[j](*sets[j]) for j in range(n)]
-    except Exception as exc:  # noqa: BLE001 - the callee's fault: reported as such
-        raise CaptureError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    graph, outs = capture_graph(fns, sets, warmup=warmup)
     graph.replay()
     _synchronize()
     if check is not None:
         for j in range(n):
             check(j, outs[j])
-    samples = []
-    for _ in range(max(1, replays)):
-        start, end = _Event(enable_timing=True), _Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / n)
+    samples = time_replays(graph, replays, per=n)
     for j in range(n):
         refresh(j)
     graph.replay()

@@ -28,7 +28,7 @@ class Stage(str, Enum):
     LAUNCH = "launch"  # forward raised, CUDA error, out of memory
     TIMEOUT = "timeout"  # hard timeout; the process tree was killed
     CRASH = "crash"  # the child died (signal, abort, illegal address taking the process)
-    INTEGRITY = "integrity"  # PyTorch compute ops, no own kernel, side stream, tampering
+    INTEGRITY = "integrity"  # PyTorch compute ops, no own kernel, side stream, tampering, other work unwatched
     ISOLATION = "isolation"  # tried to leave the sandbox: files, network, processes
     MEMORY = "memory"  # wrote or read outside its buffers (guard bytes, compute-sanitizer)
     CORRECTNESS = "correctness"  # wrong values, unwritten outputs, race, inputs modified

@@ -27,6 +27,17 @@ LAW_CYCLE = ("task", "signed", "task", "wide", "task")
 _ALLOWED_FOREIGN = ("FillFunctor", "fill_kernel", "memset")
 
 
+def allowed_foreign(name: str) -> bool:
+    """A kernel PyTorch launches for an allowed op (a fill), whoever asked for it."""
+    return any(a in name for a in _ALLOWED_FOREIGN)
+
+
+def kernel_key(name: str) -> str:
+    """A kernel's name as the integrity pass compares it: the profiler's (demangled) name, its
+    whitespace collapsed. Both traces come from ``watch.trace_kernels``, so one kernel has one key."""
+    return " ".join(name.split())
+
+
 class Rejection(Exception):
     """A candidate failed a check; carries the stage and a reason a person can read."""
 
@@ -135,7 +146,7 @@ def check_kernels(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any])
         )
     if ctx.task.policy == "strict":
         foreign = [k.name for k in trace.kernels
-                   if not _own(k.name, ctx.kernel_names) and not any(a in k.name for a in _ALLOWED_FOREIGN)]
+                   if not _own(k.name, ctx.kernel_names) and not allowed_foreign(k.name)]
         if foreign:
             raise Rejection(
                 Stage.INTEGRITY,

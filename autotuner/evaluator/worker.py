@@ -198,15 +198,22 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             reference = make_reference(task, timed_shape, weight_seed)
             pool = InputPool(task, timed_shape, seed, config, "candidate")
             if task.timing == "graph":
-                run = _time_in_graph(session, model_new, params, reference, pool, weight_seed)
+                run, candidate = _time_in_graph(session, model_new, params, reference, pool, weight_seed)
             else:
                 candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
                 run = time_model(candidate, pool, config, session.flush,
                                  check=timed_output_check(reference, pool, session.tolerance))
-            if guard.changes():
-                raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while timed: {guard.changes()[:3]}")
-            del pool
             result.phases_s["time_and_check"] = time.perf_counter() - started
+            started = time.perf_counter()
+            # Tampering first: the unwatched check times and traces with the harness's functions.
+            _no_tampering(guard, "timed")
+            note = _check_unwatched(session, ctx.kernels_seen, candidate, reference, pool,
+                                    None if task.timing == "graph" else run.stats.median_ms)
+            if note:
+                result.warnings.append(note)
+            _no_tampering(guard, "captured with nothing watching")
+            result.phases_s["unwatched_check"] = time.perf_counter() - started
+            del pool, candidate
             timed.candidate = run.stats
             _apply_roofline(result, timed, session)
         result.reason = _accept_reason(result)
@@ -236,9 +243,10 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
 
 
 def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], reference: Any, pool: Any,
-                   weight_seed: int) -> Any:
+                   weight_seed: int) -> tuple[Any, Any]:
     """``TIMING = "graph"``: copies of the candidate, each with its own reference's weights,
-    replayed from one CUDA graph; every output checked against its own reference."""
+    replayed from one CUDA graph; every output checked against its own reference. Returns the
+    timing and the first copy (whose weights are ``reference``'s)."""
     from autotuner.evaluator.inputs import make_candidate, make_reference
     from autotuner.evaluator.measure import graph_copies, l2_bytes, model_bytes, time_graph_models, timed_output_check
     from autotuner.evaluator.timing import CaptureError
@@ -251,11 +259,34 @@ def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], re
     candidates = [make_candidate(task, shape, s, model_new, params, r)[0] for s, r in zip(seeds, references)]
     checks = [timed_output_check(r, pool, session.tolerance) for r in references]
     try:
-        return time_graph_models(candidates, pool, session.config, check=lambda j, out: checks[j](j, out))
+        run = time_graph_models(candidates, pool, session.config, check=lambda j, out: checks[j](j, out))
+        return run, candidates[0]
     except CaptureError as exc:
         raise Rejection(Stage.TIMING, f'this task is timed from a CUDA graph (TIMING = "graph"), and the forward '
                                       f'could not be captured: {exc}. Launch on the current stream, with no host '
                                       "synchronization and no allocation of pinned memory in forward") from exc
+
+
+def _no_tampering(guard: Any, when: str) -> None:
+    from autotuner.evaluator.verify import Rejection
+
+    if guard.changes():
+        raise Rejection(Stage.INTEGRITY, f"the candidate tampered with the harness while {when}: {guard.changes()[:3]}")
+
+
+def _check_unwatched(session: Session, watched: list[str], model: Any, reference: Any, pool: Any,
+                     timed_ms: float | None) -> str | None:
+    """What the forward runs with nothing watching, seen through a replayed CUDA graph
+    (``evaluator/unwatched.py``); on the timed shape's first input set, after the timed calls."""
+    from autotuner.evaluator.compare import compare_outputs
+    from autotuner.evaluator.unwatched import check_unwatched
+
+    def output_problem(out: Any) -> str | None:
+        comparison = compare_outputs(out, reference(*pool.pristine(0)), session.tolerance)
+        return None if comparison.ok else comparison.reason
+
+    return check_unwatched(model, pool.sets[0], lambda: pool.refresh(0), output_problem, watched, timed_ms,
+                           session.flush)
 
 
 def resource_report() -> list[KernelResources]:

@@ -6,13 +6,16 @@ torch._C._autograd._profiler_enabled() tell the candidate when the integrity hoo
 the honest kernel runs then, and torch.relu runs in the timed calls, which only check
 values. (With a slow kernel and a faster PyTorch path, the recorded time is PyTorch's.)
 No import and no dunder is needed: only private attributes of torch, which the static check
-refuses (rule "private"). The run-time layers cannot see it (it behaves whenever they look),
-so there is no run-time half.
+refuses (rule "private"). With the static check off, the integrity hooks see only the honest
+kernel; the unwatched check (evaluator/unwatched.py) captures one forward in a CUDA graph with
+nothing watching, replays it under the profiler, and finds PyTorch's relu kernel, which the
+watched forward never ran: rejected at stage integrity.
 """
 # TASK: tests/adversarial/tasks/relu.py
 # EXPECT: static_check
-# EXPECT_RUNTIME: n/a
+# EXPECT_RUNTIME: integrity
 # REASON: private|_python_dispatch|_get_current_dispatch_mode|_c|underscore
+# REASON_RUNTIME: different kernels when not watched
 # TIME: yes
 
 import torch
