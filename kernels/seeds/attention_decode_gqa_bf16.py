@@ -115,6 +115,16 @@ template <int W> __device__ __forceinline__ Raw<W> ld_raw(const unsigned short* 
     else r.w = __ldg(reinterpret_cast<const uint4*>(p));
     return r;
 }
+// The same from L2 (ld.global.cg): what the kernel before wrote (q, the newest cache row) is read
+// after griddepcontrol.wait this way, never from a line the read-only path cached before it.
+template <int W> __device__ __forceinline__ Raw<W> ld_raw_l2(const unsigned short* __restrict__ p) {
+    Raw<W> r;
+    if constexpr (W == 1) r.w = __ldcg(p);
+    else if constexpr (W == 2) r.w = __ldcg(reinterpret_cast<const unsigned int*>(p));
+    else if constexpr (W == 4) r.w = __ldcg(reinterpret_cast<const uint2*>(p));
+    else r.w = __ldcg(reinterpret_cast<const uint4*>(p));
+    return r;
+}
 template <int W> __device__ __forceinline__ void unpack(const Raw<W>& r, float* f) {
     if constexpr (W == 1) {
         f[0] = __uint_as_float(((unsigned int)r.w) << 16);
@@ -241,7 +251,7 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     #pragma unroll
     for (int j = 0; j < QN; ++j) {  // all of q's loads in flight at once
         const int i = j * BLOCK + tid;
-        qv[j] = bf_lo(__ldg(qb + (i < G * D ? i : 0)));
+        qv[j] = bf_lo(__ldcg(qb + (i < G * D ? i : 0)));
     }
     // The newest position (len - 1) may have been appended by the kernel before, after the
     // loads above were issued: its K and V pieces are read again, now that it is complete.
@@ -252,12 +262,12 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
             if (j * BLOCK + tid == newest) {
                 #pragma unroll
                 for (int i = 0; i < MAXD / W; ++i)
-                    kr[j][i] = ld_raw<W>(kb + newest * D + (i * W < D ? i * W : 0));
+                    kr[j][i] = ld_raw_l2<W>(kb + newest * D + (i * W < D ? i * W : 0));
             }
         if (vlane) {
             #pragma unroll
             for (int u = 0; u < VR; ++u)
-                if (pl + u * PL == newest) vr[u] = ld_raw<W>(vb + newest * D + (tid % DCE) * W);
+                if (pl + u * PL == newest) vr[u] = ld_raw_l2<W>(vb + newest * D + (tid % DCE) * W);
         }
     }
     const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
