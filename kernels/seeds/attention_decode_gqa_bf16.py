@@ -865,7 +865,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
 
 // One kernel per group size, as above. RULES_CLUSTER_ATTR: __cluster_dims__(CLUSTER, 1, 1) on
 // sm_90 (compile-time: a plain launch works); the CPU emulator reads the cluster size from it.
-extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK)
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
 gqa_cluster_g1(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
                const unsigned short* __restrict__ v, const long long* __restrict__ lens,
                unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
@@ -875,7 +875,7 @@ gqa_cluster_g1(const unsigned short* __restrict__ q, const unsigned short* __res
     gqa_cluster_body<1>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
 }
 
-extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK)
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
 gqa_cluster_g2(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
                const unsigned short* __restrict__ v, const long long* __restrict__ lens,
                unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
@@ -885,7 +885,7 @@ gqa_cluster_g2(const unsigned short* __restrict__ q, const unsigned short* __res
     gqa_cluster_body<2>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
 }
 
-extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK)
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
 gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
                const unsigned short* __restrict__ v, const long long* __restrict__ lens,
                unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
@@ -895,7 +895,7 @@ gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __res
     gqa_cluster_body<4>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
 }
 
-extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK)
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
 gqa_cluster_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
                const unsigned short* __restrict__ v, const long long* __restrict__ lens,
                unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
