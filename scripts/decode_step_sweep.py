@@ -122,7 +122,8 @@ def phase_modes(model, folders: dict[str, Path], bound_ms: float) -> None:  # no
 
 
 ATTN_DEFAULT = ("CLUSTER=0,BLOCK=128;CLUSTER=0,BLOCK=64;CLUSTER=8,BLOCK=256,KP=4;CLUSTER=8,BLOCK=128,KP=8;"
-                "CLUSTER=4,BLOCK=256,KP=8;CLUSTER=2,BLOCK=256,KP=8;CLUSTER=1,BLOCK=256,KP=8")
+                "CLUSTER=8,BLOCK=256,KP=2,CHUNKS=4;CLUSTER=4,BLOCK=256,KP=8;CLUSTER=2,BLOCK=256,KP=8;"
+                "CLUSTER=1,BLOCK=256,KP=8,CHUNKS=4")
 
 
 def attention_configs(text: str) -> list[dict[str, int]]:
@@ -181,7 +182,7 @@ def phase_attention(folders: dict[str, Path], cfg) -> None:  # noqa: ANN001
         caches[0][1][:, :, :n].float().repeat_interleave(h // kvh, 1)).squeeze(2)
     say(f"\nattention decode alone ({cfg.name}: {h} heads, {kvh} KV heads, cache {L}, length {n}, "
         f"{cfg.num_layers} layers in one graph), us per call")
-    say(f"  {'seeds':<5} {'params':<30} {'plain':>7} {'pdl':>7}   max |err| vs fp32 SDPA")
+    say(f"  {'seeds':<5} {'params':<34} {'kernel':<7} {'plain':>7} {'pdl':>7}   max |err| vs fp32 SDPA")
     rows = []
     configs = attention_configs(os.environ.get("SWEEP_ATTN", ATTN_DEFAULT))
     for label, folder in folders.items():
@@ -191,21 +192,23 @@ def phase_attention(folders: dict[str, Path], cfg) -> None:  # noqa: ANN001
         for params in chosen:
             text = ",".join(f"{k}={v}" for k, v in params.items())
             if not set(params) <= accepted:
-                say(f"  {label:<5} {text:<30} (not a parameter of this seed)")
+                say(f"  {label:<5} {text:<34} (not a parameter of this seed)")
                 continue
             try:
                 mod = cls(**params)
+                which = getattr(mod, "_cluster_path", None)  # the new seed: which of its kernels runs
+                kernel = "old" if which is None else ("cluster" if which(q, *caches[0]) else "split")
                 err = float((mod(q, caches[0][0], caches[0][1], lens).float() - ref).abs().max())
                 plain = time_graph(mod, q, caches, lens, pdl=False)
                 pdl = time_graph(mod, q, caches, lens, pdl=True)
             except Exception as exc:  # noqa: BLE001 - one failing configuration is reported, not fatal
-                say(f"  {label:<5} {text:<30} FAILED {type(exc).__name__}: {str(exc)[:160]}")
+                say(f"  {label:<5} {text:<34} FAILED {type(exc).__name__}: {str(exc)[:160]}")
                 rows.append({"seeds": label, "params": params, "failed": f"{type(exc).__name__}: {exc}"[:400]})
                 torch.cuda.synchronize()
                 continue
-            rows.append({"seeds": label, "params": params, "us_per_call": plain, "us_per_call_pdl": pdl,
-                         "max_err": err})
-            say(f"  {label:<5} {text:<30} {plain:7.2f} {pdl:7.2f}   {err:.4f}")
+            rows.append({"seeds": label, "params": params, "kernel": kernel, "us_per_call": plain,
+                         "us_per_call_pdl": pdl, "max_err": err})
+            say(f"  {label:<5} {text:<34} {kernel:<7} {plain:7.2f} {pdl:7.2f}   {err:.4f}")
     RESULTS["attention"] = rows
 
 

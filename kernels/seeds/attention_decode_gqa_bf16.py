@@ -18,7 +18,10 @@ ranges; head_dim / 8 lanes per position, each holding one 16-byte piece of its K
 scale * log2(e) for exp2; dot products and the (max, sum, values) states merged by warp
 shuffles; the warps through shared memory (one barrier); the blocks through distributed
 shared memory (each block merges its slice of the outputs from every rank's state). It serves
-head_dim a multiple of 8 with 16-byte aligned tensors (the split kernel serves the rest).
+head_dim a multiple of 8 with 16-byte aligned tensors, and caches a block covers in at most
+CHUNKS chunks of KP passes (each chunk one more round trip: 2048 positions for head_dim 64, 1024
+for 128 at the defaults); the split kernel serves the rest (long caches: its many blocks keep
+more bytes in flight).
 
 Latency model: Llama-3.2-1B decode (batch 1, 32 heads over 8 KV heads, head_dim 64, a 768-position
 cache, length 640), one call. Round trips to global memory in one dependent chain, ~0.6-1 us each
@@ -905,7 +908,8 @@ gqa_cluster_g8(const unsigned short* __restrict__ q, const unsigned short* __res
     gqa_cluster_body<8>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
 }
 '''
-PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8], "KP": [2, 4, 8]}
+PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8], "KP": [2, 4, 8],
+          "CHUNKS": [1, 2, 4, 16]}
 LOG2E = 1.4426950408889634
 
 
@@ -924,14 +928,17 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 4):
+    def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 4, CHUNKS: int = 2):
         # CLUSTER 0: the split kernel with the last-block merge (BLOCK positions a range; 128 was
         # measured best for it); 1, 2, 4, 8: the one-kernel cluster path (BLOCK threads, KP passes
-        # of BLOCK / (head_dim / 8) positions in registers), which serves 16-byte aligned heads
-        # whose head_dim is a multiple of 8 (others take the split kernel).
+        # of BLOCK / (head_dim / 8) positions in registers: a chunk), which serves 16-byte aligned
+        # heads whose head_dim is a multiple of 8 and caches a block covers in at most CHUNKS
+        # chunks (each a round trip of its own: 2048 positions for head_dim 64 at the defaults);
+        # other calls take the split kernel, whose many blocks keep more bytes in flight.
         super().__init__()
         KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
         self.block, self.chunk, self.vec, self.cluster = BLOCK, BLOCK * KEYS, VEC, CLUSTER
+        self.kp, self.max_chunks = KP, CHUNKS
         self.maxd, self.maxg = 128, 8
         self.module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC, "MAXD": self.maxd,
                                                       "CLUSTER": CLUSTER, "KP": KP})
@@ -940,8 +947,15 @@ class ModelNew(nn.Module):
         self.counters = None
         self.clusters_ok = {}  # device -> thread-block clusters available (sm_90+)
 
-    def _cluster_path(self, device, tensors, d):
-        if self.cluster < 1 or d % 8 or any(t.data_ptr() % 16 for t in tensors):
+    def _cluster_path(self, q, k_cache, v_cache):
+        """Whether this call takes the cluster kernel (else the split kernel)."""
+        device, d, max_len = q.device, q.shape[-1], k_cache.shape[2]
+        if self.cluster < 1 or d % 8 or any(t.data_ptr() % 16 for t in (q, k_cache, v_cache)):
+            return False
+        lanes = 1 << (d // 8 - 1).bit_length()          # lanes per position (a power of two)
+        chunk = self.kp * (self.block // lanes)          # positions a block takes per round trip
+        span = -(-max_len // self.cluster)               # positions of a block
+        if -(-span // chunk) > self.max_chunks:
             return False
         if self.cluster == 1 or device.type != "cuda":
             return True
@@ -961,7 +975,7 @@ class ModelNew(nn.Module):
         if out.numel() == 0 or max_len == 0:
             return out
         gg = 1 << (group - 1).bit_length()
-        if self._cluster_path(q.device, (q, k_cache, v_cache), d):
+        if self._cluster_path(q, k_cache, v_cache):
             nw = self.block // 32
             smem = 4 * (nw * gg * d + 2 * nw * gg + gg * d + 2 * gg)  # the warps' states, the block's
             pdl_launch(self.module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * self.cluster,), block=(self.block,),

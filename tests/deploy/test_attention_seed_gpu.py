@@ -29,13 +29,16 @@ import torch
 pytestmark = [pytest.mark.gpu]
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "kernels" / "seeds" / "attention_decode_gqa_bf16.py"
+# CHUNKS 1000: every call here on the cluster path (the defaults, CHUNKS 2, send the longest
+# caches of head_dim 128 to the split kernel).
 VARIANTS = {
     "split": {"CLUSTER": 0, "BLOCK": 128},
-    "cluster8": {},  # the defaults: CLUSTER 8, BLOCK 256, KP 4
-    "cluster8_b128_kp8": {"CLUSTER": 8, "BLOCK": 128, "KP": 8},
-    "cluster4": {"CLUSTER": 4, "BLOCK": 256, "KP": 4},
-    "cluster2_kp2": {"CLUSTER": 2, "BLOCK": 128, "KP": 2},
-    "cluster1": {"CLUSTER": 1, "BLOCK": 256, "KP": 8},
+    "defaults": {},  # CLUSTER 8, BLOCK 256, KP 4, CHUNKS 2
+    "cluster8": {"CLUSTER": 8, "BLOCK": 256, "KP": 4, "CHUNKS": 1000},
+    "cluster8_b128_kp8": {"CLUSTER": 8, "BLOCK": 128, "KP": 8, "CHUNKS": 1000},
+    "cluster4": {"CLUSTER": 4, "BLOCK": 256, "KP": 4, "CHUNKS": 1000},
+    "cluster2_kp2": {"CLUSTER": 2, "BLOCK": 128, "KP": 2, "CHUNKS": 1000},
+    "cluster1": {"CLUSTER": 1, "BLOCK": 256, "KP": 8, "CHUNKS": 1000},
 }
 LAYOUTS = {"llama": (32, 8, 64), "g6_d128": (12, 2, 128), "mha_d72": (5, 5, 72)}
 LENGTHS = (1, 127, 128, 640, 2047)
@@ -115,7 +118,7 @@ def check(out: torch.Tensor, ref: torch.Tensor, where: str) -> None:
 
 
 def takes_cluster_path(mod, q, k, v) -> bool:  # noqa: ANN001
-    return mod._cluster_path(q.device, (q, k, v), q.shape[-1])
+    return mod._cluster_path(q, k, v)
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
@@ -126,7 +129,10 @@ def test_matches_the_reference_at_engine_cache_lengths(variant: str, layout: str
     for max_len in (768, 2048):
         lens = [n for n in LENGTHS if n < max_len] + [max_len]
         q, k, v, cache_len = inputs(layout, max_len, lens)
-        assert takes_cluster_path(mod, q, k, v) == (VARIANTS[variant].get("CLUSTER", 8) > 0)
+        if variant != "defaults":
+            assert takes_cluster_path(mod, q, k, v) == (VARIANTS[variant]["CLUSTER"] > 0)
+        elif layout == "llama":  # 2048 positions of head_dim 64: 2 chunks a block
+            assert takes_cluster_path(mod, q, k, v)
         with torch.no_grad():
             out = mod(q, k, v, cache_len)
         torch.cuda.synchronize()
@@ -197,7 +203,7 @@ def test_graph_replay_behind_the_kernel_that_appends_the_newest_row(variant: str
         assert torch.equal(out, got), f"{variant} pdl={pdl} length {n}: a second replay differs"
 
 
-@pytest.mark.parametrize("variant", ["split", "cluster8"])
+@pytest.mark.parametrize("variant", ["split", "defaults"])
 def test_fused_path_parity_with_the_attention_seed_bound(variant: str) -> None:
     from autotuner.deploy import LLAMA_3_2_1B, Slots, build_model, tiny_config
     from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line

@@ -90,12 +90,15 @@ SHAPES = [
 
 # Emulated launch parameters (at most 256 threads: each is a fiber): the default cluster path at
 # the emulator's block size, every cluster size, one to eight passes a chunk, and the split kernel.
+# CHUNKS 1000: every shape on the cluster path (the loop over chunks runs where a block has several);
+# CHUNKS 1: the longer caches go to the split kernel (both kernels in one run).
 EMU_PARAMS = [
-    {"CLUSTER": 8, "BLOCK": 128, "KP": 4},
-    {"CLUSTER": 8, "BLOCK": 256, "KP": 4},
-    {"CLUSTER": 4, "BLOCK": 64, "KP": 2},
-    {"CLUSTER": 2, "BLOCK": 128, "KP": 8},
-    {"CLUSTER": 1, "BLOCK": 128, "KP": 4},
+    {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
+    {"CLUSTER": 8, "BLOCK": 256, "KP": 4, "CHUNKS": 1000},
+    {"CLUSTER": 4, "BLOCK": 64, "KP": 2, "CHUNKS": 1000},
+    {"CLUSTER": 2, "BLOCK": 128, "KP": 8, "CHUNKS": 1000},
+    {"CLUSTER": 1, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
+    {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1},
     {"CLUSTER": 0, "BLOCK": 128},
 ]
 
@@ -110,7 +113,7 @@ def test_the_cluster_path_is_the_default_and_the_split_kernel_stays_selectable()
     space = params_space(SEED.read_text())
     assert space["CLUSTER"][0] == 0 and 8 in space["CLUSTER"] and set(space["KP"]) >= {2, 4, 8}
     text = SEED.read_text()
-    assert "CLUSTER: int = 8" in text and "BLOCK: int = 256" in text
+    assert "CLUSTER: int = 8" in text and "BLOCK: int = 256" in text and "CHUNKS: int = 2" in text
     from autotuner.runtime import parse_kernels
 
     names = set(parse_kernels(_source()))
@@ -131,8 +134,14 @@ def test_both_paths_match_the_reference_at_engine_lengths_on_cpu_emulator(tmp_pa
     assert not bad, bad
     for params, report in zip(EMU_PARAMS, reports):
         assert {s["shape"] for s in report["shapes"]} == {"default", "long", "group6_d128", "mha_d72"}, params
-        family = "gqa_decode_g" if params["CLUSTER"] == 0 else "gqa_cluster_g"
-        assert report["kernels"] and all(k.startswith(family) for k in report["kernels"]), (params, report["kernels"])
+        kernels = report["kernels"]
+        if params["CLUSTER"] == 0:
+            assert kernels and all(k.startswith("gqa_decode_g") for k in kernels), (params, kernels)
+        elif params["CHUNKS"] == 1000:
+            assert kernels and all(k.startswith("gqa_cluster_g") for k in kernels), (params, kernels)
+        else:  # 768 positions: 2 chunks of 64 a block, the split kernel; 130 of head_dim 72: 1 chunk
+            assert any(k.startswith("gqa_decode_g") for k in kernels), (params, kernels)
+            assert "gqa_cluster_g1" in kernels, (params, kernels)
 
 
 @pytest.mark.slow
@@ -143,7 +152,8 @@ def test_the_cluster_path_on_the_suite_task_shapes_on_cpu_emulator() -> None:
         pytest.skip(reason)
     from autotuner.tasks import suite_dir
 
-    params = [{"CLUSTER": 8, "BLOCK": 128, "KP": 4}, {"CLUSTER": 2, "BLOCK": 64, "KP": 2}]
+    params = [{"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
+              {"CLUSTER": 2, "BLOCK": 64, "KP": 2, "CHUNKS": 1000}]
     reports = cuda_emu.run_candidates([(suite_dir() / "decode/attention_decode_gqa_bf16.py", SEED, p, 3_000_000)
                                        for p in params], workers=2)
     for p, report in zip(params, reports):
