@@ -70,6 +70,9 @@ SOURCE = r'''
 #ifndef CLUSTER
 #define CLUSTER 8
 #endif
+#ifndef GQA_KERNELS  // which kernels get bodies: 1 the split ones, 2 the cluster ones, 3 both (the host
+#define GQA_KERNELS 3  // compiles one module of each, so a module is shared by the settings it does not read)
+#endif
 #ifndef MAXD
 #define MAXD 128
 #endif
@@ -497,8 +500,10 @@ gqa_decode_g1(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<1>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -508,8 +513,10 @@ gqa_decode_g2(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<2>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -519,8 +526,10 @@ gqa_decode_g4(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<4>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -530,8 +539,10 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 // ==== CLUSTER >= 1: one block per (batch, KV head, range), the ranges merged in the cluster =====
 // CLUSTER blocks (a thread-block cluster on sm_90; 1: one block per KV head, anywhere) split the
@@ -875,7 +886,9 @@ gqa_cluster_g1(const unsigned short* __restrict__ q, const unsigned short* __res
                const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
                long long pf1_bytes)
 {
+#if GQA_KERNELS & 2
     gqa_cluster_body<1>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
 }
 
 extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
@@ -885,7 +898,9 @@ gqa_cluster_g2(const unsigned short* __restrict__ q, const unsigned short* __res
                const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
                long long pf1_bytes)
 {
+#if GQA_KERNELS & 2
     gqa_cluster_body<2>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
 }
 
 extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
@@ -895,7 +910,9 @@ gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __res
                const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
                long long pf1_bytes)
 {
+#if GQA_KERNELS & 2
     gqa_cluster_body<4>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
 }
 
 extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
@@ -905,7 +922,9 @@ gqa_cluster_g8(const unsigned short* __restrict__ q, const unsigned short* __res
                const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
                long long pf1_bytes)
 {
+#if GQA_KERNELS & 2
     gqa_cluster_body<8>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
 }
 '''
 PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8], "KP": [2, 4, 8],
@@ -940,8 +959,12 @@ class ModelNew(nn.Module):
         self.block, self.chunk, self.vec, self.cluster = BLOCK, BLOCK * KEYS, VEC, CLUSTER
         self.kp, self.max_chunks = KP, CHUNKS
         self.maxd, self.maxg = 128, 8
-        self.module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC, "MAXD": self.maxd,
-                                                      "CLUSTER": CLUSTER, "KP": KP})
+        # two modules, each with the bodies of one family (the split kernels take most of the
+        # compile time): one split module serves every CLUSTER and KP at this BLOCK and VEC
+        self.split_module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC,
+                                                            "MAXD": self.maxd, "GQA_KERNELS": 1})
+        self.module = self.split_module if CLUSTER < 1 else compile_module(
+            SOURCE, defines={"BLOCK": BLOCK, "MAXD": self.maxd, "CLUSTER": CLUSTER, "KP": KP, "GQA_KERNELS": 2})
         # Arrival counters of the last-block merge, one per (batch, KV head); the merging
         # block resets its own, so they are zero between calls (and between graph replays).
         self.counters = None
@@ -987,7 +1010,7 @@ class ModelNew(nn.Module):
             self.counters = torch.zeros(b * kv_heads, dtype=torch.int32, device=q.device)
         vec = int(d % self.vec == 0 and all(t.data_ptr() % (2 * self.vec) == 0 for t in (q, k_cache, v_cache)))
         part = torch.empty(b * h * splits * (d + 2) if splits > 1 else 1, dtype=torch.float32, device=q.device)
-        pdl_launch(self.module, f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
+        pdl_launch(self.split_module, f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
                    args=(q, k_cache, v_cache, cache_len, out, part, self.counters, d ** -0.5, kv_heads, group,
                          max_len, d, vec) + _hints(self.prefetch_next, q))
         return out
