@@ -39,9 +39,13 @@ a distributed-shared-memory round trip ~0.15 us.
     cluster barriers              0                                      2 (the exit one only delays the exit)
     DSMEM round trips             0                                      1
     shared-memory phases          q, scores, softmax, values, sums       warp states -> block state
+    work a thread, in registers   64 LDS + 256 FMA (scores), softmax     4 x 4 dots of 8 FMA + 48 SHFL, 20 exp2,
+                                  over shared memory, 16 x 32 FMA        128 FMA (values), 80 SHFL (warp merge)
     estimated chain               ~6 us                                  ~2 us
 
-At decode sizes the time is this chain, not the bytes (1.3 MB a call at most). Every load is
+The step profile's 11.4 us a call (H200) also holds the launch and the gap before the next
+kernel, which neither path changes. At decode sizes the time is the chain, not the bytes (1.3 MB
+a call at length 640: 0.3 us at 4 TB/s). Every load is
 issued unconditionally and masked afterwards (a load under a branch waits for the one before
 it). Under programmatic dependent launch (the engine's fused step) the kernel before may still
 be appending the newest position (length - 1), so everything it writes (q, that row) is read
