@@ -5,11 +5,18 @@ kernel and the decode seeds' launch parameters.
 The seeds are bound to the engine's slots directly (no archive, no evaluator): this is a
 measuring tool for choosing what the seeds do; the engine itself only runs verified kernels.
 Phases (env SWEEP_PHASES, default all): modes (PDL x prefetch, old vs new seeds when OLD_SEEDS
-names a folder of earlier seed files), attention (the attention kernel alone, old vs new),
+names a folder of earlier seed files; the new seeds also with the attention seed's split kernel,
+CLUSTER=0, beside its default cluster path), attention (the attention kernel alone, every
+configuration of SWEEP_ATTN, plainly and with PDL, in us per call; old seeds too with OLD_SEEDS),
 search (coordinate descent over each slot's PARAMS on the step time), final (the best
 configuration: modes again, the profile, fp32 parity). Writes $OUT/step_sweep.log and .json.
 
     OUT=out python scripts/decode_step_sweep.py     # about 4-6 minutes on an H200
+    OUT=out SWEEP_PHASES=attention python scripts/decode_step_sweep.py   # about a minute
+
+SWEEP_ATTN: the attention seed's configurations, ";"-separated, each "KEY=value,..." of its
+PARAMS (default: the split kernel at BLOCK 128 and 64, the cluster path at several cluster sizes
+and depths); SWEEP_ATTN_LEN: the sequence length of the attention phase (default 640, of 768).
 """
 
 from __future__ import annotations
@@ -91,61 +98,117 @@ def step_ms(model, pdl: bool, prefetch: bool, steps: int = 100, repeats: int = 3
 def phase_modes(model, folders: dict[str, Path], bound_ms: float) -> None:  # noqa: ANN001
     say(f"\n{'seeds':<6} {'pdl':<4} {'prefetch':<8} {'ms/step':>8} {'tok/s':>7} {'% bound':>7}")
     rows = []
-    for label, folder in folders.items():
-        model.slots = make_slots(folder, {})
+    runs = [(label, folder, {}) for label, folder in folders.items()]
+    # the new seeds with the attention seed's split kernel (CLUSTER=0): the step-level A/B of its two paths
+    runs.append(("split", folders["new"], {"attention_decode": {"CLUSTER": 0, "BLOCK": 128}}))
+    for label, folder, params in runs:
+        model.slots = make_slots(folder, params)
         for pdl in (False, True):
             for prefetch in (False, True):
-                if label == "old" and prefetch:
-                    continue  # the old seeds take no hint
-                ms = step_ms(model, pdl, prefetch)
-                rows.append({"seeds": label, "pdl": pdl, "prefetch": prefetch, "ms": ms})
+                if label in ("old", "split") and prefetch:
+                    continue  # the old seeds take no hint; the split A/B: without prefetch only
+                try:
+                    ms = step_ms(model, pdl, prefetch)
+                except Exception as exc:  # noqa: BLE001 - one failing mode is reported, not fatal
+                    say(f"{label:<6} {str(pdl):<4} {str(prefetch):<8} FAILED {type(exc).__name__}: {str(exc)[:160]}")
+                    rows.append({"seeds": label, "pdl": pdl, "prefetch": prefetch, "params": params,
+                                 "failed": f"{type(exc).__name__}: {exc}"[:400]})
+                    torch.cuda.synchronize()
+                    continue
+                rows.append({"seeds": label, "pdl": pdl, "prefetch": prefetch, "ms": ms, "params": params})
                 say(f"{label:<6} {str(pdl):<4} {str(prefetch):<8} {ms:>8.4f} {1e3 / ms:>7.1f} {100 * bound_ms / ms:>7.1f}")
+    say("(seeds 'split': the new seeds, attention through its split kernel, CLUSTER=0 BLOCK=128)")
     RESULTS["modes"] = rows
+
+
+ATTN_DEFAULT = ("CLUSTER=0,BLOCK=128;CLUSTER=0,BLOCK=64;CLUSTER=8,BLOCK=256,KP=4;CLUSTER=8,BLOCK=128,KP=8;"
+                "CLUSTER=8,BLOCK=256,KP=2,CHUNKS=4;CLUSTER=4,BLOCK=256,KP=8;CLUSTER=2,BLOCK=256,KP=8;"
+                "CLUSTER=1,BLOCK=256,KP=8,CHUNKS=4")
+
+
+def attention_configs(text: str) -> list[dict[str, int]]:
+    """"CLUSTER=8,BLOCK=256;CLUSTER=0" -> [{"CLUSTER": 8, "BLOCK": 256}, {"CLUSTER": 0}]."""
+    configs = []
+    for part in text.split(";"):
+        if part.strip():
+            configs.append({k.strip(): int(v) for k, v in (kv.split("=") for kv in part.split(",") if kv.strip())})
+    return configs
+
+
+def time_graph(mod, q, caches, lens, pdl: bool) -> float:  # noqa: ANN001
+    """us per call: the calls over every layer's cache captured in one graph (with PDL: each call's
+    work before its griddepcontrol.wait overlaps the one before), median of 7 replays."""
+    from autotuner.runtime import pdl_enabled
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), pdl_enabled(pdl):
+        for kc, vc in caches:
+            mod(q, kc, vc, lens)
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with pdl_enabled(pdl), torch.cuda.graph(g):
+        for kc, vc in caches:
+            mod(q, kc, vc, lens)
+    g.replay()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(7):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        g.replay()
+        e.record()
+        e.synchronize()
+        ts.append(s.elapsed_time(e) * 1e3 / len(caches))
+    del g
+    return statistics.median(ts)
 
 
 def phase_attention(folders: dict[str, Path], cfg) -> None:  # noqa: ANN001
     """The attention kernel alone: 16 layers' caches (distinct, as in the step), 768 positions,
-    a 640-token sequence, replayed from one graph."""
+    a 640-token sequence (SWEEP_ATTN_LEN), replayed from one graph, plainly and with PDL. Each
+    configuration of SWEEP_ATTN (the new seed; the old one, given OLD_SEEDS, at BLOCK 64 and 128
+    only); one that fails is reported and skipped."""
+    import inspect
+
     b, kvh, L, d, h = 1, cfg.num_kv_heads, 768, cfg.head_dim, cfg.num_heads
+    n = int(os.environ.get("SWEEP_ATTN_LEN", "640"))
     caches = [(torch.randn(b, kvh, L, d, device="cuda", dtype=torch.bfloat16),
                torch.randn(b, kvh, L, d, device="cuda", dtype=torch.bfloat16)) for _ in range(cfg.num_layers)]
     q = torch.randn(b, h, d, device="cuda", dtype=torch.bfloat16)
-    say(f"\nattention decode alone ({cfg.name}: {h} heads, {kvh} KV heads, cache {L}, length 640, "
-        f"{cfg.num_layers} layers in one graph)")
+    lens = torch.full((b,), n, dtype=torch.long, device="cuda")
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q.float().unsqueeze(2), caches[0][0][:, :, :n].float().repeat_interleave(h // kvh, 1),
+        caches[0][1][:, :, :n].float().repeat_interleave(h // kvh, 1)).squeeze(2)
+    say(f"\nattention decode alone ({cfg.name}: {h} heads, {kvh} KV heads, cache {L}, length {n}, "
+        f"{cfg.num_layers} layers in one graph), us per call")
+    say(f"  {'seeds':<5} {'params':<34} {'kernel':<7} {'plain':>7} {'pdl':>7}   max |err| vs fp32 SDPA")
     rows = []
+    configs = attention_configs(os.environ.get("SWEEP_ATTN", ATTN_DEFAULT))
     for label, folder in folders.items():
         cls = seed_class(folder, "attention_decode_gqa_bf16")
-        for block in (64, 128):
-            mod = cls(BLOCK=block)
-            lens = torch.full((b,), 640, dtype=torch.long, device="cuda")
-            ref = torch.nn.functional.scaled_dot_product_attention(
-                q.float().unsqueeze(2), caches[0][0][:, :, :640].float().repeat_interleave(h // kvh, 1),
-                caches[0][1][:, :, :640].float().repeat_interleave(h // kvh, 1)).squeeze(2)
-            err = float((mod(q, caches[0][0], caches[0][1], lens).float() - ref).abs().max())
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for kc, vc in caches:
-                    mod(q, kc, vc, lens)
-            torch.cuda.current_stream().wait_stream(side)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                for kc, vc in caches:
-                    mod(q, kc, vc, lens)
-            g.replay()
-            torch.cuda.synchronize()
-            ts = []
-            for _ in range(7):
-                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s.record()
-                g.replay()
-                e.record()
-                e.synchronize()
-                ts.append(s.elapsed_time(e) * 1e3 / len(caches))
-            us = statistics.median(ts)
-            rows.append({"seeds": label, "BLOCK": block, "us_per_call": us, "max_err": err})
-            say(f"  {label:<5} BLOCK={block:<4} {us:7.2f} us/call   max |err| vs fp32 SDPA {err:.4f}")
-            del g
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        chosen = configs if label == "new" else [{"BLOCK": 64}, {"BLOCK": 128}]
+        for params in chosen:
+            text = ",".join(f"{k}={v}" for k, v in params.items())
+            if not set(params) <= accepted:
+                say(f"  {label:<5} {text:<34} (not a parameter of this seed)")
+                continue
+            try:
+                mod = cls(**params)
+                which = getattr(mod, "_cluster_path", None)  # the new seed: which of its kernels runs
+                kernel = "old" if which is None else ("cluster" if which(q, *caches[0]) else "split")
+                err = float((mod(q, caches[0][0], caches[0][1], lens).float() - ref).abs().max())
+                plain = time_graph(mod, q, caches, lens, pdl=False)
+                pdl = time_graph(mod, q, caches, lens, pdl=True)
+            except Exception as exc:  # noqa: BLE001 - one failing configuration is reported, not fatal
+                say(f"  {label:<5} {text:<34} FAILED {type(exc).__name__}: {str(exc)[:160]}")
+                rows.append({"seeds": label, "params": params, "failed": f"{type(exc).__name__}: {exc}"[:400]})
+                torch.cuda.synchronize()
+                continue
+            rows.append({"seeds": label, "params": params, "kernel": kernel, "us_per_call": plain,
+                         "us_per_call_pdl": pdl, "max_err": err})
+            say(f"  {label:<5} {text:<34} {kernel:<7} {plain:7.2f} {pdl:7.2f}   {err:.4f}")
     RESULTS["attention"] = rows
 
 

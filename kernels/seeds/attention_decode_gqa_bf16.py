@@ -1,21 +1,59 @@
 """Split-KV decoding for grouped-query attention over a static bf16 cache with per-sequence lengths.
 
-Hand-written seed for a task the rule proposer does not translate (masked, grouped heads).
-Block (x = one (batch, KV head), y = one range of BLOCK cache positions) reads each key and
-value row once for all ``group`` query heads that share it, in three phases: scores (a
-thread per position, its K row in registers, q from shared memory); softmax statistics per
-query head (a warp per head, over shared memory); weighted values (threads split positions
-and head_dim, several rows in flight each). With several ranges, the last block of a
-(batch, KV head) to finish merges the ranges' (max, sum, values) states: no second launch.
-At decode sizes the time is the chain of memory round trips, so every load is issued
-unconditionally and masked afterwards: the lengths first (no kernel writes them), then every
-K and V row of the range below the length, before ``griddepcontrol.wait``; q after it. Under
-programmatic dependent launch (the engine's fused step) the kernel before may still be
-appending the newest position (length - 1), so that row is read again after the wait;
-launched plainly, the wait returns at once. The number of ranges depends only on the shapes,
-never on ``cache_len``, so one CUDA graph serves every decode step; a range past a sequence's
-length contributes nothing. ``prefetch_next`` (an engine's hint) names bytes the next kernel
-reads, prefetched into L2 as this one drains.
+Hand-written seed for a task the rule proposer does not translate (masked, grouped heads). Two
+paths, chosen by ``CLUSTER`` (a PARAM, so the search and scripts/decode_step_sweep.py compare them):
+
+CLUSTER 0, the split kernel. Block (x = one (batch, KV head), y = one range of BLOCK cache
+positions) reads each key and value row once for all ``group`` query heads that share it, in
+three phases: scores (a thread per position, its K row in registers, q from shared memory);
+softmax statistics per query head (a warp per head, over shared memory); weighted values
+(threads split positions and head_dim, several rows in flight each). With several ranges, the
+last block of a (batch, KV head) to finish (an atomic counter after a fence; it resets the
+counter) merges the ranges' (max, sum, values) states through global memory.
+
+CLUSTER 1, 2, 4, 8 (default 8), the cluster kernel. The CLUSTER blocks of a thread-block cluster
+(sm_90; compile-time ``__cluster_dims__``) split one (batch, KV head)'s cache into CLUSTER equal
+ranges; head_dim / 8 lanes per position, each holding one 16-byte piece of its K and V rows
+(KP positions a lane, all loaded before any is used); q in registers, pre-scaled by
+scale * log2(e) for exp2; dot products and the (max, sum, values) states merged by warp
+shuffles; the warps through shared memory (one barrier); the blocks through distributed
+shared memory (each block merges its slice of the outputs from every rank's state). It serves
+head_dim a multiple of 8 with 16-byte aligned tensors, and caches a block covers in at most
+CHUNKS chunks of KP passes (each chunk one more round trip: 2048 positions for head_dim 64, 1024
+for 128 at the defaults); the split kernel serves the rest (long caches: its many blocks keep
+more bytes in flight).
+
+Latency model: Llama-3.2-1B decode (batch 1, 32 heads over 8 KV heads, head_dim 64, a 768-position
+cache, length 640), one call. Round trips to global memory in one dependent chain, ~0.6-1 us each
+(DRAM or L2; a fence or an atomic is one too); a block barrier ~0.05 us; a cluster barrier ~0.2 us;
+a distributed-shared-memory round trip ~0.15 us.
+
+                                  split kernel (CLUSTER 0, BLOCK 128)    cluster kernel (CLUSTER 8, BLOCK 256, KP 4)
+    launches                      1                                      1
+    grid (132 SMs)                8 x 6 = 48 blocks of 128 threads       8 clusters x 8 = 64 blocks of 256 threads
+    global round trips, chained   7: lengths -> K/V rows (their          1: lengths, K/V, q together (under PDL 2:
+                                  addresses need the length; q with       lengths and K/V before the wait, q and the
+                                  them) -> fence -> atomic -> merge      newest row after it)
+                                  (max, sum) -> merge values x 2
+    block barriers                7                                      1
+    cluster barriers              0                                      2 (the exit one only delays the exit)
+    DSMEM round trips             0                                      1
+    shared-memory phases          q, scores, softmax, values, sums       warp states -> block state
+    work a thread, in registers   64 LDS + 256 FMA (scores), softmax     4 x 4 dots of 8 FMA + 48 SHFL, 20 exp2,
+                                  over shared memory, 16 x 32 FMA        128 FMA (values), 80 SHFL (warp merge)
+    estimated chain               ~6 us                                  ~2 us
+
+The step profile's 11.4 us a call (H200) also holds the launch and the gap before the next
+kernel, which neither path changes. At decode sizes the time is the chain, not the bytes (1.3 MB
+a call at length 640: 0.3 us at 4 TB/s). Every load is
+issued unconditionally and masked afterwards (a load under a branch waits for the one before
+it). Under programmatic dependent launch (the engine's fused step) the kernel before may still
+be appending the newest position (length - 1), so everything it writes (q, that row) is read
+after ``griddepcontrol.wait`` through L2 (``ld.global.cg``: never a line cached in L1 before
+the wait); launched plainly, the wait returns at once. The number of ranges depends only on
+the shapes, never on ``cache_len``, so one CUDA graph serves every decode step; a range past a
+sequence's length contributes nothing. ``prefetch_next`` (an engine's hint) names bytes the
+next kernel reads, prefetched into L2 as this one drains.
 """
 # TASK: kernels/tasks/decode/attention_decode_gqa_bf16.py
 
@@ -32,6 +70,12 @@ SOURCE = r'''
 #endif
 #ifndef VEC
 #define VEC 8
+#endif
+#ifndef CLUSTER
+#define CLUSTER 8
+#endif
+#ifndef GQA_KERNELS  // which kernels get bodies: 1 the split ones, 2 the cluster ones, 3 both (the host
+#define GQA_KERNELS 3  // compiles one module of each, so a module is shared by the settings it does not read)
 #endif
 #ifndef MAXD
 #define MAXD 128
@@ -79,6 +123,16 @@ template <int W> __device__ __forceinline__ Raw<W> ld_raw(const unsigned short* 
     else if constexpr (W == 2) r.w = __ldg(reinterpret_cast<const unsigned int*>(p));
     else if constexpr (W == 4) r.w = __ldg(reinterpret_cast<const uint2*>(p));
     else r.w = __ldg(reinterpret_cast<const uint4*>(p));
+    return r;
+}
+// The same from L2 (ld.global.cg): what the kernel before wrote (q, the newest cache row) is read
+// after griddepcontrol.wait this way, never from a line the read-only path cached before it.
+template <int W> __device__ __forceinline__ Raw<W> ld_raw_l2(const unsigned short* __restrict__ p) {
+    Raw<W> r;
+    if constexpr (W == 1) r.w = __ldcg(p);
+    else if constexpr (W == 2) r.w = __ldcg(reinterpret_cast<const unsigned int*>(p));
+    else if constexpr (W == 4) r.w = __ldcg(reinterpret_cast<const uint2*>(p));
+    else r.w = __ldcg(reinterpret_cast<const uint4*>(p));
     return r;
 }
 template <int W> __device__ __forceinline__ void unpack(const Raw<W>& r, float* f) {
@@ -207,7 +261,7 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
     #pragma unroll
     for (int j = 0; j < QN; ++j) {  // all of q's loads in flight at once
         const int i = j * BLOCK + tid;
-        qv[j] = bf_lo(__ldg(qb + (i < G * D ? i : 0)));
+        qv[j] = bf_lo(__ldcg(qb + (i < G * D ? i : 0)));
     }
     // The newest position (len - 1) may have been appended by the kernel before, after the
     // loads above were issued: its K and V pieces are read again, now that it is complete.
@@ -218,12 +272,12 @@ __device__ __forceinline__ void gqa_body(GqaShared<GG>& sh, const unsigned short
             if (j * BLOCK + tid == newest) {
                 #pragma unroll
                 for (int i = 0; i < MAXD / W; ++i)
-                    kr[j][i] = ld_raw<W>(kb + newest * D + (i * W < D ? i * W : 0));
+                    kr[j][i] = ld_raw_l2<W>(kb + newest * D + (i * W < D ? i * W : 0));
             }
         if (vlane) {
             #pragma unroll
             for (int u = 0; u < VR; ++u)
-                if (pl + u * PL == newest) vr[u] = ld_raw<W>(vb + newest * D + (tid % DCE) * W);
+                if (pl + u * PL == newest) vr[u] = ld_raw_l2<W>(vb + newest * D + (tid % DCE) * W);
         }
     }
     const int n = (int)(k0 < len ? (len - k0 < CHUNK ? len - k0 : CHUNK) : 0);  // positions in this range
@@ -450,8 +504,10 @@ gqa_decode_g1(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<1>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -461,8 +517,10 @@ gqa_decode_g2(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<2>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -472,8 +530,10 @@ gqa_decode_g4(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<4>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(BLOCK)
@@ -483,11 +543,397 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
               int kv_heads, int G, long long L, int D, int vec, const unsigned short* __restrict__ pf0,
               long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
+#if GQA_KERNELS & 1
     gqa_entry<8>(q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, vec, pf0, pf0_bytes, pf1,
                  pf1_bytes);
+#endif
+}
+// ==== CLUSTER >= 1: one block per (batch, KV head, range), the ranges merged in the cluster =====
+// CLUSTER blocks (a thread-block cluster on sm_90; 1: one block per KV head, anywhere) split the
+// cache of one (batch, KV head) into CLUSTER equal ranges. Thread layout: TPP lanes per cache
+// position (TPP = D / 8 rounded up to a power of two: 8 for head_dim 64), one 16-byte piece of
+// the K row and of the V row each; a pass covers BLOCK / TPP positions, a chunk KP passes, all
+// held in registers. The G query heads of the KV head share every K/V piece; q is this
+// thread's piece of each head, in registers, pre-scaled by softmax scale * log2(e) (exp2).
+// Per chunk: dot pieces (FMA) -> xor shuffles over the TPP lanes -> running (max, sum, values)
+// per thread, in registers. Then the warp's position lanes (shuffles), the block's warps (one
+// __syncthreads, shared memory), the cluster's blocks (distributed shared memory: each block
+// merges a slice of the outputs from every rank's state, one DSMEM round trip).
+#ifndef KP
+#define KP 4
+#endif
+#define GQA_CL (CLUSTER > 0 ? CLUSTER : 1)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && CLUSTER > 1
+#define RULES_CLUSTER_ATTR __cluster_dims__(CLUSTER, 1, 1)
+#define GQA_CLUSTER_HW 1
+#else
+#define RULES_CLUSTER_ATTR
+#define GQA_CLUSTER_HW 0
+#endif
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)  // the CPU emulator: each block's own buffer
+#define GQA_DYN_SMEM(name) float* const name = (float*)rules_emu_dyn_smem()
+#else
+#define GQA_DYN_SMEM(name) extern __shared__ __align__(16) float gqa_dyn_smem_[]; float* const name = gqa_dyn_smem_
+#endif
+
+// 16 bytes through the read-only path (cache rows no kernel writes while this one runs) ...
+__device__ __forceinline__ uint4 ld16(const unsigned short* p) {
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    rules_emu_check_align(p, 16);
+#endif
+    return __ldg(reinterpret_cast<const uint4*>(p));
+}
+// ... and from L2 (what the kernel before wrote: q, the newest row; never a stale L1 line)
+__device__ __forceinline__ uint4 ld16_l2(const unsigned short* p) {
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    rules_emu_check_align(p, 16);
+#endif
+    return __ldcg(reinterpret_cast<const uint4*>(p));
+}
+__device__ __forceinline__ void unpack8(const uint4 w, float* f) {
+    f[0] = bf_lo(w.x); f[1] = bf_hi(w.x); f[2] = bf_lo(w.y); f[3] = bf_hi(w.y);
+    f[4] = bf_lo(w.z); f[5] = bf_hi(w.z); f[6] = bf_lo(w.w); f[7] = bf_hi(w.w);
+}
+__device__ __forceinline__ float gqa_exp2(float x) {  // exp2(-inf) = 0
+#if defined(__CUDA_ARCH__)
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#else
+    return exp2f(x);
+#endif
+}
+// Cluster barrier, split: arrive (release: this thread's shared-memory writes visible to the
+// cluster), wait (acquire). Every thread of every block of the cluster takes part.
+__device__ __forceinline__ void gqa_cluster_arrive() {
+#if GQA_CLUSTER_HW
+    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+#elif !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    if (GQA_CL > 1) rules_emu_cluster_arrive();
+#endif
+}
+__device__ __forceinline__ void gqa_cluster_wait() {
+#if GQA_CLUSTER_HW
+    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#elif !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    if (GQA_CL > 1) rules_emu_cluster_wait(); else __syncthreads();
+#else
+    __syncthreads();
+#endif
+}
+// The same shared-memory location in the block of cluster rank r (a generic pointer).
+__device__ __forceinline__ const float* gqa_map_rank(const float* p, unsigned r) {
+#if GQA_CLUSTER_HW
+    unsigned long long out;
+    asm volatile("mapa.u64 %0, %1, %2;" : "=l"(out) : "l"(p), "r"(r));
+    return reinterpret_cast<const float*>(out);
+#elif !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+    return GQA_CL > 1 ? reinterpret_cast<const float*>(rules_emu_map_rank(p, r)) : p;
+#else
+    (void)r;
+    return p;
+#endif
+}
+
+// One chunk (KP passes) of this thread's positions into its running state (m, l, acc) per head.
+// Positions at or past e1 (past the sequence's length or the block's range) are masked: their
+// score is -inf and their V piece is never used (it may be unwritten: not even 0 * NaN).
+template <int GG>
+__device__ __forceinline__ void gqa_chunk(const float (&qf)[GG][8], const uint4 (&kr)[KP], const uint4 (&vr)[KP],
+                                          long long cb, long long e1, int pp, int pg, int tpp, float (&m)[GG],
+                                          float (&l)[GG], float (&acc)[GG][8])
+{
+    float s[KP][GG];
+    #pragma unroll
+    for (int j = 0; j < KP; ++j) {
+        float kf[8];
+        unpack8(kr[j], kf);
+        #pragma unroll
+        for (int g = 0; g < GG; ++g) {
+            float d = 0.0f;
+            #pragma unroll
+            for (int e = 0; e < 8; ++e) d = fmaf(qf[g][e], kf[e], d);
+            s[j][g] = d;
+        }
+    }
+    #pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {  // the whole dot: the TPP lanes of a position (aligned groups)
+        if (o < tpp) {
+            #pragma unroll
+            for (int j = 0; j < KP; ++j)
+                #pragma unroll
+                for (int g = 0; g < GG; ++g) s[j][g] += __shfl_xor_sync(0xffffffffu, s[j][g], o);
+        }
+    }
+    bool valid[KP];
+    #pragma unroll
+    for (int j = 0; j < KP; ++j) valid[j] = cb + (long long)(j * pp + pg) < e1;
+    #pragma unroll
+    for (int g = 0; g < GG; ++g) {
+        float cm = NEG_INF;
+        #pragma unroll
+        for (int j = 0; j < KP; ++j) {
+            s[j][g] = valid[j] ? s[j][g] : NEG_INF;
+            cm = fmaxf(cm, s[j][g]);
+        }
+        const float mn = fmaxf(m[g], cm);
+        const float ms = mn == NEG_INF ? 0.0f : mn;    // nothing attended yet: every weight is 0
+        const float alpha = gqa_exp2(m[g] - ms);
+        m[g] = mn;
+        l[g] *= alpha;
+        #pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] *= alpha;
+        #pragma unroll
+        for (int j = 0; j < KP; ++j) {
+            s[j][g] = gqa_exp2(s[j][g] - ms);
+            l[g] += s[j][g];
+        }
+    }
+    #pragma unroll
+    for (int j = 0; j < KP; ++j) {
+        if (valid[j]) {
+            float vf[8];
+            unpack8(vr[j], vf);
+            #pragma unroll
+            for (int g = 0; g < GG; ++g)
+                #pragma unroll
+                for (int e = 0; e < 8; ++e) acc[g][e] = fmaf(s[j][g], vf[e], acc[g][e]);
+        }
+    }
+}
+
+// GG: the group size rounded up to a power of two (heads past G compute on head 0's q, unused).
+// Requires D % 8 == 0, D <= 128 and 16-byte aligned q, k, v (the host falls back otherwise).
+// Shared memory (floats): the warps' states acc [NWARP][GG][D], m [NWARP][GG], l [NWARP][GG];
+// then the block's state acc [GG][D], m [GG], l [GG] (what the cluster reads).
+template <int GG>
+__device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restrict__ q,
+                                                 const unsigned short* __restrict__ k,
+                                                 const unsigned short* __restrict__ v,
+                                                 const long long* __restrict__ lens, unsigned short* __restrict__ out,
+                                                 float qscale, int kv_heads, int G, long long L, int D,
+                                                 const unsigned short* __restrict__ pf0, long long pf0_bytes,
+                                                 const unsigned short* __restrict__ pf1, long long pf1_bytes)
+{
+    constexpr int NWARP = BLOCK / 32;
+    GQA_DYN_SMEM(sm);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const unsigned rank = GQA_CL > 1 ? (unsigned)(blockIdx.x % GQA_CL) : 0u;
+    const long long bkv = blockIdx.x / GQA_CL;           // batch * kv_heads + kv head
+    const int DC = D >> 3;                                 // 16-byte pieces of a row
+    int tpp = 1;
+    while (tpp < DC) tpp <<= 1;                            // lanes per position
+    const int pp = BLOCK / tpp, pg = tid / tpp, c = tid & (tpp - 1);
+    const int cc = c < DC ? c : 0;                         // lanes past the row read piece 0 (q is 0 there)
+    const long long span = (L + GQA_CL - 1) / GQA_CL;
+    const long long r0 = (long long)rank * span;
+    const long long r1 = r0 + span < L ? r0 + span : L;    // this block's positions [r0, r1), maybe none
+    const unsigned short* __restrict__ kb = k + bkv * L * D + cc * 8;
+    const unsigned short* __restrict__ vb = v + bkv * L * D + cc * 8;
+    // One round trip: the length (no kernel writes it) and the first chunk's K and V pieces,
+    // all issued before anything waits (rows are not skipped by length here, so no load waits
+    // for the length; the range's rows past it are masked), and before griddepcontrol.wait.
+    const long long len0 = __ldg(lens + bkv / kv_heads);
+    uint4 kr[KP], vr[KP];
+    #pragma unroll
+    for (int j = 0; j < KP; ++j) {
+        const long long t = r0 + j * pp + pg;
+        const long long row = t < r1 ? t : 0;
+        kr[j] = ld16(kb + row * D);
+        vr[j] = ld16(vb + row * D);
+    }
+    pdl_wait();                  // q and the newest cache row are the kernel before's output
+    pdl_launch_dependents();
+    const long long len = len0 < L ? len0 : L;
+    const long long e1 = r1 < len ? r1 : len;              // attended: [r0, e1)
+    float qf[GG][8];
+    #pragma unroll
+    for (int g = 0; g < GG; ++g) {
+        const int gi = g < G ? g : 0;
+        unpack8(ld16_l2(q + (bkv * G + gi) * D + cc * 8), qf[g]);
+        #pragma unroll
+        for (int e = 0; e < 8; ++e) qf[g][e] = c < DC ? qf[g][e] * qscale : 0.0f;
+    }
+    // The newest position (len - 1) may have been appended by the kernel before after the loads
+    // above were issued: read again (from L2), now that it is complete.
+    const long long newest = len - 1;
+    #pragma unroll
+    for (int j = 0; j < KP; ++j) {
+        if (r0 + j * pp + pg == newest) {
+            kr[j] = ld16_l2(kb + newest * D);
+            vr[j] = ld16_l2(vb + newest * D);
+        }
+    }
+    float m[GG], l[GG], acc[GG][8];
+    #pragma unroll
+    for (int g = 0; g < GG; ++g) {
+        m[g] = NEG_INF;
+        l[g] = 0.0f;
+        #pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] = 0.0f;
+    }
+    gqa_chunk<GG>(qf, kr, vr, r0, e1, pp, pg, tpp, m, l, acc);
+    // Ranges longer than a chunk (long caches): further chunks, rows past the length not read.
+    const long long CH = (long long)KP * pp;
+    for (long long cb = r0 + CH; cb < e1; cb += CH) {
+        #pragma unroll
+        for (int j = 0; j < KP; ++j) {
+            const long long t = cb + j * pp + pg;
+            const long long row = t < e1 ? t : r0;
+            kr[j] = ld16_l2(kb + row * D);
+            vr[j] = ld16_l2(vb + row * D);
+        }
+        gqa_chunk<GG>(qf, kr, vr, cb, e1, pp, pg, tpp, m, l, acc);
+    }
+    // The warp's position lanes (xor tpp .. 16): the max first, then the rescaled sums.
+    #pragma unroll
+    for (int g = 0; g < GG; ++g) {
+        float M = m[g];
+        #pragma unroll
+        for (int o = 1; o < 32; o <<= 1)
+            if (o >= tpp) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        const float f = gqa_exp2(m[g] - (M == NEG_INF ? 0.0f : M));
+        m[g] = M;
+        l[g] *= f;
+        #pragma unroll
+        for (int e = 0; e < 8; ++e) acc[g][e] *= f;
+        #pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            if (o >= tpp) {
+                l[g] += __shfl_xor_sync(0xffffffffu, l[g], o);
+                #pragma unroll
+                for (int e = 0; e < 8; ++e) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+            }
+        }
+    }
+    float* const ws_acc = sm;                          // [NWARP][GG][D]
+    float* const ws_m = ws_acc + NWARP * GG * D;       // [NWARP][GG]
+    float* const ws_l = ws_m + NWARP * GG;             // [NWARP][GG]
+    float* const bs = ws_l + NWARP * GG;               // acc [GG][D], then m [GG], l [GG]
+    if (lane < tpp && c < DC) {
+        #pragma unroll
+        for (int g = 0; g < GG; ++g) {
+            float4* w = reinterpret_cast<float4*>(ws_acc + (warp * GG + g) * D + c * 8);
+            w[0] = make_float4(acc[g][0], acc[g][1], acc[g][2], acc[g][3]);
+            w[1] = make_float4(acc[g][4], acc[g][5], acc[g][6], acc[g][7]);
+        }
+    }
+    if (lane == 0) {
+        #pragma unroll
+        for (int g = 0; g < GG; ++g) { ws_m[warp * GG + g] = m[g]; ws_l[warp * GG + g] = l[g]; }
+    }
+    __syncthreads();
+    // The block's warps: thread per (head, element).
+    for (int i = tid; i < G * D; i += BLOCK) {
+        const int g = i / D, d = i - g * D;
+        float M = NEG_INF;
+        #pragma unroll
+        for (int w = 0; w < NWARP; ++w) M = fmaxf(M, ws_m[w * GG + g]);
+        const float Ms = M == NEG_INF ? 0.0f : M;
+        float S = 0.0f, A = 0.0f;
+        #pragma unroll
+        for (int w = 0; w < NWARP; ++w) {
+            const float f = gqa_exp2(ws_m[w * GG + g] - Ms);
+            S = fmaf(f, ws_l[w * GG + g], S);
+            A = fmaf(f, ws_acc[(w * GG + g) * D + d], A);
+        }
+        bs[g * D + d] = A;
+        if (d == 0) { bs[GG * D + g] = M; bs[GG * D + GG + g] = S; }
+    }
+    gqa_cluster_arrive();
+    gqa_cluster_wait();
+    // The cluster's ranges: block `rank` writes outputs [lo, hi) of the G * D; GQA_CL lanes per
+    // output, lane `src` reading rank src's block state (all three loads in one round trip).
+    {
+        const int n = G * D, S = (n + GQA_CL - 1) / GQA_CL;
+        const int lo = (int)rank * S, hi = lo + S < n ? lo + S : n;
+        const int src = tid % GQA_CL, o = tid / GQA_CL;
+        constexpr int OPP = BLOCK / GQA_CL;
+        const float* rb = gqa_map_rank(bs, (unsigned)src);
+        for (int base = lo; base < lo + S; base += OPP) {  // the same trip count in every thread
+            const int i = base + o;
+            const bool ok = i < hi;
+            const int ii = ok ? i : 0;
+            const int g = ii / D, d = ii - g * D;
+            const float mr = rb[GG * D + g], lr = rb[GG * D + GG + g], ar = rb[g * D + d];
+            float M = mr;
+            #pragma unroll
+            for (int x = 1; x < GQA_CL; x <<= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, x));
+            const float f = gqa_exp2(mr - (M == NEG_INF ? 0.0f : M));
+            float Ssum = lr * f, A = ar * f;
+            #pragma unroll
+            for (int x = 1; x < GQA_CL; x <<= 1) {
+                Ssum += __shfl_xor_sync(0xffffffffu, Ssum, x);
+                A += __shfl_xor_sync(0xffffffffu, A, x);
+            }
+            if (ok && src == 0) out[(bkv * G + g) * D + d] = to_bf(A / Ssum);
+        }
+    }
+    {   // the next kernel's bytes into L2 while this one drains (hints; 0 bytes: none)
+        const long long tw = (long long)gridDim.x * NWARP;
+        const long long gw = (long long)blockIdx.x * NWARP + warp;
+        prefetch_share(pf0, pf0_bytes, gw, tw, lane);
+        prefetch_share(pf1, pf1_bytes, gw, tw, lane);
+    }
+    if (GQA_CL > 1) {  // no block leaves while another may still read its state
+        gqa_cluster_arrive();
+        gqa_cluster_wait();
+    }
+}
+
+// One kernel per group size, as above. RULES_CLUSTER_ATTR: __cluster_dims__(CLUSTER, 1, 1) on
+// sm_90 (compile-time: a plain launch works); the CPU emulator reads the cluster size from it.
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_g1(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+               unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
+               const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
+               long long pf1_bytes)
+{
+#if GQA_KERNELS & 2
+    gqa_cluster_body<1>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
+}
+
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_g2(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+               unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
+               const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
+               long long pf1_bytes)
+{
+#if GQA_KERNELS & 2
+    gqa_cluster_body<2>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
+}
+
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+               unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
+               const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
+               long long pf1_bytes)
+{
+#if GQA_KERNELS & 2
+    gqa_cluster_body<4>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
+}
+
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+               unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
+               const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
+               long long pf1_bytes)
+{
+#if GQA_KERNELS & 2
+    gqa_cluster_body<8>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+#endif
 }
 '''
-PARAMS = {"BLOCK": [64, 128], "VEC": [2, 4, 8]}
+PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8], "KP": [2, 4, 8],
+          "CHUNKS": [1, 2, 4, 16]}
+LOG2E = 1.4426950408889634
 
 
 def _hints(ranges, like):
@@ -505,15 +951,44 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, BLOCK: int = 128, VEC: int = 8):  # 128: measured faster on the H200 (step sweep)
+    def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 4, CHUNKS: int = 2):
+        # CLUSTER 0: the split kernel with the last-block merge (BLOCK positions a range; 128 was
+        # measured best for it); 1, 2, 4, 8: the one-kernel cluster path (BLOCK threads, KP passes
+        # of BLOCK / (head_dim / 8) positions in registers: a chunk), which serves 16-byte aligned
+        # heads whose head_dim is a multiple of 8 and caches a block covers in at most CHUNKS
+        # chunks (each a round trip of its own: 2048 positions for head_dim 64 at the defaults);
+        # other calls take the split kernel, whose many blocks keep more bytes in flight.
         super().__init__()
         KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
-        self.block, self.chunk, self.vec = BLOCK, BLOCK * KEYS, VEC
+        self.block, self.chunk, self.vec, self.cluster = BLOCK, BLOCK * KEYS, VEC, CLUSTER
+        self.kp, self.max_chunks = KP, CHUNKS
         self.maxd, self.maxg = 128, 8
-        self.module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC, "MAXD": self.maxd})
+        # two modules, each with the bodies of one family (the split kernels take most of the
+        # compile time): one split module serves every CLUSTER and KP at this BLOCK and VEC
+        self.split_module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC,
+                                                            "MAXD": self.maxd, "GQA_KERNELS": 1})
+        self.module = self.split_module if CLUSTER < 1 else compile_module(
+            SOURCE, defines={"BLOCK": BLOCK, "MAXD": self.maxd, "CLUSTER": CLUSTER, "KP": KP, "GQA_KERNELS": 2})
         # Arrival counters of the last-block merge, one per (batch, KV head); the merging
         # block resets its own, so they are zero between calls (and between graph replays).
         self.counters = None
+        self.clusters_ok = {}  # device -> thread-block clusters available (sm_90+)
+
+    def _cluster_path(self, q, k_cache, v_cache):
+        """Whether this call takes the cluster kernel (else the split kernel)."""
+        device, d, max_len = q.device, q.shape[-1], k_cache.shape[2]
+        if self.cluster < 1 or d % 8 or any(t.data_ptr() % 16 for t in (q, k_cache, v_cache)):
+            return False
+        lanes = 1 << (d // 8 - 1).bit_length()          # lanes per position (a power of two)
+        chunk = self.kp * (self.block // lanes)          # positions a block takes per round trip
+        span = -(-max_len // self.cluster)               # positions of a block
+        if -(-span // chunk) > self.max_chunks:
+            return False
+        if self.cluster == 1 or device.type != "cuda":
+            return True
+        if device not in self.clusters_ok:
+            self.clusters_ok[device] = torch.cuda.get_device_properties(device).major >= 9
+        return self.clusters_ok[device]
 
     def forward(self, q, k_cache, v_cache, cache_len):
         b, h, d = q.shape
@@ -526,13 +1001,20 @@ class ModelNew(nn.Module):
         out = torch.empty_like(q)
         if out.numel() == 0 or max_len == 0:
             return out
+        gg = 1 << (group - 1).bit_length()
+        if self._cluster_path(q, k_cache, v_cache):
+            nw = self.block // 32
+            smem = 4 * (nw * gg * d + 2 * nw * gg + gg * d + 2 * gg)  # the warps' states, the block's
+            pdl_launch(self.module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * self.cluster,), block=(self.block,),
+                       args=(q, k_cache, v_cache, cache_len, out, d ** -0.5 * LOG2E, kv_heads, group, max_len, d)
+                       + _hints(self.prefetch_next, q), shared_mem=smem)
+            return out
         splits = -(-max_len // self.chunk)  # from the shapes alone: graph-safe
         if self.counters is None or self.counters.numel() < b * kv_heads or self.counters.device != q.device:
             self.counters = torch.zeros(b * kv_heads, dtype=torch.int32, device=q.device)
         vec = int(d % self.vec == 0 and all(t.data_ptr() % (2 * self.vec) == 0 for t in (q, k_cache, v_cache)))
         part = torch.empty(b * h * splits * (d + 2) if splits > 1 else 1, dtype=torch.float32, device=q.device)
-        kernel = f"gqa_decode_g{1 << (group - 1).bit_length()}"
-        pdl_launch(self.module, kernel, grid=(b * kv_heads, splits), block=(self.block,),
+        pdl_launch(self.split_module, f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
                    args=(q, k_cache, v_cache, cache_len, out, part, self.counters, d ** -0.5, kv_heads, group,
                          max_len, d, vec) + _hints(self.prefetch_next, q))
         return out

@@ -3,7 +3,8 @@
 * with every fused slot unbound it computes exactly what the op-by-op engine computes
   (Llama, Qwen with q/k/v biases, Granite with its multipliers), writing the same caches;
 * with the decode seeds bound (run on the CPU emulator), its logits stay within bf16
-  tolerance of the PyTorch path and the kernels read the engine's own weights and caches;
+  tolerance of the PyTorch path and the kernels read the engine's own weights and caches; the
+  attention seed too, both of its paths (split kernel, thread-block cluster);
 * the probes of the fused slots at the engine's dims;
 * the bench's fused modes and the CLI's choices.
 """
@@ -129,6 +130,36 @@ def test_fused_path_with_emulated_seeds_matches_pytorch(name: str, emulated_seed
     for la, lb in zip(ref_model.layers, model.layers):
         ka, kb = la.attention.kv_cache.k_cache[:, :, :written], lb.attention.kv_cache.k_cache[:, :, :written]
         assert compare_outputs(kb, ka, tol).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", [{"CLUSTER": 0, "BLOCK": 64}, {"CLUSTER": 8, "BLOCK": 64, "KP": 2},
+                                       {"CLUSTER": 2, "BLOCK": 128, "KP": 4}], ids=["split", "cluster8", "cluster2"])
+def test_fused_path_with_the_emulated_attention_seed_bound(attention: dict, emulated_seeds) -> None:
+    """The attention seed (both of its paths) in the step, after the kernel that appends the newest
+    K/V row: a whole (tiny) Llama and Qwen (q/k/v biases) decode."""
+    import cuda_emu  # on the path: the emulated_seeds fixture put it there
+
+    spec = importlib.util.spec_from_file_location("emu_attention_seed", ROOT / "kernels" / "seeds" /
+                                                  "attention_decode_gqa_bf16.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tol = tolerances_for("bfloat16")
+    for name in ("llama", "qwen"):
+        cfg = CONFIGS[name]
+        bindings = {slot: SlotBinding(slot, model_new=cls, params=dict(EMU_PARAMS)) for slot, cls in emulated_seeds.items()}
+        bindings["attention_decode"] = SlotBinding("attention_decode", model_new=module.ModelNew, params=dict(attention))
+        prompt = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(12))
+        ref_model, model = _model(cfg, max_seq=40), _model(cfg, slots=Slots(bindings), max_seq=40)
+        ref = generate(ref_model, prompt, 4, step=eager_step(ref_model), keep_logits=True)
+        cuda_emu.LAUNCHED.clear()
+        out = generate(model, prompt, 4, step=fused_step(model), keep_logits=True)
+        family = "gqa_decode_g" if attention["CLUSTER"] == 0 else "gqa_cluster_g"
+        assert {k for k in cuda_emu.LAUNCHED if k.startswith("gqa_")} == {f"{family}2"}, cuda_emu.LAUNCHED
+        for step, (a, b) in enumerate(zip(ref.logits, out.logits)):
+            verdict = compare_outputs(b, a, tol)
+            assert verdict.ok, f"{name} step {step}: {verdict.reason}"
+        assert torch.equal(ref.tokens[:, :2], out.tokens[:, :2])
 
 
 @pytest.mark.parametrize("slot", FUSED_SLOTS)

@@ -33,7 +33,7 @@ def _params(proposal) -> dict:  # noqa: ANN001
     if proposal.variant == "attention/split":
         params["WAVES"] = 64  # a larger cap, so that the emulated grid really splits the keys
     if proposal.variant == "seed/attention_decode_gqa_bf16":
-        pass  # 128-position ranges (BLOCK 128): several per sequence, so the last-block merge runs
+        pass  # the default, the cluster path, at 128 threads: 8 ranges a KV head merged in the cluster
     return params
 
 
@@ -77,15 +77,16 @@ def test_candidate_matches_reference_on_cpu_emulator(name: str, emulated) -> Non
 
 @pytest.mark.parametrize("block", [32, 64], ids=["merge_without_cached_weights", "merge_with_cached_weights"])
 def test_gqa_seed_merge_paths_on_cpu_emulator(block: int) -> None:
-    """The hand-written GQA seed's last-block merge, both ways: with 32-position ranges the
-    1037-position shape has more ranges than a block caches weights for (the fallback)."""
+    """The hand-written GQA seed's split kernel (CLUSTER 0) and its last-block merge, both ways:
+    with 32-position ranges the 1037-position shape has more ranges than a block caches weights
+    for (the fallback). Its cluster path: tests/unit/test_attention_decode_seed.py."""
     from evolution.proposers.seeds import seed_dir
 
     reason = cuda_emu.compiler_missing()
     if reason:
         pytest.skip(reason)
     spec = (SUITE / "decode/attention_decode_gqa_bf16.py", seed_dir() / "attention_decode_gqa_bf16.py",
-            {"BLOCK": block}, 3_000_000)
+            {"BLOCK": block, "CLUSTER": 0}, 3_000_000)
     (report,) = cuda_emu.run_candidates([spec], workers=1)
     assert report["ok"], report["reason"]
     assert {s["shape"] for s in report["shapes"]} >= {"small", "qwen_like", "mha_odd"}

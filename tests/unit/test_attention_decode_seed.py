@@ -1,0 +1,220 @@
+"""The grouped-query attention seed (kernels/seeds/attention_decode_gqa_bf16.py), both paths:
+the split kernel (CLUSTER 0) and the one-kernel cluster path (CLUSTER 1-8, the default).
+
+* numerics on the CPU emulator (tests/unit/rules/cuda_emu.py) at the cache lengths the engine
+  uses (1, 127, 128, 640 in a 768-position cache; 2047 in 2048: several chunks a block), with
+  every row past a sequence's length NaN (a masked row must not reach the output, not even as
+  0 * NaN), for Llama's head layout, 6 query heads of 128 (the group padded to 8), and
+  head_dim 72 (pieces past the row), across the cluster sizes and chunk depths;
+* for sm_90 through nvcc where it is installed: no spills at the defaults, the cluster
+  attributes and instructions in the PTX, every load of the kernel before's output after the
+  PDL wait and through L2.
+
+The GPU side (plain and PDL graph launches, the newest row written by the kernel before):
+tests/deploy/test_attention_seed_gpu.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "kernels" / "seeds" / "attention_decode_gqa_bf16.py"
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "rules"))
+
+import cuda_emu  # noqa: E402
+
+# A copy of the suite task whose reference attends each sequence's written rows only (so the
+# rows past it can be NaN) at lengths chosen per shape.
+ENGINE_TASK = '''"""Attention decode at the engine's cache lengths; rows past a length are NaN (test copy)."""
+import math
+
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, q, k_cache, v_cache, cache_len):
+        b, h, d = q.shape
+        kvh = k_cache.shape[1]
+        outs = []
+        for i in range(b):
+            n = int(cache_len[i])
+            qf = q[i].float().view(kvh, h // kvh, d)
+            k, v = k_cache[i, :, :n].float(), v_cache[i, :, :n].float()
+            p = torch.softmax(torch.matmul(qf, k.transpose(-1, -2)) / math.sqrt(d), dim=-1)
+            outs.append(torch.matmul(p, v).reshape(h, d))
+        return torch.stack(outs).to(q.dtype)
+
+
+num_heads = 32
+num_kv_heads = 8
+max_len = 768
+head_dim = 64
+lengths = [1, 127, 128, 640]
+
+
+def get_inputs():
+    b = len(lengths)
+    q = torch.randn(b, num_heads, head_dim, dtype=torch.bfloat16)
+    k = torch.randn(b, num_kv_heads, max_len, head_dim, dtype=torch.bfloat16)
+    v = torch.randn(b, num_kv_heads, max_len, head_dim, dtype=torch.bfloat16)
+    for i, n in enumerate(lengths):
+        k[i, :, n:] = float("nan")
+        v[i, :, n:] = float("nan")
+    return [q, k, v, torch.tensor(lengths, dtype=torch.int64)]
+
+
+def get_init_inputs():
+    return []
+
+
+DTYPE = "bfloat16"
+POLICY = "strict"
+INPUT_DISTRIBUTIONS = []
+SHAPES = [
+    {"name": "long", "num_heads": 8, "num_kv_heads": 2, "max_len": 2048, "lengths": [2047, 129]},
+    {"name": "group6_d128", "num_heads": 12, "num_kv_heads": 2, "max_len": 640, "head_dim": 128,
+     "lengths": [640, 3]},
+    {"name": "mha_d72", "num_heads": 5, "num_kv_heads": 5, "max_len": 130, "head_dim": 72, "lengths": [130, 65]},
+]
+'''
+
+# Emulated launch parameters (at most 256 threads: each is a fiber): the default cluster path at
+# the emulator's block size, every cluster size, one to eight passes a chunk, and the split kernel.
+# CHUNKS 1000: every shape on the cluster path (the loop over chunks runs where a block has several);
+# CHUNKS 1: the longer caches go to the split kernel (both kernels in one run).
+EMU_PARAMS = [
+    {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
+    {"CLUSTER": 8, "BLOCK": 256, "KP": 4, "CHUNKS": 1000},
+    {"CLUSTER": 4, "BLOCK": 64, "KP": 2, "CHUNKS": 1000},
+    {"CLUSTER": 2, "BLOCK": 128, "KP": 8, "CHUNKS": 1000},
+    {"CLUSTER": 1, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
+    {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1},
+    {"CLUSTER": 0, "BLOCK": 128},
+]
+
+
+def _source() -> str:
+    return SEED.read_text().split("SOURCE = r'''")[1].split("'''")[0]
+
+
+def test_the_cluster_path_is_the_default_and_the_split_kernel_stays_selectable() -> None:
+    from evolution.proposers.seeds import params_space
+
+    space = params_space(SEED.read_text())
+    assert space["CLUSTER"][0] == 0 and 8 in space["CLUSTER"] and set(space["KP"]) >= {2, 4, 8}
+    text = SEED.read_text()
+    assert "CLUSTER: int = 8" in text and "BLOCK: int = 256" in text and "CHUNKS: int = 2" in text
+    from autotuner.runtime import parse_kernels
+
+    names = set(parse_kernels(_source()))
+    assert {f"gqa_cluster_g{g}" for g in (1, 2, 4, 8)} <= names and {f"gqa_decode_g{g}" for g in (1, 2, 4, 8)} <= names
+    assert cuda_emu.cluster_sizes(_source(), {"CLUSTER": 4}) == {f"gqa_cluster_g{g}": 4 for g in (1, 2, 4, 8)}
+
+
+@pytest.mark.slow
+def test_both_paths_match_the_reference_at_engine_lengths_on_cpu_emulator(tmp_path: Path) -> None:
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    task = tmp_path / "attention_engine_lengths.py"
+    task.write_text(ENGINE_TASK)
+    specs = [(task, SEED, params, 10_000_000) for params in EMU_PARAMS]
+    reports = cuda_emu.run_candidates(specs, workers=4, timeout_s=600)
+    bad = {str(p): r["reason"] for p, r in zip(EMU_PARAMS, reports) if not r["ok"]}
+    assert not bad, bad
+    for params, report in zip(EMU_PARAMS, reports):
+        assert {s["shape"] for s in report["shapes"]} == {"default", "long", "group6_d128", "mha_d72"}, params
+        kernels = report["kernels"]
+        if params["CLUSTER"] == 0:
+            assert kernels and all(k.startswith("gqa_decode_g") for k in kernels), (params, kernels)
+        elif params["CHUNKS"] == 1000:
+            assert kernels and all(k.startswith("gqa_cluster_g") for k in kernels), (params, kernels)
+        else:  # 768 positions: 2 chunks of 64 a block, the split kernel; 130 of head_dim 72: 1 chunk
+            assert any(k.startswith("gqa_decode_g") for k in kernels), (params, kernels)
+            assert "gqa_cluster_g1" in kernels, (params, kernels)
+
+
+@pytest.mark.slow
+def test_the_cluster_path_on_the_suite_task_shapes_on_cpu_emulator() -> None:
+    """The task's own shapes (random lengths, one full sequence and one of length 1)."""
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    from autotuner.tasks import suite_dir
+
+    params = [{"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
+              {"CLUSTER": 2, "BLOCK": 64, "KP": 2, "CHUNKS": 1000}]
+    reports = cuda_emu.run_candidates([(suite_dir() / "decode/attention_decode_gqa_bf16.py", SEED, p, 3_000_000)
+                                       for p in params], workers=2)
+    for p, report in zip(params, reports):
+        assert report["ok"], (p, report["reason"])
+        assert {s["shape"] for s in report["shapes"]} >= {"small", "qwen_like", "mha_odd"}
+        assert all(k.startswith("gqa_cluster_g") for k in report["kernels"])
+
+
+def _nvcc(tmp_path: Path, defines: dict[str, int], *flags: str) -> subprocess.CompletedProcess:
+    cu = tmp_path / "attn.cu"
+    cu.write_text(_source())
+    d = [f"-D{k}={v}" for k, v in {"KEYS": 1, "VEC": 8, "MAXD": 128, **defines}.items()]
+    return subprocess.run(["nvcc", "-arch=sm_90", "-std=c++17", *d, *flags, str(cu)], capture_output=True, text=True)
+
+
+def _usage(log: str) -> dict[str, str]:
+    """kernel -> its ptxas lines (properties, registers), from --resource-usage output."""
+    found: dict[str, str] = {}
+    name = None
+    for line in log.splitlines():
+        if "Function properties for" in line:
+            name = line.rsplit(" ", 1)[-1]
+            found[name] = line
+        elif name and ("spill" in line or "registers" in line):
+            found[name] += " " + line
+    return found
+
+
+@pytest.mark.skipif(not shutil.which("nvcc"), reason="nvcc is not on PATH")
+@pytest.mark.parametrize("defines", [{"BLOCK": 256, "CLUSTER": 8, "KP": 4}, {"BLOCK": 128, "CLUSTER": 8, "KP": 8},
+                                     {"BLOCK": 256, "CLUSTER": 4, "KP": 4}, {"BLOCK": 128, "CLUSTER": 0, "KP": 4}],
+                         ids=lambda d: "-".join(f"{k}{v}" for k, v in d.items()))
+def test_compiles_for_sm90_without_spills_where_engines_run(defines: dict[str, int], tmp_path: Path) -> None:
+    proc = _nvcc(tmp_path, defines, "-cubin", "--resource-usage", "-o", str(tmp_path / "k.cubin"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    usage = _usage(proc.stdout + proc.stderr)
+    family = "gqa_decode_g" if defines["CLUSTER"] == 0 else "gqa_cluster_g"
+    # Llama / Mistral / Qwen groups (1, 2, 4 query heads a KV head): no spills; 8 may spill at KP 8
+    for g in (1, 2, 4):
+        line = usage[f"{family}{g}"]
+        assert " 0 bytes spill stores" in line and " 0 bytes spill loads" in line, line
+    if defines == {"BLOCK": 256, "CLUSTER": 8, "KP": 4}:
+        assert all(" 0 bytes spill stores" in usage[f"gqa_cluster_g{g}"] for g in (1, 2, 4, 8)), usage
+
+
+@pytest.mark.skipif(not shutil.which("nvcc"), reason="nvcc is not on PATH")
+def test_cluster_kernel_ptx_keeps_the_pdl_contract(tmp_path: Path) -> None:
+    proc = _nvcc(tmp_path, {"BLOCK": 256, "CLUSTER": 8, "KP": 4}, "--ptx", "-o", "-")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ptx = proc.stdout
+    body = ptx[ptx.index(".entry gqa_cluster_g4("):]
+    body = body[:body.index("\n}\n")]
+    assert ".explicitcluster" in body and ".reqnctapercluster 8, 1, 1" in body
+    assert body.count("barrier.cluster.arrive.release.aligned;") == 2
+    assert body.count("barrier.cluster.wait.acquire.aligned;") == 2
+    assert "mapa.u64" in body and body.count("bar.sync") == 1  # one block barrier
+    wait = body.index("griddepcontrol.wait;")
+    before, after = body[:wait], body[wait:]
+    # before the wait: the length and the first chunk's K and V pieces (read-only path), no q
+    assert before.count("ld.global.nc.v4.u32") == 2 * 4 and "ld.global.nc.s64" in before
+    assert "ld.global.cg" not in before
+    # after it: nothing through the read-only path (q, the newest row, later chunks: L2)
+    assert "ld.global.nc" not in after and "ld.global.cg.v4.u32" in after
+    assert "griddepcontrol.launch_dependents;" in after
