@@ -163,4 +163,4 @@ def time_graph(
         for j in range(n):
             check(j, outs[j])
     del outs, graph
-    return TimedRun(TimingStats.from_samples(samples), samples)
+    return TimedRun(TimingStats.from_samples(samples, calls_per_sample=n), samples)

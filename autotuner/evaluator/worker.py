@@ -208,7 +208,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             # Tampering first: the unwatched check times and traces with the harness's functions.
             _no_tampering(guard, "timed")
             note = _check_unwatched(session, ctx.kernels_seen, candidate, reference, pool,
-                                    None if task.timing == "graph" else run.stats.median_ms)
+                                    None if task.timing == "graph" else run.stats.min_ms)
             if note:
                 result.warnings.append(note)
             _no_tampering(guard, "captured with nothing watching")

@@ -70,3 +70,13 @@ def test_functional_copies_compute_each_copy_with_its_own_weights() -> None:
     for fn, copy in zip(fns, copies):
         assert torch.equal(fn(x), copy(x))
     assert not torch.equal(fns[0](x), fns[1](x))
+
+
+def test_graph_samples_count_every_call_they_timed() -> None:
+    """A graph replay of 3 copies times 3 calls: 17 replays are 51 calls, which the parent's
+    plausibility check (at least ``timing_calls``) must accept (it refused them as 17 once)."""
+    from autotuner.evaluator.verdict import TimingStats
+
+    stats = TimingStats.from_samples([0.002] * 17, calls_per_sample=3)
+    assert stats.n_calls == 51
+    assert TimingStats.from_samples([0.002] * 17).n_calls == 17
