@@ -103,6 +103,8 @@ def _row(adversarial: bool, cand: rt.Candidate, baselines: bool, static_check: b
         if result.accepted and result.speedup_eager is not None:
             reason += f" ({result.speedup_eager:.2f}x eager"
             reason += f", {result.speedup_compile:.2f}x compile)" if result.speedup_compile else ")"
+        if result.accepted and result.warnings:  # e.g. a skipped unwatched check: the table says so
+            reason += f" [warnings: {'; '.join(w[:120] for w in result.warnings)}]"
     except Exception as exc:  # noqa: BLE001 - one failing row must not end the table
         verdict, stage, reason = "error", "-", f"evaluate raised {type(exc).__name__}: {exc}"
     wall = time.perf_counter() - started

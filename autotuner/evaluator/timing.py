@@ -128,6 +128,30 @@ def time_replays(graph: Any, replays: int, *, per: int = 1, flush: torch.Tensor 
     return samples
 
 
+def _timed_once(fn: Callable[[], Any], flush: torch.Tensor | None) -> float:
+    if flush is not None:
+        flush.zero_()
+        _synchronize()
+    start, end = _Event(enable_timing=True), _Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
+
+
+def time_interleaved(graph: Any, call: Callable[[], Any], rounds: int, *,
+                     flush: torch.Tensor | None = None) -> tuple[list[float], list[float]]:
+    """Device times of ``call()`` and of a replay of ``graph``, taken in turns (``rounds`` of
+    each, an L2 flush before every one): whatever else runs on the GPU meanwhile (another
+    process's time slices) falls on both sides alike, so their fastest figures compare."""
+    plain, replayed = [], []
+    for _ in range(max(1, rounds)):
+        plain.append(_timed_once(call, flush))
+        replayed.append(_timed_once(graph.replay, flush))
+    return plain, replayed
+
+
 def time_graph(
     fns: list[Callable[..., Any]],
     sets: list[list[Any]],

@@ -16,11 +16,13 @@ the integrity pass while the timed calls time PyTorch. So after the timed calls:
    unwatched forward ran rejects the candidate at stage ``integrity``;
 3. the replay must compute the forward's result: the input set is redrawn in place before the
    profiled replay, and the output compared with the reference's on a fresh draw;
-4. the graph is replayed ``REPLAYS`` times, each after an L2 flush as before every timed call,
-   and the fastest timed call must take at least ``MIN_TIMED_TO_REPLAY`` of the fastest
-   replay. Fastest, not median: another process on the GPU (time-sliced contexts) only ever adds
-   time, so the minima of both sides are the uncontended figures, while medians of two small
-   samples taken at different moments can each land in someone else's time slice. That catches a candidate that behaves while captured (it can ask
+4. plain calls of the forward (what the timed calls ran) and replays of the graph are timed
+   in turns, ``REPLAYS`` of each, each after an L2 flush as before every timed call, and the
+   fastest plain call must take at least ``MIN_TIMED_TO_REPLAY`` of the fastest replay. In
+   turns, and the fastest of each: another process on the GPU (time-sliced contexts) only adds
+   time and falls on both sides alike; the timed calls' own figures, taken earlier, could sit
+   in someone else's time slices while the replays did not (measured: a red-team run with
+   other evaluations on the same GPU accepted a cheat that way). That catches a candidate that behaves while captured (it can ask
    ``torch.cuda.is_current_stream_capturing()``) and takes a faster, different path in the
    timed calls. Not for ``TIMING = "graph"`` tasks, whose timed calls are replays already.
 
@@ -53,12 +55,12 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from autotuner.evaluator.timing import CaptureError, capture_graph, time_replays
+from autotuner.evaluator.timing import CaptureError, capture_graph, time_interleaved
 from autotuner.evaluator.verdict import Stage
 from autotuner.evaluator.verify import Rejection, allowed_foreign, kernel_key
 from autotuner.evaluator.watch import trace_kernels
 
-# Timed replays of the captured forward; the fastest is compared with the fastest timed call.
+# Plain calls and replays of the captured forward, timed in turns; the fastest of each compared.
 REPLAYS = 10
 # The fastest timed call may not be under this fraction of the fastest replay. Per-call timing
 # is never faster than a replay of the same kernels: each timed call also pays the host's launch
@@ -102,13 +104,14 @@ def timing_problem(timed_ms: float | None, replay_ms: float | None,
 def check_unwatched(model: Callable[..., Any], inputs: list[Any], refresh: Callable[[], None],
                     output_problem: Callable[[Any], str | None], watched: list[str], timed_ms: float | None,
                     flush: torch.Tensor | None, *, capture: Callable[..., Any] = capture_graph,
-                    trace: Callable[..., Any] = trace_kernels, time: Callable[..., list[float]] = time_replays,
+                    trace: Callable[..., Any] = trace_kernels,
+                    time: Callable[..., tuple[list[float], list[float]]] = time_interleaved,
                     replays: int = REPLAYS) -> str | None:
     """Capture ``model(*inputs)`` in a CUDA graph, replay it watched, and judge (module docstring).
 
     ``refresh()`` redraws ``inputs`` in place; ``output_problem(out)`` says what is wrong with the
     forward's output for the current draw (None: right); ``watched`` are the kernel names of the
-    integrity pass's profiled forward; ``timed_ms`` the fastest timed call (None: no timing
+    integrity pass's profiled forward; ``timed_ms`` the timed calls' figure (None: no timing
     comparison). Raises ``Rejection``; returns a note for ``warnings`` when (part of) the check
     was skipped, None when all of it ran and passed.
     """
@@ -145,9 +148,9 @@ def check_unwatched(model: Callable[..., Any], inputs: list[Any], refresh: Calla
                     f"did not compute the result on replay ({problem[:200]}), so its time was not compared")
         if timed_ms is None:
             return None
-        samples = time(graph, replays, flush=flush)
+        plain, replayed = time(graph, lambda: model(*inputs), replays, flush=flush)
         del outs, graph
-    reason = timing_problem(timed_ms, min(samples))
+    reason = timing_problem(min(plain), min(replayed))
     if reason:
         raise Rejection(Stage.INTEGRITY, reason)
     return None

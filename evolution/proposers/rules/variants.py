@@ -89,12 +89,15 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     # (4 per SM) and are long; last while they fill few waves; absent for short rows.
     # Multi-pass rows past the registers: cached in shared memory across a thread-block
     # cluster (kern_rowcluster), one read and one write per element where the streaming
-    # kernels read twice. Second, after the streaming block kernel: measured on an H200
-    # (2026-11-30, rules_sweep) it was 5-40% slower than that kernel on softmax, log-softmax,
-    # bf16 and wide softmax and LayerNorm (each block copies its slice and only then computes:
-    # loads do not overlap the merge), so the search tries it but does not start from it.
+    # kernels read twice. First for rows split over several blocks (over 64 KB), second after
+    # the streaming block kernel otherwise. Measured on an H200 (2026-12-01, rules_sweep, after
+    # the fast exp and the 16-byte stores): softmax 8192 x 65536 fp32 1.46 ms in 4 blocks of
+    # 256 threads against the block kernel's best 1.65 (torch.compile 1.65); RMSNorm and
+    # LayerNorm 65536 x 8192 (one block a row) 1.19 / 1.25 ms against the block kernel's
+    # 1.14 / 1.14.
     if passes > 1 and d > 32 * per_thread and _fits_cluster(region):
-        opts.insert(min(1, len(opts)), ("cluster", {"mode": "cluster"}))
+        first = _cluster_size(region) > 1
+        opts.insert(0 if first else min(1, len(opts)), ("cluster", {"mode": "cluster"}))
     rows = _row_count(region)
     if rows < 2 * _SMS and d >= 16384:
         opts.insert(0, ("split", {"mode": "split"}))
@@ -133,10 +136,12 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     max_items = max(1, _cache_per_thread(region, vec) // vec)
     mode = choice["mode"]
     if mode == "cluster":
-        # A cluster per row (WAVES 0); BLOCK threads for about 8 vectors per thread of the
-        # block's slice (each copy in flight at once: cp.async, no registers held).
+        # A cluster per row (WAVES 0). BLOCK: measured on an H200 (softmax 65536 fp32, 2026-12-01)
+        # 256 threads beat 512 and 1024 by 15-70% in clusters of 4 and 8 (more blocks resident,
+        # so one block's fill overlaps another's passes); a single block per SM (slices over
+        # 64 KB, or CLUSTER 1 rows) wants 512 (RMSNorm 8192: 1.19 ms against 1.28 at 256).
         cluster = _cluster_size(region)
-        block = _pow2(d / (cluster * vec * 8), 128, 1024)
+        block = 256 if cluster > 1 and _row_bytes(region) <= cluster * _CLUSTER_SLICE else 512
         defines = {"BLOCK": block, "VEC": vec, "CLUSTER": cluster, "WAVES": 0, "OCC": 0, "ITEMS": 1, "HINTS": 1}
         space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "CLUSTER": sorted({1, 2, 4, 8}),
                  "WAVES": [0, 1, 2], "OCC": [0, 50]}
@@ -161,7 +166,11 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     else:
         # Uncapped grids (WAVES 0: a block per row, no grid-stride loop) and at most 512
         # threads per row measured 5-15% faster than 2 capped waves of 1024-thread blocks.
-        block = _pow2(d / (vec * 4), 128, 512)
+        # At least 8 vectors a thread: the compiler unrolls the first pass into that many loads in
+        # flight, which is what keeps a streaming row near the bandwidth (RMSNorm 8192 fp32 on an
+        # H200: 1.14 ms at 256 threads, 94 registers, 90% of copy; 1.56 ms at 512); not under
+        # 256 for rows of 2048+ elements (bf16 RMSNorm 8192: 95% of copy at 256).
+        block = _pow2(d / (vec * 8), 256 if d >= 2048 else 128, 512)
         defines = {"BLOCK": block, "VEC": vec, "ITEMS": 1, "WAVES": 0, "OCC": 0, "HINTS": 1}
         # ITEMS vectors per operand in flight per thread: 4 helped long rows (cross-entropy
         # over 128k classes: -9%) and hurt 8k-element rows (+15-60%, registers): searched.

@@ -111,10 +111,10 @@ class Harness:
             return None, KernelTrace()
         return None, KernelTrace([KernelRecord(n, 9, 1.0) for n in self.replayed], current_stream=7)
 
-    def time(self, graph: Any, replays: int, *, flush: Any = None) -> list[float]:
-        assert graph is self.graph and flush == "flush"
+    def time(self, graph: Any, call: Any, replays: int, *, flush: Any = None) -> tuple[list[float], list[float]]:
+        assert graph is self.graph and flush == "flush" and call() == "out"
         self.log.append(f"time x{replays}")
-        return [self.replay_ms] * replays
+        return [self.plain_ms] * replays, [self.replay_ms] * replays
 
     def refresh(self) -> None:
         self.log.append("refresh")
@@ -124,7 +124,8 @@ class Harness:
         self.log.append("check output")
         return self.problem
 
-    def run(self, watched: list[str], timed_ms: float | None = 0.1) -> str | None:
+    def run(self, watched: list[str], timed_ms: float | None = 0.1, plain_ms: float | None = None) -> str | None:
+        self.plain_ms = timed_ms if plain_ms is None else plain_ms  # plain calls time as the timed calls did
         return check_unwatched(lambda x: "out", ["x"], self.refresh, self.output_problem, watched, timed_ms, "flush",
                                capture=self.capture, trace=self.trace, time=self.time)
 
@@ -151,6 +152,15 @@ def test_timed_calls_far_faster_than_the_replay_reject_at_integrity() -> None:
     with pytest.raises(Rejection) as caught:
         h.run([OWN], timed_ms=0.04)
     assert caught.value.stage is Stage.INTEGRITY
+    assert "faster, different path" in caught.value.reason
+
+
+def test_the_judged_figures_are_the_interleaved_ones_not_the_timed_calls() -> None:
+    """Timed calls slowed by another process's time slices (0.45 ms) must not hide a plain path
+    that runs at 0.04 ms when plain calls and replays are timed in turns."""
+    h = Harness([OWN], replay_ms=0.5)
+    with pytest.raises(Rejection) as caught:
+        h.run([OWN], timed_ms=0.45, plain_ms=0.04)
     assert "faster, different path" in caught.value.reason
 
 
