@@ -89,13 +89,13 @@ def unexpected_kernels(replayed: Iterable[str], watched: Iterable[str]) -> list[
 
 def timing_problem(timed_ms: float | None, replay_ms: float | None,
                    min_ratio: float = MIN_TIMED_TO_REPLAY, min_gap_ms: float = MIN_GAP_MS) -> str | None:
-    """Why the timed calls cannot have run the captured forward, or None when they can have."""
+    """Why plain calls (as the timed calls ran) cannot run the captured forward, or None when they can."""
     if timed_ms is None or replay_ms is None or replay_ms <= 0 or timed_ms <= 0:
         return None
     ratio = timed_ms / replay_ms
     if ratio >= min_ratio or replay_ms - timed_ms <= min_gap_ms:
         return None
-    return (f"the fastest timed call ({timed_ms:.4g} ms) took {ratio:.2f}x the time of the same forward "
+    return (f"the fastest plain call ({timed_ms:.4g} ms) took {ratio:.2f}x the time of the same forward "
             f"replayed from a CUDA graph with nothing watching ({replay_ms:.4g} ms; at least "
             f"{min_ratio:g}x expected): the forward runs a faster, different path when it is neither "
             "watched nor captured. Run the same kernels in every call")
