@@ -236,6 +236,9 @@ RULES_HALF_HINT(f16, f16_to_f32)
 // Occupancy asked of the compiler: OCC percent of an SM's 2048 threads resident, so at most
 // 65536 / (OCC% x 2048) registers per thread (OCC 0: no limit). Streaming kernels need bytes
 // in flight, which registers beyond that do not buy.
+#ifndef PIPE
+#define PIPE 0  // row_cluster.cu: a persistent grid with double-buffered slices (0: a cluster per row)
+#endif
 #ifndef OCC
 #define OCC 0
 #endif
@@ -535,6 +538,19 @@ __device__ __forceinline__ void rules_cp_async(void* dst, const void* src) {
     RULES_ALIGNED(dst, BYTES);
     RULES_ALIGNED(src, BYTES);
     memcpy(dst, src, BYTES);
+#endif
+}
+// Close the group of copies issued so far (rules_cp_wait_group waits on whole groups).
+__device__ __forceinline__ void rules_cp_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+// Wait until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void rules_cp_wait_group() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
 #endif
 }
 __device__ __forceinline__ void rules_cp_wait() {

@@ -13,6 +13,10 @@
 // Cluster barriers are split (arrive after reading the other blocks' states, wait before
 // overwriting them), so a block runs ahead into its next pass while the others read.
 // vec == 1: D % VEC == 0 and every row pointer is aligned for VEC-element accesses.
+// PIPE 1 (a persistent grid, one cluster per resident cluster slot, rows strided over them):
+// two buffers per slice; while a block computes and writes row r from one, the next row's
+// slice is already copying into the other (cp.async groups, committed a row apart), so the
+// loads overlap the merge, the barriers and the stores. The prologue starts the first row.
 // At most 64 registers a thread (1024 / BLOCK blocks resident, or OCC's more): the data lives
 // in shared memory, and several resident blocks overlap one's fill with another's passes.
 extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, RULES_MINB > 1024 / BLOCK ? RULES_MINB : 1024 / BLOCK)
@@ -31,8 +35,11 @@ ${NAME}_${MODE}(${PARAMS}long long rows, long long D, ${EXTRA}long long chunk, i
 ${SLICES}
     int cbuf_ = 0;
     bool pend_ = false;
-    (void)lane_; (void)warp_; (void)csc_;
-    for (long long row = (long long)(blockIdx.x / CLUSTER); row < rows; row += (long long)(gridDim.x / CLUSTER)) {
+    int pbuf_ = 0;  // PIPE: the slice buffer of this row (the other one fills with the next row)
+    (void)lane_; (void)warp_; (void)csc_; (void)pbuf_;
+    const long long rstep_ = (long long)(gridDim.x / CLUSTER);
+${PROLOGUE}
+    for (long long row = (long long)(blockIdx.x / CLUSTER); row < rows; row += rstep_) {
 ${BODY}
     }
     if (pend_) rules_cluster_wait();  // no block leaves while another may read its states

@@ -127,13 +127,14 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     imports = ["import math", "", "import torch", "import torch.nn as nn"]
     if "F" in init.imports or any(r.kind == "conv" for r in plan.regions):
         imports.append("import torch.nn.functional as F")
-    imports.append("from autotuner.runtime import compile_module")
     constants = init.constants
     cuda_parts = [template_text("common.cu")] + [c.cuda for c in codes if c.cuda]
     prelude = "\n".join(f"#ifndef {k}\n#define {k} {v}\n#endif" for k, v in sorted(defines.items()))
     source = prelude + "\n\n" + "\n\n".join(cuda_parts)
     has_cuda = any(c.cuda for c in codes)
     forward = _forward(task, plan, ctx, codes)
+    uses = ["compile_module"] + (["max_active_clusters"] if any("max_active_clusters(" in f for f in forward) else [])
+    imports.append(f"from autotuner.runtime import {', '.join(uses)}")
     doc = [f'"""Rule-based candidate for task {task.name} ({label}).', ""]
     doc += [f"Regions: {', '.join(plan.describe())}."]
     doc += [n for n in notes]

@@ -142,9 +142,12 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
         # 64 KB, or CLUSTER 1 rows) wants 512 (RMSNorm 8192: 1.19 ms against 1.28 at 256).
         cluster = _cluster_size(region)
         block = 256 if cluster > 1 and _row_bytes(region) <= cluster * _CLUSTER_SLICE else 512
-        defines = {"BLOCK": block, "VEC": vec, "CLUSTER": cluster, "WAVES": 0, "OCC": 0, "ITEMS": 1, "HINTS": 1}
+        # PIPE 1 (a persistent grid, the next row's slices copying while this row computes and
+        # writes) is searched, not the default, until it is measured on a GPU.
+        defines = {"BLOCK": block, "VEC": vec, "CLUSTER": cluster, "WAVES": 0, "OCC": 0, "ITEMS": 1, "HINTS": 1,
+                   "PIPE": 0}
         space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "CLUSTER": sorted({1, 2, 4, 8}),
-                 "WAVES": [0, 1, 2], "OCC": [0, 50]}
+                 "WAVES": [0, 1, 2], "OCC": [0, 50], "PIPE": [0, 1]}
         return defines, space
     if mode == "split":
         # BLOCK x ITEMS x 16 bytes in flight per block and operand; SPLITW waves of blocks

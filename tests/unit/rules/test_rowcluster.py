@@ -53,6 +53,9 @@ OTHER = {
     "sum": dict(body="return x.sum(dim=-1)", inputs="[torch.randn(64, 8192)]"),
     "argmax_softmax": dict(body="p = torch.softmax(x, -1)\nreturn p.argmax(-1)", inputs="[torch.randn(64, 8192)]"),
     "huge_row": dict(body="return torch.softmax(x, dim=-1)", inputs="[torch.randn(2, 65536)]"),
+    # more rows than the emulator's 2 SMs keep clusters resident: PIPE's persistent grid loops
+    "many_rows": dict(body="return torch.softmax(x, dim=-1)", inputs="[torch.randn(96, 4096) * 3]"),
+    "many_rows_odd": dict(body="return F.log_softmax(x, dim=-1)", inputs="[torch.randn(80, 3001)]"),
 }
 
 
@@ -113,6 +116,31 @@ def test_cluster_rows_match_reference_on_cpu_emulator(tasks, tmp_path) -> None: 
 
 @pytest.mark.slow
 @pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
+def test_pipelined_cluster_rows_match_reference_on_cpu_emulator(tasks, tmp_path) -> None:  # noqa: ANN001
+    """PIPE 1: a persistent grid (the emulator's 2 SMs hold fewer clusters than the many-row
+    tasks have rows, so each cluster loops), the next row's slices copied into the second
+    buffer while this row computes; odd rows take the element-by-element fill, buffers
+    alternating all the same."""
+    settings = [dict(PIPE=1, CLUSTER=1, BLOCK=64), dict(PIPE=1, CLUSTER=2, BLOCK=128), dict(PIPE=1, CLUSTER=8, BLOCK=32)]
+    names = {"softmax", "softmax_odd", "softmax_bf16", "layernorm", "rmsnorm", "residual_layernorm", "groupnorm",
+             "many_rows", "many_rows_odd"}
+    specs, labels = _specs(tasks, tmp_path, settings, names)
+    assert len(specs) == 3 * len(names)
+    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
+    bad = {n: r["reason"] for n, r in zip(labels, reports) if not r["ok"]}
+    assert not bad
+    assert all(r["kernels"] == ["rules_row0_cluster"] for r in reports)
+
+
+def test_pipelined_grid_asks_the_driver_for_resident_clusters(tasks) -> None:  # noqa: ANN001
+    p = next(p for p in tasks["many_rows"][1].proposals if p.variant == "row/cluster")
+    assert "from autotuner.runtime import compile_module, max_active_clusters" in p.source
+    assert p.default_params["PIPE"] == 0 and p.params_space["PIPE"] == [0, 1]  # searched, not the default yet
+    assert "(1 + PIPE) *" in p.source  # both buffers counted in the shared memory asked for
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
 def test_row_too_long_for_shared_memory_falls_back(tasks, tmp_path) -> None:  # noqa: ANN001
     """256 KB rows: one block cannot cache them (CLUSTER 1: the streaming kernel), two can."""
     specs, labels = _specs(tasks, tmp_path, [dict(CLUSTER=1, BLOCK=128), dict(CLUSTER=2, BLOCK=128)], {"huge_row"})
@@ -169,8 +197,9 @@ def _resources(src: str, defines: dict, tmp_path, tag: str) -> dict[str, dict[st
 def test_cluster_kernels_compile_for_sm90_without_spills(name: str, tasks, tmp_path) -> None:  # noqa: ANN001
     p = next(p for p in tasks[name][1].proposals if p.variant == "row/cluster")
     (src,) = cuda_sources(p.source)
-    for cluster, block in ((1, 1024), (2, 512), (8, 128)):
-        res = _resources(src, dict(p.default_params, CLUSTER=cluster, BLOCK=block), tmp_path, f"{name}_{cluster}")
+    for cluster, block, pipe in ((1, 1024, 0), (2, 512, 0), (8, 128, 0), (1, 1024, 1), (4, 256, 1)):
+        res = _resources(src, dict(p.default_params, CLUSTER=cluster, BLOCK=block, PIPE=pipe), tmp_path,
+                         f"{name}_{cluster}_{pipe}")
         k = res["rules_row0_cluster"]
         assert k["spills"] == 0 and k["stack"] == 0, (cluster, block, k)
         assert k["regs"] <= 64, (cluster, block, k)  # 1024 threads still fit one block per SM
