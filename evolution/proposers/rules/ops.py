@@ -18,7 +18,8 @@ Operand = Callable[[str], str]
 
 # Ops whose result is one element computed from the same element of each operand.
 _UNARY: dict[str, str] = {
-    "relu": "({a} > 0.0f ? {a} : ({a} != {a} ? {a} : 0.0f))",
+    # NaN stays NaN (as torch.relu) without a branch: !(a <= 0) is true for NaN (one selp)
+    "relu": "(!({a} <= 0.0f) ? {a} : 0.0f)",
     "sigmoid": "rules_rcp(1.0f + rules_exp(-{a}))",
     "silu": "({a} * rules_rcp(1.0f + rules_exp(-{a})))",
     "tanh": "tanhf({a})",
@@ -44,8 +45,9 @@ _UNARY: dict[str, str] = {
     "trunc": "truncf({a})",
     "round": "rintf({a})",
     "sign": "(float)(({a} > 0.0f) - ({a} < 0.0f))",
-    "hardswish": "({a} * fminf(fmaxf({a} + 3.0f, 0.0f), 6.0f) / 6.0f)",
-    "hardsigmoid": "(fminf(fmaxf({a} + 3.0f, 0.0f), 6.0f) / 6.0f)",
+    # x 1/6 rather than / 6: an IEEE division is a call with a slow path; 1 ulp apart
+    "hardswish": "({a} * fminf(fmaxf({a} + 3.0f, 0.0f), 6.0f) * 0.16666667f)",
+    "hardsigmoid": "(fminf(fmaxf({a} + 3.0f, 0.0f), 6.0f) * 0.16666667f)",
     "mish": "({a} * tanhf(log1pf(expf({a}))))",
     "logical_not": "(!{a})",
     "isnan": "({a} != {a})",
