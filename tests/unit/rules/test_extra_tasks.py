@@ -40,6 +40,9 @@ POLICY = "{policy}"
 {extra}'''
 
 CASES = {
+    # NaN through relu / hardswish stays NaN, as in PyTorch (the branch-free relu select)
+    "relu_hardswish_nan": dict(body="y = torch.where(x > 1.5, torch.nan, x)\nreturn torch.relu(y) + F.hardswish(y)",
+                               inputs="[torch.randn(31, 257)]"),
     "affine_chain": dict(body="return torch.where(x > 0, x * 2.0 + 1.0, 0.1 * x) - 3.0", inputs="[torch.randn(37, 129)]"),
     "activations": dict(body="return F.gelu(x, approximate='tanh') + F.elu(x) + F.hardtanh(x, -0.5, 0.5) + x.clamp(min=-1.0)",
                         inputs="[torch.randn(7, 1001)]"),
