@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 
 # Bumped whenever verification or timing changes in a way that could change a verdict or a
 # number; stored results from an older harness are stale until re-verified.
-HARNESS_VERSION = "1"
+# 2: the unwatched check (a forward captured with nothing watching) and NaN positions matched
+# both ways (a finite output where the reference is NaN now fails).
+HARNESS_VERSION = "2"
 
 __all__ = ["__version__", "HARNESS_VERSION"]

@@ -68,6 +68,14 @@ def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[s
             "(unwritten output keeps the poison value, or the kernel produced NaN)",
             float("nan"), float("nan"),
         )
+    if bool((ref_nan & ~out_nan).any()):  # NaN propagation is part of the op (relu, max...)
+        count = int((ref_nan & ~out_nan).sum())
+        return Comparison(
+            False,
+            f"{name}: {count} of {ref.numel()} elements are finite where the reference is NaN "
+            "(the kernel drops NaN, e.g. fmaxf where PyTorch propagates it)",
+            float("nan"), float("nan"),
+        )
     both_inf_same = torch.isinf(r) & (o == r)
     finite = torch.isfinite(r) & ~ref_nan
     diff = torch.where(finite, (o - r).abs(), torch.zeros_like(r))

@@ -38,6 +38,16 @@ def test_nan_never_passes_and_is_named_as_poison():
     assert not result.ok and "poison" in result.reason
 
 
+def test_a_dropped_nan_fails_and_a_kept_one_passes():
+    """relu(NaN) is NaN in PyTorch: a kernel that returns 0 there (fmaxf) computes another op."""
+    ref = torch.randn(100)
+    ref[[3, 50]] = float("nan")
+    dropped = torch.nan_to_num(ref, nan=0.0)
+    result = compare_outputs(dropped, ref, FP32)
+    assert not result.ok and "2 of 100 elements are finite where the reference is NaN" in result.reason
+    assert compare_outputs(ref.clone(), ref, FP32).ok
+
+
 def test_shape_dtype_and_count_mismatches():
     ref = torch.randn(4, 4)
     assert "shape" in compare_outputs(torch.randn(16), ref, FP32).reason
