@@ -119,27 +119,12 @@ def _time_rotating(fn, sets: list, calls: int = 40) -> float:  # noqa: ANN001
     """Mean ms of fn(*set) over rotating sets (each set's weights distinct: DRAM, not L2), the
     calls replayed from one CUDA graph as the decode step runs them: launched one by one from
     Python, a microsecond kernel would be timed at its host overhead instead (median of 5 replays)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for s in sets[:3]:
-            fn(*s)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for i in range(calls):
-            fn(*sets[i % len(sets)])
+    from autotuner.evaluator.timing import capture_graph, time_replays
+
+    graph, _ = capture_graph([fn] * calls, [sets[i % len(sets)] for i in range(calls)], warmup=1)
     graph.replay()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(5):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / calls)
-    return statistics.median(times)
+    return statistics.median(time_replays(graph, 5, per=calls))
 
 
 def sweep(copy_gbps: float, l2_bytes: int) -> None:

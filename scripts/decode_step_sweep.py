@@ -138,28 +138,14 @@ def attention_configs(text: str) -> list[dict[str, int]]:
 def time_graph(mod, q, caches, lens, pdl: bool) -> float:  # noqa: ANN001
     """us per call: the calls over every layer's cache captured in one graph (with PDL: each call's
     work before its griddepcontrol.wait overlaps the one before), median of 7 replays."""
+    from autotuner.evaluator.timing import capture_graph, time_replays
     from autotuner.runtime import pdl_enabled
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side), pdl_enabled(pdl):
-        for kc, vc in caches:
-            mod(q, kc, vc, lens)
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with pdl_enabled(pdl), torch.cuda.graph(g):
-        for kc, vc in caches:
-            mod(q, kc, vc, lens)
+    with pdl_enabled(pdl):  # the warm-up and the capture both launch with PDL
+        g, _ = capture_graph([mod] * len(caches), [[q, kc, vc, lens] for kc, vc in caches], warmup=1)
     g.replay()
     torch.cuda.synchronize()
-    ts = []
-    for _ in range(7):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        g.replay()
-        e.record()
-        e.synchronize()
-        ts.append(s.elapsed_time(e) * 1e3 / len(caches))
+    ts = [t * 1e3 for t in time_replays(g, 7, per=len(caches))]
     del g
     return statistics.median(ts)
 

@@ -27,6 +27,20 @@ def seed_dir() -> Path:
     return kernels_path("seeds")
 
 
+def seed_model(name: str) -> type:
+    """The ``ModelNew`` of seed ``name`` (``kernels/seeds/<name>.py``), from a fresh import, for
+    binding a seed to a slot directly (tests, measuring scripts); the engine itself binds only
+    kernels the evaluator verified."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"autotuner_seed_{name}", seed_dir() / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"no seed named {name!r} in {seed_dir()}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelNew
+
+
 def seed_tasks(source: str) -> list[str]:
     """Every task path (relative to the suite) a seed names: one kernel may serve several
     tasks that differ only in shapes (the decode projections), one ``# TASK:`` line each."""

@@ -16,6 +16,11 @@ from autotuner.evaluator.verdict import Verdict
 from autotuner.tasks import load_task
 
 GPU = "NVIDIA H100 80GB HBM3"
+# The seed each fused decode slot binds when a test binds the seeds directly (no archive).
+FUSED_SEEDS = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
+               "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
+               "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
+GEMV_SEEDS = {slot: seed for slot, seed in FUSED_SEEDS.items() if slot != "attention_decode"}
 
 
 @pytest.fixture(autouse=True)

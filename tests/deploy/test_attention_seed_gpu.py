@@ -19,7 +19,6 @@ Each test takes seconds; the file about a minute on an H200.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -71,10 +70,9 @@ extern "C" __global__ void append_newest(const unsigned short* __restrict__ q_sr
 
 
 def seed_class() -> type:
-    spec = importlib.util.spec_from_file_location("attention_seed_under_test", SEED)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ModelNew
+    from evolution.proposers.seeds import seed_model
+
+    return seed_model(SEED.stem)
 
 
 def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
@@ -209,18 +207,12 @@ def test_fused_path_parity_with_the_attention_seed_bound(variant: str) -> None:
     from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
     from autotuner.deploy.slots import SlotBinding
 
-    def seed(name: str) -> type:
-        spec = importlib.util.spec_from_file_location(f"attn_gpu_seed_{name}", ROOT / "kernels" / "seeds" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.ModelNew
+    from engine_support import FUSED_SEEDS
+    from evolution.proposers.seeds import seed_model
 
-    seeds = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
-             "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
-             "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
     params = {"attention_decode": VARIANTS[variant]}
-    slots = Slots({slot: SlotBinding(slot, "seed, bound by the test", task=name, model_new=seed(name),
-                                     params=dict(params.get(slot, {}))) for slot, name in seeds.items()})
+    slots = Slots({slot: SlotBinding(slot, "seed, bound by the test", task=name, model_new=seed_model(name),
+                                     params=dict(params.get(slot, {}))) for slot, name in FUSED_SEEDS.items()})
     cfg = tiny_config(LLAMA_3_2_1B, hidden_size=512, num_layers=3, num_heads=8, num_kv_heads=2, head_dim=64,
                       intermediate_size=1536, vocab_size=4096)
     model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=slots)

@@ -147,24 +147,14 @@ def test_profile_report_names_the_gemm_bandwidth_and_the_gaps() -> None:
 def test_profile_gives_each_fused_kernel_its_bytes_and_bandwidth() -> None:
     """The fused path's kernels, named as the seeds declare them, with the bytes their slots
     read a step: the O and down projections share one kernel, so its bytes are both."""
-    import importlib.util
-
     from autotuner.deploy import Slots, build_model, tiny_config
     from autotuner.deploy.profile import DecodeProfile, KernelTime, format_profile, fused_slot_bytes, slot_traffic
     from autotuner.deploy.slots import SlotBinding
-    from evolution.proposers.seeds import seed_dir
+    from engine_support import FUSED_SEEDS
+    from evolution.proposers.seeds import seed_model
 
-    def seed(name: str) -> type:
-        spec = importlib.util.spec_from_file_location(f"profile_seed_{name}", seed_dir() / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.ModelNew
-
-    seeds = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
-             "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
-             "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
     model = build_model(tiny_config(), dtype=torch.bfloat16, device="cpu", slots=Slots(
-        {slot: SlotBinding(slot, model_new=seed(name)) for slot, name in seeds.items()}))
+        {slot: SlotBinding(slot, model_new=seed_model(name)) for slot, name in FUSED_SEEDS.items()}))
     model.setup_caches(1, 64)
     need = fused_slot_bytes(model, 40)
     traffic = slot_traffic(model, 40)

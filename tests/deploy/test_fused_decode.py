@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -24,6 +23,8 @@ from autotuner.deploy.fused import fused_forward, fused_step
 from autotuner.deploy.generate import eager_step, static_step
 from autotuner.deploy.slots import FUSED_SLOTS, SLOT_NAMES, SlotBinding, probe_inputs
 from autotuner.evaluator.compare import compare_outputs, tolerances_for
+from engine_support import GEMV_SEEDS
+from evolution.proposers.seeds import seed_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {
@@ -75,13 +76,7 @@ def test_the_fused_slots_are_slots_with_tasks() -> None:
 # ---- the seeds bound, on the CPU emulator ---------------------------------------------------
 
 EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1}
-SEED_FOR_SLOT = {
-    "qkv_rope_append": "decode_qkv_rope_append_bf16",
-    "o_residual": "decode_gemv_residual_bf16",
-    "gate_up_silu": "decode_gate_up_silu_bf16",
-    "down_residual": "decode_gemv_residual_bf16",
-    "lm_head_argmax": "decode_lm_head_argmax_bf16",
-}
+SEED_FOR_SLOT = GEMV_SEEDS
 
 
 @pytest.fixture
@@ -96,13 +91,7 @@ def emulated_seeds(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(autotuner.runtime, "compile_module", cuda_emu.compile_module)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a, **k: types.SimpleNamespace(multi_processor_count=2))
-    classes = {}
-    for slot, seed in SEED_FOR_SLOT.items():
-        spec = importlib.util.spec_from_file_location(f"emu_{seed}", ROOT / "kernels" / "seeds" / f"{seed}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        classes[slot] = module.ModelNew
-    return classes
+    return {slot: seed_model(seed) for slot, seed in SEED_FOR_SLOT.items()}
 
 
 @pytest.mark.slow
@@ -140,15 +129,12 @@ def test_fused_path_with_the_emulated_attention_seed_bound(attention: dict, emul
     K/V row: a whole (tiny) Llama and Qwen (q/k/v biases) decode."""
     import cuda_emu  # on the path: the emulated_seeds fixture put it there
 
-    spec = importlib.util.spec_from_file_location("emu_attention_seed", ROOT / "kernels" / "seeds" /
-                                                  "attention_decode_gqa_bf16.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    attention_seed = seed_model("attention_decode_gqa_bf16")
     tol = tolerances_for("bfloat16")
     for name in ("llama", "qwen"):
         cfg = CONFIGS[name]
         bindings = {slot: SlotBinding(slot, model_new=cls, params=dict(EMU_PARAMS)) for slot, cls in emulated_seeds.items()}
-        bindings["attention_decode"] = SlotBinding("attention_decode", model_new=module.ModelNew, params=dict(attention))
+        bindings["attention_decode"] = SlotBinding("attention_decode", model_new=attention_seed, params=dict(attention))
         prompt = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(12))
         ref_model, model = _model(cfg, max_seq=40), _model(cfg, slots=Slots(bindings), max_seq=40)
         ref = generate(ref_model, prompt, 4, step=eager_step(ref_model), keep_logits=True)

@@ -10,17 +10,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from autotuner.deploy import GRANITE_3_2_2B, LLAMA_3_2_1B, QWEN_2_5_1_5B, Slots, build_model, tiny_config
 from autotuner.deploy.slots import SlotBinding
+from engine_support import GEMV_SEEDS
+from evolution.proposers.seeds import seed_model
 
 pytestmark = [pytest.mark.gpu]
-ROOT = Path(__file__).resolve().parents[2]
 SEEDS = {  # task -> the seed that serves it (one plain GEMV seed serves the five projections)
     "decode/gemv_qkv_bf16.py": "decode_gemv_bf16",
     "decode/gemv_o_bf16.py": "decode_gemv_bf16",
@@ -33,20 +32,8 @@ SEEDS = {  # task -> the seed that serves it (one plain GEMV seed serves the fiv
     "decode/qkv_rope_append_bf16.py": "decode_qkv_rope_append_bf16",
     "decode/lm_head_argmax_bf16.py": "decode_lm_head_argmax_bf16",
 }
-SLOT_SEEDS = {
-    "qkv_rope_append": "decode_qkv_rope_append_bf16",
-    "o_residual": "decode_gemv_residual_bf16",
-    "gate_up_silu": "decode_gate_up_silu_bf16",
-    "down_residual": "decode_gemv_residual_bf16",
-    "lm_head_argmax": "decode_lm_head_argmax_bf16",
-}
-
-
-def seed_class(name: str) -> type:
-    spec = importlib.util.spec_from_file_location(f"seed_{name}", ROOT / "kernels" / "seeds" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ModelNew
+SLOT_SEEDS = GEMV_SEEDS
+seed_class = seed_model
 
 
 def seed_slots() -> Slots:

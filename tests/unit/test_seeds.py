@@ -79,3 +79,12 @@ def test_the_seeds_proposer_says_why_it_has_nothing() -> None:
     for request in (ProposalRequest(relu), ProposalRequest(relu, operator="optimize")):
         batch = SeedsProposer().propose(request)
         assert batch.proposals == [] and batch.notes
+
+
+def test_seed_model_imports_a_seed_freshly_and_names_a_missing_one() -> None:
+    from evolution.proposers.seeds import seed_model
+
+    first, second = seed_model("decode_gemv_bf16"), seed_model("decode_gemv_bf16")
+    assert first.__name__ == "ModelNew" and first is not second  # a fresh module each time
+    with pytest.raises(FileNotFoundError, match="no_such_seed"):
+        seed_model("no_such_seed")
