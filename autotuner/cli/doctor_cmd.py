@@ -47,15 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from autotuner.evaluator.timing import l2_flush_buffer, time_calls
     from autotuner.runtime.compile import cache_root
     from autotuner.runtime.device import device_facts
-    from autotuner.runtime.latency import compile_latency
+    from autotuner.runtime.latency import compile_latency, nvrtc_output_format
 
     facts = device_facts(0)
     peaks = cached_peaks(cache_root(), facts.driver, remeasure=args.remeasure)
     latency = compile_latency(args.compiles)
+    nvrtc_output = nvrtc_output_format()
     flush = l2_flush_buffer(facts.l2_bytes)
     floor = time_calls(lambda: None, [[]], lambda j: None, calls=50, warmup=5, flush=flush)
     report.update(device=facts.to_json(), peaks=asdict(peaks),
-                  compile_ms={k: asdict(v) for k, v in latency.items()},
+                  compile_ms={k: asdict(v) for k, v in latency.items()}, nvrtc_output=nvrtc_output,
                   timer_floor_ms=floor.stats.median_ms)
     if args.json:
         print(json.dumps(report))
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"CuPy       {facts.cupy_version} (CUDA runtime {facts.cupy_cuda_runtime}, NVRTC {facts.nvrtc_version})")
     print(f"peaks      copy {peaks.copy_gbps:.0f} GB/s, fp32 GEMM {peaks.fp32_tflops:.1f} TFLOP/s, "
           f"bf16 GEMM {peaks.bf16_tflops:.0f} TFLOP/s (measured, cached per GPU)")
+    print(f"NVRTC      emits {nvrtc_output}" + (" (no JIT at load)" if nvrtc_output == "cubin" else
+                                                 " (the driver JIT-compiles it at load: counted in load_only)"))
     for kind, stats in latency.items():
-        print(f"NVRTC      {kind:<13} p50 {stats.p50_ms:8.2f} ms   p95 {stats.p95_ms:8.2f} ms   (n={stats.n})")
+        print(f"NVRTC      {kind:<16} p50 {stats.p50_ms:8.2f} ms   p95 {stats.p95_ms:8.2f} ms   (n={stats.n})")
     print(f"timer      empty call {floor.stats.median_ms * 1e3:.1f} us (flush + sync + events overhead)")
     return 0

@@ -1,6 +1,9 @@
 """How long NVRTC compiles take here: cold (a new source), from the disk cache, from memory.
 
-Cold compiles use sources made unique by a random token, so neither cache can answer.
+Cold compiles use sources made unique by a random token, so neither cache can answer. A cold
+compile is split into NVRTC alone (source to binary, the options CuPy passes) and loading that
+binary (``cuModuleLoadData`` and the function lookup; a PTX binary is JIT-compiled by the driver
+here), so a slow cold compile says which of the two to work on.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 import secrets
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from autotuner.runtime.compile import clear_memory_cache, compile_module
+from autotuner.runtime.compile import DEFAULT_OPTIONS, _cupy, clear_memory_cache, compile_module
 
 # A realistic small kernel: a vectorized elementwise op with a tail, as candidates write them.
 _TEMPLATE = r"""
@@ -42,18 +47,57 @@ class LatencyStats:
         return cls(statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], len(ordered))
 
 
-def compile_latency(n: int = 20) -> dict[str, LatencyStats]:
-    """Time ``n`` cold compiles, then the same sources from disk, then from memory."""
-    sources = [_TEMPLATE.format(token=secrets.token_hex(8)) for _ in range(n)]
+def binary_format(image: bytes) -> str:
+    """``"cubin"`` (an ELF image: loads as is) or ``"ptx"`` (text the driver JIT-compiles at load)."""
+    return "cubin" if image[:4] == b"\x7fELF" else "ptx"
 
-    def timed(src: str) -> float:
-        start = time.perf_counter()
-        compile_module(src).kernel("scale_add")
-        return (time.perf_counter() - start) * 1e3
+
+def _timed_ms(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1e3, result
+
+
+def nvrtc_only(source: str, options: Sequence[str] = DEFAULT_OPTIONS) -> bytes:
+    """NVRTC alone, as CuPy's RawModule calls it (it adds ``-ftz=true``, ``-arch`` and
+    ``--device-as-default-execution-space``): no cache, no load."""
+    result = _cupy().cuda.compiler.compile_using_nvrtc(source, tuple(options) + ("-ftz=true",))
+    return result[0] if isinstance(result, tuple) else result
+
+
+def load_only(image: bytes, name: str) -> Any:
+    """Load a compiled image and look ``name`` up: the part of a cold compile after NVRTC."""
+    module = _cupy().cuda.function.Module()
+    module.load(image)
+    return module.get_function(name)
+
+
+def nvrtc_output_format() -> str:
+    """What NVRTC hands the loader on this GPU: ``cubin`` (no JIT at load) or ``ptx``."""
+    return binary_format(nvrtc_only(_TEMPLATE.format(token="format")))
+
+
+def _unique_sources(n: int) -> list[str]:
+    return [_TEMPLATE.format(token=secrets.token_hex(8)) for _ in range(n)]
+
+
+def compile_latency(n: int = 20) -> dict[str, LatencyStats]:
+    """Time ``n`` cold compiles (end to end; with a new define each, as rule candidates have;
+    NVRTC alone; load alone), then the same sources from disk, then from memory."""
+
+    def timed(src: str, defines: dict[str, int] | None = None) -> float:
+        return _timed_ms(lambda: compile_module(src, defines=defines).kernel("scale_add"))[0]
 
     compile_module(_TEMPLATE.format(token="warm")).kernel("scale_add")  # load NVRTC once
+    load_only(nvrtc_only(_TEMPLATE.format(token="warm")), "scale_add")
+    sources = _unique_sources(n)
     cold = [timed(s) for s in sources]
+    cold_defines = [timed(s, {"LATENCY_PROBE": i}) for i, s in enumerate(_unique_sources(n))]
+    compiled = [_timed_ms(lambda s=s: nvrtc_only(s)) for s in _unique_sources(n)]
+    load = [_timed_ms(lambda image=image: load_only(image, "scale_add"))[0] for _, image in compiled]
     clear_memory_cache()
     disk = [timed(s) for s in sources]
     memory = [timed(s) for s in sources]
-    return {"cold": LatencyStats.of(cold), "disk_cache": LatencyStats.of(disk), "memory_cache": LatencyStats.of(memory)}
+    return {"cold": LatencyStats.of(cold), "cold_new_defines": LatencyStats.of(cold_defines),
+            "nvrtc_only": LatencyStats.of([ms for ms, _ in compiled]), "load_only": LatencyStats.of(load),
+            "disk_cache": LatencyStats.of(disk), "memory_cache": LatencyStats.of(memory)}
