@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"CuPy       {facts.cupy_version} (CUDA runtime {facts.cupy_cuda_runtime}, NVRTC {facts.nvrtc_version})")
     print(f"peaks      copy {peaks.copy_gbps:.0f} GB/s, fp32 GEMM {peaks.fp32_tflops:.1f} TFLOP/s, "
           f"bf16 GEMM {peaks.bf16_tflops:.0f} TFLOP/s (measured, cached per GPU)")
-    print(f"NVRTC      emits {nvrtc_output}" + (" (no JIT at load)" if nvrtc_output == "cubin" else
-                                                 " (the driver JIT-compiles it at load: counted in load_only)"))
+    notes = {"cubin": " (no JIT at load)", "ptx": " (the driver JIT-compiles it at load: counted in load_only)"}
+    print(f"NVRTC      emits {nvrtc_output}{notes.get(nvrtc_output, '')}")
     for kind, stats in latency.items():
         print(f"NVRTC      {kind:<16} p50 {stats.p50_ms:8.2f} ms   p95 {stats.p95_ms:8.2f} ms   (n={stats.n})")
     print(f"timer      empty call {floor.stats.median_ms * 1e3:.1f} us (flush + sync + events overhead)")

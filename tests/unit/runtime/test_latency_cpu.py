@@ -22,3 +22,16 @@ def test_nvcc_ptx_reads_as_ptx():
 def test_latency_stats_median_and_p95():
     stats = LatencyStats.of([float(x) for x in range(1, 21)])
     assert (stats.p50_ms, stats.p95_ms, stats.n) == (10.5, 20.0, 20)
+
+
+def test_the_split_series_never_take_the_doctor_down(monkeypatch) -> None:  # noqa: ANN001
+    """NVRTC-only and load-only go through CuPy's compiler module; when that cannot be called
+    (another CuPy, no GPU), they are left out and the format is 'unknown', nothing raises."""
+    from autotuner.runtime import latency
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise TypeError("compile_using_nvrtc() got an unexpected keyword")
+
+    monkeypatch.setattr(latency, "nvrtc_only", broken)
+    assert latency._split_series(3) == {}
+    assert latency.nvrtc_output_format() == "unknown"
