@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import autotuner
 from autotuner.errors import EvaluationError
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.tasks import load_task
@@ -97,4 +98,4 @@ def test_the_evaluators_own_error_reaches_the_caller(pool: WorkerPool, tmp_path:
 
 
 def test_both_pools_name_the_same_scope(pool: WorkerPool) -> None:
-    assert pool.scope == "harness 1 on simulated"
+    assert pool.scope == f"harness {autotuner.HARNESS_VERSION} on simulated"

@@ -49,7 +49,8 @@ def test_upgrade_from_0001_keeps_every_row(db_url: str) -> None:
     assert _snapshot(db.engine) == before
     db.dispose()
     with Archive.open(db_url) as archive:  # and the upgraded archive works as a new one
-        assert [(r.kernel_id, r.candidate_ms) for r in archive.best()] == [(2, 0.25)]
+        # the old rows' harness (1) is older than this one: their winner is listed, marked stale
+        assert [(r.kernel_id, r.candidate_ms, r.stale) for r in archive.best(include_stale=True)] == [(2, 0.25, True)]
         assert [r.generation for r in archive.lineage(2)] == [-1, 0, 1]
         assert archive.result(1).shapes[0].candidate.median_ms == 0.5
         assert archive.result(1).resources == []  # older harnesses made no resource report (0004: NULL)
@@ -80,7 +81,7 @@ def test_a_stored_0001_sqlite_archive_upgrades(tmp_path: Path) -> None:
         assert archive.revision() == "0005"
         assert archive.stats()["evaluations"] == 3
         assert archive.kernel(3).evaluations[0].verdict == "rejected"
-        assert [r.kernel_id for r in archive.best()] == [2]
+        assert [(r.kernel_id, r.stale) for r in archive.best(include_stale=True)] == [(2, True)]  # harness 1 rows
 
 
 def test_a_database_from_a_newer_autotuner_is_refused(db_url: str) -> None:

@@ -10,6 +10,7 @@ import pickle
 import sys
 from pathlib import Path
 
+import autotuner
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.tasks import load_task
 from evolution.cluster import WorkerActor
@@ -70,7 +71,8 @@ def test_the_actor_wraps_the_same_worker_the_single_host_pool_runs(tmp_path: Pat
 def test_the_scope_names_the_harness_and_the_gpu_kind() -> None:
     pool = EvalPool(simulated_evaluator(), EvalConfig(), [0, 1])
     try:
-        assert pool.scope == scope_of([w.describe() for w in pool._workers]) == "harness 1 on simulated"
+        assert pool.scope == scope_of([w.describe() for w in pool._workers]) == \
+            f"harness {autotuner.HARNESS_VERSION} on simulated"
     finally:
         pool.close()
 
