@@ -60,22 +60,18 @@ def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[s
     r = ref.float()
     out_nan = torch.isnan(o)
     ref_nan = torch.isnan(r)
-    if bool((out_nan & ~ref_nan).any()):
-        count = int((out_nan & ~ref_nan).sum())
-        return Comparison(
-            False,
-            f"{name}: {count} of {ref.numel()} elements are NaN where the reference is finite "
-            "(unwritten output keeps the poison value, or the kernel produced NaN)",
-            float("nan"), float("nan"),
-        )
-    if bool((ref_nan & ~out_nan).any()):  # NaN propagation is part of the op (relu, max...)
-        count = int((ref_nan & ~out_nan).sum())
-        return Comparison(
-            False,
-            f"{name}: {count} of {ref.numel()} elements are finite where the reference is NaN "
-            "(the kernel drops NaN, e.g. fmaxf where PyTorch propagates it)",
-            float("nan"), float("nan"),
-        )
+    # NaN positions must match both ways: poison left in the output, and NaN propagation, which
+    # is part of the op (relu, max...)
+    for misplaced, what in (
+        (out_nan & ~ref_nan, "NaN where the reference is finite (unwritten output keeps the poison value, "
+                             "or the kernel produced NaN)"),
+        (ref_nan & ~out_nan, "finite where the reference is NaN (the kernel drops NaN, e.g. fmaxf where "
+                             "PyTorch propagates it)"),
+    ):
+        if bool(misplaced.any()):
+            count = int(misplaced.sum())
+            return Comparison(False, f"{name}: {count} of {ref.numel()} elements are {what}",
+                              float("nan"), float("nan"))
     both_inf_same = torch.isinf(r) & (o == r)
     finite = torch.isfinite(r) & ~ref_nan
     diff = torch.where(finite, (o - r).abs(), torch.zeros_like(r))

@@ -114,21 +114,11 @@ def capture_graph(fns: list[Callable[..., Any]], sets: list[list[Any]], *, warmu
 def time_replays(graph: Any, replays: int, *, per: int = 1, flush: torch.Tensor | None = None) -> list[float]:
     """Device time of each of ``replays`` replays of ``graph``, divided by ``per`` (the calls it
     holds); with ``flush``, the L2 is overwritten before each replay, as before each timed call."""
-    samples = []
-    for _ in range(max(1, replays)):
-        if flush is not None:
-            flush.zero_()
-            _synchronize()
-        start, end = _Event(enable_timing=True), _Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / per)
-    return samples
+    return [_timed_once(graph.replay, flush) / per for _ in range(max(1, replays))]
 
 
 def _timed_once(fn: Callable[[], Any], flush: torch.Tensor | None) -> float:
+    """Device ms of one ``fn()`` between two events, after an L2 flush when given one."""
     if flush is not None:
         flush.zero_()
         _synchronize()

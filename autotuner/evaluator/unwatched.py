@@ -22,14 +22,16 @@ the integrity pass while the timed calls time PyTorch. So after the timed calls:
    turns, and the fastest of each: another process on the GPU (time-sliced contexts) only adds
    time and falls on both sides alike; the timed calls' own figures, taken earlier, could sit
    in someone else's time slices while the replays did not (measured: a red-team run with
-   other evaluations on the same GPU accepted a cheat that way). That catches a candidate that behaves while captured (it can ask
-   ``torch.cuda.is_current_stream_capturing()``) and takes a faster, different path in the
-   timed calls. Not for ``TIMING = "graph"`` tasks, whose timed calls are replays already.
+   other evaluations on the same GPU accepted a cheat that way). That catches a candidate that
+   behaves while captured (it can ask ``torch.cuda.is_current_stream_capturing()``) and takes a
+   faster, different path in the timed calls. Not for ``TIMING = "graph"`` tasks, whose timed
+   calls are replays already.
 
 Cost, per evaluated setting: one warm-up call and one captured call of the forward, one replay
 to upload the graph, one replay under the profiler (its start and stop, tens of milliseconds,
-are most of the check: CUPTI was set up by the integrity pass), and ``REPLAYS`` replays with an
-L2 flush before each: well under a second beside the verification and the timed calls.
+are most of the check: CUPTI was set up by the integrity pass), and ``REPLAYS`` plain calls and
+replays with an L2 flush before each: well under a second beside the verification and the
+timed calls.
 
 Known limits:
 
@@ -62,12 +64,12 @@ from autotuner.evaluator.watch import trace_kernels
 
 # Plain calls and replays of the captured forward, timed in turns; the fastest of each compared.
 REPLAYS = 10
-# The fastest timed call may not be under this fraction of the fastest replay. Per-call timing
+# The fastest plain call may not be under this fraction of the fastest replay. Per-call timing
 # is never faster than a replay of the same kernels: each timed call also pays the host's launch
 # work in Python and a device-wide synchronize (~10-12 us on an H200, docs/verification.md),
 # while a replay launches the whole graph at once. Both are minima after an L2 flush, so an
 # honest forward gives a ratio of about 1 or more; clock and launch jitter move it by a few per
-# cent, not by 40 %. Below 0.6, the timed calls ran something other than the captured forward.
+# cent, not by 40 %. Below 0.6, plain calls run something other than the captured forward.
 MIN_TIMED_TO_REPLAY = 0.6
 # ... and by more than this in absolute terms: event and launch jitter of a few microseconds
 # must never decide on its own (a kernel of a few microseconds has a ratio far above 1 anyway).
@@ -87,22 +89,22 @@ def unexpected_kernels(replayed: Iterable[str], watched: Iterable[str]) -> list[
     return found
 
 
-def timing_problem(timed_ms: float | None, replay_ms: float | None,
+def timing_problem(plain_ms: float | None, replay_ms: float | None,
                    min_ratio: float = MIN_TIMED_TO_REPLAY, min_gap_ms: float = MIN_GAP_MS) -> str | None:
     """Why plain calls (as the timed calls ran) cannot run the captured forward, or None when they can."""
-    if timed_ms is None or replay_ms is None or replay_ms <= 0 or timed_ms <= 0:
+    if plain_ms is None or replay_ms is None or replay_ms <= 0 or plain_ms <= 0:
         return None
-    ratio = timed_ms / replay_ms
-    if ratio >= min_ratio or replay_ms - timed_ms <= min_gap_ms:
+    ratio = plain_ms / replay_ms
+    if ratio >= min_ratio or replay_ms - plain_ms <= min_gap_ms:
         return None
-    return (f"the fastest plain call ({timed_ms:.4g} ms) took {ratio:.2f}x the time of the same forward "
+    return (f"the fastest plain call ({plain_ms:.4g} ms) took {ratio:.2f}x the time of the same forward "
             f"replayed from a CUDA graph with nothing watching ({replay_ms:.4g} ms; at least "
             f"{min_ratio:g}x expected): the forward runs a faster, different path when it is neither "
             "watched nor captured. Run the same kernels in every call")
 
 
 def check_unwatched(model: Callable[..., Any], inputs: list[Any], refresh: Callable[[], None],
-                    output_problem: Callable[[Any], str | None], watched: list[str], timed_ms: float | None,
+                    output_problem: Callable[[Any], str | None], watched: list[str], compare_time: bool,
                     flush: torch.Tensor | None, *, capture: Callable[..., Any] = capture_graph,
                     trace: Callable[..., Any] = trace_kernels,
                     time: Callable[..., tuple[list[float], list[float]]] = time_interleaved,
@@ -111,8 +113,8 @@ def check_unwatched(model: Callable[..., Any], inputs: list[Any], refresh: Calla
 
     ``refresh()`` redraws ``inputs`` in place; ``output_problem(out)`` says what is wrong with the
     forward's output for the current draw (None: right); ``watched`` are the kernel names of the
-    integrity pass's profiled forward; ``timed_ms`` the timed calls' figure (None: no timing
-    comparison). Raises ``Rejection``; returns a note for ``warnings`` when (part of) the check
+    integrity pass's profiled forward; ``compare_time`` whether plain calls are timed against
+    replays (not for graph-timed tasks). Raises ``Rejection``; returns a note for ``warnings`` when (part of) the check
     was skipped, None when all of it ran and passed.
     """
     if not watched:
@@ -146,7 +148,7 @@ def check_unwatched(model: Callable[..., Any], inputs: list[Any], refresh: Calla
         if problem:
             return (f"{SKIPPED} in part: the forward's kernels matched the watched ones, but its CUDA graph "
                     f"did not compute the result on replay ({problem[:200]}), so its time was not compared")
-        if timed_ms is None:
+        if not compare_time:
             return None
         plain, replayed = time(graph, lambda: model(*inputs), replays, flush=flush)
         del outs, graph

@@ -208,7 +208,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             # Tampering first: the unwatched check times and traces with the harness's functions.
             _no_tampering(guard, "timed")
             note = _check_unwatched(session, ctx.kernels_seen, candidate, reference, pool,
-                                    None if task.timing == "graph" else run.stats.min_ms)
+                                    compare_time=task.timing != "graph")
             if note:
                 result.warnings.append(note)
             _no_tampering(guard, "captured with nothing watching")
@@ -275,7 +275,7 @@ def _no_tampering(guard: Any, when: str) -> None:
 
 
 def _check_unwatched(session: Session, watched: list[str], model: Any, reference: Any, pool: Any,
-                     timed_ms: float | None) -> str | None:
+                     compare_time: bool) -> str | None:
     """What the forward runs with nothing watching, seen through a replayed CUDA graph
     (``evaluator/unwatched.py``); on the timed shape's first input set, after the timed calls."""
     from autotuner.evaluator.compare import compare_outputs
@@ -285,7 +285,7 @@ def _check_unwatched(session: Session, watched: list[str], model: Any, reference
         comparison = compare_outputs(out, reference(*pool.pristine(0)), session.tolerance)
         return None if comparison.ok else comparison.reason
 
-    return check_unwatched(model, pool.sets[0], lambda: pool.refresh(0), output_problem, watched, timed_ms,
+    return check_unwatched(model, pool.sets[0], lambda: pool.refresh(0), output_problem, watched, compare_time,
                            session.flush)
 
 
