@@ -168,7 +168,7 @@ def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path,
     """
     paths = [workdir / n for n in ("job.json", "result.json", "status", "log")]
     job_path, result_path, status_path, log_path = paths
-    job_path.write_text(json.dumps(job))
+    job_path.write_text(json.dumps({**job, "spawned_at": time.time()}))  # the child's start is a phase
     child = _spawn(paths, _visible_device(config), workdir, command)
     started = time.time()
     timed_out = ""
