@@ -9,6 +9,7 @@ NaN never passes, so a poisoned (unwritten) element always fails.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,13 +59,19 @@ def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[s
         return Comparison(wrong == 0, f"{name}: {wrong} of {ref.numel()} elements differ" if wrong else "")
     o = out.float()
     r = ref.float()
+    quick = _quick_pass(o, r, tol)
+    return quick if quick is not None else _full_compare(name, o, r, tol)
+
+
+def _full_compare(name: str, o: torch.Tensor, r: torch.Tensor, tol: dict[str, float]) -> Comparison:
+    """Every case, with the reason a person reads: NaN, infinities, elements, relative L2."""
     out_nan = torch.isnan(o)
     ref_nan = torch.isnan(r)
     if bool((out_nan & ~ref_nan).any()):
         count = int((out_nan & ~ref_nan).sum())
         return Comparison(
             False,
-            f"{name}: {count} of {ref.numel()} elements are NaN where the reference is finite "
+            f"{name}: {count} of {r.numel()} elements are NaN where the reference is finite "
             "(unwritten output keeps the poison value, or the kernel produced NaN)",
             float("nan"), float("nan"),
         )
@@ -95,7 +102,7 @@ def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[s
         idx = int(torch.argmax((diff - allowed).flatten()))
         return Comparison(
             False,
-            f"{name}: {n_over} of {ref.numel()} elements outside tolerance (worst at flat index "
+            f"{name}: {n_over} of {r.numel()} elements outside tolerance (worst at flat index "
             f"{idx}: got {float(o.flatten()[idx]):.6g}, expected {float(r.flatten()[idx]):.6g}; "
             f"max abs err {max_abs:.3g}, rel L2 err {rel_l2:.3g})",
             max_abs, rel_l2,
@@ -108,6 +115,37 @@ def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[s
             max_abs, rel_l2,
         )
     return Comparison(True, "", max_abs, rel_l2)
+
+
+def _quick_pass(o: torch.Tensor, r: torch.Tensor, tol: dict[str, float]) -> Comparison | None:
+    """The passing verdict of ``_compare_tensor`` in half its passes over memory, or None to
+    let the full comparison decide.
+
+    The full comparison builds NaN, infinity and finite masks and masked copies (about 25
+    passes over the tensor: ~27 ms for a 2 GiB fp32 output on an H200, after every timed
+    call). When the reference is all finite those masks are all-true, ``r_fin`` is ``r`` and
+    ``diff`` is ``|o - r|``; the same norms, maximum, ``allowed`` and ``diff > allowed`` are
+    computed here by the same operations in the same order (same values, bit for bit), so a
+    pass here is exactly a pass there. Anything else (a non-finite value on either side, an
+    element or the L2 error over tolerance) returns None, and the full comparison gives its
+    verdict and reason as before. Contiguous tensors only: then the full comparison's masked
+    copies have the same layout, so its reductions add in the same order.
+    """
+    if not (o.is_contiguous() and r.is_contiguous()):
+        return None
+    ref_norm = float(torch.linalg.vector_norm(r, dtype=torch.float64))
+    if not math.isfinite(ref_norm):  # an infinite or NaN reference element (fp32 squares cannot overflow fp64)
+        return None
+    diff = (o - r).abs_()
+    err_norm = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
+    if not math.isfinite(err_norm):  # NaN (poison) or infinity in the output
+        return None
+    rms = ref_norm / max(1, r.numel()) ** 0.5
+    rel_l2 = err_norm / ref_norm if ref_norm > 0 else (0.0 if err_norm == 0 else float("inf"))
+    allowed = r.abs().mul_(tol["rtol"]).add_(tol["atol"] * max(rms, 1e-30))
+    if bool((diff > allowed).any()) or rel_l2 > tol["rel_l2"]:
+        return None
+    return Comparison(True, "", float(diff.max()), rel_l2)
 
 
 def compare_outputs(out: Any, ref: Any, tol: dict[str, float]) -> Comparison:

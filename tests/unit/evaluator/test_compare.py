@@ -87,3 +87,54 @@ def test_scalar_outputs_and_inputs_compare_bytewise():
     assert not outputs_identical(loss, torch.tensor(1.25))
     assert inputs_unchanged([loss], [loss.clone()]) == []
     assert inputs_unchanged([loss], [torch.tensor(2.0)]) == [0]
+
+
+def _cases() -> list[tuple[torch.Tensor, torch.Tensor, dict[str, float]]]:
+    """Outputs near and far from their references: passes, boundary cases, every kind of failure."""
+    torch.manual_seed(0)
+    cases = []
+    for dtype in ("float32", "float16", "bfloat16"):
+        tol = tolerances_for(dtype)
+        ref = torch.randn(257, 33)
+        for scale in (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 1e-2):
+            out = ref * (1 + scale * torch.randn_like(ref))
+            cases.append((out, ref, tol))
+        cases.append((ref.clone(), ref, tol))
+        cases.append((torch.zeros_like(ref), torch.zeros_like(ref), tol))
+        cases.append((torch.zeros_like(ref), ref, tol))
+        cases.append((ref + 1e-30, torch.zeros_like(ref), tol))
+    ref = torch.randn(1000)
+    for special in (float("nan"), float("inf"), -float("inf")):
+        poisoned = ref.clone()
+        poisoned[7] = special
+        cases.append((poisoned, ref, FP32))  # bad output element
+        cases.append((ref.clone(), poisoned, FP32))  # non-finite reference, output finite
+        cases.append((poisoned.clone(), poisoned, FP32))  # both the same
+    cases.append((torch.full((10,), 3e38), torch.full((10,), -3e38), FP32))  # the difference overflows
+    worst = ref.clone()
+    worst[3] += 1e-4 * (ref.pow(2).mean().sqrt() + ref[3].abs()) * 0.999  # just inside one element's bound
+    cases.append((worst, ref, {"rtol": 1e-4, "atol": 1e-4, "rel_l2": 1.0}))
+    worst = ref.clone()
+    worst[3] += 1e-4 * (ref.pow(2).mean().sqrt() + ref[3].abs()) * 1.001  # just outside it
+    cases.append((worst, ref, {"rtol": 1e-4, "atol": 1e-4, "rel_l2": 1.0}))
+    wide = torch.randn(64, 48)
+    cases.append((wide.t() * (1 + 1e-7), wide.t(), FP32))  # not contiguous: the full comparison decides
+    return cases
+
+
+def test_quick_path_gives_exactly_the_full_comparisons_verdict():
+    """The quick path only ever answers 'pass', and then with the very numbers the full one gives."""
+    from autotuner.evaluator.compare import _compare_tensor, _full_compare, _quick_pass
+
+    quick_passes = 0
+    for out, ref, tol in _cases():
+        full = _full_compare("output", out.float(), ref.float(), tol)
+        both = _compare_tensor("output", out, ref, tol)
+        assert (both.ok, both.reason) == (full.ok, full.reason)
+        if full.ok:
+            assert (both.max_abs_err, both.rel_l2) == (full.max_abs_err, full.rel_l2)
+        quick = _quick_pass(out.float(), ref.float(), tol)
+        if quick is not None:
+            quick_passes += 1
+            assert full.ok and (quick.max_abs_err, quick.rel_l2) == (full.max_abs_err, full.rel_l2)
+    assert quick_passes >= 10  # the common case does take the quick path
