@@ -33,7 +33,7 @@ from autotuner.runtime.device import require_gpu
 from autotuner.tasks import Task, load_task
 
 log = logging.getLogger(__name__)
-_POLL_S = 0.05
+_POLL_S = 0.01  # the child's exit is seen this late at most (a status file read per poll: cheap)
 
 
 def _phase(status: Path) -> tuple[str, float]:
@@ -52,7 +52,12 @@ def _log_tail(path: Path, limit: int = 1500) -> str:
 
 
 WORKER_COMMAND = (sys.executable, "-m", "autotuner.evaluator.worker")
-_PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker"]
+# Imported once in the fork server instead of in every child (pure Python over torch: none
+# initializes CUDA at import; the worker imports the same modules lazily anyway).
+_PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker", "autotuner.evaluator.measure",
+            "autotuner.evaluator.verify", "autotuner.evaluator.unwatched", "autotuner.evaluator.roofline",
+            "autotuner.evaluator.isolation", "autotuner.candidate", "autotuner.runtime", "torch.profiler",
+            "torch.utils.flop_counter"]
 _forkserver: Any = None
 _forkserver_lock = threading.Lock()
 

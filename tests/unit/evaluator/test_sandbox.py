@@ -106,6 +106,19 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
     assert "sandbox: cwd" in tail, "the forked worker shut itself in before anything else"
 
 
+def test_fork_server_preload_starts_no_thread_and_no_cuda():
+    """What the fork server imports once for every child must be safe to fork: no thread
+    running, CUDA not initialized (each child makes its own context)."""
+    import subprocess
+
+    from autotuner.evaluator.sandbox import _PRELOAD
+
+    code = (f"import importlib, threading, torch\nfor m in {_PRELOAD!r}: importlib.import_module(m)\n"
+            "print(threading.active_count(), torch.cuda.is_initialized())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["1", "False"], out.stderr[-500:]
+
+
 def test_a_loaded_task_is_not_loaded_again(tmp_path, monkeypatch):
     """A run loads each task once and passes it on: the parent evaluates it without reloading the file."""
     from autotuner.evaluator import sandbox
