@@ -92,6 +92,13 @@ class Session:
     phases_s: dict[str, float] = field(default_factory=dict)
 
 
+def _lap(phases: dict[str, float], key: str, since: float) -> float:
+    """``phases[key]`` = seconds since ``since``; returns now (the next part's start)."""
+    now = time.perf_counter()
+    phases[key] = now - since
+    return now
+
+
 def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, float] | None = None) -> Session:
     """Peaks, baselines and the roofline figures: all before any candidate code is loaded.
 
@@ -116,9 +123,14 @@ def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, floa
     cache_dir = Path(job["cache_dir"])
     base_seed = int(job["seed"])
     set_strict_numerics()
-    facts = device_facts(0)
+    parts: dict[str, float] = {}  # included in setup
+    mark = time.perf_counter()
+    facts = device_facts(0)  # NVML, CuPy and NVRTC versions: libraries loaded in every child
+    mark = _lap(parts, "setup.device_facts", mark)
     peaks = cached_peaks(cache_dir, facts.driver)
+    mark = _lap(parts, "setup.peaks", mark)
     task = load_task(job["task_path"], config.policy)
+    _lap(parts, "setup.task", mark)
     tolerance = tolerances_for(task.dtype, task.tolerance)
     provenance = Provenance(
         harness_version=HARNESS_VERSION, gpu_name=facts.gpu_name, capability=facts.capability,
@@ -129,6 +141,7 @@ def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, floa
     )
     session = Session(task, config, tolerance, provenance, peaks, l2_flush_buffer(facts.l2_bytes), {}, base_seed)
     session.phases_s.update(child_phases or {})
+    session.phases_s.update(parts)
     shape = task.default_shape
     figures_started = time.perf_counter()
     reference = make_reference(task, shape, derive_seed(base_seed, "roofline"))
@@ -190,7 +203,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         for shape in sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden)):
             shape_started = time.perf_counter()
             result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
-            result.phases_s[f"verify.{shape.name}"] = time.perf_counter() - shape_started  # included in verify
+            result.phases_s[f"verify.shape:{shape.name}"] = time.perf_counter() - shape_started  # in verify
         result.phases_s["verify"] = time.perf_counter() - started
         result.phases_s["guard_bytes"] = guard_bytes.SPENT_S[0] - guards_before  # included in verify
         result.phases_s.update({f"verify.{k}": v for k, v in ctx.clock.items()})  # included in verify
