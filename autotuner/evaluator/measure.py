@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from autotuner import HARNESS_VERSION
-from autotuner.evaluator.compare import compare_outputs
+from autotuner.evaluator.compare import Comparison, compare_outputs, passes_with_margin
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.inputs import make_inputs, make_reference
 from autotuner.evaluator.timing import TimedRun, _synchronize, time_calls, time_graph
@@ -148,7 +148,10 @@ def timed_output_check(reference: torch.nn.Module, pool: InputPool, tolerance: d
             raise Rejection(Stage.TIMING, f"the candidate wrote into its input(s) {changed} during timing")
         expected = reference(*fresh)
         started = _tick(clock, "check_reference", started)
-        comparison = compare_outputs(out, expected, tolerance)
+        # A verdict, no figures: the margin test passes most honest outputs in fewer passes over
+        # memory; anything it cannot show passing is judged by the full comparison.
+        comparison = Comparison(True) if passes_with_margin(out, expected, tolerance) else \
+            compare_outputs(out, expected, tolerance)
         _tick(clock, "check_compare", started)
         if not comparison.ok:
             raise Rejection(
