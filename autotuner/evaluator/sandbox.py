@@ -58,8 +58,18 @@ _PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker", "autotuner.evaluator
             "autotuner.evaluator.verify", "autotuner.evaluator.unwatched", "autotuner.evaluator.roofline",
             "autotuner.evaluator.isolation", "autotuner.candidate", "autotuner.runtime", "torch.profiler",
             "torch.utils.flop_counter"]
+# More modules for the server, comma-separated (e.g. "cupy"), to measure what a child's own
+# imports cost. CuPy is not preloaded by default: nobody has yet checked on a GPU machine that
+# importing it never initializes CUDA (if it did, no forked child could use the GPU).
+PRELOAD_ENV = "AUTOTUNER_FORKSERVER_PRELOAD"
 _forkserver: Any = None
 _forkserver_lock = threading.Lock()
+
+
+def preload_modules(environ: dict[str, str]) -> list[str]:
+    """What the fork server imports: ``_PRELOAD`` and any modules ``PRELOAD_ENV`` names."""
+    extra = [m.strip() for m in environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
+    return _PRELOAD + [m for m in extra if m not in _PRELOAD]
 
 
 class _Child:
@@ -110,7 +120,7 @@ def _forkserver_context() -> Any:
             from multiprocessing import forkserver
 
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(_PRELOAD)
+            ctx.set_forkserver_preload(preload_modules(dict(os.environ)))
             clean = child_environment(dict(os.environ), Path(tempfile.gettempdir()), cache_root())
             saved = dict(os.environ)
             os.environ.clear()  # the server inherits the C environment at its start

@@ -119,6 +119,13 @@ def test_fork_server_preload_starts_no_thread_and_no_cuda():
     assert out.stdout.split() == ["1", "False"], out.stderr[-500:]
 
 
+def test_more_preloaded_modules_are_named_in_the_environment():
+    from autotuner.evaluator.sandbox import _PRELOAD, PRELOAD_ENV, preload_modules
+
+    assert preload_modules({}) == _PRELOAD
+    assert preload_modules({PRELOAD_ENV: " cupy, torch ,,"}) == _PRELOAD + ["cupy"]
+
+
 def test_a_loaded_task_is_not_loaded_again(tmp_path, monkeypatch):
     """A run loads each task once and passes it on: the parent evaluates it without reloading the file."""
     from autotuner.evaluator import sandbox
