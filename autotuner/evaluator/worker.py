@@ -484,7 +484,7 @@ def main(argv: list[str]) -> int:
         run_job(job, status_path, emit, phases)
     except Exception as exc:  # noqa: BLE001 - harness failure: reported as such
         traceback.print_exc()
-        emit(EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}"))
+        emit(EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}", phases_s=phases))
     _status(status_path, "done")
     sys.stdout.flush()
     sys.stderr.flush()

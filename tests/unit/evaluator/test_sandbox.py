@@ -103,6 +103,8 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
     assert not (tmp_path / "job.json").exists(), "the job file (with its seed) must be gone"
     if not torch.cuda.is_available():
         assert result.verdict.value == "error" and "NoGPUError" in result.reason
+    assert {"child_start", "cuda_init", "sandbox"} <= set(result.phases_s), "the child's start is in its phases"
+    assert 0 <= result.phases_s["child_start"] < 60
     assert "sandbox: cwd" in tail, "the forked worker shut itself in before anything else"
 
 
