@@ -79,7 +79,7 @@ def _full_compare(name: str, o: torch.Tensor, r: torch.Tensor, tol: dict[str, fl
         count = int((ref_nan & ~out_nan).sum())
         return Comparison(
             False,
-            f"{name}: {count} of {ref.numel()} elements are finite where the reference is NaN "
+            f"{name}: {count} of {r.numel()} elements are finite where the reference is NaN "
             "(the kernel drops NaN, e.g. fmaxf where PyTorch propagates it)",
             float("nan"), float("nan"),
         )
