@@ -49,6 +49,20 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def breakdown_lines(rows: list[Any], per_hour: float) -> list[str]:
+    """The per-phase table of ``bench evaluator``: median seconds and share of the median wall,
+    parts indented under their phase, then candidates per GPU-hour."""
+    if not rows:
+        return []
+    width = max(len(r.phase) for r in rows) + 2
+    lines = ["  where a candidate's time goes (median over the single runs; indented: part of the line above):"]
+    for r in rows:
+        name = ("    " + r.phase.split(".", 1)[-1]) if r.part_of else r.phase
+        lines.append(f"    {name:<{width + 2}} {r.median_s:8.3f} s  {100 * r.share:5.1f}%")
+    lines.append(f"  -> {per_hour:,.0f} candidates per GPU-hour (target 3,000: 1.2 s each)")
+    return lines
+
+
 def cmd_evaluator(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -64,7 +78,8 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
                            config=EvalConfig(**trust_overrides(args)))
     gpu = device_facts(0).gpu_name
     if args.json:
-        print_json({"gpu": gpu, "task": args.task, "candidate": args.candidate, **asdict(t)})
+        print_json({"gpu": gpu, "task": args.task, "candidate": args.candidate, **asdict(t),
+                    "per_hour_single": t.per_hour_single, "phases": [asdict(r) for r in t.breakdown]})
         return 0
     print(f"evaluator throughput on {gpu}: {args.task} with {args.candidate}")
     print(f"  one candidate per child (fork server, baselines cached): p50 {t.single_p50_s:.2f} s, "
@@ -74,6 +89,8 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
           f"-> {t.per_hour_batched:,.0f} settings per GPU-hour")
     print(f"  one candidate in a fresh interpreter (no fork server): {t.fresh_interpreter_wall_s:.2f} s")
     print(f"  verdicts: {', '.join(sorted(set(t.verdicts)))}")
+    for line in breakdown_lines(t.breakdown, t.per_hour_single):
+        print(line)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from autotuner.evaluator.throughput import part_of
 from autotuner.evaluator.verdict import EvalResult, TimingStats
 
 from autotuner.cli.common import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, add_archive_options, archive_url
@@ -90,8 +91,8 @@ def print_result(result: EvalResult) -> None:
               f"CUDA {p.torch_cuda}, CuPy {p.cupy_version}, harness {p.harness_version}")
     for warning in result.warnings:
         print(f"warning      {warning}")
-    phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases_s.items())
-    print(f"wall         {result.wall_s:.1f} s" + (f" ({phases}; the rest: process start, CUDA init)" if phases else ""))
+    phases = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases_s.items() if part_of(k) is None)
+    print(f"wall         {result.wall_s:.1f} s" + (f" ({phases}; the rest: the parent's checks and waits)" if phases else ""))
 
 
 def _record(args: argparse.Namespace, task: Any, result: EvalResult) -> None:

@@ -33,7 +33,7 @@ from autotuner.runtime.device import require_gpu
 from autotuner.tasks import Task, load_task
 
 log = logging.getLogger(__name__)
-_POLL_S = 0.05
+_POLL_S = 0.01  # the child's exit is seen this late at most (a status file read per poll: cheap)
 
 
 def _phase(status: Path) -> tuple[str, float]:
@@ -52,9 +52,24 @@ def _log_tail(path: Path, limit: int = 1500) -> str:
 
 
 WORKER_COMMAND = (sys.executable, "-m", "autotuner.evaluator.worker")
-_PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker"]
+# Imported once in the fork server instead of in every child (pure Python over torch: none
+# initializes CUDA at import; the worker imports the same modules lazily anyway).
+_PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker", "autotuner.evaluator.measure",
+            "autotuner.evaluator.verify", "autotuner.evaluator.unwatched", "autotuner.evaluator.roofline",
+            "autotuner.evaluator.isolation", "autotuner.candidate", "autotuner.runtime", "torch.profiler",
+            "torch.utils.flop_counter"]
+# More modules for the server, comma-separated (e.g. "cupy"), to measure what a child's own
+# imports cost. CuPy is not preloaded by default: nobody has yet checked on a GPU machine that
+# importing it never initializes CUDA (if it did, no forked child could use the GPU).
+PRELOAD_ENV = "AUTOTUNER_FORKSERVER_PRELOAD"
 _forkserver: Any = None
 _forkserver_lock = threading.Lock()
+
+
+def preload_modules(environ: dict[str, str]) -> list[str]:
+    """What the fork server imports: ``_PRELOAD`` and any modules ``PRELOAD_ENV`` names."""
+    extra = [m.strip() for m in environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
+    return _PRELOAD + [m for m in extra if m not in _PRELOAD]
 
 
 class _Child:
@@ -105,7 +120,7 @@ def _forkserver_context() -> Any:
             from multiprocessing import forkserver
 
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(_PRELOAD)
+            ctx.set_forkserver_preload(preload_modules(dict(os.environ)))
             clean = child_environment(dict(os.environ), Path(tempfile.gettempdir()), cache_root())
             saved = dict(os.environ)
             os.environ.clear()  # the server inherits the C environment at its start
@@ -168,7 +183,7 @@ def _run_child(job: dict[str, Any], config: EvalConfig, workdir: Path,
     """
     paths = [workdir / n for n in ("job.json", "result.json", "status", "log")]
     job_path, result_path, status_path, log_path = paths
-    job_path.write_text(json.dumps(job))
+    job_path.write_text(json.dumps({**job, "spawned_at": time.time()}))  # the child's start is a phase
     child = _spawn(paths, _visible_device(config), workdir, command)
     started = time.time()
     timed_out = ""

@@ -9,11 +9,61 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.sandbox import evaluate, evaluate_many
+
+
+# Where a child's time goes, in the order it is spent (``EvalResult.phases_s``). A name
+# ``phase.part`` (and ``guard_bytes``, inside ``verify``) is a part of ``phase``, already in it.
+PHASE_ORDER = ("child_start", "cuda_init", "sandbox", "setup", "baselines", "import", "verify",
+               "time_and_check", "unwatched_check", "finish", "sanitizer")
+_PART_OF = {"guard_bytes": "verify"}
+REST = "rest of wall"  # parent's checks, its polling, the child's exit: wall minus the phases
+
+
+@dataclass(frozen=True)
+class PhaseRow:
+    phase: str
+    median_s: float
+    share: float  # of the median wall time
+    part_of: str | None = None  # the phase this one is a part of (already counted there)
+
+
+def part_of(name: str) -> str | None:
+    """The phase ``name`` is a part of, or None for a phase of its own."""
+    return _PART_OF.get(name) or (name.split(".", 1)[0] if "." in name else None)
+
+
+def _order(names: set[str]) -> list[str]:
+    own = {n for n in names if part_of(n) is None}
+    tops = [n for n in PHASE_ORDER if n in own] + sorted(own - set(PHASE_ORDER))
+    ordered = []
+    for top in tops:
+        ordered.append(top)
+        ordered += sorted(n for n in names if part_of(n) == top)
+    return ordered + sorted(n for n in names if part_of(n) and part_of(n) not in tops)
+
+
+def phase_breakdown(phases: list[dict[str, float]], walls: list[float]) -> list[PhaseRow]:
+    """Median seconds of every phase across candidates (a phase a candidate lacks counts 0),
+    each phase followed by its parts, then the rest of the wall time nothing accounts for.
+
+    Medians of parts do not add up to a median whole; the shares say where to look first.
+    """
+    if not phases or not walls:
+        return []
+    wall = statistics.median(walls)
+    names = {n for p in phases for n in p}
+    rows = []
+    for name in _order(names):
+        median = statistics.median(p.get(name, 0.0) for p in phases)
+        rows.append(PhaseRow(name, median, median / wall if wall > 0 else 0.0, part_of(name)))
+    rest = statistics.median(w - sum(v for n, v in p.items() if part_of(n) is None) for p, w in zip(phases, walls))
+    rows.append(PhaseRow(REST, rest, rest / wall if wall > 0 else 0.0))
+    return rows
 
 
 @dataclass
@@ -23,6 +73,12 @@ class Throughput:
     batch_settings: int
     fresh_interpreter_wall_s: float
     verdicts: list[str]
+    single_phases_s: list[dict[str, float]] = field(default_factory=list)  # each single's phases_s
+
+    @property
+    def breakdown(self) -> list[PhaseRow]:
+        """Per-phase medians over the single-candidate runs (one child each, so nothing shared)."""
+        return phase_breakdown(self.single_phases_s, self.single_wall_s)
 
     @property
     def single_p50_s(self) -> float:
@@ -41,12 +97,13 @@ def measure_throughput(task: Path, candidate: Path, repeats: int = 5, settings: 
                        config: EvalConfig | None = None) -> Throughput:
     config = config or EvalConfig()
     evaluate(task, candidate, config)  # fills the peak and baseline caches, as after a run's first candidate
-    singles, verdicts = [], []
+    singles, verdicts, phases = [], [], []
     for _ in range(repeats):
         started = time.perf_counter()
         result = evaluate(task, candidate, config)
         singles.append(time.perf_counter() - started)
         verdicts.append(result.verdict.value)
+        phases.append(dict(result.phases_s))
     settings = settings or [{}] * 8
     started = time.perf_counter()
     batch = evaluate_many(task, candidate, settings, config)
@@ -55,4 +112,4 @@ def measure_throughput(task: Path, candidate: Path, repeats: int = 5, settings: 
     started = time.perf_counter()
     verdicts.append(evaluate(task, candidate, replace(config, fork_server=False)).verdict.value)
     fresh = time.perf_counter() - started
-    return Throughput(singles, batch_wall, len(settings), fresh, verdicts)
+    return Throughput(singles, batch_wall, len(settings), fresh, verdicts, phases)

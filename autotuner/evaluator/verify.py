@@ -8,6 +8,7 @@ is kept alive until the shape is done, so no later allocation of the candidate c
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,11 @@ class VerifyContext:
     kernels_seen: list[str] = field(default_factory=list)
     guard_bytes: int = 0  # guard bytes each side of every buffer (0: off)
     module_guards: GuardSet | None = None  # the current candidate module's parameters and buffers
+    clock: dict[str, float] = field(default_factory=dict)  # seconds of the parts worth knowing (phases_s)
+
+
+def _add(clock: dict[str, float], key: str, since: float) -> None:
+    clock[key] = clock.get(key, 0.0) + time.perf_counter() - since
 
 
 def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], where: str) -> Any:
@@ -180,7 +186,9 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
             out = _run_watched(ctx, candidate, mine, where)
             again = _run_watched(ctx, candidate, draw(), where + ", second run") if trial == 0 else None
             if trial == 0 and profile:
+                started = time.perf_counter()
                 check_kernels(ctx, candidate, draw())
+                _add(ctx.clock, "profile", started)  # the profiler's first start sets up CUPTI
             inputs = draw()
             changed = inputs_unchanged(inputs, mine)
             if changed:
@@ -194,7 +202,9 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
                 again = _run_watched(ctx, candidate, draw("task"), where + ", second run") if trial == 0 else None
                 ref = reference(*draw("task"))
         references.append(ref)
+        started = time.perf_counter()
         comparison = compare_outputs(out, ref, ctx.tolerance)
+        _add(ctx.clock, "compare", started)
         if not comparison.ok:
             raise Rejection(Stage.CORRECTNESS, f"{where}: {comparison.reason}")
         result.max_abs_err = max(result.max_abs_err or 0.0, comparison.max_abs_err)

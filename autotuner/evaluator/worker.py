@@ -92,8 +92,18 @@ class Session:
     phases_s: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(job: dict[str, Any], status_path: Path) -> Session:
-    """Peaks, baselines and the roofline figures: all before any candidate code is loaded."""
+def _lap(phases: dict[str, float], key: str, since: float) -> float:
+    """``phases[key]`` = seconds since ``since``; returns now (the next part's start)."""
+    now = time.perf_counter()
+    phases[key] = now - since
+    return now
+
+
+def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, float] | None = None) -> Session:
+    """Peaks, baselines and the roofline figures: all before any candidate code is loaded.
+
+    ``child_phases`` (the child's start, CUDA init, sandbox) go into every result's ``phases_s``.
+    """
     import torch
 
     from autotuner.evaluator import isolation
@@ -113,9 +123,14 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
     cache_dir = Path(job["cache_dir"])
     base_seed = int(job["seed"])
     set_strict_numerics()
-    facts = device_facts(0)
+    parts: dict[str, float] = {}  # included in setup
+    mark = time.perf_counter()
+    facts = device_facts(0)  # NVML, CuPy and NVRTC versions: libraries loaded in every child
+    mark = _lap(parts, "setup.device_facts", mark)
     peaks = cached_peaks(cache_dir, facts.driver)
+    mark = _lap(parts, "setup.peaks", mark)
     task = load_task(job["task_path"], config.policy)
+    _lap(parts, "setup.task", mark)
     tolerance = tolerances_for(task.dtype, task.tolerance)
     provenance = Provenance(
         harness_version=HARNESS_VERSION, gpu_name=facts.gpu_name, capability=facts.capability,
@@ -125,7 +140,10 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
         seeds=[base_seed], tolerances=tolerance, sandbox=isolation.LAYERS,
     )
     session = Session(task, config, tolerance, provenance, peaks, l2_flush_buffer(facts.l2_bytes), {}, base_seed)
+    session.phases_s.update(child_phases or {})
+    session.phases_s.update(parts)
     shape = task.default_shape
+    figures_started = time.perf_counter()
     reference = make_reference(task, shape, derive_seed(base_seed, "roofline"))
     inputs = make_inputs(task, shape, derive_seed(base_seed, "roofline", "inputs"))
     with torch.no_grad():
@@ -136,6 +154,7 @@ def prepare(job: dict[str, Any], status_path: Path) -> Session:
     session.flops = int(fn(inputs, out)) if callable(fn) else count_flops(reference, inputs)
     del reference, inputs, out
     torch.cuda.empty_cache()
+    session.phases_s["setup.roofline_figures"] = time.perf_counter() - figures_started  # included in setup
     session.phases_s["setup"] = time.perf_counter() - started
     if config.baselines:
         _status(status_path, "baselines")
@@ -182,9 +201,12 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     try:
         # Hidden shapes and small ones first: cheap, and where hard-coding shows.
         for shape in sorted(task.shapes, key=lambda s: (s is timed_shape, not s.hidden)):
+            shape_started = time.perf_counter()
             result.shapes.append(verify_shape(ctx, shape, profile=shape is timed_shape))
+            result.phases_s[f"verify.shape:{shape.name}"] = time.perf_counter() - shape_started  # in verify
         result.phases_s["verify"] = time.perf_counter() - started
         result.phases_s["guard_bytes"] = guard_bytes.SPENT_S[0] - guards_before  # included in verify
+        result.phases_s.update({f"verify.{k}": v for k, v in ctx.clock.items()})  # included in verify
         started = time.perf_counter()
         result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
         result.kernels_seen = ctx.kernels_seen
@@ -197,13 +219,17 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             weight_seed = derive_seed(seed, "timing", "weights")
             reference = make_reference(task, timed_shape, weight_seed)
             pool = InputPool(task, timed_shape, seed, config, "candidate")
+            result.phases_s["time_and_check.pool"] = time.perf_counter() - started  # included in time_and_check
+            clock: dict[str, float] = {}
             if task.timing == "graph":
-                run, candidate = _time_in_graph(session, model_new, params, reference, pool, weight_seed)
+                run, candidate = _time_in_graph(session, model_new, params, reference, pool, weight_seed, clock)
             else:
                 candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
                 run = time_model(candidate, pool, config, session.flush,
-                                 check=timed_output_check(reference, pool, session.tolerance))
+                                 check=timed_output_check(reference, pool, session.tolerance, clock))
             result.phases_s["time_and_check"] = time.perf_counter() - started
+            result.phases_s["time_and_check.refresh"] = pool.refresh_s  # included in time_and_check
+            result.phases_s.update({f"time_and_check.{k}": v for k, v in clock.items()})
             started = time.perf_counter()
             # Tampering first: the unwatched check times and traces with the harness's functions.
             _no_tampering(guard, "timed")
@@ -232,6 +258,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         else:
             result.verdict, result.stage = Verdict.REJECTED, Stage.LAUNCH
             result.reason = f"forward failed{frame}: {classify_exception(exc)}"
+    started = time.perf_counter()
     result.resources = [] if context_broken(result) else resource_report()
     sandboxed = _sandbox_rejection()
     if sandboxed is not None and result.verdict is not Verdict.ERROR:
@@ -239,11 +266,12 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         result.verdict, result.stage, result.reason = Verdict.REJECTED, Stage.ISOLATION, sandboxed.reason + prior
     if not context_broken(result):
         torch.cuda.empty_cache()
+    result.phases_s["finish"] = time.perf_counter() - started
     return result
 
 
 def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], reference: Any, pool: Any,
-                   weight_seed: int) -> tuple[Any, Any]:
+                   weight_seed: int, clock: dict[str, float] | None = None) -> tuple[Any, Any]:
     """``TIMING = "graph"``: copies of the candidate, each with its own reference's weights,
     replayed from one CUDA graph; every output checked against its own reference. Returns the
     timing and the first copy (whose weights are ``reference``'s)."""
@@ -257,7 +285,7 @@ def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], re
     seeds = [weight_seed] + [derive_seed(weight_seed, "copy", i) for i in range(1, n)]
     references = [reference] + [make_reference(task, shape, s) for s in seeds[1:]]
     candidates = [make_candidate(task, shape, s, model_new, params, r)[0] for s, r in zip(seeds, references)]
-    checks = [timed_output_check(r, pool, session.tolerance) for r in references]
+    checks = [timed_output_check(r, pool, session.tolerance, clock) for r in references]
     try:
         run = time_graph_models(candidates, pool, session.config, check=lambda j, out: checks[j](j, out))
         return run, candidates[0]
@@ -335,14 +363,14 @@ def _apply_roofline(result: EvalResult, timed: Any, session: Session) -> None:
         result.speedup_compile = timed.compiled.median_ms / median
 
 
-def run_job(job: dict[str, Any], status_path: Path, emit: Any) -> None:
+def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dict[str, float] | None = None) -> None:
     """Evaluate the candidate once per parameter set, emitting each result as it is done."""
     from autotuner.errors import CompileError
     from autotuner.evaluator import isolation
     from autotuner.candidate import declared_kernel_names, import_candidate
     from autotuner.evaluator.watch import HarnessGuard
 
-    session = prepare(job, status_path)
+    session = prepare(job, status_path, child_phases)
     candidate_path = job["candidate_path"]
     param_sets = list(job.get("param_sets") or [{}])
     first = int(job.get("first_index", 0))
@@ -428,28 +456,35 @@ def child_entry(job_path: str, result_path: str, status_path: str, log_path: str
 
 
 def main(argv: list[str]) -> int:
+    entered = time.time()
     job_path, result_path, status_path = (Path(a) for a in argv[1:4])
     job = json.loads(job_path.read_text())
     job_path.unlink()  # the seeds leave the file system before any candidate code runs
+    # From the parent's spawn to here: the fork (or interpreter start) and the preloaded imports.
+    phases = {"child_start": max(0.0, entered - float(job.get("spawned_at", entered)))}
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The harness's own files are opened now: the sandbox below closes their folder.
     result_fd = os.open(result_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     _CHANNELS[str(status_path)] = os.open(status_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    started = time.perf_counter()
+    open_gpu()  # here, not lazily in the setup, so the CUDA context's cost is a phase of its own
+    phases["cuda_init"] = time.perf_counter() - started
     if job.get("sandbox"):
         from autotuner.evaluator.isolation import SandboxSpec, enter
 
-        open_gpu()
+        started = time.perf_counter()
         layers = enter(SandboxSpec(**job["sandbox"]))
+        phases["sandbox"] = time.perf_counter() - started
         print("sandbox: " + "; ".join(layers), flush=True)
 
     def emit(result: EvalResult) -> None:  # one line per parameter set, as each finishes
         os.write(result_fd, (json.dumps(result.to_json()) + "\n").encode())
 
     try:
-        run_job(job, status_path, emit)
+        run_job(job, status_path, emit, phases)
     except Exception as exc:  # noqa: BLE001 - harness failure: reported as such
         traceback.print_exc()
-        emit(EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}"))
+        emit(EvalResult(Verdict.ERROR, Stage.DONE, f"harness error: {type(exc).__name__}: {exc}", phases_s=phases))
     _status(status_path, "done")
     sys.stdout.flush()
     sys.stderr.flush()

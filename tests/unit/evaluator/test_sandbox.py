@@ -103,7 +103,29 @@ def test_fork_server_child_runs_the_real_worker_and_reports(tmp_path):
     assert not (tmp_path / "job.json").exists(), "the job file (with its seed) must be gone"
     if not torch.cuda.is_available():
         assert result.verdict.value == "error" and "NoGPUError" in result.reason
+    assert {"child_start", "cuda_init", "sandbox"} <= set(result.phases_s), "the child's start is in its phases"
+    assert 0 <= result.phases_s["child_start"] < 60
     assert "sandbox: cwd" in tail, "the forked worker shut itself in before anything else"
+
+
+def test_fork_server_preload_starts_no_thread_and_no_cuda():
+    """What the fork server imports once for every child must be safe to fork: no thread
+    running, CUDA not initialized (each child makes its own context)."""
+    import subprocess
+
+    from autotuner.evaluator.sandbox import _PRELOAD
+
+    code = (f"import importlib, threading, torch\nfor m in {_PRELOAD!r}: importlib.import_module(m)\n"
+            "print(threading.active_count(), torch.cuda.is_initialized())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["1", "False"], out.stderr[-500:]
+
+
+def test_more_preloaded_modules_are_named_in_the_environment():
+    from autotuner.evaluator.sandbox import _PRELOAD, PRELOAD_ENV, preload_modules
+
+    assert preload_modules({}) == _PRELOAD
+    assert preload_modules({PRELOAD_ENV: " cupy, torch ,,"}) == _PRELOAD + ["cupy"]
 
 
 def test_a_loaded_task_is_not_loaded_again(tmp_path, monkeypatch):
