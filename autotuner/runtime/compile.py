@@ -5,6 +5,11 @@ takes tens of seconds; that difference is what lets a search try thousands of ca
 hour. CuPy keeps compiled modules on disk keyed by source, options, architecture and NVRTC
 version (``CUPY_CACHE_DIR``, set here to the autotuner cache unless the user set it); this
 module adds an in-process cache and structured compile errors.
+
+Defines reach NVRTC as ``#define`` lines ahead of the source (then ``#line 1``), not as ``-D``
+options: CuPy keys a one-off empty-file NVRTC compile (about 25 ms) by the option list, so
+options that differ per candidate paid it on every cold compile. The cubin and the diagnostics'
+line numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ def _cupy() -> Any:
 
 
 def define_options(defines: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """``{"BLOCK": 256}`` -> ``("-DBLOCK=256",)``; options, not text, so line numbers hold."""
+    """``{"BLOCK": 256}`` -> ``("-DBLOCK=256",)``: the defines' canonical form (cache keys, nvcc)."""
     out = []
     for name, value in sorted((defines or {}).items()):
         if not _DEFINE_NAME_RE.match(name):
@@ -58,6 +63,19 @@ def define_options(defines: Mapping[str, Any] | None) -> tuple[str, ...]:
             raise ValueError(f"define {name}={value!r}: value must be one token")
         out.append(f"-D{name}={text}")
     return tuple(out)
+
+
+def define_prelude(defines: Mapping[str, Any] | None) -> str:
+    """``{"BLOCK": 256}`` -> ``"#define BLOCK 256\\n#line 1\\n"``: what ``-DBLOCK=256`` does, as text.
+
+    ``#line 1`` restarts the numbering, so diagnostics keep the candidate's line numbers; no
+    defines gives ``""`` (the source, and its disk-cache key, stay as they were).
+    """
+    options = define_options(defines)
+    if not options:
+        return ""
+    lines = [f"#define {opt[2:].replace('=', ' ', 1)}" for opt in options]
+    return "\n".join(lines) + "\n#line 1\n"
 
 
 def parse_diagnostics(log: str) -> list[Diagnostic]:
@@ -121,7 +139,8 @@ def compile_module(
     if cached is not None:
         return cached
     with cupy.cuda.Device(device):
-        raw = cupy.RawModule(code=source, options=all_options, backend="nvrtc")
+        # defines as text, options fixed: see the module docstring
+        raw = cupy.RawModule(code=define_prelude(defines) + source, options=tuple(options), backend="nvrtc")
         try:
             raw.compile()
         except cupy.cuda.compiler.CompileException as exc:

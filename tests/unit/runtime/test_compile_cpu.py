@@ -1,4 +1,4 @@
-"""What the runtime does without a GPU: define options, diagnostics, nvcc checks."""
+"""What the runtime does without a GPU: define options and prelude, diagnostics, nvcc checks."""
 
 import shutil
 
@@ -6,7 +6,7 @@ import pytest
 
 from autotuner.errors import CompileError
 from autotuner.runtime import nvcc_ptx, parse_diagnostics
-from autotuner.runtime.compile import define_options
+from autotuner.runtime.compile import define_options, define_prelude
 
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 
@@ -25,6 +25,14 @@ def test_defines_become_options_not_text():
         define_options({"not an identifier": 1})
     with pytest.raises(ValueError):
         define_options({"X": "two words"})
+
+
+def test_define_prelude_is_the_options_as_text():
+    assert define_prelude({"BLOCK": 256, "SCALE": 0.5, "FAST": True}) == (
+        "#define BLOCK 256\n#define FAST 1\n#define SCALE 0.5\n#line 1\n")
+    assert define_prelude({}) == "" and define_prelude(None) == ""
+    with pytest.raises(ValueError):
+        define_prelude({"X": "two words"})
 
 
 def test_nvrtc_and_nvcc_logs_parse_to_lines():
@@ -51,3 +59,14 @@ def test_compile_error_names_the_line():
     assert errors and errors[0].line == 2
     assert "undefined_name" in errors[0].message
     assert "line 2" in str(info.value)
+
+
+@needs_nvcc
+def test_prelude_compiles_like_define_options():
+    """Same PTX as -D options, and #line 1 keeps the candidate's line numbers in errors."""
+    as_options = nvcc_ptx(GOOD, "sm_90", options=("-std=c++17", "-DBLOCK=4"))
+    as_text = nvcc_ptx(define_prelude({"BLOCK": 4}) + GOOD, "sm_90")
+    assert as_text == as_options
+    with pytest.raises(CompileError) as info:
+        nvcc_ptx(define_prelude({"BLOCK": 4, "VEC": 2}) + BAD, "sm_90")
+    assert [d.line for d in info.value.diagnostics if d.severity == "error"] == [2]
