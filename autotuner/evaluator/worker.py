@@ -110,7 +110,7 @@ def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, floa
     from autotuner.evaluator.compare import tolerances_for
     from autotuner.evaluator.inputs import make_inputs, make_reference
     from autotuner.evaluator.measure import measure_baselines
-    from autotuner.evaluator.roofline import cached_peaks, count_flops, estimate_bytes
+    from autotuner.evaluator.roofline import cached_figures, cached_peaks, count_flops, estimate_bytes, figures_key
     from autotuner.evaluator.timing import l2_flush_buffer
     from autotuner.evaluator.verify import derive_seed
     from autotuner.evaluator.watch import set_strict_numerics
@@ -144,16 +144,22 @@ def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, floa
     session.phases_s.update(parts)
     shape = task.default_shape
     figures_started = time.perf_counter()
-    reference = make_reference(task, shape, derive_seed(base_seed, "roofline"))
-    inputs = make_inputs(task, shape, derive_seed(base_seed, "roofline", "inputs"))
-    with torch.no_grad():
-        out = reference(*inputs)
-    fn = getattr(task.module, "bytes_moved", None)
-    session.bytes_moved = int(fn(inputs, out)) if callable(fn) else estimate_bytes(inputs, reference, out)
-    fn = getattr(task.module, "flops", None)
-    session.flops = int(fn(inputs, out)) if callable(fn) else count_flops(reference, inputs)
-    del reference, inputs, out
-    torch.cuda.empty_cache()
+
+    def measure_figures() -> tuple[int, int]:
+        reference = make_reference(task, shape, derive_seed(base_seed, "roofline"))
+        inputs = make_inputs(task, shape, derive_seed(base_seed, "roofline", "inputs"))
+        with torch.no_grad():
+            out = reference(*inputs)
+        fn = getattr(task.module, "bytes_moved", None)
+        moved = int(fn(inputs, out)) if callable(fn) else estimate_bytes(inputs, reference, out)
+        fn = getattr(task.module, "flops", None)
+        flops = int(fn(inputs, out)) if callable(fn) else count_flops(reference, inputs)
+        del reference, inputs, out
+        torch.cuda.empty_cache()
+        return moved, flops
+
+    session.bytes_moved, session.flops = cached_figures(
+        cache_dir, figures_key(task.content_hash, shape.to_json()), measure_figures)
     session.phases_s["setup.roofline_figures"] = time.perf_counter() - figures_started  # included in setup
     session.phases_s["setup"] = time.perf_counter() - started
     if config.baselines:

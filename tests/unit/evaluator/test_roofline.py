@@ -18,3 +18,28 @@ def test_a_scalar_view_into_a_big_temporary_counts_as_four_bytes(monkeypatch):
     assert loss.untyped_storage().nbytes() >= 4  # may be the whole temporary's storage
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
     assert roofline._unique_bytes([a, b, loss]) == 2 * 64 * 64 * 4 + 4
+
+
+def test_figures_are_measured_once_per_task_and_shape_then_read_from_the_cache(tmp_path):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return 4096, 123
+
+    key = roofline.figures_key("taskhash", {"x": [8, 8]})
+    assert roofline.cached_figures(tmp_path, key, measure) == (4096, 123)
+    assert roofline.cached_figures(tmp_path, key, measure) == (4096, 123)
+    assert len(calls) == 1
+    other = roofline.figures_key("taskhash", {"x": [8, 9]})
+    assert other != key
+    assert roofline.cached_figures(tmp_path, other, lambda: (1, 2)) == (1, 2)
+
+
+def test_an_unreadable_figures_cache_is_measured_again_and_rewritten(tmp_path):
+    key = roofline.figures_key("t", {})
+    path = tmp_path / "figures" / f"{key}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert roofline.cached_figures(tmp_path, key, lambda: (10, 0)) == (10, 0)
+    assert roofline.cached_figures(tmp_path, key, lambda: (99, 99)) == (10, 0)
