@@ -73,7 +73,7 @@ def test_unaligned_rows_match_reference_on_cpu_emulator(tasks, tmp_path) -> None
 def test_cached_column_softmax_keeps_two_blocks_per_sm(tmp_path) -> None:
     t = translate(load_task(suite_dir() / "softmax/softmax_dim1.py"))
     p = t.proposals[0]
-    assert p.variant == "col/colsplit-cached" and p.default_params["OCC"] == 50
+    assert p.variant == "col/colsplit-cached-twopass" and p.default_params["OCC"] == 50  # cached: two passes over registers
     (src,) = cuda_sources(p.source)
     cu = tmp_path / "k.cu"
     cu.write_text(src)
