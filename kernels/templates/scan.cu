@@ -7,7 +7,7 @@
 //
 // inner == 1 (the last dim): a block (${NAME}_block) or a warp (${NAME}_warp) per row
 // segment. A chunk of NT * ITEMS * VEC elements at a time: each thread scans its ITEMS * VEC
-// consecutive values, the thread totals are scanned with warp shuffles (and shared memory
+// consecutive values (staged through shared memory when STAGE is on, see below), the thread totals are scanned with warp shuffles (and shared memory
 // across warps) and a running carry joins the chunks. A row too long for one block is split
 // into ``nseg`` segments (a two-level scan, deterministic): ${NAME}_segtot writes each
 // segment's total, and each segment's block starts from the combination of the totals before
@@ -99,6 +99,106 @@ __device__ __forceinline__ float scan_exclusive(float v, float& total) {
         }                                                                                         \
     } while (0)
 
+// Staging (STAGE 1, up to 32 KB of shared memory a block): a chunk goes through shared memory
+// so that global memory is read and written in aligned VEC-wide vectors striped across the
+// threads (coalesced, whatever the row's alignment: the exclusive scan with its total writes
+// rows of L + 1, a scan over an odd L reads unaligned rows), while each thread still scans
+// PER consecutive values. Without it each thread reads and writes its own PER consecutive
+// values in place (PER * 4 bytes apart across a warp), in vectors only when every row is aligned.
+#define ${NAME}_STAGED (STAGE && BLOCK * ITEMS * VEC <= 8192)
+
+template <int NT>
+__device__ __forceinline__ void ${NAME}_sync() {
+    if constexpr (NT > 32) __syncthreads(); else __syncwarp();
+}
+
+// Addresses [lo, hi) of a chunk window [a0, a0 + C) of a row (C = NT * ITEMS * VEC), between
+// global memory and the staging buffer: buffer index A - a0, or a0 + C - 1 - A reversed (so
+// that the buffer is always in scan order). Aligned vectors where a whole group lies inside,
+// single elements at the window's edges.
+template <int NT>
+__device__ __forceinline__ void ${NAME}_stage_in(const ${TIN}* __restrict__ xr, float* buf, long long a0,
+                                                 long long lo, long long hi, bool rev, int tid)
+{
+    constexpr int C = NT * ITEMS * VEC;
+    const long long mis = (long long)(((unsigned long long)xr / sizeof(${TIN})) % VEC);
+    const long long first = a0 + (VEC - ((mis + a0) % VEC + VEC) % VEC) % VEC;  // first aligned address
+    for (int g = tid - 1; g < C / VEC; g += NT) {
+        const long long A = first + (long long)g * VEC;
+        if (g >= 0 && A >= lo && A + VEC <= hi) {
+            float t[VEC];
+            ${LOAD}<VEC>(xr + A, t);
+            RULES_LANES buf[rev ? a0 + C - 1 - (A + u) : A + u - a0] = t[u];
+        } else {
+            RULES_LANES {
+                const long long p_ = A + u;
+                if (p_ >= lo && p_ < hi) buf[rev ? a0 + C - 1 - p_ : p_ - a0] = ${WIDEN_P};
+            }
+        }
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void ${NAME}_stage_out(${TOUT}* __restrict__ yr, const float* buf, long long a0,
+                                                  long long lo, long long hi, bool rev, int tid)
+{
+    constexpr int C = NT * ITEMS * VEC;
+    const long long mis = (long long)(((unsigned long long)yr / sizeof(${TOUT})) % VEC);
+    const long long first = a0 + (VEC - ((mis + a0) % VEC + VEC) % VEC) % VEC;
+    for (int g = tid - 1; g < C / VEC; g += NT) {
+        const long long A = first + (long long)g * VEC;
+        float w[VEC];
+        RULES_LANES {
+            const long long p_ = A + u;
+            w[u] = (p_ >= lo && p_ < hi) ? buf[rev ? a0 + C - 1 - p_ : p_ - a0] : 0.0f;
+        }
+        if (g >= 0 && A >= lo && A + VEC <= hi) {
+            ${STORE}<VEC>(yr + A, w);
+        } else {
+            RULES_LANES if (A + u >= lo && A + u < hi) yr[A + u] = ${NARROW_W};
+        }
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void ${NAME}_segment_staged(const ${TIN}* __restrict__ xr, ${TOUT}* __restrict__ yr,
+                                                       long long L, long long Lo, long long c_begin,
+                                                       long long c_end, float carry, int flags, int tid,
+                                                       float* buf)
+{
+    constexpr int PER = ITEMS * VEC, C = NT * PER;
+    const bool excl = (flags & 8) != 0, rev = (flags & 4) != 0;
+    for (long long c0 = c_begin; c0 < c_end; c0 += C) {
+        const long long jin = c0 + C < L ? c0 + C : L;  // positions [c0, jin) are in x
+        if (jin > c0)
+            ${NAME}_stage_in<NT>(xr, buf, rev ? L - c0 - C : c0, rev ? L - jin : c0, rev ? L - c0 : jin, rev, tid);
+        ${NAME}_sync<NT>();
+        float v[PER];
+        #pragma unroll
+        for (int i = 0; i < PER; ++i)
+            v[i] = c0 + tid * PER + i < L ? buf[tid * PER + i] : scan_id<${OP}>();
+        float prev = scan_id<${OP}>();
+        #pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const float inc = scan_op<${OP}>(prev, v[i]);
+            v[i] = excl ? prev : inc;
+            prev = inc;
+        }
+        float total;
+        const float add = scan_op<${OP}>(carry, scan_exclusive<NT, ${OP}>(prev, total));
+        ${NAME}_sync<NT>();  // every thread has read its values
+        #pragma unroll
+        for (int i = 0; i < PER; ++i) buf[tid * PER + i] = scan_op<${OP}>(add, v[i]);
+        ${NAME}_sync<NT>();
+        long long jout = c0 + C < c_end ? c0 + C : c_end;  // positions [c0, jout) are written
+        jout = jout < Lo ? jout : Lo;
+        if (jout > c0)
+            ${NAME}_stage_out<NT>(yr, buf, rev ? Lo - c0 - C : c0, rev ? Lo - jout : c0, rev ? Lo - c0 : jout, rev, tid);
+        ${NAME}_sync<NT>();  // the buffer is free for the next chunk
+        carry = scan_op<${OP}>(carry, total);
+    }
+}
+
 template <int NT>
 __device__ __forceinline__ void ${NAME}_segment(const ${TIN}* __restrict__ xr, ${TOUT}* __restrict__ yr, long long L,
                                                 long long Lo, long long c_begin, long long c_end, float carry,
@@ -164,7 +264,13 @@ ${NAME}_block(const ${TIN}* __restrict__ x, ${TOUT}* __restrict__ y, const float
             carry = block_combine<BLOCK, ${OP}>(c);
         }
         const long long end = (k + 1) * seg < Lmax ? (k + 1) * seg : Lmax;
+#if ${NAME}_STAGED
+        __shared__ float stage[BLOCK * ITEMS * VEC];
+        ${NAME}_segment_staged<BLOCK>(x + row * L, y + row * Lo, L, Lo, k * seg, end, carry, flags,
+                                      (int)threadIdx.x, stage);
+#else
         ${NAME}_segment<BLOCK>(x + row * L, y + row * Lo, L, Lo, k * seg, end, carry, flags, (int)threadIdx.x);
+#endif
     }
 }
 
@@ -175,8 +281,14 @@ ${NAME}_warp(const ${TIN}* __restrict__ x, ${TOUT}* __restrict__ y, long long ro
     const long long Lmax = L > Lo ? L : Lo;
     for (long long row = (long long)blockIdx.x * (BLOCK / 32) + (threadIdx.x >> 5); row < rows;
          row += (long long)gridDim.x * (BLOCK / 32)) {
+#if ${NAME}_STAGED
+        __shared__ float stage[BLOCK * ITEMS * VEC];
+        ${NAME}_segment_staged<32>(x + row * L, y + row * Lo, L, Lo, 0, Lmax, scan_id<${OP}>(), flags,
+                                   (int)(threadIdx.x & 31), stage + (threadIdx.x >> 5) * (32 * ITEMS * VEC));
+#else
         ${NAME}_segment<32>(x + row * L, y + row * Lo, L, Lo, 0, Lmax, scan_id<${OP}>(), flags,
                             (int)(threadIdx.x & 31));
+#endif
     }
 }
 
@@ -290,3 +402,4 @@ ${NAME}_cols(const ${TIN}* __restrict__ x, ${TOUT}* __restrict__ y, const float*
     }
 }
 #undef ${NAME}_LOAD
+#undef ${NAME}_STAGED

@@ -231,11 +231,12 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         if choice["mode"] == "cols":  # a thread per VEC columns: one 16-byte access per row in flight per lane
             return ({"BLOCK": 256, "VEC": vec, "ITEMS": 1, "WAVES": 2},
                     {"BLOCK": [128, 256, 512], "VEC": vecs, "WAVES": [1, 2, 4]})
+        # STAGE 1: chunks through shared memory, coalesced and aligned whatever the rows' alignment
         if choice["mode"] == "warp":
-            return ({"BLOCK": 256, "VEC": vec, "ITEMS": _pow2(d / (32 * vec), 1, 4), "WAVES": 2},
-                    {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "ITEMS": [1, 2, 4]})
-        return ({"BLOCK": _pow2(d / (vec * 2), 128, 512), "VEC": vec, "ITEMS": 2, "WAVES": 2},
-                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4]})
+            return ({"BLOCK": 256, "VEC": vec, "ITEMS": _pow2(d / (32 * vec), 1, 4), "WAVES": 2, "STAGE": 1},
+                    {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "ITEMS": [1, 2, 4], "STAGE": [0, 1]})
+        return ({"BLOCK": _pow2(d / (vec * 2), 128, 512), "VEC": vec, "ITEMS": 2, "WAVES": 2, "STAGE": 1},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "STAGE": [0, 1]})
     if region.kind == "attention":
         d = region.nodes[0].args["q"].shape[-1]
         wvec = max(1, min(vec, _pow2(d / 32, 1, 8)))

@@ -204,6 +204,8 @@ void rules_emu_cluster_wait() {
     wait_here(W_CLUSTER, 0, gen);
 }
 
+void emu_syncwarp() { warp_barrier(); }
+
 void emu_warp_exchange(const void* mine, void* out, int size, int src_lane) {
     auto& buf = g_warp_buf[g_cur / 32];
     std::memcpy(&buf[(g_cur & 31) * 16], mine, size);

@@ -55,6 +55,7 @@ inline void rules_emu_check_align(const void* p, int bytes) {
 }
 
 void emu_syncthreads();
+void emu_syncwarp();  // a barrier over the calling thread's warp
 void emu_warp_exchange(const void* mine, void* out, int size, int src_lane);
 // Thread-block clusters: the blocks of a cluster run together (fibers of one scheduler), each
 // with its own dynamic shared memory (poisoned with 0xFF bytes: NaN), which the others reach
@@ -65,6 +66,7 @@ void rules_emu_cluster_arrive();
 void rules_emu_cluster_wait();
 
 inline void __syncthreads() { emu_syncthreads(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { emu_syncwarp(); }
 
 template <class T> inline T emu_shfl(T v, int src) {
     T r;

@@ -155,6 +155,9 @@ def test_every_variant_matches_reference_on_cpu_emulator(translated, tmp_path) -
             params = dict(proposal.default_params, BLOCK=min(proposal.default_params["BLOCK"], 128))
             specs.append((task, cand, params, 3_000_000))
             names.append(f"{name} [{proposal.variant}]")
+            if params.get("STAGE"):  # the unstaged scan (each thread's values in place) stays correct
+                specs.append((task, cand, dict(params, STAGE=0), 3_000_000))
+                names.append(f"{name} [{proposal.variant} STAGE=0]")
     reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
     bad = {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
     assert not bad
