@@ -74,6 +74,13 @@ def _add(clock: dict[str, float], key: str, since: float) -> None:
     clock[key] = clock.get(key, 0.0) + time.perf_counter() - since
 
 
+def _lap(clock: dict[str, float], key: str, since: float) -> float:
+    """``_add``, returning the time now for the next part."""
+    now = time.perf_counter()
+    clock[key] = clock.get(key, 0.0) + now - since
+    return now
+
+
 def _run_watched(ctx: VerifyContext, model: torch.nn.Module, inputs: list[Any], where: str) -> Any:
     """One forward under the op watch, its inputs and allocations between guard bytes.
 
@@ -171,8 +178,11 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
         where = f"shape {shape.name}{' (hidden)' if shape.hidden else ''}, trial {trial + 1} ({law} inputs)"
         weight_seed = derive_seed(ctx.base_seed, shape.name, trial, "weights")
         input_seed = derive_seed(ctx.base_seed, shape.name, trial, "inputs")
+        started = time.perf_counter()
         reference = make_reference(ctx.task, shape, weight_seed)
+        started = _lap(ctx.clock, "build_reference", started)
         candidate, warning = make_candidate(ctx.task, shape, weight_seed, ctx.model_new, ctx.params, reference)
+        _add(ctx.clock, "build_candidate", started)
         if warning and warning not in ctx.warnings:
             ctx.warnings.append(warning)
         ctx.module_guards = GuardSet(ctx.guard_bytes)
@@ -181,9 +191,12 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
         # each time on its own draw; the reference then runs on another draw of the same
         # seed, in memory that did not exist while the candidate ran.
         draw = lambda law=law: make_inputs(ctx.task, shape, input_seed, law)  # noqa: E731
+        started = time.perf_counter()
         mine = draw()
+        started = _lap(ctx.clock, "draw_inputs", started)
         with torch.no_grad():
             out = _run_watched(ctx, candidate, mine, where)
+            _add(ctx.clock, "first_watched_run", started)
             again = _run_watched(ctx, candidate, draw(), where + ", second run") if trial == 0 else None
             if trial == 0 and profile:
                 started = time.perf_counter()
