@@ -99,6 +99,25 @@ __device__ __forceinline__ float scan_exclusive(float v, float& total) {
         }                                                                                         \
     } while (0)
 
+// Scans a thread's PER values in place (inclusive, or exclusive: each value becomes the
+// combination of those before it) across the NT threads in thread order, starting from carry;
+// total: the combination of all NT * PER values.
+template <int NT>
+__device__ __forceinline__ void ${NAME}_scan_chunk(float* v, float carry, bool excl, float& total)
+{
+    constexpr int PER = ITEMS * VEC;
+    float prev = scan_id<${OP}>();  // exclusive: the value before position i of this thread
+    #pragma unroll
+    for (int i = 0; i < PER; ++i) {
+        const float inc = scan_op<${OP}>(prev, v[i]);
+        v[i] = excl ? prev : inc;
+        prev = inc;
+    }
+    const float add = scan_op<${OP}>(carry, scan_exclusive<NT, ${OP}>(prev, total));
+    #pragma unroll
+    for (int i = 0; i < PER; ++i) v[i] = scan_op<${OP}>(add, v[i]);
+}
+
 // Staging (STAGE 1, up to 32 KB of shared memory a block): a chunk goes through shared memory
 // so that global memory is read and written in aligned VEC-wide vectors striped across the
 // threads (coalesced, whatever the row's alignment: the exclusive scan with its total writes
@@ -177,18 +196,11 @@ __device__ __forceinline__ void ${NAME}_segment_staged(const ${TIN}* __restrict_
         #pragma unroll
         for (int i = 0; i < PER; ++i)
             v[i] = c0 + tid * PER + i < L ? buf[tid * PER + i] : scan_id<${OP}>();
-        float prev = scan_id<${OP}>();
-        #pragma unroll
-        for (int i = 0; i < PER; ++i) {
-            const float inc = scan_op<${OP}>(prev, v[i]);
-            v[i] = excl ? prev : inc;
-            prev = inc;
-        }
         float total;
-        const float add = scan_op<${OP}>(carry, scan_exclusive<NT, ${OP}>(prev, total));
+        ${NAME}_scan_chunk<NT>(v, carry, excl, total);
         ${NAME}_sync<NT>();  // every thread has read its values
         #pragma unroll
-        for (int i = 0; i < PER; ++i) buf[tid * PER + i] = scan_op<${OP}>(add, v[i]);
+        for (int i = 0; i < PER; ++i) buf[tid * PER + i] = v[i];
         ${NAME}_sync<NT>();
         long long jout = c0 + C < c_end ? c0 + C : c_end;  // positions [c0, jout) are written
         jout = jout < Lo ? jout : Lo;
@@ -214,17 +226,8 @@ __device__ __forceinline__ void ${NAME}_segment(const ${TIN}* __restrict__ xr, $
             const long long b = base + it * VEC;
             ${NAME}_LOAD(xr, b, L, flags, v + it * VEC);
         }
-        float prev = scan_id<${OP}>();  // exclusive: the value before position i of this thread
-        #pragma unroll
-        for (int i = 0; i < PER; ++i) {
-            const float inc = scan_op<${OP}>(prev, v[i]);
-            v[i] = excl ? prev : inc;
-            prev = inc;
-        }
         float total;
-        const float add = scan_op<${OP}>(carry, scan_exclusive<NT, ${OP}>(prev, total));
-        #pragma unroll
-        for (int i = 0; i < PER; ++i) v[i] = scan_op<${OP}>(add, v[i]);
+        ${NAME}_scan_chunk<NT>(v, carry, excl, total);
         #pragma unroll
         for (int it = 0; it < ITEMS; ++it) {
             const long long b = base + it * VEC;
