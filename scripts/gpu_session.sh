@@ -7,7 +7,8 @@
 # Parts (candidates are evaluated several at a time: these runs are for verdicts, not timings):
 #   trust   the trust GPU tests (red team, honest styles, winner gate) under pytest-xdist
 #           (TRUST_K: a pytest -k expression to run only some)
-#   tests   runtime / evaluator GPU tests, then deploy / export GPU tests
+#   tests   every other GPU test (runtime, evaluator, unwatched, graph timing, deploy, export,
+#           integration: the scripted-server run), with the 20 slowest listed
 #   tables  the red-team table with the static check on and off (scripts/redteam_table.py)
 #   styles  the honest-styles table: verdicts, guard-byte cost, compute-sanitizer time per winner
 #   sweep   the rules kernels of SWEEP_TASKS beside eager and torch.compile (scripts/rules_sweep.py,
@@ -38,13 +39,11 @@ part_trust() {
     tests/gpu/test_trust.py tests/candidates > "$OUT/pytest_trust.txt" 2>&1
   echo "trust rc=$?" >> "$OUT/pytest_trust.txt"
 }
-part_tests() {
-  {
-    timeout "$(left 60)" $PYTEST -m gpu tests/gpu/test_runtime.py tests/gpu/test_evaluator.py
-    echo "runtime/evaluator rc=$?"
-    timeout "$(left 5)" $PYTEST -n 2 -m gpu tests/deploy tests/export
-    echo "deploy/export rc=$?"
-  } > "$OUT/pytest_other.txt" 2>&1
+part_tests() {  # every GPU test outside the trust set, the slowest listed
+  timeout "$(left 5)" $PYTEST -n "${OTHER_JOBS:-4}" -m gpu --durations=20 tests/unit/runtime/test_pdl_gpu.py \
+    tests/gpu --ignore=tests/gpu/test_trust.py tests/export tests/integration tests/deploy \
+    > "$OUT/pytest_other.txt" 2>&1
+  echo "other GPU tests rc=$?" >> "$OUT/pytest_other.txt"
 }
 part_tables() {
   timeout "$(left 60)" python3 scripts/redteam_table.py --both --jobs "${TABLE_JOBS:-6}" \
