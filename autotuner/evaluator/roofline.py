@@ -122,10 +122,13 @@ def cached_figures(cache_dir: Path, key: str, measure: Callable[[], tuple[int, i
         except (ValueError, KeyError, TypeError):
             log.warning("roofline figures cache %s is unreadable; measuring again", path)
     bytes_moved, flops = measure()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # children of two runs may race
-    tmp.write_text(json.dumps({"bytes_moved": int(bytes_moved), "flops": int(flops)}))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # children of two runs may race
+        tmp.write_text(json.dumps({"bytes_moved": int(bytes_moved), "flops": int(flops)}))
+        tmp.replace(path)
+    except OSError as exc:  # a cache that cannot be written costs time, never the evaluation
+        log.warning("roofline figures not cached at %s: %s", path, exc)
     return int(bytes_moved), int(flops)
 
 

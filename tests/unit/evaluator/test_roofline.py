@@ -43,3 +43,9 @@ def test_an_unreadable_figures_cache_is_measured_again_and_rewritten(tmp_path):
     path.write_text("{not json")
     assert roofline.cached_figures(tmp_path, key, lambda: (10, 0)) == (10, 0)
     assert roofline.cached_figures(tmp_path, key, lambda: (99, 99)) == (10, 0)
+
+
+def test_a_figures_cache_that_cannot_be_written_still_gives_the_figures(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")  # the cache root is a file: nothing can be created under it
+    assert roofline.cached_figures(blocked, roofline.figures_key("t", {}), lambda: (8, 1)) == (8, 1)
