@@ -125,6 +125,9 @@ __device__ __forceinline__ void ${NAME}_scan_chunk(float* v, float carry, bool e
 // PER consecutive values. Without it each thread reads and writes its own PER consecutive
 // values in place (PER * 4 bytes apart across a warp), in vectors only when every row is aligned.
 #define ${NAME}_STAGED (STAGE && BLOCK * ITEMS * VEC <= 8192)
+#ifndef PREFETCH
+#define PREFETCH 0  // the in-place path loads the next chunk before scanning this one (searched)
+#endif
 
 template <int NT>
 __device__ __forceinline__ void ${NAME}_sync() {
@@ -217,14 +220,28 @@ __device__ __forceinline__ void ${NAME}_segment(const ${TIN}* __restrict__ xr, $
                                                 int flags, int tid)
 {
     constexpr int PER = ITEMS * VEC;
+    constexpr long long C = (long long)NT * PER;
     const bool excl = (flags & 8) != 0, rev = (flags & 4) != 0;
-    for (long long c0 = c_begin; c0 < c_end; c0 += (long long)NT * PER) {
+    float ahead[PER];  // PREFETCH 1: the next chunk's values, loaded before this chunk's scan
+    for (long long c0 = c_begin; c0 < c_end; c0 += C) {
         const long long base = c0 + (long long)tid * PER;
         float v[PER];
-        #pragma unroll
-        for (int it = 0; it < ITEMS; ++it) {
-            const long long b = base + it * VEC;
-            ${NAME}_LOAD(xr, b, L, flags, v + it * VEC);
+        if (PREFETCH && c0 != c_begin) {
+            #pragma unroll
+            for (int i = 0; i < PER; ++i) v[i] = ahead[i];
+        } else {
+            #pragma unroll
+            for (int it = 0; it < ITEMS; ++it) {
+                const long long b = base + it * VEC;
+                ${NAME}_LOAD(xr, b, L, flags, v + it * VEC);
+            }
+        }
+        if (PREFETCH && c0 + C < c_end) {  // in flight while this chunk is scanned and stored
+            #pragma unroll
+            for (int it = 0; it < ITEMS; ++it) {
+                const long long b = base + C + it * VEC;
+                ${NAME}_LOAD(xr, b, L, flags, ahead + it * VEC);
+            }
         }
         float total;
         ${NAME}_scan_chunk<NT>(v, carry, excl, total);

@@ -249,11 +249,16 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         # ITEMS 2 (warp), 2.14 in place with ITEMS 1, 5.0-5.6 in place with ITEMS 2.
         stage = int(_scan_misaligned(region, vec))
         items = 2 if stage else 1
+        # PREFETCH 1 (in place only) keeps the next chunk's loads in flight during this chunk's
+        # scan and stores; not yet measured, so searched and off by default.
         if choice["mode"] == "warp":
-            return ({"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2, "STAGE": stage},
-                    {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "ITEMS": [1, 2, 4], "STAGE": [0, 1]})
-        return ({"BLOCK": _pow2(d / vec, 128, 512), "VEC": vec, "ITEMS": items, "WAVES": 2, "STAGE": stage},
-                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "STAGE": [0, 1]})
+            return ({"BLOCK": 256, "VEC": vec, "ITEMS": items, "WAVES": 2, "STAGE": stage, "PREFETCH": 0},
+                    {"BLOCK": [64, 128, 256, 512], "VEC": vecs, "ITEMS": [1, 2, 4], "STAGE": [0, 1],
+                     "PREFETCH": [0, 1]})
+        return ({"BLOCK": _pow2(d / vec, 128, 512), "VEC": vec, "ITEMS": items, "WAVES": 2, "STAGE": stage,
+                 "PREFETCH": 0},
+                {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": [1, 2, 4], "STAGE": [0, 1],
+                 "PREFETCH": [0, 1]})
     if region.kind == "attention":
         d = region.nodes[0].args["q"].shape[-1]
         wvec = max(1, min(vec, _pow2(d / 32, 1, 8)))

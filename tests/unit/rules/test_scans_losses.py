@@ -155,10 +155,10 @@ def test_every_variant_matches_reference_on_cpu_emulator(translated, tmp_path) -
             params = dict(proposal.default_params, BLOCK=min(proposal.default_params["BLOCK"], 128))
             specs.append((task, cand, params, 3_000_000))
             names.append(f"{name} [{proposal.variant}]")
-            if "STAGE" in params:  # the other path (staged through shared memory, or in place) too
-                other = dict(params, STAGE=1 - params["STAGE"], ITEMS=2)
-                specs.append((task, cand, other, 3_000_000))
-                names.append(f"{name} [{proposal.variant} STAGE={other['STAGE']}]")
+            if "STAGE" in params:  # every path: staged through shared memory, in place, prefetching
+                for extra in ({"STAGE": 1, "ITEMS": 2}, {"STAGE": 0, "PREFETCH": 1, "ITEMS": 2}):
+                    specs.append((task, cand, dict(params, **extra), 3_000_000))
+                    names.append(f"{name} [{proposal.variant} {extra}]")
     reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
     bad = {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
     assert not bad
