@@ -20,6 +20,7 @@ from autotuner.evaluator.guard import GuardSet, guard_inputs, guard_module, pois
 from autotuner.evaluator.inputs import inputs_unchanged, make_candidate, make_inputs, make_reference
 from autotuner.evaluator.verdict import ShapeResult, Stage
 from autotuner.evaluator.watch import HarnessGuard, OpWatch, trace_kernels
+from autotuner.runtime.compile import COSTS as compile_costs
 from autotuner.tasks import Shape, Task
 
 # Input law of each trial, cycled: the task's own law most often, the extra laws in between.
@@ -181,8 +182,13 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
         started = time.perf_counter()
         reference = make_reference(ctx.task, shape, weight_seed)
         started = _lap(ctx.clock, "build_reference", started)
+        costs_before = dict(compile_costs)
         candidate, warning = make_candidate(ctx.task, shape, weight_seed, ctx.model_new, ctx.params, reference)
         _add(ctx.clock, "build_candidate", started)
+        for part, seconds in compile_costs.items():  # parts of the build: CuPy's import, compiling
+            if seconds > costs_before[part]:
+                ctx.clock[f"build_candidate_{part}"] = ctx.clock.get(f"build_candidate_{part}", 0.0) + \
+                    seconds - costs_before[part]
         if warning and warning not in ctx.warnings:
             ctx.warnings.append(warning)
         ctx.module_guards = GuardSet(ctx.guard_bytes)

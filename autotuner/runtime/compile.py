@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ _DIAG_RE = re.compile(r"\((\d+)\):\s*(error|warning|catastrophic error)\s*:?\s*(
 _DEFINE_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
 _lock = threading.Lock()
 _memo: dict[tuple[str, tuple[str, ...], int], "CudaModule"] = {}
+# Seconds this process spent importing CuPy and compiling (NVRTC or CuPy's disk cache): the
+# evaluator reports them as parts of a candidate's build.
+COSTS: dict[str, float] = {"cupy_import": 0.0, "compile": 0.0}
 
 
 def cache_root() -> Path:
@@ -43,10 +47,12 @@ def cache_root() -> Path:
 
 def _cupy() -> Any:
     os.environ.setdefault("CUPY_CACHE_DIR", str(cache_root() / "nvrtc"))
+    started = time.perf_counter()
     try:
         import cupy
     except ImportError:
         raise CupyMissingError() from None
+    COSTS["cupy_import"] += time.perf_counter() - started
     return cupy
 
 
@@ -141,12 +147,15 @@ def compile_module(
     with cupy.cuda.Device(device):
         # defines as text, options fixed: see the module docstring
         raw = cupy.RawModule(code=define_prelude(defines) + source, options=tuple(options), backend="nvrtc")
+        started = time.perf_counter()
         try:
             raw.compile()
         except cupy.cuda.compiler.CompileException as exc:
             log = exc.get_message() if hasattr(exc, "get_message") else str(exc)
             hint = ", ".join(parse_kernels(source)) or "module"
             raise CompileError(hint, parse_diagnostics(log), log) from None
+        finally:
+            COSTS["compile"] += time.perf_counter() - started
     module = CudaModule(raw, source, all_options)
     with _lock:
         _memo[key] = module

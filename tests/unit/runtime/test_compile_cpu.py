@@ -70,3 +70,37 @@ def test_prelude_compiles_like_define_options():
     with pytest.raises(CompileError) as info:
         nvcc_ptx(define_prelude({"BLOCK": 4, "VEC": 2}) + BAD, "sm_90")
     assert [d.line for d in info.value.diagnostics if d.severity == "error"] == [2]
+
+
+def test_compile_time_and_cupy_import_are_counted(monkeypatch):
+    """The evaluator reports these as parts of a candidate's build (bench evaluator)."""
+    import contextlib
+    import sys
+    import time
+    import types
+
+    import torch
+
+    from autotuner.runtime import compile as compile_mod
+
+    class FakeRawModule:
+        def __init__(self, code, options, backend):
+            self.code = code
+
+        def compile(self):
+            time.sleep(0.02)
+
+    fake = types.ModuleType("cupy")
+    fake.RawModule = FakeRawModule
+    fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(),
+                                      compiler=types.SimpleNamespace(CompileException=RuntimeError))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(compile_mod, "COSTS", {"cupy_import": 0.0, "compile": 0.0})
+    compile_mod.clear_memory_cache()
+    compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})
+    assert compile_mod.COSTS["compile"] >= 0.02
+    assert compile_mod.COSTS["cupy_import"] >= 0.0
+    compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})  # memory cache
+    assert compile_mod.COSTS["compile"] < 0.04
+    compile_mod.clear_memory_cache()
