@@ -18,13 +18,14 @@ never asked for.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch.nn as nn
 
 from evolution.proposers.rules import ops, patterns, patterns_flash, scan_patterns
 from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, SizeRef, Unsupported
-from evolution.proposers.rules.plan import reduced_block
+from evolution.proposers.rules.plan import reduced_blocks
 
 F32 = "float32"
 _VIEW_OPS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten",
@@ -165,11 +166,7 @@ class Lowering:
         dims = sorted({d % rank for d in dims}) if rank else []
         if len(dims) == rank:
             return None
-        try:
-            reduced_block(x.shape, dims)
-        except Unsupported as exc:
-            raise Unsupported(f"aten.{node.op}: {exc}", node.line) from None
-        return dims
+        return dims  # a set of blocks apart from each other is reduced block by block (``red``)
 
     def red(self, kind: str, x: Node, dims: list[int] | None, keepdim: bool, like: Node,
             dtype: str = F32, shape: tuple[int, ...] | None = None, **extra: Any) -> Node:
@@ -179,10 +176,55 @@ class Lowering:
             else:
                 shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape)) if keepdim else \
                     tuple(s for i, s in enumerate(x.shape) if i not in dims)
+        if dims is not None:
+            blocks = reduced_blocks(x.shape, dims)
+            if len(blocks) > 1:
+                return self._red_blocks(kind, x, dims, blocks, keepdim, like, dtype, shape, **extra)
         if dims is None:
             return self.new("red_all", {"self": x, "kind": kind, **extra}, shape, dtype, like)
         return self.new("red", {"self": x, "kind": kind, "dims": dims, "keepdim": keepdim, **extra},
                         shape, dtype, like)
+
+    def _red_blocks(self, kind: str, x: Node, dims: list[int], blocks: list[list[int]], keepdim: bool,
+                    like: Node, dtype: str, shape: tuple[int, ...], **extra: Any) -> Node:
+        """A reduction over dims apart from each other (kept dims between them), one block of
+        adjacent dims at a time, innermost first: the first step reads the input once and leaves
+        a tensor smaller by the innermost block; sum, mean (equal-sized blocks), max, min, prod
+        and logsumexp compose exactly, and the variance is the sum of squared deviations
+        from the mean over the count."""
+        if kind == "var":
+            return self._var_blocks(x, dims, blocks, keepdim, like, dtype, shape, extra.get("correction", 0))
+        if kind not in ("sum", "mean", "max", "min", "prod", "lse"):
+            raise Unsupported(f"a {kind} reduction over dims {sorted(dims)} of a {list(x.shape)} tensor "
+                              "(kept dims lie between reduced ones; it does not compose block by block)", like.line)
+        current, done = x, []
+        for block in blocks[:-1]:
+            current = self.red(kind, current, block, True, like)
+            done += block
+        # the last block with the earlier ones, now of size 1: one block, and the result's shape
+        return self.red(kind, current, sorted(blocks[-1] + done), keepdim, like, dtype=dtype, shape=shape)
+
+    def _var_blocks(self, x: Node, dims: list[int], blocks: list[list[int]], keepdim: bool, like: Node,
+                    dtype: str, shape: tuple[int, ...], correction: Any) -> Node:
+        """The variance over blocks apart from each other by the law of total variance, block
+        by block (equal-sized groups): var = mean of the inner variances + variance of the inner
+        means. Each step is a one-block mean and variance, so no reduction waits on another
+        region's result of its own shape."""
+        means, var, done = x, None, []
+        for i, block in enumerate(blocks):
+            last = i == len(blocks) - 1
+            red_dims, keep, out = (sorted(block + done), keepdim, shape) if last else (block, True, None)
+            mean = self.red("mean", means, red_dims, True, like)
+            step = self.red("var", means, red_dims, keep, like, shape=out, mean=mean, correction=0)
+            if var is not None:
+                inner = self.red("mean", var, red_dims, keep, like, shape=out)
+                step = self.new("add", {"self": step, "other": inner}, step.shape, F32, like)
+            means, var, done = mean, step, done + block
+        count = math.prod(x.shape[d] for d in dims)
+        if not correction:
+            return self.new("mul", {"self": var, "other": 1.0}, shape, dtype, like)
+        scaled = self.new("mul", {"self": var, "other": float(count)}, shape, F32, like)
+        return self.new("div", {"self": scaled, "other": float(count - correction)}, shape, dtype, like)
 
     def reduction(self, node: Node) -> Any:
         op = node.op
@@ -319,12 +361,7 @@ class Lowering:
             # InstanceNorm: batch statistics of x.view(1, N*C, ...) viewed back: rows of x itself
             y, _, _ = self._normalize(src, list(range(2, rank)), eps, None, None, node, src.dtype, src.shape)
             return (y, None, None)
-        dims = [0] + list(range(2, rank))
-        try:
-            reduced_block(x.shape, dims)
-        except Unsupported as exc:
-            raise Unsupported(f"aten.native_batch_norm with batch statistics (training mode): {exc}",
-                              node.line) from None
+        dims = [0] + list(range(2, rank))  # apart from each other: reduced block by block (``red``)
         y, _, _ = self._normalize(x, dims, eps, w, b, node, x.dtype, x.shape)
         return (y, None, None)
 

@@ -411,10 +411,13 @@ class _Maps:
 
     def solve(self) -> dict[int, tuple]:
         nodes = self.region.nodes
+        members = {n.id for n in nodes}
         identity = [i if s != 1 else None for i, s in enumerate(self.space)]
         for node in nodes:
             for value in self.values(node):
-                if value.shape == self.space and value.op not in ("red", "red_all"):
+                # a reduction of this region is placed by its operand; another region's output
+                # (read here like an input) of the region's shape is the space itself
+                if value.shape == self.space and (value.op not in ("red", "red_all") or value.id not in members):
                     for i in range(len(value.shape)):
                         self.unify(value, i, identity[i])
         for _ in range(4 * len(nodes) + 4):
@@ -479,6 +482,24 @@ def reduced_block(shape: tuple[int, ...], dims: list[int], line: int | None = No
                           f"{between} lie between reduced ones (the rules reduce one contiguous block of dims, "
                           "[outer, reduced, inner]; reduce in two steps, or permute first)", line)
     return a, b
+
+
+def reduced_blocks(shape: tuple[int, ...], dims: list[int]) -> list[list[int]]:
+    """The reduced dims as blocks of adjacent dims (size-1 dims between them count as adjacent),
+    innermost block first; one block when ``reduced_block`` accepts ``dims``. Reduced size-1
+    dims go with the outermost block (reducing one changes nothing but the shape)."""
+    real = sorted(d for d in dims if shape[d] != 1)
+    if not real:
+        return [sorted(dims)]
+    blocks = [[real[0]]]
+    for d in real[1:]:
+        if any(shape[k] != 1 for k in range(blocks[-1][-1] + 1, d) if k not in dims):
+            blocks.append([d])
+        else:
+            blocks[-1].append(d)
+    blocks.reverse()
+    blocks[-1] = sorted(blocks[-1] + [d for d in dims if shape[d] == 1])
+    return blocks
 
 
 def classify(region: Region, leaf: Node, user: Node) -> Leaf:
