@@ -243,8 +243,8 @@ class Lowering:
         if op in ("amax", "amin"):
             return self.red(op[1:], x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
         if op in ("argmax", "argmin"):
-            if dims is None and len(x.shape) > 1:
-                raise Unsupported(f"aten.{op} over a flattened tensor", node.line)
+            if dims is None and len(x.shape) > 1:  # the index into the flattened tensor: one long row
+                return self.red(op, x, list(range(len(x.shape))), keepdim, node, dtype="int64", shape=node.shape)
             return self.red(op, x, dims, keepdim, node, dtype="int64", shape=node.shape)
         if op in ("sum", "mean"):
             return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)

@@ -92,14 +92,16 @@ CASES = {
     "var_apart": dict(body="return x.var(dim=(0, 2))", inputs="[3 + torch.randn(16, 64, 33)]"),
     "std_apart_keepdim": dict(body="return x.std(dim=(0, 2), keepdim=True, correction=0)",
                               inputs="[torch.randn(16, 64, 33)]"),
+    # the index into the flattened tensor: every dim one reduced block (a row split across blocks)
+    "argmax_flattened": dict(body="return torch.argmax(x)", inputs="[torch.randn(16, 64, 33)]"),
+    "argmin_flattened_keepdim": dict(body="return torch.argmin(x, keepdim=True)", inputs="[torch.randn(5, 3001)]"),
     "batch_norm_batch_stats": dict(body="return F.batch_norm(x, None, None, training=True)",
                                    inputs="[torch.randn(4, 8, 17, 19)]"),
 }
 REFUSED = {
     "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
                       "strict policy"),
-    "argmax_flattened": (dict(body="return torch.argmax(x)", inputs="[torch.randn(8, 4, 3)]"),
-                         "over a flattened tensor"),
+    "median": (dict(body="return torch.median(x, dim=1).values", inputs="[torch.randn(8, 4, 3)]"), "median"),
     "transpose_add": (dict(body="return x + x.t()", inputs="[torch.randn(8, 8)]"), "transpose"),
     "identity": (dict(body="return x", inputs="[torch.randn(8, 8)]"), "nothing is left"),
     "gemm_only": (dict(init="self.w = nn.Parameter(torch.randn(8, 4))", body="return x @ self.w",
