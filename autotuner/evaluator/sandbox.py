@@ -57,7 +57,11 @@ WORKER_COMMAND = (sys.executable, "-m", "autotuner.evaluator.worker")
 _PRELOAD = ["torch", "numpy", "autotuner.evaluator.worker", "autotuner.evaluator.measure",
             "autotuner.evaluator.verify", "autotuner.evaluator.unwatched", "autotuner.evaluator.roofline",
             "autotuner.evaluator.isolation", "autotuner.candidate", "autotuner.runtime", "torch.profiler",
-            "torch.utils.flop_counter"]
+            "torch.utils.flop_counter", "torch._dynamo"]
+# torch._dynamo: entering any TorchDispatchMode (the op watch, the flop counter) imports it on
+# first use (torch/_compile.py), about 1.4 s on a 2-core CPU, more with Triton installed; every
+# child paid it. With the roofline figures cached, bench evaluator on an H200 showed ~6 s a
+# child at the first shape's first watched run, where the flop counter had shown it before.
 # More modules for the server, comma-separated (e.g. "cupy"), to measure what a child's own
 # imports cost. CuPy is not preloaded by default: nobody has yet checked on a GPU machine that
 # importing it never initializes CUDA (if it did, no forked child could use the GPU).
