@@ -185,7 +185,7 @@ def _tensor_passes_with_margin(out: Any, ref: Any, tol: dict[str, float]) -> boo
     return not bool((diff > allowed).any())
 
 
-def passes_with_margin(out: Any, ref: Any, tol: dict[str, float]) -> bool:
+def passes_with_margin(out: Any, ref: Any, tol: dict[str, float], kernel: Any = None) -> bool:
     """True only where ``compare_outputs`` passes, shown in fewer passes over memory; False
     says nothing (ask ``compare_outputs``).
 
@@ -197,10 +197,16 @@ def passes_with_margin(out: Any, ref: Any, tol: dict[str, float]) -> bool:
     the bound, and every element within its bound with half the rms allowance (the same fp32
     operations with a smaller scalar: rounding is monotone, so never a larger allowance), pass
     the full comparison too. Only all-finite, contiguous floating outputs of the right shape
-    and dtype are judged here.
+    and dtype are judged here. ``kernel`` (an ``evaluator.margin_kernel.MarginKernel``) judges
+    the same in one pass over each side where it can.
     """
     outs, refs = flatten_outputs(out), flatten_outputs(ref)
-    return len(outs) == len(refs) and all(_tensor_passes_with_margin(o, r, tol) for o, r in zip(outs, refs))
+    return len(outs) == len(refs) and all(_one_passes(o, r, tol, kernel) for o, r in zip(outs, refs))
+
+
+def _one_passes(out: Any, ref: Any, tol: dict[str, float], kernel: Any) -> bool:
+    found = kernel.passes(out, ref, tol) if kernel is not None else None
+    return found if found is not None else _tensor_passes_with_margin(out, ref, tol)
 
 
 def compare_outputs(out: Any, ref: Any, tol: dict[str, float]) -> Comparison:

@@ -127,14 +127,15 @@ def _tick(clock: dict[str, float] | None, key: str, since: float) -> float:
 
 
 def timed_output_check(reference: torch.nn.Module, pool: InputPool, tolerance: dict[str, float],
-                       clock: dict[str, float] | None = None) -> Callable[[int, Any], None]:
+                       clock: dict[str, float] | None = None, margin: Any = None) -> Callable[[int, Any], None]:
     """A check run after every timed call, outside the timed window.
 
     The inputs the candidate was handed must still hold their values, and its output must
     match the reference computed on a fresh draw of the same inputs: so caching results,
     skipping work on some calls, or writing into the inputs all fail here. ``clock`` collects
     the seconds of each part (``check_draw``, ``check_inputs``, ``check_reference``,
-    ``check_compare``) across calls.
+    ``check_compare``) across calls. ``margin``: the one-pass check kernel
+    (``margin_kernel.MarginKernel``, built before the candidate was imported), or None.
     """
     from autotuner.evaluator.inputs import inputs_unchanged
 
@@ -150,7 +151,7 @@ def timed_output_check(reference: torch.nn.Module, pool: InputPool, tolerance: d
         started = _tick(clock, "check_reference", started)
         # A verdict, no figures: the margin test passes most honest outputs in fewer passes over
         # memory; anything it cannot show passing is judged by the full comparison.
-        comparison = Comparison(True) if passes_with_margin(out, expected, tolerance) else \
+        comparison = Comparison(True) if passes_with_margin(out, expected, tolerance, margin) else \
             compare_outputs(out, expected, tolerance)
         _tick(clock, "check_compare", started)
         if not comparison.ok:

@@ -86,6 +86,7 @@ class Session:
     flush: Any
     baselines: dict[str, Any]
     base_seed: int
+    margin: Any = None  # the one-pass timed-call check (margin_kernel), built before the candidate
     bytes_moved: int = 0
     flops: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -109,6 +110,7 @@ def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, floa
     from autotuner.evaluator import isolation
     from autotuner.evaluator.compare import tolerances_for
     from autotuner.evaluator.inputs import make_inputs, make_reference
+    from autotuner.evaluator.margin_kernel import MarginKernel
     from autotuner.evaluator.measure import measure_baselines
     from autotuner.evaluator.roofline import cached_figures, cached_peaks, count_flops, estimate_bytes, figures_key
     from autotuner.evaluator.timing import l2_flush_buffer
@@ -141,6 +143,9 @@ def prepare(job: dict[str, Any], status_path: Path, child_phases: dict[str, floa
     )
     session = Session(task, config, tolerance, provenance, peaks, l2_flush_buffer(facts.l2_bytes), {}, base_seed)
     session.phases_s.update(child_phases or {})
+    mark = time.perf_counter()
+    session.margin = MarginKernel.build([getattr(torch, task.dtype)])
+    _lap(parts, "setup.margin_kernel", mark)
     session.phases_s.update(parts)
     shape = task.default_shape
     figures_started = time.perf_counter()
@@ -232,7 +237,8 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             else:
                 candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
                 run = time_model(candidate, pool, config, session.flush,
-                                 check=timed_output_check(reference, pool, session.tolerance, clock))
+                                 check=timed_output_check(reference, pool, session.tolerance, clock,
+                                                                          session.margin))
             result.phases_s["time_and_check"] = time.perf_counter() - started
             result.phases_s["time_and_check.refresh"] = pool.refresh_s  # included in time_and_check
             result.phases_s.update({f"time_and_check.{k}": v for k, v in clock.items()})
@@ -291,7 +297,7 @@ def _time_in_graph(session: Session, model_new: type, params: dict[str, Any], re
     seeds = [weight_seed] + [derive_seed(weight_seed, "copy", i) for i in range(1, n)]
     references = [reference] + [make_reference(task, shape, s) for s in seeds[1:]]
     candidates = [make_candidate(task, shape, s, model_new, params, r)[0] for s, r in zip(seeds, references)]
-    checks = [timed_output_check(r, pool, session.tolerance, clock) for r in references]
+    checks = [timed_output_check(r, pool, session.tolerance, clock, session.margin) for r in references]
     try:
         run = time_graph_models(candidates, pool, session.config, check=lambda j, out: checks[j](j, out))
         return run, candidates[0]
