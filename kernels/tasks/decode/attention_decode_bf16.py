@@ -45,6 +45,7 @@ def get_init_inputs():
 FAMILY = "decode"
 DTYPE = "bfloat16"
 POLICY = "strict"
+TIMING = "graph"  # microseconds of work: launched from Python, the launch would be timed
 SHAPES = [
     {"name": "small", "batch_size": 2, "kv_len": 1024},
     {"name": "odd", "batch_size": 3, "num_heads": 5, "kv_len": 1037, "head_dim": 72, "hidden": True},

@@ -68,6 +68,7 @@ def bytes_moved(inputs, outputs):
 FAMILY = "decode"
 DTYPE = "bfloat16"
 POLICY = "strict"
+TIMING = "graph"  # microseconds of work: launched from Python, the launch would be timed
 SHAPES = [
     {"name": "small", "batch_size": 2, "max_len": 1024, "head_dim": 64},
     {"name": "qwen_like", "batch_size": 3, "num_heads": 12, "num_kv_heads": 2, "max_len": 1037, "hidden": True},

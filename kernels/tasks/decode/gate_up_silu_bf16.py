@@ -48,6 +48,7 @@ def bytes_moved(inputs, outputs):
 FAMILY = "decode"
 DTYPE = "bfloat16"
 POLICY = "strict"
+TIMING = "graph"  # microseconds of work: launched from Python, the launch would be timed
 SHAPES = [
     {"name": "qwen2.5_1.5b", "hidden_size": 1536, "intermediate": 8960, "eps": 1e-6},
     {"name": "odd", "batch_size": 3, "hidden_size": 1003, "intermediate": 517, "hidden": True},

@@ -85,6 +85,7 @@ def bytes_moved(inputs, outputs):
 FAMILY = "decode"
 DTYPE = "bfloat16"
 POLICY = "strict"
+TIMING = "graph"  # microseconds of work: launched from Python, the launch would be timed
 SHAPES = [
     {"name": "qwen2.5_1.5b", "hidden_size": 1536, "heads": 12, "kv_heads": 2, "head_dim": 128, "max_len": 300,
      "bias": True, "eps": 1e-6, "rope_theta": 1000000.0},
