@@ -8,7 +8,9 @@
 #   trust   the trust GPU tests (red team, honest styles, winner gate) under pytest-xdist
 #           (TRUST_K: a pytest -k expression to run only some)
 #   tests   every other GPU test (runtime, evaluator, unwatched, graph timing, deploy, export,
-#           integration: the scripted-server run), with the 20 slowest listed
+#           integration) but those marked slow, with the 20 slowest listed
+#   slow    the slow ones (the engine with tuned slots, the exported package, the scripted-server
+#           run), a test file per worker; one command of its own on a one-GPU lease
 #   tables  the red-team table with the static check on and off (scripts/redteam_table.py)
 #   styles  the honest-styles table: verdicts, guard-byte cost, compute-sanitizer time per winner
 #   sweep   the rules kernels of SWEEP_TASKS beside eager and torch.compile (scripts/rules_sweep.py,
@@ -39,11 +41,16 @@ part_trust() {
     tests/gpu/test_trust.py tests/candidates > "$OUT/pytest_trust.txt" 2>&1
   echo "trust rc=$?" >> "$OUT/pytest_trust.txt"
 }
-part_tests() {  # every GPU test outside the trust set, the slowest listed
-  timeout "$(left 5)" $PYTEST -n "${OTHER_JOBS:-4}" -m gpu --durations=20 tests/unit/runtime/test_pdl_gpu.py \
-    tests/gpu --ignore=tests/gpu/test_trust.py tests/export tests/integration tests/deploy \
+OTHER_TESTS="tests/unit/runtime/test_pdl_gpu.py tests/gpu --ignore=tests/gpu/test_trust.py tests/export tests/integration tests/deploy"
+part_tests() {  # every GPU test outside the trust set but the slow ones (79 on 2026-12-01), the slowest listed
+  timeout "$(left 5)" $PYTEST -n "${OTHER_JOBS:-6}" -m "gpu and not slow" --durations=20 $OTHER_TESTS \
     > "$OUT/pytest_other.txt" 2>&1
   echo "other GPU tests rc=$?" >> "$OUT/pytest_other.txt"
+}
+part_slow() {  # the slow ones (15): a file per worker, so a module's fixture (the engine's tuned archive) is built once
+  timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-3}" --dist loadfile -m "gpu and slow" --durations=20 $OTHER_TESTS \
+    > "$OUT/pytest_slow.txt" 2>&1
+  echo "slow GPU tests rc=$?" >> "$OUT/pytest_slow.txt"
 }
 part_tables() {
   timeout "$(left 60)" python3 scripts/redteam_table.py --both --jobs "${TABLE_JOBS:-6}" \
