@@ -141,3 +141,16 @@ def test_gpu_kernel_on_a_large_output(on_gpu: MarginKernel) -> None:
     assert on_gpu.passes(out, ref, tol) is True
     out.view(-1)[-1] += 1e-2
     assert on_gpu.passes(out, ref, tol) is False and not compare_outputs(out, ref, tol).ok
+
+
+def test_replacing_what_the_sums_use_is_tampering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host half of the check runs through torch: a candidate that swaps those functions (to
+    report passing sums) is caught by the harness guard after the timed calls."""
+    from autotuner.evaluator.watch import HarnessGuard
+
+    guard = HarnessGuard()
+    assert guard.changes() == []
+    monkeypatch.setattr(torch, "stack", lambda *a, **k: torch.zeros(4))
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda self: [1.0, 0.0, -1.0, 0.0])
+    changed = guard.changes()
+    assert "torch.stack was replaced" in changed and "torch.Tensor.tolist was replaced" in changed
