@@ -8,6 +8,7 @@ output and the reference once and leaves, per block, what the same verdict needs
     sum r^2, sum d^2          d = |fl32(o - r)|, the full comparison's difference
     max (d - K * a)           a = fl32(|r| * fl32(rtol)), K = 1 - 2^-20, fused, rounded once
     a non-finite flag         any NaN or infinity on either side (then: ask compare_outputs)
+    max d                     the figure a passing comparison records
 
 all in float64. The host adds the blocks and passes the output only where ``compare_outputs``
 passes too: the relative L2 error with the same factor-2 margin as ``passes_with_margin``, and
@@ -27,6 +28,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+
+from autotuner.evaluator.compare import Comparison
 
 # fp32 / bf16 / fp16 element types; the kernel reads them as the full comparison's .float() does.
 DTYPE_CODES = {torch.float32: 0, torch.bfloat16: 1, torch.float16: 2}
@@ -65,17 +68,18 @@ __device__ __forceinline__ bool not_finite(float v) { return (__float_as_uint(v)
 
 // One element: its squares, its slack d - K * a, whether it is finite.
 __device__ __forceinline__ void take(float o, float r, float rtol, double k, double& sr, double& sd, double& worst,
-                                     int& bad) {
+                                     int& bad, float& dmax) {
     const float d = fabsf(__fsub_rn(o, r));
     const float a = __fmul_rn(fabsf(r), rtol);
     sr = __fma_rn((double)r, (double)r, sr);
     sd = __fma_rn((double)d, (double)d, sd);
     const double t = __fma_rn(-k, (double)a, (double)d);
     worst = t > worst ? t : worst;
+    dmax = d > dmax ? d : dmax;
     bad |= (int)(not_finite(o) | not_finite(r));
 }
 
-// part[block * 4 + {0, 1, 2, 3}] = sum r^2, sum d^2, max slack, non-finite (0 / 1).
+// part[block * 5 + {0, 1, 2, 3, 4}] = sum r^2, sum d^2, max slack, non-finite (0 / 1), max d.
 extern "C" __global__ void __launch_bounds__(256)
 margin_check(const void* __restrict__ o_, const void* __restrict__ r_, long long n, float rtol, double k,
              double* __restrict__ part)
@@ -86,7 +90,9 @@ margin_check(const void* __restrict__ o_, const void* __restrict__ r_, long long
     __shared__ double s_sd[256];
     __shared__ double s_w[256];
     __shared__ int s_bad[256];
+    __shared__ float s_max[256];
     double sr = 0.0, sd = 0.0, worst = -1.0e300;
+    float dmax = 0.0f;
     int bad = 0;
     const long long stride = (long long)gridDim.x * blockDim.x;
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -95,11 +101,11 @@ margin_check(const void* __restrict__ o_, const void* __restrict__ r_, long long
         #pragma unroll
         for (int u = 0; u < 4; ++u) { ov[u] = to_f(o[i + u * stride]); rv[u] = to_f(r[i + u * stride]); }
         #pragma unroll
-        for (int u = 0; u < 4; ++u) take(ov[u], rv[u], rtol, k, sr, sd, worst, bad);
+        for (int u = 0; u < 4; ++u) take(ov[u], rv[u], rtol, k, sr, sd, worst, bad, dmax);
     }
-    for (; i < n; i += stride) take(to_f(o[i]), to_f(r[i]), rtol, k, sr, sd, worst, bad);
+    for (; i < n; i += stride) take(to_f(o[i]), to_f(r[i]), rtol, k, sr, sd, worst, bad, dmax);
     const int t = threadIdx.x;
-    s_sr[t] = sr; s_sd[t] = sd; s_w[t] = worst; s_bad[t] = bad;
+    s_sr[t] = sr; s_sd[t] = sd; s_w[t] = worst; s_bad[t] = bad; s_max[t] = dmax;
     __syncthreads();
     for (int h = blockDim.x >> 1; h > 0; h >>= 1) {
         if (t < h) {
@@ -107,12 +113,13 @@ margin_check(const void* __restrict__ o_, const void* __restrict__ r_, long long
             s_sd[t] += s_sd[t + h];
             s_w[t] = s_w[t + h] > s_w[t] ? s_w[t + h] : s_w[t];
             s_bad[t] |= s_bad[t + h];
+            s_max[t] = s_max[t + h] > s_max[t] ? s_max[t + h] : s_max[t];
         }
         __syncthreads();
     }
     if (t == 0) {
-        double* p = part + 4 * (long long)blockIdx.x;
-        p[0] = s_sr[0]; p[1] = s_sd[0]; p[2] = s_w[0]; p[3] = (double)s_bad[0];
+        double* p = part + 5 * (long long)blockIdx.x;
+        p[0] = s_sr[0]; p[1] = s_sd[0]; p[2] = s_w[0]; p[3] = (double)s_bad[0]; p[4] = (double)s_max[0];
     }
 }
 '''
@@ -120,8 +127,8 @@ margin_check(const void* __restrict__ o_, const void* __restrict__ r_, long long
 
 def verdict(sums: list[float], n: int, tol: dict[str, float]) -> bool:
     """True only where ``compare_outputs`` passes, from the blocks' combined
-    (sum r^2, sum d^2, max slack, non-finite)."""
-    sum_r2, sum_d2, worst, bad = sums
+    (sum r^2, sum d^2, max slack, non-finite[, max d])."""
+    sum_r2, sum_d2, worst, bad = sums[:4]
     if bad or not (math.isfinite(sum_r2) and math.isfinite(sum_d2) and math.isfinite(worst)):
         return False
     ref_norm, err_norm = math.sqrt(sum_r2), math.sqrt(sum_d2)
@@ -182,15 +189,26 @@ class MarginKernel:
                 and out.is_contiguous() and ref.is_contiguous() and ref.numel() > 0)
 
     def sums(self, out: torch.Tensor, ref: torch.Tensor, rtol: float) -> list[float]:
-        """(sum r^2, sum d^2, max slack, non-finite) over the whole tensors: one host sync."""
+        """(sum r^2, sum d^2, max slack, non-finite, max d) over the whole tensors: one host sync."""
         n = ref.numel()
         blocks = max(1, min(self.max_blocks, -(-n // (self.threads * 4))))
-        part = torch.empty(blocks * 4, dtype=torch.float64, device=ref.device)
+        part = torch.empty(blocks * 5, dtype=torch.float64, device=ref.device)
         self._launch(DTYPE_CODES[ref.dtype], blocks, self.threads, (out, ref, n, float(rtol), K, part))
-        part = part.view(blocks, 4)
-        return torch.stack([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].max(), part[:, 3].max()]).tolist()
+        part = part.view(blocks, 5)
+        return torch.stack([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].max(), part[:, 3].max(),
+                            part[:, 4].max()]).tolist()
 
     def passes(self, out: Any, ref: Any, tol: dict[str, float]) -> bool | None:
         if not self.judgeable(out, ref):
             return None
         return verdict(self.sums(out, ref, tol["rtol"]), ref.numel(), tol)
+
+    def comparison(self, out: Any, ref: Any, tol: dict[str, float]) -> Comparison | None:
+        """A passing ``Comparison`` with its figures (max abs error, relative L2 error from the
+        float64 sums) where the kernel shows the output passes; None leaves it to the torch path."""
+        if not self.judgeable(out, ref):
+            return None
+        sums = self.sums(out, ref, tol["rtol"])
+        if not verdict(sums, ref.numel(), tol):
+            return None
+        return Comparison(True, "", sums[4], math.sqrt(sums[1]) / math.sqrt(sums[0]))

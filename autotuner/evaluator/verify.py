@@ -69,6 +69,7 @@ class VerifyContext:
     guard_bytes: int = 0  # guard bytes each side of every buffer (0: off)
     module_guards: GuardSet | None = None  # the current candidate module's parameters and buffers
     clock: dict[str, float] = field(default_factory=dict)  # seconds of the parts worth knowing (phases_s)
+    margin: Any = None  # the one-pass comparison kernel (margin_kernel.MarginKernel), built before the candidate
 
 
 def _add(clock: dict[str, float], key: str, since: float) -> None:
@@ -222,14 +223,14 @@ def verify_shape(ctx: VerifyContext, shape: Shape, profile: bool) -> ShapeResult
                 ref = reference(*draw("task"))
         references.append(ref)
         started = time.perf_counter()
-        comparison = compare_outputs(out, ref, ctx.tolerance)
+        comparison = compare_outputs(out, ref, ctx.tolerance, ctx.margin)
         _add(ctx.clock, "compare", started)
         if not comparison.ok:
             raise Rejection(Stage.CORRECTNESS, f"{where}: {comparison.reason}")
         result.max_abs_err = max(result.max_abs_err or 0.0, comparison.max_abs_err)
         result.max_rel_l2 = max(result.max_rel_l2 or 0.0, comparison.rel_l2)
         if again is not None and not outputs_identical(out, again):
-            moved = compare_outputs(again, out, ctx.tolerance)
+            moved = compare_outputs(again, out, ctx.tolerance, ctx.margin)
             if not moved.ok:
                 raise Rejection(
                     Stage.CORRECTNESS,

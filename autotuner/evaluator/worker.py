@@ -203,7 +203,7 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
     timed_shape = task.default_shape
     ctx = VerifyContext(task=task, model_new=model_new, params=params, kernel_names=kernel_names,
                         tolerance=session.tolerance, base_seed=seed, trials=config.trials, guard=guard,
-                        warnings=result.warnings, guard_bytes=config.guard_bytes)
+                        warnings=result.warnings, guard_bytes=config.guard_bytes, margin=session.margin)
     from autotuner.evaluator import guard as guard_bytes
 
     guards_before = guard_bytes.SPENT_S[0]

@@ -83,6 +83,11 @@ def check_against_compare(kernel: MarginKernel, device: str) -> None:
             if honest:
                 assert found, f"{dtype} {name}: an honest output was not passed"
             assert passes_with_margin(out, ref, tol, kernel) == found, name
+            with_kernel, alone = compare_outputs(out, ref, tol, kernel), compare_outputs(out, ref, tol)
+            assert with_kernel.ok == alone.ok and with_kernel.reason == alone.reason, name
+            if alone.ok:  # the figures a passing comparison records (a failing one is the torch path's)
+                assert with_kernel.max_abs_err == pytest.approx(alone.max_abs_err, rel=1e-6, abs=0), name
+                assert with_kernel.rel_l2 == pytest.approx(alone.rel_l2, rel=1e-6, abs=1e-30), name
 
 
 def test_emulated_kernel_never_passes_what_compare_fails(emulated: MarginKernel) -> None:
@@ -93,12 +98,13 @@ def test_emulated_sums_are_the_float64_sums(emulated: MarginKernel) -> None:
     g = torch.Generator().manual_seed(3)
     ref = torch.randn(5000, generator=g)
     out = ref + 1e-3 * torch.randn(5000, generator=g)
-    sum_r2, sum_d2, worst, bad = emulated.sums(out, ref, 1e-4)
+    sum_r2, sum_d2, worst, bad, max_d = emulated.sums(out, ref, 1e-4)
     d = (out - ref).abs()
     assert sum_r2 == pytest.approx(float((ref.double() ** 2).sum()), rel=1e-12)
     assert sum_d2 == pytest.approx(float((d.double() ** 2).sum()), rel=1e-12)
     assert worst == pytest.approx(float((d.double() - (ref.abs() * 1e-4).double()).max()), rel=1e-5)
     assert bad == 0
+    assert max_d == float(d.max())
 
 
 def test_emulated_kernel_leaves_other_outputs_to_torch(emulated: MarginKernel) -> None:
@@ -115,6 +121,7 @@ def test_verdict_margins() -> None:
     n = 10_000
     ref_sq = float(n)  # rms 1
     assert verdict([ref_sq, 0.0, -1.0, 0.0], n, tol)
+    assert verdict([ref_sq, 0.0, -1.0, 0.0, 0.0], n, tol)  # with the max difference the kernel also leaves
     # the L2 test keeps a factor 2: an error norm just under half the bound passes, above fails
     bound = tol["rel_l2"] * n ** 0.5
     assert verdict([ref_sq, (0.49 * bound) ** 2, -1.0, 0.0], n, tol)
