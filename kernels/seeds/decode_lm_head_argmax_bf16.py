@@ -520,7 +520,7 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 }
 '''
 
-PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 4, 8],
+PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2]}
 
 
