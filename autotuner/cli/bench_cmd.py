@@ -13,6 +13,7 @@ from typing import Any
 from archive.bench import run_bench
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from autotuner.cli.render import table, to_json
+from autotuner.app.warm import WARM_HELP, warm_before_run
 from autotuner.cli.common import CONFIG_HELP, DB_HELP, plain, print_json, progress
 from autotuner.speedup import format_percent, format_speedup
 
@@ -115,6 +116,7 @@ def suite_config(args: argparse.Namespace) -> Any:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
     from archive import Archive
@@ -125,8 +127,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if args.only:
         paths = [p for p in paths if any(s in str(p) for s in args.only.split(","))]
     config = suite_config(args)
+    tasks = [load_task(p, config.eval.policy) for p in paths]
+    warm_before_run(config, tasks, args.warm_jobs, lambda line: print(line, file=sys.stderr))
     with Archive.open(config.db_url) as archive:
-        report = run_suite(archive, config, [load_task(p, config.eval.policy) for p in paths])
+        report = run_suite(archive, config, tasks)
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
             "fast_p": report.fast_p, "geomean_eager": report.geomean_eager,
             "geomean_compile": report.geomean_compile, "candidates": report.candidates,
@@ -165,6 +169,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--report", help="folder for report.md and progress.png")
+    p.add_argument("--warm-jobs", type=int, metavar="N", help=WARM_HELP)
     p.add_argument("--json", action="store_true", help="print the results as JSON to stdout instead of a table")
     p.add_argument("--out", metavar="PATH", help="also write the results as JSON to PATH")
     add_trust_options(p)

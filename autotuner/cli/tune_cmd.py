@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from autotuner.app.warm import WARM_HELP, warm_before_run
 from autotuner.cli.eval_cmd import add_trust_options, trust_overrides
 from autotuner.cli.common import DB_HELP
 from autotuner.errors import ConfigError
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluator", choices=["gpu", "simulate"], default="gpu",
                    help="'simulate' makes up results without a GPU, to try the search logic (never for real numbers)")
     p.add_argument("--simulate-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--warm-jobs", type=int, metavar="N", help=WARM_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_trust_options(p)
     p.add_argument("--json", action="store_true", help="print the outcome as JSON (no progress bar)")
@@ -137,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"resuming run {run_id} ({status}): {len(history)} evaluations already in the archive", file=sys.stderr)
         else:
             run_id = None
+        if args.evaluator == "gpu":
+            warm_before_run(config, tasks, args.warm_jobs, lambda line: print(line, file=sys.stderr))
         bar = _Progress(enabled=not (args.no_progress or args.json), total=config.budget.max_candidates)
         try:
             outcome = run_tuning(archive, config, tasks, run_id=run_id, history=history,
