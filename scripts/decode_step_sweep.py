@@ -4,7 +4,9 @@ kernel and the decode seeds' launch parameters.
 
 The seeds are bound to the engine's slots directly (no archive, no evaluator): this is a
 measuring tool for choosing what the seeds do; the engine itself only runs verified kernels.
-Phases (env SWEEP_PHASES, default all): modes (PDL x prefetch, old vs new seeds when OLD_SEEDS
+Phases (env SWEEP_PHASES, default all but occ): occ (the step at OCC 2 / 3 / 4 for every
+projection slot, PDL off and on: does room on each SM for the next kernel help; about a
+minute), modes (PDL x prefetch, old vs new seeds when OLD_SEEDS
 names a folder of earlier seed files; the new seeds also with the attention seed's split kernel,
 CLUSTER=0, beside its default cluster path), attention (the attention kernel alone, every
 configuration of SWEEP_ATTN, plainly and with PDL, in us per call; old seeds too with OLD_SEEDS),
@@ -198,6 +200,26 @@ def phase_attention(folders: dict[str, Path], cfg) -> None:  # noqa: ANN001
     RESULTS["attention"] = rows
 
 
+GEMV_SLOTS = ("qkv_rope_append", "o_residual", "gate_up_silu", "down_residual", "lm_head_argmax")
+
+
+def phase_occ(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
+    """Does room on each SM let the next kernel start early? ptxas gives the Llama defaults of
+    down, gate/up, qkv and the LM head 128 registers at 128 threads, so at OCC 4 one kernel fills
+    every SM's registers and a PDL-launched successor cannot place a block until blocks retire.
+    The step at OCC 2 / 3 / 4 for every projection slot at once, with PDL off and on: if the
+    hypothesis holds, PDL's gain grows as OCC falls below 4 (and the step gets faster)."""
+    say(f"\n{'OCC':<5} {'pdl':<5} {'ms/step':>8} {'tok/s':>7} {'% bound':>7}")
+    rows = []
+    for occ in (4, 3, 2):
+        model.slots = make_slots(folder, {slot: {"OCC": occ} for slot in GEMV_SLOTS})
+        for pdl in (False, True):
+            ms = step_ms(model, pdl, False)
+            rows.append({"occ": occ, "pdl": pdl, "ms": ms})
+            say(f"{occ:<5} {str(pdl):<5} {ms:>8.4f} {1e3 / ms:>7.1f} {100 * bound_ms / ms:>7.1f}")
+    RESULTS["occ"] = rows
+
+
 def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, dict]:  # noqa: ANN001
     """Coordinate descent on the whole step: each slot's PARAMS one at a time, keep what is faster
     by more than the noise (0.3%)."""
@@ -289,6 +311,8 @@ def main() -> int:
     try:
         if "modes" in phases:
             phase_modes(model, folders, bound_ms)
+        if "occ" in phases:
+            phase_occ(model, new, bound_ms)
         if "attention" in phases:
             phase_attention(folders, cfg)
         best: dict = {}
