@@ -6,7 +6,14 @@ from pathlib import Path
 
 
 def kernels_path(name: str) -> Path:
-    """A folder of the kernels data (``"tasks"``, ``"templates"``), wherever it is installed."""
+    """A folder of the kernels data (``"tasks"``, ``"templates"``), wherever it is installed.
+
+    A source checkout's own ``kernels/`` comes first: with the package installed editable from
+    another checkout (a git worktree), ``autotuner_kernels`` would point at that one's data,
+    and this checkout's code would run with another checkout's templates."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "kernels" / name).is_dir():
+        return root / "kernels" / name
     try:
         import autotuner_kernels  # installed as package data (a namespace package)
 
@@ -16,4 +23,4 @@ def kernels_path(name: str) -> Path:
                 return path
     except ImportError:
         pass
-    return Path(__file__).resolve().parent.parent / "kernels" / name
+    return root / "kernels" / name

@@ -227,11 +227,48 @@ class Lowering:
         return self.new("div", {"self": scaled, "other": float(count - correction)}, shape, dtype, like)
 
     def reduction(self, node: Node) -> Any:
-        op = node.op
         x = self.arg(node, "self")
         if not isinstance(x, Node):
-            raise Unsupported(f"aten.{op} of a scalar", node.line)
+            raise Unsupported(f"aten.{node.op} of a scalar", node.line)
+        unpermuted = self._unpermuted(node, x)
+        if unpermuted is None:
+            return self._reduction(node, x, self._dims(node, x), node.shape)
+        base, dims, shape = unpermuted
+        result = self._reduction(node, base, dims, shape)
+        view_dims = self._dims(node, x)
+        if view_dims is None or not node.args.get("keepdim"):
+            return result
+        # keepdim: the size-1 dims sit where the view put them; the same elements in the same order
+        kept = tuple(1 if d in view_dims else s for d, s in enumerate(x.shape))
+        parts = result if isinstance(result, tuple) else (result,)
+        views = tuple(None if r is None else self.new("view", {"self": r}, kept, r.dtype, node) for r in parts)
+        return views if isinstance(result, tuple) else views[0]
+
+    def _unpermuted(self, node: Node, x: Node) -> tuple[Node, list[int] | None, tuple[int, ...]] | None:
+        """(base, its reduced dims, the result's shape in the base's order) when ``x`` is a
+        transpose / permute of ``base`` and the kept dims keep their order: a reduction over a
+        permuted dim is one over the base's dim, so the kernels read the base in its own memory
+        order and no transposed copy is made. None otherwise (the planner copies the view)."""
+        perm, base = permutation(x)
+        if perm is None:
+            return None
         dims = self._dims(node, x)
+        keepdim = bool(node.args.get("keepdim", False))
+        if dims is None:  # every element: the order does not matter, except to a flattened index
+            if node.op in ("argmax", "argmin") and len(x.shape) > 1:
+                return None
+            return base, None, node.shape
+        kept = [perm[d] for d in range(len(x.shape)) if d not in dims]
+        if kept != sorted(kept):
+            return None
+        dims = sorted(perm[d] for d in dims)
+        shape = tuple(1 if i in dims else s for i, s in enumerate(base.shape)) if keepdim else \
+            tuple(s for i, s in enumerate(base.shape) if i not in dims)
+        return base, dims, shape
+
+    def _reduction(self, node: Node, x: Node, dims: list[int] | None, shape: tuple[int, ...]) -> Any:
+        """aten reduction ``node`` of ``x`` over ``dims`` (None: every dim), giving ``shape``."""
+        op = node.op
         keepdim = bool(node.args.get("keepdim", False))
         if op in ("max", "min") and node.name == "dim":
             values = self.red(op, x, dims, keepdim, node, dtype=x.dtype)
@@ -239,24 +276,24 @@ class Lowering:
             index = self.red("arg" + op, x, dims, keepdim, node, dtype="int64") if 1 in used else None
             return (values, index)
         if op in ("max", "min"):
-            return self.red(op, x, None, False, node, dtype=node.dtype, shape=node.shape)
+            return self.red(op, x, None, False, node, dtype=node.dtype, shape=shape)
         if op in ("amax", "amin"):
-            return self.red(op[1:], x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+            return self.red(op[1:], x, dims, keepdim, node, dtype=node.dtype, shape=shape)
         if op in ("argmax", "argmin"):
             if dims is None and len(x.shape) > 1:  # the index into the flattened tensor: one long row
-                return self.red(op, x, list(range(len(x.shape))), keepdim, node, dtype="int64", shape=node.shape)
-            return self.red(op, x, dims, keepdim, node, dtype="int64", shape=node.shape)
+                return self.red(op, x, list(range(len(x.shape))), keepdim, node, dtype="int64", shape=shape)
+            return self.red(op, x, dims, keepdim, node, dtype="int64", shape=shape)
         if op in ("sum", "mean"):
-            return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+            return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=shape)
         if op == "prod":
             if node.dtype not in ops_float():
                 raise Unsupported(f"aten.prod producing {node.dtype}", node.line)
             if node.args.get("dim") is None:
                 raise Unsupported("aten.prod over every element (the whole-tensor kernels have no product)",
                                   node.line)
-            return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+            return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=shape)
         if op == "logsumexp":
-            return self.red("lse", x, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+            return self.red("lse", x, dims, keepdim, node, dtype=node.dtype, shape=shape)
         if op in ("var", "std"):
             correction = node.args.get("correction")
             correction = 1 if correction is None else correction
@@ -275,7 +312,7 @@ class Lowering:
                 return self.new("sqrt", {"self": s}, s.shape, node.dtype, node)
             if order == 1:
                 a = self.new("abs", {"self": x}, x.shape, F32, node)
-                return self.red("sum", a, dims, keepdim, node, dtype=node.dtype, shape=node.shape)
+                return self.red("sum", a, dims, keepdim, node, dtype=node.dtype, shape=shape)
             raise Unsupported(f"aten.linalg_vector_norm with ord={order}", node.line)
         raise Unsupported(f"aten.{op}", node.line)
 
@@ -504,7 +541,34 @@ class Lowering:
         return self._scan_or(node, self._no_rule)
 
     def op_slice(self, node: Node) -> Node:
-        return self._scan_or(node, self._no_rule)
+        return self._scan_or(node, self._slice)
+
+    def _ints(self, node: Node, *names: str) -> list[int | None]:
+        values = [self.scalar(node, name) for name in names]
+        if not all(v is None or type(v) is int for v in values):
+            raise Unsupported(f"aten.{node.op} with bounds that are not integers", node.line)
+        return values
+
+    def _slice(self, node: Node) -> Node:
+        """A slice with a step or an offset: a view the planner copies into a contiguous tensor
+        (``copy`` region) for the kernels that read it; a slice that keeps everything is its input."""
+        x = self.arg(node, "self")
+        rank = len(x.shape)
+        start, end, step = self._ints(node, "start", "end", "step")
+        dim = node.args["dim"] % rank
+        if x.shape == node.shape and step in (None, 1) and start in (None, 0):
+            return x
+        if step is not None and step < 1:
+            raise Unsupported("aten.slice with a step below 1", node.line)
+        return self.new("slice", {"self": x, "dim": dim, "start": start, "end": end, "step": step or 1},
+                        node.shape, node.dtype, node)
+
+    def op_select(self, node: Node) -> Node:
+        """One index along a dim (``x[:, 2]``): a view the planner copies, as a slice."""
+        x = self.arg(node, "self")
+        (index,) = self._ints(node, "index")
+        return self.new("select", {"self": x, "dim": node.args["dim"] % len(x.shape), "index": index},
+                        node.shape, node.dtype, node)
 
     def op_sub(self, node: Node) -> Node:
         return self._scan_or(node, self.pointwise)
@@ -562,6 +626,28 @@ class Lowering:
         shape = (1, bias.shape[0]) + (1,) * (len(node.shape) - 2)
         bview = self.new("view", {"self": bias}, shape, bias.dtype, node)
         return self.new("add", {"self": conv, "other": bview}, node.shape, node.dtype, node)
+
+
+PERMUTES = ("t", "transpose", "permute")
+
+
+def permutation(x: Node) -> tuple[list[int] | None, Node]:
+    """(perm, base) with ``x`` = ``base`` read through transposes / permutes: ``x``'s dim d is
+    ``base``'s dim perm[d]; (None, x) when ``x`` is no such view."""
+    rank = len(x.shape)
+    perm, cur = list(range(rank)), x
+    while cur.op in PERMUTES and isinstance(cur.args.get("self"), Node):
+        if cur.op == "t":
+            local = [1, 0] if rank == 2 else list(range(rank))
+        elif cur.op == "transpose":
+            local = list(range(rank))
+            a, b = cur.args["dim0"] % max(rank, 1), cur.args["dim1"] % max(rank, 1)
+            local[a], local[b] = b, a
+        else:
+            local = [d % rank for d in cur.args["dims"]]
+        perm = [local[d] for d in perm]
+        cur = cur.args["self"]
+    return (perm, cur) if cur is not x else (None, x)
 
 
 def scaled(value: Any, k: float) -> Any:

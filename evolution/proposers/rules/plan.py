@@ -2,6 +2,10 @@
 
 Regions, formed in this order (each becomes one kernel, or one PyTorch call):
 
+* ``copy``: a transpose, permute, strided slice or select (a chain of them) of an input or of
+  another region's result, copied into a contiguous tensor for the kernels that read it (the
+  GEMM reads its 2-D transposes itself; a reduction straight over a permute was already
+  turned into one over the permute's input by ``lower``);
 * ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
   (cumsum over the last dim), ``attention`` (decode attention) and ``flash`` (attention over
   query tiles) - one node each;
@@ -34,7 +38,9 @@ from evolution.proposers.rules.ir import Graph, Node, Unsupported
 
 _PASS = {"view", "expand", "id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
 _SINGLE = {"mm", "conv", "cumsum", "attention", "flash"}
-_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash"}
+_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy"}
+# Views the kernels cannot read in their own memory order: a ``copy`` region materializes them.
+STRIDED = {"t", "transpose", "permute", "slice", "select"}
 
 
 @dataclass
@@ -150,11 +156,18 @@ class Planner:
                 region = Region(kind, nodes=[node], shape=node.shape)
                 self.regions.append(region)
                 self.materialize(region, node)
+        self.copy_regions()
         self.row_regions()
         self.reduce_all_regions()
         self.pointwise_regions()
         for region in self.regions:
-            if region.kind in _SINGLE_KINDS:
+            if region.kind == "copy":
+                base = region.nodes[0].args["self"]
+                if not self.is_value(base):
+                    raise Unsupported(f"aten.{region.nodes[0].op} of {base.op}: the rules copy a transposed or "
+                                      "strided view only of an input or of a value a kernel writes (reshape after "
+                                      "the transpose, not before)", region.nodes[0].line)
+            elif region.kind in _SINGLE_KINDS:
                 for operand in region.nodes[0].operands():
                     base = base_leaf(operand.args["self"] if operand.op in ("t", "transpose") else operand)
                     if not self.is_value(base):
@@ -163,6 +176,24 @@ class Planner:
         for i, region in enumerate(ordered):
             region.index = i
         return Plan(self.graph, ordered, self.producer)
+
+    # -- strided views ------------------------------------------------------------------------
+    def copy_regions(self) -> None:
+        """A ``copy`` region for every strided view a kernel reads or the forward returns (see the
+        module docstring); a chain of views is one copy, of the chain's base."""
+        for node in self.graph.nodes:
+            if node.op not in STRIDED:
+                continue
+            users = self.users.get(node.id, [])
+            gemm_only = node.op in ("t", "transpose") and all(u.op == "mm" for u in users)
+            if node.id not in self.outputs and (gemm_only or all(u.op in STRIDED for u in users)):
+                continue
+            chain = [node]
+            while chain[0].args["self"].op in STRIDED and chain[0].args["self"].id not in self.producer:
+                chain.insert(0, chain[0].args["self"])
+            region = Region("copy", nodes=chain, shape=node.shape)
+            self.regions.append(region)
+            self.materialize(region, node)
 
     # -- row regions --------------------------------------------------------------------------
     def row_regions(self) -> None:

@@ -291,6 +291,8 @@ def check_visible_shapes(task: Any, graph: Graph) -> None:
             node = graph.nodes[slot[0]]
             if isinstance(old, float) and old != new and slot[1] not in node.attrs:
                 node.moving.add(slot[1])
+            if node.op in ("slice", "select") and type(old) is int and old != new and slot[1] != "dim":
+                node.moving.add(slot[1])  # a bound computed from a size: refused where read (lower)
             if type(old) is int and old != new and slot[2] == -1 and node.op not in _SHAPE_ARGS_OPS:
                 found = {(i, d) for i, (a, b) in enumerate(zip(graph.inputs, other.inputs))
                          for d in range(min(len(a.shape), len(b.shape))) if a.shape[d] == old and b.shape[d] == new}

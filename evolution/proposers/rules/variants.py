@@ -15,7 +15,7 @@ from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
 
-_PRIORITY = ("flash", "attention", "row", "col", "scan", "reduce_all", "pointwise")
+_PRIORITY = ("flash", "attention", "row", "col", "scan", "reduce_all", "pointwise", "copy")
 
 
 @dataclass(frozen=True)
@@ -221,12 +221,16 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         return opts[::-1] if bh < 512 else opts
     if region.kind in ("pointwise", "reduce_all"):
         return [("vec", {"mode": "vec"}), ("scalar", {"mode": "scalar"})]
+    if region.kind == "copy":
+        return [("gather", {"mode": "gather"})]
     return [("torch", {})]
 
 
 def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
     if region.kind == "flash":
         return kern_flash.defines(region, choice)
+    if region.kind == "copy":  # the main region only when the forward is nothing but views
+        return {"WAVES": 4}, {"WAVES": [1, 4, 16]}
     if region.kind == "row":
         return _row_defines(region, choice)
     if region.kind == "col":

@@ -102,7 +102,6 @@ REFUSED = {
     "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
                       "strict policy"),
     "median": (dict(body="return torch.median(x, dim=1).values", inputs="[torch.randn(8, 4, 3)]"), "median"),
-    "transpose_add": (dict(body="return x + x.t()", inputs="[torch.randn(8, 8)]"), "transpose"),
     "identity": (dict(body="return x", inputs="[torch.randn(8, 8)]"), "nothing is left"),
     "gemm_only": (dict(init="self.w = nn.Parameter(torch.randn(8, 4))", body="return x @ self.w",
                        inputs="[torch.randn(8, 8)]", policy="hybrid"), "nothing is left"),
