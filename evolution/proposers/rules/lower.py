@@ -370,9 +370,21 @@ class Lowering:
         rank = len(x.shape)
         if rank < 2:
             raise Unsupported("aten.native_batch_norm of a rank-1 tensor", node.line)
+        eps = self.scalar(node, "eps")
+        src = x.args.get("self") if x.op == "view" else None
+        if (node.args.get("training") and isinstance(src, Node) and x.shape[0] == 1 and len(src.shape) == rank
+                and src.shape[0] * src.shape[1] == x.shape[1] and self._views_back(node, src.shape)):
+            # InstanceNorm: batch statistics of x.view(1, N*C, ...) viewed back: rows of x itself;
+            # its affine weight and bias arrive as weight.repeat(N) (one copy per instance)
+            per_channel = [self._per_instance(node.args.get(name), src.shape) for name in ("weight", "bias")]
+            if all(v is not False for v in per_channel):
+                cshape = (1, src.shape[1]) + (1,) * (rank - 2)
+                wv, bv = (None if v is None else self.new("view", {"self": self.get(v)}, cshape, v.dtype, node)
+                          for v in per_channel)
+                y, _, _ = self._normalize(src, list(range(2, rank)), eps, wv, bv, node, src.dtype, src.shape)
+                return (y, None, None)
         w, b = self.arg(node, "weight"), self.arg(node, "bias")
         rm, rv = self.arg(node, "running_mean"), self.arg(node, "running_var")
-        eps = self.scalar(node, "eps")
         bshape = (1, x.shape[1]) + (1,) * (rank - 2)
 
         def chan(v: Node | None) -> Node | None:
@@ -392,15 +404,24 @@ class Lowering:
             if b is not None:
                 y = self.new("add", {"self": y, "other": b}, x.shape, x.dtype, node)
             return (y, None, None)
-        src = x.args.get("self") if x.op == "view" else None
-        if (isinstance(src, Node) and w is None and b is None and x.shape[0] == 1 and len(src.shape) == rank
-                and src.shape[0] * src.shape[1] == x.shape[1] and self._views_back(node, src.shape)):
-            # InstanceNorm: batch statistics of x.view(1, N*C, ...) viewed back: rows of x itself
-            y, _, _ = self._normalize(src, list(range(2, rank)), eps, None, None, node, src.dtype, src.shape)
-            return (y, None, None)
         dims = [0] + list(range(2, rank))  # apart from each other: reduced block by block (``red``)
         y, _, _ = self._normalize(x, dims, eps, w, b, node, x.dtype, x.shape)
         return (y, None, None)
+
+    @staticmethod
+    def _per_instance(value: Any, shape: tuple[int, ...]) -> Node | None | bool:
+        """InstanceNorm's affine parameter: ``p.repeat(N)`` of a [C] tensor gives ``p``; None
+        stays None; anything else is False (not the pattern)."""
+        if value is None:
+            return None
+        if (isinstance(value, Node) and value.op == "repeat" and isinstance(value.args.get("self"), Node)
+                and value.args["self"].shape == (shape[1],) and list(value.args.get("repeats") or []) == [shape[0]]):
+            return value.args["self"]
+        return False
+
+    def op_repeat(self, node: Node) -> Node:
+        raise Unsupported("aten.repeat (the rules read it only as InstanceNorm's per-instance affine "
+                          "weight and bias)", node.line)
 
     def _views_back(self, node: Node, shape: tuple[int, ...]) -> bool:
         """Every use of ``node``'s first result is a view to ``shape`` (InstanceNorm's pattern)."""

@@ -37,13 +37,14 @@ _TRANSFORMS = ("v", "-v", "1.0 / v", "v * v", "math.sqrt(v)", "0.5 * v", "2.0 * 
 
 
 def build(task: Any, shape: Any = None) -> tuple[nn.Module, list[Any]]:
-    """The reference model and inputs at ``shape`` (default: the task's), on ``meta``."""
+    """The reference model and inputs at ``shape`` (default: the task's), on ``meta``, in eval
+    mode: what the evaluator times and compares (BatchNorm with running statistics, no dropout)."""
     shape = shape or task.default_shape
     dtype = DTYPES[task.dtype]
     with task.shape(shape) as module, torch.device("meta"):
         model = module.Model(*module.get_init_inputs())
         raw = list(module.get_inputs())
-    model = model.to(dtype=dtype)
+    model = model.to(dtype=dtype).eval()  # as the evaluator runs the reference (inputs.make_reference)
     inputs = [v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in raw]
     return model, inputs
 

@@ -67,6 +67,15 @@ CASES = {
     "batchnorm_eval": dict(init="self.bn = nn.BatchNorm2d(4)\nself.bn.running_mean.uniform_(-1, 1)\n"
                                 "self.bn.running_var.uniform_(0.5, 2)\nself.bn.eval()",
                            body="return self.bn(x)", inputs="[torch.randn(2, 4, 5, 6)]"),
+    # InstanceNorm with affine weight and bias (traced as weight.repeat(N) on a [1, N*C] view)
+    "instancenorm_affine": dict(init="self.n = nn.InstanceNorm2d(4, affine=True)\n"
+                                     "nn.init.uniform_(self.n.weight, 0.5, 1.5)\nnn.init.uniform_(self.n.bias, -1, 1)",
+                                body="return self.n(x)", inputs="[torch.randn(2, 4, 5, 6)]"),
+    # a BatchNorm module left in training mode: the evaluator runs every reference in eval mode,
+    # so the rules trace it there too (running statistics, not the batch's)
+    "batchnorm_module": dict(init="self.bn = nn.BatchNorm2d(4)\nself.bn.running_mean.uniform_(-1, 1)\n"
+                                  "self.bn.running_var.uniform_(0.5, 2)",
+                             body="return self.bn(x)", inputs="[torch.randn(2, 4, 5, 6)]"),
     # dims apart from each other: reduced block by block (the variance by the law of total variance)
     "sum_dims02": dict(body="return x.sum(dim=(0, 2))", inputs="[torch.randn(4, 5, 6)]"),
     "batch_stats_norm": dict(body="return F.batch_norm(x, None, None, training=True)", inputs="[torch.randn(2, 4, 5, 6)]"),
