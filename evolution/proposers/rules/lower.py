@@ -334,6 +334,19 @@ class Lowering:
         x, _, e, s = self._softmax_parts(node)
         return self.new("div", {"self": e, "other": s}, node.shape, node.dtype, node)
 
+    def op_log_sigmoid_forward(self, node: Node) -> tuple[Node, None]:
+        """F.logsigmoid: the value (its second result is a buffer only autograd reads)."""
+        x = self.arg(node, "self")
+        return (self.new("log_sigmoid", {"self": x}, x.shape, x.dtype, node), None)
+
+    def op_rrelu_with_noise(self, node: Node) -> Node:
+        """RReLU in eval mode: a leaky ReLU with the mean slope (lower + upper) / 2."""
+        if node.args.get("training"):
+            raise Unsupported("aten.rrelu_with_noise in training mode (random slopes)", node.line)
+        slope = (float(self.scalar(node, "lower")) + float(self.scalar(node, "upper"))) / 2
+        return self.new("leaky_relu", {"self": self.arg(node, "self"), "negative_slope": slope}, node.shape,
+                        node.dtype, node)
+
     def op__log_softmax(self, node: Node) -> Node:
         x, d, _, s = self._softmax_parts(node)
         ls = self.new("log", {"self": s}, s.shape, F32, node)
@@ -686,7 +699,8 @@ def ops_float() -> tuple[str, ...]:
 
 _PATTERN_OPS = {"getitem", "_to_copy", "expand", "t", "transpose", "permute", "cat", "slice", "bmm", "select",
                 "tril", "triu", "_safe_softmax", "bitwise_not"}  # the last four: attention masks
-_UNUSED_OK = {"empty"}  # BatchNorm's unused reserve buffer: only an error where lowering reaches it
+# Unused buffers (BatchNorm's reserve, RReLU's noise in eval mode): only an error where lowering reaches them
+_UNUSED_OK = {"empty", "empty_like"}
 
 
 def unknown_ops(graph: Graph) -> list[Node]:

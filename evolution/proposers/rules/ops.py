@@ -49,6 +49,8 @@ _UNARY: dict[str, str] = {
     "hardswish": "({a} * fminf(fmaxf({a} + 3.0f, 0.0f), 6.0f) * 0.16666667f)",
     "hardsigmoid": "(fminf(fmaxf({a} + 3.0f, 0.0f), 6.0f) * 0.16666667f)",
     "mish": "({a} * tanhf(log1pf(expf({a}))))",
+    # min(x, 0) - log1p(exp(-|x|)): no overflow for large |x| (lowered from log_sigmoid_forward)
+    "log_sigmoid": "(fminf({a}, 0.0f) - log1pf(expf(-fabsf({a}))))",
     "logical_not": "(!{a})",
     "isnan": "({a} != {a})",
     "bitwise_not": "(!{a})",  # bool operands only (see is_pointwise)
@@ -76,7 +78,8 @@ _BINARY: dict[str, str] = {
 _IDENTITY = {"id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
 POINTWISE = (set(_UNARY) | set(_BINARY) | _IDENTITY
              | {"add", "sub", "rsub", "gelu", "leaky_relu", "softplus", "elu", "clamp", "clamp_min",
-                "clamp_max", "hardtanh", "where", "masked_fill", "cast", "lerp", "addcmul", "threshold"})
+                "clamp_max", "hardtanh", "where", "masked_fill", "cast", "lerp", "addcmul", "threshold",
+                "celu", "hardshrink", "softshrink", "logit", "_prelu_kernel"})
 
 
 def _second(node: Node) -> str:
@@ -124,6 +127,23 @@ def expr(node: Node, x: Operand) -> str:
         a = x("self")
         return (f"({a} > 0.0f ? {a} * {x('scale')} : "
                 f"expm1f({a} * {x('input_scale')}) * ({x('alpha')} * {x('scale')}))")
+    if op == "celu":
+        a, alpha = x("self"), x("alpha")
+        return f"({a} > 0.0f ? {a} : {alpha} * expm1f({a} / {alpha}))"
+    if op == "hardshrink":  # NaN is neither inside nor outside: kept, as PyTorch does
+        a, lambd = x("self"), x("lambd")
+        return f"(({a} >= -{lambd} && {a} <= {lambd}) ? 0.0f : {a})"
+    if op == "softshrink":  # a * 0 in the middle keeps NaN
+        a, lambd = x("self"), x("lambd")
+        return f"({a} > {lambd} ? {a} - {lambd} : ({a} < -{lambd} ? {a} + {lambd} : {a} * 0.0f))"
+    if op == "logit":
+        a = x("self")
+        if node.args.get("eps") is not None:
+            a = f"fminf(fmaxf({a}, {x('eps')}), 1.0f - {x('eps')})"
+        return f"logf({a} / (1.0f - {a}))"
+    if op == "_prelu_kernel":
+        a = x("self")
+        return f"({a} > 0.0f ? {a} : {x('weight')} * {a})"
     if op == "threshold":
         a = x("self")
         return f"({a} <= {x('threshold')} ? {x('value')} : {a})"

@@ -46,6 +46,16 @@ CASES = {
     "affine_chain": dict(body="return torch.where(x > 0, x * 2.0 + 1.0, 0.1 * x) - 3.0", inputs="[torch.randn(37, 129)]"),
     "activations": dict(body="return F.gelu(x, approximate='tanh') + F.elu(x) + F.hardtanh(x, -0.5, 0.5) + x.clamp(min=-1.0)",
                         inputs="[torch.randn(7, 1001)]"),
+    # NaN where PyTorch keeps it: hardshrink's and softshrink's middle, celu, logsigmoid for large |x|
+    "shrink_celu_logsigmoid": dict(body="y = torch.where(x > 2.5, torch.nan, x * 4)\n"
+                                        "return F.hardshrink(y, 0.5) + F.softshrink(y, 0.5) + F.celu(y, 0.7) "
+                                        "+ F.logsigmoid(y) + torch.logit(torch.sigmoid(x), eps=1e-3)",
+                                   inputs="[torch.randn(13, 257)]"),
+    "prelu_rrelu": dict(init="self.p = nn.PReLU(7)\nnn.init.uniform_(self.p.weight, 0.1, 0.5)",
+                        body="return self.p(x) + F.rrelu(x, 0.1, 0.3, training=False)",
+                        inputs="[torch.randn(5, 7, 33)]"),
+    "logsigmoid_bf16": dict(body="return F.logsigmoid(x) * 2", inputs="[torch.randn(9, 1000, dtype=torch.bfloat16)]",
+                            dtype="bfloat16"),
     "softmax3d": dict(body="return torch.softmax(x, dim=-1)", inputs="[torch.randn(3, 5, 333)]"),
     "layernorm_noaffine": dict(body="return F.layer_norm(x, (x.shape[-1],))", inputs="[torch.randn(4, 3, 257)]"),
     "layernorm_two_dims": dict(init="self.ln = nn.LayerNorm([6, 50])", body="return self.ln(x)", inputs="[torch.randn(5, 6, 50)]"),
