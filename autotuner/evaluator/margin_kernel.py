@@ -184,7 +184,8 @@ class MarginKernel:
         return cls(launch, max_blocks=8 * sms, dtypes=dtypes)
 
     def judgeable(self, out: Any, ref: Any) -> bool:
-        return (isinstance(out, torch.Tensor) and isinstance(ref, torch.Tensor) and ref.dtype in self.dtypes
+        # plain tensors only: a subclass could answer data_ptr() with another tensor's memory
+        return (type(out) is torch.Tensor and type(ref) is torch.Tensor and ref.dtype in self.dtypes
                 and out.dtype == ref.dtype and out.shape == ref.shape and out.device == ref.device
                 and out.is_contiguous() and ref.is_contiguous() and ref.numel() > 0)
 

@@ -113,6 +113,11 @@ def test_emulated_kernel_leaves_other_outputs_to_torch(emulated: MarginKernel) -
     assert emulated.passes(x.t(), x.t().contiguous(), tol) is None  # not contiguous
     assert emulated.passes(x.double(), x.double(), tol) is None  # float64
     assert emulated.passes(x, x[:32], tol) is None  # shapes differ
+
+    class Sub(torch.Tensor):
+        pass
+
+    assert emulated.passes(x.as_subclass(Sub), x.clone(), tol) is None  # a subclass: its data_ptr is its own word
     assert passes_with_margin(x.double(), x.double().clone(), tol, emulated)  # the torch path judged it
 
 
