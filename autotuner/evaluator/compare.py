@@ -45,7 +45,20 @@ def flatten_outputs(value: Any) -> list[Any]:
     return [value]
 
 
+def foreign_type(out: Any, ref: Any) -> str | None:
+    """Why ``out`` may not be compared at all, or None: a tensor of another type than the
+    reference's (a subclass's ``__torch_function__`` can answer every op of the comparison as
+    the reference would; checked with ``type``, which no subclass can redefine)."""
+    if isinstance(out, torch.Tensor) and type(out) is not type(ref):
+        return (f"a {type(out).__module__}.{type(out).__qualname__}, expected a {type(ref).__qualname__} "
+                "(a tensor subclass could redefine the comparison itself; return plain tensors)")
+    return None
+
+
 def _compare_tensor(name: str, out: torch.Tensor, ref: torch.Tensor, tol: dict[str, float]) -> Comparison:
+    foreign = foreign_type(out, ref)
+    if foreign:
+        return Comparison(False, f"{name}: {foreign}")
     if tuple(out.shape) != tuple(ref.shape):
         return Comparison(False, f"{name}: shape {tuple(out.shape)}, expected {tuple(ref.shape)}")
     if out.dtype != ref.dtype:
@@ -163,7 +176,7 @@ def _norm_fp32(x: torch.Tensor) -> float:
 
 
 def _tensor_passes_with_margin(out: Any, ref: Any, tol: dict[str, float]) -> bool:
-    if not (isinstance(out, torch.Tensor) and isinstance(ref, torch.Tensor)):
+    if not (isinstance(out, torch.Tensor) and isinstance(ref, torch.Tensor)) or foreign_type(out, ref):
         return False
     if out.shape != ref.shape or out.dtype != ref.dtype or out.device != ref.device:
         return False

@@ -166,3 +166,24 @@ def test_replacing_what_the_sums_use_is_tampering(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(torch.Tensor, "tolist", lambda self: [1.0, 0.0, -1.0, 0.0])
     changed = guard.changes()
     assert "torch.stack was replaced" in changed and "torch.Tensor.tolist was replaced" in changed
+
+
+def test_a_tensor_subclass_output_is_refused_before_any_op_on_it() -> None:
+    """``tests/adversarial/candidates/tensor_subclass_lie.py``'s trick on the comparison itself:
+    an output whose ``__torch_function__`` answers every op with the reference passed both torch
+    paths; its type now fails it first, with a reason."""
+
+    class Liar(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
+            real = [a for a in args if isinstance(a, torch.Tensor) and not isinstance(a, Liar)]
+            if real:
+                args = tuple(real[0] if isinstance(a, Liar) else a for a in args)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    tol = tolerances_for("float32")
+    ref = torch.relu(torch.randn(1000))
+    out = torch.zeros(1000).as_subclass(Liar)
+    assert not passes_with_margin(out, ref, tol)
+    found = compare_outputs((ref.clone(), out), (ref, ref), tol)
+    assert not found.ok and "output 1" in found.reason and "subclass" in found.reason
