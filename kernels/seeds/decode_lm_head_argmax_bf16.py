@@ -456,7 +456,22 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             for (int b = 0; b < NB; ++b) {
                 float bv = NEG_INF;
                 int bi = 0x7fffffff;
-                for (long long w = lane; w < tw; w += 32) {
+                // eight warps' results per lane in flight at a time: one at a time, the grid's
+                // 2112 warps cost 66 dependent L2 round trips at the end of the step
+                long long w = lane;
+                for (; w + 7 * 32 < tw; w += 8 * 32) {
+                    float v8[8];
+                    int i8[8];
+                    #pragma unroll
+                    for (int u = 0; u < 8; ++u) {
+                        v8[u] = __ldcg(a.amax_v + b * tw + w + u * 32);
+                        i8[u] = __ldcg(a.amax_i + b * tw + w + u * 32);
+                    }
+                    #pragma unroll
+                    for (int u = 0; u < 8; ++u)
+                        if (v8[u] > bv || (v8[u] == bv && i8[u] < bi)) { bv = v8[u]; bi = i8[u]; }
+                }
+                for (; w < tw; w += 32) {
                     const float v = __ldcg(a.amax_v + b * tw + w);
                     const int i = __ldcg(a.amax_i + b * tw + w);
                     if (v > bv || (v == bv && i < bi)) { bv = v; bi = i; }
