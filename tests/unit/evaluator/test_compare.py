@@ -201,3 +201,27 @@ def test_timed_check_uses_the_full_comparison_when_the_margin_says_nothing():
     check(0, x * (1 + 0.8 * FP32["rel_l2"]))  # uniform error 0.8x the bound: only the full comparison passes it
     with pytest.raises(Rejection, match="relative L2"):
         check(0, x * (1 + 1.5 * FP32["rel_l2"]))
+
+
+def test_inputs_compared_bit_for_bit_whatever_their_size_and_offset() -> None:
+    """Word views (8, 4 or 1 bytes) change the cost, never the verdict."""
+    from autotuner.evaluator.inputs import inputs_unchanged
+
+    x = torch.randn(10, 7)
+    nan = x.clone()
+    nan[3, 3] = float("nan")
+    assert inputs_unchanged([nan], [nan.clone()]) == []  # the same NaN bits: unchanged
+    zero, negzero = torch.zeros(8), torch.zeros(8)
+    negzero[5] = -0.0
+    assert inputs_unchanged([zero], [negzero]) == [0]  # equal as floats, not as bits
+    half = torch.randn(3, dtype=torch.float16)  # 6 bytes: byte view
+    moved = half.clone()
+    moved[2] = moved[2] + 1
+    assert inputs_unchanged([half, half], [half.clone(), moved]) == [1]
+    base = torch.randn(17)
+    a, b = base[1:], base.clone()[1:]  # 4-byte storage offset: int32 words
+    assert inputs_unchanged([a], [b]) == []
+    c = b.clone()
+    c[-1] += 1
+    assert inputs_unchanged([a], [c]) == [0]
+    assert inputs_unchanged([x], [x.double()]) == [0]  # same values, another dtype
