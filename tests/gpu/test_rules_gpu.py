@@ -1,0 +1,42 @@
+"""Rule translations first checked on the CPU emulator, through the real evaluator on the GPU.
+
+The emulator checks numerics; only the GPU shows that a translation compiles with NVRTC for
+the device, passes every trust layer (op watch, guard bytes, the timed-call checks, the
+unwatched replay) and is accepted. The cases: the strided views (``test_strided_views``), the
+activations and norms added after them (``test_extra_tasks``, ``test_col_tasks``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from autotuner.evaluator import EvalConfig, evaluate
+from autotuner.tasks import load_task
+from evolution.proposers.rules import translate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "rules"))
+from test_col_tasks import CASES as COL_CASES  # noqa: E402
+from test_extra_tasks import CASES as EXTRA_CASES  # noqa: E402
+from test_extra_tasks import write  # noqa: E402
+from test_strided_views import CASES as STRIDED_CASES  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+CASES = {**{f"strided_{name}": fields for name, (fields, _) in STRIDED_CASES.items()},
+         **{name: EXTRA_CASES[name] for name in ("shrink_celu_logsigmoid", "prelu_rrelu", "logsigmoid_bf16")},
+         **{name: COL_CASES[name] for name in ("instancenorm_affine", "batchnorm_module", "batch_stats_norm",
+                                               "sum_dims02")}}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_first_variant_is_accepted_on_the_gpu(name: str, tmp_path: Path) -> None:
+    task_path = write(tmp_path, name, CASES[name])
+    translation = translate(load_task(task_path))
+    assert translation.proposals, translation.notes
+    candidate = tmp_path / "candidate.py"
+    candidate.write_text(translation.proposals[0].source)
+    result = evaluate(task_path, candidate, config=EvalConfig(baselines=False))
+    assert result.accepted, f"{translation.proposals[0].variant}: {result.stage.value}: {result.reason}"
