@@ -15,6 +15,9 @@
 #   styles  the honest-styles table: verdicts, guard-byte cost, compute-sanitizer time per winner
 #   sweep   the rules kernels of SWEEP_TASKS beside eager and torch.compile (scripts/rules_sweep.py,
 #           SWEEP_ARGS extra arguments)
+#   evalbench  bench evaluator on softmax's first rules candidate, with the fork server as it is and
+#           with CuPy preloaded (AUTOTUNER_FORKSERVER_PRELOAD=cupy): what a child's CuPy import costs
+#   decodeocc  scripts/decode_step_sweep.py's occ and final phases (co-residency of PDL successors)
 #   extra   EXTRA_CMD, a command line of its own (its output in extra.txt)
 # Everything lands in $OUT (default ./gpu-out): at most 8 files, the device tool's limit; the
 # whole run stops by TOTAL_S seconds so that $OUT still comes back.
@@ -66,6 +69,22 @@ part_sweep() {
   timeout "$(left 5)" python3 scripts/rules_sweep.py $SWEEP_TASKS --calls 15 ${SWEEP_ARGS:---variants 2} \
     >> "$OUT/sweep.txt" 2>&1
 }
+part_evalbench() {  # candidates per GPU-hour on softmax's first rules candidate, as the fork server is and with CuPy preloaded
+  local cand=/tmp/gpu-session-softmax-cand.py
+  python3 -c "from autotuner.tasks import load_task; from evolution.proposers.rules import translate; \
+open('$cand', 'w').write(translate(load_task('kernels/tasks/softmax/softmax.py'), 1).proposals[0].source)"
+  for preload in "" cupy; do
+    echo "== AUTOTUNER_FORKSERVER_PRELOAD=$preload" >> "$OUT/evalbench.txt"
+    AUTOTUNER_FORKSERVER_PRELOAD=$preload timeout "$(left 5)" python3 -m autotuner.cli.main bench evaluator \
+      kernels/tasks/softmax/softmax.py "$cand" --repeats 5 >> "$OUT/evalbench.txt" 2>&1
+    echo "evalbench rc=$?" >> "$OUT/evalbench.txt"
+  done
+}
+part_decodeocc() {  # the co-residency test (OCC 2/3/4, PDL off / on) and the step with the current seeds
+  SWEEP_PHASES=occ,final SWEEP_BUDGET_S=$(left 20) timeout "$(left 5)" python3 scripts/decode_step_sweep.py \
+    > "$OUT/decodeocc.txt" 2>&1
+  echo "decodeocc rc=$?" >> "$OUT/decodeocc.txt"
+}
 part_extra() { timeout "$(left 5)" bash -c "$EXTRA_CMD" >> "$OUT/extra.txt" 2>&1; echo "extra rc=$?" >> "$OUT/extra.txt"; }
 
 run_parts() {  # GPU index, parts...
@@ -77,6 +96,7 @@ if [ "$GPUS" -gt 1 ]; then
 else
   run_parts 0 ${GPU0:-trust tests} ${GPU1:-tables styles sweep}
 fi
-grep -hE "[0-9]+ (passed|failed)|rc=" "$OUT"/pytest_*.txt "$OUT"/tables.log "$OUT"/extra.txt 2>/dev/null
+grep -hE "[0-9]+ (passed|failed)|rc=|candidates per GPU-hour|settings per GPU-hour" "$OUT"/pytest_*.txt "$OUT"/tables.log \
+  "$OUT"/extra.txt "$OUT"/evalbench.txt "$OUT"/decodeocc.txt 2>/dev/null
 for f in redteam.md styles.md; do [ -f "$OUT/$f" ] && tail -n 4 "$OUT/$f"; done
 ls "$OUT"
