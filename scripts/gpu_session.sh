@@ -44,8 +44,8 @@ part_trust() {
     tests/gpu/test_trust.py tests/candidates > "$OUT/pytest_trust.txt" 2>&1
   echo "trust rc=$?" >> "$OUT/pytest_trust.txt"
 }
-OTHER_TESTS="tests/unit/runtime/test_pdl_gpu.py tests/gpu --ignore=tests/gpu/test_trust.py tests/export tests/integration tests/deploy"
-part_tests() {  # every GPU test outside the trust set but the slow ones (79 on 2026-12-01), the slowest listed
+OTHER_TESTS="tests/unit/runtime/test_pdl_gpu.py tests/unit/evaluator tests/gpu --ignore=tests/gpu/test_trust.py tests/export tests/integration tests/deploy"
+part_tests() {  # every GPU test outside the trust set but the slow ones (114 on 2026-12-01), the slowest listed
   timeout "$(left 5)" $PYTEST -n "${OTHER_JOBS:-6}" -m "gpu and not slow" --durations=20 $OTHER_TESTS \
     > "$OUT/pytest_other.txt" 2>&1
   echo "other GPU tests rc=$?" >> "$OUT/pytest_other.txt"
@@ -71,6 +71,7 @@ part_sweep() {
 }
 part_evalbench() {  # candidates per GPU-hour on softmax's first rules candidate, as the fork server is and with CuPy preloaded
   local cand=/tmp/gpu-session-softmax-cand.py
+  timeout "$(left 5)" $PYTEST tests/unit/evaluator/test_sandbox.py > "$OUT/pytest_sandbox.txt" 2>&1  # the forked child, on a GPU
   python3 -c "from autotuner.tasks import load_task; from evolution.proposers.rules import translate; \
 open('$cand', 'w').write(translate(load_task('kernels/tasks/softmax/softmax.py'), 1).proposals[0].source)"
   for preload in "" cupy; do
