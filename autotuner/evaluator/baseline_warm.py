@@ -3,11 +3,11 @@
 The first candidate of a task pays for its torch.compile baseline: Dynamo, Inductor and Triton
 on one CPU core, tens of seconds, while the GPU idles; over a suite of tasks that is most of a
 run's first half hour. Compiling is CPU work and each task's is independent, so worker
-processes compile several tasks at once, each the way ``measure.measure_baselines`` does (the
-same module, input shapes and strict numerics, with the evaluator child's cache folders), and
-leave the results in Inductor's and Triton's on-disk caches. The evaluator's own compile then
-finds them there; it still times eager and compiled calls itself, one at a time, so nothing
-measured comes from these processes (they share the GPU).
+processes compile several tasks at once, each through ``measure.compiled_baseline`` as
+``measure_baselines`` does (the same module, input shapes and strict numerics, with the
+evaluator child's cache folders), and leave the results in Inductor's and Triton's on-disk
+caches. The evaluator's own compile then finds them there; it still times eager and compiled
+calls itself, one at a time, so nothing measured comes from these processes (they share the GPU).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def warm_one(task_path: str, cache_dir: str, config: EvalConfig) -> Warmed:
         import torch
 
         from autotuner.evaluator.inputs import make_inputs, make_reference
-        from autotuner.evaluator.measure import baseline_key, functional_copies
+        from autotuner.evaluator.measure import baseline_key, compiled_baseline
         from autotuner.evaluator.watch import set_strict_numerics
         from autotuner.runtime.device import require_gpu
         from autotuner.tasks import load_task
@@ -66,10 +66,7 @@ def warm_one(task_path: str, cache_dir: str, config: EvalConfig) -> Warmed:
             return Warmed(name, time.perf_counter() - started, cached=True)
         reference = make_reference(task, shape, seed=1)
         inputs = make_inputs(task, shape, seed=2)
-        if task.timing == "graph":  # the evaluator compiles one functional call, the weights as inputs
-            compiled = functional_copies(reference, [reference], torch.compile)[0]
-        else:
-            compiled = torch.compile(reference)
+        compiled = compiled_baseline(reference, graph=task.timing == "graph")[0]
         with torch.no_grad():
             compiled(*inputs)
         torch.cuda.synchronize()
@@ -95,7 +92,8 @@ def warm_baselines(task_paths: Sequence[str | Path], cache_dir: str | Path, jobs
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - a worker that died (out of memory, a crash)
-                result = Warmed(Path(futures[future]).stem, 0.0, f"worker failed: {type(exc).__name__}: {str(exc)[:200]}")
+                reason = f"worker failed: {type(exc).__name__}: {str(exc)[:200]}"
+                result = Warmed(Path(futures[future]).stem, 0.0, reason)
             results.append(result)
             if done is not None:
                 done(result)

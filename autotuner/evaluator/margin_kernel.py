@@ -196,20 +196,19 @@ class MarginKernel:
         part = torch.empty(blocks * 5, dtype=torch.float64, device=ref.device)
         self._launch(DTYPE_CODES[ref.dtype], blocks, self.threads, (out, ref, n, float(rtol), K, part))
         part = part.view(blocks, 5)
-        return torch.stack([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].max(), part[:, 3].max(),
-                            part[:, 4].max()]).tolist()
+        return torch.cat([part[:, :2].sum(0), part[:, 2:].amax(0)]).tolist()  # sums, then maxima
+
+    def _sums(self, out: Any, ref: Any, tol: dict[str, float]) -> list[float] | None:
+        return self.sums(out, ref, tol["rtol"]) if self.judgeable(out, ref) else None
 
     def passes(self, out: Any, ref: Any, tol: dict[str, float]) -> bool | None:
-        if not self.judgeable(out, ref):
-            return None
-        return verdict(self.sums(out, ref, tol["rtol"]), ref.numel(), tol)
+        sums = self._sums(out, ref, tol)
+        return None if sums is None else verdict(sums, ref.numel(), tol)
 
     def comparison(self, out: Any, ref: Any, tol: dict[str, float]) -> Comparison | None:
         """A passing ``Comparison`` with its figures (max abs error, relative L2 error from the
         float64 sums) where the kernel shows the output passes; None leaves it to the torch path."""
-        if not self.judgeable(out, ref):
-            return None
-        sums = self.sums(out, ref, tol["rtol"])
-        if not verdict(sums, ref.numel(), tol):
+        sums = self._sums(out, ref, tol)
+        if sums is None or not verdict(sums, ref.numel(), tol):
             return None
         return Comparison(True, "", sums[4], math.sqrt(sums[1]) / math.sqrt(sums[0]))

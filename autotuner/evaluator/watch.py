@@ -161,10 +161,12 @@ def _timers() -> dict[str, Any]:
         "torch.equal": torch.equal,
         "torch.isnan": torch.isnan,
         "torch.linalg.vector_norm": torch.linalg.vector_norm,
-        "torch.stack": torch.stack,  # the margin kernel's sums (evaluator/margin_kernel.py)
+        "torch.cat": torch.cat,  # the margin kernel's sums (evaluator/margin_kernel.py)
+        "torch.stack": torch.stack,
         "torch.Tensor.tolist": torch.Tensor.tolist,
         "torch.Tensor.sum": torch.Tensor.sum,
         "torch.Tensor.max": torch.Tensor.max,
+        "torch.Tensor.amax": torch.Tensor.amax,
         "torch.Tensor.clone": torch.Tensor.clone,
         "torch.nn.Module.__call__": torch.nn.Module.__call__,
     }
