@@ -68,7 +68,8 @@ def test_the_ratio_bound_is_the_documented_one() -> None:
 
 def test_a_gap_of_a_few_microseconds_never_decides() -> None:
     assert timing_problem(0.002, 0.008) is None  # ratio 0.25, but 6 us apart: jitter, not a cheat
-    assert timing_problem(0.002, 0.020) is not None
+    assert timing_problem(0.0067, 0.0185) is None  # measured: an honest two-kernel forward on 8 x 8 (H200)
+    assert timing_problem(0.002, 0.030) is not None
 
 
 def test_no_timing_figures_no_judgement() -> None:
