@@ -190,28 +190,6 @@ __device__ __forceinline__ void prefetch_share(const unsigned short* p, long lon
     }
 }
 
-// One cache line into L2 (any address; a hint).
-__device__ __forceinline__ void prefetch_line(const void* p) {
-#if defined(__CUDA_ARCH__)
-    asm volatile("prefetch.global.L2 [%0];" :: "l"(p));
-#endif
-}
-
-// QKV: the rotary table entries (cos, sin at the position) of the units whose epilogue this lane
-// runs, into L2 while the task streams its rows: the epilogue's loads were a dependent DRAM
-// round trip after the loop (pos, then cos / sin).
-__device__ __forceinline__ void qkv_prefetch(const GemvArgs& a, long long g, long long p, int lane) {
-    if (lane >= NB * UPW) return;
-    const long long u = g * UPW + lane % UPW;
-    const int half = a.D >> 1;
-    if (u >= a.units || u / half >= a.H + a.KVH) return;  // out of range, or a value head (no rotary)
-    const int dd = (int)(u - (u / half) * half);
-    prefetch_line(a.cos + p * a.D + dd);
-    prefetch_line(a.sin + p * a.D + dd);
-    prefetch_line(a.cos + p * a.D + dd + half);
-    prefetch_line(a.sin + p * a.D + dd + half);
-}
-
 template <int MODE>
 __device__ __forceinline__ long long unit_row(const GemvArgs& a, long long u, int j) {
     if (MODE == M_SILU) return u + j * a.units;
@@ -226,7 +204,7 @@ __device__ __forceinline__ long long unit_row(const GemvArgs& a, long long u, in
 // The epilogue of one (activation row b, unit u) with the full sums v0 (and v1).
 template <int MODE>
 __device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, float v0, float v1,
-                                         float& best_v, long long& best_i, long long p) {
+                                         float& best_v, long long& best_i) {
     if (MODE == M_PLAIN) {
         a.y[b * a.units + u] = to_bf(v0 + (a.bias ? bf(a.bias[u]) : 0.0f));
     } else if (MODE == M_RESID) {
@@ -244,6 +222,8 @@ __device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, 
         const long long r0 = head * D + dd;
         const float x1 = rb(v0 + (a.bias ? bf(a.bias[r0]) : 0.0f));
         const float x2 = rb(v1 + (a.bias ? bf(a.bias[r0 + half]) : 0.0f));
+        long long p = a.pos[0];
+        p = p < 0 ? 0 : (p >= a.L ? a.L - 1 : p);
         if (head < a.H + a.KVH) {  // rotary pair, as Hugging Face's bf16 mul / cat / add round
             const unsigned short* c = a.cos + p * D;
             const unsigned short* s = a.sin + p * D;
@@ -334,13 +314,6 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     pdl_wait();
     pdl_launch_dependents();
-    // QKV: the cache position (written before this kernel, so read after the wait), read once;
-    // each task's rotary table entries are prefetched before its loop (see qkv_prefetch)
-    long long qpos = 0;
-    if (MODE == M_QKV) {
-        qpos = a.pos[0];
-        qpos = qpos < 0 ? 0 : (qpos >= a.L ? a.L - 1 : qpos);
-    }
 
     // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2), eight
     //    steps of loads in flight at a time: a chain of one-at-a-time loads would cost a round
@@ -379,7 +352,6 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         k_end = k_end < K ? k_end : K;
         if (t != gw)  // (the first task's rows and first step were loaded before the wait)
             task_rows<MODE, V>(a, t, splits, per_split, wr, raw, lane);
-        if (MODE == M_QKV) qkv_prefetch(a, g, qpos, lane);
         float acc[NB][ROWS];
         #pragma unroll
         for (int b = 0; b < NB; ++b)
@@ -457,8 +429,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             for (int i = 0; i < UPW; ++i) {
                 const long long u = g * UPW + i;
                 if (lane == b * UPW + i && u < a.units)
-                    epilogue<MODE>(a, b, u, acc[b][i * RPU], RPU == 2 ? acc[b][i * RPU + 1] : 0.0f, best_v, best_i,
-                                   qpos);
+                    epilogue<MODE>(a, b, u, acc[b][i * RPU], RPU == 2 ? acc[b][i * RPU + 1] : 0.0f, best_v, best_i);
             }
     }
 
