@@ -288,15 +288,16 @@ class Lowering:
         if op == "prod":
             if node.dtype not in ops_float():
                 raise Unsupported(f"aten.prod producing {node.dtype}", node.line)
-            if node.args.get("dim") is None:
-                raise Unsupported("aten.prod over every element (the whole-tensor kernels have no product)",
-                                  node.line)
+            if dims is None and x.shape:  # every element: one long row (split across blocks)
+                dims = list(range(len(x.shape)))
             return self.red(op, x, dims, keepdim, node, dtype=node.dtype, shape=shape)
         if op == "logsumexp":
             return self.red("lse", x, dims, keepdim, node, dtype=node.dtype, shape=shape)
         if op in ("var", "std"):
             correction = node.args.get("correction")
             correction = 1 if correction is None else correction
+            if dims is None and x.shape:  # every element: one long row (split across blocks), as argmax
+                dims = list(range(len(x.shape)))
             mean = self.red("mean", x, dims, True, node)
             var = self.red("var", x, dims, keepdim, node, dtype=node.dtype if op == "var" else F32,
                            mean=mean, correction=correction)

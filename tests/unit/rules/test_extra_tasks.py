@@ -107,6 +107,11 @@ CASES = {
     "argmin_flattened_keepdim": dict(body="return torch.argmin(x, keepdim=True)", inputs="[torch.randn(5, 3001)]"),
     "batch_norm_batch_stats": dict(body="return F.batch_norm(x, None, None, training=True)",
                                    inputs="[torch.randn(4, 8, 17, 19)]"),
+    # var / std / prod over every element: one long row, split across blocks where it is long
+    "std_all": dict(body="return torch.std(x)", inputs="[torch.randn(5, 37, 129) * 2.0 + 3.0]"),
+    "var_all_biased_keepdim": dict(body="return torch.var(x, unbiased=False, dim=None, keepdim=True)",
+                                   inputs="[torch.randn(7, 301) + 1.0]"),
+    "prod_all": dict(body="return torch.prod(x)", inputs="[1.0 + 0.01 * torch.randn(4, 1251)]"),
 }
 REFUSED = {
     "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
