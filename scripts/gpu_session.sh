@@ -18,6 +18,10 @@
 #   evalbench  bench evaluator on softmax's first rules candidate, with the fork server as it is and
 #           with CuPy preloaded (AUTOTUNER_FORKSERVER_PRELOAD=cupy): what a child's CuPy import costs
 #   decodeocc  scripts/decode_step_sweep.py's occ and final phases (co-residency of PDL successors)
+#   suite   issue 12's table: `autotuner bench suite` with tuning on, into SUITE_DB (default
+#           $OUT/suite.db; copied in first from gpu-in/suite.db when carried, so a table too long
+#           for one command resumes in the next: the archive holds every result already earned),
+#           SUITE_ONLY a comma-separated --only filter; report.md, progress.png and suite.json in $OUT
 #   extra   EXTRA_CMD, a command line of its own (its output in extra.txt)
 # Everything lands in $OUT (default ./gpu-out): at most 8 files, the device tool's limit; the
 # whole run stops by TOTAL_S seconds so that $OUT still comes back.
@@ -86,6 +90,14 @@ part_decodeocc() {  # the co-residency test (OCC 2/3/4, PDL off / on) and the st
     > "$OUT/decodeocc.txt" 2>&1
   echo "decodeocc rc=$?" >> "$OUT/decodeocc.txt"
 }
+part_suite() {  # the whole suite's table with tuning on; resumes from a carried gpu-in/suite.db
+  local db=${SUITE_DB:-$OUT/suite.db}
+  [ -f gpu-in/suite.db ] && [ ! -f "$db" ] && cp gpu-in/suite.db "$db"
+  timeout "$(left 20)" python3 -m autotuner.cli.main bench suite --db "sqlite:///$db" --warm-jobs 8 \
+    ${SUITE_ONLY:+--only "$SUITE_ONLY"} --report "$OUT/report" --out "$OUT/suite.json" > "$OUT/suite.txt" 2>&1
+  echo "suite rc=$?" >> "$OUT/suite.txt"
+  tail -n 40 "$OUT/suite.txt"
+}
 part_extra() { timeout "$(left 5)" bash -c "$EXTRA_CMD" >> "$OUT/extra.txt" 2>&1; echo "extra rc=$?" >> "$OUT/extra.txt"; }
 
 run_parts() {  # GPU index, parts...
@@ -98,6 +110,6 @@ else
   run_parts 0 ${GPU0:-trust tests} ${GPU1:-tables styles sweep}
 fi
 grep -hE "[0-9]+ (passed|failed)|rc=|candidates per GPU-hour|settings per GPU-hour" "$OUT"/pytest_*.txt "$OUT"/tables.log \
-  "$OUT"/extra.txt "$OUT"/evalbench.txt "$OUT"/decodeocc.txt 2>/dev/null
+  "$OUT"/extra.txt "$OUT"/evalbench.txt "$OUT"/decodeocc.txt "$OUT"/suite.txt 2>/dev/null
 for f in redteam.md styles.md; do [ -f "$OUT/$f" ] && tail -n 4 "$OUT/$f"; done
 ls "$OUT"
