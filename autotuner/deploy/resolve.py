@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,15 +234,20 @@ def _try_kernel(binding: SlotBinding, kernel: StoredKernel, archive: Any, cfg: A
 
 def resolve_slots(archive: Any | None, dtype: str, cfg: Any = None, gpu: str | None = None, *,
                   verifier: Verifier | None = None, record: bool = True, slots: tuple[str, ...] = SLOT_NAMES,
-                  device: torch.device | None = None) -> Slots:
-    """Bind every slot for an engine of ``cfg`` in ``dtype`` on ``gpu`` (default: this machine's)."""
+                  device: torch.device | None = None, jobs: int = 4) -> Slots:
+    """Bind every slot for an engine of ``cfg`` in ``dtype`` on ``gpu`` (default: this machine's).
+
+    ``jobs`` slots are bound at a time: each re-verification is a child process (and its winner
+    gate three compute-sanitizer runs), so ten slots one after another took minutes of waiting."""
     gpu = gpu or current_gpu()
-    bindings = {}
-    for slot in SLOT_NAMES:
-        if slot in slots:
-            bindings[slot] = bind_slot(slot, archive, dtype, gpu, cfg, verifier=verifier, record=record, device=device)
-        else:
-            bindings[slot] = SlotBinding(slot, "not requested")
+    wanted = [slot for slot in SLOT_NAMES if slot in slots]
+
+    def bind(slot: str) -> SlotBinding:
+        return bind_slot(slot, archive, dtype, gpu, cfg, verifier=verifier, record=record, device=device)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wanted) or 1))) as pool:
+        bound = dict(zip(wanted, pool.map(bind, wanted)))
+    bindings = {slot: bound.get(slot) or SlotBinding(slot, "not requested") for slot in SLOT_NAMES}
     for slot, binding in bindings.items():
         log.info("slot %s: %s", slot, binding.describe())
     return Slots(bindings)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,13 @@ def sanitize(task_path: str | Path, candidate_path: str | Path, params: dict[str
                                         "candidate_path": str(Path(candidate_path).resolve()),
                                         "params": params or {}, "workdir": str(work), "cache_dir": str(cache_root())}))
         env = child_environment(dict(os.environ), work, cache_root(), {"PYTORCH_NO_CUDA_MEMORY_CACHING": "1"})
-        for tool in tools:
-            run = run_tool(sanitizer, tool, job_path, env, work, timeout_s)
+        # The tools side by side: each is its own process over its own copy of the child, and
+        # each costs 10-100x the forward; one after another, a winner's gate took their sum.
+        with ThreadPoolExecutor(max_workers=max(1, len(tools))) as pool:
+            runs = list(pool.map(lambda tool: run_tool(sanitizer, tool, job_path, env, work, timeout_s), tools))
+        for run in runs:
             report.runs.append(run)
-            log.info("compute-sanitizer %s: %s in %.1f s", tool, run.summary, run.seconds)
+            log.info("compute-sanitizer %s: %s in %.1f s", run.tool, run.summary, run.seconds)
         shape_file = work / "shape.txt"
         report.shape = shape_file.read_text().strip() if shape_file.is_file() else ""
     report.seconds = time.perf_counter() - started

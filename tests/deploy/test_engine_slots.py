@@ -153,3 +153,28 @@ def test_every_model_scale_of_one_over_sqrt_head_dim_is_covered(head_dim: int) -
     assert query_rescale(0.3 * head_dim**-0.5, head_dim) is None
     assert attention_not_covered(QWEN_2_5_1_5B.head_dim, QWEN_2_5_1_5B.attention_scale) is None
     assert "not 1/sqrt" in attention_not_covered(head_dim, 0.3 * head_dim**-0.5)
+
+
+def test_slots_are_reverified_side_by_side(archive, record) -> None:
+    """Re-verification is a child process (and three sanitizer runs) per slot: several at once."""
+    import threading
+    import time
+
+    lock, active, peak = threading.Lock(), [0], [0]
+    inner = FakeVerifier()
+
+    def slow(task_path, candidate_path, params):  # noqa: ANN001, ANN202
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+        return inner(task_path, candidate_path, params)
+
+    for slot in ("silu_mul", "rope", "rmsnorm", "residual_rmsnorm"):
+        record(slot, SOURCES[slot])
+    slots = _resolve(archive, slow, jobs=4)
+    assert peak[0] >= 2, "the slots were verified one after another"
+    assert all(slots.bound(s) for s in ("silu_mul", "rope", "rmsnorm", "residual_rmsnorm")), slots.report()
+    assert list(slots.report()) == list(SLOT_NAMES)  # reported in slot order whatever finished first

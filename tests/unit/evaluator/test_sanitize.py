@@ -77,3 +77,15 @@ def test_missing_sanitizer_fails_closed(monkeypatch):
     monkeypatch.setattr(sanitize.Path, "is_file", lambda self: False)
     report = sanitize.sanitize(TASK, CAND)
     assert not report.passed and "not found" in report.reason
+
+
+def test_the_tools_run_side_by_side(fake):
+    """Each tool sleeps 1 s: one after another the gate would take 3 s; side by side about 1."""
+    fake('sleep 1\necho SANITIZE-CHILD-OK\n'
+         'case "$2" in racecheck) echo "========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)";;\n'
+         '*) echo "========= ERROR SUMMARY: 0 errors";; esac\nexit 0\n')
+    report = sanitize.sanitize(TASK, CAND)
+    assert report.passed, report.reason
+    assert [r.tool for r in report.runs] == ["memcheck", "racecheck", "initcheck"]  # reported in order
+    assert all(r.seconds >= 1.0 for r in report.runs)
+    assert report.seconds < 2.5, f"{report.seconds:.2f} s: the tools ran one after another"
