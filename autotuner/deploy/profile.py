@@ -14,12 +14,16 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from autotuner.deploy.generate import GraphDecoder, prefill, static_step
 from autotuner.deploy.model import Transformer
+from autotuner.deploy.slots import FUSED_SLOTS
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GEMM_MARKERS = ("nvjet", "gemm", "gemv", "cutlass", "xmma", "splitk", "cublas", "matmul")
@@ -47,6 +51,9 @@ class DecodeProfile:
     kernels_per_step: float
     weight_bytes: int
     kernels: list[KernelTime] = field(default_factory=list)
+    # the fused path's slots, each with the device time of the kernels launched inside its call
+    # (the O and down projections share one kernel, which ``kernels`` cannot split)
+    slots: list[KernelTime] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
@@ -98,6 +105,47 @@ def slot_traffic(model: Transformer, kv_len: int) -> dict[str, int]:
     return dict(out)
 
 
+SLOT_RANGE = "slot:"  # the profiler range each fused slot's call runs in while profiled
+
+
+@contextmanager
+def slot_ranges(slots: Any, names: tuple[str, ...]) -> Iterator[None]:
+    """Each call of the named slot methods inside a profiler range ``slot:<name>``, so the
+    kernels it launches are attributed to the slot; the instance's own methods back after."""
+    from torch.profiler import record_function
+
+    def ranged(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with record_function(SLOT_RANGE + name):
+                return method(*args, **kwargs)
+        return call
+
+    for name in names:
+        setattr(slots, name, ranged(name, getattr(slots, name)))
+    try:
+        yield
+    finally:
+        for name in names:
+            vars(slots).pop(name, None)
+
+
+def slot_times(events: Iterable[Any], steps: int, slot_bytes: dict[str, int]) -> list[KernelTime]:
+    """Per fused slot, from the profiler's events: the host-side ``slot:<name>`` ranges, each
+    with the device time of the kernels launched inside it (a GPU-side copy of the range, which
+    newer profilers add, is left out so that nothing counts twice)."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for evt in events:
+        name = str(getattr(evt, "name", ""))
+        if not name.startswith(SLOT_RANGE) or str(getattr(evt, "device_type", "")).endswith("CUDA"):
+            continue
+        slot = name[len(SLOT_RANGE):]
+        totals[slot][0] += 1
+        totals[slot][1] += float(getattr(evt, "device_time_total", 0.0) or 0.0)
+    found = [KernelTime(slot, "slot", calls / steps, us / steps, slot_bytes.get(slot, 0))
+             for slot, (calls, us) in totals.items() if us > 0]
+    return sorted(found, key=lambda k: -k.us_per_step)
+
+
 def _kind(name: str) -> str:
     """gemm (cuBLAS / CUTLASS), slot (an NVRTC ``extern "C"`` kernel: a plain name, even one called
     ``dec_gemv...``: the fused path's projections are slot kernels) or other (PyTorch's)."""
@@ -128,18 +176,21 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: 
     for i in range(3):  # compile and warm every kernel outside the profile
         step(token, prompt_len + i)
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    ranged = slot_ranges(model.slots, FUSED_SLOTS + ("attention_decode",)) if fused else nullcontext()
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if fused else [ProfilerActivity.CUDA]  # CPU: the ranges
+    with ranged, profile(activities=activities) as prof:
         for i in range(steps):
             step(token, prompt_len + i)
         torch.cuda.synchronize()
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # name -> [calls, us]
     for evt in prof.key_averages():
         us = float(evt.self_device_time_total)
-        if not str(evt.device_type).endswith("CUDA") or us <= 0:  # kernels only, not their CPU-side ops
-            continue
+        if not str(evt.device_type).endswith("CUDA") or us <= 0 or evt.key.startswith(SLOT_RANGE):
+            continue  # kernels only, not their CPU-side ops nor the slots' ranges
         totals[evt.key][0] += evt.count
         totals[evt.key][1] += us
     traffic = slot_traffic(model, prompt_len + steps // 2) if fused else {}
+    by_slot = slot_times(prof.events(), steps, fused_slot_bytes(model, prompt_len + steps // 2)) if fused else []
     kernels = sorted((KernelTime(name, _kind(name), calls / steps, us / steps, traffic.get(name, 0))
                       for name, (calls, us) in totals.items()), key=lambda k: -k.us_per_step)
     graph = FusedGraphDecoder(model, pdl=pdl) if fused else GraphDecoder(model)
@@ -154,7 +205,7 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: 
     return DecodeProfile(
         model=model.cfg.name, prompt_len=prompt_len, steps=steps, graph_ms=graph_ms,
         busy_ms=sum(k.us_per_step for k in kernels) / 1e3, kernels_per_step=sum(k.calls_per_step for k in kernels),
-        weight_bytes=model.weight_bytes(), kernels=kernels,
+        weight_bytes=model.weight_bytes(), kernels=kernels, slots=by_slot,
     )  # fmt: skip
 
 
@@ -176,9 +227,16 @@ def format_profile(p: DecodeProfile, copy_gbps: float | None, top: int = 15) -> 
         vs = f" ({100 * rate / copy_gbps:.0f}% of the {copy_gbps:,.0f} GB/s copy bandwidth)" if copy_gbps else ""
         lines.append(f"  GEMMs read {p.weight_bytes / 1e9:.2f} GB in {gemm_ms:.3f} ms: {rate:,.0f} GB/s{vs}")
     lines.append(f"  {'kernel':<70} {'kind':<6} {'calls':>6} {'us/step':>9} {'MB/step':>8} {'GB/s':>6} {'% copy':>6}")
-    for k in p.kernels[:top]:
-        rate = k.gbps()
-        cells = (f" {k.bytes_per_step / 1e6:>8.1f} {rate:>6,.0f} " + (f"{100 * rate / copy_gbps:>6.0f}" if copy_gbps else
-                                                                       f"{'-':>6}")) if rate else ""
-        lines.append(f"  {k.name[:70]:<70} {k.kind:<6} {k.calls_per_step:>6.1f} {k.us_per_step:>9.1f}{cells}")
+    lines += [_row(k, copy_gbps) for k in p.kernels[:top]]
+    if p.slots:
+        lines.append("  by fused slot (the device time of the kernels each slot's calls launched):")
+        lines.append(f"  {'slot':<70} {'kind':<6} {'calls':>6} {'us/step':>9} {'MB/step':>8} {'GB/s':>6} {'% copy':>6}")
+        lines += [_row(k, copy_gbps) for k in p.slots]
     return "\n".join(lines)
+
+
+def _row(k: KernelTime, copy_gbps: float | None) -> str:
+    rate = k.gbps()
+    cells = (f" {k.bytes_per_step / 1e6:>8.1f} {rate:>6,.0f} " + (f"{100 * rate / copy_gbps:>6.0f}" if copy_gbps else
+                                                                   f"{'-':>6}")) if rate else ""
+    return f"  {k.name[:70]:<70} {k.kind:<6} {k.calls_per_step:>6.1f} {k.us_per_step:>9.1f}{cells}"

@@ -190,3 +190,41 @@ def test_prefill_buckets_round_up() -> None:
     from autotuner.deploy.prefill import bucket_for
 
     assert [bucket_for(n, (32, 128, 512)) for n in (1, 32, 33, 128, 500, 513, 1100)] == [32, 32, 128, 128, 512, 1024, 1536]
+
+
+def test_profile_splits_a_kernel_two_slots_share_by_slot() -> None:
+    """The O and down projections run one kernel: the profile's per-slot lines come from the
+    ranges each slot's calls run in, and a GPU-side copy of a range is not counted again."""
+    from types import SimpleNamespace as E
+
+    from autotuner.deploy.profile import DecodeProfile, KernelTime, format_profile, slot_times
+
+    events = [E(name="slot:o_residual", device_type="DeviceType.CPU", device_time_total=5.0) for _ in range(32)]
+    events += [E(name="slot:down_residual", device_type="DeviceType.CPU", device_time_total=10.0) for _ in range(32)]
+    events += [E(name="slot:down_residual", device_type="DeviceType.CUDA", device_time_total=10.0)]  # GPU-side copy
+    events += [E(name="dec_gemv_residual", device_type="DeviceType.CUDA", device_time_total=15.0)]  # a kernel
+    found = slot_times(events, steps=2, slot_bytes={"o_residual": 8_000_000, "down_residual": 32_000_000})
+    assert [(k.name, k.calls_per_step, k.us_per_step, k.bytes_per_step) for k in found] == [
+        ("down_residual", 16.0, 160.0, 32_000_000), ("o_residual", 16.0, 80.0, 8_000_000)]
+    p = DecodeProfile("m", 512, 2, graph_ms=1.0, busy_ms=0.9, kernels_per_step=32, weight_bytes=10**9,
+                      kernels=[KernelTime("dec_gemv_residual", "slot", 32, 240.0, 40_000_000)], slots=found)
+    text = format_profile(p, copy_gbps=4000.0)
+    assert "by fused slot" in text
+    assert "o_residual" in text and "    8.0    100      2" in text  # 8 MB in 80 us: 100 GB/s, 2% of copy
+
+
+def test_slot_ranges_wrap_the_slot_calls_and_give_the_methods_back() -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    from autotuner.deploy.profile import slot_ranges
+
+    class Fake:
+        def o_residual(self, x):  # noqa: ANN001, ANN202
+            return x + 1
+
+    slots = Fake()
+    with slot_ranges(slots, ("o_residual",)), profile(activities=[ProfilerActivity.CPU]) as prof:
+        assert slots.o_residual(torch.ones(2)).tolist() == [2.0, 2.0]
+    assert "o_residual" not in vars(slots)  # the class's method again
+    names = [e.name for e in prof.events()]
+    assert names.count("slot:o_residual") == 1
