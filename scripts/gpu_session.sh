@@ -55,7 +55,7 @@ part_tests() {  # every GPU test outside the trust set but the slow ones (114 on
   echo "other GPU tests rc=$?" >> "$OUT/pytest_other.txt"
 }
 part_slow() {  # the slow ones (15): a file per worker, so a module's fixture (the engine's tuned archive) is built once
-  timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-3}" --dist loadfile -m "gpu and slow" -vv --timeout "$(left 45)" --durations=20 $OTHER_TESTS \
+  timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-3}" --dist loadfile -m "gpu and slow" -vv -rP --timeout "$(left 45)" --durations=20 $OTHER_TESTS \
     > "$OUT/pytest_slow.txt" 2>&1
   echo "slow GPU tests rc=$?" >> "$OUT/pytest_slow.txt"
 }
