@@ -340,6 +340,22 @@ class Lowering:
         x = self.arg(node, "self")
         return (self.new("log_sigmoid", {"self": x}, x.shape, x.dtype, node), None)
 
+    def op_glu(self, node: Node) -> Node:
+        """F.glu: the first half times the sigmoid of the second, halves along ``dim`` (slices,
+        copied into contiguous tensors where they are strided)."""
+        x = self.arg(node, "self")
+        dim = node.args.get("dim", -1) % len(x.shape)
+        half = x.shape[dim] // 2
+        shape = node.shape
+
+        def part(start: int, end: int) -> Node:
+            return self.new("slice", {"self": x, "dim": dim, "start": start, "end": end, "step": 1},
+                            shape, x.dtype, node)
+
+        a, b = part(0, half), part(half, 2 * half)
+        sig = self.new("sigmoid", {"self": b}, shape, x.dtype, node)
+        return self.new("mul", {"self": a, "other": sig}, shape, node.dtype, node)
+
     def op_rrelu_with_noise(self, node: Node) -> Node:
         """RReLU in eval mode: a leaky ReLU with the mean slope (lower + upper) / 2."""
         if node.args.get("training"):
@@ -518,6 +534,54 @@ class Lowering:
         half = scaled(beta, 0.5)
         large = self.new("sub", {"self": z, "other": half}, z.shape, F32, node)
         return self._loss(node, self._piecewise(node, z, beta, small, large))
+
+    def _loss_weight(self, node: Node, loss: Node) -> Node:
+        """``loss * weight`` for a weight of the loss's own shape (a broadcast weight is refused)."""
+        weight = node.args.get("weight")
+        if weight is None:
+            return loss
+        weight = self.arg(node, "weight")
+        if not isinstance(weight, Node) or weight.shape != loss.shape:
+            raise Unsupported(f"aten.{node.op} with a weight that is not of the input's shape", node.line)
+        return self.new("mul", {"self": loss, "other": weight}, loss.shape, F32, node)
+
+    def op_binary_cross_entropy(self, node: Node) -> Node:
+        """As PyTorch's kernel: (t - 1) * max(log1p(-x), -100) - t * max(log(x), -100)."""
+        x, t = self.arg(node, "self"), self.arg(node, "target")
+        if x.shape != t.shape:
+            raise Unsupported("aten.binary_cross_entropy with broadcast operands", node.line)
+        log_x = self.new("maximum", {"self": self.new("log", {"self": x}, x.shape, F32, node), "other": -100.0},
+                         x.shape, F32, node)
+        neg_x = self.new("neg", {"self": x}, x.shape, F32, node)
+        log_1mx = self.new("maximum", {"self": self.new("log1p", {"self": neg_x}, x.shape, F32, node),
+                                       "other": -100.0}, x.shape, F32, node)
+        t_m1 = self.new("sub", {"self": t, "other": 1.0}, x.shape, F32, node)
+        a = self.new("mul", {"self": t_m1, "other": log_1mx}, x.shape, F32, node)
+        b = self.new("mul", {"self": t, "other": log_x}, x.shape, F32, node)
+        loss = self.new("sub", {"self": a, "other": b}, x.shape, F32, node)
+        return self._loss(node, self._loss_weight(node, loss))
+
+    def op_binary_cross_entropy_with_logits(self, node: Node) -> Node:
+        """As PyTorch: (1 - t) * x - log_sigmoid(x) (log_sigmoid(x) * (1 + (pos_weight - 1) * t)
+        with a pos_weight), times the weight."""
+        x, t = self.arg(node, "self"), self.arg(node, "target")
+        if x.shape != t.shape:
+            raise Unsupported("aten.binary_cross_entropy_with_logits with broadcast operands", node.line)
+        log_sig = self.new("log_sigmoid", {"self": x}, x.shape, F32, node)
+        if node.args.get("pos_weight") is not None:
+            pos = self.arg(node, "pos_weight")
+            if not isinstance(pos, Node) or pos.shape not in (x.shape, x.shape[-1:]):
+                raise Unsupported("aten.binary_cross_entropy_with_logits with a pos_weight that is neither per "
+                                  "element nor per class (last dim)", node.line)
+            pm1 = self.new("sub", {"self": pos, "other": 1.0}, pos.shape, F32, node)
+            scale = self.new("add", {"self": self.new("mul", {"self": pm1, "other": t}, x.shape, F32, node),
+                                     "other": 1.0}, x.shape, F32, node)
+            log_sig = self.new("mul", {"self": log_sig, "other": scale}, x.shape, F32, node)
+        one_mt = self.new("add", {"self": self.new("neg", {"self": t}, x.shape, F32, node), "other": 1.0},
+                          x.shape, F32, node)
+        first = self.new("mul", {"self": one_mt, "other": x}, x.shape, F32, node)
+        loss = self.new("sub", {"self": first, "other": log_sig}, x.shape, F32, node)
+        return self._loss(node, self._loss_weight(node, loss))
 
     def op_nll_loss_forward(self, node: Node) -> tuple[Node, Node | None]:
         logp, target = self.arg(node, "self"), self.arg(node, "target")

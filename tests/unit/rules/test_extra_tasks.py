@@ -112,6 +112,25 @@ CASES = {
     "var_all_biased_keepdim": dict(body="return torch.var(x, unbiased=False, dim=None, keepdim=True)",
                                    inputs="[torch.randn(7, 301) + 1.0]"),
     "prod_all": dict(body="return torch.prod(x)", inputs="[1.0 + 0.01 * torch.randn(4, 1251)]"),
+    # binary cross-entropy (probabilities and logits), GLU
+    "bce_mean": dict(fargs="x, y", body="return F.binary_cross_entropy(torch.sigmoid(x), torch.sigmoid(y))",
+                     inputs="[torch.randn(33, 257) * 3.0, torch.randn(33, 257)]"),
+    "bce_none_bf16": dict(fargs="x, y", dtype="bfloat16",
+                          body="return F.binary_cross_entropy(torch.sigmoid(x), torch.sigmoid(y), reduction='none')",
+                          inputs="[torch.randn(17, 130, dtype=torch.bfloat16), torch.rand(17, 130, dtype=torch.bfloat16)]"),
+    # inputs clamped to exactly 0 and 1: log gives -inf, clamped at -100 as PyTorch does
+    "bce_saturated_sum": dict(fargs="x, y", body="return F.binary_cross_entropy(x.clamp(0, 1), torch.sigmoid(y), "
+                                                 "reduction='sum')",
+                              inputs="[torch.randn(4016), torch.randn(4016)]"),
+    "bce_logits_pos_weight": dict(fargs="x, y", init="self.pw = nn.Parameter(torch.rand(64) * 3.0)",
+                                  body="return F.binary_cross_entropy_with_logits(x, torch.sigmoid(y), pos_weight=self.pw, "
+                                       "reduction='none')",
+                                  inputs="[torch.randn(40, 64) * 4.0, torch.rand(40, 64)]"),
+    "bce_logits_weighted": dict(fargs="x, y, w",
+                                body="return F.binary_cross_entropy_with_logits(x, torch.sigmoid(y), weight=w, reduction='sum')",
+                                inputs="[torch.randn(40, 65), torch.rand(40, 65), torch.rand(40, 65)]"),
+    "glu_last": dict(body="return F.glu(x, dim=-1)", inputs="[torch.randn(37, 258)]"),
+    "glu_mid": dict(body="return F.glu(x, dim=1)", inputs="[torch.randn(4, 66, 33)]"),
 }
 REFUSED = {
     "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
