@@ -169,13 +169,15 @@ class Lowering:
         return dims  # a set of blocks apart from each other is reduced block by block (``red``)
 
     def red(self, kind: str, x: Node, dims: list[int] | None, keepdim: bool, like: Node,
-            dtype: str = F32, shape: tuple[int, ...] | None = None, **extra: Any) -> Node:
+            dtype: str = F32, shape: tuple[int, ...] | None = None, identity: bool = True, **extra: Any) -> Node:
         if shape is None:
             if dims is None:
                 shape = tuple(1 for _ in x.shape) if keepdim else ()
             else:
                 shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape)) if keepdim else \
                     tuple(s for i, s in enumerate(x.shape) if i not in dims)
+        if identity and dims and all(x.shape[d] == 1 for d in dims) and x.numel and shape == x.shape:
+            return self._red_of_one(kind, x, dims, keepdim, like, dtype, shape, extra.get("correction", 0))
         if dims is not None:
             blocks = reduced_blocks(x.shape, dims)
             if len(blocks) > 1:
@@ -184,6 +186,27 @@ class Lowering:
             return self.new("red_all", {"self": x, "kind": kind, **extra}, shape, dtype, like)
         return self.new("red", {"self": x, "kind": kind, "dims": dims, "keepdim": keepdim, **extra},
                         shape, dtype, like)
+
+    def _red_of_one(self, kind: str, x: Node, dims: list[int], keepdim: bool, like: Node, dtype: str,
+                    shape: tuple[int, ...], correction: Any) -> Node:
+        """A reduction over dims of size 1 (rows of one element) whose result keeps them: the
+        element itself, computed pointwise. A row kernel cannot tell such a row's values from
+        its results (same shape), so these never reach one. NaN and infinities come out as PyTorch's: var is
+        (x - x)^2 / (1 - correction) (NaN for an infinite x, or with correction 1)."""
+        if kind in ("argmax", "argmin"):
+            never = self.new("lt", {"self": x, "other": x}, x.shape, "bool", like)  # False, NaN too
+            value = self.new("cast", {"self": never}, x.shape, "int64", like)
+        elif kind == "var":
+            d = self.new("sub", {"self": x, "other": x}, x.shape, F32, like)
+            sq = self.new("mul", {"self": d, "other": d}, x.shape, F32, like)
+            value = self.new("div", {"self": sq, "other": float(1 - correction)}, x.shape, F32, like)
+        elif kind in ("sum", "mean", "max", "min", "prod", "lse"):
+            value = self.new("cast", {"self": x}, x.shape, F32 if dtype == F32 else dtype, like)
+        else:
+            raise Unsupported(f"a {kind} reduction over dims of size 1", like.line)
+        if value.dtype != dtype:
+            value = self.new("cast", {"self": value}, shape, dtype, like)
+        return value
 
     def _red_blocks(self, kind: str, x: Node, dims: list[int], blocks: list[list[int]], keepdim: bool,
                     like: Node, dtype: str, shape: tuple[int, ...], **extra: Any) -> Node:
@@ -298,7 +321,8 @@ class Lowering:
             correction = 1 if correction is None else correction
             if dims is None and x.shape:  # every element: one long row (split across blocks), as argmax
                 dims = list(range(len(x.shape)))
-            mean = self.red("mean", x, dims, True, node)
+            # (a mean over dims of size 1 is the element itself only where the var is too: keepdim)
+            mean = self.red("mean", x, dims, True, node, identity=keepdim)
             var = self.red("var", x, dims, keepdim, node, dtype=node.dtype if op == "var" else F32,
                            mean=mean, correction=correction)
             if op == "var":

@@ -131,6 +131,19 @@ CASES = {
                                 inputs="[torch.randn(40, 65), torch.rand(40, 65), torch.rand(40, 65)]"),
     "glu_last": dict(body="return F.glu(x, dim=-1)", inputs="[torch.randn(37, 258)]"),
     "glu_mid": dict(body="return F.glu(x, dim=1)", inputs="[torch.randn(4, 66, 33)]"),
+    # rows of one element: the reduction is the element (a row kernel cannot tell a one-element
+    # row's values from its results); NaN and infinities as PyTorch gives them
+    "softmax_rows_of_one": dict(body="y = torch.where(x > 2.0, torch.inf, x)\n"
+                                     "return torch.softmax(y, dim=-1) + torch.log_softmax(x, dim=-1)",
+                                inputs="[torch.randn(4096, 1)]"),
+    "layernorm_of_one": dict(body="return F.layer_norm(x, (1,))", inputs="[torch.randn(300, 1)]"),
+    "reductions_over_one_keepdim": dict(
+        body="k = dict(dim=1, keepdim=True)\n"
+             "return (x.sum(**k) + x.amax(**k) - x.mean(**k) * x.prod(**k), x.argmax(**k), torch.logsumexp(x, **k), "
+             "x.var(unbiased=False, **k), x.std(**k))",
+        inputs="[torch.randn(37, 1, 19)]"),
+    "reductions_over_one": dict(body="return x.sum(1) + x.amax(1) - x.mean(1), x.argmax(1), x.var(1, unbiased=False)",
+                                inputs="[torch.randn(37, 1, 19)]"),
 }
 REFUSED = {
     "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
