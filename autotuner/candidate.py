@@ -15,6 +15,7 @@ import itertools
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from autotuner.runtime.signature import parse_kernels
 
@@ -72,6 +73,41 @@ def declared_kernel_names(source: str) -> set[str]:
     for cuda in cuda_sources(source):
         names.update(parse_kernels(cuda))
     return names | triton_kernel_names(source)
+
+
+def ahead_compiles(source: str, settings: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(CUDA source, defines) of each distinct setting, for a candidate that declares them.
+
+    A candidate may say what its kernels compile with, as literals the harness reads without
+    running it: ``COMPILE_AHEAD = {"source": "SOURCE", "defines": {"BLOCK": 256, ...}}`` names a
+    module-level string constant and the defaults that a setting overrides (the rule proposer
+    writes it; its ``compile_module(SOURCE, defines=...)`` gets exactly these). Anything else
+    gives ``[]``: the candidate then compiles what it compiles when it is built.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                constants[node.targets[0].id] = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+    ahead = constants.get("COMPILE_AHEAD")
+    if not isinstance(ahead, dict) or not isinstance(ahead.get("defines"), dict):
+        return []
+    cuda = constants.get(ahead.get("source"))
+    if not isinstance(cuda, str):
+        return []
+    defaults: dict[str, Any] = ahead["defines"]
+    units: list[tuple[str, dict[str, Any]]] = []
+    for setting in settings:
+        defines = {name: setting.get(name, value) for name, value in defaults.items()}
+        if (cuda, defines) not in units:
+            units.append((cuda, defines))
+    return units
 
 
 def declared_params(module: ModuleType) -> dict[str, list]:

@@ -413,17 +413,35 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
             emit(result)
         return
     import_ms = (time.perf_counter() - started) * 1e3
-    kernel_names = declared_kernel_names(Path(candidate_path).read_text())
+    candidate_text = Path(candidate_path).read_text()
+    kernel_names = declared_kernel_names(candidate_text)
+    ahead_s = _compile_ahead(candidate_text, param_sets)
     for offset, params in enumerate(param_sets):
         _status(status_path, f"candidate:{first + offset}")
         started = time.perf_counter()
         result = evaluate_params(session, model_new, kernel_names, dict(params), first + offset, guard, candidate_path)
         result.compile_ms = import_ms
         result.phases_s["import"] = import_ms / 1e3
+        if ahead_s is not None and offset == 0:
+            result.phases_s["compile_ahead"] = ahead_s
         result.wall_s = time.perf_counter() - started
         emit(result)
         if context_broken(result):
             return  # the parent starts a fresh child for the remaining settings
+
+
+def _compile_ahead(candidate_text: str, param_sets: list[dict[str, Any]]) -> float | None:
+    """Several settings of a candidate that declares its compiles (``candidate.ahead_compiles``):
+    their modules compiled side by side before the first is built; seconds taken, or None."""
+    from autotuner.candidate import ahead_compiles
+    from autotuner.runtime.compile import compile_ahead
+
+    units = ahead_compiles(candidate_text, param_sets)
+    if len(units) < 2:
+        return None
+    started = time.perf_counter()
+    compile_ahead(units)
+    return time.perf_counter() - started
 
 
 def _accept_reason(result: EvalResult) -> str:

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,27 @@ def compile_module(
     with _lock:
         _memo[key] = module
     return module
+
+
+def compile_ahead(units: Sequence[tuple[str, Mapping[str, Any] | None]], jobs: int | None = None) -> int:
+    """Compile ``(source, defines)`` units side by side into the in-process and disk caches;
+    returns how many compiled. A candidate evaluated at several settings compiled one module
+    per setting, one after another, each when its setting was built; CuPy runs NVRTC with the
+    GIL released, so a thread per unit overlaps them on the host's cores. Errors are left for the
+    candidate's own build to report."""
+    if not units:
+        return 0
+    workers = max(1, min(len(units), jobs or min(8, (os.cpu_count() or 2) // 2)))
+
+    def one(unit: tuple[str, Mapping[str, Any] | None]) -> bool:
+        try:
+            compile_module(unit[0], defines=unit[1])
+            return True
+        except Exception:  # noqa: BLE001 - the candidate's build reports it, with its context
+            return False
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compile-ahead") as pool:
+        return sum(pool.map(one, units))
 
 
 def clear_memory_cache() -> None:

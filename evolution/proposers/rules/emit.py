@@ -144,6 +144,8 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     parts += constants + ([""] if constants else [])
     parts.append(f"SOURCE = r'''\n{source}\n'''" if has_cuda else "SOURCE = None")
     parts.append(f"PARAMS = {params_space!r}")
+    if has_cuda:  # what rules_setup compiles, readable without running this file (candidate.ahead_compiles)
+        parts.append(f"COMPILE_AHEAD = {{'source': 'SOURCE', 'defines': {dict(defines)!r}}}")
     parts.append(PY_HELPERS)
     cls = ["", "class ModelNew(nn.Module):", _indent(init.text.splitlines(), 4), ""]
     cls += ["    def rules_setup(self, " + ", ".join(defines) + "):" if defines else "    def rules_setup(self):"]
