@@ -76,7 +76,7 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
 
     settings = [json.loads(s) for s in args.setting] if args.setting else None
     t = measure_throughput(Path(args.task), Path(args.candidate), repeats=args.repeats, settings=settings,
-                           config=EvalConfig(**trust_overrides(args)))
+                           config=EvalConfig(**trust_overrides(args)), distinct=args.distinct)
     gpu = device_facts(0).gpu_name
     if args.json:
         print_json({"gpu": gpu, "task": args.task, "candidate": args.candidate, **asdict(t),
@@ -88,6 +88,12 @@ def cmd_evaluator(args: argparse.Namespace) -> int:
           f"-> {t.per_hour_single:,.0f} candidates per GPU-hour")
     print(f"  {t.batch_settings} settings sharing a child: {t.batch_wall_s:.2f} s "
           f"-> {t.per_hour_batched:,.0f} settings per GPU-hour")
+    if t.distinct_settings:
+        n = t.distinct_settings
+        print(f"  {n} distinct settings sharing a child, each compiled as it is built: {t.distinct_one_by_one_s:.2f} s "
+              f"-> {3600 * n / t.distinct_one_by_one_s:,.0f} settings per GPU-hour")
+        print(f"  {n} other distinct settings, compiled side by side first: {t.distinct_ahead_s:.2f} s "
+              f"-> {3600 * n / t.distinct_ahead_s:,.0f} settings per GPU-hour")
     print(f"  one candidate in a fresh interpreter (no fork server): {t.fresh_interpreter_wall_s:.2f} s")
     print(f"  verdicts: {', '.join(sorted(set(t.verdicts)))}")
     for line in breakdown_lines(t.breakdown, t.per_hour_single):
@@ -191,5 +197,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repeats", type=int, default=5, help="candidates evaluated one per child")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON to stdout")
     p.add_argument("--setting", action="append", help="a JSON parameter setting for the batched figure (repeatable)")
+    p.add_argument("--distinct", type=int, default=8,
+                   help="distinct settings from the candidate's PARAMS per compile-ahead batch (two batches, "
+                        "compiled one by one and side by side; 0: skip)")
     add_trust_options(p)
     p.set_defaults(func=cmd_evaluator)

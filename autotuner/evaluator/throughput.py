@@ -74,6 +74,11 @@ class Throughput:
     fresh_interpreter_wall_s: float
     verdicts: list[str]
     single_phases_s: list[dict[str, float]] = field(default_factory=list)  # each single's phases_s
+    # distinct settings from the candidate's PARAMS, never compiled before, sharing a child: one
+    # batch compiled one by one as each is built, another (other settings) compiled ahead
+    distinct_settings: int = 0
+    distinct_one_by_one_s: float | None = None
+    distinct_ahead_s: float | None = None
 
     @property
     def breakdown(self) -> list[PhaseRow]:
@@ -94,7 +99,7 @@ class Throughput:
 
 
 def measure_throughput(task: Path, candidate: Path, repeats: int = 5, settings: list[dict] | None = None,
-                       config: EvalConfig | None = None) -> Throughput:
+                       config: EvalConfig | None = None, distinct: int = 8) -> Throughput:
     config = config or EvalConfig()
     evaluate(task, candidate, config)  # fills the peak and baseline caches, as after a run's first candidate
     singles, verdicts, phases = [], [], []
@@ -112,4 +117,39 @@ def measure_throughput(task: Path, candidate: Path, repeats: int = 5, settings: 
     started = time.perf_counter()
     verdicts.append(evaluate(task, candidate, replace(config, fork_server=False)).verdict.value)
     fresh = time.perf_counter() - started
-    return Throughput(singles, batch_wall, len(settings), fresh, verdicts, phases)
+    out = Throughput(singles, batch_wall, len(settings), fresh, verdicts, phases)
+    one_by_one, ahead = distinct_settings(candidate.read_text(), 2 * distinct)
+    if distinct and len(ahead) == distinct:
+        out.distinct_settings = distinct
+        for batch_settings, on in ((one_by_one, False), (ahead, True)):
+            started = time.perf_counter()
+            results = evaluate_many(task, candidate, batch_settings, replace(config, compile_ahead=on))
+            wall = time.perf_counter() - started
+            verdicts += [r.verdict.value for r in results]
+            if on:
+                out.distinct_ahead_s = wall
+            else:
+                out.distinct_one_by_one_s = wall
+    return out
+
+
+def distinct_settings(candidate_text: str, n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Two disjoint lists of about ``n / 2`` settings each from the candidate's literal ``PARAMS``
+    space (none if it declares none), so that neither batch finds the other's compiles cached."""
+    import ast
+    import itertools
+    import random
+
+    try:
+        tree = ast.parse(candidate_text)
+        space = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                     and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "PARAMS")
+    except (SyntaxError, StopIteration, ValueError, TypeError):
+        return [], []
+    if not isinstance(space, dict) or not space or not all(isinstance(v, list) and v for v in space.values()):
+        return [], []
+    names = list(space)
+    grid = [dict(zip(names, combo)) for combo in itertools.islice(itertools.product(*space.values()), 10_000)]
+    random.Random(seed).shuffle(grid)
+    half = min(n // 2, len(grid) // 2)
+    return grid[:half], grid[half:2 * half]

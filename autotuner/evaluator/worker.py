@@ -415,7 +415,7 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
     import_ms = (time.perf_counter() - started) * 1e3
     candidate_text = Path(candidate_path).read_text()
     kernel_names = declared_kernel_names(candidate_text)
-    ahead_s = _compile_ahead(candidate_text, param_sets)
+    ahead_s = _compile_ahead(candidate_text, param_sets) if session.config.compile_ahead else None
     for offset, params in enumerate(param_sets):
         _status(status_path, f"candidate:{first + offset}")
         started = time.perf_counter()

@@ -69,3 +69,18 @@ def test_lines_indent_parts_and_end_with_candidates_per_gpu_hour():
     assert lines[-1].endswith("candidates per GPU-hour (target 3,000: 1.2 s each)")
     assert "655 candidates per GPU-hour" in lines[-1]
     assert REST in text
+
+
+def test_distinct_settings_come_from_the_literal_space_in_two_disjoint_batches() -> None:
+    from autotuner.evaluator.throughput import distinct_settings
+
+    text = "PARAMS = {'BLOCK': [128, 256, 512], 'VEC': [1, 2, 4], 'ITEMS': [1, 2]}\nclass ModelNew: pass\n"
+    one, other = distinct_settings(text, 16)
+    assert len(one) == len(other) == 8
+    assert all(set(s) == {"BLOCK", "VEC", "ITEMS"} for s in one + other)
+    keys = [tuple(sorted(s.items())) for s in one + other]
+    assert len(set(keys)) == 16  # every setting distinct, none shared between the batches
+    small, rest = distinct_settings("PARAMS = {'B': [1, 2, 3]}\n", 16)
+    assert len(small) == len(rest) == 1
+    assert distinct_settings("PARAMS = make()\n", 16) == ([], [])
+    assert distinct_settings("x = 1\n", 16) == ([], [])
