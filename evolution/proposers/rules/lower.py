@@ -6,7 +6,8 @@ pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over o
 block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
 ``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum`` (a
 scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
-GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``rotate_half``;
+GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``pool`` (max / avg
+pooling over the trailing 1-3 dims, its window as constants); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
 Composite ops (softmax, norms, losses) become primitives whose intermediates are fp32, with

@@ -1,7 +1,7 @@
 """Structural variants of a plan, with their tunables and defaults sized from the task.
 
-One region (the heaviest: attention, row, scan, reduce_all, then pointwise) varies; the others
-keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
+One region (the heaviest: attention, row, scan, pool, reduce_all, then pointwise) varies; the
+others keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
 one ``VEC``...), compiled in as defines; ``space`` is what optuna searches.
 """
 
