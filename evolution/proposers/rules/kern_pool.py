@@ -5,7 +5,8 @@ The window (size, stride, padding, dilation) is a module constant, so it is comp
 the window loops unroll; every size (batch, channels, spatial extents) is read from the
 tensor at run time and the output extents follow PyTorch's formula, ``ceil_mode`` included
 (the last window must start inside the input or its left padding). A thread computes one
-output element; consecutive threads write consecutive outputs.
+output element (and, for ``return_indices``, its int64 index); consecutive threads write
+consecutive outputs.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ def out_size_python(z: str, size: str, k: int, s: int, p: int, d: int, ceil: boo
     return lines
 
 
-def _window(pool: Node, dtype: str) -> tuple[str, str]:
-    """(CUDA loops over the window accumulating ``acc``, the stored result expression)."""
+def _window(pool: Node, dtype: str, indices: bool) -> tuple[str, str]:
+    """(CUDA loops over the window accumulating ``acc`` (and ``arg``, the max's offset in the
+    plane, when ``indices``), the stored result expression)."""
     nd = len(pool.args["kernel"])
     k, s, p, d = (pool.args[name] for name in ("kernel", "stride", "padding", "dilation"))
     is_max = pool.args["kind"] == "max"
-    lines = [f"{_IND}float acc = {'RULES_NEG_INF' if is_max else '0.0f'};"]
+    lines = [f"{_IND}float acc = {'RULES_NEG_INF' if is_max else '0.0f'};"] + ([f"{_IND}I arg = -1;"] if indices else [])
     lines += [f"{_IND}const I h{a} = o{a} * (I){s[a]} - (I){p[a]};" for a in range(nd)]
     pad = _IND
     for a in range(nd):
@@ -48,7 +50,11 @@ def _window(pool: Node, dtype: str) -> tuple[str, str]:
             lines.append(f"{pad}if ({' || '.join(c.format(a=a) for c in checks)}) continue;")
         lines.append(f"{pad}const I r{a} = {offset};")
     value = cuda.widen(dtype, f"in[r{nd - 1}]")
-    lines.append(f"{pad}acc = rules_max(acc, {value});" if is_max else f"{pad}acc += {value};")
+    if indices:  # PyTorch's test: the first cell, then a larger value or a NaN
+        lines.append(f"{pad}const float v = {value};")
+        lines.append(f"{pad}if (arg < 0 || v > acc || v != v) {{ acc = v; arg = r{nd - 1}; }}")
+    else:
+        lines.append(f"{pad}acc = rules_max(acc, {value});" if is_max else f"{pad}acc += {value};")
     for a in range(nd - 1, -1, -1):
         pad = pad[:-4]
         lines.append(f"{pad}}}")
@@ -79,10 +85,13 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     nd = len(pool.args["kernel"])
     lead = len(x.shape) - nd
     index = [f"{_IND}const I o{a} = t_ % z{a}; t_ /= z{a};" for a in range(nd - 1, -1, -1)]
-    window, store = _window(pool, x.dtype)
+    indices = any(n.op == "pool_indices" for n in region.nodes)
+    window, store = _window(pool, x.dtype, indices)
     sizes = [f"l{a}" for a in range(nd)] + [f"z{a}" for a in range(nd)]
     text = fill("pool.cu", NAME=name, T=cuda.storage(x.dtype)[0], ND=nd, INDEX="\n".join(index),
-                WINDOW=window, STORE=store, SIZES=join_params([f"I {s}" for s in sizes]),
+                WINDOW=window, STORE=store, IDX_PARAM="long long* __restrict__ idx, " if indices else "",
+                IDX_ARG="idx, " if indices else "", IDX_STORE="\n        idx[e] = (long long)arg;" if indices else "",
+                SIZES=join_params([f"I {s}" for s in sizes]),
                 SIZE_PARAMS=join_params([f"long long {s}" for s in sizes]),
                 SIZE_ARGS_I32=join_params([f"(int){s}" for s in sizes]), SIZE_ARGS_I64=join_params(sizes))
     return KernelCode(text, _forward(ctx, region, name, lead), [f"{name}_i32", f"{name}_i64"])
@@ -101,10 +110,15 @@ def _forward(ctx: Ctx, region: Region, name: str, lead: int) -> list[str]:
         ins.append(size)
         outs.append(out)
     shape = f"tuple({src}.shape[:{lead}]) + ({''.join(o + ', ' for o in outs)})"
-    lines += [f"{result} = torch.empty({shape}, dtype={cuda.TORCH_DTYPE[pool.dtype]}, device={src}.device)",
+    lines.append(f"{result} = torch.empty({shape}, dtype={cuda.TORCH_DTYPE[pool.dtype]}, device={src}.device)")
+    outputs = [result]
+    for node in region.nodes[1:]:  # the indices
+        outputs.append(ctx.py(node))
+        lines.append(f"{outputs[-1]} = torch.empty({result}.shape, dtype=torch.int64, device={src}.device)")
+    lines += [
               f"n{i} = {result}.numel()",
               f"if n{i} > 0:",
               f'    kernel{i} = "{name}_i32" if n{i} < {I32_LIMIT} and {src}.numel() < {I32_LIMIT} else "{name}_i64"',
               f"    self.rules_mod.launch(kernel{i}, grid=(rules_grid(n{i}, BLOCK, self.rules_cap),), block=(BLOCK,), "
-              f"args=({src}, {result}, {''.join(v + ', ' for v in ins + outs)}{' * '.join(ins)}, n{i}))"]
+              f"args=({src}, {''.join(v + ', ' for v in outputs + ins + outs)}{' * '.join(ins)}, n{i}))"]
     return lines

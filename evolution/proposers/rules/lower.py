@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch.nn as nn
 
@@ -91,8 +91,8 @@ class Lowering:
             return node
         if op == "getitem":
             parts = self.get(node.args["self"])
-            if isinstance(parts, tuple) and isinstance(parts[node.index], Unsupported):
-                raise parts[node.index]  # an output the rules refuse, with the reason its op gave
+            if isinstance(parts, tuple) and callable(parts[node.index]):
+                return parts[node.index]()  # an output built only when the forward uses it
             if not isinstance(parts, tuple) or parts[node.index] is None:
                 raise Unsupported(f"output {node.index} of aten.{node.args['self'].op}", node.line)
             return parts[node.index]
@@ -109,7 +109,7 @@ class Lowering:
             x = self.arg(node, "self")
             if isinstance(x, Node) and x.shape == node.shape and x.op != "input" and x.op != "param":
                 return x  # a view that changes nothing (after a rewrite such as InstanceNorm's)
-            if isinstance(x, Node) and x.op == "view" and x.args["self"].op == "pool" and \
+            if isinstance(x, Node) and x.op == "view" and x.args["self"].op in ("pool", "pool_indices") and \
                     x.args["self"].shape == node.shape:
                 return x.args["self"]  # max_pool1d's squeeze undoing the view of a pool over fewer dims
             return self.new("view", {"self": x}, node.shape, node.dtype, node)
@@ -667,12 +667,11 @@ class Lowering:
         bview = self.new("view", {"self": bias}, shape, bias.dtype, node)
         return self.new("add", {"self": conv, "other": bview}, node.shape, node.dtype, node)
 
-
     # -- pooling ------------------------------------------------------------------------------
-    def op_max_pool2d_with_indices(self, node: Node) -> tuple[Node, Unsupported]:
+    def op_max_pool2d_with_indices(self, node: Node) -> tuple[Node, Callable[[], Node]]:
         return self._pool(node, "max", 2)
 
-    def op_max_pool3d_with_indices(self, node: Node) -> tuple[Node, Unsupported]:
+    def op_max_pool3d_with_indices(self, node: Node) -> tuple[Node, Callable[[], Node]]:
         return self._pool(node, "max", 3)
 
     def op_avg_pool2d(self, node: Node) -> Node:
@@ -681,11 +680,13 @@ class Lowering:
     def op_avg_pool3d(self, node: Node) -> Node:
         return self._pool(node, "avg", 3)[0]
 
-    def _pool(self, node: Node, kind: str, nd: int) -> tuple[Node, Unsupported]:
-        """(values, refusal of the indices): a ``pool`` node over the last ``nd`` dims of its
+    def _pool(self, node: Node, kind: str, nd: int) -> tuple[Node, Callable[[], Node]]:
+        """(values, indices maker): a ``pool`` node over the last ``nd`` dims of its
         input, with the window as compile-time constants and every size read at run time.
         Size-1 dims a trivial window slides over (``max_pool1d`` / ``avg_pool1d`` trace as the
-        2-d op on ``x.unsqueeze(-2)``) are dropped, so the pool reads ``x`` itself."""
+        2-d op on ``x.unsqueeze(-2)``) are dropped, so the pool reads ``x`` itself. The int64
+        indices (``return_indices=True``) are a ``pool_indices`` node the pool's kernel also
+        writes, made only when the forward reads them."""
         x = self.arg(node, "self")
         if not isinstance(x, Node) or x.dtype not in ops_float():
             raise Unsupported(f"aten.{node.op} of {getattr(x, 'dtype', 'a scalar')} (the rules pool float32, "
@@ -706,9 +707,14 @@ class Lowering:
                 "count_include_pad": bool(node.args.get("count_include_pad", True)), "divisor": divisor}
         pool = self.new("pool", args, out_shape, x.dtype, node)
         values = pool if out_shape == shape else self.new("view", {"self": pool}, shape, x.dtype, node)
-        refusal = Unsupported(f"the indices of aten.{node.op} (return_indices=True): the rules' pool kernel "
-                              "writes only the pooled values; return the values alone", node.line)
-        return values, refusal
+        made: list[Node] = []
+
+        def indices() -> Node:
+            if not made:
+                index = self.new("pool_indices", {"self": pool}, out_shape, "int64", node)
+                made.append(index if out_shape == shape else self.new("view", {"self": index}, shape, "int64", node))
+            return made[0]
+        return values, indices
 
 
 def _pool_ints(node: Node, name: str, nd: int, default: int | str | None) -> list[int]:

@@ -9,7 +9,8 @@ Regions, formed in this order (each becomes one kernel, or one PyTorch call):
 * ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
   (cumsum over the last dim), ``attention`` (decode attention), ``flash`` (attention over
   query tiles) and ``pool`` (max / avg pooling over 1-3 trailing dims of an input or of
-  another region's result) - one node each;
+  another region's result; max pooling's indices are written by the same kernel) - one node
+  each;
 * ``row``: every ``red`` over the same operand shape and trailing dims, with the pointwise
   prologue (cone of their operands) and epilogue (per-element and per-row values downstream)
   around them;
@@ -158,6 +159,10 @@ class Planner:
                 region = Region(kind, nodes=[node], shape=node.shape)
                 self.regions.append(region)
                 self.materialize(region, node)
+                for user in self.users.get(node.id, []):
+                    if user.op == "pool_indices":  # max pooling's indices: written by the same kernel
+                        region.nodes.append(user)
+                        self.materialize(region, user)
         self.copy_regions()
         self.row_regions()
         self.reduce_all_regions()

@@ -1,8 +1,8 @@
 """Max and average pooling over 1, 2 and 3 spatial dims (KernelBench level 1, tasks 41-46, and
-the options around them): each case must translate to a ``pool`` region (with pointwise
-regions around it where the forward has elementwise ops), every variant must match PyTorch on
-the CPU emulator at every shape the task lists (sizes are read at run time, the window is
-compiled in), and the sources must compile with nvcc for sm_90."""
+the options around them, ``return_indices`` included): each case must translate to a ``pool``
+region (with pointwise regions around it where the forward has elementwise ops), every variant
+must match PyTorch on the CPU emulator at every shape the task lists (sizes are read at run
+time, the window is compiled in), and the sources must compile with nvcc for sm_90."""
 
 from __future__ import annotations
 
@@ -84,9 +84,27 @@ CASES = {
     "unbatched_avg2d": (_pool("AvgPool2d(3, stride=2, padding=1)", "[torch.randn(3, 21, 19)]"), ["pool"]),
     "unbatched_max1d": (_pool("MaxPool1d(3, stride=2, padding=1)", "[torch.randn(3, 29)]"), ["pool"]),
 }
+# Random inputs rarely tie; these windows do (rounded values, and -inf cells): PyTorch keeps the
+# first max in scan order, the first cell of an all -inf window, the last NaN.
+_TIES = "return self.p(torch.where(x > 1.8, -torch.inf, torch.where(x < -1.8, torch.nan, torch.round(x))))"
+CASES.update({
+    # return_indices: the kernel also writes the int64 flattened spatial index of each max
+    "maxpool2d_indices": (_pool("MaxPool2d(3, stride=2, padding=1, dilation=2, return_indices=True)",
+                                "[torch.randn(2, 3, 21, 19)]", body="v, i = self.p(x)\nreturn v, i"), ["pool"]),
+    "maxpool3d_indices_ties": (_pool("MaxPool3d(3, stride=2, padding=1, return_indices=True)",
+                                     "[torch.randn(2, 3, 11, 12, 13)]",
+                                     body=_TIES.replace("return ", "v, i = ") + "\nreturn v, i"),
+                               ["pointwise", "pool"]),
+    "maxpool1d_indices_only": (_pool("MaxPool1d(4, stride=2, padding=1, dilation=3, return_indices=True)",
+                                     "[torch.randn(2, 3, L)]", "L = 37\n" + _SHAPES % (37, 40),
+                                     body="return self.p(torch.round(x * 2.0))[1]"), ["pointwise", "pool"]),
+    "maxpool2d_ties_ceil": (_pool("MaxPool2d(2, stride=2, padding=1, ceil_mode=True, return_indices=True)",
+                                  "[torch.randn(2, 3, 15, 16)]", body=_TIES.replace("return ", "v, i = ") +
+                                  "\nreturn v, i"), ["pointwise", "pool"]),
+})
 REFUSED = {
-    "indices_returned": (_pool("MaxPool2d(2, return_indices=True)", "[torch.randn(2, 3, 8, 8)]",
-                               body="v, i = self.p(x)\nreturn v, i"), "the indices of aten.max_pool2d_with_indices"),
+    "int_input": (dict(body="return F.max_pool2d(x, 2)", inputs="[torch.randint(0, 9, (2, 3, 8, 8))]"),
+                  "the rules pool float32, bfloat16 and float16 tensors"),
     "pool_of_reshape": (dict(body="return F.max_pool2d(x.view(2, 3, 4, -1), 2)", inputs="[torch.randn(2, 3, 32)]"),
                         "pool before reshaping"),
 }
