@@ -15,7 +15,7 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
-from evolution.proposers.rules import kern_col, kern_copy, kern_flash, kern_pointwise, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
+from evolution.proposers.rules import kern_col, kern_copy, kern_flash, kern_pointwise, kern_pool, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
 from evolution.proposers.rules.codegen import PY_HELPERS, Ctx, KernelCode, template_text
 from evolution.proposers.rules.ir import Unsupported
 from evolution.proposers.rules.plan import Plan
@@ -31,6 +31,7 @@ GENERATORS = {
     "mm": kern_torch.generate,
     "conv": kern_torch.generate,
     "copy": kern_copy.generate,
+    "pool": kern_pool.generate,
 }
 _ALLOWED_GLOBALS = {"torch", "nn", "F", "math", "self", "super"} | set(dir(builtins))
 _TORCH_IMPORTS = {"torch": "import torch", "nn": "import torch.nn as nn",

@@ -6,7 +6,8 @@ pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over o
 block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
 ``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum`` (a
 scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
-GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``rotate_half``;
+GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``pool`` (max / avg
+pooling over the trailing 1-3 dims, its window as constants); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
 Composite ops (softmax, norms, losses) become primitives whose intermediates are fp32, with
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch.nn as nn
 
@@ -90,6 +91,8 @@ class Lowering:
             return node
         if op == "getitem":
             parts = self.get(node.args["self"])
+            if isinstance(parts, tuple) and callable(parts[node.index]):
+                return parts[node.index]()  # an output built only when the forward uses it
             if not isinstance(parts, tuple) or parts[node.index] is None:
                 raise Unsupported(f"output {node.index} of aten.{node.args['self'].op}", node.line)
             return parts[node.index]
@@ -106,6 +109,9 @@ class Lowering:
             x = self.arg(node, "self")
             if isinstance(x, Node) and x.shape == node.shape and x.op != "input" and x.op != "param":
                 return x  # a view that changes nothing (after a rewrite such as InstanceNorm's)
+            if isinstance(x, Node) and x.op == "view" and x.args["self"].op in ("pool", "pool_indices") and \
+                    x.args["self"].shape == node.shape:
+                return x.args["self"]  # max_pool1d's squeeze undoing the view of a pool over fewer dims
             return self.new("view", {"self": x}, node.shape, node.dtype, node)
         if op == "expand":
             return self.new("expand", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
@@ -749,6 +755,98 @@ class Lowering:
         shape = (1, bias.shape[0]) + (1,) * (len(node.shape) - 2)
         bview = self.new("view", {"self": bias}, shape, bias.dtype, node)
         return self.new("add", {"self": conv, "other": bview}, node.shape, node.dtype, node)
+
+    # -- pooling ------------------------------------------------------------------------------
+    def op_max_pool2d_with_indices(self, node: Node) -> tuple[Node, Callable[[], Node]]:
+        return self._pool(node, "max", 2)
+
+    def op_max_pool3d_with_indices(self, node: Node) -> tuple[Node, Callable[[], Node]]:
+        return self._pool(node, "max", 3)
+
+    def op_avg_pool2d(self, node: Node) -> Node:
+        return self._pool(node, "avg", 2)[0]
+
+    def op_avg_pool3d(self, node: Node) -> Node:
+        return self._pool(node, "avg", 3)[0]
+
+    def _pool(self, node: Node, kind: str, nd: int) -> tuple[Node, Callable[[], Node]]:
+        """(values, indices maker): a ``pool`` node over the last ``nd`` dims of its
+        input, with the window as compile-time constants and every size read at run time.
+        Size-1 dims a trivial window slides over (``max_pool1d`` / ``avg_pool1d`` trace as the
+        2-d op on ``x.unsqueeze(-2)``) are dropped, so the pool reads ``x`` itself. The int64
+        indices (``return_indices=True``) are a ``pool_indices`` node the pool's kernel also
+        writes, made only when the forward reads them."""
+        x = self.arg(node, "self")
+        if not isinstance(x, Node) or x.dtype not in ops_float():
+            raise Unsupported(f"aten.{node.op} of {getattr(x, 'dtype', 'a scalar')} (the rules pool float32, "
+                              "bfloat16 and float16 tensors)", node.line)
+        if len(x.shape) not in (nd + 1, nd + 2):
+            raise Unsupported(f"aten.{node.op} of a {len(x.shape)}-d tensor", node.line)
+        window = {"kernel": _pool_ints(node, "kernel_size", nd, None),
+                  "stride": _pool_ints(node, "stride", nd, "kernel_size"),
+                  "padding": _pool_ints(node, "padding", nd, 0),
+                  "dilation": _pool_ints(node, "dilation", nd, 1) if kind == "max" else [1] * nd}
+        shape = node.shape if kind == "avg" else _values_shape(self.graph, node)
+        x, window, out_shape = _squeezed(x, window, shape)
+        divisor = node.args.get("divisor_override")
+        if divisor is not None and (type(divisor) is not int or divisor == 0):
+            raise Unsupported(f"aten.{node.op} with divisor_override={divisor!r}", node.line)
+        args = {"self": x, "kind": kind, **{k: tuple(v) for k, v in window.items()},
+                "ceil_mode": bool(node.args.get("ceil_mode", False)),
+                "count_include_pad": bool(node.args.get("count_include_pad", True)), "divisor": divisor}
+        pool = self.new("pool", args, out_shape, x.dtype, node)
+        values = pool if out_shape == shape else self.new("view", {"self": pool}, shape, x.dtype, node)
+        made: list[Node] = []
+
+        def indices() -> Node:
+            if not made:
+                index = self.new("pool_indices", {"self": pool}, out_shape, "int64", node)
+                made.append(index if out_shape == shape else self.new("view", {"self": index}, shape, "int64", node))
+            return made[0]
+        return values, indices
+
+
+def _pool_ints(node: Node, name: str, nd: int, default: int | str | None) -> list[int]:
+    """A pooling window argument as ``nd`` ints: one value repeats, an empty stride is the kernel size."""
+    value = node.args.get(name)
+    if value in (None, []) and isinstance(default, str):
+        value = node.args.get(default)
+    elif value in (None, []) and default is not None:
+        value = default
+    value = [value] * nd if type(value) is int else list(value or [])
+    if len(value) == 1:
+        value = value * nd
+    if len(value) != nd or not all(type(v) is int for v in value):
+        raise Unsupported(f"aten.{node.op} with {name}={node.args.get(name)!r} (expected {nd} integers)", node.line)
+    if name in ("kernel_size", "stride", "dilation") and min(value) < 1:
+        raise Unsupported(f"aten.{node.op} with {name}={value} (each must be at least 1)", node.line)
+    return value
+
+
+def _values_shape(graph: Graph, node: Node) -> tuple[int, ...]:
+    """The shape of a ``max_pool*_with_indices`` node's values (its getitem 0)."""
+    for user in graph.users().get(node.id, []):
+        if user.op == "getitem" and user.index == 0:
+            return user.shape
+    raise Unsupported(f"aten.{node.op} whose values are not used", node.line)
+
+
+def _squeezed(x: Node, window: dict[str, list[int]], shape: tuple[int, ...]
+              ) -> tuple[Node, dict[str, list[int]], tuple[int, ...]]:
+    """(input, window, output shape) with the size-1 spatial dims of a view dropped where the
+    window over them is trivial (size 1, stride 1, no padding), when that leaves the view's input."""
+    nd = len(window["kernel"])
+    lead = len(x.shape) - nd
+    keep = [k for k in range(nd) if not (x.shape[lead + k] == 1 and window["kernel"][k] == 1 and
+                                         window["stride"][k] == 1 and window["padding"][k] == 0)]
+    if x.op != "view" or len(keep) in (0, nd):
+        return x, window, shape
+    base = x.args["self"]
+    squeezed = x.shape[:lead] + tuple(x.shape[lead + k] for k in keep)
+    if base.shape != squeezed:
+        return x, window, shape
+    out = shape[:lead] + tuple(shape[lead + k] for k in keep)
+    return base, {name: [v[k] for k in keep] for name, v in window.items()}, out
 
 
 PERMUTES = ("t", "transpose", "permute")

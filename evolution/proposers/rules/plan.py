@@ -7,8 +7,10 @@ Regions, formed in this order (each becomes one kernel, or one PyTorch call):
   GEMM reads its 2-D transposes itself; a reduction straight over a permute was already
   turned into one over the permute's input by ``lower``);
 * ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
-  (cumsum over the last dim), ``attention`` (decode attention) and ``flash`` (attention over
-  query tiles) - one node each;
+  (cumsum over the last dim), ``attention`` (decode attention), ``flash`` (attention over
+  query tiles) and ``pool`` (max / avg pooling over 1-3 trailing dims of an input or of
+  another region's result; max pooling's indices are written by the same kernel) - one node
+  each;
 * ``row``: every ``red`` over the same operand shape and trailing dims, with the pointwise
   prologue (cone of their operands) and epilogue (per-element and per-row values downstream)
   around them;
@@ -37,8 +39,8 @@ from evolution.proposers.rules import ops
 from evolution.proposers.rules.ir import Graph, Node, Unsupported
 
 _PASS = {"view", "expand", "id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
-_SINGLE = {"mm", "conv", "cumsum", "attention", "flash"}
-_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy"}
+_SINGLE = {"mm", "conv", "cumsum", "attention", "flash", "pool"}
+_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy", "pool"}
 # Views the kernels cannot read in their own memory order: a ``copy`` region materializes them.
 STRIDED = {"t", "transpose", "permute", "slice", "select"}
 
@@ -55,7 +57,7 @@ class Leaf:
 
 @dataclass
 class Region:
-    kind: str  # pointwise | row | col | reduce_all | scan | attention | mm | conv
+    kind: str  # pointwise | row | col | reduce_all | scan | attention | flash | copy | pool | mm | conv
     nodes: list[Node] = field(default_factory=list)  # computed nodes, topological order
     outputs: list[Node] = field(default_factory=list)  # values this region materializes
     shape: tuple[int, ...] = ()
@@ -152,10 +154,15 @@ class Planner:
     def run(self) -> Plan:
         for node in self.graph.nodes:
             if node.op in _SINGLE:
-                kind = {"mm": "mm", "conv": "conv", "cumsum": "scan", "attention": "attention", "flash": "flash"}[node.op]
+                kind = {"mm": "mm", "conv": "conv", "cumsum": "scan", "attention": "attention", "flash": "flash",
+                        "pool": "pool"}[node.op]
                 region = Region(kind, nodes=[node], shape=node.shape)
                 self.regions.append(region)
                 self.materialize(region, node)
+                for user in self.users.get(node.id, []):
+                    if user.op == "pool_indices":  # max pooling's indices: written by the same kernel
+                        region.nodes.append(user)
+                        self.materialize(region, user)
         self.copy_regions()
         self.row_regions()
         self.reduce_all_regions()
@@ -167,6 +174,12 @@ class Planner:
                     raise Unsupported(f"aten.{region.nodes[0].op} of {base.op}: the rules copy a transposed or "
                                       "strided view only of an input or of a value a kernel writes (reshape after "
                                       "the transpose, not before)", region.nodes[0].line)
+            elif region.kind == "pool":
+                base = region.nodes[0].args["self"]
+                if not self.is_value(base):
+                    raise Unsupported(f"pooling reads {base.op}: the rules pool an input or a value a kernel "
+                                      "writes, in its own shape (pool before reshaping, not after)",
+                                      region.nodes[0].line)
             elif region.kind in _SINGLE_KINDS:
                 for operand in region.nodes[0].operands():
                     base = base_leaf(operand.args["self"] if operand.op in ("t", "transpose") else operand)

@@ -1,7 +1,7 @@
 """Structural variants of a plan, with their tunables and defaults sized from the task.
 
-One region (the heaviest: attention, row, scan, reduce_all, then pointwise) varies; the others
-keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
+One region (the heaviest: attention, row, scan, pool, reduce_all, then pointwise) varies; the
+others keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
 one ``VEC``...), compiled in as defines; ``space`` is what optuna searches.
 """
 
@@ -15,7 +15,7 @@ from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
 
-_PRIORITY = ("flash", "attention", "row", "col", "scan", "reduce_all", "pointwise", "copy")
+_PRIORITY = ("flash", "attention", "row", "col", "scan", "pool", "reduce_all", "pointwise", "copy")
 
 
 @dataclass(frozen=True)
@@ -223,6 +223,8 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         return [("vec", {"mode": "vec"}), ("scalar", {"mode": "scalar"})]
     if region.kind == "copy":
         return [("gather", {"mode": "gather"})]
+    if region.kind == "pool":
+        return [("window", {"mode": "window"})]
     return [("torch", {})]
 
 
@@ -231,6 +233,8 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         return kern_flash.defines(region, choice)
     if region.kind == "copy":  # the main region only when the forward is nothing but views
         return {"WAVES": 4}, {"WAVES": [1, 4, 16]}
+    if region.kind == "pool":  # a thread per output; BLOCK is only the launch shape here
+        return {"BLOCK": 256, "WAVES": 4}, {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16]}
     if region.kind == "row":
         return _row_defines(region, choice)
     if region.kind == "col":
