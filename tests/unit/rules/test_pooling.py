@@ -6,20 +6,15 @@ time, the window is compiled in), and the sources must compile with nvcc for sm_
 
 from __future__ import annotations
 
-import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import cuda_emu
 from autotuner.tasks import load_task
-from autotuner.candidate import cuda_sources
-from autotuner.errors import CompileError
-from autotuner.runtime import nvcc_ptx, parse_kernels
-from autotuner.runtime.compile import define_options
 from evolution.proposers.rules import translate
 from test_extra_tasks import write
+from variant_checks import emulate_every_variant, nvcc_errors
 
 # Two visible shapes: the kernels must take every size from the tensors, none from the trace.
 _SHAPES = 'SHAPES = [{"name": "a", "L": %d}, {"name": "b", "L": %d}]'
@@ -139,36 +134,12 @@ def test_pooling_refused_with_a_reason(name: str, tmp_path) -> None:  # noqa: AN
 @pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
 def test_pooling_matches_reference_on_cpu_emulator(pooling, tmp_path) -> None:  # noqa: ANN001
     """Every structural variant of every case, at every shape the task lists."""
-    specs, names = [], []
-    for name, (task, t) in pooling.items():
-        for p in t.proposals:
-            cand = tmp_path / f"{name}__{p.variant.replace('/', '_')}.py"
-            cand.write_text(p.source)
-            params = dict(p.default_params)
-            if "BLOCK" in params:
-                params["BLOCK"] = min(params["BLOCK"], 128)
-            specs.append((task, cand, params, 3_000_000))
-            names.append(f"{name} [{p.variant}]")
-    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
-    bad = {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
+    bad, reports = emulate_every_variant(pooling, tmp_path)
     assert not bad
     assert all(len(r["shapes"]) >= 1 for r in reports)
-
-
-def _nvcc(src: str, params: dict) -> str | None:
-    try:
-        ptx = nvcc_ptx(src, "sm_90", options=("-std=c++17", *define_options(params)))
-    except CompileError as exc:
-        return str(exc)[:2000]
-    missing = [k for k in parse_kernels(src) if f".entry {k}" not in ptx]
-    return f"kernels missing from the PTX: {missing}" if missing else None
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 def test_pooling_sources_compile_for_sm90(pooling) -> None:  # noqa: ANN001
     """The pool template (each rank, dtype and option here) with the other regions, as nvcc sees them."""
-    jobs = {(src, tuple(sorted(p.default_params.items()))): f"{name} [{p.variant}]"
-            for name, (_, t) in pooling.items() for p in t.proposals for src in cuda_sources(p.source)}
-    with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
-        errors = dict(zip(jobs.values(), pool.map(lambda key: _nvcc(key[0], dict(key[1])), jobs)))
-    assert not {k: e for k, e in errors.items() if e}
+    assert not nvcc_errors(pooling)
