@@ -3,7 +3,8 @@
 The emulator checks numerics; only the GPU shows that a translation compiles with NVRTC for
 the device, passes every trust layer (op watch, guard bytes, the timed-call checks, the
 unwatched replay) and is accepted. The cases: the strided views (``test_strided_views``), the
-activations and norms added after them (``test_extra_tasks``, ``test_col_tasks``).
+activations, norms, losses and reductions added after them (``test_extra_tasks``,
+``test_col_tasks``), and pooling (``test_pooling``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "rules"))
 from test_col_tasks import CASES as COL_CASES  # noqa: E402
 from test_extra_tasks import CASES as EXTRA_CASES  # noqa: E402
 from test_extra_tasks import write  # noqa: E402
+from test_pooling import CASES as POOL_CASES  # noqa: E402
 from test_strided_views import CASES as STRIDED_CASES  # noqa: E402
 
 pytestmark = pytest.mark.gpu
@@ -28,7 +30,11 @@ pytestmark = pytest.mark.gpu
 CASES = {**{f"strided_{name}": fields for name, (fields, _) in STRIDED_CASES.items()},
          **{name: EXTRA_CASES[name] for name in ("shrink_celu_logsigmoid", "prelu_rrelu", "logsigmoid_bf16")},
          **{name: COL_CASES[name] for name in ("instancenorm_affine", "batchnorm_module", "batch_stats_norm",
-                                               "sum_dims02")}}
+                                               "sum_dims02")},
+         **{name: EXTRA_CASES[name] for name in ("std_all", "prod_all", "bce_mean", "bce_none_bf16",
+                                                 "bce_logits_pos_weight", "glu_mid", "softmax_rows_of_one",
+                                                 "reductions_over_one_keepdim")},
+         **{f"pool_{name}": fields for name, (fields, kinds) in POOL_CASES.items() if kinds is not None}}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
