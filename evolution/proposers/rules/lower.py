@@ -613,6 +613,15 @@ class Lowering:
         loss = self.new("sub", {"self": first, "other": log_sig}, x.shape, F32, node)
         return self._loss(node, self._loss_weight(node, loss))
 
+    def op_soft_margin_loss(self, node: Node) -> Node:
+        """As PyTorch: log1p(exp(-y * x)), then the reduction."""
+        x, y = self.arg(node, "self"), self.arg(node, "target")
+        if x.shape != y.shape:
+            raise Unsupported("aten.soft_margin_loss with broadcast operands", node.line)
+        prod = self.new("mul", {"self": x, "other": y}, x.shape, F32, node)
+        e = self.new("exp", {"self": self.new("neg", {"self": prod}, x.shape, F32, node)}, x.shape, F32, node)
+        return self._loss(node, self.new("log1p", {"self": e}, x.shape, F32, node))
+
     def op_nll_loss_forward(self, node: Node) -> tuple[Node, Node | None]:
         logp, target = self.arg(node, "self"), self.arg(node, "target")
         if node.args.get("weight") is not None:

@@ -129,6 +129,8 @@ CASES = {
     "bce_logits_weighted": dict(fargs="x, y, w",
                                 body="return F.binary_cross_entropy_with_logits(x, torch.sigmoid(y), weight=w, reduction='sum')",
                                 inputs="[torch.randn(40, 65), torch.rand(40, 65), torch.rand(40, 65)]"),
+    "soft_margin": dict(fargs="x, y", body="return F.soft_margin_loss(x, torch.sign(y))",
+                        inputs="[torch.randn(33, 257) * 4.0, torch.randn(33, 257)]"),
     "glu_last": dict(body="return F.glu(x, dim=-1)", inputs="[torch.randn(37, 258)]"),
     "glu_mid": dict(body="return F.glu(x, dim=1)", inputs="[torch.randn(4, 66, 33)]"),
     # rows of one element: the reduction is the element (a row kernel cannot tell a one-element
