@@ -48,6 +48,7 @@ EXPECTED = {
     **{f"reduction/{n}": ["col"] for n in ("sum_dim1_3d", "max_dim1_3d", "argmax_dim1_3d", "mean_dim0")},
     "normalization/rmsnorm_dim1": ["col"],
     "softmax/softmax_dim1": ["col"],
+    **{f"pooling/{n}": ["pool"] for n in ("maxpool2d", "avgpool3d")},
     **{f"scan/{n}": ["scan"] for n in ("cumsum", "cumprod", "cumsum_dim0", "cumsum_exclusive", "cumsum_reverse")},
     **{f"softmax/{n}": ["row"] for n in ("softmax", "log_softmax", "softmax_bf16", "softmax_wide")},
 }
