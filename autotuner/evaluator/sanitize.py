@@ -23,10 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 TOOLS = ("memcheck", "racecheck", "initcheck")
@@ -183,6 +185,33 @@ def _smallest_shape(task: Any) -> Any:
     return min(task.shapes, key=size)
 
 
+@contextmanager
+def filled_empties() -> Iterator[None]:
+    """``torch.empty`` filled (NaN for floats) while models are built, raw again for the forwards.
+
+    Building a model is not what the gate checks, yet it reads memory no kernel wrote: a
+    ``ModelNew`` that declares ``nn.Parameter(torch.empty(n, k))`` (its weights come from the
+    reference's state dict afterwards) is cast to the task's dtype by a copy kernel that reads
+    every uninitialised element. Measured on an H200 (2026-12-01): initcheck reported 341,971
+    such reads for the decode down-projection seed, rejected it and took 123 s to do so. The
+    forwards still run with raw allocations, so a kernel that reads memory before anything
+    wrote it is still reported."""
+    import torch
+
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_filling = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)  # filling needs the deterministic flag on
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # warn_only's notes about nondeterministic ops
+            yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = was_filling
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
 def _child(job_path: str) -> int:
     """Inside compute-sanitizer: two forwards of the candidate on fresh inputs, then exit normally."""
     job = json.loads(Path(job_path).read_text())
@@ -201,10 +230,12 @@ def _child(job_path: str) -> int:
     task = load_task(job["task_path"], job.get("policy"))
     shape = _smallest_shape(task)
     Path("shape.txt").write_text(shape.name)
-    reference = make_reference(task, shape, 1)
+    with filled_empties():
+        reference = make_reference(task, shape, 1)
     isolation.arm()
     model_new = import_candidate(Path(job["candidate_path"])).ModelNew
-    candidate, _ = make_candidate(task, shape, 1, model_new, job["params"], reference)
+    with filled_empties():
+        candidate, _ = make_candidate(task, shape, 1, model_new, job["params"], reference)
     with torch.no_grad():
         for seed in (2, 3):
             candidate(*make_inputs(task, shape, seed))

@@ -89,3 +89,29 @@ def test_the_tools_run_side_by_side(fake):
     assert [r.tool for r in report.runs] == ["memcheck", "racecheck", "initcheck"]  # reported in order
     assert all(r.seconds >= 1.0 for r in report.runs)
     assert report.seconds < 2.5, f"{report.seconds:.2f} s: the tools ran one after another"
+
+
+def test_models_are_built_with_filled_empties_and_the_flags_come_back() -> None:
+    """A ModelNew declaring ``nn.Parameter(torch.empty(...))`` is cast by a copy that reads every
+    element: inside ``filled_empties`` that memory holds NaN, so initcheck has nothing to report
+    for the build; outside, allocations are raw again (what the forwards' reads are checked on)."""
+    import torch
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory)
+    with sanitize.filled_empties():
+        built = torch.nn.Parameter(torch.empty(64)).to(torch.bfloat16)
+        assert torch.isnan(built).all()
+        assert torch.are_deterministic_algorithms_enabled()
+    after = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory)
+    assert after == before
+
+
+def test_the_flags_come_back_when_the_build_raises() -> None:
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(ValueError), sanitize.filled_empties():
+        raise ValueError("a ModelNew whose __init__ fails")
+    assert torch.are_deterministic_algorithms_enabled() == before
