@@ -25,6 +25,7 @@ _graph = torch.cuda.graph
 _Stream = torch.cuda.Stream
 _stream = torch.cuda.stream
 _current_stream = torch.cuda.current_stream
+_fill = torch.Tensor.fill_
 
 
 class CaptureError(RuntimeError):
@@ -130,16 +131,30 @@ def _timed_once(fn: Callable[[], Any], flush: torch.Tensor | None) -> float:
     return start.elapsed_time(end)
 
 
-def time_interleaved(graph: Any, call: Callable[[], Any], rounds: int, *,
-                     flush: torch.Tensor | None = None) -> tuple[list[float], list[float]]:
-    """Device times of ``call()`` and of a replay of ``graph``, taken in turns (``rounds`` of
-    each, an L2 flush before every one): whatever else runs on the GPU meanwhile (another
-    process's time slices) falls on both sides alike, so their fastest figures compare."""
-    plain, replayed = [], []
+def time_interleaved(graph: Any, call: Callable[[], Any], rounds: int, *, flush: torch.Tensor | None = None,
+                     floor: Any = None) -> tuple[list[float], list[float], list[float]]:
+    """Device times of ``call()``, of a replay of ``graph`` and of a replay of ``floor`` (when
+    given), taken in turns (``rounds`` of each, an L2 flush before every one): whatever else runs
+    on the GPU meanwhile (another process's time slices) falls on all sides alike, so their
+    fastest figures compare."""
+    plain: list[float] = []
+    replayed: list[float] = []
+    floors: list[float] = []
     for _ in range(max(1, rounds)):
         plain.append(_timed_once(call, flush))
         replayed.append(_timed_once(graph.replay, flush))
-    return plain, replayed
+        if floor is not None:
+            floors.append(_timed_once(floor.replay, flush))
+    return plain, replayed, floors
+
+
+def launch_floor_graph(kernels: int) -> Any:
+    """A CUDA graph of ``kernels`` one-element fills: what replaying that many kernels costs
+    when they do next to nothing (the graph launch and the gaps between its nodes)."""
+    cell = torch.zeros(1, device="cuda")
+    graph, _ = capture_graph([lambda: [_fill(cell, 1.0) for _ in range(max(1, kernels))]], [[]], warmup=1)
+    graph.floor_cell = cell  # the graph writes it: it lives as long as the graph
+    return graph
 
 
 def time_graph(

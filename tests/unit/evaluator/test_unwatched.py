@@ -72,6 +72,21 @@ def test_a_gap_of_a_few_microseconds_never_decides() -> None:
     assert timing_problem(0.002, 0.030) is not None
 
 
+def test_the_launch_floor_comes_off_the_replay() -> None:
+    """Measured on an H200 with five other evaluations on the GPU: an honest whole-tensor product
+    (two kernels) ran plain in 0.0047 ms and replayed in 0.0359 ms. A graph of two near-empty
+    kernels costs most of that; what is left is the forward's work."""
+    assert timing_problem(0.0047, 0.0359) is not None
+    assert timing_problem(0.0047, 0.0359, floor_ms=0.015, kernels=2) is None
+    assert timing_problem(0.0047, 0.0359, floor_ms=0.040, kernels=2) is None  # a floor above the replay: no work to compare
+
+
+def test_a_floor_does_not_hide_a_plain_path_far_faster_than_the_replay() -> None:
+    reason = timing_problem(0.040, 0.500, floor_ms=0.020, kernels=3)
+    assert reason is not None and "faster, different path" in reason
+    assert "0.02 ms is what a replay of 3 near-empty kernels costs" in reason
+
+
 def test_no_timing_figures_no_judgement() -> None:
     assert timing_problem(None, 1.0) is None
     assert timing_problem(0.5, None) is None
@@ -96,6 +111,8 @@ class Harness:
         self.log: list[str] = []
         self.replayed, self.capture_error, self.problem = replayed, capture_error, output_problem
         self.replay_ms, self.profiler_empty = replay_ms, profiler_empty
+        self.floor_ms = 0.0
+        self.rounds: list[dict[str, Any]] = []  # per timing round, figures that differ from the defaults
         self.graph = FakeGraph(self.log)
 
     def capture(self, fns: list[Any], sets: list[list[Any]], *, warmup: int) -> tuple[Any, list[Any]]:
@@ -112,11 +129,18 @@ class Harness:
             return None, KernelTrace()
         return None, KernelTrace([KernelRecord(n, 9, 1.0) for n in self.replayed], current_stream=7)
 
-    def time(self, graph: Any, call: Any, replays: int, *, flush: Any = None) -> tuple[list[float], list[float]]:
-        assert graph is self.graph and flush == "flush" and call() == "out"
+    def launch_floor(self, kernels: int) -> str:
+        self.log.append(f"floor of {kernels}")
+        return "floor graph"
+
+    def time(self, graph: Any, call: Any, replays: int, *, flush: Any = None,
+             floor: Any = None) -> tuple[list[float], list[float], list[float]]:
+        assert graph is self.graph and flush == "flush" and call() == "out" and floor == "floor graph"
         self.log.append(f"time x{replays}")
-        plain = list(self.plain_ms) if isinstance(self.plain_ms, list) else [self.plain_ms] * replays
-        return plain, [self.replay_ms] * replays
+        rounds = self.rounds.pop(0) if self.rounds else {}
+        plain_ms = rounds.get("plain", self.plain_ms)
+        plain = list(plain_ms) if isinstance(plain_ms, list) else [plain_ms] * replays
+        return plain, [rounds.get("replay", self.replay_ms)] * replays, [rounds.get("floor", self.floor_ms)] * replays
 
     def refresh(self) -> None:
         self.log.append("refresh")
@@ -131,14 +155,15 @@ class Harness:
         self.plain_ms = plain_ms
         return check_unwatched(lambda x: "out", ["x"], self.refresh, self.output_problem, watched,
                                plain_ms is not None, "flush",
-                               capture=self.capture, trace=self.trace, time=self.time)
+                               capture=self.capture, trace=self.trace, time=self.time,
+                               launch_floor=self.launch_floor)
 
 
 def test_an_honest_forward_passes_every_step() -> None:
     h = Harness([FILL, OWN], replay_ms=0.09)
     assert h.run([OWN], plain_ms=0.1) is None
     # uploaded, redrawn, replayed watched, checked, then timed
-    assert h.log == ["capture", "replay", "refresh", "trace", "replay", "check output", "time x10"]
+    assert h.log == ["capture", "replay", "refresh", "trace", "replay", "check output", "floor of 2", "time x10"]
 
 
 def test_a_kernel_only_the_unwatched_forward_ran_rejects_at_integrity() -> None:
@@ -166,6 +191,27 @@ def test_the_fastest_plain_call_is_judged_not_one_slowed_by_another_process() ->
     with pytest.raises(Rejection) as caught:
         h.run([OWN], plain_ms=[0.6, 0.9, 0.04, 0.7, 0.8, 0.6, 0.9, 0.7, 0.6, 0.8])
     assert "faster, different path" in caught.value.reason
+
+
+def test_a_failed_comparison_is_timed_again_before_it_rejects() -> None:
+    """Another process's time slices can fall on the replays only: a second round, judged on the
+    fastest figures of both, clears an honest forward and still rejects a real gap."""
+    h = Harness([OWN], replay_ms=0.09)
+    h.rounds = [{"replay": 0.5}]  # the first round's replays all slowed
+    assert h.run([OWN], plain_ms=0.1) is None
+    assert h.log.count("time x10") == 2
+
+    cheat = Harness([OWN], replay_ms=0.5)
+    with pytest.raises(Rejection):
+        cheat.run([OWN], plain_ms=0.04)
+    assert cheat.log.count("time x10") == 2
+
+
+def test_the_launch_floor_is_measured_for_as_many_kernels_as_the_replay_ran() -> None:
+    h = Harness([OWN, OWN, OWN], replay_ms=0.060)
+    h.floor_ms = 0.030
+    assert h.run([OWN], plain_ms=0.005) is None  # 0.03 ms of work, 25 us from the plain call: no verdict
+    assert "floor of 3" in h.log
 
 
 def test_a_capture_that_fails_is_a_recorded_skip_not_a_rejection() -> None:
