@@ -15,8 +15,9 @@
 #   styles  the honest-styles table: verdicts, guard-byte cost, compute-sanitizer time per winner
 #   sweep   the rules kernels of SWEEP_TASKS beside eager and torch.compile (scripts/rules_sweep.py,
 #           SWEEP_ARGS extra arguments)
-#   evalbench  bench evaluator on softmax's first rules candidate, with the fork server as it is and
-#           with CuPy preloaded (AUTOTUNER_FORKSERVER_PRELOAD=cupy): what a child's CuPy import costs
+#   engine  the engine's GPU test file alone, without xdist, its progress streamed (ENGINE_S caps it)
+#   evalbench  bench evaluator on softmax's first rules candidate (one by one, settings sharing a
+#           child, compiled ahead); EVALBENCH_PRELOADS="none cupy" adds a CuPy-preloaded fork server
 #   decodeocc  scripts/decode_step_sweep.py's occ and final phases (co-residency of PDL successors)
 #   suite   issue 12's table: `autotuner bench suite` with tuning on, into SUITE_DB (default
 #           $OUT/suite.db; copied in first from gpu-in/suite.db when carried, so a table too long
@@ -73,12 +74,18 @@ part_sweep() {
   timeout "$(left 5)" python3 scripts/rules_sweep.py $SWEEP_TASKS --calls 15 ${SWEEP_ARGS:---variants 2} \
     >> "$OUT/sweep.txt" 2>&1
 }
+part_engine() {  # the engine's GPU test file alone, streamed: fixture progress, slot and sanitizer times, stacks of a hang
+  timeout "${ENGINE_S:-$(left 5)}" $PYTEST -p no:xdist -s -x --log-cli-level=INFO -o faulthandler_timeout="${HANG_DUMP_S:-90}" \
+    -m gpu tests/deploy/test_engine_gpu.py > "$OUT/pytest_engine.txt" 2>&1
+  echo "engine GPU tests rc=$?" >> "$OUT/pytest_engine.txt"
+}
 part_evalbench() {  # candidates per GPU-hour on softmax's first rules candidate, as the fork server is and with CuPy preloaded
   local cand=/tmp/gpu-session-softmax-cand.py
   timeout "$(left 5)" $PYTEST tests/unit/evaluator/test_sandbox.py > "$OUT/pytest_sandbox.txt" 2>&1  # the forked child, on a GPU
   python3 -c "from autotuner.tasks import load_task; from evolution.proposers.rules import translate; \
 open('$cand', 'w').write(translate(load_task('kernels/tasks/softmax/softmax.py'), 1).proposals[0].source)"
-  for preload in "" cupy; do
+  for preload in ${EVALBENCH_PRELOADS:-none}; do  # EVALBENCH_PRELOADS="none cupy" adds a CuPy-preloaded fork server
+    [ "$preload" = none ] && preload=""
     echo "== AUTOTUNER_FORKSERVER_PRELOAD=$preload" >> "$OUT/evalbench.txt"
     AUTOTUNER_FORKSERVER_PRELOAD=$preload timeout "$(left 5)" python3 -m autotuner.cli.main bench evaluator \
       kernels/tasks/softmax/softmax.py "$cand" --repeats 5 >> "$OUT/evalbench.txt" 2>&1

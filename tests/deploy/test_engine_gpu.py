@@ -7,6 +7,7 @@ recorded; the engine then resolves, re-verifies and uses them.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,8 +52,16 @@ def tuned_archive(tmp_path_factory: pytest.TempPathFactory):
             jobs.append((task, i, source, path))
     # A dozen evaluations, each in its own child: several at once, as a search runs them (verdicts
     # are what this fixture needs; the slots' timings only rank kernels of the same task).
+    started = time.perf_counter()
+
+    def run(job):  # noqa: ANN001, ANN202
+        result = evaluate(job[0].path, job[3], config=EvalConfig(baselines=False))
+        # Printed as each finishes (pytest -s): a slow fixture shows where its minutes go.
+        print(f"{time.perf_counter() - started:6.1f} s  {job[0].name}[{job[1]}]: {result.verdict.value}", flush=True)
+        return result
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda job: evaluate(job[0].path, job[3], config=EvalConfig(baselines=False)), jobs))
+        results = list(pool.map(run, jobs))
     notes = []
     for (task, i, source, _), result in zip(jobs, results):
         notes.append(f"{task.name}[{i}]: {result.verdict.value} {result.reason[:200]}")
@@ -112,7 +121,10 @@ def _greedy_agrees(ref, out, tol_abs: float) -> str:
 
 @pytest.fixture(scope="module")
 def tuned_slots(tuned_archive) -> Slots:
-    return resolve_slots(tuned_archive, "bfloat16", CFG)
+    started = time.perf_counter()
+    slots = resolve_slots(tuned_archive, "bfloat16", CFG)
+    print(f"resolve_slots: {time.perf_counter() - started:.1f} s", flush=True)
+    return slots
 
 
 def test_slots_take_the_verified_kernels(tuned_slots) -> None:
