@@ -10,7 +10,8 @@
 #   tests   every other GPU test (runtime, evaluator, unwatched, graph timing, deploy, export,
 #           integration) but those marked slow, with the 20 slowest listed
 #   slow    the slow ones (the engine with tuned slots, the exported package, the scripted-server
-#           run), a test file per worker; one command of its own on a one-GPU lease
+#           run, whose table lands in scripted_server.txt), a test file per worker; one command of its
+#           own on a one-GPU lease
 #   tables  the red-team table with the static check on and off (scripts/redteam_table.py)
 #   styles  the honest-styles table: verdicts, guard-byte cost, compute-sanitizer time per winner
 #   sweep   the rules kernels of SWEEP_TASKS beside eager and torch.compile (scripts/rules_sweep.py,
@@ -56,7 +57,7 @@ part_tests() {  # every GPU test outside the trust set but the slow ones (114 on
   echo "other GPU tests rc=$?" >> "$OUT/pytest_other.txt"
 }
 part_slow() {  # the slow ones (15): a file per worker, so a module's fixture (the engine's tuned archive) is built once
-  timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-3}" --dist loadfile -m "gpu and slow" -vv -rP --timeout "$(left 45)" --durations=20 $OTHER_TESTS \
+  AUTOTUNER_TEST_REPORT_DIR=$OUT timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-3}" --dist loadfile -m "gpu and slow" -vv -rP --timeout "$(left 45)" --durations=20 $OTHER_TESTS \
     > "$OUT/pytest_slow.txt" 2>&1
   echo "slow GPU tests rc=$?" >> "$OUT/pytest_slow.txt"
 }

@@ -18,6 +18,7 @@ generations.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -276,13 +277,16 @@ def test_scripted_server_run_on_the_gpu(server, tmp_path, monkeypatch):
     outcome, history, best = run_scenario(
         server, tmp_path, monkeypatch, simulate=False, cheats=("fallback", "partial", "side-stream", "hardcoded", "static"),
         first_honest={name: 1 for name in TASKS}, max_candidates=36, eval_overrides={"compile_baseline": False})
-    for item in history:
-        print(f"{item.result.task_name:8} {kind_of(item.source) or '-':18} {item.operator:9} "
-              f"{item.result.verdict.value:8} {item.result.stage.value:12} {item.result.speedup_eager or 0:.2f}x  "
-              f"{item.result.reason[:100]}")
-    print(outcome.stop_reason)
-    for task_outcome in outcome.outcomes:
-        print(f"{task_outcome.task}: {task_outcome.stop_reason}; requests {dict(task_outcome.requests)}")
+    lines = [f"{item.result.task_name:8} {kind_of(item.source) or '-':18} {item.operator:9} "
+             f"{item.result.verdict.value:8} {item.result.stage.value:12} {item.result.speedup_eager or 0:.2f}x  "
+             f"{item.result.reason[:100]}" for item in history]
+    lines.append(outcome.stop_reason)
+    lines += [f"{o.task}: {o.stop_reason}; requests {dict(o.requests)}" for o in outcome.outcomes]
+    lines += [f"best {task}: {kind_of(source) or '-'}" for task, source in sorted(best.items())]
+    print("\n".join(lines))
+    report_dir = os.environ.get("AUTOTUNER_TEST_REPORT_DIR")  # the GPU session script keeps the table
+    if report_dir:
+        Path(report_dir, "scripted_server.txt").write_text("\n".join(lines) + "\n")
     check_scenario(server, outcome, history, best, 36)
     rejected_at = {kind_of(i.source): i.result.stage.value for i in history if (kind_of(i.source) or "").startswith("cheat-")}
     assert rejected_at["cheat-static"] == "static_check"
