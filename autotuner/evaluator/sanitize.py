@@ -93,6 +93,29 @@ def _errors(summary: str) -> int:
     return int(next(g for g in found.groups() if g is not None)) if found else -1
 
 
+# Started through this on Linux, compute-sanitizer gets SIGKILL when the thread that started it
+# ends: a gate whose process is killed (a timeout, SIGKILL) leaves no tool running on the GPU.
+# Measured before (H200, 2026-12-01): a run cut by `timeout` left its tools running, and the
+# evaluator bench after it ran a third slower. argv: parent pid, then the command.
+_DIE_WITH_PARENT = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+                    "os.getppid() == int(sys.argv[1]) or sys.exit(137); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """``command`` wrapped so that it is killed with the process starting it (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
+def _die_with_parent() -> None:
+    """The sanitize child under a killed compute-sanitizer ends too."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def run_tool(sanitizer: str, tool: str, job_path: Path, env: dict[str, str], cwd: Path, timeout_s: float) -> ToolRun:
     """One compute-sanitizer tool over the sanitize child; passes only on a clean summary."""
     command = [sanitizer, "--tool", tool, "--error-exitcode", str(ERROR_EXIT), "--target-processes",
@@ -100,8 +123,8 @@ def run_tool(sanitizer: str, tool: str, job_path: Path, env: dict[str, str], cwd
                str(job_path)]
     started = time.perf_counter()
     try:
-        proc = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout_s,
-                              start_new_session=True)
+        proc = subprocess.run(dies_with_parent(command), env=env, cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout_s, start_new_session=True)
     except subprocess.TimeoutExpired:
         return ToolRun(tool, False, time.perf_counter() - started, f"timed out after {timeout_s:g} s", None)
     seconds = time.perf_counter() - started
@@ -214,6 +237,7 @@ def filled_empties() -> Iterator[None]:
 
 def _child(job_path: str) -> int:
     """Inside compute-sanitizer: two forwards of the candidate on fresh inputs, then exit normally."""
+    _die_with_parent()
     job = json.loads(Path(job_path).read_text())
     from autotuner.evaluator import isolation
     from autotuner.evaluator.worker import open_gpu

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import stat
 from pathlib import Path
 
@@ -115,3 +118,42 @@ def test_the_flags_come_back_when_the_build_raises() -> None:
     with pytest.raises(ValueError), sanitize.filled_empties():
         raise ValueError("a ModelNew whose __init__ fails")
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_gate_leaves_no_tool_running(tmp_path, monkeypatch):
+    """A run cut by a timeout or SIGKILL must not leave compute-sanitizer on the GPU: on the H200
+    such leftovers slowed the next measurement by a third."""
+    pid_file = tmp_path / "tool.pid"
+    monkeypatch.setenv("AUTOTUNER_COMPUTE_SANITIZER", _fake(tmp_path, f'echo $$ > {pid_file}\nexec sleep 60\n'))
+    script = ("import sys; from pathlib import Path; from autotuner.evaluator import sanitize; "
+              f"sanitize.run_tool(sanitize.find_compute_sanitizer(), 'memcheck', Path('{tmp_path}/job.json'), "
+              f"dict(__import__('os').environ), Path('{tmp_path}'), 120)")
+    gate = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tool = int(pid_file.read_text())
+        assert _alive(tool)
+    finally:
+        gate.kill()
+        gate.wait()
+    deadline = time.monotonic() + 5
+    while _alive(tool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(tool), "the tool outlived the process that started it"
+
+
+def test_the_wrapper_runs_the_command_unchanged(tmp_path):
+    out = subprocess.run(sanitize.dies_with_parent(["/bin/echo", "--tool", "memcheck"]), capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "--tool memcheck"
