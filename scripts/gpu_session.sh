@@ -56,8 +56,8 @@ part_tests() {  # every GPU test outside the trust set but the slow ones (114 on
     > "$OUT/pytest_other.txt" 2>&1
   echo "other GPU tests rc=$?" >> "$OUT/pytest_other.txt"
 }
-part_slow() {  # the slow ones (15): a file per worker, so a module's fixture (the engine's tuned archive) is built once
-  AUTOTUNER_TEST_REPORT_DIR=$OUT timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-3}" --dist loadfile -m "gpu and slow" -vv -rP --timeout "$(left 45)" --durations=20 $OTHER_TESTS \
+part_slow() {  # the slow ones (15, in four files): a file per worker, so a module's fixture (the engine's tuned archive) is built once
+  AUTOTUNER_TEST_REPORT_DIR=$OUT timeout "$(left 5)" $PYTEST -n "${SLOW_JOBS:-4}" --dist loadfile -m "gpu and slow" -vv -rP --timeout "$(left 45)" --durations=20 $OTHER_TESTS \
     > "$OUT/pytest_slow.txt" 2>&1
   echo "slow GPU tests rc=$?" >> "$OUT/pytest_slow.txt"
 }
@@ -80,7 +80,7 @@ part_sweep() {
 # taken while torch.compile's worker threads ran ended the run with SIGSEGV (2026-12-01).
 part_engine() {
   timeout "${ENGINE_S:-$(left 5)}" $PYTEST -p no:xdist -s -x --log-cli-level=INFO -o faulthandler_timeout="${HANG_DUMP_S:-0}" \
-    -m gpu tests/deploy/test_engine_gpu.py > "$OUT/pytest_engine.txt" 2>&1
+    -m gpu tests/deploy/test_engine_gpu.py tests/deploy/test_engine_cli_gpu.py > "$OUT/pytest_engine.txt" 2>&1
   echo "engine GPU tests rc=$?" >> "$OUT/pytest_engine.txt"
 }
 part_evalbench() {  # candidates per GPU-hour on softmax's first rules candidate, as the fork server is and with CuPy preloaded

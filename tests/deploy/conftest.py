@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_support import _cache_dir, archive, record, verifier  # noqa: E402,F401
+from engine_support import _cache_dir, archive, record, tuned_archive, verifier  # noqa: E402,F401

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from autotuner.deploy.slots import SLOT_TASKS
 from autotuner.evaluator.verdict import Verdict
 from autotuner.tasks import load_task
 
+REPO = Path(__file__).resolve().parents[2]
 GPU = "NVIDIA H100 80GB HBM3"
 # The seed each fused decode slot binds when a test binds the seeds directly (no archive).
 FUSED_SEEDS = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
@@ -64,3 +67,46 @@ class FakeVerifier:
 @pytest.fixture
 def verifier() -> FakeVerifier:
     return FakeVerifier()
+
+
+@pytest.fixture(scope="module")
+def tuned_archive(tmp_path_factory: pytest.TempPathFactory):
+    """Every slot task's rules candidate and seeds (and tests/candidates/silu_mul_bf16.py),
+    evaluated on the GPU four at a time and recorded: what the engine's GPU tests resolve."""
+    from autotuner.evaluator import EvalConfig, evaluate
+    from evolution.proposers.rules import translate
+    from evolution.proposers.seeds import seeds_for
+
+    tmp = tmp_path_factory.mktemp("tuned")
+    archive = Archive.open(f"sqlite:///{tmp / 'archive.db'}")
+    jobs = []  # (task, index, source, path)
+    for slot, by_dtype in SLOT_TASKS.items():
+        task = load_task(suite_task(by_dtype["bfloat16"]))
+        sources = [p.source for p in translate(task, max_variants=1).proposals]
+        sources += [p.source for p in seeds_for(task)]  # grouped-query attention: a hand-written seed
+        if slot == "silu_mul":
+            sources.append((REPO / "tests/candidates/silu_mul_bf16.py").read_text())
+        for i, source in enumerate(sources):
+            path = tmp / f"{task.name}_{i}.py"
+            path.write_text(source)
+            jobs.append((task, i, source, path))
+    # A dozen evaluations, each in its own child: several at once, as a search runs them (verdicts
+    # are what this fixture needs; the slots' timings only rank kernels of the same task).
+    started = time.perf_counter()
+
+    def run(job):  # noqa: ANN001, ANN202
+        result = evaluate(job[0].path, job[3], config=EvalConfig(baselines=False))
+        # Printed as each finishes (pytest -s): a slow fixture shows where its minutes go.
+        print(f"{time.perf_counter() - started:6.1f} s  {job[0].name}[{job[1]}]: {result.verdict.value}", flush=True)
+        return result
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, jobs))
+    notes = []
+    for (task, i, source, _), result in zip(jobs, results):
+        notes.append(f"{task.name}[{i}]: {result.verdict.value} {result.reason[:200]}")
+        if result.verdict.value != "error":
+            archive.record(task, KernelSpec(source, proposer="rules" if i == 0 else "manual"), result)
+    print("\n".join(notes))
+    yield archive
+    archive.close()

@@ -1,75 +1,30 @@
 """The engine on the GPU with real, verified kernels in its slots.
 
-A module-scoped archive is filled the honest way: each slot task's rule-based candidate (and
-the hand-written silu_mul in tests/candidates) is verified and timed by the evaluator and
-recorded; the engine then resolves, re-verifies and uses them.
+A module-scoped archive is filled the honest way (``engine_support.tuned_archive``): each slot
+task's rule-based candidate, seed (and the hand-written silu_mul in tests/candidates) is verified
+and timed by the evaluator and recorded; the engine then resolves, re-verifies and uses them.
+The CLI's bench on Llama-3.2-1B shapes is in test_engine_cli_gpu.py, so that a run with a worker
+per file builds its archive and compiles its torch.compile baselines beside this file's tests.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
 
 from autotuner.deploy import GraphDecoder, Slots, build_model, generate, resolve_slots, tiny_config
 from autotuner.deploy.generate import eager_step, prefill, static_step
-from autotuner.deploy.resolve import suite_task
 from autotuner.deploy.slots import SLOT_TASKS
 from autotuner.evaluator.compare import compare_outputs, tolerances_for
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[2]
 # Llama-like proportions at a size that runs in seconds: GQA 8 over 2, head_dim 64.
 CFG = tiny_config(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=2, head_dim=64, intermediate_size=1536,
                   vocab_size=1024, rms_norm_eps=1e-5)
 MHA = CFG.replace(num_kv_heads=8)
 TOL = tolerances_for("bfloat16")
-
-
-@pytest.fixture(scope="module")
-def tuned_archive(tmp_path_factory: pytest.TempPathFactory):
-    from archive import Archive, KernelSpec
-    from autotuner.evaluator import EvalConfig, evaluate
-    from autotuner.tasks import load_task
-    from evolution.proposers.rules import translate
-    from evolution.proposers.seeds import seeds_for
-
-    tmp = tmp_path_factory.mktemp("tuned")
-    archive = Archive.open(f"sqlite:///{tmp / 'archive.db'}")
-    jobs = []  # (task, index, source, path)
-    for slot, by_dtype in SLOT_TASKS.items():
-        task = load_task(suite_task(by_dtype["bfloat16"]))
-        sources = [p.source for p in translate(task, max_variants=1).proposals]
-        sources += [p.source for p in seeds_for(task)]  # grouped-query attention: a hand-written seed
-        if slot == "silu_mul":
-            sources.append((REPO / "tests/candidates/silu_mul_bf16.py").read_text())
-        for i, source in enumerate(sources):
-            path = tmp / f"{task.name}_{i}.py"
-            path.write_text(source)
-            jobs.append((task, i, source, path))
-    # A dozen evaluations, each in its own child: several at once, as a search runs them (verdicts
-    # are what this fixture needs; the slots' timings only rank kernels of the same task).
-    started = time.perf_counter()
-
-    def run(job):  # noqa: ANN001, ANN202
-        result = evaluate(job[0].path, job[3], config=EvalConfig(baselines=False))
-        # Printed as each finishes (pytest -s): a slow fixture shows where its minutes go.
-        print(f"{time.perf_counter() - started:6.1f} s  {job[0].name}[{job[1]}]: {result.verdict.value}", flush=True)
-        return result
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(run, jobs))
-    notes = []
-    for (task, i, source, _), result in zip(jobs, results):
-        notes.append(f"{task.name}[{i}]: {result.verdict.value} {result.reason[:200]}")
-        if result.verdict.value != "error":
-            archive.record(task, KernelSpec(source, proposer="rules" if i == 0 else "manual"), result)
-    print("\n".join(notes))
-    yield archive
-    archive.close()
 
 
 def _model(cfg, slots, batch=1, max_seq=256, seed=0):
@@ -216,20 +171,6 @@ def test_hf_adapter_parity_on_gpu(tuned_archive) -> None:
             got = hf(tokens).logits
     verdict = compare_outputs(got, expected, TOL)
     assert verdict.ok, verdict.reason
-
-
-def test_cli_deploy_bench_on_llama_shapes(tuned_archive, capsys) -> None:
-    """The real Llama-3.2-1B shapes, a short run of every mode, through the CLI."""
-    from autotuner.cli.main import main
-
-    code = main(["deploy", "bench", "--db", tuned_archive.url, "--model", "llama-3.2-1b", "--prompt-len", "16",
-                 "--decode-steps", "8", "--repeats", "1", "--no-record"])
-    out = capsys.readouterr().out
-    print(out)
-    assert code == 0
-    for mode in ("eager", "tuned", "tuned+graph", "compile"):
-        assert f" {mode} " in out
-    assert "% of BW bound" in out and "parity llama-3.2-1b tuned+graph" in out
 
 
 @pytest.mark.parametrize("length", [20, 32, 77])
