@@ -12,10 +12,12 @@ import shutil
 import pytest
 
 import cuda_emu
+from autotuner.candidate import cuda_sources
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
+from evolution.proposers.rules.codegen import I32_LIMIT
 from test_extra_tasks import write
-from variant_checks import emulate_every_variant, nvcc_errors
+from variant_checks import _nvcc, emulate_every_variant, nvcc_errors
 
 # Two visible shapes: the kernels must take every size from the tensors, none from the trace.
 _SHAPES = 'SHAPES = [{"name": "a", "L": %d}, {"name": "b", "L": %d}]'
@@ -156,3 +158,37 @@ def test_conv_matches_reference_on_cpu_emulator(convs, tmp_path) -> None:  # noq
 def test_conv_sources_compile_for_sm90(convs) -> None:  # noqa: ANN001
     """The conv template (each rank, dtype, transposed or not, bias or not), as nvcc sees it."""
     assert not nvcc_errors(convs)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+def test_conv_corners_compile_for_sm90(convs) -> None:  # noqa: ANN001
+    """The tunables all at their smallest and all at their largest (COUT_PER_THREAD 8, BLOCK 512)."""
+    errors = {}
+    for name in ("conv1d", "conv3d", "conv_transpose3d", "conv2d_bf16", "conv_transpose1d_f16"):
+        p = convs[name][1].proposals[0]
+        for pick in (min, max):
+            params = dict(p.default_params, **{k: pick(v) for k, v in p.params_space.items()})
+            for src in cuda_sources(p.source):
+                error = _nvcc(src, params)
+                if error:
+                    errors[f"{name} {params}"] = error
+    assert not errors
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
+def test_conv_64bit_index_kernels_on_cpu_emulator(convs, tmp_path) -> None:  # noqa: ANN001
+    """The _i64 kernels (taken only past 2^30 elements, too large to emulate): forced here."""
+    specs, names = [], []
+    for name in ("conv2d_asymmetric", "conv_transpose2d_groups", "conv3d", "depthwise_separable"):
+        task, t = convs[name]
+        for p in t.proposals:
+            assert f"< {I32_LIMIT} else" in p.source
+            cand = tmp_path / f"{name}__{p.variant.replace('/', '_')}.py"
+            cand.write_text(p.source.replace(f"< {I32_LIMIT} else", "< 0 else"))
+            specs.append((task, cand, dict(p.default_params, BLOCK=128), 3_000_000))
+            names.append(f"{name} [{p.variant}]")
+    reports = cuda_emu.run_candidates(specs, workers=2)
+    assert not {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
+    assert all(any(k.endswith("_i64") for k in r["kernels"]) and not any(k.endswith("_i32") for k in r["kernels"]
+                                                                         if "dconv" in k) for r in reports)
