@@ -99,6 +99,58 @@ REFUSED = {
                          "constant_pad_nd"),
 }
 
+# The forms of KernelBench level 1's 34 convolution tasks (our own module settings and sizes,
+# large: they are traced on the meta device only): each must plan to dconv regions alone.
+_N3, _T3 = "nn.Conv3d", "nn.ConvTranspose3d"
+KB_FORMS = {
+    "3d_square": (f"{_N3}(3, 16, 3)", "4, 3, 24, 24, 24"),
+    "3d_asym_input": (f"{_N3}(3, 16, 3)", "4, 3, 16, 40, 24"),
+    "3d_asym_kernel": (f"{_N3}(3, 16, (3, 5, 7))", "4, 3, 24, 24, 24"),
+    "3d_asym_both": (f"{_N3}(3, 16, (3, 5, 7), stride=(1, 2, 1), padding=(1, 0, 3), dilation=(2, 1, 1))",
+                     "4, 3, 12, 64, 40"),
+    "3d_flat_kernel": (f"{_N3}(3, 16, (3, 3, 1))", "4, 3, 64, 64, 8"),
+    "2d_square": ("nn.Conv2d(3, 32, 3)", "8, 3, 128, 128"),
+    "2d_asym_input": ("nn.Conv2d(3, 32, 3)", "8, 3, 128, 96"),
+    "2d_asym_kernel": ("nn.Conv2d(3, 32, (3, 5))", "8, 3, 128, 128"),
+    "2d_dilated_padded": ("nn.Conv2d(3, 32, (3, 5), padding=(1, 2), dilation=(2, 1))", "8, 3, 128, 128"),
+    "2d_pointwise": ("nn.Conv2d(3, 32, 1)", "8, 3, 128, 128"),
+    "1d": ("nn.Conv1d(3, 32, 3)", "8, 3, 512"),
+    "1d_dilated_strided": ("nn.Conv1d(3, 32, 3, stride=3, dilation=4, bias=True)", "8, 3, 512"),
+    "dw_square": ("nn.Conv2d(3, 3, 3, groups=3)", "8, 3, 128, 128"),
+    "dw_asym_kernel": ("nn.Conv2d(3, 3, (3, 1), groups=3, bias=False)", "8, 3, 128, 128"),
+    "dw_asym_input": ("nn.Conv2d(3, 3, 3, stride=2, padding=1, groups=3)", "8, 3, 128, 96"),
+    "dw_asym_both": ("nn.Conv2d(3, 3, (3, 7), groups=3)", "8, 3, 128, 96"),
+    "t1d": ("nn.ConvTranspose1d(32, 3, 3)", "8, 32, 128"),
+    "t1d_dilated": ("nn.ConvTranspose1d(3, 32, 5, dilation=3)", "8, 3, 256"),
+    "t1d_padded_strided_dilated": ("nn.ConvTranspose1d(16, 32, 3, stride=2, padding=1, dilation=2)", "8, 16, 128"),
+    "t2d_square": ("nn.ConvTranspose2d(16, 32, 3)", "8, 16, 64, 64"),
+    "t2d_asym_kernel": ("nn.ConvTranspose2d(16, 32, (3, 5))", "8, 16, 64, 64"),
+    "t2d_asym_input": ("nn.ConvTranspose2d(16, 32, 3)", "8, 16, 64, 96"),
+    "t2d_asym_both": ("nn.ConvTranspose2d(16, 32, (3, 5), padding=(1, 2))", "8, 16, 32, 64"),
+    "t2d_strided_grouped_padded_dilated": ("nn.ConvTranspose2d(16, 32, (3, 5), stride=(2, 3), padding=(1, 2), "
+                                           "dilation=(2, 1), groups=4)", "8, 16, 32, 64"),
+    "t2d_dilated_padded_strided": ("nn.ConvTranspose2d(16, 32, 3, stride=5, padding=1, dilation=2)", "8, 16, 32, 48"),
+    "t3d_square": (f"{_T3}(16, 32, 3)", "4, 16, 16, 16, 16"),
+    "t3d_asym_kernel": (f"{_T3}(16, 32, (3, 5, 7))", "4, 16, 16, 16, 16"),
+    "t3d_asym_input": (f"{_T3}(16, 32, 3)", "4, 16, 8, 16, 32"),
+    "t3d_strided_padded_grouped": (f"{_T3}(16, 32, (3, 5, 7), stride=2, padding=(1, 2, 3), output_padding=1, "
+                                   "groups=4)", "4, 16, 8, 16, 24"),
+    "t3d_square_strided_grouped": (f"{_T3}(16, 32, 3, stride=2, padding=3, groups=4, bias=True)",
+                                   "4, 16, 12, 12, 12"),
+    "t3d_padded_dilated_strided": (f"{_T3}(16, 32, 3, stride=2, padding=1, dilation=2)", "4, 16, 8, 16, 16"),
+    "2d_bf16": ("nn.Conv2d(3, 32, 3, padding=1)", "8, 3, 128, 128"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KB_FORMS))
+def test_kernelbench_conv_forms_translate(name: str, tmp_path) -> None:  # noqa: ANN001
+    module, size = KB_FORMS[name]
+    dtype = "bfloat16" if "bf16" in name else "float32"
+    case = dict(init=f"self.c = {module}", body="return self.c(x)", dtype=dtype,
+                inputs=f"[torch.randn({size}, dtype=torch.{dtype})]")
+    t = translate(load_task(write(tmp_path, name, case)))
+    assert t.proposals and [r.kind for r in t.plan.regions] == ["dconv"], t.notes
+
 
 @pytest.fixture(scope="module")
 def convs(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
