@@ -43,17 +43,23 @@ def options(region: Region) -> list[tuple[str, dict[str, Any]]]:
 
 
 def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
-    """A thread per output position and channel block; BLOCK and WAVES shape the launch only."""
+    """A thread per channel block at POS_PER_THREAD positions; BLOCK and WAVES shape the launch only."""
     cout_g = _cout_g(region.nodes[0])
     per_thread = [c for c in (1, 2, 4, 8) if c == 1 or c <= cout_g]
-    return ({"BLOCK": 256, "WAVES": 4, "COUT_PER_THREAD": choice["cpt"]},
-            {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16], "COUT_PER_THREAD": per_thread})
+    # POS_PER_THREAD > 1 (each weight load serving that many positions) is searched, not the
+    # default, until it is measured on a GPU.
+    return ({"BLOCK": 256, "WAVES": 4, "COUT_PER_THREAD": choice["cpt"], "POS_PER_THREAD": 1},
+            {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16], "COUT_PER_THREAD": per_thread,
+             "POS_PER_THREAD": [1, 2, 4]})
 
 
 def _window(conv: Node, dtype: str) -> tuple[list[str], list[str]]:
-    """(CUDA lines before the channel loop, the tap loops inside it accumulating ``acc``)."""
+    """(CUDA lines before the channel loop, the tap loops inside it accumulating ``acc``). The
+    last dim's taps load the COUT_PER_THREAD weights once for the thread's POS_PER_THREAD
+    positions (``o{last} + q``)."""
     k, s, p, d = (conv.args[name] for name in ("kernel", "stride", "padding", "dilation"))
     nd = len(k)
+    last = nd - 1
     transposed = conv.args["transposed"]
     setup = [f"        const I h{a} = o{a}{'' if transposed else f' * (I){s[a]}'} "
              f"{'+' if transposed else '-'} (I){p[a]};" for a in range(nd)]
@@ -62,25 +68,36 @@ def _window(conv: Node, dtype: str) -> tuple[list[str], list[str]]:
         lines.append(f"{pad}#pragma unroll")
         lines.append(f"{pad}for (int j{a} = 0; j{a} < {k[a]}; ++j{a}) {{")
         pad += "    "
+        if a == last:  # this tap's weights, then the thread's positions along the last dim
+            tap = "j0"
+            for b in range(1, nd):
+                tap = f"({tap}) * {k[b]} + j{b}"
+            lines.append(f"{pad}float wv[COUT_PER_THREAD];")
+            lines.append(f"{pad}#pragma unroll")
+            lines.append(f"{pad}for (int j = 0; j < COUT_PER_THREAD; ++j) "
+                         f"wv[j] = {cuda.widen(dtype, f'wc[wo[j] + (I)({tap})]')};")
+            lines.append(f"{pad}#pragma unroll")
+            lines.append(f"{pad}for (int q = 0; q < POS_PER_THREAD; ++q) {{")
+            pad += "    "
         if transposed:  # o + p - j*d must be a multiple of the stride, the quotient inside the input
-            lines.append(f"{pad}const I t{a} = h{a} - (I)(j{a} * {d[a]});")
+            shift = f"(I)(q - j{a} * {d[a]})" if a == last else f"(I)(-j{a} * {d[a]})"
+            lines.append(f"{pad}const I t{a} = h{a} + {shift};")
             checks = [f"t{a} < 0"] + ([f"t{a} % (I){s[a]} != 0"] if s[a] > 1 else [])
             lines.append(f"{pad}if ({' || '.join(checks)}) continue;")
             lines.append(f"{pad}const I i{a} = t{a}{f' / (I){s[a]}' if s[a] > 1 else ''};")
             lines.append(f"{pad}if (i{a} >= l{a}) continue;")
         else:  # without padding every tap of an output PyTorch sizes lies inside the input
-            lines.append(f"{pad}const I i{a} = h{a} + (I)(j{a} * {d[a]});")
+            shift = f"(I)(q * {s[a]} + j{a} * {d[a]})" if a == last else f"(I)(j{a} * {d[a]})"
+            lines.append(f"{pad}const I i{a} = h{a} + {shift};")
             if p[a] > 0:
                 lines.append(f"{pad}if (i{a} < 0 || i{a} >= l{a}) continue;")
+            elif a == last:  # a position past the output's end (the last block's) may reach past the input
+                lines.append(f"{pad}if (POS_PER_THREAD > 1 && i{a} >= l{a}) continue;")
         lines.append(f"{pad}const I r{a} = {f'i{a}' if a == 0 else f'r{a - 1} * l{a} + i{a}'};")
-    tap = "j0"
-    for a in range(1, nd):
-        tap = f"({tap}) * {k[a]} + j{a}"
-    lines.append(f"{pad}const float xv = {cuda.widen(dtype, f'xc[r{nd - 1}]')};")
+    lines.append(f"{pad}const float xv = {cuda.widen(dtype, f'xc[r{last}]')};")
     lines.append(f"{pad}#pragma unroll")
-    lines.append(f"{pad}for (int j = 0; j < COUT_PER_THREAD; ++j) "
-                 f"acc[j] += xv * {cuda.widen(dtype, f'wc[wo[j] + (I)({tap})]')};")
-    for _ in range(nd):
+    lines.append(f"{pad}for (int j = 0; j < COUT_PER_THREAD; ++j) acc[q][j] += xv * wv[j];")
+    for _ in range(nd + 1):
         pad = pad[:-4]
         lines.append(f"{pad}}}")
     return setup, lines
@@ -97,15 +114,21 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     else:  # w: [Cout, Cin / G, *k]
         w_base, w_ci, w_j = f"(g * cout_g + c0) * cin_g * (I){taps}", f"(I){taps}", f"cin_g * (I){taps}"
     has_bias = conv.args["bias"] is not None
-    acc = "acc[j] + " + cuda.widen(dtype, "bias[g * cout_g + c0 + (I)j]") if has_bias else "acc[j]"
+    acc = "acc[q][j] + " + cuda.widen(dtype, "bias[g * cout_g + c0 + (I)j]") if has_bias else "acc[q][j]"
     setup, window = _window(conv, dtype)
-    index = [f"        const I o{a} = t_ % z{a}; t_ /= z{a};" for a in range(nd - 1, -1, -1)]
+    last = nd - 1
+    index = [f"        const I o{last} = (t_ % zq) * (I)POS_PER_THREAD; t_ /= zq;"]
+    index += [f"        const I o{a} = t_ % z{a}; t_ /= z{a};" for a in range(nd - 2, -1, -1)]
+    sp = "o0"
+    for a in range(1, nd):
+        sp = f"({sp}) * z{a} + o{a}"
     sizes = [f"l{a}" for a in range(nd)] + [f"z{a}" for a in range(nd)]
     t = cuda.storage(dtype)[0]
     what = ("Transposed convolution (the gather form)" if conv.args["transposed"] else "Convolution") + \
         f" (window {list(conv.args['kernel'])}, groups {conv.args['groups']})"
     text = fill("conv.cu", NAME=name, T=t, ND=nd, WHAT=what, GROUPS=conv.args["groups"], INDEX="\n".join(index),
-                SETUP="\n".join(setup), WINDOW="\n".join(window), STORE=cuda.narrow(dtype, acc),
+                SETUP="\n".join(setup), WINDOW="\n".join(window), STORE=cuda.narrow(dtype, acc), SP=sp,
+                LAST_POS=f"o{last}", LAST_EXT=f"z{last}",
                 W_BASE=w_base, W_CI=w_ci, W_J=w_j,
                 BIAS_PARAM=f"const {t}* __restrict__ bias, " if has_bias else "", BIAS_ARG="bias, " if has_bias else "",
                 SIZES=join_params([f"I {s}" for s in sizes]),
@@ -158,11 +181,12 @@ def _forward(ctx: Ctx, region: Region, name: str) -> list[str]:
     lines += [f"{out} = torch.empty(({batch + ', ' if c else ''}{groups} * {cog}, {''.join(o + ', ' for o in outs)}), "
               f"dtype={cuda.TORCH_DTYPE[conv.dtype]}, device={x}.device)",
               f"{nblk} = -(-{cog} // COUT_PER_THREAD)",
-              f"{n} = {batch} * {groups} * {nblk} * {' * '.join(outs)}",
+              f"zq{i} = -(-{outs[-1]} // POS_PER_THREAD)",
+              f"{n} = {batch} * {groups} * {nblk} * {''.join(o + ' * ' for o in outs[:-1])}zq{i}",
               f"if {n} > 0:",
               f'    kernel{i} = "{name}_i32" if max({n}, {", ".join(t + ".numel()" for t in tensors)}) < {I32_LIMIT} '
               f'else "{name}_i64"',
               f"    self.rules_mod.launch(kernel{i}, grid=(rules_grid({n}, BLOCK, self.rules_cap),), block=(BLOCK,), "
-              f"args=({', '.join(tensors)}, {''.join(v + ', ' for v in ins + outs)}{cig}, {cog}, {nblk}, "
+              f"args=({', '.join(tensors)}, {''.join(v + ', ' for v in ins + outs)}zq{i}, {cig}, {cog}, {nblk}, "
               f"{' * '.join(ins)}, {' * '.join(outs)}, {n}))"]
     return lines

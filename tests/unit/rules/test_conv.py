@@ -206,6 +206,22 @@ def test_conv_matches_reference_on_cpu_emulator(convs, tmp_path) -> None:  # noq
     assert all(len(s) >= 2 for s in shapes), shapes
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
+def test_conv_positions_per_thread_on_cpu_emulator(convs, tmp_path) -> None:  # noqa: ANN001
+    """Each case's first variant with POS_PER_THREAD 4 (a searched tunable): every extent here
+    leaves a partial last block of positions in some shape."""
+    specs, names = [], []
+    for name, (task, t) in convs.items():
+        p = t.proposals[0]
+        cand = tmp_path / f"{name}.py"
+        cand.write_text(p.source)
+        specs.append((task, cand, dict(p.default_params, BLOCK=128, POS_PER_THREAD=4), 3_000_000))
+        names.append(name)
+    reports = cuda_emu.run_candidates(specs, workers=2)
+    assert not {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 def test_conv_sources_compile_for_sm90(convs) -> None:  # noqa: ANN001
     """The conv template (each rank, dtype, transposed or not, bias or not), as nvcc sees it."""
@@ -230,7 +246,8 @@ def test_conv_corners_compile_for_sm90(convs) -> None:  # noqa: ANN001
 @pytest.mark.slow
 @pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
 def test_conv_64bit_index_kernels_on_cpu_emulator(convs, tmp_path) -> None:  # noqa: ANN001
-    """The _i64 kernels (taken only past 2^30 elements, too large to emulate): forced here."""
+    """The _i64 kernels (taken only past 2^30 elements, too large to emulate): forced here (with
+    two positions a thread)."""
     specs, names = [], []
     for name in ("conv2d_asymmetric", "conv_transpose2d_groups", "conv3d", "depthwise_separable"):
         task, t = convs[name]
@@ -238,7 +255,7 @@ def test_conv_64bit_index_kernels_on_cpu_emulator(convs, tmp_path) -> None:  # n
             assert f"< {I32_LIMIT} else" in p.source
             cand = tmp_path / f"{name}__{p.variant.replace('/', '_')}.py"
             cand.write_text(p.source.replace(f"< {I32_LIMIT} else", "< 0 else"))
-            specs.append((task, cand, dict(p.default_params, BLOCK=128), 3_000_000))
+            specs.append((task, cand, dict(p.default_params, BLOCK=128, POS_PER_THREAD=2), 3_000_000))
             names.append(f"{name} [{p.variant}]")
     reports = cuda_emu.run_candidates(specs, workers=2)
     assert not {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
