@@ -57,7 +57,7 @@ def _window(conv: Node, dtype: str) -> tuple[list[str], list[str]]:
     """(CUDA lines before the channel loop, the tap loops inside it accumulating ``acc``). The
     last dim's taps load the COUT_PER_THREAD weights once for the thread's POS_PER_THREAD
     positions (``o{last} + q``)."""
-    k, s, p, d = (conv.args[name] for name in ("kernel", "stride", "padding", "dilation"))
+    k, s, p, d, pe = (conv.args[name] for name in ("kernel", "stride", "padding", "dilation", "padding_end"))
     nd = len(k)
     last = nd - 1
     transposed = conv.args["transposed"]
@@ -86,13 +86,14 @@ def _window(conv: Node, dtype: str) -> tuple[list[str], list[str]]:
             lines.append(f"{pad}if ({' || '.join(checks)}) continue;")
             lines.append(f"{pad}const I i{a} = t{a}{f' / (I){s[a]}' if s[a] > 1 else ''};")
             lines.append(f"{pad}if (i{a} >= l{a}) continue;")
-        else:  # without padding every tap of an output PyTorch sizes lies inside the input
+        else:  # without padding on a side no tap of an output PyTorch sizes lies past that side
             shift = f"(I)(q * {s[a]} + j{a} * {d[a]})" if a == last else f"(I)(j{a} * {d[a]})"
             lines.append(f"{pad}const I i{a} = h{a} + {shift};")
-            if p[a] > 0:
-                lines.append(f"{pad}if (i{a} < 0 || i{a} >= l{a}) continue;")
-            elif a == last:  # a position past the output's end (the last block's) may reach past the input
-                lines.append(f"{pad}if (POS_PER_THREAD > 1 && i{a} >= l{a}) continue;")
+            # (a position past the output's end, in the last block along the last dim, may reach past it)
+            past = f"i{a} >= l{a}" if pe[a] > 0 else (f"(POS_PER_THREAD > 1 && i{a} >= l{a})" if a == last else "")
+            checks = ([f"i{a} < 0"] if p[a] > 0 else []) + ([past] if past else [])
+            if checks:
+                lines.append(f"{pad}if ({' || '.join(checks)}) continue;")
         lines.append(f"{pad}const I r{a} = {f'i{a}' if a == 0 else f'r{a - 1} * l{a} + i{a}'};")
     lines.append(f"{pad}const float xv = {cuda.widen(dtype, f'xc[r{last}]')};")
     lines.append(f"{pad}#pragma unroll")
@@ -147,7 +148,8 @@ def _forward(ctx: Ctx, region: Region, name: str) -> list[str]:
     input's sizes (PyTorch's formulas), the output, the launch."""
     conv = region.nodes[0]
     i, x, w, out = region.index, ctx.py(conv.args["input"]), ctx.py(conv.args["weight"]), ctx.py(conv)
-    k, s, p, d, op = (conv.args[key] for key in ("kernel", "stride", "padding", "dilation", "output_padding"))
+    k, s, p, d, op, pe = (conv.args[key] for key in ("kernel", "stride", "padding", "dilation", "output_padding",
+                                                      "padding_end"))
     groups, transposed = conv.args["groups"], conv.args["transposed"]
     cig, cog, nblk, n = f"cig{i}", f"cog{i}", f"nblk{i}", f"n{i}"
     c = 0 if conv.args["unbatched"] else 1  # x's channel dim (an unbatched input is [C, *spatial])
@@ -173,7 +175,7 @@ def _forward(ctx: Ctx, region: Region, name: str) -> list[str]:
         if transposed:
             lines.append(f"{ext} = ({size} - 1) * {s[a]}{_signed(d[a] * (k[a] - 1) + op[a] + 1 - 2 * p[a])}")
         else:
-            lines.append(f"{ext} = ({size}{_signed(2 * p[a] - d[a] * (k[a] - 1) - 1)}) // {s[a]} + 1")
+            lines.append(f"{ext} = ({size}{_signed(p[a] + pe[a] - d[a] * (k[a] - 1) - 1)}) // {s[a]} + 1")
         ins.append(size)
         outs.append(ext)
     bias = conv.args["bias"]

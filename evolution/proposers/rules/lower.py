@@ -773,7 +773,9 @@ class Lowering:
         bias included) as the rules' direct-convolution kernel. The window geometry (kernel
         size from the traced weight, stride, padding, dilation, output_padding, groups) is
         compiled in; batch, channels and spatial extents are read at run time."""
-        x, w, bias = self.arg(node, "input"), self.arg(node, "weight"), self.arg(node, "bias")
+        pad_node, extra = _zero_pad_of(self.graph, node)
+        x = self.get(pad_node.args["self"]) if pad_node is not None else self.arg(node, "input")
+        w, bias = self.arg(node, "weight"), self.arg(node, "bias")
         for name, value in (("input", x), ("weight", w), ("bias", bias)):
             if value is not None and (not isinstance(value, Node) or value.dtype != node.dtype
                                       or node.dtype not in ops_float()):
@@ -795,6 +797,10 @@ class Lowering:
                   (("stride", 1), ("padding", 0), ("dilation", 1), ("output_padding", 0))}
         if min(window["padding"] + window["output_padding"]) < 0:
             raise Unsupported(f"aten.convolution with negative padding {window}", node.line)
+        # the zero padding before and after the input along each spatial dim (they differ where a
+        # zero constant_pad_nd folded in: padding='same' with an even window)
+        window["padding_end"] = tuple(p + e for p, (_, e) in zip(window["padding"], extra[-nd:]))
+        window["padding"] = tuple(p + b for p, (b, _) in zip(window["padding"], extra[-nd:]))
         if bias is not None and bias.shape != (node.shape[1],):
             raise Unsupported(f"aten.convolution with a bias of shape {list(bias.shape)}", node.line)
         geometry = None
@@ -858,6 +864,23 @@ class Lowering:
                 made.append(index if out_shape == shape else self.new("view", {"self": index}, shape, "int64", node))
             return made[0]
         return values, indices
+
+
+def _zero_pad_of(graph: Graph, conv: Node) -> tuple[Node | None, list[tuple[int, int]]]:
+    """(the ``constant_pad_nd`` node, per spatial dim (before, after)) when a forward (not
+    transposed) convolution's input is a zero padding of its spatial dims only, used by nothing
+    else (``padding='same'`` with an even window traces so): the convolution pads instead."""
+    nd = len(conv.shape) - 2
+    raw = conv.args.get("input")
+    if not isinstance(raw, Node) or raw.op != "constant_pad_nd" or conv.args.get("transposed") or nd < 1:
+        return None, [(0, 0)] * nd
+    pad, value = raw.args.get("pad") or [], raw.args.get("value", 0)
+    users = graph.users().get(raw.id, [])
+    if (value not in (0, 0.0, None) or len(pad) % 2 or len(pad) > 2 * nd or len(users) != 1
+            or not all(type(v) is int and v >= 0 for v in pad)):
+        return None, [(0, 0)] * nd
+    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)][::-1]  # pad lists the last dim first
+    return raw, [(0, 0)] * (nd - len(pairs)) + pairs
 
 
 def _pool_ints(node: Node, name: str, nd: int, default: int | str | None) -> list[int]:

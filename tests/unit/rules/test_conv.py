@@ -76,6 +76,13 @@ CASES = {
                           body="return torch.relu(self.c(x))"), ["dconv", "pointwise"]),
     "conv1d_of_scaled": (_conv("nn.Conv1d(3, 4, 3)", "[torch.randn(2, 3, L)]", (20, 25),
                                body="return self.c(x * 2.0 + 1.0)"), ["pointwise", "dconv"]),
+    # padding='same' with an even window traces as a zero constant_pad_nd (after only), folded in
+    "conv2d_same_even": (_conv("nn.Conv2d(3, 4, (4, 3), padding='same')", "[torch.randn(2, 3, L, 9)]", (8, 11)),
+                         ["dconv"]),
+    "conv1d_same_even_dilated": (_conv("nn.Conv1d(3, 4, 4, padding='same', dilation=3, bias=False)",
+                                       "[torch.randn(2, 3, L)]", (20, 27)), ["dconv"]),
+    "conv2d_zero_pad_before": (_conv("nn.Conv2d(3, 4, 3, stride=2)", "[torch.randn(2, 3, L, 9)]", (8, 11),
+                                     body="return self.c(F.pad(x, (2, 0, 1, 3)))"), ["dconv"]),
     # an unbatched input ([C, *spatial]), and a transposed one
     "conv2d_unbatched": (_conv("nn.Conv2d(3, 4, 3, padding=1)", "[torch.randn(3, L, 9)]", (8, 11)), ["dconv"]),
     "conv_transpose1d_unbatched": (_conv("nn.ConvTranspose1d(3, 4, 3, stride=2)", "[torch.randn(3, L)]", (8, 11)),
@@ -95,8 +102,9 @@ REFUSED = {
                               (8, 9)), "reflection_pad2d"),
     "conv_of_reshape": (dict(fargs="x, w", body="return F.conv1d(x.view(2, 3, -1), w)",
                              inputs="[torch.randn(2, 3, 4, 5), torch.randn(4, 3, 3)]"), "batched [N, C, *spatial]"),
-    "same_even_kernel": (_conv("nn.Conv2d(3, 4, 4, padding='same')", "[torch.randn(2, 3, L, 9)]", (8, 9)),
-                         "constant_pad_nd"),
+    # a padding of ones is no zero padding the convolution could do itself
+    "ones_padding": (dict(body="return self.c(F.pad(x, (1, 2), value=1.0))", init="self.c = nn.Conv1d(3, 4, 3)",
+                          inputs="[torch.randn(2, 3, 9)]"), "constant_pad_nd"),
 }
 
 # The forms of KernelBench level 1's 34 convolution tasks (our own module settings and sizes,
