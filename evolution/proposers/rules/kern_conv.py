@@ -2,14 +2,16 @@
 (``aten.convolution``: stride, padding, dilation, output_padding, groups, bias) as a kernel of
 the rules' own, since a strict task may not leave the convolution to cuDNN.
 
-A thread computes ``COUT_PER_THREAD`` output channels (of one group) at one output position:
-out[n, co, o] = bias[co] + sum over the group's input channels ci and the window's taps k of
-x[n, ci, o*s - p + k*d] * w[co, ci_local, k] (taps outside the input are skipped, i.e. zero
-padding), or for the transposed form (its gather: an output reads the inputs whose scatter
-reaches it) x[n, ci, i] * w[ci, co_local, k] over the taps where o + p - k*d = i*s with i inside
-the input. The window geometry is compiled in (the tap loops unroll; the weight's spatial size
-and the module's settings are checked at run time); batch, channels and spatial extents are
-read from the tensors, and the output extents follow PyTorch's formulas.
+A thread computes ``COUT_PER_THREAD`` output channels (of one group) at ``POS_PER_THREAD``
+consecutive positions along the last dim: out[n, co, o] = bias[co] + sum over the group's input
+channels ci and the window's taps k of x[n, ci, o*s - p + k*d] * w[co, ci_local, k] (taps outside
+the input are skipped, i.e. zero padding; the padding before and after a dim may differ where a
+zero ``constant_pad_nd`` folded in), or for the transposed form (its gather: an output reads the
+inputs whose scatter reaches it) x[n, ci, i] * w[ci, co_local, k] over the taps where
+o + p - k*d = i*s with i inside the input. The window geometry is compiled in (the tap loops
+unroll; the weight's spatial size and the module's settings are checked at run time); batch,
+channels and spatial extents are read from the tensors, and the output extents follow PyTorch's
+formulas.
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ _SEPARABLE = dict(init="self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=F
                   body="return self.pw(self.dw(x))", inputs="[torch.randn(2, 4, L, 11)]",
                   extra="L = 9\n" + _SHAPES % (9, 12))
 
+_VARY = '{"name": "a", "CIN": 4, "COUT": 6}, {"name": "b", "CIN": 6, "COUT": 10}'
+
 # name -> (task fields, the region kinds it plans to)
 CASES = {
     "conv1d": (_conv("nn.Conv1d(3, 8, 5)", "[torch.randn(2, 3, L)]", (37, 30)), ["dconv"]),
@@ -87,6 +89,15 @@ CASES = {
     "conv2d_unbatched": (_conv("nn.Conv2d(3, 4, 3, padding=1)", "[torch.randn(3, L, 9)]", (8, 11)), ["dconv"]),
     "conv_transpose1d_unbatched": (_conv("nn.ConvTranspose1d(3, 4, 3, stride=2)", "[torch.randn(3, L)]", (8, 11)),
                                    ["dconv"]),
+    # channel counts that change with the shape (init inputs): read at run time too
+    "conv2d_channels_vary": (dict(iargs=", cin, cout", init="self.c = nn.Conv2d(cin, cout, 3, padding=1, groups=2)",
+                                  body="return self.c(x)", inputs="[torch.randn(2, CIN, 7, 9)]", initin="[CIN, COUT]",
+                                  extra="CIN = 4\nCOUT = 6\nSHAPES = [" + _VARY + "]"), ["dconv"]),
+    "conv_transpose2d_channels_vary": (dict(iargs=", cin, cout",
+                                            init="self.c = nn.ConvTranspose2d(cin, cout, 3, stride=2, groups=2)",
+                                            body="return self.c(x)", inputs="[torch.randn(2, CIN, 5, 4)]",
+                                            initin="[CIN, COUT]", extra="CIN = 4\nCOUT = 6\nSHAPES = [" + _VARY + "]"),
+                                       ["dconv"]),
     # the weight as a forward input (F.conv2d), no module
     "functional_conv2d": (dict(fargs="x, w", body="return F.conv2d(x, w, stride=2, padding=1)",
                                inputs="[torch.randn(2, 3, L, 9), torch.randn(4, 3, 3, 3)]",
