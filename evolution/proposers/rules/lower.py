@@ -774,6 +774,10 @@ class Lowering:
         size from the traced weight, stride, padding, dilation, output_padding, groups) is
         compiled in; batch, channels and spatial extents are read at run time."""
         pad_node, extra = _zero_pad_of(self.graph, node)
+        if pad_node is None and node.args["input"].op == "constant_pad_nd":
+            raise Unsupported("aten.constant_pad_nd before aten.convolution: the rules fold only a zero padding of "
+                              "the spatial dims that nothing else reads into a (not transposed) convolution",
+                              node.line)
         x = self.get(pad_node.args["self"]) if pad_node is not None else self.arg(node, "input")
         w, bias = self.arg(node, "weight"), self.arg(node, "bias")
         for name, value in (("input", x), ("weight", w), ("bias", bias)):

@@ -115,7 +115,9 @@ REFUSED = {
                              inputs="[torch.randn(2, 3, 4, 5), torch.randn(4, 3, 3)]"), "batched [N, C, *spatial]"),
     # a padding of ones is no zero padding the convolution could do itself
     "ones_padding": (dict(body="return self.c(F.pad(x, (1, 2), value=1.0))", init="self.c = nn.Conv1d(3, 4, 3)",
-                          inputs="[torch.randn(2, 3, 9)]"), "constant_pad_nd"),
+                          inputs="[torch.randn(2, 3, 9)]"), "fold only a zero padding"),
+    "transposed_of_padded": (dict(body="return self.c(F.pad(x, (1, 2)))", init="self.c = nn.ConvTranspose1d(3, 4, 3)",
+                                  inputs="[torch.randn(2, 3, 9)]"), "fold only a zero padding"),
 }
 
 # The forms of KernelBench level 1's 34 convolution tasks (our own module settings and sizes,
