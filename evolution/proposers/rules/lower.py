@@ -6,7 +6,8 @@ pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over o
 block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
 ``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum`` (a
 scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
-GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``pool`` (max / avg
+GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``dconv`` (a
+convolution under the strict policy, bias included, for the rules' own kernel); ``pool`` (max / avg
 pooling over the trailing 1-3 dims, its window as constants); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
@@ -109,9 +110,9 @@ class Lowering:
             x = self.arg(node, "self")
             if isinstance(x, Node) and x.shape == node.shape and x.op != "input" and x.op != "param":
                 return x  # a view that changes nothing (after a rewrite such as InstanceNorm's)
-            if isinstance(x, Node) and x.op == "view" and x.args["self"].op in ("pool", "pool_indices") and \
+            if isinstance(x, Node) and x.op == "view" and x.args["self"].op in ("pool", "pool_indices", "dconv") and \
                     x.args["self"].shape == node.shape:
-                return x.args["self"]  # max_pool1d's squeeze undoing the view of a pool over fewer dims
+                return x.args["self"]  # max_pool1d's (an unbatched conv's) squeeze undoing the view of a pool (conv)
             return self.new("view", {"self": x}, node.shape, node.dtype, node)
         if op == "expand":
             return self.new("expand", {"self": self.arg(node, "self")}, node.shape, node.dtype, node)
@@ -743,6 +744,8 @@ class Lowering:
         return self.new("add", {"self": mm, "other": self.arg(node, "self")}, shape, node.dtype, node)
 
     def op_convolution(self, node: Node) -> Node:
+        if self.policy != "hybrid":
+            return self._direct_conv(node)  # strict: the rules' own kernel (kern_conv)
         self._external(node, "convolution")
         x, w = self.arg(node, "input"), self.arg(node, "weight")
         if node.args.get("transposed") or len(x.shape) not in (3, 4, 5):
@@ -764,6 +767,58 @@ class Lowering:
         shape = (1, bias.shape[0]) + (1,) * (len(node.shape) - 2)
         bview = self.new("view", {"self": bias}, shape, bias.dtype, node)
         return self.new("add", {"self": conv, "other": bview}, node.shape, node.dtype, node)
+
+    def _direct_conv(self, node: Node) -> Node:
+        """A ``dconv`` node: ``aten.convolution`` (1-3 spatial dims, transposed or not, grouped,
+        bias included) as the rules' direct-convolution kernel. The window geometry (kernel
+        size from the traced weight, stride, padding, dilation, output_padding, groups) is
+        compiled in; batch, channels and spatial extents are read at run time."""
+        pad_node, extra = _zero_pad_of(self.graph, node)
+        if pad_node is None and node.args["input"].op == "constant_pad_nd":
+            raise Unsupported("aten.constant_pad_nd before aten.convolution: the rules fold only a zero padding of "
+                              "the spatial dims that nothing else reads into a (not transposed) convolution",
+                              node.line)
+        x = self.get(pad_node.args["self"]) if pad_node is not None else self.arg(node, "input")
+        w, bias = self.arg(node, "weight"), self.arg(node, "bias")
+        for name, value in (("input", x), ("weight", w), ("bias", bias)):
+            if value is not None and (not isinstance(value, Node) or value.dtype != node.dtype
+                                      or node.dtype not in ops_float()):
+                raise Unsupported(f"aten.convolution with a {name} of {getattr(value, 'dtype', 'a scalar')} into "
+                                  f"{node.dtype} (the rules convolve float32, bfloat16 and float16 tensors of "
+                                  "one dtype)", node.line)
+        nd, shape = len(x.shape) - 2, node.shape
+        unbatched = (x.op == "view" and x.shape[:1] == (1,) and x.args["self"].shape == x.shape[1:]
+                     and nd in (1, 2, 3))
+        if unbatched:  # an unbatched input is a view with a batch of one: convolve the input itself
+            x, shape = x.args["self"], node.shape[1:]
+        if nd not in (1, 2, 3) or len(w.shape) != nd + 2:
+            raise Unsupported(f"aten.convolution of a {len(x.shape)}-d input with a {len(w.shape)}-d weight "
+                              "(the rules convolve batched [N, C, 1-3 spatial dims] inputs)", node.line)
+        groups = node.args.get("groups", 1)
+        if type(groups) is not int or groups < 1:
+            raise Unsupported(f"aten.convolution with groups={groups!r}", node.line)
+        window = {key: tuple(_pool_ints(node, key, nd, default)) for key, default in
+                  (("stride", 1), ("padding", 0), ("dilation", 1), ("output_padding", 0))}
+        if min(window["padding"] + window["output_padding"]) < 0:
+            raise Unsupported(f"aten.convolution with negative padding {window}", node.line)
+        # the zero padding before and after the input along each spatial dim (they differ where a
+        # zero constant_pad_nd folded in: padding='same' with an even window)
+        window["padding_end"] = tuple(p + e for p, (_, e) in zip(window["padding"], extra[-nd:]))
+        window["padding"] = tuple(p + b for p, (b, _) in zip(window["padding"], extra[-nd:]))
+        if bias is not None and bias.shape != (node.shape[1],):
+            raise Unsupported(f"aten.convolution with a bias of shape {list(bias.shape)}", node.line)
+        geometry = None
+        model = self.graph.model
+        if w.op == "param" and model is not None:  # checked at run time: hidden shapes rebuild the module
+            mod = model.get_submodule(w.name.rpartition(".")[0]) if "." in w.name else model
+            if all(hasattr(mod, a) for a in ("stride", "padding", "dilation", "groups", "output_padding")):
+                geometry = (w.name.rpartition(".")[0],
+                            repr((mod.stride, mod.padding, mod.dilation, mod.groups, mod.output_padding)))
+        args = {"input": x, "weight": w, "bias": bias, "kernel": tuple(w.shape[2:]), "groups": groups,
+                "transposed": bool(node.args.get("transposed")), "geometry": geometry, "unbatched": unbatched,
+                **window}
+        conv = self.new("dconv", args, shape, node.dtype, node)
+        return conv if not unbatched else self.new("view", {"self": conv}, node.shape, node.dtype, node)
 
     # -- pooling ------------------------------------------------------------------------------
     def op_max_pool2d_with_indices(self, node: Node) -> tuple[Node, Callable[[], Node]]:
@@ -813,6 +868,23 @@ class Lowering:
                 made.append(index if out_shape == shape else self.new("view", {"self": index}, shape, "int64", node))
             return made[0]
         return values, indices
+
+
+def _zero_pad_of(graph: Graph, conv: Node) -> tuple[Node | None, list[tuple[int, int]]]:
+    """(the ``constant_pad_nd`` node, per spatial dim (before, after)) when a forward (not
+    transposed) convolution's input is a zero padding of its spatial dims only, used by nothing
+    else (``padding='same'`` with an even window traces so): the convolution pads instead."""
+    nd = len(conv.shape) - 2
+    raw = conv.args.get("input")
+    if not isinstance(raw, Node) or raw.op != "constant_pad_nd" or conv.args.get("transposed") or nd < 1:
+        return None, [(0, 0)] * nd
+    pad, value = raw.args.get("pad") or [], raw.args.get("value", 0)
+    users = graph.users().get(raw.id, [])
+    if (value not in (0, 0.0, None) or len(pad) % 2 or len(pad) > 2 * nd or len(users) != 1
+            or not all(type(v) is int and v >= 0 for v in pad)):
+        return None, [(0, 0)] * nd
+    pairs = [(pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)][::-1]  # pad lists the last dim first
+    return raw, [(0, 0)] * (nd - len(pairs)) + pairs
 
 
 def _pool_ints(node: Node, name: str, nd: int, default: int | str | None) -> list[int]:

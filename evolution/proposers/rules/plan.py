@@ -8,9 +8,10 @@ Regions, formed in this order (each becomes one kernel, or one PyTorch call):
   turned into one over the permute's input by ``lower``);
 * ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
   (cumsum over the last dim), ``attention`` (decode attention), ``flash`` (attention over
-  query tiles) and ``pool`` (max / avg pooling over 1-3 trailing dims of an input or of
-  another region's result; max pooling's indices are written by the same kernel) - one node
-  each;
+  query tiles), ``pool`` (max / avg pooling over 1-3 trailing dims of an input or of
+  another region's result; max pooling's indices are written by the same kernel) and
+  ``dconv`` (strict: a convolution, transposed or not, as the rules' direct-convolution
+  kernel, bias included) - one node each;
 * ``row``: every ``red`` over the same operand shape and trailing dims, with the pointwise
   prologue (cone of their operands) and epilogue (per-element and per-row values downstream)
   around them;
@@ -39,8 +40,8 @@ from evolution.proposers.rules import ops
 from evolution.proposers.rules.ir import Graph, Node, Unsupported
 
 _PASS = {"view", "expand", "id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
-_SINGLE = {"mm", "conv", "cumsum", "attention", "flash", "pool"}
-_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy", "pool"}
+_SINGLE = {"mm", "conv", "cumsum", "attention", "flash", "pool", "dconv"}
+_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy", "pool", "dconv"}
 # Views the kernels cannot read in their own memory order: a ``copy`` region materializes them.
 STRIDED = {"t", "transpose", "permute", "slice", "select"}
 
@@ -57,7 +58,7 @@ class Leaf:
 
 @dataclass
 class Region:
-    kind: str  # pointwise | row | col | reduce_all | scan | attention | flash | copy | pool | mm | conv
+    kind: str  # pointwise | row | col | reduce_all | scan | attention | flash | copy | pool | dconv | mm | conv
     nodes: list[Node] = field(default_factory=list)  # computed nodes, topological order
     outputs: list[Node] = field(default_factory=list)  # values this region materializes
     shape: tuple[int, ...] = ()
@@ -155,7 +156,7 @@ class Planner:
         for node in self.graph.nodes:
             if node.op in _SINGLE:
                 kind = {"mm": "mm", "conv": "conv", "cumsum": "scan", "attention": "attention", "flash": "flash",
-                        "pool": "pool"}[node.op]
+                        "pool": "pool", "dconv": "dconv"}[node.op]
                 region = Region(kind, nodes=[node], shape=node.shape)
                 self.regions.append(region)
                 self.materialize(region, node)
@@ -180,6 +181,13 @@ class Planner:
                     raise Unsupported(f"pooling reads {base.op}: the rules pool an input or a value a kernel "
                                       "writes, in its own shape (pool before reshaping, not after)",
                                       region.nodes[0].line)
+            elif region.kind == "dconv":
+                for operand in region.nodes[0].operands():
+                    if not self.is_value(operand):
+                        raise Unsupported(f"the convolution reads {operand.op}: the rules convolve an input, a "
+                                          "parameter or a value a kernel writes, batched [N, C, *spatial] in its own "
+                                          "shape (a view of one, such as an unbatched input's, is not read)",
+                                          region.nodes[0].line)
             elif region.kind in _SINGLE_KINDS:
                 for operand in region.nodes[0].operands():
                     base = base_leaf(operand.args["self"] if operand.op in ("t", "transpose") else operand)
