@@ -4,7 +4,7 @@ The emulator checks numerics; only the GPU shows that a translation compiles wit
 the device, passes every trust layer (op watch, guard bytes, the timed-call checks, the
 unwatched replay) and is accepted. The cases: the strided views (``test_strided_views``), the
 activations, norms, losses and reductions added after them (``test_extra_tasks``,
-``test_col_tasks``), and pooling (``test_pooling``).
+``test_col_tasks``), pooling (``test_pooling``) and direct convolution (``test_conv``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from evolution.proposers.rules import translate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "rules"))
 from test_col_tasks import CASES as COL_CASES  # noqa: E402
+from test_conv import CASES as CONV_CASES  # noqa: E402
 from test_extra_tasks import CASES as EXTRA_CASES  # noqa: E402
 from test_extra_tasks import write  # noqa: E402
 from test_pooling import CASES as POOL_CASES  # noqa: E402
@@ -34,7 +35,11 @@ CASES = {**{f"strided_{name}": fields for name, (fields, _) in STRIDED_CASES.ite
          **{name: EXTRA_CASES[name] for name in ("std_all", "prod_all", "bce_mean", "bce_none_bf16",
                                                  "bce_logits_pos_weight", "glu_mid", "softmax_rows_of_one",
                                                  "reductions_over_one_keepdim")},
-         **{f"pool_{name}": fields for name, (fields, kinds) in POOL_CASES.items() if kinds is not None}}
+         **{f"pool_{name}": fields for name, (fields, kinds) in POOL_CASES.items() if kinds is not None},
+         **{f"conv_{name}": CONV_CASES[name][0] for name in ("conv2d_asymmetric", "conv2d_odd_channels",
+                                                             "conv2d_depthwise", "depthwise_separable", "conv3d",
+                                                             "conv_transpose2d", "conv_transpose2d_groups",
+                                                             "conv2d_bf16", "conv2d_relu", "conv2d_same_even")}}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
