@@ -1,6 +1,6 @@
 """Structural variants of a plan, with their tunables and defaults sized from the task.
 
-One region (the heaviest: attention, row, scan, pool, reduce_all, then pointwise) varies; the
+One region (the heaviest: attention, gemm, row, scan, pool, reduce_all, then pointwise) varies; the
 others keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
 one ``VEC``...), compiled in as defines; ``space`` is what optuna searches.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.proposers.rules import cuda, kern_flash
+from evolution.proposers.rules import cuda, kern_flash, kern_gemm
 from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
 
-_PRIORITY = ("flash", "attention", "row", "col", "scan", "pool", "reduce_all", "pointwise", "copy")
+_PRIORITY = ("flash", "attention", "gemm", "row", "col", "scan", "pool", "reduce_all", "pointwise", "copy")
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,8 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         return [("gather", {"mode": "gather"})]
     if region.kind == "pool":
         return [("window", {"mode": "window"})]
+    if region.kind == "gemm":
+        return kern_gemm.options(region)
     return [("torch", {})]
 
 
@@ -235,6 +237,8 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         return {"WAVES": 4}, {"WAVES": [1, 4, 16]}
     if region.kind == "pool":  # a thread per output; BLOCK is only the launch shape here
         return {"BLOCK": 256, "WAVES": 4}, {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16]}
+    if region.kind == "gemm":
+        return kern_gemm.defines(region, choice)
     if region.kind == "row":
         return _row_defines(region, choice)
     if region.kind == "col":

@@ -1,0 +1,161 @@
+"""GEMM regions: C[z] = A[z] @ B[z] for ``mm`` / ``bmm`` / ``mv`` / ``addmm`` (its bias is a
+pointwise region after), with the operands read in place (``gemm_layout``: every transpose,
+flattening or broadcast batch folded into three strides per operand) by the tiled SIMT kernel of
+``templates/gemm.cu``.
+
+Every size and stride is computed in ``forward`` from the operands' runtime shapes (the bases
+are contiguous: inputs are asserted so, other regions write contiguous tensors), and so is
+each operand's load mode: 16-byte vectors along k or along m / n where that dim has stride 1
+and the pointer and the other strides are aligned, scalar otherwise. The tile shape and the
+split-K bound are defines (``variants``); the host picks the split from K.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evolution.proposers.rules import cuda
+from evolution.proposers.rules.codegen import Ctx, KernelCode, fill
+from evolution.proposers.rules.ir import Unsupported
+from evolution.proposers.rules.plan import Region
+
+# (BM, BN, BK, TM, TN) per tile config; 256 threads each but ``narrow`` (128)
+TILES = {
+    "large": (128, 128, 8, 8, 8),
+    "medium": (64, 64, 16, 4, 4),
+    "small": (32, 32, 16, 2, 2),
+    "narrow": (128, 16, 16, 4, 4),
+}
+_SMS = 132  # sizing guesses only (H100 / H200)
+
+
+def _size(base: str, group: Any) -> str:
+    return " * ".join(f"{base}.shape[{d}]" for d in group) if group else "1"
+
+
+def _stride(base: str, group: Any) -> str:
+    """The stride of a group of a contiguous base's consecutive dims (0 for size 1 / broadcast)."""
+    return f"math.prod({base}.shape[{group[-1] + 1}:])" if group else "0"
+
+
+def _mask(tri: tuple[str, int] | None) -> tuple[str, str]:
+    """(CUDA statement zeroing ``v`` where a fused triu / tril masks element (m, n); the body of
+    the test that a whole tile (m0, n0) is masked)."""
+    if tri is None:
+        return "", "(void)m0; (void)n0; return false;"
+    kind, d = tri
+    if kind == "triu":  # kept where n - m >= d
+        return (f"                if (n - m < (long long){d}) v = 0.0f;",
+                f"return n0 + GEMM_BN - 1 - m0 < (long long){d};")
+    return (f"                if (n - m > (long long){d}) v = 0.0f;",
+            f"return n0 - (m0 + GEMM_BM - 1) > (long long){d};")
+
+
+def generate(ctx: Ctx, region: Region) -> KernelCode:
+    name = ctx.kernel_name(region)
+    node = region.nodes[0]
+    a_node, b_node = node.args["self"], node.args["mat2"]
+    dtype = node.dtype
+    if a_node.dtype != dtype or b_node.dtype != dtype:
+        raise Unsupported("a GEMM whose operands and result differ in dtype", node.line)
+    ctype, suffix, size = cuda.storage(dtype)
+    vec = 16 // size
+    mask, tile_masked = _mask(node.args["tri"])
+    text = fill("gemm.cu", NAME=name, TA=ctype, TB=ctype, TC=ctype, V=vec, LOADV=f"load_{suffix}<V>",
+                WIDEN=cuda.widen(dtype, "").removesuffix("()") if dtype != "float32" else "",
+                NARROW=cuda.narrow(dtype, "v"), MASK=mask, TILE_MASKED=tile_masked)
+    return KernelCode(text, _forward(ctx, region, name, vec), [name, f"{name}_partial", f"{name}_sum"])
+
+
+def _mode(i: int, op: str, base: str, x: str, k: str, b: str, vec: int) -> str:
+    """Python: the load mode of operand ``op`` (1 / 3: vectors along k / along m or n; 0 / 2:
+    scalar with k / m or n consecutive across threads). ``x``, ``k``, ``b``: its (stride, size)
+    variables along m or n, k and the batch."""
+    aligned = f"{base}.data_ptr() % 16 == 0"
+    batch = f"(s{op}b{i} % {vec} == 0 or bt{i} == 1)"
+    return (f"m{op}{i} = (1 if s{op}{k}{i} == 1 and (s{op}{x}{i} % {vec} == 0 or {x}{i} == 1) and {batch} and {aligned} "
+            f"else 3 if s{op}{x}{i} == 1 and (s{op}{k}{i} % {vec} == 0 or k{i} == 1) and {batch} and {aligned} "
+            f"else 0 if s{op}{k}{i} <= s{op}{x}{i} else 2)")
+
+
+def _forward(ctx: Ctx, region: Region, name: str, vec: int) -> list[str]:
+    node = region.nodes[0]
+    i = region.index
+    a, b, out = ctx.py(node.args["self"]), ctx.py(node.args["mat2"]), ctx.py(node)
+    ga, gb = node.args["ga"], node.args["gb"]
+    batch = _size(a, ga[0]) if ga[0] else _size(b, gb[0]) if gb[0] else "1"
+    sizes = {"a": a, "b": b}
+    shape = [" * ".join(f"{sizes[op]}.shape[{d}]" for op, d in group) if group else "1" for group in node.args["out"]]
+    torch_dtype = cuda.TORCH_DTYPE[node.dtype]
+    launch = f"self.rules_mod.launch"
+    args = f"bt{i}, sab{i}, sam{i}, sak{i}, sbb{i}, sbk{i}, sbn{i}, ma{i}, mb{i}"
+    return [
+        f"bt{i}, m{i}, n{i}, k{i} = {batch}, {_size(a, ga[1])}, {_size(b, gb[2])}, {_size(a, ga[2])}",
+        f"sab{i}, sam{i}, sak{i} = {_stride(a, ga[0])}, {_stride(a, ga[1])}, {_stride(a, ga[2])}",
+        f"sbb{i}, sbk{i}, sbn{i} = {_stride(b, gb[0])}, {_stride(b, gb[1])}, {_stride(b, gb[2])}",
+        f"{out} = torch.empty(({''.join(s + ', ' for s in shape)}), dtype={torch_dtype}, device={a}.device)",
+        f"if bt{i} * m{i} * n{i} > 0:",
+        "    " + _mode(i, "a", a, "m", "k", "b", vec),
+        "    " + _mode(i, "b", b, "n", "k", "b", vec),
+        # split-K: at most GEMM_SPLITK slices of at least 4 k-steps each, whole k-steps
+        f"    split{i} = max(1, min(GEMM_SPLITK, k{i} // (4 * GEMM_BK)))",
+        f"    chunk{i} = -(-k{i} // (split{i} * GEMM_BK)) * GEMM_BK",
+        f"    split{i} = -(-k{i} // chunk{i}) if chunk{i} > 0 else 1",
+        f"    grid{i} = (-(-m{i} // GEMM_BM) * -(-n{i} // GEMM_BN), min(bt{i} * split{i}, 65535))",
+        f"    threads{i} = (GEMM_BM // GEMM_TM) * (GEMM_BN // GEMM_TN)",
+        f"    if split{i} == 1:",
+        f"        {launch}('{name}', grid=grid{i}, block=(threads{i},), "
+        f"args=({a}, {b}, {out}, m{i}, n{i}, k{i}, {args}))",
+        "    else:",
+        f"        w{i} = torch.empty((split{i}, bt{i}, m{i}, n{i}), dtype=torch.float32, device={a}.device)",
+        f"        {launch}('{name}_partial', grid=grid{i}, block=(threads{i},), "
+        f"args=({a}, {b}, w{i}, m{i}, n{i}, k{i}, {args}, split{i}, chunk{i}))",
+        f"        {launch}('{name}_sum', grid=(rules_grid(bt{i} * m{i} * n{i}, 256, self.rules_cap),), block=(256,), "
+        f"args=(w{i}, {out}, bt{i} * m{i} * n{i}, split{i}))",
+    ]
+
+
+def options(region: Region) -> list[tuple[str, dict[str, Any]]]:
+    """Tile configs, the best guess first: large tiles where C has enough of them to fill the
+    GPU, smaller ones (more blocks) below that, a narrow tile for matrix-vector shapes."""
+    node = region.nodes[0]
+    ga, gb = node.args["ga"], node.args["gb"]
+    a, b = node.args["self"], node.args["mat2"]
+    m = _traced(a, ga[1])
+    n = _traced(b, gb[2])
+    batch = _traced(a, ga[0]) if ga[0] else _traced(b, gb[0]) if gb[0] else 1
+    if min(m, n) <= 16:
+        order = ["narrow", "small", "medium"]
+    elif batch * -(-m // 128) * -(-n // 128) >= _SMS:
+        order = ["large", "medium", "small"]
+    elif batch * -(-m // 64) * -(-n // 64) >= _SMS:
+        order = ["medium", "large", "small"]
+    else:
+        order = ["small", "medium", "large"]
+    return [(label, {"mode": label}) for label in order]
+
+
+def _traced(node: Any, group: Any) -> int:
+    out = 1
+    for d in group or ():
+        out *= node.shape[d]
+    return out
+
+
+def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
+    """The tile config's defines; split-K up to 8 slices where C's tiles cannot fill the GPU
+    and K is long (the host still splits only K of 4+ k-steps per slice)."""
+    node = region.nodes[0]
+    ga, gb = node.args["ga"], node.args["gb"]
+    a, b = node.args["self"], node.args["mat2"]
+    bm, bn, bk, tm, tn = TILES[choice["mode"]]
+    m, n, k = _traced(a, ga[1]), _traced(b, gb[2]), _traced(a, ga[2])
+    batch = _traced(a, ga[0]) if ga[0] else _traced(b, gb[0]) if gb[0] else 1
+    blocks = batch * -(-m // bm) * -(-n // bn)
+    split = 1
+    while split < 8 and blocks * split * 2 <= 2 * _SMS and k >= split * 2 * 4 * bk:
+        split *= 2
+    params = {"GEMM_BM": bm, "GEMM_BN": bn, "GEMM_BK": bk, "GEMM_TM": tm, "GEMM_TN": tn, "GEMM_SPLITK": split}
+    space = {"GEMM_BM": [32, 64, 128], "GEMM_BN": [16, 32, 64, 128], "GEMM_BK": [8, 16, 32],
+             "GEMM_TM": [2, 4, 8], "GEMM_TN": [2, 4, 8], "GEMM_SPLITK": [1, 2, 4, 8, 16]}
+    return params, space

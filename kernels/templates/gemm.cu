@@ -1,0 +1,256 @@
+// ---- GEMM ${NAME} (gemm.cu) ----------------------------------------------------------------
+// C[z, m, n] = sum_k A[z, m, k] * B[z, k, n] (z: the batch), SIMT: fp32 products and fp32
+// accumulation (no tensor cores, no TF32), so fp32 results match PyTorch's fp32 GEMM to about
+// 1e-6 relative. A and B are read through their runtime strides in elements (a transposed or
+// broadcast operand costs no copy); C is contiguous [batch, M, N] in the output dtype.
+//
+// A block computes a GEMM_BM x GEMM_BN tile of C with (BM / TM) x (BN / TN) threads, each a
+// TM x TN register micro-tile. The k dim advances GEMM_BK at a time through shared memory,
+// double-buffered: the next tile's global loads are issued into registers before the current
+// tile's products, and stored to the other buffer after them (one barrier per k-step). Both
+// tiles are stored k-major (A transposed), so a thread's TM + TN operands for one k are
+// consecutive floats (16-byte shared loads). Global loads are 16-byte vectors along the
+// operand's contiguous dim where the host found it contiguous and aligned (mode 1: along k,
+// mode 3: along m / n), else scalar (mode 0: k, mode 2: m / n consecutive across threads);
+// elements outside M, N or K read as 0 and are never stored.
+//
+// Split-K (GEMM_SPLITK > 1, the host picks the count): blockIdx.y also selects a slice of k,
+// each slice writes fp32 partial sums to a workspace, and ${NAME}_sum adds the slices in a
+// fixed order (deterministic, no atomics) and rounds once.
+#ifndef GEMM_BM
+#define GEMM_BM 128
+#endif
+#ifndef GEMM_BN
+#define GEMM_BN 128
+#endif
+#ifndef GEMM_BK
+#define GEMM_BK 8
+#endif
+#ifndef GEMM_TM
+#define GEMM_TM 8
+#endif
+#ifndef GEMM_TN
+#define GEMM_TN 8
+#endif
+#ifndef GEMM_SPLITK
+#define GEMM_SPLITK 1
+#endif
+#define ${NAME}_NT ((GEMM_BM / GEMM_TM) * (GEMM_BN / GEMM_TN))
+static_assert(GEMM_BM % GEMM_TM == 0 && GEMM_BN % GEMM_TN == 0, "GEMM_TM / GEMM_TN must divide GEMM_BM / GEMM_BN");
+static_assert(${NAME}_NT <= 1024, "GEMM tile: at most 1024 threads");
+
+// One operand tile, GEMM_BK x X elements (X = BM for A, BN for B), global <-> registers <->
+// shared (k-major: s[k * (X + 4) + x]). Element (x, k) of the operand is p[x * sx + k * sk].
+// VX: vectors along x (else along k); SCALAR: one element per access, along x where ax (a
+// runtime choice: the scalar path is the rare one, so it is not worth its own instantiation).
+template <typename T, int X, bool SCALAR, bool VX>
+struct ${NAME}_Tile {
+    static constexpr int V = SCALAR ? 1 : ${V};  // elements per access
+    static_assert((VX ? X : GEMM_BK) % V == 0, "a vector must divide the tile");
+    static constexpr int COUNT = GEMM_BK * X / V;  // accesses per tile
+    static constexpr int PER = (COUNT + ${NAME}_NT - 1) / ${NAME}_NT;  // per thread
+
+    // (x, k) in the tile of access v: consecutive accesses run along x or along k
+    static __device__ __forceinline__ void place(int v, bool ax, int& x, int& k) {
+        const bool along_x = SCALAR ? ax : VX;
+        const int n = (along_x ? X : GEMM_BK) / V;
+        const int a = (v % n) * V, b = v / n;
+        x = along_x ? a : b;
+        k = along_x ? b : a;
+    }
+
+    // Registers <- the tile at (x0, k0); out-of-range elements are 0.
+    static __device__ __forceinline__ void load(float* r, const T* __restrict__ p, long long sx, long long sk,
+                                                long long x0, long long k0, long long xn, long long kn, bool ax) {
+        #pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const int v = (int)threadIdx.x + i * ${NAME}_NT;
+            if (COUNT % ${NAME}_NT != 0 && v >= COUNT) break;
+            int xi, ki;
+            place(v, ax, xi, ki);
+            const long long x = x0 + xi, k = k0 + ki;
+            float* const out = r + i * V;
+            if constexpr (V > 1) {
+                if (VX ? (k < kn && x + V <= xn) : (x < xn && k + V <= kn)) {
+                    ${LOADV}(p + x * sx + k * sk, out);
+                    continue;
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < V; ++u) {
+                const long long xu = x + (VX ? u : 0), ku = k + (VX ? 0 : u);
+                out[u] = (xu < xn && ku < kn) ? ${WIDEN}(p[xu * sx + ku * sk]) : 0.0f;
+            }
+        }
+    }
+
+    // Shared (k-major) <- registers.
+    static __device__ __forceinline__ void store(float* s, const float* r, bool ax) {
+        #pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const int v = (int)threadIdx.x + i * ${NAME}_NT;
+            if (COUNT % ${NAME}_NT != 0 && v >= COUNT) break;
+            int x, k;
+            place(v, ax, x, k);
+            #pragma unroll
+            for (int u = 0; u < V; ++u) s[(k + (VX ? 0 : u)) * (X + 4) + x + (VX ? u : 0)] = r[i * V + u];
+        }
+    }
+};
+
+// Is every element of C's tile (m0, n0) zero under the triangular mask (tril / triu fused)?
+__device__ __forceinline__ bool ${NAME}_masked_tile(long long m0, long long n0) {
+    ${TILE_MASKED}
+}
+
+#define ${NAME}_SA (GEMM_BK * (GEMM_BM + 4))
+#define ${NAME}_SB (GEMM_BK * (GEMM_BN + 4))
+
+// The k loop for one (A mode, B mode) pair; sA / sB: two buffers of each tile (the caller's,
+// so the 16 instantiations share one allocation).
+template <bool SA_, bool VA, bool SB_, bool VB>
+__device__ __forceinline__ void ${NAME}_main(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B, float* acc,
+                                             float* sA, float* sB,
+                                             long long M, long long N, long long kbeg, long long kend,
+                                             long long sam, long long sak, long long sbk, long long sbn,
+                                             long long m0, long long n0, bool axa, bool axb) {
+    using TileA = ${NAME}_Tile<${TA}, GEMM_BM, SA_, VA>;
+    using TileB = ${NAME}_Tile<${TB}, GEMM_BN, SB_, VB>;
+    constexpr int SA = ${NAME}_SA, SB = ${NAME}_SB;
+    float ra[TileA::PER * TileA::V], rb[TileB::PER * TileB::V];
+    const int tx = (int)threadIdx.x % (GEMM_BN / GEMM_TN), ty = (int)threadIdx.x / (GEMM_BN / GEMM_TN);
+    const long long tiles = (kend - kbeg + GEMM_BK - 1) / GEMM_BK;
+    if (tiles <= 0) return;
+    TileA::load(ra, A, sam, sak, m0, kbeg, M, kend, axa);
+    TileB::load(rb, B, sbn, sbk, n0, kbeg, N, kend, axb);
+    TileA::store(sA, ra, axa);
+    TileB::store(sB, rb, axb);
+    __syncthreads();
+    for (long long t = 0; t < tiles; ++t) {
+        const int cur = (int)(t & 1);
+        const bool more = t + 1 < tiles;
+        if (more) {  // the next tile's loads in flight during this tile's products
+            const long long k0 = kbeg + (t + 1) * GEMM_BK;
+            TileA::load(ra, A, sam, sak, m0, k0, M, kend, axa);
+            TileB::load(rb, B, sbn, sbk, n0, k0, N, kend, axb);
+        }
+        const float* a_s = sA + cur * SA + ty * GEMM_TM;
+        const float* b_s = sB + cur * SB + tx * GEMM_TN;
+        #pragma unroll
+        for (int kk = 0; kk < GEMM_BK; ++kk) {
+            float a[GEMM_TM], b[GEMM_TN];
+            #pragma unroll
+            for (int i = 0; i < GEMM_TM; i += (GEMM_TM % 4 == 0) ? 4 : 1) {
+                if constexpr (GEMM_TM % 4 == 0) load_f32<4>(a_s + kk * (GEMM_BM + 4) + i, a + i);
+                else a[i] = a_s[kk * (GEMM_BM + 4) + i];
+            }
+            #pragma unroll
+            for (int j = 0; j < GEMM_TN; j += (GEMM_TN % 4 == 0) ? 4 : 1) {
+                if constexpr (GEMM_TN % 4 == 0) load_f32<4>(b_s + kk * (GEMM_BN + 4) + j, b + j);
+                else b[j] = b_s[kk * (GEMM_BN + 4) + j];
+            }
+            #pragma unroll
+            for (int i = 0; i < GEMM_TM; ++i)
+                #pragma unroll
+                for (int j = 0; j < GEMM_TN; ++j) acc[i * GEMM_TN + j] = fmaf(a[i], b[j], acc[i * GEMM_TN + j]);
+        }
+        if (more) {
+            TileA::store(sA + (cur ^ 1) * SA, ra, axa);
+            TileB::store(sB + (cur ^ 1) * SB, rb, axb);
+        }
+        __syncthreads();
+    }
+}
+
+// One block: tile (blockIdx.x) of batch z and k slice s (blockIdx.y = z * split + s, strided by
+// gridDim.y past 65535). W == nullptr: C in its dtype, else fp32 partials to W[s][z][m][n].
+// Load modes ma / mb (0: scalar along k, 1: vectors along k, 2: scalar along m / n, 3: vectors
+// along m / n) pick one of 9 instantiations of the k loop.
+__device__ __forceinline__ void ${NAME}_body(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B,
+                                             ${TC}* __restrict__ C, float* __restrict__ W,
+                                             long long M, long long N, long long K, long long batch,
+                                             long long sab, long long sam, long long sak,
+                                             long long sbb, long long sbk, long long sbn,
+                                             int ma, int mb, int split, long long kchunk, float* sA, float* sB) {
+    const long long tiles_n = (N + GEMM_BN - 1) / GEMM_BN;
+    const long long m0 = (long long)(blockIdx.x / tiles_n) * GEMM_BM, n0 = (long long)(blockIdx.x % tiles_n) * GEMM_BN;
+    const int tx = (int)threadIdx.x % (GEMM_BN / GEMM_TN), ty = (int)threadIdx.x / (GEMM_BN / GEMM_TN);
+    const bool masked = ${NAME}_masked_tile(m0, n0);
+    const int ca = ma == 1 ? 1 : ma == 3 ? 2 : 0, cb = mb == 1 ? 1 : mb == 3 ? 2 : 0;
+    const bool axa = ma == 2, axb = mb == 2;
+    for (long long zs = blockIdx.y; zs < batch * split; zs += gridDim.y) {
+        const long long z = zs / split, s = zs % split;
+        const long long kbeg = s * kchunk, kend = (kbeg + kchunk < K) ? kbeg + kchunk : K;
+        float acc[GEMM_TM * GEMM_TN];
+        #pragma unroll
+        for (int i = 0; i < GEMM_TM * GEMM_TN; ++i) acc[i] = 0.0f;
+        if (!masked) {
+            const ${TA}* a = A + z * sab;
+            const ${TB}* b = B + z * sbb;
+            // (scalar?, vectors along m / n?) of A, then of B: template arguments, so tiles stay in registers
+            #define ${NAME}_CASE(X, Y, SA_, VA, SB_, VB) case X * 3 + Y: \
+                ${NAME}_main<SA_, VA, SB_, VB>(a, b, acc, sA, sB, M, N, kbeg, kend, sam, sak, sbk, sbn, m0, n0, axa, axb); break;
+            switch (ca * 3 + cb) {
+                ${NAME}_CASE(0, 0, true, false, true, false) ${NAME}_CASE(0, 1, true, false, false, false)
+                ${NAME}_CASE(0, 2, true, false, false, true) ${NAME}_CASE(1, 0, false, false, true, false)
+                ${NAME}_CASE(1, 1, false, false, false, false) ${NAME}_CASE(1, 2, false, false, false, true)
+                ${NAME}_CASE(2, 0, false, true, true, false) ${NAME}_CASE(2, 1, false, true, false, false)
+                ${NAME}_CASE(2, 2, false, true, false, true)
+                default: break;
+            }
+            #undef ${NAME}_CASE
+        }
+        #pragma unroll
+        for (int i = 0; i < GEMM_TM; ++i) {
+            const long long m = m0 + ty * GEMM_TM + i;
+            if (m >= M) break;
+            #pragma unroll
+            for (int j = 0; j < GEMM_TN; ++j) {
+                const long long n = n0 + tx * GEMM_TN + j;
+                if (n >= N) break;
+                float v = acc[i * GEMM_TN + j];
+${MASK}
+                if (W != nullptr) {
+                    W[((s * batch + z) * M + m) * N + n] = v;
+                } else {
+                    C[(z * M + m) * N + n] = ${NARROW};
+                }
+            }
+        }
+    }
+}
+
+// Shared tiles are declared in the kernels, not in the inline body: the CPU emulator (tests)
+// would share an inline function's static between candidates loaded in one process.
+#define ${NAME}_SMEM __shared__ float4 sA4[2 * ${NAME}_SA / 4], sB4[2 * ${NAME}_SB / 4]; /* 16-byte aligned */ \
+    float* const sA = reinterpret_cast<float*>(sA4); float* const sB = reinterpret_cast<float*>(sB4)
+
+extern "C" __global__ void __launch_bounds__(${NAME}_NT)
+${NAME}(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B, ${TC}* __restrict__ C,
+        long long M, long long N, long long K, long long batch, long long sab, long long sam, long long sak,
+        long long sbb, long long sbk, long long sbn, int ma, int mb)
+{
+    ${NAME}_SMEM;
+    ${NAME}_body(A, B, C, nullptr, M, N, K, batch, sab, sam, sak, sbb, sbk, sbn, ma, mb, 1, K, sA, sB);
+}
+
+extern "C" __global__ void __launch_bounds__(${NAME}_NT)
+${NAME}_partial(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B, float* __restrict__ W,
+                long long M, long long N, long long K, long long batch, long long sab, long long sam, long long sak,
+                long long sbb, long long sbk, long long sbn, int ma, int mb, int split, long long kchunk)
+{
+    ${NAME}_SMEM;
+    ${NAME}_body(A, B, nullptr, W, M, N, K, batch, sab, sam, sak, sbb, sbk, sbn, ma, mb, split, kchunk, sA, sB);
+}
+
+// C[e] = the split partial sums of element e added in slice order, rounded once.
+extern "C" __global__ void __launch_bounds__(256)
+${NAME}_sum(const float* __restrict__ W, ${TC}* __restrict__ C, long long n, int split)
+{
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += step) {
+        float v = W[e];
+        for (int s = 1; s < split; ++s) v += W[s * n + e];
+        C[e] = ${NARROW};
+    }
+}
