@@ -36,6 +36,9 @@
 #define GEMM_SPLITK 1
 #endif
 #define ${NAME}_NT ((GEMM_BM / GEMM_TM) * (GEMM_BN / GEMM_TN))
+// Split-K kernels: at most 128 registers a thread (their slice loop would otherwise take ~40
+// more than the plain kernel's 128 for the 128 x 128 / 8 x 8 tile, and halve occupancy).
+#define ${NAME}_MINB (${NAME}_NT <= 512 ? 512 / ${NAME}_NT : 1)
 static_assert(GEMM_BM % GEMM_TM == 0 && GEMM_BN % GEMM_TN == 0, "GEMM_TM / GEMM_TN must divide GEMM_BM / GEMM_BN");
 static_assert(${NAME}_NT <= 1024, "GEMM tile: at most 1024 threads");
 
@@ -59,29 +62,53 @@ struct ${NAME}_Tile {
         k = along_x ? b : a;
     }
 
-    // Registers <- the tile at (x0, k0); out-of-range elements are 0.
-    static __device__ __forceinline__ void load(float* r, const T* __restrict__ p, long long sx, long long sk,
-                                                long long x0, long long k0, long long xn, long long kn, bool ax) {
+    // Per thread and access: the element at (x, k0 + k) of the current tile (k0 advances a
+    // tile at a time, so each load is one pointer increment), k, and how much of the access's
+    // x run lies inside the operand (clamped: >= V means all of it).
+    const T* ptr[PER];
+    int kin[PER], xr[PER];
+    long long step;
+
+    // At the tile (x0, kbeg); xn: the operand's extent along x.
+    __device__ __forceinline__ void init(const T* __restrict__ p, long long sx, long long sk, long long x0,
+                                         long long kbeg, long long xn, bool ax) {
+        step = (long long)GEMM_BK * sk;
         #pragma unroll
         for (int i = 0; i < PER; ++i) {
-            const int v = (int)threadIdx.x + i * ${NAME}_NT;
-            if (COUNT % ${NAME}_NT != 0 && v >= COUNT) break;
             int xi, ki;
-            place(v, ax, xi, ki);
-            const long long x = x0 + xi, k = k0 + ki;
+            place((int)threadIdx.x + i * ${NAME}_NT, ax, xi, ki);
+            const long long rest = xn - (x0 + xi);
+            xr[i] = rest < V ? (int)(rest > 0 ? rest : 0) : V;
+            kin[i] = ki;
+            ptr[i] = p + (x0 + xi) * sx + (kbeg + ki) * sk;
+        }
+    }
+
+    // Registers <- the current tile, of which the first krem k (clamped to BK) lie inside the
+    // operand; elements outside read as 0. A partial vector goes element by element (its
+    // contiguous dim has stride 1).
+    __device__ __forceinline__ void load(float* r, int krem) const {
+        #pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            if (COUNT % ${NAME}_NT != 0 && (int)threadIdx.x + i * ${NAME}_NT >= COUNT) break;
             float* const out = r + i * V;
             if constexpr (V > 1) {
-                if (VX ? (k < kn && x + V <= xn) : (x < xn && k + V <= kn)) {
-                    ${LOADV}(p + x * sx + k * sk, out);
+                if (VX ? (kin[i] < krem && xr[i] >= V) : (xr[i] > 0 && kin[i] + V <= krem)) {
+                    ${LOADV}(ptr[i], out);
                     continue;
                 }
             }
             #pragma unroll
             for (int u = 0; u < V; ++u) {
-                const long long xu = x + (VX ? u : 0), ku = k + (VX ? 0 : u);
-                out[u] = (xu < xn && ku < kn) ? ${WIDEN}(p[xu * sx + ku * sk]) : 0.0f;
+                const bool in = VX ? (u < xr[i] && kin[i] < krem) : (xr[i] > 0 && kin[i] + u < krem);
+                out[u] = in ? ${WIDEN}(ptr[i][u]) : 0.0f;
             }
         }
+    }
+
+    __device__ __forceinline__ void advance() {
+        #pragma unroll
+        for (int i = 0; i < PER; ++i) ptr[i] += step;
     }
 
     // Shared (k-major) <- registers.
@@ -121,8 +148,14 @@ __device__ __forceinline__ void ${NAME}_main(const ${TA}* __restrict__ A, const 
     const int tx = (int)threadIdx.x % (GEMM_BN / GEMM_TN), ty = (int)threadIdx.x / (GEMM_BN / GEMM_TN);
     const long long tiles = (kend - kbeg + GEMM_BK - 1) / GEMM_BK;
     if (tiles <= 0) return;
-    TileA::load(ra, A, sam, sak, m0, kbeg, M, kend, axa);
-    TileB::load(rb, B, sbn, sbk, n0, kbeg, N, kend, axb);
+    TileA ta;
+    TileB tb;
+    ta.init(A, sam, sak, m0, kbeg, M, axa);
+    tb.init(B, sbn, sbk, n0, kbeg, N, axb);
+    const long long krest = kend - kbeg;  // k left from the current tile's start
+    int krem = krest < GEMM_BK ? (int)krest : GEMM_BK;
+    ta.load(ra, krem);
+    tb.load(rb, krem);
     TileA::store(sA, ra, axa);
     TileB::store(sB, rb, axb);
     __syncthreads();
@@ -130,9 +163,12 @@ __device__ __forceinline__ void ${NAME}_main(const ${TA}* __restrict__ A, const 
         const int cur = (int)(t & 1);
         const bool more = t + 1 < tiles;
         if (more) {  // the next tile's loads in flight during this tile's products
-            const long long k0 = kbeg + (t + 1) * GEMM_BK;
-            TileA::load(ra, A, sam, sak, m0, k0, M, kend, axa);
-            TileB::load(rb, B, sbn, sbk, n0, k0, N, kend, axb);
+            const long long left = krest - (t + 1) * GEMM_BK;
+            krem = left < GEMM_BK ? (int)left : GEMM_BK;
+            ta.advance();
+            tb.advance();
+            ta.load(ra, krem);
+            tb.load(rb, krem);
         }
         const float* a_s = sA + cur * SA + ty * GEMM_TM;
         const float* b_s = sB + cur * SB + tx * GEMM_TN;
@@ -163,43 +199,31 @@ __device__ __forceinline__ void ${NAME}_main(const ${TA}* __restrict__ A, const 
 }
 
 // One block: tile (blockIdx.x) of batch z and k slice s (blockIdx.y = z * split + s, strided by
-// gridDim.y past 65535). W == nullptr: C in its dtype, else fp32 partials to W[s][z][m][n].
-// Load modes ma / mb (0: scalar along k, 1: vectors along k, 2: scalar along m / n, 3: vectors
-// along m / n) pick one of 9 instantiations of the k loop.
+// gridDim.y past 65535). PARTIAL: fp32 partial sums to W[s][z][m][n], else C in its dtype.
+// SA_ / VA (SB_ / VB): A's (B's) load mode, scalar or vectors along m (n) or k, compiled into
+// separate kernels so that each gets its own register allocation (the scalar paths cost ~40
+// registers more, which would otherwise halve the fast path's occupancy); ax*: a scalar
+// operand's loads run along m (n) rather than k.
+template <bool SA_, bool VA, bool SB_, bool VB, bool PARTIAL>
 __device__ __forceinline__ void ${NAME}_body(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B,
                                              ${TC}* __restrict__ C, float* __restrict__ W,
                                              long long M, long long N, long long K, long long batch,
                                              long long sab, long long sam, long long sak,
                                              long long sbb, long long sbk, long long sbn,
-                                             int ma, int mb, int split, long long kchunk, float* sA, float* sB) {
+                                             bool axa, bool axb, int split, long long kchunk, float* sA, float* sB) {
     const long long tiles_n = (N + GEMM_BN - 1) / GEMM_BN;
     const long long m0 = (long long)(blockIdx.x / tiles_n) * GEMM_BM, n0 = (long long)(blockIdx.x % tiles_n) * GEMM_BN;
     const int tx = (int)threadIdx.x % (GEMM_BN / GEMM_TN), ty = (int)threadIdx.x / (GEMM_BN / GEMM_TN);
     const bool masked = ${NAME}_masked_tile(m0, n0);
-    const int ca = ma == 1 ? 1 : ma == 3 ? 2 : 0, cb = mb == 1 ? 1 : mb == 3 ? 2 : 0;
-    const bool axa = ma == 2, axb = mb == 2;
     for (long long zs = blockIdx.y; zs < batch * split; zs += gridDim.y) {
         const long long z = zs / split, s = zs % split;
         const long long kbeg = s * kchunk, kend = (kbeg + kchunk < K) ? kbeg + kchunk : K;
         float acc[GEMM_TM * GEMM_TN];
         #pragma unroll
         for (int i = 0; i < GEMM_TM * GEMM_TN; ++i) acc[i] = 0.0f;
-        if (!masked) {
-            const ${TA}* a = A + z * sab;
-            const ${TB}* b = B + z * sbb;
-            // (scalar?, vectors along m / n?) of A, then of B: template arguments, so tiles stay in registers
-            #define ${NAME}_CASE(X, Y, SA_, VA, SB_, VB) case X * 3 + Y: \
-                ${NAME}_main<SA_, VA, SB_, VB>(a, b, acc, sA, sB, M, N, kbeg, kend, sam, sak, sbk, sbn, m0, n0, axa, axb); break;
-            switch (ca * 3 + cb) {
-                ${NAME}_CASE(0, 0, true, false, true, false) ${NAME}_CASE(0, 1, true, false, false, false)
-                ${NAME}_CASE(0, 2, true, false, false, true) ${NAME}_CASE(1, 0, false, false, true, false)
-                ${NAME}_CASE(1, 1, false, false, false, false) ${NAME}_CASE(1, 2, false, false, false, true)
-                ${NAME}_CASE(2, 0, false, true, true, false) ${NAME}_CASE(2, 1, false, true, false, false)
-                ${NAME}_CASE(2, 2, false, true, false, true)
-                default: break;
-            }
-            #undef ${NAME}_CASE
-        }
+        if (!masked)
+            ${NAME}_main<SA_, VA, SB_, VB>(A + z * sab, B + z * sbb, acc, sA, sB, M, N, kbeg, kend, sam, sak, sbk, sbn,
+                                           m0, n0, axa, axb);
         #pragma unroll
         for (int i = 0; i < GEMM_TM; ++i) {
             const long long m = m0 + ty * GEMM_TM + i;
@@ -210,7 +234,7 @@ __device__ __forceinline__ void ${NAME}_body(const ${TA}* __restrict__ A, const 
                 if (n >= N) break;
                 float v = acc[i * GEMM_TN + j];
 ${MASK}
-                if (W != nullptr) {
+                if constexpr (PARTIAL) {
                     W[((s * batch + z) * M + m) * N + n] = v;
                 } else {
                     C[(z * M + m) * N + n] = ${NARROW};
@@ -225,23 +249,10 @@ ${MASK}
 #define ${NAME}_SMEM __shared__ float4 sA4[2 * ${NAME}_SA / 4], sB4[2 * ${NAME}_SB / 4]; /* 16-byte aligned */ \
     float* const sA = reinterpret_cast<float*>(sA4); float* const sB = reinterpret_cast<float*>(sB4)
 
-extern "C" __global__ void __launch_bounds__(${NAME}_NT)
-${NAME}(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B, ${TC}* __restrict__ C,
-        long long M, long long N, long long K, long long batch, long long sab, long long sam, long long sak,
-        long long sbb, long long sbk, long long sbn, int ma, int mb)
-{
-    ${NAME}_SMEM;
-    ${NAME}_body(A, B, C, nullptr, M, N, K, batch, sab, sam, sak, sbb, sbk, sbn, ma, mb, 1, K, sA, sB);
-}
-
-extern "C" __global__ void __launch_bounds__(${NAME}_NT)
-${NAME}_partial(const ${TA}* __restrict__ A, const ${TB}* __restrict__ B, float* __restrict__ W,
-                long long M, long long N, long long K, long long batch, long long sab, long long sam, long long sak,
-                long long sbb, long long sbk, long long sbn, int ma, int mb, int split, long long kchunk)
-{
-    ${NAME}_SMEM;
-    ${NAME}_body(A, B, nullptr, W, M, N, K, batch, sab, sam, sak, sbb, sbk, sbn, ma, mb, split, kchunk, sA, sB);
-}
+// ${NAME}_<a><b>: load modes of A and B (s: scalar, k: vectors along k, x: vectors along m / n);
+// ${NAME}_<a><b>_partial (split-K slices): vector modes only (the host does not split K for
+// an operand it reads element by element).
+${ENTRIES}
 
 // C[e] = the split partial sums of element e added in slice order, rounded once.
 extern "C" __global__ void __launch_bounds__(256)

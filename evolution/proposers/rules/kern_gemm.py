@@ -19,12 +19,15 @@ from evolution.proposers.rules.codegen import Ctx, KernelCode, fill
 from evolution.proposers.rules.ir import Unsupported
 from evolution.proposers.rules.plan import Region
 
-# (BM, BN, BK, TM, TN) per tile config; 256 threads each but ``narrow`` (128)
+# (BM, BN, BK, TM, TN) per tile config: 256 threads each but ``narrow`` (128). ``narrow``
+# (few columns: matrix-vector) and ``wide`` (few rows: a decode step's activations times a
+# weight) keep the idle part of a tile small; split-K then fills the GPU.
 TILES = {
     "large": (128, 128, 8, 8, 8),
     "medium": (64, 64, 16, 4, 4),
     "small": (32, 32, 16, 2, 2),
     "narrow": (128, 16, 16, 4, 4),
+    "wide": (8, 64, 32, 1, 2),
 }
 _SMS = 132  # sizing guesses only (H100 / H200)
 
@@ -61,10 +64,42 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     ctype, suffix, size = cuda.storage(dtype)
     vec = 16 // size
     mask, tile_masked = _mask(node.args["tri"])
+    entries, kernels = _entries(name, ctype)
     text = fill("gemm.cu", NAME=name, TA=ctype, TB=ctype, TC=ctype, V=vec, LOADV=f"load_{suffix}<V>",
                 WIDEN=cuda.widen(dtype, "").removesuffix("()") if dtype != "float32" else "",
-                NARROW=cuda.narrow(dtype, "v"), MASK=mask, TILE_MASKED=tile_masked)
-    return KernelCode(text, _forward(ctx, region, name, vec), [name, f"{name}_partial", f"{name}_sum"])
+                NARROW=cuda.narrow(dtype, "v"), MASK=mask, TILE_MASKED=tile_masked, ENTRIES=entries)
+    return KernelCode(text, _forward(ctx, region, name, vec), kernels + [f"{name}_sum"])
+
+
+# load mode letters: s scalar, k vectors along k, x vectors along m / n -> (SCALAR, VX) template flags
+_MODES = {"s": ("true", "false"), "k": ("false", "false"), "x": ("false", "true")}
+
+
+def _entries(name: str, ctype: str) -> tuple[str, list[str]]:
+    """The kernels' CUDA text (one per pair of load modes, and a split-K one per pair of vector
+    modes) and their names."""
+    texts, names = [], []
+    for partial in (False, True):
+        for a, (sa, va) in _MODES.items():
+            for b, (sb, vb) in _MODES.items():
+                if partial and "s" in (a, b):
+                    continue
+                kname = f"{name}_{a}{b}" + ("_partial" if partial else "")
+                out = "float* __restrict__ W" if partial else f"{ctype}* __restrict__ C"
+                extra = ", int split, long long kchunk" if partial else ""
+                call = ("nullptr, W" if partial else "C, nullptr") + (", split, kchunk" if partial else ", 1, K")
+                bounds = f"{name}_NT, {name}_MINB" if partial else f"{name}_NT"
+                texts.append(
+                    f'extern "C" __global__ void __launch_bounds__({bounds})\n'
+                    f"{kname}(const {ctype}* __restrict__ A, const {ctype}* __restrict__ B, {out}, long long M, "
+                    f"long long N, long long K,\n    long long batch, long long sab, long long sam, long long sak, "
+                    f"long long sbb, long long sbk, long long sbn, int axa, int axb{extra})\n"
+                    f"{{\n    {name}_SMEM;\n"
+                    f"    {name}_body<{sa}, {va}, {sb}, {vb}, {'true' if partial else 'false'}>(A, B, {call.split(', ')[0]}, "
+                    f"{call.split(', ')[1]}, M, N, K, batch, sab, sam, sak, sbb, sbk, sbn, axa != 0, axb != 0, "
+                    f"{', '.join(call.split(', ')[2:])}, sA, sB);\n}}\n")
+                names.append(kname)
+    return "\n".join(texts), names
 
 
 def _mode(i: int, op: str, base: str, x: str, k: str, b: str, vec: int) -> str:
@@ -87,8 +122,9 @@ def _forward(ctx: Ctx, region: Region, name: str, vec: int) -> list[str]:
     sizes = {"a": a, "b": b}
     shape = [" * ".join(f"{sizes[op]}.shape[{d}]" for op, d in group) if group else "1" for group in node.args["out"]]
     torch_dtype = cuda.TORCH_DTYPE[node.dtype]
-    launch = f"self.rules_mod.launch"
-    args = f"bt{i}, sab{i}, sam{i}, sak{i}, sbb{i}, sbk{i}, sbn{i}, ma{i}, mb{i}"
+    launch = "self.rules_mod.launch"
+    args = f"bt{i}, sab{i}, sam{i}, sak{i}, sbb{i}, sbk{i}, sbn{i}, int(ma{i} == 2), int(mb{i} == 2)"
+    letters = "'sksx'"  # load mode -> the kernel name's letter (see _entries)
     return [
         f"bt{i}, m{i}, n{i}, k{i} = {batch}, {_size(a, ga[1])}, {_size(b, gb[2])}, {_size(a, ga[2])}",
         f"sab{i}, sam{i}, sak{i} = {_stride(a, ga[0])}, {_stride(a, ga[1])}, {_stride(a, ga[2])}",
@@ -97,18 +133,20 @@ def _forward(ctx: Ctx, region: Region, name: str, vec: int) -> list[str]:
         f"if bt{i} * m{i} * n{i} > 0:",
         "    " + _mode(i, "a", a, "m", "k", "b", vec),
         "    " + _mode(i, "b", b, "n", "k", "b", vec),
-        # split-K: at most GEMM_SPLITK slices of at least 4 k-steps each, whole k-steps
-        f"    split{i} = max(1, min(GEMM_SPLITK, k{i} // (4 * GEMM_BK)))",
+        f"    kernel{i} = '{name}_' + {letters}[ma{i}] + {letters}[mb{i}]",
+        # split-K: at most GEMM_SPLITK slices of at least 4 k-steps each, whole k-steps; only
+        # where both operands load as vectors (the only split kernels compiled)
+        f"    split{i} = max(1, min(GEMM_SPLITK, k{i} // (4 * GEMM_BK))) if ma{i} % 2 and mb{i} % 2 else 1",
         f"    chunk{i} = -(-k{i} // (split{i} * GEMM_BK)) * GEMM_BK",
         f"    split{i} = -(-k{i} // chunk{i}) if chunk{i} > 0 else 1",
         f"    grid{i} = (-(-m{i} // GEMM_BM) * -(-n{i} // GEMM_BN), min(bt{i} * split{i}, 65535))",
         f"    threads{i} = (GEMM_BM // GEMM_TM) * (GEMM_BN // GEMM_TN)",
         f"    if split{i} == 1:",
-        f"        {launch}('{name}', grid=grid{i}, block=(threads{i},), "
+        f"        {launch}(kernel{i}, grid=grid{i}, block=(threads{i},), "
         f"args=({a}, {b}, {out}, m{i}, n{i}, k{i}, {args}))",
         "    else:",
         f"        w{i} = torch.empty((split{i}, bt{i}, m{i}, n{i}), dtype=torch.float32, device={a}.device)",
-        f"        {launch}('{name}_partial', grid=grid{i}, block=(threads{i},), "
+        f"        {launch}(kernel{i} + '_partial', grid=grid{i}, block=(threads{i},), "
         f"args=({a}, {b}, w{i}, m{i}, n{i}, k{i}, {args}, split{i}, chunk{i}))",
         f"        {launch}('{name}_sum', grid=(rules_grid(bt{i} * m{i} * n{i}, 256, self.rules_cap),), block=(256,), "
         f"args=(w{i}, {out}, bt{i} * m{i} * n{i}, split{i}))",
@@ -124,7 +162,9 @@ def options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     m = _traced(a, ga[1])
     n = _traced(b, gb[2])
     batch = _traced(a, ga[0]) if ga[0] else _traced(b, gb[0]) if gb[0] else 1
-    if min(m, n) <= 16:
+    if m <= 16:
+        order = ["wide", "small", "medium"]
+    elif n <= 16:
         order = ["narrow", "small", "medium"]
     elif batch * -(-m // 128) * -(-n // 128) >= _SMS:
         order = ["large", "medium", "small"]
@@ -156,6 +196,6 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     while split < 8 and blocks * split * 2 <= 2 * _SMS and k >= split * 2 * 4 * bk:
         split *= 2
     params = {"GEMM_BM": bm, "GEMM_BN": bn, "GEMM_BK": bk, "GEMM_TM": tm, "GEMM_TN": tn, "GEMM_SPLITK": split}
-    space = {"GEMM_BM": [32, 64, 128], "GEMM_BN": [16, 32, 64, 128], "GEMM_BK": [8, 16, 32],
-             "GEMM_TM": [2, 4, 8], "GEMM_TN": [2, 4, 8], "GEMM_SPLITK": [1, 2, 4, 8, 16]}
+    space = {"GEMM_BM": sorted({bm, 32, 64, 128}), "GEMM_BN": sorted({bn, 16, 32, 64, 128}), "GEMM_BK": [8, 16, 32],
+             "GEMM_TM": sorted({tm, 2, 4, 8}), "GEMM_TN": sorted({tn, 2, 4, 8}), "GEMM_SPLITK": [1, 2, 4, 8, 16]}
     return params, space
