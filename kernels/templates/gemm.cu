@@ -10,9 +10,10 @@
 // tile's products, and stored to the other buffer after them (one barrier per k-step). Both
 // tiles are stored k-major (A transposed), so a thread's TM + TN operands for one k are
 // consecutive floats (16-byte shared loads). Global loads are 16-byte vectors along the
-// operand's contiguous dim where the host found it contiguous and aligned (mode 1: along k,
-// mode 3: along m / n), else scalar (mode 0: k, mode 2: m / n consecutive across threads);
-// elements outside M, N or K read as 0 and are never stored.
+// operand's contiguous dim where the host found it contiguous and aligned (host modes 1: along
+// k, 3: along m / n), else scalar (0: k, 2: m / n consecutive across threads), each pair of
+// modes its own kernel (${NAME}_kk, _kx, ..., _ss); elements outside M, N or K read as 0 and
+// are never stored. The host passes sizes and strides as read from the tensors at run time.
 //
 // Split-K (GEMM_SPLITK > 1, the host picks the count): blockIdx.y also selects a slice of k,
 // each slice writes fp32 partial sums to a workspace, and ${NAME}_sum adds the slices in a
@@ -36,8 +37,8 @@
 #define GEMM_SPLITK 1
 #endif
 #define ${NAME}_NT ((GEMM_BM / GEMM_TM) * (GEMM_BN / GEMM_TN))
-// Split-K kernels: at most 128 registers a thread (their slice loop would otherwise take ~40
-// more than the plain kernel's 128 for the 128 x 128 / 8 x 8 tile, and halve occupancy).
+// Kernels with vector loads: at most 128 registers a thread (the 128 x 128 / 8 x 8 tile needs
+// about that many; a few more would halve occupancy, a few spilled are cheaper).
 #define ${NAME}_MINB (${NAME}_NT <= 512 ? 512 / ${NAME}_NT : 1)
 static_assert(GEMM_BM % GEMM_TM == 0 && GEMM_BN % GEMM_TN == 0, "GEMM_TM / GEMM_TN must divide GEMM_BM / GEMM_BN");
 static_assert(${NAME}_NT <= 1024, "GEMM tile: at most 1024 threads");
@@ -130,8 +131,14 @@ __device__ __forceinline__ bool ${NAME}_masked_tile(long long m0, long long n0) 
     ${TILE_MASKED}
 }
 
+// Column j of thread column tx's micro-tile: with TN a multiple of 4, TN / 4 runs of 4 columns
+// spread BN / (TN / 4) apart, so a warp's 16-byte shared loads of B are contiguous (no bank
+// conflicts) and its stores of C run along whole rows; else TN consecutive columns.
+#define ${NAME}_COL(tx, j) (GEMM_TN % 4 == 0 ? ((j) / 4) * (GEMM_BN / (GEMM_TN / 4 > 0 ? GEMM_TN / 4 : 1)) + (tx) * 4 + (j) % 4 \
+                                             : (tx) * GEMM_TN + (j))
 #define ${NAME}_SA (GEMM_BK * (GEMM_BM + 4))
 #define ${NAME}_SB (GEMM_BK * (GEMM_BN + 4))
+static_assert(2 * (${NAME}_SA + ${NAME}_SB) * 4 <= 48 * 1024, "GEMM tiles over 48 KB of static shared memory");
 
 // The k loop for one (A mode, B mode) pair; sA / sB: two buffers of each tile (the caller's,
 // so the 16 instantiations share one allocation).
@@ -171,7 +178,7 @@ __device__ __forceinline__ void ${NAME}_main(const ${TA}* __restrict__ A, const 
             tb.load(rb, krem);
         }
         const float* a_s = sA + cur * SA + ty * GEMM_TM;
-        const float* b_s = sB + cur * SB + tx * GEMM_TN;
+        const float* b_s = sB + cur * SB + ${NAME}_COL(tx, 0);
         #pragma unroll
         for (int kk = 0; kk < GEMM_BK; ++kk) {
             float a[GEMM_TM], b[GEMM_TN];
@@ -182,7 +189,7 @@ __device__ __forceinline__ void ${NAME}_main(const ${TA}* __restrict__ A, const 
             }
             #pragma unroll
             for (int j = 0; j < GEMM_TN; j += (GEMM_TN % 4 == 0) ? 4 : 1) {
-                if constexpr (GEMM_TN % 4 == 0) load_f32<4>(b_s + kk * (GEMM_BN + 4) + j, b + j);
+                if constexpr (GEMM_TN % 4 == 0) load_f32<4>(b_s + kk * (GEMM_BN + 4) + ${NAME}_COL(0, j), b + j);
                 else b[j] = b_s[kk * (GEMM_BN + 4) + j];
             }
             #pragma unroll
@@ -224,20 +231,24 @@ __device__ __forceinline__ void ${NAME}_body(const ${TA}* __restrict__ A, const 
         if (!masked)
             ${NAME}_main<SA_, VA, SB_, VB>(A + z * sab, B + z * sbb, acc, sA, sB, M, N, kbeg, kend, sam, sak, sbk, sbn,
                                            m0, n0, axa, axb);
+        const long long nrest = N - n0;  // columns of the tile inside C
+        const int ncols = nrest < GEMM_BN ? (int)nrest : GEMM_BN;
         #pragma unroll
         for (int i = 0; i < GEMM_TM; ++i) {
             const long long m = m0 + ty * GEMM_TM + i;
             if (m >= M) break;
+            float* const wrow = PARTIAL ? W + ((s * batch + z) * M + m) * N + n0 : nullptr;
+            ${TC}* const crow = PARTIAL ? nullptr : C + (z * M + m) * N + n0;
             #pragma unroll
             for (int j = 0; j < GEMM_TN; ++j) {
-                const long long n = n0 + tx * GEMM_TN + j;
-                if (n >= N) break;
+                const int c = ${NAME}_COL(tx, j);
+                if (c >= ncols) continue;
                 float v = acc[i * GEMM_TN + j];
 ${MASK}
                 if constexpr (PARTIAL) {
-                    W[((s * batch + z) * M + m) * N + n] = v;
+                    wrow[c] = v;
                 } else {
-                    C[(z * M + m) * N + n] = ${NARROW};
+                    crow[c] = ${NARROW};
                 }
             }
         }

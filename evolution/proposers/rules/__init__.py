@@ -6,8 +6,9 @@ chains; reductions over trailing dims (rows) or over any other block of dims (co
 their prologue and epilogue; softmax, norms, losses, scans; decode attention; a transposed or
 strided view copied contiguous for the kernels that read it, unless a reduction over a
 permute folds into one over its input; max / avg pooling over 1-3 spatial dims, a window
-compiled in and sizes read at run time; the epilogue of a GEMM or convolution that stays in
-cuBLAS / cuDNN under the hybrid policy) and emits one candidate per structural variant from
+compiled in and sizes read at run time; matrix products (mm, bmm, matmul / einsum forms, mv,
+a triu / tril of a product) in the rules' own tiled GEMM kernel, operands read in place; the
+epilogue of a GEMM or convolution that stays in cuBLAS / cuDNN under the hybrid policy) and emits one candidate per structural variant from
 the CUDA templates in ``kernels/templates``. An op without a rule ends the translation with a
 note naming it and its line: the evaluator's policies let no compute op stay in PyTorch except a
 hybrid task's GEMM or convolution, so a partial translation could not pass.

@@ -5,8 +5,10 @@ After lowering every node is one of: a leaf (``input``, ``param``, ``const``); a
 pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over one contiguous
 block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
 ``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum`` (a
-scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
-GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``pool`` (max / avg
+scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``gemm`` (a matrix
+product for the rules' own kernel, its operands and result as groups of contiguous tensors' dims,
+see ``gemm_layout``, a fused triu / tril in ``tri``); ``mm`` / ``conv`` (the GEMM and convolution
+that stay in cuBLAS / cuDNN under the hybrid policy); ``pool`` (max / avg
 pooling over the trailing 1-3 dims, its window as constants); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 

@@ -15,7 +15,7 @@ import cuda_emu
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
 from test_extra_tasks import write
-from variant_checks import emulate_every_variant, nvcc_errors
+from variant_checks import _nvcc, emulate_every_variant, nvcc_errors
 
 
 def _mk(body: str, inputs: str, sizes: dict[str, tuple[int, int]], fargs: str = "a, b", dtype: str = "float32",
@@ -137,6 +137,23 @@ def test_split_k_is_the_default_for_long_k(gemms) -> None:  # noqa: ANN001
     assert "GEMM_SPLITK" in t.proposals[0].params_space
 
 
+def test_every_searched_tile_compiles() -> None:
+    """Every combination of each search space fits the kernel's static limits, and every
+    default config lies in its space."""
+    import itertools
+
+    from evolution.proposers.rules.kern_gemm import SPACE_OF, SPACES, TILES
+
+    keys = ("GEMM_BM", "GEMM_BN", "GEMM_BK", "GEMM_TM", "GEMM_TN")
+    for space in SPACES.values():
+        for bm, bn, bk, tm, tn in itertools.product(*(space[k] for k in keys)):
+            threads = (bm // tm) * (bn // tn)
+            assert bm % tm == 0 and bn % tn == 0 and 1 <= threads <= 1024, (bm, bn, tm, tn)
+            assert 2 * bk * (bm + bn + 8) * 4 <= 48 * 1024 and bk % 8 == 0 and bm % 8 == 0 and bn % 8 == 0
+    for mode, tile in TILES.items():
+        assert all(v in SPACES[SPACE_OF[mode]][k] for k, v in zip(keys, tile)), mode
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_gemm_refused_with_a_reason(name: str, tmp_path) -> None:  # noqa: ANN001
     case, words = REFUSED[name]
@@ -186,3 +203,27 @@ _COMPILED = ("square", "large_k", "matrix_vector", "decode_linear_bf16", "fp16_t
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 def test_gemm_sources_compile_for_sm90(gemms) -> None:  # noqa: ANN001
     assert not nvcc_errors({name: gemms[name] for name in _COMPILED})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+def test_gemm_space_corners_compile_for_sm90(gemms) -> None:  # noqa: ANN001
+    """Each search space with every tunable at its smallest, then at its largest choice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autotuner.candidate import cuda_sources
+
+    jobs, spaces = [], set()
+    for name in ("square", "bf16", "matrix_vector", "decode_linear_bf16"):
+        for p in gemms[name][1].proposals:
+            space = (p.variant.split("/")[1] in ("large", "medium"), repr(sorted(p.params_space.items())))
+            if space in spaces:
+                continue
+            spaces.add(space)
+            for pick in (min, max):
+                params = dict(p.default_params, **{k: pick(v) for k, v in p.params_space.items()})
+                jobs += [(f"{name} [{p.variant}] {pick.__name__}", src, params) for src in cuda_sources(p.source)]
+    unique = {(src, tuple(sorted(params.items()))): label for label, src, params in jobs}
+    with ThreadPoolExecutor(2) as pool:
+        errors = dict(zip(unique.values(), pool.map(lambda key: _nvcc(key[0], dict(key[1])), unique)))
+    assert not {k: e for k, e in errors.items() if e}
