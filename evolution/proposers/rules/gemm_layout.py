@@ -24,7 +24,7 @@ from evolution.proposers.rules.ir import Node, Unsupported
 
 Group = tuple[Any, ...] | None  # the atoms a dim covers; () size 1; None broadcast
 VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten", "unflatten", "view_as",
-         "_reshape_alias"}
+         "_reshape_alias", "squeeze_", "unsqueeze_"}
 PERMUTES = {"t", "transpose", "permute"}
 SAME = {"alias", "detach", "contiguous", "lift_fresh_copy", "clone"}
 

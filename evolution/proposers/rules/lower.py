@@ -771,6 +771,13 @@ class Lowering:
         raise Unsupported("aten.diag_embed (torch.diag of a vector) other than as a factor of a matrix product",
                           node.line)
 
+    def op_squeeze_(self, node: Node) -> Node:
+        """In place: only where it folds into a GEMM's result (vector @ matrix squeezes it)."""
+        raise Unsupported("aten.squeeze_ (in place) other than of a matrix product's result", node.line)
+
+    def op_unsqueeze_(self, node: Node) -> Node:
+        raise Unsupported("aten.unsqueeze_ (in place) other than of a matrix product's result", node.line)
+
     def op_triu(self, node: Node) -> Node:
         return self._triangle(node, "triu")
 

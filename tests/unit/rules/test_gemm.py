@@ -48,6 +48,13 @@ CASES = {
                      {"B": (2, 3), "I": (3, 2), "J": (5, 7), "K": (17, 20), "N": (9, 6)}), ["gemm"]),
     "matmul4d": (_mk("return torch.matmul(a, b)", "[torch.randn(B, H, M, K), torch.randn(B, H, K, N)]",
                      {"B": (2, 1), "H": (3, 4), "M": (5, 9), "K": (17, 6), "N": (9, 11)}), ["gemm"]),
+    # a batch broadcast from one operand (stride 0), a vector times a matrix, two products in a row
+    "broadcast_batch": (_mk("return torch.matmul(a, b)", "[torch.randn(B, M, K), torch.randn(1, K, N)]",
+                            {"B": (3, 2), "M": (21, 30), "N": (19, 33), "K": (25, 8)}), ["gemm"]),
+    "vector_matrix": (_mk("return torch.matmul(a, b)", "[torch.randn(K), torch.randn(K, N)]",
+                          {"K": (70, 33), "N": (90, 129)}), ["gemm"]),
+    "chain": (_mk("return (a @ b) @ c", "[torch.randn(M, K), torch.randn(K, N), torch.randn(N, K)]", _MNK,
+                  fargs="a, b, c"), ["gemm", "gemm"]),
     # matrix-vector (KernelBench 4) as a [K, 1] matrix and as a 1-D vector; small K (KernelBench 7)
     "matrix_vector": (_mk("return torch.matmul(a, b)", "[torch.randn(M, K), torch.randn(K, 1)]",
                           {"M": (70, 33), "K": (300, 129)}), ["gemm"]),
