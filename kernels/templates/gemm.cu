@@ -265,8 +265,11 @@ ${MASK}
 // an operand it reads element by element).
 ${ENTRIES}
 
-// C[e] = the split partial sums of element e added in slice order, rounded once.
-extern "C" __global__ void __launch_bounds__(256)
+// C[e] = the split partial sums of element e added in slice order, rounded once (BLOCK threads).
+#ifndef BLOCK
+#define BLOCK 256
+#endif
+extern "C" __global__ void __launch_bounds__(BLOCK)
 ${NAME}_sum(const float* __restrict__ W, ${TC}* __restrict__ C, long long n, int split)
 {
     const long long step = (long long)gridDim.x * blockDim.x;

@@ -59,6 +59,9 @@ def translate(task, max_variants: int | None = None) -> Translation:  # noqa: AN
     try:
         with _trace_lock:
             graph = trace_task(task, notes)
+        if graph.structural_attrs:  # the traced branch is wrong where a shape sets the attribute otherwise
+            raise Unsupported(f"the forward branches on attribute(s) {', '.join(graph.structural_attrs)} (another "
+                              "value traces other ops), and a candidate keeps only the traced branch")
         plan = make_plan(lower(graph, task.policy))
     except Unsupported as exc:
         return Translation(None, notes + [_describe(exc, task.policy)])

@@ -162,7 +162,7 @@ def _forward(ctx: Ctx, region: Region, name: str, vec: int) -> list[str]:
         f"        w{i} = torch.empty((split{i}, bt{i}, m{i}, n{i}), dtype=torch.float32, device={a}.device)",
         f"        {launch}(kernel{i} + '_partial', grid=grid{i}, block=(threads{i},), "
         f"args=({a}, {b}, w{i}, m{i}, n{i}, k{i}, {args}, split{i}, chunk{i}))",
-        f"        {launch}('{name}_sum', grid=(rules_grid(bt{i} * m{i} * n{i}, 256, self.rules_cap),), block=(256,), "
+        f"        {launch}('{name}_sum', grid=(rules_grid(bt{i} * m{i} * n{i}, BLOCK, self.rules_cap),), block=(BLOCK,), "
         f"args=(w{i}, {out}, bt{i} * m{i} * n{i}, split{i}))",
     ]
 
@@ -209,6 +209,8 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     split = 1
     while split < 8 and blocks * split * 2 <= 2 * _SMS and k >= split * 2 * 4 * bk:
         split *= 2
-    params = {"GEMM_BM": bm, "GEMM_BN": bn, "GEMM_BK": bk, "GEMM_TM": tm, "GEMM_TN": tn, "GEMM_SPLITK": split}
+    # BLOCK: the split-K sum kernel's threads (and the other regions' default)
+    params = {"GEMM_BM": bm, "GEMM_BN": bn, "GEMM_BK": bk, "GEMM_TM": tm, "GEMM_TN": tn, "GEMM_SPLITK": split,
+              "BLOCK": 256}
     space = dict(SPACES[SPACE_OF[choice["mode"]]], GEMM_SPLITK=[1, 2, 4, 8, 16])
     return params, space

@@ -113,11 +113,17 @@ def test_untranslatable_ops_are_reported_with_their_line(tmp_path, forward: str,
     assert any(expect in n and "line 11" in n for n in batch.notes), batch.notes
 
 
-def test_strict_gemm_is_refused_with_the_reason(tmp_path) -> None:  # noqa: ANN001
+def test_strict_gemm_is_the_rules_own_kernel(tmp_path) -> None:  # noqa: ANN001
+    """Under the strict policy the GEMM is a kernel of the candidate's (no PyTorch call), its
+    epilogue a pointwise region; an integer matmul is refused with the reason."""
     task = load_task(write_task(tmp_path, "        return torch.relu(x @ self.w)",
                                 init="        self.w = nn.Parameter(torch.randn(16, 4))\n"))
     batch = RulesProposer().propose(ProposalRequest(task))
-    assert batch.proposals == [] and any("strict policy" in n for n in batch.notes)
+    assert batch.proposals and all(p.variant.startswith("gemm/") for p in batch.proposals)
+    assert all("torch.mm" not in p.source and "torch.matmul" not in p.source for p in batch.proposals)
+    task = load_task(write_task(tmp_path, "        return x @ x.t()", inputs="[torch.randint(0, 5, (8, 16))]"))
+    batch = RulesProposer().propose(ProposalRequest(task))
+    assert batch.proposals == [] and any("float32, bfloat16 or float16" in n for n in batch.notes)
 
 
 def test_hybrid_gemm_with_a_plain_weight(tmp_path) -> None:  # noqa: ANN001
