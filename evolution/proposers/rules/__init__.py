@@ -6,9 +6,11 @@ chains; reductions over trailing dims (rows) or over any other block of dims (co
 their prologue and epilogue; softmax, norms, losses, scans; decode attention; a transposed or
 strided view copied contiguous for the kernels that read it, unless a reduction over a
 permute folds into one over its input; max / avg pooling over 1-3 spatial dims, a window
-compiled in and sizes read at run time; convolutions, transposed or not, as a direct-convolution
-kernel under the strict policy; the epilogue of a GEMM or convolution that stays in
-cuBLAS / cuDNN under the hybrid policy) and emits one candidate per structural variant from
+compiled in and sizes read at run time; matrix products (mm, bmm, matmul / einsum forms, mv,
+a triu / tril of a product) in the rules' own tiled GEMM kernel, operands read in place;
+convolutions, transposed or not, as a direct-convolution kernel under the strict policy; the
+epilogue of a GEMM or convolution that stays in cuBLAS / cuDNN under the hybrid policy) and
+emits one candidate per structural variant from
 the CUDA templates in ``kernels/templates``. An op without a rule ends the translation with a
 note naming it and its line: the evaluator's policies let no compute op stay in PyTorch except a
 hybrid task's GEMM or convolution, so a partial translation could not pass.
@@ -59,6 +61,13 @@ def translate(task, max_variants: int | None = None) -> Translation:  # noqa: AN
     try:
         with _trace_lock:
             graph = trace_task(task, notes)
+        # A candidate keeps only the traced branch: wrong at a shape that sets the attribute
+        # otherwise (Granite's residual multiplier in the decode tasks' hidden shapes). A task of
+        # one shape (KernelBench's) cannot, so it keeps the traced branch, with the note.
+        if graph.structural_attrs and len(task.shapes) > 1:
+            raise Unsupported(f"the forward branches on attribute(s) {', '.join(graph.structural_attrs)} (another "
+                              "value traces other ops) and the task has several shapes, which may set it otherwise; "
+                              "a candidate keeps only the traced branch")
         plan = make_plan(lower(graph, task.policy))
     except Unsupported as exc:
         return Translation(None, notes + [_describe(exc, task.policy)])

@@ -15,7 +15,7 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
-from evolution.proposers.rules import kern_col, kern_conv, kern_copy, kern_flash, kern_pointwise, kern_pool, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
+from evolution.proposers.rules import kern_col, kern_conv, kern_copy, kern_flash, kern_gemm, kern_pointwise, kern_pool, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
 from evolution.proposers.rules.codegen import PY_HELPERS, Ctx, KernelCode, template_text
 from evolution.proposers.rules.ir import Unsupported
 from evolution.proposers.rules.plan import Plan
@@ -33,6 +33,7 @@ GENERATORS = {
     "copy": kern_copy.generate,
     "pool": kern_pool.generate,
     "dconv": kern_conv.generate,
+    "gemm": kern_gemm.generate,
 }
 _ALLOWED_GLOBALS = {"torch", "nn", "F", "math", "self", "super"} | set(dir(builtins))
 _TORCH_IMPORTS = {"torch": "import torch", "nn": "import torch.nn as nn",

@@ -132,6 +132,8 @@ class Graph:
     output_tuple: bool  # forward returns a tuple/list (else one tensor)
     arg_names: list[str]  # the forward's argument names
     model: Any = None  # the reference model on the meta device (module types, attributes)
+    # model attributes an ``if`` in the forward reads (another value traces other ops)
+    structural_attrs: list[str] = field(default_factory=list)
 
     def users(self) -> dict[int, list[Node]]:
         users: dict[int, list[Node]] = {n.id: [] for n in self.nodes}

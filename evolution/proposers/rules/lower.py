@@ -5,9 +5,11 @@ After lowering every node is one of: a leaf (``input``, ``param``, ``const``); a
 pointwise op (see ``ops``; ``cast`` converts dtype); ``red`` (a reduction over one contiguous
 block of dims, trailing or not: ``kind`` sum, mean, prod, max, min, argmax, argmin, lse, var);
 ``red_all`` (over every element); ``gather`` (one element per row, at an index); ``cumsum`` (a
-scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``mm`` / ``conv`` (the
-GEMM and convolution that stay in cuBLAS / cuDNN under the hybrid policy); ``dconv`` (a
-convolution under the strict policy, bias included, for the rules' own kernel); ``pool`` (max / avg
+scan: sum or prod over ``dim``, reversed, exclusive; see ``scan_patterns``); ``gemm`` (a matrix
+product for the rules' own kernel, its operands and result as groups of contiguous tensors' dims,
+see ``gemm_layout``, a fused triu / tril in ``tri``); ``mm`` / ``conv`` (the GEMM and convolution
+that stay in cuBLAS / cuDNN under the hybrid policy); ``dconv`` (a convolution under the strict
+policy, bias included, for the rules' own kernel); ``pool`` (max / avg
 pooling over the trailing 1-3 dims, its window as constants); ``rotate_half``;
 ``attention``; ``rowview`` / ``gchan`` / ``unrowview`` (group norm's [N*G, C/G*HW] rows).
 
@@ -25,7 +27,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from evolution.proposers.rules import ops, patterns, patterns_flash, scan_patterns
+from evolution.proposers.rules import gemm_layout, ops, patterns, patterns_flash, scan_patterns
 from evolution.proposers.rules.ir import AttrRef, Graph, Node, Scalar, SizeRef, Unsupported
 from evolution.proposers.rules.plan import reduced_blocks
 
@@ -43,6 +45,11 @@ class Lowering:
         self.policy = policy
         self.memo: dict[int, Any] = {}
         self.nodes: list[Node] = []
+        self.users = graph.users()
+        # GEMM kernels: the traced GEMM node -> (last view of its result folded in, that view's
+        # groups of C's atoms); and that view's id -> the GEMM node (lowered as the GEMM)
+        self.gemm_fold: dict[int, tuple[Node, list]] = {}
+        self.fold_end: dict[int, Node] = {}
 
     # -- helpers ------------------------------------------------------------------------------
     def new(self, op: str, args: dict[str, Any], shape: tuple[int, ...], dtype: str, like: Node) -> Node:
@@ -75,6 +82,7 @@ class Lowering:
         return self.memo[node.id]
 
     def run(self) -> Graph:
+        self._plan_gemm_folds()
         outputs = []
         for out in self.graph.outputs:
             value = self.get(out)
@@ -104,6 +112,8 @@ class Lowering:
             found = patterns_flash.match_flash(node)
             if found is not None:
                 return self.flash(node, found)
+        if node.id in self.fold_end:  # the last view of a GEMM's result: the GEMM itself
+            return self.get(self.fold_end[node.id])
         if op == "_to_copy":
             return self.cast(node)
         if op in _VIEW_OPS:
@@ -127,7 +137,7 @@ class Lowering:
             if x is None:
                 raise Unsupported("aten.cat (only Llama's rotate_half concatenation is translated)", node.line)
             return self.new("rotate_half", {"self": self.get(x)}, node.shape, node.dtype, node)
-        if op in ("bmm", "_to_copy_attention"):
+        if op == "_to_copy_attention":
             raise Unsupported("aten.bmm (only single-query decode attention is translated)", node.line)
         handler = getattr(self, f"op_{op}", None)
         if handler is not None:
@@ -731,17 +741,183 @@ class Lowering:
         return self.arg(node, name), node.shape
 
     def op_mm(self, node: Node) -> Node:
+        diag = self._diag_product(node)
+        if diag is not None:
+            return diag
+        if self._gemm_kernel(node):
+            return self._gemm(node, node.args["self"], node.args["mat2"], "mm")
         self._external(node, "GEMM")
         a, shape = self._gemm_input(node, "self")
         return self.new("mm", {"self": a, "mat2": self.arg(node, "mat2")}, shape, node.dtype, node)
 
     def op_addmm(self, node: Node) -> Node:
-        self._external(node, "GEMM")
         if node.args.get("beta", 1) != 1 or node.args.get("alpha", 1) != 1:
+            self._external(node, "GEMM")
             raise Unsupported("aten.addmm with alpha or beta", node.line)
+        if self._gemm_kernel(node):
+            mm = self._gemm(node, node.args["mat1"], node.args["mat2"], "mm")
+            return self.new("add", {"self": mm, "other": self.arg(node, "self")}, mm.shape, node.dtype, node)
+        self._external(node, "GEMM")
         a, shape = self._gemm_input(node, "mat1")
         mm = self.new("mm", {"self": a, "mat2": self.arg(node, "mat2")}, shape, node.dtype, node)
         return self.new("add", {"self": mm, "other": self.arg(node, "self")}, shape, node.dtype, node)
+
+    def op_bmm(self, node: Node) -> Node:
+        return self._gemm(node, node.args["self"], node.args["mat2"], "bmm")
+
+    def op_mv(self, node: Node) -> Node:
+        return self._gemm(node, node.args["self"], node.args["vec"], "mv")
+
+    def op_diag_embed(self, node: Node) -> Node:
+        raise Unsupported("aten.diag_embed (torch.diag of a vector) other than as a factor of a matrix product",
+                          node.line)
+
+    def op_squeeze_(self, node: Node) -> Node:
+        """In place: only where it folds into a GEMM's result (vector @ matrix squeezes it)."""
+        raise Unsupported("aten.squeeze_ (in place) other than of a matrix product's result", node.line)
+
+    def op_unsqueeze_(self, node: Node) -> Node:
+        raise Unsupported("aten.unsqueeze_ (in place) other than of a matrix product's result", node.line)
+
+    def op_triu(self, node: Node) -> Node:
+        return self._triangle(node, "triu")
+
+    def op_tril(self, node: Node) -> Node:
+        return self._triangle(node, "tril")
+
+    # -- GEMM kernels (strict policy; bmm and mv under any) -----------------------------------
+    def _gemm_kernel(self, node: Node) -> bool:
+        """Whether ``node`` (a traced GEMM op) becomes the rules' own GEMM kernel: always for
+        bmm / mv (cuBLAS keeps only 2-D mm under the hybrid policy), for mm / addmm when the
+        policy does not let them stay in PyTorch."""
+        if node.op in ("bmm", "mv"):
+            return True
+        if node.op == "addmm" and (node.args.get("beta", 1) != 1 or node.args.get("alpha", 1) != 1):
+            return False
+        return node.op in ("mm", "addmm") and self.policy != "hybrid" and self._diag_factor(node) is None
+
+    def _plan_gemm_folds(self) -> None:
+        """For each GEMM kernel, the views of its result that become the shape C is allocated
+        with (``gemm_layout``): the longest chain of single-use views whose every dim is a run
+        of C's atoms. Not through attention patterns (lowered as attention), nor past a view
+        the forward returns as well."""
+        outputs = {n.id for n in self.graph.outputs}
+        for node in self.graph.nodes:
+            if node.op not in ("mm", "addmm", "bmm", "mv") or not self._gemm_kernel(node):
+                continue
+            if node.op == "addmm" and len(node.args["self"].shape) != 1:
+                continue  # a bias of C's traced shape: the result keeps it
+            try:
+                _, _, groups, sizes, order = self._gemm_atoms(node)
+            except Unsupported:
+                continue  # refused with its reason when lowered
+            chain, end = [node], None
+            cur = node
+            while cur.id not in outputs:
+                users = self.users.get(cur.id, [])
+                if len(users) != 1 or users[0].op not in gemm_layout.VIEWS | gemm_layout.PERMUTES | gemm_layout.SAME:
+                    break
+                cur = users[0]
+                try:
+                    groups = gemm_layout.step(cur, groups, sizes)
+                except Unsupported:
+                    break
+                chain.append(cur)
+                if all(g is not None and gemm_layout.ordered(g, order) for g in groups):
+                    end = (cur, list(groups))
+            if end is None or any(patterns.match_attention(n) or patterns_flash.match_flash(n) for n in chain):
+                continue
+            if node.op == "addmm" and end[1][-1] != tuple(a for a in order if a[0] == "b"):
+                continue  # the bias adds along C's last dim: it must stay the column dim
+            self.gemm_fold[node.id] = end
+            self.fold_end[end[0].id] = node
+
+    def _gemm_atoms(self, node: Node) -> tuple[tuple[Node, list], tuple[Node, list], list, dict, dict]:
+        """((base A, groups [batch, m, k]), (base B, groups [batch, k, n]), C's dims as groups of
+        atoms, atom sizes, atoms in C's memory order) of the traced GEMM ``node``."""
+        kind = {"mm": "mm", "addmm": "mm", "bmm": "bmm", "mv": "mv"}[node.op]
+        a_in, b_in = ((node.args["mat1"], node.args["mat2"]) if node.op == "addmm" else
+                      (node.args["self"], node.args["vec" if node.op == "mv" else "mat2"]))
+        base_a, ga = gemm_layout.operand(a_in)
+        base_b, gb = gemm_layout.operand(b_in)
+        if kind in ("mm", "mv"):
+            ga = [()] + ga
+        gb = [()] + gb + [()] if kind == "mv" else ([()] + gb if kind == "mm" else gb)
+        if len(ga) != 3 or len(gb) != 3:
+            raise Unsupported(f"aten.{node.op} of operands of rank {len(a_in.shape)} and {len(b_in.shape)}", node.line)
+        for base, groups in ((base_a, ga), (base_b, gb)):
+            sizes = dict(enumerate(base.shape))
+            if not all(g is None or gemm_layout.mergeable(g, sizes) for g in groups):
+                raise Unsupported(f"aten.{node.op} of a view whose dims cannot be read with one stride each "
+                                  "(a permute inside a flattened dim)", node.line)
+        if ga[1] is None or ga[2] is None or gb[1] is None or gb[2] is None:
+            raise Unsupported(f"aten.{node.op} of an operand broadcast along its rows or columns", node.line)
+        sizes = {("a", d): s for d, s in enumerate(base_a.shape)}
+        sizes.update({("b", d): s for d, s in enumerate(base_b.shape)})
+        batch = tuple(("a", d) for d in ga[0]) if ga[0] else tuple(("b", d) for d in gb[0] or ())
+        m, n = tuple(("a", d) for d in ga[1]), tuple(("b", d) for d in gb[2])
+        out = {"mm": [m, n], "bmm": [batch, m, n], "mv": [m]}[kind]
+        order = {a: i for i, a in enumerate(batch + m + n)}
+        return (base_a, ga), (base_b, gb), out, sizes, order
+
+    def _gemm(self, node: Node, a_in: Node, b_in: Node, kind: str) -> Node:
+        """A ``gemm`` node: C = A @ B per batch, A and B read in place (``gemm_layout``)."""
+        if node.dtype not in ops_float() or a_in.dtype != node.dtype or b_in.dtype != node.dtype:
+            raise Unsupported(f"aten.{node.op} of {a_in.dtype} and {b_in.dtype} into {node.dtype} (the rules' GEMM "
+                              "multiplies float32, bfloat16 or float16 matrices of one dtype)", node.line)
+        (base_a, ga), (base_b, gb), out, _, _ = self._gemm_atoms(node)
+        shape = node.shape
+        if node.id in self.gemm_fold:
+            end, out = self.gemm_fold[node.id]
+            shape = end.shape
+        a, b = self.get(base_a), self.get(base_b)
+        if not isinstance(a, Node) or not isinstance(b, Node):
+            raise Unsupported(f"aten.{node.op} of a scalar", node.line)
+        args = {"self": a, "mat2": b, "ga": tuple(ga), "gb": tuple(gb), "out": tuple(out), "tri": None}
+        return self.new("gemm", args, shape, node.dtype, node)
+
+    def _triangle(self, node: Node, kind: str) -> Node:
+        """triu / tril of a GEMM's result (used only there): the GEMM's store zeroes the
+        masked elements (and skips the tiles they cover)."""
+        src = node.args["self"]
+        x = self.get(src)
+        if not isinstance(x, Node) or x.op != "gemm" or len(self.users.get(src.id, [])) != 1 or \
+                any(o.id == src.id for o in self.graph.outputs) or x.args["tri"] is not None:
+            raise Unsupported(f"aten.{kind} of anything but a matrix product used only there", node.line)
+        out = x.args["out"]
+        m, n = tuple(("a", d) for d in x.args["ga"][1]), tuple(("b", d) for d in x.args["gb"][2])
+        if len(out) < 2 or out[-2] != m or out[-1] != n:
+            raise Unsupported(f"aten.{kind} of a matrix product over dims other than its rows and columns",
+                              node.line)
+        diagonal = self.scalar(node, "diagonal") or 0
+        if type(diagonal) is not int:
+            raise Unsupported(f"aten.{kind} with a diagonal that is not an integer constant", node.line)
+        x.args["tri"] = (kind, diagonal)
+        return x
+
+    def _diag_factor(self, node: Node) -> tuple[str, Node] | None:
+        """("a" | "b", v) when one factor of the traced mm ``node`` is ``torch.diag(v)``."""
+        if node.op != "mm":
+            return None
+        for side, name in (("a", "self"), ("b", "mat2")):
+            d = node.args[name]
+            if (d.op == "diag_embed" and (d.args.get("offset") or 0) == 0 and len(d.args["self"].shape) == 1
+                    and (d.args.get("dim1"), d.args.get("dim2")) in ((-2, -1), (0, 1))):
+                return side, d.args["self"]
+        return None
+
+    def _diag_product(self, node: Node) -> Node | None:
+        """diag(v) @ B is v[:, None] * B and A @ diag(v) is A * v[None, :]: elementwise, one
+        product per element (rounded once, as the GEMM would)."""
+        found = self._diag_factor(node)
+        if found is None:
+            return None
+        side, v = found
+        other = self.arg(node, "mat2" if side == "a" else "self")
+        vec = self.get(v)
+        view = (vec.shape[0], 1) if side == "a" else (1, vec.shape[0])
+        vv = self.new("view", {"self": vec}, view, vec.dtype, node)
+        return self.new("mul", {"self": other, "other": vv}, node.shape, node.dtype, node)
 
     def op_convolution(self, node: Node) -> Node:
         if self.policy != "hybrid":

@@ -6,7 +6,9 @@ Regions, formed in this order (each becomes one kernel, or one PyTorch call):
   another region's result, copied into a contiguous tensor for the kernels that read it (the
   GEMM reads its 2-D transposes itself; a reduction straight over a permute was already
   turned into one over the permute's input by ``lower``);
-* ``mm`` / ``conv`` (hybrid only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
+* ``gemm`` (a matrix product, batched or not, its operands read in place through their strides,
+  a triu / tril of it fused into its store; the rules' own kernel), ``mm`` / ``conv`` (hybrid
+  only: the GEMM or convolution, left to cuBLAS / cuDNN), ``scan``
   (cumsum over the last dim), ``attention`` (decode attention), ``flash`` (attention over
   query tiles), ``pool`` (max / avg pooling over 1-3 trailing dims of an input or of
   another region's result; max pooling's indices are written by the same kernel) and
@@ -40,8 +42,8 @@ from evolution.proposers.rules import ops
 from evolution.proposers.rules.ir import Graph, Node, Unsupported
 
 _PASS = {"view", "expand", "id", "alias", "detach", "clone", "lift_fresh_copy", "contiguous"}
-_SINGLE = {"mm", "conv", "cumsum", "attention", "flash", "pool", "dconv"}
-_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy", "pool", "dconv"}
+_SINGLE = {"mm", "conv", "cumsum", "attention", "flash", "pool", "dconv", "gemm"}
+_SINGLE_KINDS = {"mm", "conv", "scan", "attention", "flash", "copy", "pool", "dconv", "gemm"}
 # Views the kernels cannot read in their own memory order: a ``copy`` region materializes them.
 STRIDED = {"t", "transpose", "permute", "slice", "select"}
 
@@ -58,7 +60,7 @@ class Leaf:
 
 @dataclass
 class Region:
-    kind: str  # pointwise | row | col | reduce_all | scan | attention | flash | copy | pool | dconv | mm | conv
+    kind: str  # pointwise | row | col | reduce_all | scan | attention | flash | copy | pool | dconv | gemm | mm | conv
     nodes: list[Node] = field(default_factory=list)  # computed nodes, topological order
     outputs: list[Node] = field(default_factory=list)  # values this region materializes
     shape: tuple[int, ...] = ()
@@ -156,7 +158,7 @@ class Planner:
         for node in self.graph.nodes:
             if node.op in _SINGLE:
                 kind = {"mm": "mm", "conv": "conv", "cumsum": "scan", "attention": "attention", "flash": "flash",
-                        "pool": "pool", "dconv": "dconv"}[node.op]
+                        "pool": "pool", "dconv": "dconv", "gemm": "gemm"}[node.op]
                 region = Region(kind, nodes=[node], shape=node.shape)
                 self.regions.append(region)
                 self.materialize(region, node)

@@ -262,6 +262,7 @@ def bind_attributes(task: Any, graph: Graph, notes: list[str]) -> None:
         if other is None or _signature(other) != _signature(graph):
             if other is not None:
                 notes.append(f"the graph's structure depends on attribute {path}; its traced value is kept")
+                graph.structural_attrs.append(path)
             continue
         for slot, new in _scalar_slots(other).items():
             old = base.get(slot)

@@ -1,6 +1,6 @@
 """Structural variants of a plan, with their tunables and defaults sized from the task.
 
-One region (the heaviest: dconv, attention, row, scan, pool, reduce_all, then pointwise) varies; the
+One region (the heaviest: dconv, attention, gemm, row, scan, pool, reduce_all, then pointwise) varies; the
 others keep their first option. Tunables are shared by every kernel of a candidate (one ``BLOCK``,
 one ``VEC``...), compiled in as defines; ``space`` is what optuna searches.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.proposers.rules import cuda, kern_conv, kern_flash
+from evolution.proposers.rules import cuda, kern_conv, kern_flash, kern_gemm
 from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
 
-_PRIORITY = ("dconv", "flash", "attention", "row", "col", "scan", "pool", "reduce_all", "pointwise", "copy")
+_PRIORITY = ("dconv", "flash", "attention", "gemm", "row", "col", "scan", "pool", "reduce_all", "pointwise", "copy")
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,8 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         return [("window", {"mode": "window"})]
     if region.kind == "dconv":
         return kern_conv.options(region)
+    if region.kind == "gemm":
+        return kern_gemm.options(region)
     return [("torch", {})]
 
 
@@ -239,6 +241,8 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         return {"BLOCK": 256, "WAVES": 4}, {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16]}
     if region.kind == "dconv":
         return kern_conv.defines(region, choice)
+    if region.kind == "gemm":
+        return kern_gemm.defines(region, choice)
     if region.kind == "row":
         return _row_defines(region, choice)
     if region.kind == "col":

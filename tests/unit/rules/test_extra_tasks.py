@@ -148,8 +148,9 @@ CASES = {
                                 inputs="[torch.randn(37, 1, 19)]"),
 }
 REFUSED = {
-    "matmul_strict": (dict(fargs="x, y", body="return x @ y", inputs="[torch.randn(8, 4), torch.randn(4, 5)]"),
-                      "strict policy"),
+    "matmul_int_strict": (dict(fargs="x, y", body="return x @ y",
+                               inputs="[torch.randint(0, 3, (8, 4)), torch.randint(0, 3, (4, 5))]"),
+                          "float32, bfloat16 or float16"),
     "median": (dict(body="return torch.median(x, dim=1).values", inputs="[torch.randn(8, 4, 3)]"), "median"),
     "identity": (dict(body="return x", inputs="[torch.randn(8, 8)]"), "nothing is left"),
     "gemm_only": (dict(init="self.w = nn.Parameter(torch.randn(8, 4))", body="return x @ self.w",

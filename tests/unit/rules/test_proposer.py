@@ -11,7 +11,7 @@ from autotuner.evaluator.static_check import check_source
 from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task
 from evolution.proposers.base import Proposer, ProposalRequest
-from evolution.proposers.rules import RulesProposer
+from evolution.proposers.rules import RulesProposer, translate
 
 from conftest import write_task
 
@@ -113,11 +113,17 @@ def test_untranslatable_ops_are_reported_with_their_line(tmp_path, forward: str,
     assert any(expect in n and "line 11" in n for n in batch.notes), batch.notes
 
 
-def test_strict_gemm_is_refused_with_the_reason(tmp_path) -> None:  # noqa: ANN001
+def test_strict_gemm_is_the_rules_own_kernel(tmp_path) -> None:  # noqa: ANN001
+    """Under the strict policy the GEMM is a kernel of the candidate's (no PyTorch call), its
+    epilogue a pointwise region; an integer matmul is refused with the reason."""
     task = load_task(write_task(tmp_path, "        return torch.relu(x @ self.w)",
                                 init="        self.w = nn.Parameter(torch.randn(16, 4))\n"))
     batch = RulesProposer().propose(ProposalRequest(task))
-    assert batch.proposals == [] and any("strict policy" in n for n in batch.notes)
+    assert batch.proposals and all(p.variant.startswith("gemm/") for p in batch.proposals)
+    assert all("torch.mm" not in p.source and "torch.matmul" not in p.source for p in batch.proposals)
+    task = load_task(write_task(tmp_path, "        return x @ x.t()", inputs="[torch.randint(0, 5, (8, 16))]"))
+    batch = RulesProposer().propose(ProposalRequest(task))
+    assert batch.proposals == [] and any("float32, bfloat16 or float16" in n for n in batch.notes)
 
 
 def test_hybrid_gemm_with_a_plain_weight(tmp_path) -> None:  # noqa: ANN001
@@ -135,3 +141,27 @@ def test_a_fused_chain_with_broadcasts(tmp_path) -> None:  # noqa: ANN001
     assert batch.proposals, batch.notes
     source = batch.proposals[0].source
     assert "float(self.scale)" in source and "float(self.cap)" in source
+
+
+_BRANCHY = dict(iargs=", scale", init="self.scale = scale", initin="[scale]", inputs="[torch.randn(16, 64)]",
+                extra="scale = 1.0",
+                body="y = torch.relu(x)\nif self.scale != 1.0:\n    y = y * self.scale\nreturn y")
+
+
+def test_a_branch_on_an_attribute_is_kept_when_the_task_has_one_shape(tmp_path) -> None:  # noqa: ANN001
+    """KernelBench's tasks have one shape: nothing can set the attribute otherwise, so the traced
+    branch is right and the task translates (with a note)."""
+    from test_extra_tasks import write
+
+    t = translate(load_task(write(tmp_path, "branchy", _BRANCHY)))
+    assert t.proposals, t.notes
+    assert any("depends on attribute scale" in n for n in t.notes)
+
+
+def test_a_branch_on_an_attribute_is_refused_when_shapes_may_set_it_otherwise(tmp_path) -> None:  # noqa: ANN001
+    from test_extra_tasks import write
+
+    case = dict(_BRANCHY, extra='scale = 1.0\nSHAPES = [{"name": "other", "scale": 0.5, "hidden": True}]')
+    t = translate(load_task(write(tmp_path, "branchy_shapes", case)))
+    assert not t.proposals
+    assert "branches on attribute(s) scale" in t.notes[-1] and "several shapes" in t.notes[-1]
