@@ -4,7 +4,8 @@ The emulator checks numerics; only the GPU shows that a translation compiles wit
 the device, passes every trust layer (op watch, guard bytes, the timed-call checks, the
 unwatched replay) and is accepted. The cases: the strided views (``test_strided_views``), the
 activations, norms, losses and reductions added after them (``test_extra_tasks``,
-``test_col_tasks``), pooling (``test_pooling``) and direct convolution (``test_conv``).
+``test_col_tasks``), pooling (``test_pooling``), direct convolution (``test_conv``) and the GEMM
+(``test_gemm``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from test_col_tasks import CASES as COL_CASES  # noqa: E402
 from test_conv import CASES as CONV_CASES  # noqa: E402
 from test_extra_tasks import CASES as EXTRA_CASES  # noqa: E402
 from test_extra_tasks import write  # noqa: E402
+from test_gemm import CASES as GEMM_CASES  # noqa: E402
 from test_pooling import CASES as POOL_CASES  # noqa: E402
 from test_strided_views import CASES as STRIDED_CASES  # noqa: E402
 
@@ -39,7 +41,11 @@ CASES = {**{f"strided_{name}": fields for name, (fields, _) in STRIDED_CASES.ite
          **{f"conv_{name}": CONV_CASES[name][0] for name in ("conv2d_asymmetric", "conv2d_odd_channels",
                                                              "conv2d_depthwise", "depthwise_separable", "conv3d",
                                                              "conv_transpose2d", "conv_transpose2d_groups",
-                                                             "conv2d_bf16", "conv2d_relu", "conv2d_same_even")}}
+                                                             "conv2d_bf16", "conv2d_relu", "conv2d_same_even")},
+         **{f"gemm_{name}": GEMM_CASES[name][0] for name in ("square", "odd_333x129x77", "transposed_both", "bmm",
+                                                             "einsum4d", "matrix_vector", "small_k", "large_k",
+                                                             "decode_linear_bf16", "linear_bias_relu", "bf16",
+                                                             "triu_of_product", "diag_times_matrix")}}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
