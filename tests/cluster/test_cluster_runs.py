@@ -114,23 +114,38 @@ def test_a_node_lost_mid_run_loses_nothing_and_repeats_nothing(ray_cluster, post
           f"uninterrupted run: {len(uninterrupted)}")
 
 
-def _tune(url: str, tmp: Path, name: str, *extra: str) -> subprocess.Popen:
+def _tune(url: str, tmp: Path, name: str, *extra: str, delay: float = 0.2) -> subprocess.Popen:
     config = tmp / "cluster.toml"
     config.write_text('[cluster]\nresource = "fake_gpu"\nworkers = 2\nlease_s = 5\n')
     env = dict(os.environ, AUTOTUNER_CACHE_DIR=str(tmp / "cache"), PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "autotuner.cli.main", "tune", "--evaluator", "simulate", "--simulate-delay", "0.2",
+    cmd = [sys.executable, "-m", "autotuner.cli.main", "tune", "--evaluator", "simulate", "--simulate-delay", str(delay),
            "--db", url, "--config", str(config), "--tune-trials", "4", "--no-progress",
            "--report", str(tmp / f"report-{name}"), *extra]
     return subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, text=True)
 
 
+def _claimed(url: str) -> bool:
+    try:
+        return bool(_rows(url, settled=False)[2])
+    except Exception:  # noqa: BLE001 - the schema is being created right now
+        return False
+
+
 def test_two_drivers_on_one_archive_share_the_work(ray_cluster, postgres_url: str, tmp_path: Path) -> None:  # noqa: ANN001
     Archive.open(postgres_url).close()
     # The same two tasks in opposite orders: each driver starts alone on one, then meets the
-    # other's work on the second (taking its results, waiting for what it has in flight).
-    drivers = [_tune(postgres_url, tmp_path, "a", "--cluster", ray_cluster.address, *map(str, CLI_TASKS)),
-               _tune(postgres_url, tmp_path, "b", "--cluster", ray_cluster.client_address, *map(str, CLI_TASKS[::-1]))]
+    # other's work on the second (taking its results, waiting for what it has in flight). The
+    # Ray Client driver starts first and evaluates slowly, and the other starts once it has
+    # claimed work, so the two overlap however long either takes to start (on a loaded CI
+    # machine a driver started second once found all the work done: nothing was shared).
+    slow = _tune(postgres_url, tmp_path, "b", "--cluster", ray_cluster.client_address,
+                 *map(str, CLI_TASKS[::-1]), delay=1.5)
+    deadline = time.monotonic() + 120
+    while not _claimed(postgres_url):
+        assert time.monotonic() < deadline and slow.poll() is None, "the first driver did not get going"
+        time.sleep(0.1)
+    drivers = [slow, _tune(postgres_url, tmp_path, "a", "--cluster", ray_cluster.address, *map(str, CLI_TASKS))]
     outputs = [d.communicate(timeout=400)[0] for d in drivers]
     assert [d.returncode for d in drivers] == [0, 0], outputs
     _, per_setting, statuses = _rows(postgres_url)
