@@ -90,7 +90,7 @@ class Ctx:
     def dims(self, region: Region) -> list[str]:
         """Python expressions of the region space's runtime sizes."""
         anchor = self.py(region.anchor)
-        return [f"{anchor}.shape[{d}]" for d in range(len(region.shape))]
+        return [f"{anchor}.shape[{d}]" for d in (region.perm or range(len(region.shape)))]
 
     def shape_of(self, region: Region, node: Node) -> str:
         """Python tuple of ``node``'s runtime shape, from its map onto the region's space."""

@@ -1,12 +1,24 @@
 """Pointwise regions: one kernel computing every output element from the same element of each
-operand (broadcast operands are addressed through the coordinates of collapsed dims)."""
+operand (broadcast operands are addressed through the coordinates of collapsed dims).
+
+The epilogue of a hybrid task's 2-D convolution may run in channels_last order (``layout``
+``nhwc``, a structural variant): cuDNN's tensor-core convolutions work in NHWC, and an NCHW
+convolution pays a transpose of its input and of its output inside cuDNN (torch.compile's
+layout optimization moves such convolutions to channels_last for the same reason). The weight
+is made channels_last once in ``rules_setup``, so cuDNN returns a channels_last result; the
+epilogue then walks that buffer in memory order (the region's space permuted to N, H, W, C,
+per-channel operands indexed by the innermost coordinate) and writes over it in place, so the
+candidate returns a channels_last tensor: the same values, other strides.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 from evolution.proposers.rules import cuda
 from evolution.proposers.rules.codegen import I32_LIMIT, Ctx, KernelCode, fill, join_params, pointer_param
 from evolution.proposers.rules.ir import Node
-from evolution.proposers.rules.plan import Leaf, Region
+from evolution.proposers.rules.plan import Leaf, Plan, Region
 
 _IND = " " * 16
 
@@ -41,28 +53,89 @@ def _offset(cover: list[int]) -> str:
     return off
 
 
-def _inplace(ctx: Ctx, region: Region) -> Node | None:
+def inplace_anchor(plan: Plan, region: Region) -> Node | None:
     """Write the result over the GEMM / convolution output it reads (a buffer we own)."""
     anchor = region.anchor
-    src = ctx.plan.producer.get(anchor.id)
+    src = plan.producer.get(anchor.id)
     if src is None or src.kind not in ("mm", "conv") or len(region.outputs) != 1:
         return None
     out = region.outputs[0]
-    users = ctx.plan.graph.users().get(anchor.id, [])
+    users = plan.graph.users().get(anchor.id, [])
     members = {n.id for n in region.nodes}
-    if anchor in ctx.plan.graph.outputs or not all(u.id in members for u in users):
+    if anchor in plan.graph.outputs or not all(u.id in members for u in users):
         return None
     return anchor if out.dtype == anchor.dtype else None
 
 
+NHWC = (0, 2, 3, 1)  # the space's dims in channels_last memory order
+
+
+def nhwc_conv(plan: Plan, region: Region) -> Region | None:
+    """The 2-D convolution region whose epilogue ``region`` may run in channels_last order: the
+    epilogue writes over the convolution's result in place and reads nothing else of full size
+    (only per-channel values, scalars and constants); the weight is a module parameter (made
+    channels_last at setup). None when any of that does not hold."""
+    if region.kind != "pointwise" or len(region.shape) != 4 or inplace_anchor(plan, region) is None:
+        return None
+    src = plan.producer.get(region.anchor.id)
+    conv = src.nodes[0] if src is not None and src.kind == "conv" else None
+    if conv is None or len(conv.shape) != 4 or conv.args["weight"].op != "param" or tuple(conv.shape) != region.shape:
+        return None
+    if any(n.op == "rotate_half" for n in region.nodes):
+        return None
+    for leaf in region.leaves.values():
+        if leaf.node.op == "const" or leaf.node.id == region.anchor.id:
+            continue
+        if [d for d in leaf.covers if d is not None] not in ([], [1]):
+            return None
+    return src
+
+
+def _channels_last(region: Region) -> Region:
+    """``region`` over its space in NHWC memory order (``nhwc_conv`` accepted it)."""
+    where = {old: new for new, old in enumerate(NHWC)}
+    space = [i for i, s in enumerate(NHWC) if region.shape[s] != 1]
+
+    def moved(covers: tuple) -> tuple:
+        return tuple(None if c is None else where[c] for c in covers)
+
+    def leaf(lf: Leaf) -> Leaf:
+        covers = moved(lf.covers)
+        dims = sorted(d for d in covers if d is not None)
+        if lf.node.id == region.anchor.id or dims == space:
+            kind = "full"  # the convolution's result: contiguous in this order
+        else:
+            kind = "scalar" if not dims else "general"
+        return Leaf(lf.node, covers, kind if lf.kind != "scalar" else "scalar", lf.rotate)
+
+    return dataclasses.replace(region, shape=tuple(region.shape[d] for d in NHWC), perm=NHWC,
+                               maps={k: moved(m) for k, m in region.maps.items()},
+                               leaves={k: leaf(lf) for k, lf in region.leaves.items()})
+
+
 def generate(ctx: Ctx, region: Region) -> KernelCode:
-    name = ctx.kernel_name(region)
+    if ctx.variant.get(region.index, {}).get("layout") != "nhwc":
+        return _generate(ctx, region, ctx.kernel_name(region))
+    # Both orders: cuDNN returns NCHW where a channels_last weight is ambiguous (one input
+    # channel, a 1x1 window: the two layouts are the same memory), so the forward takes the
+    # kernel that matches the strides it got.
+    plain = _generate(ctx, region, ctx.kernel_name(region))
+    nhwc = _generate(ctx, _channels_last(region), ctx.kernel_name(region) + "_cl")
+    anchor = ctx.py(region.anchor)
+    forward = [f"if {anchor}.is_contiguous():"] + ["    " + line for line in plain.forward]
+    forward += ["else:", f"    assert {anchor}.is_contiguous(memory_format=torch.channels_last), "
+                         "'the NHWC epilogue reads a channels_last convolution result'"]
+    forward += ["    " + line for line in nhwc.forward]
+    return KernelCode(plain.cuda + "\n\n" + nhwc.cuda, forward, plain.kernels + nhwc.kernels)
+
+
+def _generate(ctx: Ctx, region: Region, name: str) -> KernelCode:
     scalars = cuda.Scalars()
     leaves = list({lf.node.id: lf for lf in region.leaves.values()}.values())
     rotations = [n for n in region.nodes if n.op == "rotate_half"]
     groups = _groups(region, leaves, bool(rotations))
     last = len(groups) - 1
-    inplace = _inplace(ctx, region)
+    inplace = inplace_anchor(ctx.plan, region)
     ptr = {lf.node.id: f"p{lf.node.id}" for lf in leaves if lf.node.op != "const"}
     if inplace is not None:
         ptr[inplace.id] = f"o{region.outputs[0].id}"
@@ -174,8 +247,8 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         SIZE_ARGS_I32=join_params([f"(int){s}" for s in sizes]), SIZE_ARGS_I64=join_params(sizes),
         VEC_DECL="\n".join(decl), VEC_LOAD="\n".join(load), VEC_COMPUTE="\n".join(comp), SCALAR="\n".join(scalar),
     )
-    return KernelCode(text, _forward(ctx, region, name, leaves, groups, sizes, ptr, inplace, scalars, vectorable),
-                      [f"{name}_i32", f"{name}_i64"])
+    forward = _forward(ctx, region, name, leaves, groups, sizes, ptr, inplace, scalars, vectorable)
+    return KernelCode(text, forward, [f"{name}_i32", f"{name}_i64"])
 
 
 def _forward(ctx: Ctx, region: Region, name: str, leaves: list[Leaf], groups: list[list[int]],

@@ -41,4 +41,11 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         settings = f"{mod}.stride, {mod}.padding, {mod}.dilation, {mod}.groups"
     else:
         settings = ", ".join(repr(node.args[k]) for k in ("stride", "padding", "dilation", "groups"))
-    return KernelCode("", [f"{out} = {fn}({x}, {w}, None, {settings})"], [])
+    setup = []
+    if any(ctx.variant.get(r.index, {}).get("layout") == "nhwc" and ctx.plan.producer.get(r.anchor.id) is region
+           for r in ctx.plan.regions if r.kind == "pointwise"):
+        # its epilogue runs in channels_last order (kern_pointwise says why): a channels_last
+        # weight makes cuDNN convolve in NHWC and return NHWC; loading weights later (a state
+        # dict, .to()) copies into this layout
+        setup.append(f"{w}.data = {w}.data.contiguous(memory_format=torch.channels_last)")
+    return KernelCode("", [f"{out} = {fn}({x}, {w}, None, {settings})"], [], setup=setup)

@@ -72,6 +72,9 @@ class Region:
     finals: list[int] = field(default_factory=list)  # reduce_all: nodes computed after the reduction
     index: int = 0
     rdims: tuple[int, ...] = ()  # col regions: the reduced dims (a contiguous block, not trailing)
+    # The space's dims in memory order when it runs over a channels_last anchor (``shape`` is
+    # then permuted too: dim i of the space is dim perm[i] of the anchor); () for the anchor's order.
+    perm: tuple[int, ...] = ()
 
     @property
     def reduced(self) -> tuple[int, ...]:

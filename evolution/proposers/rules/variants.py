@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.proposers.rules import cuda, kern_conv, kern_flash, kern_gemm
+from evolution.proposers.rules import cuda, kern_conv, kern_flash, kern_gemm, kern_pointwise
 from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
@@ -312,8 +312,12 @@ def variants_for(plan: Plan) -> list[Variant]:
     if main is None:
         return []
     base_choices = {r.index: _options(r)[0][1] for r in plan.regions}
+    options = _options(main)
+    if kern_pointwise.nhwc_conv(plan, main) is not None:
+        # second: measured beside the NCHW epilogue by every search, not yet on a GPU
+        options.insert(1, ("vec-nhwc", {**options[0][1], "layout": "nhwc"}))
     out = []
-    for label, choice in _options(main):
+    for label, choice in options:
         choices = dict(base_choices)
         choices[main.index] = choice
         defines, space = _defines(main, choice)
