@@ -157,6 +157,21 @@ class ColGen:
                 f"{ind}else if (live[0]) load_{suffix}<VEC>(p{node.id} + base[0] + {j} * I, a{node.id}[{q}]);",
                 f"{ind}else {{ RULES_LANES a{node.id}[{q}][u] = ({kind})0; }}"]
 
+    def copy_to_shared(self, lf: Leaf, ind: str) -> list[str]:
+        """SMEMC: item ``it`` of this thread's slice of ``lf`` copied asynchronously into its own
+        slots of shared memory (no registers held while the copies fly, so a block keeps its
+        whole tile in flight at the cost of shared memory instead of registers)."""
+        node = lf.node
+        slot = f"cs{node.id}[(it * BLOCK + (int)threadIdx.x) * VEC"
+        size = cuda.storage(node.dtype)[2]
+        scalar = (f"RULES_LANES {{ if (live[u]) rules_cp_async<{size}>(&{slot} + u], p{node.id} + base[u] + jq * I); "
+                  f"else {slot} + u] = 0; }}")
+        if not cuda.vector_ok(node.dtype):
+            return [f"{ind}{scalar}"]
+        return [f"{ind}if (!vec) {{ {scalar} }}",
+                f"{ind}else if (live[0]) rules_cp_async<VEC * {size}>(&{slot}], p{node.id} + base[0] + jq * I);",
+                f"{ind}else {{ RULES_LANES {slot} + u] = 0; }}"]
+
     def store(self, out: Node, ind: str, q: str, j: str) -> list[str]:
         scalar = (f"RULES_LANES if (live[u]) o{out.id}[base[u] + {j} * I] = "
                   f"{cuda.narrow(out.dtype, f'r{out.id}[{q}][u]')};")
@@ -229,14 +244,21 @@ class ColGen:
             lines.append(f"{_I12}const long long jq = jbeg + tw + (long long)it * NW;")
             lines.append(f"{_I12}if (jq < jend) {{")
             for lf in fresh:
+                lines.append(f"#if CS{lf.node.id}_ON")
+                lines += self.copy_to_shared(lf, _I16)
+                lines.append("#else")
                 lines += [line.replace(f"a{lf.node.id}[it]", f"c{lf.node.id}[it]")
                           for line in self.load(lf, _I16, "it", "jq")]
+                lines.append("#endif")
                 self.cached.add(lf.node.id)
             lines.append(f"{_I12}}}")
             lines.append(f"{_I8}}}")
+            lines.append("#if SMEMC")
+            lines.append(f"{_I8}rules_cp_wait();  // this thread's own copies: it reads back only its slots")
+            lines.append("#endif")
         for lf in leaves:
             kind = cuda.ctype(lf.node.dtype)
-            lane.bind(lf.node, f"c{lf.node.id}[it][u]" if lf.kind == "full" else f"a{lf.node.id}", kind)
+            lane.bind(lf.node, f"CV{lf.node.id}(it, u)" if lf.kind == "full" else f"a{lf.node.id}", kind)
         lines.append(f"{_I8}#pragma unroll")
         lines.append(f"{_I8}for (int it = 0; it < ITEMS; ++it) {{")
         lines.append(f"{_I12}const long long jq = jbeg + tw + (long long)it * NW;")
@@ -403,10 +425,21 @@ class ColGen:
         lines = self.setup(env)
         self.cached: set[int] = set()
         loop = self.loop_cached if cached else self.loop
-        if cached:
+        if cached:  # registers, or (SMEMC) shared memory in the operand's storage type
             for lf in self.leaves:
                 if lf.kind == "full" and lf.node.op != "const":
-                    lines.append(f"{_I8}{cuda.ctype(lf.node.dtype)} c{lf.node.id}[ITEMS][VEC];")
+                    i, store = lf.node.id, cuda.storage(lf.node.dtype)[0]
+                    size = cuda.storage(lf.node.dtype)[2]
+                    # static shared memory stops at 48 KB; the column merges take up to 12 KB
+                    lines += [f"#define CS{i}_ON (SMEMC && ITEMS * BLOCK * VEC * {size} <= 36864)",
+                              f"#if CS{i}_ON",
+                              f"{_I8}alignas(16) __shared__ {store} cs{i}[ITEMS * BLOCK * VEC];",
+                              f"#define CV{i}(it_, u_) "
+                              f"{cuda.widen(lf.node.dtype, f'cs{i}[((it_) * BLOCK + (int)threadIdx.x) * VEC + (u_)]')}",
+                              "#else",
+                              f"{_I8}{cuda.ctype(lf.node.dtype)} c{i}[ITEMS][VEC];",
+                              f"#define CV{i}(it_, u_) c{i}[it_][u_]",
+                              "#endif"]
         plan = self.plan
         computed: set[int] = set()
         for p in range(1, plan.phases + 1):
@@ -426,7 +459,8 @@ class ColGen:
             lines += self.column_values(env, computed)
         if plan.late:
             lines += loop(env, [], [], plan.late, "f")
-        return lines + self.column_outputs(env)
+        undef = [f"#undef CV{i}\n#undef CS{i}_ON" for i in sorted(self.cached)] if cached else []
+        return lines + self.column_outputs(env) + undef
 
     def state_layout(self, reds: list[Node]) -> list[tuple[str, str, int]]:
         """(state array, merge kind, slot) in the workspace; float and int64 slots counted apart."""

@@ -336,12 +336,13 @@ def variants_for(plan: Plan) -> list[Variant]:
 # The tuner climbs from the default one parameter at a time, the space's first keys first
 # (``evolution.tuning``), and a budget of 8 settings reaches the first few. Ranked by the effect
 # each had in measured grids on an H200: cluster size (softmax 8192 x 65536: 1.46 against
-# 3.0 ms) and block size (RMSNorm 8192: 1.14 against 1.56 ms) by far; then work per thread
+# 3.0 ms) and block size (RMSNorm 8192: 1.14 against 1.56 ms) by far; where the column
+# kernels cache their tile (SMEMC: new, its one step tried in the first round); then work per thread
 # and grid waves (relu: ITEMS 4 x WAVES 32 5% over the default; cross-entropy ITEMS 4 -9%,
 # +15-60% on 8k rows), split factors, occupancy caps; the pipelining switches, which have not
 # shown an effect yet; the vector width (the default is already the widest aligned access) and
 # the fast exp (on by default; off only trades speed for accuracy) last.
-_EFFECT = ("CLUSTER", "BLOCK", "ITEMS", "WAVES", "UNROLL", "SPLIT", "SPLITW", "COUT_PER_THREAD", "POS_PER_THREAD",
+_EFFECT = ("CLUSTER", "BLOCK", "SMEMC", "ITEMS", "WAVES", "UNROLL", "SPLIT", "SPLITW", "COUT_PER_THREAD", "POS_PER_THREAD",
            "OCC", "PIPE", "STAGE", "PREFETCH", "HINTS")
 _LAST = ("VEC", "FASTEXP")
 

@@ -153,3 +153,23 @@ def test_col_refused_with_a_reason(name: str, tmp_path) -> None:  # noqa: ANN001
     t = translate(load_task(write(tmp_path, name, case)))
     assert not t.proposals and t.notes
     assert words in t.notes[-1] and "not translated" in t.notes[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
+def test_cached_columns_in_shared_memory_match_reference_on_cpu_emulator(col_tasks, tmp_path) -> None:  # noqa: ANN001
+    """SMEMC 1: the cached kernels' tile copied asynchronously into shared memory instead of
+    registers, at ITEMS large enough that every case's column fits (the cached kernel runs):
+    vector and scalar (odd inner size) paths, fp32 and bf16 storage."""
+    specs, names = [], []
+    for name, (task, t) in col_tasks.items():
+        for p in t.proposals:
+            if p.variant.startswith("col/colsplit-cached"):
+                cand = tmp_path / f"{name}__{p.variant.replace('/', '_')}.py"
+                cand.write_text(p.source)
+                specs.append((task, cand, dict(p.default_params, BLOCK=128, ITEMS=16, OCC=75, SMEMC=1), 3_000_000))
+                names.append(f"{name} [{p.variant}]")
+    assert {"softmax_dim1_3d", "softmax_dim1_bf16", "softmax_dim1_vec", "rmsnorm_channels_vec"} <= \
+        {n.split(" ")[0] for n in names}, names
+    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
+    assert not {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
