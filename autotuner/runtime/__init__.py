@@ -16,7 +16,7 @@ from autotuner.runtime.compile import (
     parse_diagnostics,
 )
 from autotuner.runtime.launch import Kernel
-from autotuner.runtime.occupancy import max_active_clusters
+from autotuner.runtime.occupancy import allow_nonportable_clusters, max_active_clusters
 from autotuner.runtime.pdl import pdl_enabled, pdl_launch
 from autotuner.runtime.signature import kernel_names, parse_kernels
 
@@ -27,6 +27,7 @@ __all__ = [
     "clear_memory_cache",
     "compile_module",
     "kernel_names",
+    "allow_nonportable_clusters",
     "max_active_clusters",
     "nvcc_ptx",
     "parse_diagnostics",

@@ -15,6 +15,8 @@ from typing import Any
 from autotuner.runtime.pdl import CUlaunchConfig, launch_config
 
 _query: list[Any] = []
+_set_attribute: list[Any] = []
+_NON_PORTABLE_CLUSTER_SIZE_ALLOWED = 14  # CUfunction_attribute (cuda.h)
 
 
 def _driver_query() -> Any:
@@ -39,3 +41,25 @@ def max_active_clusters(kernel: Any, block: int, shared_mem: int, cluster: int) 
     except (AttributeError, OSError, TypeError, ValueError):
         return None
     return count.value if err == 0 and count.value > 0 else None
+
+
+def allow_nonportable_clusters(kernel: Any) -> bool | None:
+    """Let ``kernel`` launch in clusters of more than 8 blocks (16 on an H100 / H200: a row's
+    slices spread over twice the SMs, so each holds half). True when the driver took it, False
+    when it refused (the GPU has no such clusters: launch something else), None when there is
+    no driver function to ask (an emulator)."""
+    try:
+        function = kernel.function
+        handle = int(getattr(function, "kernel", function).ptr)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    try:
+        if not _set_attribute:
+            fn = ctypes.CDLL("libcuda.so.1").cuFuncSetAttribute
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+            _set_attribute.append(fn)
+        err = _set_attribute[0](ctypes.c_void_p(handle), _NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
+    except OSError:
+        return None
+    return err == 0

@@ -93,3 +93,29 @@ def test_memory_and_disk_caches_return_without_recompiling():
     compile_module(src).kernel("axpy")
     disk = time.perf_counter() - start
     assert memory < cold and disk < cold
+
+
+CLUSTER16 = r"""
+extern "C" __global__ void __cluster_dims__(16, 1, 1) ranks(int* out) {
+    unsigned rank;
+    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    if (threadIdx.x == 0) out[blockIdx.x] = (int)rank;
+}
+"""
+
+
+def test_clusters_of_16_launch_once_the_driver_allows_them():
+    """The rules' row kernels use clusters of 16 for rows of 1.7-3.4 MB (non-portable on sm_90:
+    a kernel must opt in, ``allow_nonportable_clusters``)."""
+    from autotuner.runtime import allow_nonportable_clusters, max_active_clusters
+
+    if torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("thread-block clusters need sm_90")
+    module = compile_module(CLUSTER16)
+    kernel = module.kernel("ranks")
+    assert allow_nonportable_clusters(kernel) is True
+    assert (max_active_clusters(kernel, 128, 0, 16) or 0) >= 1
+    out = torch.full((64,), -1, dtype=torch.int32, device="cuda")
+    module.launch("ranks", grid=(64,), block=(128,), args=(out,))
+    torch.cuda.synchronize()
+    assert out.tolist() == [i % 16 for i in range(64)]

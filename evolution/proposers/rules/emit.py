@@ -137,7 +137,9 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     source = prelude + "\n\n" + "\n\n".join(cuda_parts)
     has_cuda = any(c.cuda for c in codes)
     forward = _forward(task, plan, ctx, codes)
-    uses = ["compile_module"] + (["max_active_clusters"] if any("max_active_clusters(" in f for f in forward) else [])
+    setup_text = "\n".join(line for c in codes for line in c.setup)
+    uses = ["compile_module"] + [fn for fn in ("allow_nonportable_clusters", "max_active_clusters")
+                                 if any(f"{fn}(" in f for f in forward) or f"{fn}(" in setup_text]
     imports.append(f"from autotuner.runtime import {', '.join(uses)}")
     doc = [f'"""Rule-based candidate for task {task.name} ({label}).', ""]
     doc += [f"Regions: {', '.join(plan.describe())}."]

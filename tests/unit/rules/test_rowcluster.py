@@ -53,6 +53,9 @@ OTHER = {
     "sum": dict(body="return x.sum(dim=-1)", inputs="[torch.randn(64, 8192)]"),
     "argmax_softmax": dict(body="p = torch.softmax(x, -1)\nreturn p.argmax(-1)", inputs="[torch.randn(64, 8192)]"),
     "huge_row": dict(body="return torch.softmax(x, dim=-1)", inputs="[torch.randn(2, 65536)]"),
+    "mb_row": dict(body="return torch.softmax(x, dim=-1)", inputs="[torch.randn(2, 262144)]"),  # 1 MB
+    "two_mb_rows": dict(init="self.gn = nn.GroupNorm(2, 16)", body="return self.gn(x)",  # 8 x 256 x 256 fp32 a row
+                        inputs="[torch.randn(160, 16, 256, 256)]"),  # traced on the meta device only
     # more rows than the emulator's 2 SMs keep clusters resident: PIPE's persistent grid loops
     "many_rows": dict(body="return torch.softmax(x, dim=-1)", inputs="[torch.randn(96, 4096) * 3]"),
     "many_rows_odd": dict(body="return F.log_softmax(x, dim=-1)", inputs="[torch.randn(80, 3001)]"),
@@ -80,6 +83,13 @@ def test_cluster_tunables_sized_from_the_row(tasks) -> None:  # noqa: ANN001
     p = next(p for p in tasks["huge_row"][1].proposals if p.variant == "row/cluster")
     assert p.default_params["CLUSTER"] == 4  # 256 KB rows: 64 KB slices
     assert set(p.params_space["CLUSTER"]) == {1, 2, 4, 8}
+    # 1 MB rows: 8 blocks of 128 KB (one a SM); 16 searched (two 64 KB slices a SM)
+    p = next(p for p in tasks["mb_row"][1].proposals if p.variant == "row/cluster")
+    assert p.default_params["CLUSTER"] == 8 and p.params_space["CLUSTER"] == [1, 2, 4, 8, 16]
+    assert "allow_nonportable_clusters(" in p.source
+    # 2 MB rows fit no 8 blocks' shared memory: 16, first (one read of the row instead of two)
+    p = tasks["two_mb_rows"][1].proposals[0]
+    assert p.variant == "row/cluster" and p.default_params["CLUSTER"] == 16
     p = next(p for p in tasks["layernorm"][1].proposals if p.variant == "row/cluster")
     assert p.default_params["CLUSTER"] == 1  # 32 KB rows: one block
     assert "max_dynamic_shared_size_bytes = self.rules_smem" in p.source
@@ -132,9 +142,23 @@ def test_pipelined_cluster_rows_match_reference_on_cpu_emulator(tasks, tmp_path)
     assert all(r["kernels"] == ["rules_row0_cluster"] for r in reports)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
+def test_clusters_of_16_match_reference_on_cpu_emulator(tasks, tmp_path) -> None:  # noqa: ANN001
+    """The non-portable size (rules_setup asks the driver; the emulator has none to ask and
+    runs the cluster kernel): sixteen slices merged, plain and pipelined, even and odd rows."""
+    settings = [dict(CLUSTER=16, BLOCK=32), dict(CLUSTER=16, BLOCK=64, PIPE=1)]
+    names = {"softmax", "softmax_odd", "layernorm", "groupnorm", "many_rows"}
+    specs, labels = _specs(tasks, tmp_path, settings, names)
+    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
+    bad = {n: r["reason"] for n, r in zip(labels, reports) if not r["ok"]}
+    assert not bad
+    assert all(r["kernels"] == ["rules_row0_cluster"] for r in reports), [r["kernels"] for r in reports]
+
+
 def test_pipelined_grid_asks_the_driver_for_resident_clusters(tasks) -> None:  # noqa: ANN001
     p = next(p for p in tasks["many_rows"][1].proposals if p.variant == "row/cluster")
-    assert "from autotuner.runtime import compile_module, max_active_clusters" in p.source
+    assert "from autotuner.runtime import compile_module, allow_nonportable_clusters, max_active_clusters" in p.source
     assert p.default_params["PIPE"] == 0 and p.params_space["PIPE"] == [0, 1]  # searched, not the default yet
     assert "(1 + PIPE) *" in p.source  # both buffers counted in the shared memory asked for
 
@@ -197,7 +221,7 @@ def _resources(src: str, defines: dict, tmp_path, tag: str) -> dict[str, dict[st
 def test_cluster_kernels_compile_for_sm90_without_spills(name: str, tasks, tmp_path) -> None:  # noqa: ANN001
     p = next(p for p in tasks[name][1].proposals if p.variant == "row/cluster")
     (src,) = cuda_sources(p.source)
-    for cluster, block, pipe in ((1, 1024, 0), (2, 512, 0), (8, 128, 0), (1, 1024, 1), (4, 256, 1)):
+    for cluster, block, pipe in ((1, 1024, 0), (2, 512, 0), (8, 128, 0), (16, 512, 0), (1, 1024, 1), (4, 256, 1)):
         res = _resources(src, dict(p.default_params, CLUSTER=cluster, BLOCK=block, PIPE=pipe), tmp_path,
                          f"{name}_{cluster}_{pipe}")
         k = res["rules_row0_cluster"]
