@@ -18,6 +18,7 @@ from evolution.proposers.rules.lower import lower
 from evolution.proposers.rules.plan import make_plan
 from evolution.proposers.rules.trace import trace_task
 from test_extra_tasks import write
+from variant_checks import emulate_variants
 
 _RMS_C = ("h = x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-6)\n"
           "return h * self.w.view(1, -1, 1, 1)")
@@ -161,15 +162,8 @@ def test_cached_columns_in_shared_memory_match_reference_on_cpu_emulator(col_tas
     """SMEMC 1: the cached kernels' tile copied asynchronously into shared memory instead of
     registers, at ITEMS large enough that every case's column fits (the cached kernel runs):
     vector and scalar (odd inner size) paths, fp32 and bf16 storage."""
-    specs, names = [], []
-    for name, (task, t) in col_tasks.items():
-        for p in t.proposals:
-            if p.variant.startswith("col/colsplit-cached"):
-                cand = tmp_path / f"{name}__{p.variant.replace('/', '_')}.py"
-                cand.write_text(p.source)
-                specs.append((task, cand, dict(p.default_params, BLOCK=128, ITEMS=16, OCC=75, SMEMC=1), 3_000_000))
-                names.append(f"{name} [{p.variant}]")
+    bad, _, names = emulate_variants(col_tasks, tmp_path, lambda p: p.variant.startswith("col/colsplit-cached"),
+                                     lambda p: dict(p.default_params, BLOCK=128, ITEMS=16, OCC=75, SMEMC=1))
     assert {"softmax_dim1_3d", "softmax_dim1_bf16", "softmax_dim1_vec", "rmsnorm_channels_vec"} <= \
         {n.split(" ")[0] for n in names}, names
-    reports = cuda_emu.run_candidates(specs, workers=max(2, os.cpu_count() or 2))
-    assert not {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
+    assert not bad

@@ -13,7 +13,7 @@ import cuda_emu
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
 from test_extra_tasks import write
-from variant_checks import _nvcc
+from variant_checks import _nvcc, emulate_variants
 
 _SHAPES = 'SHAPES = [{"name": "a", "CIN": %d, "C": %d, "L": %d}, {"name": "b", "CIN": %d, "C": %d, "L": %d}]'
 
@@ -95,17 +95,9 @@ def test_loading_weights_keeps_the_channels_last_layout() -> None:
 @pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
 def test_nhwc_epilogues_match_pytorch_on_the_cpu_emulator(hybrids, tmp_path) -> None:  # noqa: ANN001
     """Both shapes of each case: 8 channels (the vector path) and 11 (scalar: 11 % VEC != 0)."""
-    specs, names = [], []
-    for name, (task, t) in hybrids.items():
-        for p in t.proposals:
-            if p.variant.endswith("nhwc"):
-                cand = tmp_path / f"{name}.py"
-                cand.write_text(p.source)
-                specs.append((task, cand, dict(p.default_params, BLOCK=128), 3_000_000))
-                names.append(name)
+    bad, reports, names = emulate_variants(hybrids, tmp_path, lambda p: p.variant.endswith("nhwc"),
+                                           lambda p: dict(p.default_params, BLOCK=128))
     assert len(names) == 4
-    reports = cuda_emu.run_candidates(specs, workers=2)
-    bad = {n: r["reason"] for n, r in zip(names, reports) if not r["ok"]}
     assert not bad
     assert all(len({s["shape"] for s in r["shapes"]}) >= 2 for r in reports), [r["shapes"] for r in reports]
 
