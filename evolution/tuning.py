@@ -74,7 +74,8 @@ def tune(
     study: optuna.Study | None = None,
     climb: bool = True,
 ) -> TuneOutcome:
-    """Search ``space`` with TPE: ``trials`` settings besides the start setting, in all.
+    """Search ``space``, climbing from ``start`` and then with TPE: ``trials`` settings besides
+    the start setting, in all.
 
     ``known`` maps ``params_key(params)`` to results measured earlier (they are told to the
     study, not re-run); ``start`` is enqueued first (the proposer's default setting).

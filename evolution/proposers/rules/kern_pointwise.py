@@ -102,11 +102,11 @@ def _channels_last(region: Region) -> Region:
     def leaf(lf: Leaf) -> Leaf:
         covers = moved(lf.covers)
         dims = sorted(d for d in covers if d is not None)
-        if lf.node.id == region.anchor.id or dims == space:
+        if lf.node.id == region.anchor.id or (dims and dims == space):
             kind = "full"  # the convolution's result: contiguous in this order
         else:
-            kind = "scalar" if not dims else "general"
-        return Leaf(lf.node, covers, kind if lf.kind != "scalar" else "scalar", lf.rotate)
+            kind = "general" if dims else "scalar"
+        return Leaf(lf.node, covers, kind, lf.rotate)
 
     return dataclasses.replace(region, shape=tuple(region.shape[d] for d in NHWC), perm=NHWC,
                                maps={k: moved(m) for k, m in region.maps.items()},
