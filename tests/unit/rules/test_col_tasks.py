@@ -7,7 +7,6 @@ a reason."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,7 @@ from evolution.proposers.rules import translate
 from evolution.proposers.rules.lower import lower
 from evolution.proposers.rules.plan import make_plan
 from evolution.proposers.rules.trace import trace_task
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases, untranslated, write
 from variant_checks import emulate_variants
 
 _RMS_C = ("h = x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-6)\n"
@@ -89,12 +88,11 @@ REFUSED = {
 @pytest.fixture(scope="module")
 def col_tasks(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("col_tasks")
-    return {name: (p, translate(load_task(p))) for name, case in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_every_col_task_translates(col_tasks) -> None:  # noqa: ANN001
-    missing = {name: t.notes for name, (_, t) in col_tasks.items() if not t.proposals}
-    assert not missing
+    assert not untranslated(col_tasks)
 
 
 @pytest.mark.parametrize("name, kinds", [

@@ -16,7 +16,7 @@ from autotuner.candidate import cuda_sources
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
 from evolution.proposers.rules.codegen import I32_LIMIT
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases, untranslated, write
 from variant_checks import _nvcc, emulate_every_variant, nvcc_errors
 
 # Two visible shapes: the kernels must take every size from the tensors, none from the trace.
@@ -176,12 +176,11 @@ def test_kernelbench_conv_forms_translate(name: str, tmp_path) -> None:  # noqa:
 @pytest.fixture(scope="module")
 def convs(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("conv")
-    return {name: (p, translate(load_task(p))) for name, (case, _) in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_every_conv_task_translates(convs) -> None:  # noqa: ANN001
-    missing = {name: t.notes for name, (_, t) in convs.items() if not t.proposals}
-    assert not missing
+    assert not untranslated(convs)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

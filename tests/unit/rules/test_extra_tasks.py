@@ -168,15 +168,28 @@ def write(tmp: Path, name: str, case: dict) -> Path:
     return path
 
 
+def translate_cases(tmp: Path, cases: dict) -> dict:
+    """{name: (task path, Translation)} for task fields (or (fields, expectation) pairs) by name."""
+    out = {}
+    for name, case in cases.items():
+        path = write(tmp, name, case[0] if isinstance(case, tuple) else case)
+        out[name] = (path, translate(load_task(path)))
+    return out
+
+
+def untranslated(translations: dict) -> dict:
+    """{name: notes} of the cases the rules did not translate."""
+    return {name: t.notes for name, (_, t) in translations.items() if not t.proposals}
+
+
 @pytest.fixture(scope="module")
 def extra(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("extra_tasks")
-    return {name: (p, translate(load_task(p))) for name, case in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_every_extra_task_translates(extra) -> None:  # noqa: ANN001
-    missing = {name: t.notes for name, (_, t) in extra.items() if not t.proposals}
-    assert not missing
+    assert not untranslated(extra)
 
 
 @pytest.mark.slow

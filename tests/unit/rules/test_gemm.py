@@ -14,7 +14,7 @@ import pytest
 import cuda_emu
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases, untranslated, write
 from variant_checks import _nvcc, emulate_every_variant, nvcc_errors
 
 
@@ -108,12 +108,11 @@ REFUSED = {
 @pytest.fixture(scope="module")
 def gemms(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("gemm")
-    return {name: (p, translate(load_task(p))) for name, (case, _) in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_every_gemm_task_translates(gemms) -> None:  # noqa: ANN001
-    missing = {name: t.notes for name, (_, t) in gemms.items() if not t.proposals}
-    assert not missing
+    assert not untranslated(gemms)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -10,9 +10,7 @@ import pytest
 import torch
 
 import cuda_emu
-from autotuner.tasks import load_task
-from evolution.proposers.rules import translate
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases
 from variant_checks import _nvcc, emulate_variants
 
 _SHAPES = 'SHAPES = [{"name": "a", "CIN": %d, "C": %d, "L": %d}, {"name": "b", "CIN": %d, "C": %d, "L": %d}]'
@@ -55,7 +53,7 @@ CASES = {  # name -> (task fields, whether the NHWC variant is offered)
 @pytest.fixture(scope="module")
 def hybrids(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("nhwc")
-    return {name: (p, translate(load_task(p))) for name, (case, _) in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

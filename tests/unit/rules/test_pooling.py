@@ -13,7 +13,7 @@ import pytest
 import cuda_emu
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases, untranslated, write
 from variant_checks import emulate_every_variant, nvcc_errors
 
 # Two visible shapes: the kernels must take every size from the tensors, none from the trace.
@@ -108,12 +108,11 @@ REFUSED = {
 @pytest.fixture(scope="module")
 def pooling(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("pooling")
-    return {name: (p, translate(load_task(p))) for name, (case, _) in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_every_pooling_task_translates(pooling) -> None:  # noqa: ANN001
-    missing = {name: t.notes for name, (_, t) in pooling.items() if not t.proposals}
-    assert not missing
+    assert not untranslated(pooling)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -23,10 +23,9 @@ import cuda_emu
 from autotuner.candidate import cuda_sources
 from autotuner.runtime.compile import define_options
 from autotuner.tasks import load_task
-from evolution.proposers.rules import translate
 from evolution.proposers.rules.emit import emit_module
 from evolution.proposers.rules.variants import _row_defines, variants_for
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases
 
 _LN = "self.ln = nn.LayerNorm({shape})\nwith torch.no_grad():\n    self.ln.weight.uniform_(0.5, 1.5)\n" \
       "    self.ln.bias.uniform_(-0.5, 0.5)"
@@ -65,7 +64,7 @@ OTHER = {
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("rowcluster_tasks")
-    return {name: (p, translate(load_task(p))) for name, case in (CASES | OTHER).items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, (CASES | OTHER))
 
 
 def test_cluster_is_offered_for_multipass_rows(tasks) -> None:  # noqa: ANN001

@@ -13,10 +13,9 @@ import pytest
 
 import cuda_emu
 from autotuner.tasks import load_task
-from evolution.proposers.rules import translate
 from evolution.proposers.rules.emit import emit_module
 from evolution.proposers.rules.variants import _row_defines, variants_for
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases
 
 _LN = "self.ln = nn.LayerNorm({shape})\nwith torch.no_grad():\n    self.ln.weight.uniform_(0.5, 1.5)\n" \
       "    self.ln.bias.uniform_(-0.5, 0.5)"
@@ -67,7 +66,7 @@ SHORT = {"sum_short": dict(body="return x.sum(dim=-1)", inputs="[torch.randn(409
 @pytest.fixture(scope="module")
 def split_tasks(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("rowsplit_tasks")
-    return {name: (p, translate(load_task(p))) for name, case in (CASES | SHORT).items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, (CASES | SHORT))
 
 
 def test_split_is_the_first_variant_for_few_long_rows(split_tasks) -> None:  # noqa: ANN001

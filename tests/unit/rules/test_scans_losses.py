@@ -14,7 +14,7 @@ from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
 from evolution.proposers.rules.kern_scan import spec as scan_spec
 
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases, write
 
 X = "torch.randn(33, 1001)"
 BF = "torch.randn(9, 1000, dtype=torch.bfloat16)"
@@ -103,7 +103,7 @@ REFUSED = {
 def translated(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("scans_losses")
     cases = {n: c for n, (c, _) in {**SCANS, **LOSSES}.items()}
-    return {name: (p, translate(load_task(p))) for name, case in cases.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, cases)
 
 
 @pytest.mark.parametrize("name", sorted(SCANS))

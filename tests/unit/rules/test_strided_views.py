@@ -13,7 +13,7 @@ import pytest
 import cuda_emu
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases, untranslated, write
 from variant_checks import emulate_every_variant, nvcc_errors
 
 # name -> (task fields, the region kinds it plans to)
@@ -74,12 +74,11 @@ REFUSED = {
 @pytest.fixture(scope="module")
 def strided(tmp_path_factory):  # noqa: ANN001, ANN201 - {name: (task path, Translation)}
     tmp = tmp_path_factory.mktemp("strided_views")
-    return {name: (p, translate(load_task(p))) for name, (case, _) in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_every_strided_view_task_translates(strided) -> None:  # noqa: ANN001
-    missing = {name: t.notes for name, (_, t) in strided.items() if not t.proposals}
-    assert not missing
+    assert not untranslated(strided)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, kinds) in CASES.items() if kinds is not None))

@@ -17,7 +17,7 @@ from autotuner.candidate import cuda_sources
 from autotuner.runtime.compile import define_options
 from autotuner.tasks import load_task, suite_dir
 from evolution.proposers.rules import translate
-from test_extra_tasks import write
+from test_extra_tasks import translate_cases
 
 CASES = {
     "max_values_odd": dict(body="return torch.max(x, dim=2)[0]", inputs="[torch.randn(3, 37, 1001)]"),
@@ -31,7 +31,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):  # noqa: ANN001, ANN201
     tmp = tmp_path_factory.mktemp("unaligned_rows")
-    return {name: (p, translate(load_task(p))) for name, case in CASES.items() for p in [write(tmp, name, case)]}
+    return translate_cases(tmp, CASES)
 
 
 def test_unused_argmax_of_max_values_is_pruned() -> None:
