@@ -297,8 +297,8 @@ def generate(ctx: Ctx, region: Region, variant: dict[str, Any]) -> KernelCode:
              "self.rules_slots = {}  # PIPE: resident clusters by (kernel, shared memory)",
              # over 8 blocks a cluster is a non-portable size (16 on an H100 / H200): the driver
              # must allow it per kernel; where it refuses, the rows take the block kernel
-             f'self.rules_cluster_ok = CLUSTER <= 8 or allow_nonportable_clusters(self.rules_mod.kernel("{name}_cluster")) '
-             "is not False"]
+             f'self.rules_cluster_ok{region.index} = CLUSTER <= 8 or allow_nonportable_clusters('
+             f'self.rules_mod.kernel("{name}_cluster")) is not False']
     return KernelCode("\n\n".join(texts), _forward(ctx, region, gen, name, tensors),
                       [f"{name}_block", f"{name}_cluster"], setup=setup)
 
@@ -314,7 +314,7 @@ def _forward(ctx: Ctx, region: Region, gen: ClusterGen, name: str, tensors: list
     out = [vec_line,
            f"chunk{i} = -(-(-(-D{i} // CLUSTER)) // VEC) * VEC  # each rank's slice: whole vectors",
            f"smem{i} = {gen.smem_bytes(f'chunk{i}')}",
-           f"if smem{i} <= self.rules_smem and (CLUSTER == 1 or self.rules_cc >= 90) and self.rules_cluster_ok:",
+           f"if smem{i} <= self.rules_smem and (CLUSTER == 1 or self.rules_cc >= 90) and self.rules_cluster_ok{i}:",
            f"    slots{i} = max(1, self.rules_cap // CLUSTER)",
            f"    if PIPE:  # persistent: exactly the clusters that are resident at once",
            f'        key{i} = ("{name}_cluster", smem{i})',
