@@ -92,12 +92,17 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     # Multi-pass rows past the registers: cached in shared memory across a thread-block
     # cluster (kern_rowcluster), one read and one write per element where the streaming
     # kernels read twice. First for rows split over several blocks (over 64 KB), second after
-    # the streaming block kernel otherwise. Measured on an H200 (2026-12-01, rules_sweep, after
+    # the streaming block kernel otherwise, last when the slices exceed 64 KB (below). Measured on an H200 (2026-12-01, rules_sweep, after
     # the fast exp and the 16-byte stores): softmax 8192 x 65536 fp32 1.46 ms in 4 blocks of
     # 256 threads against the block kernel's best 1.65 (torch.compile 1.65); RMSNorm and
     # LayerNorm 65536 x 8192 (one block a row) 1.19 / 1.25 ms against the block kernel's
     # 1.14 / 1.14.
-    if passes > 1 and d > 32 * per_thread and _fits_cluster(region):
+    # Slices over 64 KB (rows past 512 KB) leave one block per SM, whose copy cannot overlap its
+    # passes: last. Measured on an H200 (2026-12-01, bench suite): GroupNorm's 2 MB rows in
+    # clusters of 16, 4.51 ms untuned, against 1.76 for the split rows and 1.94 for the block kernel.
+    cluster = passes > 1 and d > 32 * per_thread and _fits_cluster(region)
+    one_block_per_sm = cluster and _row_bytes(region) > _cluster_size(region) * _CLUSTER_SLICE
+    if cluster and not one_block_per_sm:
         first = _cluster_size(region) > 1
         opts.insert(0 if first else min(1, len(opts)), ("cluster", {"mode": "cluster"}))
     rows = _row_count(region)
@@ -105,6 +110,8 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         opts.insert(0, ("split", {"mode": "split"}))
     elif rows < 16 * _SMS and d >= 4096:
         opts.append(("split", {"mode": "split"}))
+    if one_block_per_sm:
+        opts.append(("cluster", {"mode": "cluster"}))
     return opts
 
 
