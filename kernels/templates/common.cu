@@ -257,6 +257,17 @@ __device__ __forceinline__ bool rules_argbetter(float v, long long i, float bv, 
     return is_max ? v > bv : v < bv;
 }
 
+// One thread's scan step, where every index it sees is larger than those before: (v, i)
+// replaces (bv, bi) when v is strictly better, is the first NaN, or is the first value seen
+// (bi still RULES_ARG_EMPTY). Ties keep the earlier index. No branches, so the UNROLL slots'
+// updates interleave: rules_argbetter's four branches and 64-bit index compare per element
+// made argmax over dim 1 of (64, 4096, 2047) fp32 0.74x torch.compile on an H200 (sum: 1.29x).
+#define RULES_ARG_EMPTY 0x7fffffffffffffffLL
+__device__ __forceinline__ bool rules_argtake(float v, float bv, long long bi, bool is_max) {
+    const bool better = is_max ? v > bv : v < bv;
+    return better | ((v != v) & (bv == bv)) | (bi == RULES_ARG_EMPTY);
+}
+
 // exp and reciprocal, FASTEXP 1 (the default): the hardware's ex2 and rcp (__expf: relative
 // error at most about |x| * 2^-24 * ln 2 plus 2 ulp, so under 6e-6 over the whole range where
 // expf is finite; rcp.approx: 1 ulp), a few instructions each, where libdevice's expf and an

@@ -315,9 +315,11 @@ class ColGen:
                 update.append(f"acc{i}[Q][u] = rules_{kind}(acc{i}[Q][u], {v});")
             elif kind in _ARG:
                 arr(f"av{i}", "float", "RULES_NEG_INF" if kind == "argmax" else "RULES_POS_INF")
-                arr(f"ai{i}", "long long", "0x7fffffffffffffffLL")
-                update.append(f"if (rules_argbetter({v}, jq, av{i}[Q][u], ai{i}[Q][u], {str(kind == 'argmax').lower()})) "
-                              f"{{ av{i}[Q][u] = {v}; ai{i}[Q][u] = jq; }}")
+                arr(f"ai{i}", "long long", "RULES_ARG_EMPTY")
+                # jq only grows for a slot ([Q][u]): the branch-free scan step (common.cu)
+                update.append(f"{{ const float v_ = {v}; const bool t_ = rules_argtake(v_, av{i}[Q][u], ai{i}[Q][u], "
+                              f"{str(kind == 'argmax').lower()}); av{i}[Q][u] = t_ ? v_ : av{i}[Q][u]; "
+                              f"ai{i}[Q][u] = t_ ? jq : ai{i}[Q][u]; }}")
             elif kind == "lse":
                 arr(f"lm{i}", "float", "RULES_NEG_INF")
                 arr(f"ls{i}", "float", "0.0f")

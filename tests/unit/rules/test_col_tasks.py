@@ -38,6 +38,10 @@ CASES = {
     "argmax_ties_nan": dict(body="y = torch.round(x * 2.0)\ny = torch.where(x > 2.2, torch.nan, y)\n"
                                  "return y.argmax(dim=1), y.argmin(dim=0)",
                             inputs="[torch.randn(41, 23, 6)]", extra="INPUT_DISTRIBUTIONS = []"),
+    # whole columns of -inf (argmax) and +inf (argmin): the first index, though no value beats the start
+    "argmax_inf_columns": dict(body="return x.argmax(dim=1), (-x).argmin(dim=1)",
+                               inputs="[torch.where(torch.arange(7) % 3 == 0, -torch.inf, torch.randn(2, 45, 7))]",
+                               extra="INPUT_DISTRIBUTIONS = []"),
     "argmin_dim0_long": dict(body="return x.argmin(dim=0)", inputs="[torch.randn(3001, 7)]"),
     "logsumexp_dim1": dict(body="return torch.logsumexp(x, dim=1)", inputs="[torch.randn(3, 37, 5)]"),
     "lse_dim0_long": dict(body="return torch.logsumexp(x, dim=0, keepdim=True)", inputs="[torch.randn(2500, 9)]"),
