@@ -26,7 +26,8 @@ class TaskOutcome:
     family: str
     translated: bool = False
     notes: list[str] = field(default_factory=list)
-    candidates: int = 0
+    candidates: int = 0  # every result counted, read back from the archive or evaluated now
+    evaluated: int = 0  # evaluated by this run (this process), not read back: what its wall time paid for
     verdicts: Counter = field(default_factory=Counter)
     best_kernel_id: int | None = None
     best_result: EvalResult | None = None

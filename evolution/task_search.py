@@ -75,6 +75,7 @@ class TaskSearch:
         result = member.result
         with self.lock:
             self.outcome.candidates += 1
+            self.outcome.evaluated += 0 if resumed else 1
             self.outcome.verdicts[result.verdict.value if result.accepted else result.stage.value] += 1
             if result.accepted and (self.best is None or member.fitness > self.best.fitness):
                 self.best = member

@@ -32,6 +32,7 @@ class SuiteRow:
     eager_ms: float | None
     compile_ms: float | None
     why: str = ""
+    evaluated: int = 0  # candidates this run evaluated (``candidates`` also counts those read back)
 
 
 @dataclass
@@ -48,8 +49,14 @@ class SuiteReport:
         return sum(r.candidates for r in self.rows)
 
     @property
+    def evaluated(self) -> int:
+        return sum(r.evaluated for r in self.rows)
+
+    @property
     def per_gpu_hour(self) -> float:
-        return 3600 * self.candidates / self.wall_s if self.wall_s else 0.0
+        """Candidates this run evaluated per hour of its wall time: a resumed run's table also
+        holds results read back from the archive, which this run's time did not pay for."""
+        return 3600 * self.evaluated / self.wall_s if self.wall_s else 0.0
 
 
 def _why(outcome: TaskOutcome) -> str:
@@ -75,7 +82,7 @@ def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str) -> SuiteRepo
             timed.candidate.median_ms if timed and timed.candidate else None,
             timed.eager.median_ms if timed and timed.eager else None,
             timed.compiled.median_ms if timed and timed.compiled else None,
-            _why(o)))
+            _why(o), o.evaluated))
     report = SuiteReport(rows, wall_s, gpu)
     n = max(1, len(rows))
     for name, attr in (("eager", "speedup_eager"), ("compile", "speedup_compile")):

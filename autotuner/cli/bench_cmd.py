@@ -139,7 +139,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         report = run_suite(archive, config, tasks)
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
             "fast_p": report.fast_p, "geomean_eager": report.geomean_eager,
-            "geomean_compile": report.geomean_compile, "candidates": report.candidates,
+            "geomean_compile": report.geomean_compile, "candidates": report.candidates, "evaluated": report.evaluated,
             "per_gpu_hour": report.per_gpu_hour}  # fmt: skip
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=2, default=str))
@@ -157,8 +157,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
         print(f"fast_p vs {base:<8}" + "  ".join(f"p={p:g}: {100 * report.fast_p[base][p]:.0f}%" for p in FAST_P))
     print(f"geomean speedup (tasks with a correct kernel): {format_speedup(report.geomean_eager)} vs eager, "
           f"{format_speedup(report.geomean_compile)} vs torch.compile")
-    print(f"{report.candidates} candidates in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
-          "candidates per GPU-hour (baselines and torch.compile included)")
+    resumed = report.candidates - report.evaluated
+    print(f"{report.evaluated} candidates evaluated in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
+          "candidates per GPU-hour (baselines and torch.compile included)"
+          + (f"; {resumed} more read back from the archive" if resumed else ""))
     return 0
 
 

@@ -65,6 +65,8 @@ def test_budget_stops_the_run_and_resume_repeats_nothing(tmp_path):
     keys = [(h.source_hash, tuple(sorted(h.params.items()))) for h in after]
     assert len(keys) == len(set(keys)), "the resumed run repeated an evaluation"
     assert [h.evaluation_id for h in after[:3]] == [h.evaluation_id for h in before]
+    assert first.evaluated == first.candidates == 3
+    assert second.candidates == len(after) and second.evaluated == len(after) - 3  # the 3 read back cost nothing
     fresh = Archive.open(f"sqlite:///{tmp_path / 'b.db'}")
     fresh_id, _ = _run(fresh, search, Budget())
     assert len(fresh.run_history(fresh_id)) == len(after)  # killed + resumed == uninterrupted

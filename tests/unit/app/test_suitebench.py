@@ -1,0 +1,13 @@
+"""`bench suite`'s figures: candidates per GPU-hour count only what this run evaluated."""
+
+from autotuner.app.suitebench import summarize
+from evolution.outcome import TaskOutcome
+
+
+def test_a_resumed_suite_counts_per_hour_only_the_candidates_it_evaluated():
+    outcomes = [TaskOutcome("relu", "activation", translated=True, candidates=20, evaluated=5),
+                TaskOutcome("softmax", "softmax", translated=True, candidates=10, evaluated=10)]
+    report = summarize(outcomes, wall_s=60.0, gpu="NVIDIA H200")
+    assert report.candidates == 30 and report.evaluated == 15
+    assert report.per_gpu_hour == 3600 * 15 / 60.0  # not 30: 15 were read back from the archive
+    assert [r.evaluated for r in report.rows] == [5, 10]
