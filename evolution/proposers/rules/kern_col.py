@@ -34,6 +34,16 @@ MODES = {
 }
 _I8, _I12, _I16 = " " * 8, " " * 12, " " * 16
 _ARG = ("argmax", "argmin")
+# An update line holding this token reads the lane's liveness itself, as a select, and runs
+# unguarded; the others run under ``if (live[u])``. Lanes past the last column compute on
+# values never loaded, harmlessly, and update nothing. The guard around a multi-instruction
+# update compiled to a branch and a convergence barrier per slot, which kept the UNROLL slots'
+# updates from interleaving (argmax over dim 1: 11 instructions a slot, between BSSY / BSYNC).
+_LIVE = "@LIVE@"
+
+
+def _guarded(update: str) -> str:
+    return update.replace(_LIVE, "live[u]") if _LIVE in update else f"if (live[u]) {update}"
 
 
 def can_split(region: Region, plan: Any = None) -> bool:
@@ -212,12 +222,12 @@ class ColGen:
             lines.append(f"{_I16}#pragma unroll")
             lines.append(f"{_I16}for (int q = 0; q < {reps}; ++q) {{")
             lines.append(f"{_I16}    const long long jq = j + (long long)q * NW;")
-            lines.append(f"{_I16}    RULES_LANES if (live[u]) {{")
+            lines.append(f"{_I16}    RULES_LANES {{")
             inner = _I16 + " " * 8
             lines += cuda.compute_all(lane, nodes, inner)
             acc_q = "q" if main else "0"
-            lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u).replace("[Q]", f"[{acc_q}]")
-                      for u in update]
+            lines += [inner + _guarded(re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u)
+                                       .replace("[Q]", f"[{acc_q}]")) for u in update]
             for out in stores:
                 lines.append(f"{inner}r{out.id}[q][u] = {lane.value(out)};")
             lines.append(f"{_I16}    }}")
@@ -269,11 +279,11 @@ class ColGen:
                              f"{cuda.widen(lf.node.dtype, f'p{lf.node.id}[jq]')};")
         for out in stores:
             lines.append(f"{_I16}float r{out.id}[1][VEC];")
-        lines.append(f"{_I16}RULES_LANES if (live[u]) {{")
+        lines.append(f"{_I16}RULES_LANES {{")
         inner = _I16 + "    "
         lines += cuda.compute_all(lane, nodes, inner)
-        lines += [inner + re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u).replace("[Q]", "[it % UNROLL]")
-                  for u in update]
+        lines += [inner + _guarded(re.sub(r"@(\d+)@", lambda m: lane.code[int(m.group(1))], u)
+                                   .replace("[Q]", "[it % UNROLL]")) for u in update]
         for out in stores:
             lines.append(f"{inner}r{out.id}[0][u] = {lane.value(out)};")
         lines.append(f"{_I16}}}")
@@ -317,8 +327,8 @@ class ColGen:
                 arr(f"av{i}", "float", "RULES_NEG_INF" if kind == "argmax" else "RULES_POS_INF")
                 arr(f"ai{i}", "long long", "RULES_ARG_EMPTY")
                 # jq only grows for a slot ([Q][u]): the branch-free scan step (common.cu)
-                update.append(f"{{ const float v_ = {v}; const bool t_ = rules_argtake(v_, av{i}[Q][u], ai{i}[Q][u], "
-                              f"{str(kind == 'argmax').lower()}); av{i}[Q][u] = t_ ? v_ : av{i}[Q][u]; "
+                update.append(f"{{ const float v_ = {v}; const bool t_ = {_LIVE} & rules_argtake(v_, av{i}[Q][u], "
+                              f"ai{i}[Q][u], {str(kind == 'argmax').lower()}); av{i}[Q][u] = t_ ? v_ : av{i}[Q][u]; "
                               f"ai{i}[Q][u] = t_ ? jq : ai{i}[Q][u]; }}")
             elif kind == "lse":
                 arr(f"lm{i}", "float", "RULES_NEG_INF")
