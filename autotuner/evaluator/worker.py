@@ -21,6 +21,7 @@ from typing import Any
 
 from autotuner import HARNESS_VERSION
 from autotuner.evaluator.eval_config import EvalConfig
+from autotuner.evaluator.memory_pressure import environmental_oom
 from autotuner.evaluator.verdict import EvalResult, KernelResources, Provenance, Stage, Verdict
 
 log = logging.getLogger("autotuner.evaluator.worker")
@@ -260,7 +261,10 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
         result.verdict, result.stage, result.reason = Verdict.REJECTED, Stage.COMPILE, str(exc)
     except Exception as exc:  # noqa: BLE001 - the candidate's forward failed; classify it
         frame = _candidate_frame(exc, candidate_path)
-        if not frame and not _device_error(exc):
+        pressure = environmental_oom(exc)
+        if pressure:  # a request that fit the GPU, but not what other processes left of it
+            result.verdict, result.stage, result.reason = Verdict.ERROR, Stage.LAUNCH, pressure
+        elif not frame and not _device_error(exc):
             # Raised in harness code with no candidate frame and no device error: our bug, not
             # the candidate's; reported as a harness error so it never counts against a kernel.
             traceback.print_exc()

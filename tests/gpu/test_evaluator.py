@@ -61,3 +61,35 @@ def test_a_hanging_setting_fails_alone_and_the_rest_still_run():
                             EvalConfig(baselines=False, time_candidate=False, timeout_s=20))
     assert [r.stage for r in results] == [Stage.DONE, Stage.TIMEOUT, Stage.DONE], [r.reason for r in results]
     assert results[2].accepted
+
+
+SCRATCH = ROOT / "tests/gpu/candidates/relu_scratch.py"
+_HOLD = ("import sys, time, torch\n"
+         "free, total = torch.cuda.mem_get_info()\n"
+         "held = torch.empty(free - 24 * 2**30, dtype=torch.uint8, device='cuda')\n"
+         "print('holding', held.numel() >> 30, flush=True)\n"
+         "time.sleep(600)\n")
+
+
+def test_out_of_memory_caused_by_other_processes_is_a_harness_error_not_a_rejection():
+    """40 GiB fits the GPU, not what a process beside it leaves (24 GiB): not the candidate's fault."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().startswith("holding")
+        result = evaluate(RELU_TASK, SCRATCH, EvalConfig(baselines=False, time_candidate=False),
+                          params={"SCRATCH_GIB": 40})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.verdict is Verdict.ERROR and result.stage is Stage.LAUNCH, result.reason
+    assert "not the candidate's doing" in result.reason
+
+
+def test_out_of_memory_the_gpu_could_never_meet_is_the_candidates():
+    result = evaluate(RELU_TASK, SCRATCH, EvalConfig(baselines=False, time_candidate=False),
+                      params={"SCRATCH_GIB": 400})
+    assert result.verdict is Verdict.REJECTED and result.stage is Stage.LAUNCH
+    assert "out of memory" in result.reason
