@@ -265,55 +265,51 @@ class RowGen:
              stores: list[Node], readback: dict[int, Node], tag: str) -> list[str]:
         """A pass computing ``roots`` (and what they need) per element, then the ``update``
         lines (``@id@`` stands for node ``id``'s value), then storing ``stores``."""
-        cached = mode["cached"]
-        if not cached:
+        if not mode["cached"]:
             return self.stream_loop(env, roots, update, stores, readback, tag)
-        nodes = self.e_cone(roots + stores, set(readback))
+        return self.cached_loop(env, roots, update, stores, tag)
+
+    def cached_loop(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node],
+                    tag: str) -> list[str]:
+        """A pass over the thread's ITEMS vectors of a row kept in registers: every load of the
+        pass first (the row on its first pass into ``c<id>``, other operands into ``a<id>``),
+        then the computing, reducing and storing. Interleaved, a weight's load waited behind
+        the previous vector's store: eight L2 round trips in a row per pass (RMSNorm over 8192
+        fp32 on the H200: 1.84 ms, against 1.13 for the streaming block kernel)."""
+        nodes = self.e_cone(roots + stores)
         lane = env.child(f"{tag}_")
-        lines: list[str] = []
-        if cached:
-            lines.append(f"{_I8}#pragma unroll")
-            lines.append(f"{_I8}for (int it = 0; it < ITEMS; ++it) {{")
-            lines.append(f"{_I12}const long long base = ((long long)it * NT + tid) * VEC;")
-            lines.append(f"{_I12}if (base < D) {{")
-            ind = _I12 + "    "
-        else:
-            lines.append(f"{_I8}#pragma unroll 2")
-            lines.append(f"{_I8}for (long long base = (long long)tid * VEC; base < D; base += (long long)NT * VEC) {{")
-            ind = _I12
-        lines.append(f"{ind}const bool full = vec && base + VEC <= D;")
-        for node_id, out in readback.items():
-            lines.append(f"{ind}float rb{out.id}[VEC];")
-            lines += self.vec_load(ind, f"o{out.id}r", out.dtype, f"rb{out.id}")
-            lane.bind(out, f"rb{out.id}[u]", cuda.ctype(out.dtype))
+        ind = _I12 + "    "
+        head = [f"{_I8}#pragma unroll", f"{_I8}for (int it = 0; it < ITEMS; ++it) {{",
+                f"{_I12}const long long base = ((long long)it * NT + tid) * VEC;",
+                f"{_I12}if (base < D) {{", f"{ind}const bool full = vec && base + VEC <= D;"]
+        tail = [f"{_I12}}}", f"{_I8}}}"]
+        decl: list[str] = []
+        loads: list[str] = []
         for lf in self.used_leaves(nodes, roots):
             node = lf.node
             if lane.has(node):
                 continue
-            if lf.kind == "full" and cached:
+            if lf.kind == "full":
                 if node.id not in self.loaded_cache:
                     self.loaded_cache.add(node.id)
-                    lines += self.vec_load(ind, f"p{node.id}r", node.dtype, f"c{node.id}[it]")
+                    loads += self.vec_load(ind, f"p{node.id}r", node.dtype, f"c{node.id}[it]")
                 lane.bind(node, f"c{node.id}[it][u]", cuda.ctype(node.dtype))
                 continue
             kind = cuda.ctype(node.dtype)
-            lines.append(f"{ind}{kind} a{node.id}[VEC];")
+            decl.append(f"{_I8}{kind} a{node.id}[ITEMS][VEC];")
             if lf.kind == "gchan":
                 channel = cuda.widen(node.dtype, f"p{node.id}[gbase + base / SEG]")
-                lines.append(f"{ind}if (full) {{ const {kind} s_ = {channel}; "
-                             f"RULES_LANES a{node.id}[u] = s_; }}")
-                lines.append(f"{ind}else RULES_LANES a{node.id}[u] = base + u < D ? "
+                loads.append(f"{ind}if (full) {{ const {kind} s_ = {channel}; RULES_LANES a{node.id}[it][u] = s_; }}")
+                loads.append(f"{ind}else RULES_LANES a{node.id}[it][u] = base + u < D ? "
                              f"{cuda.widen(node.dtype, f'p{node.id}[gbase + (base + u) / SEG]')} : ({kind})0;")
             else:
-                ptr = f"p{node.id}r" if lf.kind == "full" else f"p{node.id}"
-                lines += self.vec_load(ind, ptr, node.dtype, f"a{node.id}")
-            lane.bind(node, f"a{node.id}[u]", kind)
-        lines += self.lanes(ind, lane, nodes, update, stores, "j < D")
+                loads += self.vec_load(ind, f"p{node.id}", node.dtype, f"a{node.id}[it]")
+            lane.bind(node, f"a{node.id}[it][u]", kind)
+        lines = decl + (head + loads + tail if loads else [])
+        lines += head + self.lanes(ind, lane, nodes, update, stores, "j < D")
         for out in stores:
             lines += self.vec_store(ind, f"o{out.id}r", out.dtype, f"r{out.id}")
-        lines.append(f"{_I12}}}" if cached else f"{_I8}}}")
-        if cached:
-            lines.append(f"{_I8}}}")
+        lines += tail
         self.last_lane = lane
         return lines
 

@@ -185,8 +185,13 @@ def _row_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int]
     elif mode == "cached":  # blocks of 256+ threads, more rows in flight per SM, registers allowing
         items = _pow2(d / (256 * vec), 1, max_items)
         block = _pow2(d / (vec * items), 64, 1024)
-        defines = {"BLOCK": block, "VEC": vec, "ITEMS": items, "WAVES": 2}
-        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": sorted({1, 2, 4, 8, items}), "WAVES": [1, 2, 4]}
+        # OCC 25 (at least 512 threads a SM) caps a 256-thread block at 128 registers, so two
+        # blocks share an SM and one's loads overlap the other's reduction and stores: LayerNorm
+        # over 8192 fp32 (row, weight and bias in registers) took 138 at OCC 0, one block a SM;
+        # 128 at OCC 25 without spills (ptxas, sm_90). RMSNorm (112) is unchanged by it.
+        defines = {"BLOCK": block, "VEC": vec, "ITEMS": items, "WAVES": 2, "OCC": 25}
+        space = {"BLOCK": [128, 256, 512, 1024], "VEC": vecs, "ITEMS": sorted({1, 2, 4, 8, items}), "WAVES": [1, 2, 4],
+                 "OCC": [0, 25, 50]}
     else:
         # Uncapped grids (WAVES 0: a block per row, no grid-stride loop) and at most 512
         # threads per row measured 5-15% faster than 2 capped waves of 1024-thread blocks.
