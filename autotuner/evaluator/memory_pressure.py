@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 import sys
 
-_UNITS = {"B": 1, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
-_REQUEST = re.compile(r"tried to allocate\s+([0-9.]+)\s*([kmgt]?i?b)", re.IGNORECASE)
+_SHIFT = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+_REQUEST = re.compile(r"tried to allocate\s+([0-9.]+)\s*([kmgt]?)i?b", re.IGNORECASE)
 # CUDA contexts and stray allocations of other processes that never make a request fail
 _SLACK = 1 << 30
 
@@ -24,8 +24,7 @@ def requested_bytes(message: str) -> int | None:
     m = _REQUEST.search(message)
     if not m:
         return None
-    unit = m.group(2).upper().replace("KB", "KIB").replace("MB", "MIB").replace("GB", "GIB").replace("TB", "TIB")
-    return int(float(m.group(1)) * _UNITS.get(unit, 1))
+    return int(float(m.group(1)) * (1 << _SHIFT[m.group(2).upper()]))
 
 
 def others_caused(requested: int, free: int, total: int, own: int) -> bool:

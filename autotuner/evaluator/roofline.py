@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -92,6 +91,10 @@ PEAKS_METHOD = 2
 PEAKS_LOCK_TIMEOUT_S = 300.0
 
 
+class PeaksLockTimeout(RuntimeError):
+    """Another process held the peaks lock for longer than a measurement takes."""
+
+
 def peaks_cache_key(gpu_name: str, driver: str) -> str:
     text = f"{gpu_name}|{driver}|{torch.__version__}|{torch.version.cuda}|method{PEAKS_METHOD}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -133,10 +136,6 @@ def cached_peaks(cache_dir: Path, driver: str, remeasure: bool = False,
         raise PeaksLockTimeout(
             f"waited {PEAKS_LOCK_TIMEOUT_S:.0f} s for {path.with_suffix('.lock')}, held by a process measuring "
             "this GPU's peaks; if no autotuner process is running, delete the lock file and run again") from exc
-
-
-class PeaksLockTimeout(RuntimeError):
-    """Another process held the peaks lock for longer than a measurement takes."""
 
 
 def figures_key(task_hash: str, shape_json: Any) -> str:

@@ -92,8 +92,8 @@ def _row_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     # Multi-pass rows past the registers: cached in shared memory across a thread-block
     # cluster (kern_rowcluster), one read and one write per element where the streaming
     # kernels read twice. First for rows split over several blocks (over 64 KB), second after
-    # the streaming block kernel otherwise, last when the slices exceed 64 KB (below). Measured on an H200 (2026-12-01, rules_sweep, after
-    # the fast exp and the 16-byte stores): softmax 8192 x 65536 fp32 1.46 ms in 4 blocks of
+    # the streaming block kernel otherwise, last when the slices exceed 64 KB (below). Measured
+    # on an H200 (2026-12-01, rules_sweep, after the fast exp and the 16-byte stores): softmax 8192 x 65536 fp32 1.46 ms in 4 blocks of
     # 256 threads against the block kernel's best 1.65 (torch.compile 1.65); RMSNorm and
     # LayerNorm 65536 x 8192 (one block a row) 1.19 / 1.25 ms against the block kernel's
     # 1.14 / 1.14.
