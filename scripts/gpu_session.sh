@@ -20,10 +20,11 @@
 #   evalbench  bench evaluator on softmax's first rules candidate (one by one, settings sharing a
 #           child, compiled ahead); EVALBENCH_PRELOADS="none cupy" adds a CuPy-preloaded fork server
 #   decodeocc  scripts/decode_step_sweep.py's occ and final phases (co-residency of PDL successors)
-#   suite   issue 12's table: `autotuner bench suite` with tuning on, into SUITE_DB (default
-#           $OUT/suite.db; copied in first from gpu-in/suite.db when carried, so a table too long
-#           for one command resumes in the next: the archive holds every result already earned),
-#           SUITE_ONLY a comma-separated --only filter; report.md, progress.png and suite.json in $OUT
+#   suite   issue 12's table: `autotuner bench suite` with tuning on and a --max-minutes budget that ends
+#           inside the command (SUITE_MINUTES), into SUITE_DB (default gpu-in/suite.db, unpacked first
+#           from a carried gpu-in/suite.db.gz, so a table too long for one command resumes in the next:
+#           the archive holds every result already earned); SUITE_ONLY a comma-separated --only filter;
+#           report.md, progress.png, suite.json and suite.db.gz in $OUT
 #   extra   EXTRA_CMD, a command line of its own (its output in extra.txt)
 # Everything lands in $OUT (default ./gpu-out): at most 8 files, the device tool's limit; the
 # whole run stops by TOTAL_S seconds so that $OUT still comes back.
@@ -106,12 +107,18 @@ part_decodeocc() {  # the co-residency test (OCC 2/3/4, PDL off / on) and the st
     > "$OUT/decodeocc.txt" 2>&1
   echo "decodeocc rc=$?" >> "$OUT/decodeocc.txt"
 }
-part_suite() {  # the whole suite's table with tuning on; resumes from a carried gpu-in/suite.db
-  local db=${SUITE_DB:-$OUT/suite.db}
-  [ -f gpu-in/suite.db ] && [ ! -f "$db" ] && cp gpu-in/suite.db "$db"
-  timeout "$(left 20)" python3 -m autotuner.cli.main bench suite --db "sqlite:///$db" --warm-jobs 8 \
+part_suite() {  # the whole suite's table with tuning on; resumes from a carried gpu-in/suite.db(.gz)
+  # The archive outgrows the 16 MiB a returned file may have: it lives in gpu-in/ (kept on a warm machine
+  # between commands) and comes back gzipped as $OUT/suite.db.gz; carry gpu-in to resume on a fresh one.
+  local db=${SUITE_DB:-gpu-in/suite.db}
+  mkdir -p "$(dirname "$db")"
+  [ ! -f "$db" ] && [ -f gpu-in/suite.db.gz ] && gunzip -c gpu-in/suite.db.gz > "$db"
+  timeout "$(left 40)" python3 -m autotuner.cli.main bench suite --db "sqlite:///$db" --warm-jobs 8 \
+    --max-minutes "${SUITE_MINUTES:-$(( $(left 60) / 60 ))}" \
     ${SUITE_ONLY:+--only "$SUITE_ONLY"} --report "$OUT/report" --out "$OUT/suite.json" > "$OUT/suite.txt" 2>&1
   echo "suite rc=$?" >> "$OUT/suite.txt"
+  python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('pragma wal_checkpoint(truncate)')" "$db"
+  gzip -c "$db" > "$OUT/suite.db.gz"
   tail -n 40 "$OUT/suite.txt"
 }
 part_extra() { timeout "$(left 5)" bash -c "$EXTRA_CMD" >> "$OUT/extra.txt" 2>&1; echo "extra rc=$?" >> "$OUT/extra.txt"; }

@@ -112,6 +112,8 @@ def suite_config(args: argparse.Namespace) -> Any:
     if args.tune_trials is not None:  # else the config's [search] tune_trials
         search["tune_trials"] = args.tune_trials
     overrides: dict[str, Any] = {"search": search}
+    if args.max_minutes is not None:  # tasks not reached say so in the table; a rerun on the archive resumes
+        overrides["budget"] = {"max_minutes": args.max_minutes}
     if args.report:
         overrides["report_dir"] = args.report
     if trust_overrides(args):
@@ -123,6 +125,8 @@ def suite_config(args: argparse.Namespace) -> Any:
 def cmd_suite(args: argparse.Namespace) -> int:
     import json
     import sys
+    import time
+    from dataclasses import replace
     from pathlib import Path
 
     from archive import Archive
@@ -134,7 +138,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
         paths = [p for p in paths if any(s in str(p) for s in args.only.split(","))]
     config = suite_config(args)
     tasks = [load_task(p, config.eval.policy) for p in paths]
+    started = time.monotonic()
     warm_before_run(config, tasks, args.warm_jobs, lambda line: print(line, file=sys.stderr))
+    if args.max_minutes is not None:  # the budget covers the whole command, the baselines' warm-up too
+        left = max(args.max_minutes - (time.monotonic() - started) / 60, 0.05)
+        config = replace(config, budget=replace(config.budget, max_minutes=left))
     with Archive.open(config.db_url) as archive:
         report = run_suite(archive, config, tasks)
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
@@ -174,6 +182,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tune-trials", type=int,
                    help="optuna settings per tuned variant (default: the config's search.tune_trials, 8; 0 turns "
                         "tuning off)")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="wall-time budget of the whole command (the baselines' warm-up included): each task searches with a fair share of what is left, tasks the "
+                        "budget does not reach are listed as not searched, and a rerun on the same archive "
+                        "carries on from what is already earned")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--report", help="folder for report.md and progress.png")

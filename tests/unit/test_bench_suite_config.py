@@ -23,3 +23,9 @@ def test_tune_trials_zero_turns_tuning_off(tmp_path, monkeypatch) -> None:  # no
     monkeypatch.chdir(tmp_path)
     assert _config("--tune-trials", "0").search.tune_trials == 0
     assert _config("--tune-trials", "3", "--variants", "2").search.max_variants == 2
+
+
+def test_max_minutes_sets_the_run_budget(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    assert _config().budget.max_minutes is None
+    assert _config("--max-minutes", "8.5").budget.max_minutes == 8.5
