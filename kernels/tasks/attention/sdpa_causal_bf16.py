@@ -44,6 +44,12 @@ def flops(inputs, outputs):
 FAMILY = "attention"
 DTYPE = "bfloat16"
 POLICY = "strict"
+# A bf16 attention output is itself up to ~0.019 x its RMS away from the fp64 truth (the output's
+# rounding, and P rounded to bf16 before P @ V as flash kernels and PyTorch's own do; measured on
+# a 2 x 16 x 512 x 512 x 64 case), so two correct kernels can differ by about twice that. The
+# default bf16 elementwise bound (0.01 x RMS) rejected a correct kernel on 1 element of 33.5M
+# (H200, 2026-12-02); the whole-tensor bound (rel_l2 0.01, 4x what correct kernels show) stays.
+TOLERANCE = {"atol": 2.5e-2}
 SHAPES = [
     {"name": "small", "batch_size": 2, "num_heads": 4, "q_len": 256, "kv_len": 256},
     {"name": "odd", "batch_size": 1, "num_heads": 2, "q_len": 79, "kv_len": 79, "hidden": True},
