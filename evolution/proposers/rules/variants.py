@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evolution.proposers.rules import cuda, kern_conv, kern_flash, kern_gemm, kern_pointwise
+from evolution.proposers.rules import cuda, kern_conv, kern_flash, kern_gemm, kern_pointwise, kern_pool
 from evolution.proposers.rules.kern_row import schedule
 from evolution.proposers.rules.plan import Plan, Region
 from evolution.proposers.rules.variants_col import col_defines, col_options
@@ -248,7 +248,7 @@ def _options(region: Region) -> list[tuple[str, dict[str, Any]]]:
     if region.kind == "copy":
         return [("gather", {"mode": "gather"})]
     if region.kind == "pool":
-        return [("window", {"mode": "window"})]
+        return kern_pool.options(region)
     if region.kind == "dconv":
         return kern_conv.options(region)
     if region.kind == "gemm":
@@ -261,7 +261,10 @@ def _defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], di
         return kern_flash.defines(region, choice)
     if region.kind == "copy":  # the main region only when the forward is nothing but views
         return {"WAVES": 4}, {"WAVES": [1, 4, 16]}
-    if region.kind == "pool":  # a thread per output; BLOCK is only the launch shape here
+    if region.kind == "pool":  # a thread per output (window) or per ROWS outputs (strip)
+        if choice["mode"] == "strip":
+            return ({"BLOCK": 256, "WAVES": 4, "ROWS": 4},
+                    {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16], "ROWS": [1, 2, 4, 8]})
         return {"BLOCK": 256, "WAVES": 4}, {"BLOCK": [128, 256, 512], "WAVES": [1, 4, 16]}
     if region.kind == "dconv":
         return kern_conv.defines(region, choice)

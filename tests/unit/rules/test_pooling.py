@@ -14,7 +14,7 @@ import cuda_emu
 from autotuner.tasks import load_task
 from evolution.proposers.rules import translate
 from test_extra_tasks import translate_cases, untranslated, write
-from variant_checks import emulate_every_variant, nvcc_errors
+from variant_checks import emulate_every_variant, emulate_variants, nvcc_errors
 
 # Two visible shapes: the kernels must take every size from the tensors, none from the trace.
 _SHAPES = 'SHAPES = [{"name": "a", "L": %d}, {"name": "b", "L": %d}]'
@@ -142,3 +142,31 @@ def test_pooling_matches_reference_on_cpu_emulator(pooling, tmp_path) -> None:  
 def test_pooling_sources_compile_for_sm90(pooling) -> None:  # noqa: ANN001
     """The pool template (each rank, dtype and option here) with the other regions, as nvcc sees them."""
     assert not nvcc_errors(pooling)
+
+
+_STRIP_CASES = ("maxpool2d_kb42", "maxpool3d_kb43", "avgpool2d_ceil_nopad", "avgpool3d_nopad", "maxpool2d_dilation_rect",
+                "avgpool2d_divisor", "maxpool2d_nan", "maxpool2d_bf16")
+
+
+def test_strip_variant_is_offered_first_where_it_applies(pooling) -> None:  # noqa: ANN001
+    """Two or more spatial dims and no indices: the strip form leads; otherwise the window form alone."""
+    for name, (_, t) in pooling.items():
+        variants = [p.variant for p in t.proposals]
+        strip = any("strip" in v for v in variants)
+        pool = next(r for r in t.plan.regions if r.kind == "pool").nodes
+        expected = len(pool[0].args["kernel"]) >= 2 and not any(n.op == "pool_indices" for n in pool)
+        assert strip == expected, (name, variants)
+        if strip:
+            assert "strip" in variants[0], (name, variants)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_emu.compiler_missing() is not None, reason=str(cuda_emu.compiler_missing()))
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_strips_of_any_height_match_reference_on_cpu_emulator(rows: int, pooling, tmp_path) -> None:  # noqa: ANN001
+    """ROWS is the tuner's: strips that overhang the output (3 into odd heights), one row, eight."""
+    chosen = {k: pooling[k] for k in _STRIP_CASES}
+    bad, reports, names = emulate_variants(chosen, tmp_path, pick=lambda p: "strip" in p.variant,
+                                           params=lambda p: {**p.default_params, "BLOCK": 64, "ROWS": rows})
+    assert len(names) == len(_STRIP_CASES)
+    assert not bad, bad
