@@ -35,7 +35,7 @@ from archive.migrate import current_revision, upgrade
 from archive.models import Evaluation, Kernel
 from archive.rows import BestRow, KernelDetail, KernelDiff, KernelRow, LeaderRow, LineageRow, StaleRow, TaskRow
 from autotuner.errors import ArchiveUnreachableError, NotFoundError
-from autotuner.evaluator.verdict import EvalResult
+from autotuner.evaluator.verdict import EvalResult, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,17 @@ class Archive:
     def record(self, task: store.TaskLike, kernel: store.KernelSpec, result: EvalResult, run_id: int | None = None,
                claim: claims.ClaimState | None = None) -> Recorded:
         """Store one evaluation (with its task and kernel, deduplicated) in one transaction;
-        with ``claim`` (from ``claim_work``), mark that claim done in the same transaction."""
+        with ``claim`` (from ``claim_work``), mark that claim done in the same transaction. A
+        harness error (``Verdict.ERROR``: out of memory another process caused, a broken
+        harness) says nothing about the kernel: it is kept, and the claim given back, so that
+        a resumed run or another driver evaluates that setting again."""
         with self.db.write() as s:
             task_id = store.upsert_task(s, task)
             kernel_id = store.add_kernel(s, task_id, kernel)
             (eval_id,) = store.record_evaluations(s, [(kernel_id, result)], run_id=run_id)
-            if claim is not None:
+            if claim is not None and result.verdict is Verdict.ERROR:
+                claims.release(s, claim.owner, [claim.claim_id])
+            elif claim is not None:
                 claims.complete(s, claim.claim_id, eval_id, claim.owner)
         return Recorded(task_id, kernel_id, eval_id)
 

@@ -135,6 +135,8 @@ class TuneRun:
         """Search each task in turn with its fair share; returns one outcome per task, each
         saying why its search stopped (a task a resumed run had finished is not searched again)."""
         stopped_before = self.archive.run_tasks_stopped(self.run_id)
+        for task_hash in _unresolved_errors(self.history):  # a finished task with a harness error searches again
+            stopped_before.pop(task_hash, None)
         waiting = [t for t in tasks if t.content_hash not in stopped_before]
         outcomes = []
         spent: BudgetExhausted | None = None
@@ -170,3 +172,15 @@ class TuneRun:
 
 
 __all__ = ["Callbacks", "SearchConfig", "TaskOutcome", "TaskSearch", "TuneRun"]
+
+
+def _unresolved_errors(history: list[Any]) -> set[str]:
+    """Tasks with a setting whose only evaluations are harness errors (``Verdict.ERROR``)."""
+    from autotuner.evaluator.verdict import Verdict
+    from evolution.tuning import params_key
+
+    failed, settled = set(), set()
+    for item in history:
+        key = (item.task_hash, item.source_hash, params_key(item.params))
+        (failed if item.result.verdict is Verdict.ERROR else settled).add(key)
+    return {key[0] for key in failed - settled}

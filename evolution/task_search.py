@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from autotuner.candidate import source_hash
 from autotuner.errors import BudgetExhausted, ShareSpent
-from autotuner.evaluator.verdict import EvalResult
+from autotuner.evaluator.verdict import EvalResult, Verdict
 from autotuner.tasks import Task
 from evolution.outcome import TaskOutcome
 from evolution.planner import Plan
@@ -53,9 +53,10 @@ class TaskSearch:
     # -- resume ------------------------------------------------------------------------------
     def restore(self, items: list[Any]) -> None:
         """Take evaluations made before (a killed run of this one, or other drivers) as done:
-        novelty, results, population."""
+        novelty, results, population. Harness errors are not results: those settings are
+        evaluated again."""
         for item in items:
-            if item.task_hash != self.task.content_hash:
+            if item.task_hash != self.task.content_hash or item.result.verdict is Verdict.ERROR:
                 continue
             self.novelty.remember(item.source)
             self._remember(item.source_hash, Member(item.kernel_id, item.source, dict(item.params), item.result,

@@ -134,3 +134,52 @@ def test_a_resumed_run_skips_the_tasks_it_was_done_with(tmp_path):
     assert [o.stop_reason for o in again] == [o.stop_reason for o in first]
     assert [o.best_kernel_id for o in again] == [o.best_kernel_id for o in first]
     archive.close()
+
+
+class _OneHarnessError:
+    """The simulated evaluator, but the first setting it sees ends in a harness error (as an
+    out-of-memory error another process caused does), once."""
+
+    def __init__(self):
+        from evolution.simulate import SimulatedEvaluator
+
+        self.inner, self.failed = SimulatedEvaluator(), None
+
+    def device_name(self, gpu):
+        return self.inner.device_name(gpu)
+
+    def __call__(self, task, candidate, settings, config):
+        from autotuner.evaluator.verdict import EvalResult, Stage, Verdict
+
+        results = self.inner(task, candidate, settings, config)
+        if self.failed is None:
+            self.failed = dict(settings[0])
+            results[0] = EvalResult(Verdict.ERROR, Stage.LAUNCH, "out of memory: 4 GiB free, other processes hold 130",
+                                    task_name=task.name, task_hash=task.content_hash)
+        return results
+
+
+def test_a_harness_error_is_kept_and_evaluated_again_on_resume(tmp_path):
+    from autotuner.evaluator.verdict import Verdict
+
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    search = SearchConfig(tune_trials=0)
+    run_id = archive.start_run({"config": {}, "tasks": [str(TASK)]})
+    evaluator = _OneHarnessError()
+    pool = EvalPool(evaluator, EvalConfig(), [0])
+    run = TuneRun(archive, run_id, search, {"rules": FixedProposer()}, pool, Budget(), workdir=tmp_path / "w")
+    try:
+        run.run([load_task(TASK)])
+    finally:
+        pool.close()
+    before = archive.run_history(run_id)
+    errors = [h for h in before if h.result.verdict is Verdict.ERROR]
+    assert len(errors) == 1 and errors[0].params == evaluator.failed  # kept in the archive
+    done = [c for c in archive.work_claims(run_id) if c.status == "done"]
+    assert len(done) == len(before) - 1  # the harness error's claim was given back, not completed
+    _, (second,) = _run(archive, search, Budget(), history=before, run_id=run_id)
+    after = archive.run_history(run_id)
+    again = [h for h in after[len(before):] if h.source_hash == errors[0].source_hash and h.params == evaluator.failed]
+    assert len(again) == 1 and again[0].result.verdict is Verdict.ACCEPTED  # evaluated again, once
+    assert second.evaluated == 1 and len(after) == len(before) + 1  # and nothing else repeated
+    archive.close()
