@@ -110,8 +110,9 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     return KernelCode(text, _forward(ctx, region, name, lead), [f"{name}_i32", f"{name}_i64"])
 
 
-def _forward(ctx: Ctx, region: Region, name: str, lead: int) -> list[str]:
-    """Python lines: output extents from the input's runtime sizes, the output, the launch."""
+def _extents(ctx: Ctx, region: Region, lead: int) -> tuple[list[str], list[str], list[str]]:
+    """(Python lines: input and output extents from the input's runtime sizes, then the output
+    tensor; the input extents' names; the output extents' names)."""
     pool = region.nodes[0]
     i, src, result = region.index, ctx.py(pool.args["self"]), ctx.py(pool)
     k, s, p, d = (pool.args[key] for key in ("kernel", "stride", "padding", "dilation"))
@@ -124,6 +125,14 @@ def _forward(ctx: Ctx, region: Region, name: str, lead: int) -> list[str]:
         outs.append(out)
     shape = f"tuple({src}.shape[:{lead}]) + ({''.join(o + ', ' for o in outs)})"
     lines.append(f"{result} = torch.empty({shape}, dtype={cuda.TORCH_DTYPE[pool.dtype]}, device={src}.device)")
+    return lines, ins, outs
+
+
+def _forward(ctx: Ctx, region: Region, name: str, lead: int) -> list[str]:
+    """Python lines: output extents from the input's runtime sizes, the output, the launch."""
+    pool = region.nodes[0]
+    i, src, result = region.index, ctx.py(pool.args["self"]), ctx.py(pool)
+    lines, ins, outs = _extents(ctx, region, lead)
     outputs = [result]
     for node in region.nodes[1:]:  # the indices
         outputs.append(ctx.py(node))
@@ -246,19 +255,9 @@ def _forward_strip(ctx: Ctx, region: Region, name: str, lead: int) -> list[str]:
     """Python lines: output extents, the output, a thread per strip of ROWS outputs."""
     pool = region.nodes[0]
     i, src, result = region.index, ctx.py(pool.args["self"]), ctx.py(pool)
-    k, s, p, d = (pool.args[key] for key in ("kernel", "stride", "padding", "dilation"))
-    nd = len(k)
-    lines, ins, outs = [], [], []
-    for a in range(nd):
-        size, out = f"l{i}_{a}", f"z{i}_{a}"
-        lines.append(f"{size} = {src}.shape[{lead + a}]")
-        lines += out_size_python(out, size, k[a], s[a], p[a], d[a], pool.args["ceil_mode"])
-        ins.append(size)
-        outs.append(out)
-    shape = f"tuple({src}.shape[:{lead}]) + ({''.join(o + ', ' for o in outs)})"
-    strip = outs[nd - 2]
-    lines += [f"{result} = torch.empty({shape}, dtype={cuda.TORCH_DTYPE[pool.dtype]}, device={src}.device)",
-              f"g{i} = -(-{strip} // ROWS)",  # strips along the second-to-last dim
+    lines, ins, outs = _extents(ctx, region, lead)
+    strip = outs[-2]
+    lines += [f"g{i} = -(-{strip} // ROWS)",  # strips along the second-to-last dim
               f"n{i} = {result}.numel() // max(1, {strip}) * g{i}",
               f"if {result}.numel() > 0:",
               f'    kernel{i} = "{name}_i32" if {result}.numel() < {I32_LIMIT} and {src}.numel() < {I32_LIMIT} else "{name}_i64"',
