@@ -719,6 +719,15 @@ class Lowering:
         return self.new("select", {"self": x, "dim": node.args["dim"] % len(x.shape), "index": index},
                         node.shape, node.dtype, node)
 
+    def op_unbind(self, node: Node) -> tuple[Callable[[], Node], ...]:
+        """``x.unbind(dim)`` (q, k, v of one projection): a ``select`` view per index, each
+        built when the forward reads it."""
+        x = self.arg(node, "self")
+        dim = node.args.get("dim", 0) % len(x.shape)
+        shape = x.shape[:dim] + x.shape[dim + 1:]
+        return tuple((lambda i=i: self.new("select", {"self": x, "dim": dim, "index": i}, shape, x.dtype, node))
+                     for i in range(x.shape[dim]))
+
     def op_sub(self, node: Node) -> Node:
         return self._scan_or(node, self.pointwise)
 

@@ -135,8 +135,6 @@ def match_flash(top: Node) -> dict[str, Any] | None:
     q, k, v = _source(qn), _source(kn), _source(bmm2.args["mat2"])
     if any(a is not None for a in (aq, ak, ak2)) or len(attrs) > 1:
         return None
-    if not all(t.op == "input" for t in (q, k, v)):
-        return None
     if len(q.shape) < 2 or k.shape != v.shape or len(k.shape) != len(q.shape):
         return None
     if q.dtype != k.dtype or k.dtype != v.dtype or q.dtype not in ("float32", "bfloat16"):

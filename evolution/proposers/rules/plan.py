@@ -195,7 +195,10 @@ class Planner:
                                           region.nodes[0].line)
             elif region.kind in _SINGLE_KINDS:
                 for operand in region.nodes[0].operands():
-                    base = base_leaf(operand.args["self"] if operand.op in ("t", "transpose") else operand)
+                    # a GEMM folds a transposed operand into its layout; flash reads every operand
+                    # as written (a strided one through its copy region)
+                    folds = operand.op in ("t", "transpose") and region.kind != "flash"
+                    base = base_leaf(operand.args["self"] if folds else operand)
                     if not self.is_value(base):
                         raise Unsupported(f"{region.kind} reads {base.op}, which no region computes", base.line)
         ordered = self.order()
