@@ -153,18 +153,21 @@ class ColGen:
         return lines
 
     # -- one pass over j ----------------------------------------------------------------------
-    def load(self, lf: Leaf, ind: str, q: str, j: str) -> list[str]:
+    def load(self, lf: Leaf, ind: str, q: str, j: str, row: str | None = None) -> list[str]:
+        """Lines loading element ``j`` of this thread's columns; ``row``, when given, is ``j * I``
+        already computed (the j loops keep it running: one add a load, not a 64-bit multiply)."""
         node = lf.node
         kind = cuda.ctype(node.dtype)
+        row = row or f"{j} * I"
         if lf.kind == "col":  # along the reduced dims: the same value for every column
             return [f"{ind}a{node.id}[{q}] = {cuda.widen(node.dtype, f'p{node.id}[{j}]')};"]
         scalar = (f"RULES_LANES a{node.id}[{q}][u] = live[u] ? "
-                  f"{cuda.widen(node.dtype, f'p{node.id}[base[u] + {j} * I]')} : ({kind})0;")
+                  f"{cuda.widen(node.dtype, f'p{node.id}[base[u] + {row}]')} : ({kind})0;")
         if not cuda.vector_ok(node.dtype):
             return [f"{ind}{scalar}"]
         suffix = cuda.storage(node.dtype)[1]
         return [f"{ind}if (!vec) {{ {scalar} }}",
-                f"{ind}else if (live[0]) load_{suffix}<VEC>(p{node.id} + base[0] + {j} * I, a{node.id}[{q}]);",
+                f"{ind}else if (live[0]) load_{suffix}<VEC>(p{node.id} + base[0] + {row}, a{node.id}[{q}]);",
                 f"{ind}else {{ RULES_LANES a{node.id}[{q}][u] = ({kind})0; }}"]
 
     def copy_to_shared(self, lf: Leaf, ind: str) -> list[str]:
@@ -182,14 +185,15 @@ class ColGen:
                 f"{ind}else if (live[0]) rules_cp_async<VEC * {size}>(&{slot}], p{node.id} + base[0] + jq * I);",
                 f"{ind}else {{ RULES_LANES {slot} + u] = 0; }}"]
 
-    def store(self, out: Node, ind: str, q: str, j: str) -> list[str]:
-        scalar = (f"RULES_LANES if (live[u]) o{out.id}[base[u] + {j} * I] = "
+    def store(self, out: Node, ind: str, q: str, j: str, row: str | None = None) -> list[str]:
+        row = row or f"{j} * I"
+        scalar = (f"RULES_LANES if (live[u]) o{out.id}[base[u] + {row}] = "
                   f"{cuda.narrow(out.dtype, f'r{out.id}[{q}][u]')};")
         if not cuda.vector_ok(out.dtype):
             return [f"{ind}{scalar}"]
         suffix = cuda.storage(out.dtype)[1]
         return [f"{ind}if (!vec) {{ {scalar} }}",
-                f"{ind}else if (live[0]) store_{suffix}<VEC>(o{out.id} + base[0] + {j} * I, r{out.id}[{q}]);"]
+                f"{ind}else if (live[0]) store_{suffix}<VEC>(o{out.id} + base[0] + {row}, r{out.id}[{q}]);"]
 
     def loop(self, env: cuda.Env, roots: list[Node], update: list[str], stores: list[Node], tag: str) -> list[str]:
         """A pass over this thread's j (from ``jbeg + tw``, step NW): ``roots`` per element, the
@@ -197,13 +201,16 @@ class ColGen:
         then the ``stores``. Main loop unrolled UNROLL times (loads first), then a tail."""
         nodes = self.e_cone(roots + stores)
         leaves = self.elem_leaves(nodes, roots)
-        lines = [f"{_I8}{{", f"{_I12}long long j = jbeg + tw;"]
+        # jI = j * I runs beside j, so an element's offset is base + jI + q * NWI (q * NWI hoisted)
+        lines = [f"{_I8}{{", f"{_I12}long long j = jbeg + tw;", f"{_I12}const long long NWI = (long long)NW * I;",
+                 f"{_I12}long long jI = j * I;"]
         for main in (True, False):
             if main:
-                lines.append(f"{_I12}for (; j + (long long)(UNROLL - 1) * NW < jend; j += (long long)UNROLL * NW) {{")
+                lines.append(f"{_I12}for (; j + (long long)(UNROLL - 1) * NW < jend; "
+                             f"j += (long long)UNROLL * NW, jI += (long long)UNROLL * NWI) {{")
                 reps = "UNROLL"
             else:
-                lines.append(f"{_I12}for (; j < jend; j += NW) {{")
+                lines.append(f"{_I12}for (; j < jend; j += NW, jI += NWI) {{")
                 reps = "1"
             lane = env.child(f"{tag}{'m' if main else 't'}_")
             for lf in leaves:
@@ -215,13 +222,13 @@ class ColGen:
                 lines.append(f"{_I16}float r{out.id}[{reps}][VEC];")
             lines.append(f"{_I16}#pragma unroll")
             lines.append(f"{_I16}for (int q = 0; q < {reps}; ++q) {{")
-            lines.append(f"{_I16}    const long long jq = j + (long long)q * NW;")
+            lines.append(f"{_I16}    const long long jq = j + (long long)q * NW, jqI = jI + (long long)q * NWI;")
             for lf in leaves:
-                lines += self.load(lf, _I16 + "    ", "q", "jq")
+                lines += self.load(lf, _I16 + "    ", "q", "jq", "jqI")
             lines.append(f"{_I16}}}")
             lines.append(f"{_I16}#pragma unroll")
             lines.append(f"{_I16}for (int q = 0; q < {reps}; ++q) {{")
-            lines.append(f"{_I16}    const long long jq = j + (long long)q * NW;")
+            lines.append(f"{_I16}    const long long jq = j + (long long)q * NW, jqI = jI + (long long)q * NWI;")
             lines.append(f"{_I16}    RULES_LANES {{")
             inner = _I16 + " " * 8
             lines += cuda.compute_all(lane, nodes, inner)
@@ -232,7 +239,7 @@ class ColGen:
                 lines.append(f"{inner}r{out.id}[q][u] = {lane.value(out)};")
             lines.append(f"{_I16}    }}")
             for out in stores:
-                lines += self.store(out, _I16 + "    ", "q", "jq")
+                lines += self.store(out, _I16 + "    ", "q", "jq", "jqI")
             lines.append(f"{_I16}}}")
             lines.append(f"{_I12}}}")
         lines.append(f"{_I8}}}")
