@@ -35,6 +35,10 @@ class TaskOutcome:
     stop_reason: str = ""  # "<kind>: <detail>", kind one of STOP_KINDS
     generations: int = 0  # LLM generations run (this session)
     requests: Counter = field(default_factory=Counter)  # LLM requests sent, by operator
+    # wall seconds this session spent per phase: "propose" (the rules' translation), "variants"
+    # (evaluating the structural variants: the first one also measures the baselines), "tune",
+    # "evolve" (the LLM loop); where a task's time goes, for throughput work
+    seconds: Counter = field(default_factory=Counter)
 
     @property
     def best_speedup(self) -> float | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -148,14 +149,20 @@ class TaskSearch:
         proposer = self.run.proposers.get("rules")
         if proposer is None:
             return []
+        started = time.perf_counter()
         batch = proposer.propose(ProposalRequest(task=self.task, operator="translate", n=self.config.max_variants))
+        self.outcome.seconds["propose"] += time.perf_counter() - started
         self.outcome.notes.extend(batch.notes)
         self.outcome.translated = bool(batch.proposals)
         for note in batch.notes:
             self.run.callbacks.on_note(f"{self.task.name}: {note}")
         admitted = [p for p in batch.proposals[: self.config.max_variants] if self.admit(p)[0]]
-        with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
-            list(executor.map(lambda p: self.evaluate(p, [p.default_params]), admitted))
+        started = time.perf_counter()
+        try:
+            with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
+                list(executor.map(lambda p: self.evaluate(p, [p.default_params]), admitted))
+        finally:
+            self.outcome.seconds["variants"] += time.perf_counter() - started
         return admitted
 
     def tune_proposals(self, proposals: list[Proposal]) -> int:
@@ -186,8 +193,12 @@ class TaskSearch:
                  trials=self.config.tune_trials, batch=self.config.tune_batch, seed=self.config.seed,
                  start=proposal.default_params, known=known, study=study)
 
-        with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
-            list(executor.map(run_one, chosen))
+        started = time.perf_counter()
+        try:
+            with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
+                list(executor.map(run_one, chosen))
+        finally:
+            self.outcome.seconds["tune"] += time.perf_counter() - started
         return len(chosen)
 
     # -- requests to the model ---------------------------------------------------------------
@@ -214,7 +225,11 @@ class TaskSearch:
                 proposals = self.seed_with_rules()
                 tuned = self.tune_proposals(proposals)
             if self.config.proposer in ("llm", "mixed"):
-                reason = evolve(self)
+                started = time.perf_counter()
+                try:
+                    reason = evolve(self)
+                finally:
+                    self.outcome.seconds["evolve"] += time.perf_counter() - started
             else:
                 reason = (f"exhausted: every rule variant evaluated ({len(proposals)}), {tuned} of them tuned"
                           if proposals else "exhausted: the rule proposer has no translation for this task")

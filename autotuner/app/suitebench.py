@@ -33,6 +33,7 @@ class SuiteRow:
     compile_ms: float | None
     why: str = ""
     evaluated: int = 0  # candidates this run evaluated (``candidates`` also counts those read back)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per search phase (TaskOutcome.seconds)
 
 
 @dataclass
@@ -51,6 +52,14 @@ class SuiteReport:
     @property
     def evaluated(self) -> int:
         return sum(r.evaluated for r in self.rows)
+
+    def phase_seconds(self) -> dict[str, float]:
+        """Wall seconds per search phase, summed over the tasks (what the rate is made of)."""
+        total: dict[str, float] = {}
+        for row in self.rows:
+            for phase, secs in row.seconds.items():
+                total[phase] = total.get(phase, 0.0) + secs
+        return total
 
     @property
     def per_gpu_hour(self) -> float:
@@ -82,7 +91,7 @@ def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str) -> SuiteRepo
             timed.candidate.median_ms if timed and timed.candidate else None,
             timed.eager.median_ms if timed and timed.eager else None,
             timed.compiled.median_ms if timed and timed.compiled else None,
-            _why(o), o.evaluated))
+            _why(o), o.evaluated, {k: round(v, 3) for k, v in o.seconds.items()}))
     report = SuiteReport(rows, wall_s, gpu)
     n = max(1, len(rows))
     for name, attr in (("eager", "speedup_eager"), ("compile", "speedup_compile")):

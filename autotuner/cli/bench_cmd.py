@@ -148,7 +148,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
             "fast_p": report.fast_p, "geomean_eager": report.geomean_eager,
             "geomean_compile": report.geomean_compile, "candidates": report.candidates, "evaluated": report.evaluated,
-            "per_gpu_hour": report.per_gpu_hour}  # fmt: skip
+            "per_gpu_hour": report.per_gpu_hour, "phase_seconds": report.phase_seconds()}  # fmt: skip
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=2, default=str))
     if args.json:
@@ -165,6 +165,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
         print(f"fast_p vs {base:<8}" + "  ".join(f"p={p:g}: {100 * report.fast_p[base][p]:.0f}%" for p in FAST_P))
     print(f"geomean speedup (tasks with a correct kernel): {format_speedup(report.geomean_eager)} vs eager, "
           f"{format_speedup(report.geomean_compile)} vs torch.compile")
+    phases = report.phase_seconds()
+    if phases:
+        inside = sum(phases.values())
+        print("where the time went: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in phases.items())
+              + f"; {max(0.0, report.wall_s - inside):.0f} s between tasks (the propose phase is the rules' "
+              "translation on the CPU; the variants phase includes each task's baselines)")
     resumed = report.candidates - report.evaluated
     print(f"{report.evaluated} candidates evaluated in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
           "candidates per GPU-hour (baselines and torch.compile included)"

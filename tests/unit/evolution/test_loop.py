@@ -183,3 +183,23 @@ def test_a_harness_error_is_kept_and_evaluated_again_on_resume(tmp_path):
     assert len(again) == 1 and again[0].result.verdict is Verdict.ACCEPTED  # evaluated again, once
     assert second.evaluated == 1 and len(after) == len(before) + 1  # and nothing else repeated
     archive.close()
+
+
+def test_each_phase_of_a_task_search_is_timed(tmp_path):
+    """Where a task's time goes (bench suite prints it): the variants and tuning phases take at
+    least the evaluator's time for what they evaluated."""
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    run_id = archive.start_run({"config": {}, "tasks": [str(TASK)]})
+    pool = EvalPool(simulated_evaluator(delay_s=0.05), EvalConfig(), [0])
+    run = TuneRun(archive, run_id, SearchConfig(tune_trials=4, tune_top=1), {"rules": FixedProposer()}, pool, Budget(),
+                  workdir=tmp_path / "w")
+    try:
+        (outcome,) = run.run([load_task(TASK)])
+    finally:
+        pool.close()
+    history = archive.run_history(run_id)
+    seeded = sum(1 for h in history if h.operator == "translate")
+    tuned = sum(1 for h in history if h.operator == "tune")
+    assert set(outcome.seconds) == {"propose", "variants", "tune"}
+    assert outcome.seconds["variants"] >= 0.05 * seeded and outcome.seconds["tune"] >= 0.05 * tuned > 0
+    archive.close()
