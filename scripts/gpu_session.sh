@@ -20,8 +20,10 @@
 #   evalbench  bench evaluator on softmax's first rules candidate (one by one, settings sharing a
 #           child, compiled ahead); EVALBENCH_PRELOADS="none cupy" adds a CuPy-preloaded fork server
 #   decodeocc  scripts/decode_step_sweep.py's occ and final phases (co-residency of PDL successors)
-#   suite   issue 12's table: `autotuner bench suite` with tuning on and a --max-minutes budget that ends
-#           inside the command (SUITE_MINUTES), into SUITE_DB (default gpu-in/suite.db, unpacked first
+#   suite   issue 12's table: `autotuner bench suite` with tuning on (SUITE_MINUTES: a --max-minutes budget;
+#           it prints a table inside the command but cuts each task's search to a fair share of it: on the
+#           H200, 2026-12-02, 8 minutes for 30 tasks left elu_wide, softmax_wide and both bf16 SDPA tasks one
+#           candidate each), into SUITE_DB (default gpu-in/suite.db, unpacked first
 #           from a carried gpu-in/suite.db.gz, so a table too long for one command resumes in the next:
 #           the archive holds every result already earned); SUITE_ONLY a comma-separated --only filter;
 #           report.md, progress.png, suite.json and suite.db.gz in $OUT
@@ -114,7 +116,7 @@ part_suite() {  # the whole suite's table with tuning on; resumes from a carried
   mkdir -p "$(dirname "$db")"
   [ ! -f "$db" ] && [ -f gpu-in/suite.db.gz ] && gunzip -c gpu-in/suite.db.gz > "$db"
   timeout "$(left 40)" python3 -m autotuner.cli.main bench suite --db "sqlite:///$db" --warm-jobs 8 \
-    --max-minutes "${SUITE_MINUTES:-$(( $(left 60) / 60 ))}" \
+    ${SUITE_MINUTES:+--max-minutes "$SUITE_MINUTES"} \
     ${SUITE_ONLY:+--only "$SUITE_ONLY"} --report "$OUT/report" --out "$OUT/suite.json" > "$OUT/suite.txt" 2>&1
   echo "suite rc=$?" >> "$OUT/suite.txt"
   python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('pragma wal_checkpoint(truncate)')" "$db"
