@@ -80,6 +80,7 @@ part_styles() {
   echo "styles rc=$?" >> "$OUT/tables.log"
 }
 part_sweep() {
+  [ -n "${SWEEP_TASKS:-}" ] || { echo "sweep: SWEEP_TASKS is not set, skipped" >> "$OUT/sweep.txt"; return; }
   timeout "$(left 5)" python3 scripts/rules_sweep.py $SWEEP_TASKS --calls 15 ${SWEEP_ARGS:---variants 2} \
     >> "$OUT/sweep.txt" 2>&1
 }
