@@ -37,7 +37,8 @@ class TaskOutcome:
     requests: Counter = field(default_factory=Counter)  # LLM requests sent, by operator
     # wall seconds this session spent per phase: "propose" (the rules' translation), "variants"
     # (evaluating the structural variants: the first one also measures the baselines), "tune",
-    # "evolve" (the LLM loop); where a task's time goes, for throughput work
+    # "evolve" (the LLM loop), and inside them "evaluator.<phase>" (the evaluator's own
+    # phases_s: child start, setup, baselines, verify, timing...); where a task's time goes
     seconds: Counter = field(default_factory=Counter)
 
     @property

@@ -117,6 +117,8 @@ class TaskSearch:
             allowed = self.run.reserve(len(mine), self.share)
             path = self.run.candidate_file(proposal.source)
             results = self.run.pool.submit(self.task, path, [c.params for c in mine[:allowed]]).result()
+            with self.lock:
+                self.outcome.seconds.update(batch_phases(results))
             for claim, result in zip(mine, results):
                 kernel_id = self.run.record(self.task, proposal, claim.params, result, claim=claim)
                 self._remember(digest, Member(kernel_id, proposal.source, dict(claim.params), result,
@@ -250,3 +252,15 @@ def tuned_from(proposal: Proposal, parent_id: int | None) -> Proposal:
     """The proposal as optuna evaluates it: operator ``tune``, parent the kernel it started from."""
     parents = (parent_id,) if parent_id is not None else proposal.parents
     return replace(proposal, operator="tune", parents=parents)
+
+
+def batch_phases(results: list[EvalResult]) -> dict[str, float]:
+    """``evaluator.<phase>`` seconds of one batch of settings evaluated in one child (top-level
+    phases only). A phase the child spent once for the batch (its start, the task's setup and
+    baselines) is copied into every result with the same value: counted once."""
+    out: dict[str, float] = {}
+    for key in {k for r in results for k in r.phases_s if "." not in k}:
+        values = [r.phases_s[key] for r in results if key in r.phases_s]
+        shared = len(results) > 1 and len(values) == len(results) and len(set(values)) == 1
+        out[f"evaluator.{key}"] = values[0] if shared else sum(values)
+    return out

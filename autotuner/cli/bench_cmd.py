@@ -167,10 +167,14 @@ def cmd_suite(args: argparse.Namespace) -> int:
           f"{format_speedup(report.geomean_compile)} vs torch.compile")
     phases = report.phase_seconds()
     if phases:
-        inside = sum(phases.values())
-        print("where the time went: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in phases.items())
-              + f"; {max(0.0, report.wall_s - inside):.0f} s between tasks (the propose phase is the rules' "
-              "translation on the CPU; the variants phase includes each task's baselines)")
+        search = {k: v for k, v in phases.items() if "." not in k}
+        evaluator = {k.split(".", 1)[1]: v for k, v in phases.items() if k.startswith("evaluator.")}
+        print("where the time went: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in search.items())
+              + f", {max(0.0, report.wall_s - sum(search.values())):.0f} s between tasks (propose: the rules' "
+              "translation on the CPU; variants: each task's structural variants, its baselines included)")
+        if evaluator:
+            print("  inside the evaluator's children: " + ", ".join(
+                f"{name} {secs:.0f} s" for name, secs in sorted(evaluator.items(), key=lambda kv: -kv[1])))
     resumed = report.candidates - report.evaluated
     print(f"{report.evaluated} candidates evaluated in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
           "candidates per GPU-hour (baselines and torch.compile included)"
