@@ -11,3 +11,13 @@ def test_a_resumed_suite_counts_per_hour_only_the_candidates_it_evaluated():
     assert report.candidates == 30 and report.evaluated == 15
     assert report.per_gpu_hour == 3600 * 15 / 60.0  # not 30: 15 were read back from the archive
     assert [r.evaluated for r in report.rows] == [5, 10]
+
+
+def test_phase_seconds_add_up_over_the_tasks():
+    a = TaskOutcome("relu", "activation", translated=True)
+    a.seconds.update({"propose": 0.5, "variants": 3.0, "evaluator.baselines": 2.0})
+    b = TaskOutcome("softmax", "softmax", translated=True)
+    b.seconds.update({"propose": 0.25, "tune": 4.0, "evaluator.baselines": 1.5})
+    report = summarize([a, b], wall_s=10.0, gpu="NVIDIA H200")
+    assert report.phase_seconds() == {"propose": 0.75, "variants": 3.0, "evaluator.baselines": 3.5, "tune": 4.0}
+    assert report.rows[1].seconds == {"propose": 0.25, "tune": 4.0, "evaluator.baselines": 1.5}
