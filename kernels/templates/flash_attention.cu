@@ -79,6 +79,7 @@ __device__ __forceinline__ unsigned flash_pack_bf16(float lo, float hi) {
 }
 
 struct flash_u4 { unsigned r[4]; };
+template <int V> struct flash_rows { static constexpr int value = V; };  // a row count as a type
 struct flash_u2 { unsigned r[2]; };
 
 // ldmatrix.x4: lane l passes the address of row (l & 7) of matrix (l >> 3); r[j] gets
@@ -238,24 +239,42 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     unsigned short* sQ = QREG ? smem : smem + RING;
     constexpr int CH = HD / 8;  // 16-byte chunks per row
     const int d32 = (int)D;
-    // rows [r, r + n) of src (a [len, D] matrix) -> dst rows, zeros past len / D
-    auto stage = [&](unsigned short* dst, const unsigned short* src, int r, int n, int len) {
+    // rows [r, r + N) of src (a [len, D] matrix) -> dst rows, zeros past len / D. N is a
+    // compile-time row count, so a thread's 16-byte chunks (row c / CH, column (c % CH) * 8 for
+    // c = threadIdx.x + k * 32 WARPS) are constants but for threadIdx.x: the loop unrolls
+    // fully, its offsets fold, and a piece wholly inside the matrix (every piece of a long
+    // sequence but the last) copies with no bound checks and one 64-bit offset.
+    auto stage = [&](unsigned short* dst, const unsigned short* src, int r, auto rows, int len) {
+        constexpr int N = decltype(rows)::value, NTH = 32 * WARPS, ITERS = (N * CH + NTH - 1) / NTH;
         if (vec) {
-            #pragma unroll
-            for (int c = threadIdx.x; c < n * CH; c += 32 * WARPS) {
-                const int i = c / CH, j = (c % CH) * 8;
-                const bool ok = r + i < len && j < d32;
-                flash_cp16(dst + i * ST + j, ok ? src + (long long)(r + i) * D + j : src, ok);
+            const unsigned short* base = src + (long long)r * D;
+            if (r + N <= len && d32 == HD) {
+                #pragma unroll
+                for (int k = 0; k < ITERS; ++k) {
+                    const int c = (int)threadIdx.x + k * NTH;
+                    if ((N * CH) % NTH != 0 && c >= N * CH) break;
+                    const int i = c / CH, j = (c % CH) * 8;
+                    flash_cp16(dst + i * ST + j, base + i * HD + j, true);
+                }
+            } else {
+                #pragma unroll
+                for (int k = 0; k < ITERS; ++k) {
+                    const int c = (int)threadIdx.x + k * NTH;
+                    if ((N * CH) % NTH != 0 && c >= N * CH) break;
+                    const int i = c / CH, j = (c % CH) * 8;
+                    const bool ok = r + i < len && j < d32;
+                    flash_cp16(dst + i * ST + j, ok ? base + i * d32 + j : src, ok);
+                }
             }
         } else {
-            for (int c = threadIdx.x; c < n * HD; c += 32 * WARPS) {
+            for (int c = threadIdx.x; c < N * HD; c += 32 * WARPS) {
                 const int i = c / HD, j = c % HD;
                 dst[i * ST + j] = r + i < len && j < d32 ? src[(long long)(r + i) * D + j] : (unsigned short)0;
             }
         }
     };
     const int lj = lane >> 3, lr = lane & 7;  // ldmatrix: matrix lj, row lr
-    stage(sQ, qb, m0, BM, (int)Sq);
+    stage(sQ, qb, m0, flash_rows<BM>{}, (int)Sq);
     flash_cp_commit();
     flash_cp_wait<0>();
     __syncthreads();
@@ -272,7 +291,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         if (p < npieces) {
             const int c = ntiles - 1 - p / (2 * NSUB), r = p % (2 * NSUB);
             const int n0 = c * BN + (r % NSUB) * KT;
-            if (n0 < kend) stage(smem + (p % NS) * KT * ST, r < NSUB ? kb : vb, n0, KT, kend);
+            if (n0 < kend) stage(smem + (p % NS) * KT * ST, r < NSUB ? kb : vb, n0, flash_rows<KT>{}, kend);
         }
         flash_cp_commit();
     };

@@ -98,7 +98,7 @@ def test_tile_spaces_fit_shared_memory() -> None:
             assert smem_bytes(mma, max(space["WARPS"]), max(space["BLOCK_N"]), hd, *extra) <= SMEM_LIMIT, (mma, hd)
 
 
-# Emulated: small shapes with seq 1, 17, 64 + odd, seq_q != seq_k, head_dim 64 and 128.
+# Emulated: small shapes with seq 1, 17, 64 + odd, seq_q != seq_k, head_dim 64, 72, 128 and 256.
 EMU = [
     ("sdpa", "bfloat16", 1, 17, 64),
     ("sdpa_causal", "bfloat16", 67, 67, 128),
@@ -108,6 +108,7 @@ EMU = [
     ("masked_fill", "float32", 70, 33, 64),
     ("sdpa_causal", "float32", 1, 17, 64),
     ("sdpa_causal", "bfloat16", 40, 40, 256),
+    ("sdpa", "bfloat16", 33, 70, 72),  # D < HEAD_DIM (80), 16-byte rows: the checked copy of every piece
 ]
 
 
