@@ -117,18 +117,25 @@ def test_flash_candidates_match_reference_on_cpu_emulator(tmp_path: Path) -> Non
     reason = cuda_emu.compiler_missing()
     if reason:
         pytest.skip(reason)
-    jobs, labels = [], []
+    tasks = {}
     for i, (form, dtype, sq, sk, d) in enumerate(EMU):
         sub = tmp_path / f"t{i}"
         sub.mkdir()
-        path = _task(sub, FORMS[form][0], dtype, sq, sk, d)
+        tasks[f"{form} {dtype} sq={sq} sk={sk} d={d}"] = _task(sub, FORMS[form][0], dtype, sq, sk, d)
+    _emulate(tasks)
+
+
+def _emulate(tasks: dict[str, Path], first_only: bool = False) -> None:
+    """Every proposal (or each task's first) of each task on the CPU emulator at its defaults."""
+    jobs, labels = [], []
+    for label, path in tasks.items():
         result = translate(load_task(path))
         assert result.proposals, result.notes
-        for p in result.proposals:
-            cand = sub / f"cand_{p.variant.replace('/', '_')}.py"
+        for p in result.proposals[:1] if first_only else result.proposals:
+            cand = path.parent / f"cand_{path.stem}_{p.variant.replace('/', '_')}.py"
             cand.write_text(p.source)
             jobs.append((path, cand, dict(p.default_params), 1_000_000))
-            labels.append(f"{form} {dtype} sq={sq} sk={sk} d={d} {p.variant}")
+            labels.append(f"{label} {p.variant}")
     reports = cuda_emu.run_candidates(jobs, workers=2)
     bad = [f"{label}: {r.get('reason')}" for label, r in zip(labels, reports) if not r.get("ok")]
     assert not bad, "\n".join(bad)
@@ -209,17 +216,5 @@ def test_computed_qkv_match_reference_on_cpu_emulator(tmp_path: Path) -> None:
     reason = cuda_emu.compiler_missing()
     if reason:
         pytest.skip(reason)
-    jobs, labels = [], []
-    for name in sorted(_COMPUTED):
-        for dtype in ("float32", "bfloat16"):
-            path = _computed_task(tmp_path, name, dtype)
-            result = translate(load_task(path))
-            assert result.proposals, result.notes
-            p = result.proposals[0]
-            cand = tmp_path / f"cand_{name}_{dtype}.py"
-            cand.write_text(p.source)
-            jobs.append((path, cand, dict(p.default_params), 1_000_000))
-            labels.append(f"{name} {dtype} {p.variant}")
-    reports = cuda_emu.run_candidates(jobs, workers=2)
-    bad = [f"{label}: {r.get('reason')}" for label, r in zip(labels, reports) if not r.get("ok")]
-    assert not bad, "\n".join(bad)
+    _emulate({f"{name} {dtype}": _computed_task(tmp_path, name, dtype)
+              for name in sorted(_COMPUTED) for dtype in ("float32", "bfloat16")}, first_only=True)
