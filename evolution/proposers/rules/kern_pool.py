@@ -154,8 +154,9 @@ def _forward(ctx: Ctx, region: Region, name: str, lead: int) -> list[str]:
 # for ROWS outputs, not 9 ROWS, and does one index split per strip, not per output.
 
 
-def _strip_window(pool: Node, dtype: str) -> tuple[list[str], str]:
-    """(CUDA lines leaving ``acc[r]`` per output of the strip, the store expression of ``acc[r]``)."""
+def _strip_window(pool: Node, dtype: str) -> tuple[list[str], list[str], str]:
+    """(CUDA lines leaving ``acc[r]`` per output of the strip, lines per output ``r`` before its
+    store (avg: its divisor), the store expression of output ``r``)."""
     nd = len(pool.args["kernel"])
     k, s, p, d = (pool.args[name] for name in ("kernel", "stride", "padding", "dilation"))
     is_max = pool.args["kind"] == "max"
@@ -210,10 +211,11 @@ def _strip_window(pool: Node, dtype: str) -> tuple[list[str], str]:
         pad = pad[:-4]
         lines.append(f"{pad}}}")
     if is_max:
-        return lines, cuda.narrow(dtype, "acc[r]")
+        return lines, [], cuda.narrow(dtype, "acc[r]")
     # the divisor per output: the strip's dim starts s rows further down for each r
     divisor = [line.replace(f"h{a}", f"hr{a}") for line in _divisor(pool)]
-    return lines + [f"{_IND}const I hr{a} = h{a} + (I)(r * {s[a]});"] + divisor, cuda.narrow(dtype, "acc[r] / (float)div")
+    per_output = [f"{_IND}const I hr{a} = h{a} + (I)(r * {s[a]});"] + divisor
+    return lines, per_output, cuda.narrow(dtype, "acc[r] / (float)div")
 
 
 def _generate_strip(ctx: Ctx, region: Region) -> KernelCode:
@@ -226,10 +228,7 @@ def _generate_strip(ctx: Ctx, region: Region) -> KernelCode:
     index = [f"{_IND}const I o{last} = t_ % z{last}; t_ /= z{last};",
              f"{_IND}const I o{a} = (t_ % g) * (I)ROWS; t_ /= g;"]
     index += [f"{_IND}const I o{b} = t_ % z{b}; t_ /= z{b};" for b in range(a - 1, -1, -1)]
-    window, store = _strip_window(pool, x.dtype)
-    tail = window[window.index(f"{_IND}const I hr{a} = h{a} + (I)(r * {pool.args['stride'][a]});"):] \
-        if pool.args["kind"] != "max" else []
-    window = window[:len(window) - len(tail)]
+    window, per_output, store = _strip_window(pool, x.dtype)
     # out: the strip's first output, then one output row (z_last) further per r
     first = "t_"
     for b in range(nd):
@@ -239,7 +238,7 @@ def _generate_strip(ctx: Ctx, region: Region) -> KernelCode:
                       f"{_IND}#pragma unroll",
                       f"{_IND}for (int r = 0; r < ROWS; ++r) {{",
                       f"{_IND}    if (o{a} + r >= z{a}) break;",
-                      *[f"    {line}" for line in tail],
+                      *[f"    {line}" for line in per_output],
                       f"{_IND}    dst[first + (I)r * z{last}] = {store};",
                       f"{_IND}}}"])
     sizes = [f"l{b}" for b in range(nd)] + [f"z{b}" for b in range(nd)] + ["g"]
