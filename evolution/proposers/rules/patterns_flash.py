@@ -5,7 +5,8 @@ Matches, on the ATen graph, ``[cast](views(bmm(views(softmax(S)), views(v))))`` 
 ``div`` on the scores, or on q and k^T as ``F.scaled_dot_product_attention`` decomposes), with
 an optional causal mask: ``masked_fill(S, ~tril(ones) | triu(ones, 1) | tril(ones) == 0, -inf)``,
 ``where(tril(ones), S, -inf)`` or ``S + where(tril(ones), 0, -inf)`` (SDPA's ``is_causal``).
-q, k, v are inputs of shape [..., seq, head_dim] (k and v alike), upcast to fp32 or not;
+q, k, v have shape [..., seq, head_dim] (k and v alike), upcast to fp32 or not: inputs, or
+values a kernel writes first (scaled, activated, head-split views, unbound from one tensor);
 softmax is ``_softmax`` or ``_safe_softmax`` over the last dim. Decode attention (one query per
 head) is ``patterns.match_attention``'s and is tried first.
 """
