@@ -138,9 +138,11 @@ def test_two_drivers_on_one_archive_share_the_work(ray_cluster, postgres_url: st
     # other's work on the second (taking its results, waiting for what it has in flight). The
     # Ray Client driver starts first and evaluates slowly, and the other starts once it has
     # claimed work, so the two overlap however long either takes to start (on a loaded CI
-    # machine a driver started second once found all the work done: nothing was shared).
+    # machine a driver started second once found all the work done: nothing was shared). At 1.5 s
+    # a setting over 2 workers the first finished its 13 settings in about 10 s, before the second
+    # had started (CI, 2026-12-02: [13, 0]); at 4 s it takes about 26 s.
     slow = _tune(postgres_url, tmp_path, "b", "--cluster", ray_cluster.client_address,
-                 *map(str, CLI_TASKS[::-1]), delay=1.5)
+                 *map(str, CLI_TASKS[::-1]), delay=4.0)
     deadline = time.monotonic() + 120
     while not _claimed(postgres_url):
         assert time.monotonic() < deadline and slow.poll() is None, "the first driver did not get going"
