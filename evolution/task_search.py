@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -147,24 +149,28 @@ class TaskSearch:
         return ok, why
 
     # -- phases ------------------------------------------------------------------------------
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall seconds to ``outcome.seconds[phase]`` (however it ends)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.outcome.seconds[phase] += time.perf_counter() - started
+
     def seed_with_rules(self) -> list[Proposal]:
         proposer = self.run.proposers.get("rules")
         if proposer is None:
             return []
-        started = time.perf_counter()
-        batch = proposer.propose(ProposalRequest(task=self.task, operator="translate", n=self.config.max_variants))
-        self.outcome.seconds["propose"] += time.perf_counter() - started
+        with self.timed("propose"):
+            batch = proposer.propose(ProposalRequest(task=self.task, operator="translate", n=self.config.max_variants))
         self.outcome.notes.extend(batch.notes)
         self.outcome.translated = bool(batch.proposals)
         for note in batch.notes:
             self.run.callbacks.on_note(f"{self.task.name}: {note}")
         admitted = [p for p in batch.proposals[: self.config.max_variants] if self.admit(p)[0]]
-        started = time.perf_counter()
-        try:
-            with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
-                list(executor.map(lambda p: self.evaluate(p, [p.default_params]), admitted))
-        finally:
-            self.outcome.seconds["variants"] += time.perf_counter() - started
+        with self.timed("variants"), ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
+            list(executor.map(lambda p: self.evaluate(p, [p.default_params]), admitted))
         return admitted
 
     def tune_proposals(self, proposals: list[Proposal]) -> int:
@@ -195,12 +201,8 @@ class TaskSearch:
                  trials=self.config.tune_trials, batch=self.config.tune_batch, seed=self.config.seed,
                  start=proposal.default_params, known=known, study=study)
 
-        started = time.perf_counter()
-        try:
-            with ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
-                list(executor.map(run_one, chosen))
-        finally:
-            self.outcome.seconds["tune"] += time.perf_counter() - started
+        with self.timed("tune"), ThreadPoolExecutor(max_workers=self.run.pool.workers) as executor:
+            list(executor.map(run_one, chosen))
         return len(chosen)
 
     # -- requests to the model ---------------------------------------------------------------
@@ -227,11 +229,8 @@ class TaskSearch:
                 proposals = self.seed_with_rules()
                 tuned = self.tune_proposals(proposals)
             if self.config.proposer in ("llm", "mixed"):
-                started = time.perf_counter()
-                try:
+                with self.timed("evolve"):
                     reason = evolve(self)
-                finally:
-                    self.outcome.seconds["evolve"] += time.perf_counter() - started
             else:
                 reason = (f"exhausted: every rule variant evaluated ({len(proposals)}), {tuned} of them tuned"
                           if proposals else "exhausted: the rule proposer has no translation for this task")

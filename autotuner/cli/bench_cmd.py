@@ -193,9 +193,9 @@ def register(subparsers: Any) -> None:
                    help="optuna settings per tuned variant (default: the config's search.tune_trials, 8; 0 turns "
                         "tuning off)")
     p.add_argument("--max-minutes", type=float, metavar="M",
-                   help="wall-time budget of the whole command (the baselines' warm-up included): each task searches with a fair share of what is left, tasks the "
-                        "budget does not reach are listed as not searched, and a rerun on the same archive "
-                        "carries on from what is already earned")
+                   help="wall-time budget of the whole command (the baselines' warm-up included): each task "
+                        "searches with a fair share of what is left, tasks the budget does not reach are listed "
+                        "as not searched, and a rerun on the same archive carries on from what is already earned")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--report", help="folder for report.md and progress.png")
