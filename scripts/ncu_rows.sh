@@ -2,10 +2,13 @@
 # Nsight Compute on one kernel per input line (run on the GPU machine, from the repo root):
 #   task|variant|grid   a rules kernel (scripts/rules_sweep.py's variant and tunables)
 #   task|compile|       the first Inductor (Triton) kernel of the task's torch.compile baseline
-# Each report goes to $OUT/ncu_N.txt; a digest of each is printed.
+# Each report goes to $OUT/ncu_N.txt; a digest of each is printed. NCU_EXTRA: more ncu arguments,
+# e.g. the stall reasons: NCU_EXTRA='--metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio'
+# NCU_SKIP: kernels to skip before the one profiled (default 3: the second call's second kernel
+# of a two-kernel forward; 2 for its first).
 set -u
 NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
-SECTIONS="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats"
+SECTIONS="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats ${NCU_EXTRA:-}"
 i=0
 while IFS='|' read -r task variant grid; do
   [ -n "$task" ] || continue
@@ -16,9 +19,9 @@ while IFS='|' read -r task variant grid; do
       python3 scripts/ncu_compile.py "$task" \
       > "${OUT:-/tmp}/ncu_$i.txt" 2>&1
   else
-    "$NCU" --clock-control none $SECTIONS -k regex:rules_ -s 3 -c 1 \
+    "$NCU" --clock-control none $SECTIONS -k regex:rules_ -s "${NCU_SKIP:-3}" -c 1 \
       python3 scripts/rules_sweep.py "$task" --variant "$variant" --grid $grid --no-baselines --calls 2 \
       > "${OUT:-/tmp}/ncu_$i.txt" 2>&1
   fi
-  grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|L2 Hit|L1/TEX Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Configuration Size|Dynamic Shared|Static Shared|Warp Cycles Per Issued|Grid Size|Block Size|Stall|stall" "${OUT:-/tmp}/ncu_$i.txt" | grep -v "^    ---" | head -30
+  grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|L2 Hit|L1/TEX Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Configuration Size|Dynamic Shared|Static Shared|Warp Cycles Per Issued|Grid Size|Block Size|Stall|stall" "${OUT:-/tmp}/ncu_$i.txt" | grep -v "^    ---" | head -60
 done

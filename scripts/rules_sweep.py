@@ -49,11 +49,13 @@ def _tasks(selectors: list[str]) -> list[Path]:
     return out
 
 
-def _grid(specs: list[str], space: dict[str, list]) -> list[dict[str, int]]:
+def _grid(specs: list[str], space: dict[str, list], params: dict[str, Any]) -> list[dict[str, int]]:
+    """Settings over the KEY=v1,v2 specs a candidate takes (its searched space or any of its
+    default parameters, e.g. a knob the search leaves fixed)."""
     axes = []
     for spec in specs:
         key, _, values = spec.partition("=")
-        if key in space or key in ("WAVES", "ITEMS", "BLOCK", "VEC"):
+        if key in space or key in params or key in ("WAVES", "ITEMS", "BLOCK", "VEC"):
             axes.append([(key, int(v)) for v in values.split(",")])
     return [dict(c) for c in itertools.product(*axes)] if axes else [{}]
 
@@ -91,7 +93,7 @@ def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Ten
         file = workdir / f"{task.name}_{k}.py"
         file.write_text(prop.source)
         mod = import_candidate(file)
-        for override in _grid(grid, prop.params_space or {}):
+        for override in _grid(grid, prop.params_space or {}, prop.default_params or {}):
             params = {**(prop.default_params or {}), **override}
             row: dict[str, Any] = {"task": task.name, "variant": prop.variant, "params": params,
                                    "eager_ms": eager_ms, "compile_ms": compile_ms, "floor_ms": floor_ms}

@@ -1,31 +1,46 @@
 // ---- flash attention ${NAME} (flash_attention.cu) -------------------------------------------
 // out = softmax(q k^T * scale [causal: key j > query i + OFF masked]) v for q [BH, Sq, D],
 // k / v [BH, Sk, D], one pass (FlashAttention-2 structure): block (x, y) = tile of BLOCK_M =
-// 16 * WARPS queries of head y; warp w owns 16 query rows; keys are taken in chunks of
-// BLOCK_N from the last (causal: the diagonal) to the first; each warp keeps the scores of
-// its 16 rows x BLOCK_N keys in registers in the m16n8 accumulator layout (lane = 4 g + t
-// holds rows g and g + 8, columns 2t, 2t + 1 of every 8-column tile), a running max and sum
-// per row, and the output rows (HEAD_DIM columns, the same layout) rescaled as the max moves;
-// written once at the end. Causal: chunks past the block's last query are never loaded, a
-// warp skips the pieces past its own last row, only chunks that cross the diagonal or the end
-// of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at compile time; columns
+// 16 * MTILES * WARPS queries of head y; warp w owns MTILES m-tiles of 16 query rows; keys are
+// taken in chunks of BLOCK_N from the last (causal: the diagonal) to the first; each warp keeps
+// the scores of its rows x BLOCK_N keys in registers in the m16n8 accumulator layout (lane =
+// 4 g + t holds rows g and g + 8, columns 2t, 2t + 1 of every 8-column tile), a running max
+// and sum per row, and the output rows (HEAD_DIM columns, the same layout) rescaled as the max
+// moves; written once at the end. Causal: chunks past the block's last query are never loaded,
+// a warp skips the chunks past its own last row, only chunks that cross the diagonal or the
+// end of the keys are masked. HEAD_DIM (a multiple of 16) bounds D at compile time; columns
 // D..HEAD_DIM are zero in shared memory.
-// bf16 (FLASH_MMA 1): tensor cores, mma.sync m16n8k16 bf16 -> fp32 for q k^T and p v; q's
-//   fragments stay in registers (HEAD_DIM > 128: reloaded from shared memory per 16 columns,
-//   to stay under 255 registers); k and v stream through a ring of STAGES pieces of KV_TILE
-//   keys (cp.async, one barrier per piece; k via ldmatrix, v via ldmatrix.trans); p is rounded
-//   to bf16 in registers and is the A operand of the p v product (see flash_softmax for why
-//   the rounding points are FlashAttention's).
+// bf16 (FLASH_MMA 1): tensor cores, mma.sync m16n8k16 bf16 -> fp32 for q k^T and p v; k and v
+//   each in one buffer of BLOCK_N keys (cp.async, k via ldmatrix, v via ldmatrix.trans), in
+//   dynamic shared memory (${NAME}_SMEM bytes, over 48 KB for the larger head dims); p is
+//   rounded to bf16 in registers and is the A operand of the p v product (see flash_softmax for
+//   why the rounding points are FlashAttention's).
 // fp32 (FLASH_MMA 0): the same layout computed with fp32 FMA on CUDA cores (TF32 tensor cores
-//   would miss the fp32 tolerance); q and one k-or-v tile in shared memory.
+//   would miss the fp32 tolerance); q and one k-or-v tile in static shared memory; MTILES 1.
 // Without __CUDA_ARCH__ (the CPU emulator) mma / ldmatrix / cp.async run as plain C++ that
 // produces the same per-lane fragments through warp shuffles.
-#define ${NAME}_BM (16 * WARPS)
+#define ${NAME}_BM (16 * MTILES * WARPS)
 #define ${NAME}_MMA ${MMA}
 #if ${NAME}_MMA
 #define ${NAME}_ST (HEAD_DIM + 8)  // bf16 row stride: 16-byte rows offset by 4 banks
+// q's fragments in registers unless the m-tiles' output rows and scores leave too few
+#define ${NAME}_QREG (MTILES * HEAD_DIM <= 128 && MTILES * (HEAD_DIM + BLOCK_N) <= 256)
+// q staged in V's buffer (read into registers before V's first chunk arrives)
+#define ${NAME}_QINV (${NAME}_QREG && ${NAME}_BM <= BLOCK_N)
+// dynamic shared memory: k and v chunks, and q unless it is staged in V's buffer
+#define ${NAME}_SMEM (2 * (2 * BLOCK_N + (${NAME}_QINV ? 0 : ${NAME}_BM)) * ${NAME}_ST)
+// Blocks per SM the registers must allow (__launch_bounds__' second argument): MINB where a
+// setting defines it, else 1 (ptxas chooses: 180 registers for head dim 64 and 4 warps, 2
+// blocks per SM; held to 3 blocks, 168 and no spills without the causal mask, a 28-byte spill
+// with it).
+#ifdef MINB
+#define ${NAME}_MINB MINB
+#else
+#define ${NAME}_MINB 1
+#endif
 #else
 #define ${NAME}_ST (HEAD_DIM + 1)  // fp32 row stride: rows offset by one bank
+#define ${NAME}_MINB 1
 #endif
 
 #ifndef RULES_FLASH_HELPERS
@@ -41,15 +56,44 @@ __device__ __forceinline__ unsigned flash_smem_u32(const void* p) {
 #endif
 }
 
-// 16 bytes global -> shared, asynchronous on the device; zeros when !valid.
-__device__ __forceinline__ void flash_cp16(void* dst, const void* src, bool valid) {
+// A bf16 element in shared memory: its shared-window address on the device (so that offsets
+// fold into the instruction's immediate and no generic-to-shared conversion is repeated), its
+// pointer in the emulator.
+struct flash_sp {
 #if defined(__CUDA_ARCH__)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(flash_smem_u32(dst)), "l"(src),
-                 "r"(valid ? 16 : 0));
+    unsigned a;
+    __device__ __forceinline__ flash_sp operator+(int elems) const { return {a + 2u * (unsigned)elems}; }
 #else
-    RULES_ALIGNED(dst, 16);
-    if (valid) { RULES_ALIGNED(src, 16); std::memcpy(dst, src, 16); }
-    else std::memset(dst, 0, 16);
+    unsigned short* p;
+    flash_sp operator+(int elems) const { return {p + elems}; }
+#endif
+};
+
+__device__ __forceinline__ flash_sp flash_sp_of(unsigned short* p) {
+#if defined(__CUDA_ARCH__)
+    return {flash_smem_u32(p)};
+#else
+    return {p};
+#endif
+}
+
+// 16 bytes global -> shared, asynchronous on the device; zeros when !valid.
+__device__ __forceinline__ void flash_cp16(flash_sp dst, const void* src, bool valid) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst.a), "l"(src), "r"(valid ? 16 : 0));
+#else
+    RULES_ALIGNED(dst.p, 16);
+    if (valid) { RULES_ALIGNED(src, 16); std::memcpy(dst.p, src, 16); }
+    else std::memset(dst.p, 0, 16);
+#endif
+}
+
+// 16 bytes global -> shared, asynchronous on the device (always valid: one instruction).
+__device__ __forceinline__ void flash_cp16(flash_sp dst, const void* src) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(dst.a), "l"(src));
+#else
+    flash_cp16(dst, src, true);
 #endif
 }
 
@@ -86,24 +130,24 @@ struct flash_u2 { unsigned r[2]; };
 // matrix j's row (lane >> 2), columns 2 (lane & 3) and + 1 (trans: column (lane >> 2),
 // rows 2 (lane & 3) and + 1).
 template <bool TRANS>
-__device__ __forceinline__ void flash_ldsm_x4(unsigned (&r)[4], const unsigned short* row) {
+__device__ __forceinline__ void flash_ldsm_x4(unsigned (&r)[4], flash_sp row) {
 #if defined(__CUDA_ARCH__)
     if (TRANS)
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(flash_smem_u32(row)));
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row.a));
     else
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(flash_smem_u32(row)));
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(row.a));
 #else
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    RULES_ALIGNED(row, 16);
+    RULES_ALIGNED(row.p, 16);
     for (int j = 0; j < 4; ++j) {
         if (TRANS) {
-            const unsigned short* p0 = __shfl_sync(0xffffffffu, row, 8 * j + 2 * t);
-            const unsigned short* p1 = __shfl_sync(0xffffffffu, row, 8 * j + 2 * t + 1);
+            const unsigned short* p0 = __shfl_sync(0xffffffffu, row.p, 8 * j + 2 * t);
+            const unsigned short* p1 = __shfl_sync(0xffffffffu, row.p, 8 * j + 2 * t + 1);
             r[j] = (unsigned)p0[g] | ((unsigned)p1[g] << 16);
         } else {
-            const unsigned short* p = __shfl_sync(0xffffffffu, row, 8 * j + g);
+            const unsigned short* p = __shfl_sync(0xffffffffu, row.p, 8 * j + g);
             r[j] = (unsigned)p[2 * t] | ((unsigned)p[2 * t + 1] << 16);
         }
     }
@@ -195,19 +239,19 @@ __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], 
 }
 #endif  // RULES_FLASH_HELPERS
 
-extern "C" __global__ void __launch_bounds__(32 * WARPS)
+extern "C" __global__ void __launch_bounds__(32 * WARPS, ${NAME}_MINB)
 ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}* __restrict__ v,
              ${TO}* __restrict__ out, float scale_log2, long long Sq, long long Sk, long long D, int causal,
              long long off, int vec)
 {
-    constexpr int BM = ${NAME}_BM, BN = BLOCK_N, HD = HEAD_DIM, ST = ${NAME}_ST;
+    constexpr int BM = ${NAME}_BM, BN = BLOCK_N, HD = HEAD_DIM, ST = ${NAME}_ST, MTL = MTILES, ROWS = 16 * MTL;
     constexpr int NT = BN / 8, DT = HD / 8;
     static_assert(HD % 16 == 0 && BN % 16 == 0, "HEAD_DIM and BLOCK_N are multiples of 16");
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const long long bh = blockIdx.y;
     // causal: the heaviest query tiles (most keys) first
-    const long long mt = causal ? (long long)gridDim.x - 1 - blockIdx.x : (long long)blockIdx.x;
-    const int m0 = (int)mt * BM;
+    const long long mt_ = causal ? (long long)gridDim.x - 1 - blockIdx.x : (long long)blockIdx.x;
+    const int m0 = (int)mt_ * BM;
     const ${T}* __restrict__ qb = q + bh * Sq * D;
     const ${T}* __restrict__ kb = k + bh * Sk * D;
     const ${T}* __restrict__ vb = v + bh * Sk * D;
@@ -218,52 +262,67 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         if (kend < 0) kend = 0;
     }
     const int ntiles = (int)((kend + BN - 1) / BN);
-    const int r0 = m0 + warp * 16 + g;  // the lane's rows: r0 and r0 + 8
-    float o[DT][4], m[2] = {RULES_NEG_INF, RULES_NEG_INF}, l[2] = {0.0f, 0.0f};
+    const int r0 = m0 + warp * ROWS + g;  // the lane's rows: r0 + 16 i and r0 + 16 i + 8 for m-tile i
+    const int wfirst = m0 + warp * ROWS + (int)off;  // keys past it are masked for some of the warp's rows
+    const int wlast = wfirst + ROWS - 1;  // keys past it: masked for all the warp's rows
+    float o[MTL][DT][4], m[MTL][2], l[MTL][2];
     #pragma unroll
-    for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+    for (int i = 0; i < MTL; ++i) {
+        m[i][0] = m[i][1] = RULES_NEG_INF;
+        l[i][0] = l[i][1] = 0.0f;
+        #pragma unroll
+        for (int dt = 0; dt < DT; ++dt) o[i][dt][0] = o[i][dt][1] = o[i][dt][2] = o[i][dt][3] = 0.0f;
+    }
 #if ${NAME}_MMA
-    // Keys stream through shared memory in pieces of KT rows (k pieces of a BN-key chunk, then
-    // its v pieces), STAGES pieces deep: cp.async fetches piece p + STAGES - 1 while piece p
-    // is consumed (one barrier per piece). HEAD_DIM <= 128: q's fragments live in registers
-    // and q is staged through the ring; above, q stays in shared memory after the ring and
-    // its fragments are reloaded per 16 columns (the output rows take HEAD_DIM / 2 registers).
-    constexpr int KT = KV_TILE < BN ? KV_TILE : BN, NS = STAGES, NSUB = BN / KT, KS = KT / 16;
-    static_assert(KT % 16 == 0 && BN % KT == 0 && NS >= 2, "KV_TILE: a multiple of 16 dividing BLOCK_N");
-    constexpr bool QREG = HD <= 128;
-    constexpr int RING = NS * KT * ST, QSZ = BM * ST;
-    constexpr int ELEMS = QREG ? (RING > QSZ ? RING : QSZ) : RING + QSZ;
-    static_assert(ELEMS * 2 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
-    __shared__ uint4 smem16[ELEMS / 8];  // 16-byte aligned
-    unsigned short* smem = reinterpret_cast<unsigned short*>(smem16);
-    unsigned short* sQ = QREG ? smem : smem + RING;
+    // FlashAttention-2's schedule over one K and one V buffer of BN keys each (dynamic shared
+    // memory, ${NAME}_SMEM bytes): K(c) is in when chunk c starts; V(c) loads during q K(c)^T
+    // and the softmax, K(c - 1) during p V(c); two barriers per chunk. q's fragments stay in
+    // registers (QREG) or are reloaded from shared memory per 16 columns where they would push
+    // the registers past 255; q is staged in V's buffer when it is in registers and fits there.
+    constexpr bool QREG = ${NAME}_QREG, QINV = ${NAME}_QINV;
+    RULES_DYN_SMEM(dsmem);
+#if defined(__CUDA_ARCH__)
+    {  // the launch's dynamic shared memory is the candidate's copy of _SMEM: a drift traps here
+        unsigned dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+        if (dyn < (unsigned)(${NAME}_SMEM)) __trap();
+    }
+#endif
+    unsigned short* const sK = reinterpret_cast<unsigned short*>(dsmem);
+    unsigned short* const sV = sK + BN * ST;
+    unsigned short* const sQ = QINV ? sV : sV + BN * ST;
     constexpr int CH = HD / 8;  // 16-byte chunks per row
     const int d32 = (int)D;
     // rows [r, r + N) of src (a [len, D] matrix) -> dst rows, zeros past len / D. N is a
-    // compile-time row count, so a thread's 16-byte chunks (row c / CH, column (c % CH) * 8 for
-    // c = threadIdx.x + k * 32 WARPS) are constants but for threadIdx.x: the loop unrolls
-    // fully, its offsets fold, and a piece wholly inside the matrix (every piece of a long
-    // sequence but the last) copies with no bound checks and one 64-bit offset.
+    // compile-time row count and the thread's 16-byte chunks are c = threadIdx.x + k * 32 WARPS
+    // (row c / CH, column (c % CH) * 8): where the threads span whole rows (32 WARPS a multiple
+    // of CH) chunk k is row ti + k * RS of the thread's column tj, so the copy of a piece wholly
+    // inside the matrix (every piece of a long sequence but the last) is one 64-bit address and
+    // one 32-bit shared address with constant offsets, no bound checks.
+    constexpr int NTH = 32 * WARPS;
+    constexpr bool SPAN = NTH % CH == 0;
+    constexpr int RS = SPAN ? NTH / CH : 1;
+    const int ti = (int)threadIdx.x / CH, tj = ((int)threadIdx.x % CH) * 8;
     auto stage = [&](unsigned short* dst, const unsigned short* src, int r, auto rows, int len) {
-        constexpr int N = decltype(rows)::value, NTH = 32 * WARPS, ITERS = (N * CH + NTH - 1) / NTH;
+        constexpr int N = decltype(rows)::value, ITERS = (N * CH + NTH - 1) / NTH;
         if (vec) {
             const unsigned short* base = src + (long long)r * D;
-            if (r + N <= len && d32 == HD) {
-                #pragma unroll
+            if (SPAN && r + N <= len && d32 == HD) {
+                const flash_sp sd = flash_sp_of(dst + ti * ST + tj);
+                const unsigned short* gs = base + ti * HD + tj;
+                #pragma unroll (ITERS < 8 ? ITERS : 8)  // more (head dim 256, 2 warps: 32) spilled addresses
                 for (int k = 0; k < ITERS; ++k) {
-                    const int c = (int)threadIdx.x + k * NTH;
-                    if ((N * CH) % NTH != 0 && c >= N * CH) break;
-                    const int i = c / CH, j = (c % CH) * 8;
-                    flash_cp16(dst + i * ST + j, base + i * HD + j, true);
+                    if ((N * CH) % NTH != 0 && ti + k * RS >= N) break;
+                    flash_cp16(sd + k * RS * ST, gs + k * RS * HD);
                 }
             } else {
-                #pragma unroll
+                #pragma unroll (ITERS < 8 ? ITERS : 8)
                 for (int k = 0; k < ITERS; ++k) {
                     const int c = (int)threadIdx.x + k * NTH;
                     if ((N * CH) % NTH != 0 && c >= N * CH) break;
                     const int i = c / CH, j = (c % CH) * 8;
                     const bool ok = r + i < len && j < d32;
-                    flash_cp16(dst + i * ST + j, ok ? base + i * d32 + j : src, ok);
+                    flash_cp16(flash_sp_of(dst + i * ST + j), ok ? base + i * d32 + j : src, ok);
                 }
             }
         } else {
@@ -274,81 +333,89 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         }
     };
     const int lj = lane >> 3, lr = lane & 7;  // ldmatrix: matrix lj, row lr
+    // the lane's ldmatrix rows: q (A, m-tile 0), k (B, not transposed), v (B, transposed)
+    const flash_sp qrow = flash_sp_of(sQ + (warp * ROWS + lr + (lj & 1) * 8) * ST + (lj >> 1) * 8);
+    const flash_sp krow = flash_sp_of(sK + (lr + (lj >> 1) * 8) * ST + (lj & 1) * 8);
+    const flash_sp vrow = flash_sp_of(sV + (lr + (lj & 1) * 8) * ST + (lj >> 1) * 8);
     stage(sQ, qb, m0, flash_rows<BM>{}, (int)Sq);
     flash_cp_commit();
-    flash_cp_wait<0>();
+    if (ntiles > 0) stage(sK, kb, (ntiles - 1) * BN, flash_rows<BN>{}, kend);
+    flash_cp_commit();
+    flash_cp_wait<1>();  // q in (the last chunk's keys may still be in flight)
     __syncthreads();
-    unsigned qf[QREG ? HD / 16 : 1][4];
-    const unsigned short* qrow = sQ + (warp * 16 + lr + (lj & 1) * 8) * ST + (lj >> 1) * 8;
+    unsigned qf[QREG ? MTL : 1][QREG ? HD / 16 : 1][4];
     if (QREG) {
         #pragma unroll
-        for (int kk = 0; kk < (QREG ? HD / 16 : 0); ++kk) flash_ldsm_x4<false>(qf[QREG ? kk : 0], qrow + kk * 16);
-        __syncthreads();  // the ring reuses q's buffer
-    }
-    // chunks run from the last (the diagonal when causal) down to the first, as FlashAttention
-    const int npieces = 2 * NSUB * ntiles;
-    auto issue = [&](int p) {  // piece p -> ring slot p % NS (always one commit group)
-        if (p < npieces) {
-            const int c = ntiles - 1 - p / (2 * NSUB), r = p % (2 * NSUB);
-            const int n0 = c * BN + (r % NSUB) * KT;
-            if (n0 < kend) stage(smem + (p % NS) * KT * ST, r < NSUB ? kb : vb, n0, flash_rows<KT>{}, kend);
+        for (int i = 0; i < (QREG ? MTL : 0); ++i) {
+            #pragma unroll
+            for (int kk = 0; kk < HD / 16; ++kk) flash_ldsm_x4<false>(qf[QREG ? i : 0][QREG ? kk : 0], qrow + i * 16 * ST + kk * 16);
         }
-        flash_cp_commit();
-    };
-    #pragma unroll
-    for (int p = 0; p < NS - 1; ++p) issue(p);
-    int piece = 0;
-    const int wlast = m0 + warp * 16 + 15 + (int)off;  // keys past it: masked for all the warp's rows
+    }  // the loop's first barrier orders these reads before V's first load overwrites q (QINV)
+    // chunks run from the last (the diagonal when causal) down to the first, as FlashAttention
     for (int c = ntiles - 1; c >= 0; --c) {
         const int c0 = c * BN;
-        float s[NT][4];
+        flash_cp_wait<0>();
+        __syncthreads();  // K(c) in for every thread; every warp done with V(c + 1)
+        stage(sV, vb, c0, flash_rows<BN>{}, kend);
+        flash_cp_commit();
+        const bool active = !causal || c0 <= wlast;  // else every key of the chunk is masked for the warp
+        float s[MTL][NT][4];
         #pragma unroll
-        for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        #pragma unroll
-        for (int sub = 0; sub < NSUB; ++sub, ++piece) {
-            flash_cp_wait<NS - 2>();
-            __syncthreads();  // piece in for every thread; every warp done with piece - 1
-            issue(piece + NS - 1);
-            const int n0 = c0 + sub * KT;
-            if (n0 >= kend || (causal && n0 > wlast)) continue;
-            const unsigned short* row = smem + (piece % NS) * KT * ST + (lr + (lj >> 1) * 8) * ST + (lj & 1) * 8;
+        for (int i = 0; i < MTL; ++i) {
             #pragma unroll
+            for (int nt = 0; nt < NT; ++nt) s[i][nt][0] = s[i][nt][1] = s[i][nt][2] = s[i][nt][3] = 0.0f;
+        }
+        if (active) {
+            // q from registers: unrolled (its fragments are indexed by kk); from shared memory
+            // (head dim over 128): two steps at a time, which keeps ptxas under 255 registers
+            #pragma unroll (QREG ? HD / 16 : 2)
             for (int kk = 0; kk < HD / 16; ++kk) {
-                if (!QREG) flash_ldsm_x4<false>(qf[0], qrow + kk * 16);
-                const unsigned (&a)[4] = qf[QREG ? kk : 0];
+                unsigned qa[QREG ? 1 : MTL][4];
+                if (!QREG) {
+                    #pragma unroll
+                    for (int i = 0; i < MTL; ++i) flash_ldsm_x4<false>(qa[QREG ? 0 : i], qrow + i * 16 * ST + kk * 16);
+                }
                 #pragma unroll
-                for (int np = 0; np < KS; ++np) {
+                for (int np = 0; np < BN / 16; ++np) {
                     unsigned b[4];
-                    flash_ldsm_x4<false>(b, row + np * 16 * ST + kk * 16);
-                    flash_mma(s[sub * 2 * KS + 2 * np], a, b[0], b[1]);
-                    flash_mma(s[sub * 2 * KS + 2 * np + 1], a, b[2], b[3]);
+                    flash_ldsm_x4<false>(b, krow + np * 16 * ST + kk * 16);
+                    #pragma unroll
+                    for (int i = 0; i < MTL; ++i) {
+                        const unsigned (&a)[4] = QREG ? qf[QREG ? i : 0][QREG ? kk : 0] : qa[QREG ? 0 : i];
+                        flash_mma(s[i][2 * np], a, b[0], b[1]);
+                        flash_mma(s[i][2 * np + 1], a, b[2], b[3]);
+                    }
                 }
             }
-        }
-        const bool mask = c0 + BN > kend || (causal && c0 + BN - 1 > m0 + off);
-        flash_softmax<NT, DT>(s, m, l, o, scale_log2, mask, r0, c0, (int)Sk, causal, (int)off);
-        #pragma unroll
-        for (int sub = 0; sub < NSUB; ++sub, ++piece) {
-            flash_cp_wait<NS - 2>();
-            __syncthreads();
-            issue(piece + NS - 1);
-            const int n0 = c0 + sub * KT;
-            if (n0 >= kend || (causal && n0 > wlast)) continue;
-            const unsigned short* row = smem + (piece % NS) * KT * ST + (lr + (lj & 1) * 8) * ST + (lj >> 1) * 8;
+            const bool mask = c0 + BN > Sk || (causal && c0 + BN - 1 > wfirst);
             #pragma unroll
-            for (int kk = 0; kk < KS; ++kk) {
-                const int k2 = 2 * (sub * KS + kk);
-                unsigned pa[4];
-                pa[0] = flash_pack_bf16(s[k2][0], s[k2][1]);
-                pa[1] = flash_pack_bf16(s[k2][2], s[k2][3]);
-                pa[2] = flash_pack_bf16(s[k2 + 1][0], s[k2 + 1][1]);
-                pa[3] = flash_pack_bf16(s[k2 + 1][2], s[k2 + 1][3]);
+            for (int i = 0; i < MTL; ++i)
+                flash_softmax<NT, DT>(s[i], m[i], l[i], o[i], scale_log2, mask, r0 + 16 * i, c0, (int)Sk, causal, (int)off);
+        }
+        flash_cp_wait<0>();
+        __syncthreads();  // V(c) in for every thread; every warp done with K(c)
+        if (c > 0) stage(sK, kb, c0 - BN, flash_rows<BN>{}, kend);
+        flash_cp_commit();
+        if (active) {
+            #pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) {
+                unsigned pa[MTL][4];
+                #pragma unroll
+                for (int i = 0; i < MTL; ++i) {
+                    pa[i][0] = flash_pack_bf16(s[i][2 * kk][0], s[i][2 * kk][1]);
+                    pa[i][1] = flash_pack_bf16(s[i][2 * kk][2], s[i][2 * kk][3]);
+                    pa[i][2] = flash_pack_bf16(s[i][2 * kk + 1][0], s[i][2 * kk + 1][1]);
+                    pa[i][3] = flash_pack_bf16(s[i][2 * kk + 1][2], s[i][2 * kk + 1][3]);
+                }
                 #pragma unroll
                 for (int dp = 0; dp < DT / 2; ++dp) {
                     unsigned b[4];
-                    flash_ldsm_x4<true>(b, row + kk * 16 * ST + dp * 16);
-                    flash_mma(o[2 * dp], pa, b[0], b[1]);
-                    flash_mma(o[2 * dp + 1], pa, b[2], b[3]);
+                    flash_ldsm_x4<true>(b, vrow + kk * 16 * ST + dp * 16);
+                    #pragma unroll
+                    for (int i = 0; i < MTL; ++i) {
+                        flash_mma(o[i][2 * dp], pa[i], b[0], b[1]);
+                        flash_mma(o[i][2 * dp + 1], pa[i], b[2], b[3]);
+                    }
                 }
             }
         }
@@ -356,6 +423,10 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     flash_cp_wait<0>();
 #else
     static_assert((BM + BN) * ST * 4 <= 48 * 1024, "flash tiles exceed 48 KB of shared memory");
+    static_assert(MTL == 1, "fp32: one 16-row m-tile per warp");
+    float (&o1)[DT][4] = o[0];
+    float (&m1)[2] = m[0];
+    float (&l1)[2] = l[0];
     __shared__ float sQ[BM * ST];
     __shared__ float sKV[BN * ST];
     auto stage = [&](float* dst, const float* src, long long r, int n, long long len) {
@@ -387,7 +458,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             }
         }
         const bool mask = n0 + BN > kend || (causal && n0 + BN - 1 > m0 + off);
-        flash_softmax<NT, DT>(s, m, l, o, scale_log2, mask, r0, (int)n0, (int)Sk, causal, (int)off);
+        flash_softmax<NT, DT>(s, m1, l1, o1, scale_log2, mask, r0, (int)n0, (int)Sk, causal, (int)off);
         __syncthreads();  // every warp is done with the k tile
         stage(sKV, vb, n0, BN, kend);
         __syncthreads();
@@ -403,29 +474,32 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
                 #pragma unroll
                 for (int dt = 0; dt < DT; ++dt) {
                     const float a0 = v0[8 * dt], a1 = v0[8 * dt + 1], b0 = v1[8 * dt], b1 = v1[8 * dt + 1];
-                    o[dt][0] = fmaf(p00, a0, fmaf(p01, b0, o[dt][0]));
-                    o[dt][1] = fmaf(p00, a1, fmaf(p01, b1, o[dt][1]));
-                    o[dt][2] = fmaf(p10, a0, fmaf(p11, b0, o[dt][2]));
-                    o[dt][3] = fmaf(p10, a1, fmaf(p11, b1, o[dt][3]));
+                    o1[dt][0] = fmaf(p00, a0, fmaf(p01, b0, o1[dt][0]));
+                    o1[dt][1] = fmaf(p00, a1, fmaf(p01, b1, o1[dt][1]));
+                    o1[dt][2] = fmaf(p10, a0, fmaf(p11, b0, o1[dt][2]));
+                    o1[dt][3] = fmaf(p10, a1, fmaf(p11, b1, o1[dt][3]));
                 }
             }
         }
     }
 #endif
     #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        float sum = l[h];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a row with every key masked: 0
-        const long long row = r0 + 8 * h;
-        if (row < Sq) {
-            ${TO}* __restrict__ orow = out + (bh * Sq + row) * D;
-            #pragma unroll
-            for (int dt = 0; dt < DT; ++dt) {
-                const long long c = 8 * dt + 2 * t;
-                if (c < D) orow[c] = ${NARROW0};
-                if (c + 1 < D) orow[c + 1] = ${NARROW1};
+    for (int i = 0; i < MTL; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float sum = l[i][h];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a row with every key masked: 0
+            const long long row = r0 + 16 * i + 8 * h;
+            if (row < Sq) {
+                ${TO}* __restrict__ orow = out + (bh * Sq + row) * D;
+                #pragma unroll
+                for (int dt = 0; dt < DT; ++dt) {
+                    const long long c = 8 * dt + 2 * t;
+                    if (c < D) orow[c] = ${NARROW0};
+                    if (c + 1 < D) orow[c + 1] = ${NARROW1};
+                }
             }
         }
     }

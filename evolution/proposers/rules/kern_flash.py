@@ -1,14 +1,15 @@
 """Scaled-dot-product attention over query tiles, flash-style (see flash_attention.cu).
 
 One ``flash`` node (``patterns_flash``): q [..., Sq, D], k / v [..., Sk, D], optional causal
-mask (key j > query i + off). Tunables: ``WARPS`` (16 query rows each: BLOCK_M = 16 * WARPS),
-``BLOCK_N`` (keys per softmax chunk); bf16 also ``KV_TILE`` (keys per cp.async piece) and
-``STAGES`` (pieces in flight); ``HEAD_DIM`` (D rounded up to 16) is fixed per task. bf16 runs
-on tensor cores (mma.sync m16n8k16) with FlashAttention's rounding points (a bf16 reference
-disagrees with anything else on rows with few keys); fp32 on CUDA cores with fp32 FMA
-(TF32's ~3e-4 relative error would miss the fp32 tolerance of 5e-5 relative L2). Every
-configuration a space offers fits the 48 KB of static shared memory (``smem_bytes``; the
-template static_asserts it too) and compiles without spills for sm_90 (test_flash).
+mask (key j > query i + off). Tunables: ``WARPS`` and, bf16, ``MTILES`` (16-row m-tiles per
+warp: BLOCK_M = 16 * MTILES * WARPS); fp32 also ``BLOCK_N`` (keys per softmax chunk);
+``HEAD_DIM`` (D rounded up to 16) is fixed per task. bf16 runs on tensor cores (mma.sync
+m16n8k16) with FlashAttention's schedule (one k and one v buffer, two barriers per chunk) and
+rounding points (a bf16 reference disagrees with anything else on rows with few keys), its
+tiles in dynamic shared memory; fp32 on CUDA cores with fp32 FMA (TF32's ~3e-4 relative error
+would miss the fp32 tolerance of 5e-5 relative L2), in 48 KB of static shared memory. Every
+configuration a space offers fits its shared memory (``smem_bytes``, mirroring the template's
+``_SMEM``) and compiles without spills for sm_90 (test_flash).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from evolution.proposers.rules.codegen import Ctx, KernelCode, fill
 from evolution.proposers.rules.ir import Scalar, Unsupported
 from evolution.proposers.rules.plan import Region
 
-SMEM_LIMIT = 48 * 1024
+SMEM_LIMIT = 48 * 1024  # fp32: static shared memory
+DYN_SMEM_LIMIT = 99 * 1024  # bf16: dynamic shared memory every sm_80+ GPU can opt into (sm_86 / 89: 99 KB)
 MAX_HEAD_DIM = 256
 
 
@@ -28,12 +30,23 @@ def head_dim(d: int) -> int:
     return max(16, -(-d // 16) * 16)
 
 
-def smem_bytes(mma: bool, warps: int, block_n: int, hd: int, kv_tile: int = 0, stages: int = 2) -> int:
-    bm = 16 * warps
-    if mma:  # a ring of STAGES pieces of KV_TILE keys; q staged through it (hd > 128: kept apart)
-        kt = min(kv_tile or block_n, block_n)
-        ring, q = stages * kt * (hd + 8), bm * (hd + 8)
-        return 2 * (max(ring, q) if hd <= 128 else ring + q)
+def chunk_keys(hd: int) -> int:
+    """bf16's softmax chunk: FlashAttention's for the head dim (where p rounds to bf16)."""
+    return 128 if hd <= 128 else 64
+
+
+def q_in_registers(mtiles: int, block_n: int, hd: int) -> bool:
+    """The template's ``_QREG``: q's fragments in registers while the scores and output rows
+    leave room (else they are reloaded from shared memory per 16 columns)."""
+    return mtiles * hd <= 128 and mtiles * (hd + block_n) <= 256
+
+
+def smem_bytes(mma: bool, warps: int, block_n: int, hd: int, mtiles: int = 1) -> int:
+    """Shared memory per block; bf16: the template's ``_SMEM`` (dynamic)."""
+    bm = 16 * mtiles * warps
+    if mma:  # one k and one v chunk; q apart unless staged in v's buffer
+        q_apart = not (q_in_registers(mtiles, block_n, hd) and bm <= block_n)
+        return 2 * (2 * block_n + (bm if q_apart else 0)) * (hd + 8)
     return (bm + block_n) * (hd + 1) * 4  # q and one k-or-v tile
 
 
@@ -43,17 +56,18 @@ def _mma(region: Region) -> bool:
 
 def _space(mma: bool, hd: int) -> dict[str, list[int]]:
     """Tile choices whose every combination fits shared memory and registers (the output rows
-    take HEAD_DIM / 2 registers per thread, q's fragments HEAD_DIM / 4, the scores of a chunk
-    BLOCK_N / 2). bf16: BLOCK_N, the softmax chunk, is one value per head dim (128 up to 128,
-    else 64), since where p is rounded to bf16 decides agreement with the reference on rows
-    with few keys (see flash_softmax); KV_TILE and STAGES shape the cp.async ring."""
+    take MTILES * HEAD_DIM / 2 registers per thread, the scores of a chunk MTILES * BLOCK_N / 2,
+    q's fragments MTILES * HEAD_DIM / 4 where they stay in registers). bf16: BLOCK_N, the
+    softmax chunk, is one value per head dim (``chunk_keys``), since where p is rounded to bf16
+    decides agreement with the reference on rows with few keys (see flash_softmax). MTILES
+    stays 1: two m-tiles per warp (FlashAttention-2's 128 x 128 tile for head dim 64, each k
+    and v fragment feeding two mma) hold 128 scores and 64 output values per thread at
+    BLOCK_N 128 and spill (ptxas, sm_90: 255 registers and a 48-byte stack frame)."""
     if mma:
+        bn = chunk_keys(hd)
         if hd <= 128:
-            space = {"WARPS": [4, 8], "BLOCK_N": [128], "KV_TILE": [32, 64] if hd <= 64 else [16, 32],
-                     "STAGES": [2, 3, 4]}
-        else:
-            space = {"WARPS": [2] if hd > 192 else [2, 4], "BLOCK_N": [64], "KV_TILE": [16], "STAGES": [2] if hd > 192 else [2, 3]}
-        return space
+            return {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [bn]}
+        return {"WARPS": [2] if hd > 192 else [2, 4], "MTILES": [1], "BLOCK_N": [bn]}
     warps = [2, 4] if hd <= 128 else [1]
     block_n = [16, 32, 64] if hd <= 64 else [16]
     while smem_bytes(mma, max(warps), max(block_n), hd) > SMEM_LIMIT and len(block_n) > 1:
@@ -73,12 +87,11 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     space = _space(mma, hd)
     narrow = choice.get("mode") == "narrow"
     if mma:
-        params = {"WARPS": (4 if narrow else 8) if hd <= 128 else max(space["WARPS"]),
-                  "BLOCK_N": space["BLOCK_N"][0], "KV_TILE": max(space["KV_TILE"]),
-                  "STAGES": 3 if hd <= 192 else 2, "HEAD_DIM": hd}
-        if hd > 128 and narrow:
-            params["WARPS"] = min(space["WARPS"])
-        assert smem_bytes(True, params["WARPS"], params["BLOCK_N"], hd, params["KV_TILE"], params["STAGES"]) <= SMEM_LIMIT
+        warps, mtiles = (min(space["WARPS"]) if narrow else max(space["WARPS"])), 1
+        # MINB: blocks per SM the registers must allow (1: ptxas's choice); not searched, a knob
+        # for scripts/rules_sweep.py (with 8 warps anything above 1 spills)
+        params = {"WARPS": warps, "MTILES": mtiles, "BLOCK_N": space["BLOCK_N"][0], "HEAD_DIM": hd, "MINB": 1}
+        assert smem_bytes(True, warps, params["BLOCK_N"], hd, mtiles) <= DYN_SMEM_LIMIT
         return params, space
     warps, block_n = (4, 32) if hd <= 64 else (4, 16) if hd <= 128 else (1, 16)
     if narrow:
@@ -86,7 +99,7 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
         warps = max(space["WARPS"])
     block_n = min(block_n, max(space["BLOCK_N"]))
     assert smem_bytes(mma, warps, block_n, hd) <= SMEM_LIMIT
-    return {"WARPS": warps, "BLOCK_N": block_n, "HEAD_DIM": hd}, space
+    return {"WARPS": warps, "MTILES": 1, "BLOCK_N": block_n, "HEAD_DIM": hd}, space
 
 
 def generate(ctx: Ctx, region: Region) -> KernelCode:
@@ -101,9 +114,10 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     name = ctx.kernel_name(region)
     t = cuda.storage(q.dtype)[0]
     to = cuda.storage(node.dtype)[0]
-    text = fill("flash_attention.cu", NAME=name, T=t, TO=to, MMA=int(_mma(region)),
-                NARROW0=cuda.narrow(node.dtype, "o[dt][2 * h] * inv"),
-                NARROW1=cuda.narrow(node.dtype, "o[dt][2 * h + 1] * inv"))
+    mma = _mma(region)
+    text = fill("flash_attention.cu", NAME=name, T=t, TO=to, MMA=int(mma),
+                NARROW0=cuda.narrow(node.dtype, "o[i][dt][2 * h] * inv"),
+                NARROW1=cuda.narrow(node.dtype, "o[i][dt][2 * h + 1] * inv"))
     i = region.index
     qs, ks, vs, out = ctx.py(q), ctx.py(k), ctx.py(v), ctx.py(node)
     scale = node.args["scale"]
@@ -115,6 +129,7 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         scale_py = repr(float(scale))
     causal = int(bool(node.args.get("causal")))
     elem = 16 // cuda.storage(q.dtype)[2]
+    bm = "16 * MTILES * WARPS"
     lines = [
         f"D{i} = {qs}.shape[-1]",
         f"SQ{i} = {qs}.shape[-2]",
@@ -125,8 +140,16 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
         "'attention: head_dim over HEAD_DIM, or k / v not [..., seq, head_dim] like q'",
         f"if {out}.numel() > 0:",
         f"    vec{i} = D{i} % {elem} == 0 and rules_aligned({elem}, {qs}, {ks}, {vs})",
-        f'    self.rules_mod.launch("{name}_main", grid=((SQ{i} + 16 * WARPS - 1) // (16 * WARPS), BH{i}), '
+        f'    self.rules_mod.launch("{name}_main", grid=((SQ{i} + {bm} - 1) // ({bm}), BH{i}), '
         f"block=(32 * WARPS,), args=({qs}, {ks}, {vs}, {out}, {scale_py} * 1.4426950408889634, SQ{i}, SK{i}, D{i}, {causal}, "
-        f"{int(node.args.get('off', 0))}, int(vec{i})))",
+        f"{int(node.args.get('off', 0))}, int(vec{i}))" + (f", shared_mem=self.rules_flash_smem{i})" if mma else ")"),
     ]
-    return KernelCode(text, lines, [f"{name}_main"])
+    setup = []
+    if mma:  # the template's _SMEM (smem_bytes), opted into above 48 KB
+        qinv = f"(MTILES * HEAD_DIM <= 128 and MTILES * (HEAD_DIM + BLOCK_N) <= 256 and {bm} <= BLOCK_N)"
+        setup = [f"self.rules_flash_smem{i} = 2 * (2 * BLOCK_N + (0 if {qinv} else {bm})) * (HEAD_DIM + 8)",
+                 f"assert self.rules_flash_smem{i} <= self.rules_smem, (f'flash attention tiles need "
+                 f"{{self.rules_flash_smem{i}}} bytes of shared memory per block; this GPU allows "
+                 f"{{self.rules_smem}}: use fewer WARPS or MTILES')",
+                 f'self.rules_mod.kernel("{name}_main").function.max_dynamic_shared_size_bytes = self.rules_flash_smem{i}']
+    return KernelCode(text, lines, [f"{name}_main"], setup=setup)

@@ -36,9 +36,10 @@ def _vec(region: Region) -> tuple[int, list[int]]:
     return max(1, min(best, 4 if size >= 4 else 8)), [v for v in (1, 2, 4, 8) if v * size <= 16]
 
 
-def _split_factor(ncols: int, vec: int, warps: int) -> int:
-    """Slices of j for enough blocks to fill about two waves (a power of two, at most 256)."""
-    blocks = max(1, -(-ncols // (32 * vec)))
+def _split_factor(ncols: int, vec: int, warps: int, per_block: int = 0) -> int:
+    """Slices of j for enough blocks to fill about two waves (a power of two, at most 256) of
+    blocks of ``warps`` warps each covering ``per_block`` columns (colsplit: 32 x VEC)."""
+    blocks = max(1, -(-ncols // (per_block or 32 * vec)))
     split = max(1, min(256, (_SMS * (_THREADS_PER_SM // (32 * warps)) * 2) // blocks))
     return 1 << (split.bit_length() - 1)
 
@@ -73,6 +74,12 @@ def col_options(region: Region) -> list[tuple[str, dict[str, Any]]]:
         modes = (["colsplit-split"] if split and r >= 1024 else []) + ["colsplit", "col"]
         if split and "colsplit-split" not in modes:
             modes.append("colsplit-split")
+        if split and vec > 1:
+            # A block across BLOCK x VEC columns (4 KB of each row at 256 threads and 16-byte
+            # lanes, as PyTorch's own column reduction reads) and a slice of j, against
+            # colsplit's 512 bytes a row across 8 warps: mean over dim 0 of (131072, 4096)
+            # ran colsplit-split at 0.64 ms at best, eager 0.57 (H200, 2026-12-02).
+            modes.insert(1, "col-split")
     opts = [(m, {"mode": m.split("-")[0], "split": m.endswith("-split"), "cached": m.endswith("-cached")})
             for m in modes]
     if online.fused or online.onepass_var or two_pass.phases != online.phases:
@@ -109,12 +116,17 @@ def col_defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int],
         unroll = 4 if vec > 1 or _has_arg(region) else 8
         while unroll > 1 and unroll > r:
             unroll //= 2
-        defines = {"BLOCK": 256, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": 1, "OCC": 0}
+        split = _split_factor(ncols, vec, 8, per_block=256 * vec) if choice.get("split") else 1
+        defines = {"BLOCK": 256, "VEC": vec, "UNROLL": unroll, "WAVES": 2, "SPLIT": split, "OCC": 0}
         space = {"BLOCK": [128, 256, 512], "VEC": vecs, "UNROLL": [1, 2, 4, 8, 16], "WAVES": [1, 2, 4], "OCC": [0, 75]}
+        if choice.get("split"):
+            space["SPLIT"] = sorted({16, 64, 256, split})
     else:
         # BLOCK / 32 warps along j: enough to cover R with UNROLL loads each, at most 16.
-        # Scalar columns: 8 loads in flight per thread (4 bytes each).
-        unroll = 8 if vec == 1 and r >= 256 and not _has_arg(region) else 4
+        # Scalar columns: 8 loads in flight per thread (4 bytes each), arg-reductions too since
+        # the column loop keeps one running offset: argmax over dim 1 of (64, 4096, 2047) ran
+        # 0.77 ms at UNROLL 8, 0.88 at 4 (H200, 2026-12-02; eager 0.72, torch.compile 0.85).
+        unroll = 8 if vec == 1 and r >= 256 else 4
         while unroll > 1 and unroll * 4 > r:
             unroll //= 2
         warps = 8

@@ -126,6 +126,8 @@ def test_split_variant_is_first_for_few_long_columns(col_tasks) -> None:  # noqa
     _, t = col_tasks["mean_dim0"]
     assert t.proposals[0].variant == "col/colsplit-split"
     assert t.proposals[0].default_params["SPLIT"] > 1
+    # and the block across 4 KB of each row, sliced along j too (16-byte columns)
+    assert any(p.variant == "col/col-split" and p.default_params["SPLIT"] > 1 for p in t.proposals)
     _, t = col_tasks["softmax_dim1_3d"]
     assert not any(p.variant.endswith("-split") for p in t.proposals)  # per-element outputs: no split
 

@@ -70,7 +70,8 @@ def _emulated(tmp_path: Path, form: str, sq: int, sk: int, d: int, params: dict,
     cand = tmp_path / "cand.py"
     cand.write_text(proposal.source)
     monkeypatch.setattr(autotuner.runtime, "compile_module", cuda_emu.compile_module)  # as emu_run.py does
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a, **k: types.SimpleNamespace(multi_processor_count=2))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a, **k: types.SimpleNamespace(
+        multi_processor_count=2, major=9, minor=0, shared_memory_per_multiprocessor=228 * 1024))
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     mod = import_candidate(cand)
     net = mod.ModelNew(**{**proposal.default_params, **params})
@@ -80,9 +81,10 @@ def _emulated(tmp_path: Path, form: str, sq: int, sk: int, d: int, params: dict,
 
 CASES = [  # form, heads, sq, sk, d, params
     ("sdpa_causal", 3, 256, 256, 64, {"WARPS": 4}),
-    ("sdpa_causal", 2, 200, 200, 128, {"WARPS": 8, "KV_TILE": 16, "STAGES": 4}),
-    ("sdpa_causal", 2, 70, 150, 128, {"WARPS": 4, "STAGES": 2}),
-    ("sdpa", 2, 40, 301, 64, {"WARPS": 4, "KV_TILE": 32}),
+    ("sdpa_causal", 2, 200, 200, 128, {"WARPS": 8}),
+    ("sdpa_causal", 2, 70, 150, 128, {"WARPS": 4}),
+    ("sdpa", 2, 40, 301, 64, {"WARPS": 8}),
+    ("sdpa_causal", 2, 190, 190, 64, {"WARPS": 4, "MTILES": 2}),  # two m-tiles, q reloaded from shared memory
     ("sdpa_causal", 2, 130, 130, 256, {}),
 ]
 
