@@ -120,12 +120,22 @@ class CudaModule:
                                 f"the source defines {known}")],
                     str(exc),
                 ) from None
-            self._kernels[name] = Kernel(name, function, self.signatures.get(name))
+            self._kernels[name] = Kernel(name, function, self.signatures.get(name), device=_loaded_on())
         return self._kernels[name]
 
     def launch(self, name: str, grid: Any, block: Any, args: Sequence[Any], shared_mem: int = 0) -> None:
         """Launch kernel ``name`` on ``torch.cuda.current_stream()``."""
         self.kernel(name)(grid, block, *args, shared_mem=shared_mem)
+
+
+def _loaded_on() -> int | None:
+    """The device whose context ``get_function`` just loaded the module in (CuPy's current)."""
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDevice())
+    except Exception:  # noqa: BLE001 - no CuPy or no device: the launch takes CuPy's own path
+        return None
 
 
 def compile_module(

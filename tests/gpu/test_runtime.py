@@ -119,3 +119,76 @@ def test_clusters_of_16_launch_once_the_driver_allows_them():
     module.launch("ranks", grid=(64,), block=(128,), args=(out,))
     torch.cuda.synchronize()
     assert out.tolist() == [i % 16 for i in range(64)]
+
+
+MIXED = r"""
+extern "C" __global__ void mixed(const float* x, float* y, float a, double b, long long n, int k, bool neg,
+                                 unsigned char u) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = (neg ? -1.0f : 1.0f) * (x[i] * a + (float)b + (float)k + (float)u);
+}
+"""
+
+
+def test_driver_launch_matches_cupys_on_every_parameter_kind():
+    """The host-fast path (cuLaunchKernel on per-thread slots) and CuPy's launch write the same
+    output for pointers, float, double, int64, int, bool and uint8 parameters, Python and numpy
+    scalars alike, on the current stream and inside a captured graph."""
+    import numpy as np
+
+    module = compile_module(MIXED)
+    kernel = module.kernel("mixed")
+    assert kernel._plan is not None, "a parsed signature on the module's device takes the driver path"
+    x = torch.randn(1000, device="cuda")
+    args = [(x, 0.5, 2.0, 1000, 3, True, 7), (x, np.float32(0.25), np.float64(-1.0), np.int64(1000), np.int32(2), False, np.uint8(9))]
+    for call in args:
+        fast, slow = torch.empty_like(x), torch.empty_like(x)
+        kernel(4, 256, call[0], fast, *call[1:])
+        kernel._launch_cupy(4, 256, (call[0], slow, *call[1:]), 0)
+        torch.cuda.synchronize()
+        assert torch.equal(fast, slow)
+    out = torch.zeros_like(x)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        kernel(4, 256, x, out, 2.0, 0.0, 1000, 0, False, 0)
+    out.zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, x * 2)
+
+
+def test_driver_launch_refuses_what_cupys_refuses():
+    module = compile_module(MIXED)
+    x = torch.randn(8, device="cuda")
+    with pytest.raises(LaunchError, match="float64"):
+        module.launch("mixed", 1, 32, (x.double(), x, 1.0, 1.0, 8, 0, False, 0))
+    with pytest.raises(LaunchError, match="not on a CUDA device"):
+        module.launch("mixed", 1, 32, (x, x.cpu(), 1.0, 1.0, 8, 0, False, 0))
+    with pytest.raises(OverflowError):  # numpy's own refusal of an int out of the parameter's range
+        module.launch("mixed", 1, 32, (x, x, 1.0, 1.0, 8, 1 << 40, False, 0))
+    with pytest.raises(LaunchError, match="takes 8 arguments"):
+        module.launch("mixed", 1, 32, (x, x, 1.0))
+
+
+def test_a_launch_from_a_new_thread_runs():
+    """A thread that never touched CUDA: the launch still lands (CuPy's path makes the device
+    current where the driver has no context for the thread)."""
+    import threading
+
+    module = compile_module(AXPY, defines={"SCALE": 1})
+    x = torch.ones(256, device="cuda")
+    y = torch.zeros_like(x)
+    errors = []
+
+    def work():
+        try:
+            module.launch("axpy", 1, 256, (x, y, 2.0, 256))
+            torch.cuda.synchronize()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert not errors, errors
+    assert torch.all(y == 2)
