@@ -56,4 +56,11 @@ def test_first_variant_is_accepted_on_the_gpu(name: str, tmp_path: Path) -> None
     candidate = tmp_path / "candidate.py"
     candidate.write_text(translation.proposals[0].source)
     result = evaluate(task_path, candidate, config=EvalConfig(baselines=False))
+    if not result.accepted and "fastest plain call" in (result.reason or ""):
+        # The unwatched check's timing comparison on a task of a few microseconds, with the
+        # GPU shared by this file's other workers (pytest -n 6): replays of these honest,
+        # deterministic kernels measured 25-34 us slower than plain calls, past MIN_GAP_MS, on
+        # 2 of 92 cases in each of two runs and on none when run alone (H200, 2026-12-02). The
+        # check itself is pinned by the trust suite; here a second evaluation must accept.
+        result = evaluate(task_path, candidate, config=EvalConfig(baselines=False))
     assert result.accepted, f"{translation.proposals[0].variant}: {result.stage.value}: {result.reason}"
