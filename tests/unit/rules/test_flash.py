@@ -237,3 +237,24 @@ def test_computed_qkv_match_reference_on_cpu_emulator(tmp_path: Path) -> None:
         pytest.skip(reason)
     _emulate({f"{name} {dtype}": _computed_task(tmp_path, name, dtype)
               for name in sorted(_COMPUTED) for dtype in ("float32", "bfloat16")}, first_only=True)
+
+
+def test_wgmma_probe_compiles_for_sm90a(tmp_path: Path) -> None:
+    """scripts/wgmma_probe.py (the descriptor check a Hopper flash kernel needs first) keeps
+    compiling: 4 wgmma for q k^T and 8 for p v."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on PATH")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("wgmma_probe", Path(__file__).resolve().parents[3] / "scripts" / "wgmma_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    cu = tmp_path / "probe.cu"
+    cu.write_text(probe.SOURCE)
+    run = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-std=c++17", "-o", str(tmp_path / "p.cubin"), str(cu)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    cuobjdump = shutil.which("cuobjdump")
+    if cuobjdump:
+        dump = subprocess.run([cuobjdump, "-sass", str(tmp_path / "p.cubin")], capture_output=True, text=True)
+        assert dump.stdout.count("HGMMA") == 12, dump.stdout[-2000:]
