@@ -101,7 +101,8 @@ class TaskSearch:
         pending = [p for p in settings if (digest, params_key(p)) not in self.done]
         waited = 0.0
         while pending:
-            claimed = self.run.ledger.claim(self.task, digest, pending)
+            with self.timed("parent.claim"):
+                claimed = self.run.ledger.claim(self.task, digest, pending)
             for state, result in claimed.done:
                 self._remember(digest, Member(state.kernel_id, proposal.source, dict(state.params), result,
                                               proposal.proposer), fresh=False, island=island)
@@ -118,11 +119,13 @@ class TaskSearch:
         try:
             allowed = self.run.reserve(len(mine), self.share)
             path = self.run.candidate_file(proposal.source)
-            results = self.run.pool.submit(self.task, path, [c.params for c in mine[:allowed]]).result()
+            with self.timed("parent.evaluate"):  # the batch's wall, queueing and the child's life included
+                results = self.run.pool.submit(self.task, path, [c.params for c in mine[:allowed]]).result()
             with self.lock:
                 self.outcome.seconds.update(batch_phases(results))
             for claim, result in zip(mine, results):
-                kernel_id = self.run.record(self.task, proposal, claim.params, result, claim=claim)
+                with self.timed("parent.record"):
+                    kernel_id = self.run.record(self.task, proposal, claim.params, result, claim=claim)
                 self._remember(digest, Member(kernel_id, proposal.source, dict(claim.params), result,
                                               proposal.proposer), fresh=True, island=island)
         finally:
@@ -151,12 +154,16 @@ class TaskSearch:
     # -- phases ------------------------------------------------------------------------------
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
-        """Add the block's wall seconds to ``outcome.seconds[phase]`` (however it ends)."""
+        """Add the block's wall seconds to ``outcome.seconds[phase]`` (however it ends). Phases
+        with a dot are parts of a top-level one: ``parent.*`` of the search thread's ``tune`` /
+        ``variants`` / ``evolve`` time (archive claims and records, each batch's evaluation wall),
+        ``evaluator.*`` of the children's own (``batch_phases``)."""
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.outcome.seconds[phase] += time.perf_counter() - started
+            with self.lock:
+                self.outcome.seconds[phase] += time.perf_counter() - started
 
     def seed_with_rules(self) -> list[Proposal]:
         proposer = self.run.proposers.get("rules")

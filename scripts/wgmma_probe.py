@@ -134,9 +134,25 @@ def main() -> int:
     if (major, minor) != (9, 0):
         print(f"wgmma needs sm_90 (this GPU: sm_{major}{minor})")
         return 1
-    module = cupy.RawModule(code=SOURCE, options=("-std=c++17", "-arch=sm_90a"), backend="nvrtc")
+    # NVRTC directly: wgmma needs the arch-specific target (sm_90a), which CuPy's RawModule
+    # adds no option for; whether RawModule takes it as an option is printed too (the runtime's
+    # compile path would need that)
+    from cupy.cuda import function, nvrtc
+
+    prog = nvrtc.createProgram(SOURCE, "wgmma_probe.cu", [], [])
+    try:
+        nvrtc.compileProgram(prog, ["-std=c++17", "-arch=sm_90a"])
+    except nvrtc.NVRTCError:
+        print(nvrtc.getProgramLog(prog))
+        return 1
+    module = function.Module()
+    module.load(nvrtc.getCUBIN(prog))
     qk, pv = module.get_function("probe_qk"), module.get_function("probe_pv")
-    qk.max_dynamic_shared_size_bytes = pv.max_dynamic_shared_size_bytes = 64 * 1024
+    try:
+        cupy.RawModule(code=SOURCE, options=("-std=c++17", "-arch=sm_90a"), backend="nvrtc").get_function("probe_qk")
+        print("cupy.RawModule with -arch=sm_90a: compiles")
+    except Exception as exc:  # noqa: BLE001 - reported: the runtime would need another compile path
+        print(f"cupy.RawModule with -arch=sm_90a: {type(exc).__name__}: {str(exc)[:200]}")
     gen = torch.Generator(device="cuda").manual_seed(0)
     q = torch.randn(64, 64, device="cuda", generator=gen).bfloat16()
     k = torch.randn(128, 64, device="cuda", generator=gen).bfloat16()

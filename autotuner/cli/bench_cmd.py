@@ -172,6 +172,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
         print("where the time went: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in search.items())
               + f", {max(0.0, report.wall_s - sum(search.values())):.0f} s between tasks (propose: the rules' "
               "translation on the CPU; variants: each task's structural variants, its baselines included)")
+        parent = {k.split(".", 1)[1]: v for k, v in phases.items() if k.startswith("parent.")}
+        if parent:  # evaluate: each batch's wall as the search waited for it; the children's phases are inside it
+            print("  in the search's threads: " + ", ".join(
+                f"{name} {secs:.0f} s" for name, secs in sorted(parent.items(), key=lambda kv: -kv[1]))
+                + " (evaluate: each batch's wall, the children's phases below inside it; record / claim: the archive)")
         if evaluator:
             print("  inside the evaluator's children: " + ", ".join(
                 f"{name} {secs:.0f} s" for name, secs in sorted(evaluator.items(), key=lambda kv: -kv[1])))

@@ -202,6 +202,9 @@ def test_each_phase_of_a_task_search_is_timed(tmp_path):
     tuned = sum(1 for h in history if h.operator == "tune")
     assert {"propose", "variants", "tune"} <= set(outcome.seconds)
     assert outcome.seconds["variants"] >= 0.05 * seeded and outcome.seconds["tune"] >= 0.05 * tuned > 0
+    # the search threads' own parts: each batch's wall (inside variants / tune), the archive's claims and records
+    assert {"parent.claim", "parent.evaluate", "parent.record"} <= set(outcome.seconds)
+    assert outcome.seconds["variants"] + outcome.seconds["tune"] >= outcome.seconds["parent.evaluate"] >= 0.05 * (seeded + tuned)
     archive.close()
 
 
