@@ -21,7 +21,13 @@
 // produces the same per-lane fragments through warp shuffles.
 #define ${NAME}_BM (16 * MTILES * WARPS)
 #define ${NAME}_MMA ${MMA}
-#if ${NAME}_MMA
+#if ${NAME}_MMA == 2
+// wgmma (sm_90a): q, k and v tiles unpadded in 128-byte-swizzled [rows][64] column blocks,
+// 1024-byte aligned (the dynamic window's start is aligned up: 1024 more bytes)
+#define ${NAME}_ST HEAD_DIM
+#define ${NAME}_SMEM (2 * (${NAME}_BM + 2 * BLOCK_N) * HEAD_DIM + 1024)
+#define ${NAME}_MINB 1
+#elif ${NAME}_MMA
 #define ${NAME}_ST (HEAD_DIM + 8)  // bf16 row stride: 16-byte rows offset by 4 banks
 // q's fragments in registers unless the m-tiles' output rows and scores leave too few
 #define ${NAME}_QREG (MTILES * HEAD_DIM <= 128 && MTILES * (HEAD_DIM + BLOCK_N) <= 256)
@@ -237,6 +243,113 @@ __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], 
         for (int dt = 0; dt < DT; ++dt) { o[dt][2 * h] *= corr; o[dt][2 * h + 1] *= corr; }
     }
 }
+// ---- wgmma (warpgroup MMA, sm_90a) ----------------------------------------------------------
+// Tiles are [R rows][HEAD_DIM] in column blocks of 64 (128-byte rows), 16-byte chunks swizzled:
+// element (r, c) at flash_swz<R>(r, c). A warpgroup's product is, per warp, the 16 rows the
+// mma.sync layout gives it (lane 4 g + t: rows g, g + 8, columns 8 j + 2 t, + 1), so the
+// softmax and the epilogue are the mma.sync path's. The CPU emulator computes the same sums as
+// four mma.sync per 8 columns, reading the operands through flash_swz: it checks this kernel's
+// layout model; scripts/wgmma_probe.py checks the descriptors against the hardware.
+template <int R>
+__device__ __forceinline__ int flash_swz(int r, int c) {
+    return (c >> 6) * R * 64 + r * 64 + ((((c >> 3) & 7) ^ (r & 7)) << 3) + (c & 7);
+}
+
+#if defined(__CUDA_ARCH__)
+__device__ __forceinline__ unsigned long long flash_desc(const unsigned short* p, unsigned lbo, unsigned sbo) {
+    const unsigned a = flash_smem_u32(p);
+    return (unsigned long long)((a >> 4) & 0x3FFF) | ((unsigned long long)((lbo >> 4) & 0x3FFF) << 16) |
+           ((unsigned long long)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);  // 128-byte swizzle
+}
+#define FLASH_F8(a, i) "+f"(a[i][0]), "+f"(a[i][1]), "+f"(a[i][2]), "+f"(a[i][3]), "+f"(a[i + 1][0]), \
+    "+f"(a[i + 1][1]), "+f"(a[i + 1][2]), "+f"(a[i + 1][3])
+#endif
+
+__device__ __forceinline__ void flash_wg_fence() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void flash_wg_commit_wait() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+
+// what cp.async wrote (the generic proxy) made visible to wgmma's reads (the async proxy)
+__device__ __forceinline__ void flash_proxy_fence() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// s += q k^T over 16 columns kq..kq + 15 of one column block: q's 64 rows (the warpgroup's)
+// at qb, k's 128 rows at kb, both K-major (LBO unused, SBO 8 rows = 1024 bytes)
+__device__ __forceinline__ void flash_wg_qk(float (&s)[16][4], const unsigned short* qb, const unsigned short* kb, int kq) {
+#if defined(__CUDA_ARCH__)
+    const unsigned long long da = flash_desc(qb + kq, 16, 1024), db = flash_desc(kb + kq, 16, 1024);
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
+        "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,"
+        "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : FLASH_F8(s, 0), FLASH_F8(s, 2), FLASH_F8(s, 4), FLASH_F8(s, 6), FLASH_F8(s, 8), FLASH_F8(s, 10),
+          FLASH_F8(s, 12), FLASH_F8(s, 14)
+        : "l"(da), "l"(db));
+#else
+    const int lane = threadIdx.x & 31, w = (threadIdx.x >> 5) & 3, g = lane >> 2, t = lane & 3;
+    auto at = [&](const unsigned short* m, int r, int c) {  // the bf16 pair (r, c), (r, c + 1) of a swizzled block
+        const int i = r * 64 + ((((c >> 3) & 7) ^ (r & 7)) << 3) + (c & 7);
+        return (unsigned)m[i] | ((unsigned)m[i + 1] << 16);
+    };
+    const int r0 = 16 * w + g;
+    unsigned a[4] = {at(qb, r0, kq + 2 * t), at(qb, r0 + 8, kq + 2 * t), at(qb, r0, kq + 8 + 2 * t),
+                     at(qb, r0 + 8, kq + 8 + 2 * t)};
+    for (int j = 0; j < 16; ++j) flash_mma(s[j], a, at(kb, 8 * j + g, kq + 2 * t), at(kb, 8 * j + g, kq + 8 + 2 * t));
+#endif
+}
+
+// o += p v over 16 keys: p in registers (mma.sync's A fragments of the warp's 16 rows), v's
+// rows kv..kv + 15 of a [BN][DT * 8] swizzled tile at vb, N-major (LBO: the next 64 columns,
+// BN rows on; SBO: the next 8 keys, 1024 bytes)
+template <int DT, int BN>
+__device__ __forceinline__ void flash_wg_pv(float (&o)[DT][4], const unsigned (&p)[4], const unsigned short* vb, int kv) {
+#if defined(__CUDA_ARCH__)
+    const unsigned long long db = flash_desc(vb + kv * 64, BN * 128, 1024);
+    if constexpr (DT == 8) {
+        asm volatile(
+            "{\n.reg .pred q;\nsetp.ne.b32 q, 1, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+            "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
+            "%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, q, 1, 1, 1;\n}\n"
+            : FLASH_F8(o, 0), FLASH_F8(o, 2), FLASH_F8(o, 4), FLASH_F8(o, 6)
+            : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(db));
+    } else {
+        static_assert(DT == 16, "wgmma p v: head dim 64 or 128");
+        asm volatile(
+            "{\n.reg .pred q;\nsetp.ne.b32 q, 1, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+            "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
+            "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,"
+            "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, q, 1, 1, 1;\n}\n"
+            : FLASH_F8(o, 0), FLASH_F8(o, 2), FLASH_F8(o, 4), FLASH_F8(o, 6), FLASH_F8(o, 8), FLASH_F8(o, 10),
+              FLASH_F8(o, 12), FLASH_F8(o, 14)
+            : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(db));
+    }
+#else
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    auto at = [&](int key, int c) { return (unsigned)vb[flash_swz<BN>(key, c)]; };
+    for (int j = 0; j < DT; ++j) {
+        const int c = 8 * j + g;
+        const unsigned b0 = at(kv + 2 * t, c) | (at(kv + 2 * t + 1, c) << 16);
+        const unsigned b1 = at(kv + 2 * t + 8, c) | (at(kv + 2 * t + 9, c) << 16);
+        flash_mma(o[j], p, b0, b1);
+    }
+#endif
+}
 #endif  // RULES_FLASH_HELPERS
 
 extern "C" __global__ void __launch_bounds__(32 * WARPS, ${NAME}_MINB)
@@ -273,7 +386,92 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         #pragma unroll
         for (int dt = 0; dt < DT; ++dt) o[i][dt][0] = o[i][dt][1] = o[i][dt][2] = o[i][dt][3] = 0.0f;
     }
-#if ${NAME}_MMA
+#if ${NAME}_MMA == 2
+    // The FlashAttention-2 schedule below with both products on wgmma: warpgroup wg (warps 4 wg
+    // .. 4 wg + 3) owns rows 64 wg..; q stays in shared memory (the A operand of q k^T), p is
+    // the register A operand of p v. A barrier orders the warps' cp.async writes, then
+    // fence.proxy.async makes them visible to wgmma; each product is waited for before its
+    // buffer is refilled.
+    static_assert(HD % 64 == 0 && HD <= 128 && BN == 128 && WARPS % 4 == 0, "wgmma flash: head dim 64 / 128, 128-key chunks");
+    RULES_DYN_SMEM(dsmem);
+#if defined(__CUDA_ARCH__)
+    {
+        unsigned dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+        if (dyn < (unsigned)(${NAME}_SMEM)) __trap();
+    }
+    unsigned short* const sQ = reinterpret_cast<unsigned short*>(dsmem + ((1024 - (flash_smem_u32(dsmem) & 1023)) & 1023));
+#else
+    unsigned short* const sQ = reinterpret_cast<unsigned short*>(dsmem + ((1024 - ((unsigned long long)dsmem & 1023)) & 1023));
+#endif
+    unsigned short* const sK = sQ + BM * HD;
+    unsigned short* const sV = sK + BN * HD;
+    constexpr int CH = HD / 8, NTH = 32 * WARPS;
+    const int d32 = (int)D;
+    // rows [r, r + N) of src -> the swizzled tile dst of N rows; zeros past len / D
+    auto stage = [&](unsigned short* dst, const unsigned short* src, int r, auto rows, int len) {
+        constexpr int N = decltype(rows)::value;
+        for (int c = threadIdx.x; c < N * CH; c += NTH) {
+            const int i = c / CH, j = (c % CH) * 8;
+            const bool ok = r + i < len && j < d32;
+            const unsigned short* from = ok ? src + (long long)(r + i) * D + j : src;
+            if (vec) {
+                flash_cp16(flash_sp_of(dst + flash_swz<N>(i, j)), from, ok);
+            } else {
+                for (int e = 0; e < 8; ++e)
+                    dst[flash_swz<N>(i, j + e)] = ok && j + e < d32 ? from[e] : (unsigned short)0;
+            }
+        }
+    };
+    const int wg = warp >> 2;
+    stage(sQ, qb, m0, flash_rows<BM>{}, (int)Sq);
+    if (ntiles > 0) stage(sK, kb, (ntiles - 1) * BN, flash_rows<BN>{}, kend);
+    flash_cp_commit();
+    for (int c = ntiles - 1; c >= 0; --c) {
+        const int c0 = c * BN;
+        flash_cp_wait<0>();
+        flash_proxy_fence();
+        __syncthreads();  // K(c) (and q) in for every thread; every warpgroup done with V(c + 1)
+        stage(sV, vb, c0, flash_rows<BN>{}, kend);
+        flash_cp_commit();
+        // no per-warpgroup skip of chunks past its last row (the mask zeroes their weights):
+        // ptxas serializes wgmma issued under a branch it cannot prove uniform (C7519)
+        float s[NT][4];
+        #pragma unroll
+        for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        {
+            flash_wg_fence();
+            #pragma unroll
+            for (int kk = 0; kk < HD / 16; ++kk)
+                flash_wg_qk(s, sQ + (kk >> 2) * BM * 64 + wg * 64 * 64, sK + (kk >> 2) * BN * 64, (kk & 3) * 16);
+            flash_wg_commit_wait();
+            const bool mask = c0 + BN > Sk || (causal && c0 + BN - 1 > wfirst);
+            flash_softmax<NT, DT>(s, m[0], l[0], o[0], scale_log2, mask, r0, c0, (int)Sk, causal, (int)off);
+        }
+        flash_cp_wait<0>();
+        flash_proxy_fence();
+        __syncthreads();  // V(c) in for every thread; every warpgroup done with K(c)
+        if (c > 0) stage(sK, kb, c0 - BN, flash_rows<BN>{}, kend);
+        flash_cp_commit();
+        {
+            // every p fragment packed before the fence: a register written between two wgmma
+            // makes ptxas insert a warpgroup.arrive before the next (C7519)
+            unsigned pa[BN / 16][4];
+            #pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) {
+                pa[kk][0] = flash_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+                pa[kk][1] = flash_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+                pa[kk][2] = flash_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pa[kk][3] = flash_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            }
+            flash_wg_fence();
+            #pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) flash_wg_pv<DT, BN>(o[0], pa[kk], sV, 16 * kk);
+            flash_wg_commit_wait();
+        }
+    }
+    flash_cp_wait<0>();
+#elif ${NAME}_MMA
     // FlashAttention-2's schedule over one K and one V buffer of BN keys each (dynamic shared
     // memory, ${NAME}_SMEM bytes): K(c) is in when chunk c starts; V(c) loads during q K(c)^T
     // and the softmax, K(c - 1) during p V(c); two barriers per chunk. q's fragments stay in

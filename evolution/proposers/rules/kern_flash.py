@@ -24,6 +24,10 @@ from evolution.proposers.rules.plan import Region
 SMEM_LIMIT = 48 * 1024  # fp32: static shared memory
 DYN_SMEM_LIMIT = 99 * 1024  # bf16: dynamic shared memory every sm_80+ GPU can opt into (sm_86 / 89: 99 KB)
 MAX_HEAD_DIM = 256
+# The wgmma form (flash_attention.cu, FLASH_MMA 2: sm_90a warpgroup MMA for both products) is
+# offered as a variant only once scripts/wgmma_probe.py has confirmed its descriptors on a GPU
+# and the runtime compiles for sm_90a: until then it is emulator-tested only.
+WGMMA_VARIANT = False
 
 
 def head_dim(d: int) -> int:
@@ -75,9 +79,19 @@ def _space(mma: bool, hd: int) -> dict[str, list[int]]:
     return {"WARPS": warps, "BLOCK_N": block_n}
 
 
+def wgmma_ok(region: Region) -> bool:
+    """The wgmma form's shapes: bf16, head dim 64 or 128 (128-byte rows, 128-key chunks)."""
+    q = region.nodes[0].args["q"]
+    return q.dtype == "bfloat16" and head_dim(q.shape[-1]) in (64, 128)
+
+
 def options(region: Region) -> list[tuple[str, dict[str, Any]]]:
-    """Two tile shapes: 128 query rows per block (8 warps) and 64 (4 warps, more blocks per SM)."""
-    return [("tiles", {"mode": "tiles"}), ("narrow", {"mode": "narrow"})]
+    """Two tile shapes: 128 query rows per block (8 warps) and 64 (4 warps, more blocks per SM);
+    the wgmma form where it is enabled (WGMMA_VARIANT) and fits."""
+    opts = [("tiles", {"mode": "tiles"}), ("narrow", {"mode": "narrow"})]
+    if WGMMA_VARIANT and wgmma_ok(region):
+        opts.insert(0, ("wgmma", {"mode": "wgmma"}))
+    return opts
 
 
 def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dict[str, list]]:
@@ -86,6 +100,9 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     mma = _mma(region)
     space = _space(mma, hd)
     narrow = choice.get("mode") == "narrow"
+    if mma and choice.get("mode") == "wgmma":  # warpgroups of 64 rows: 1 or 2 a block
+        params = {"WARPS": 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1}
+        return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128]}
     if mma:
         warps, mtiles = (min(space["WARPS"]) if narrow else max(space["WARPS"])), 1
         # MINB: blocks per SM the registers must allow (1: ptxas's choice); not searched, a knob
@@ -115,7 +132,10 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     t = cuda.storage(q.dtype)[0]
     to = cuda.storage(node.dtype)[0]
     mma = _mma(region)
-    text = fill("flash_attention.cu", NAME=name, T=t, TO=to, MMA=int(mma),
+    wgmma = mma and ctx.variant.get(region.index, {}).get("mode") == "wgmma"
+    if wgmma and not wgmma_ok(region):
+        raise Unsupported("wgmma attention needs bf16 and head dim 64 or 128", node.line)
+    text = fill("flash_attention.cu", NAME=name, T=t, TO=to, MMA=2 if wgmma else int(mma),
                 NARROW0=cuda.narrow(node.dtype, "o[i][dt][2 * h] * inv"),
                 NARROW1=cuda.narrow(node.dtype, "o[i][dt][2 * h + 1] * inv"))
     i = region.index
@@ -147,7 +167,9 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     setup = []
     if mma:  # the template's _SMEM (smem_bytes), opted into above 48 KB
         qinv = f"(MTILES * HEAD_DIM <= 128 and MTILES * (HEAD_DIM + BLOCK_N) <= 256 and {bm} <= BLOCK_N)"
-        setup = [f"self.rules_flash_smem{i} = 2 * (2 * BLOCK_N + (0 if {qinv} else {bm})) * (HEAD_DIM + 8)",
+        size = (f"2 * ({bm} + 2 * BLOCK_N) * HEAD_DIM + 1024" if wgmma else
+                f"2 * (2 * BLOCK_N + (0 if {qinv} else {bm})) * (HEAD_DIM + 8)")
+        setup = [f"self.rules_flash_smem{i} = {size}",
                  f"assert self.rules_flash_smem{i} <= self.rules_smem, (f'flash attention tiles need "
                  f"{{self.rules_flash_smem{i}}} bytes of shared memory per block; this GPU allows "
                  f"{{self.rules_smem}}: use fewer WARPS or MTILES')",

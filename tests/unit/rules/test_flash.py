@@ -258,3 +258,56 @@ def test_wgmma_probe_compiles_for_sm90a(tmp_path: Path) -> None:
     if cuobjdump:
         dump = subprocess.run([cuobjdump, "-sass", str(tmp_path / "p.cubin")], capture_output=True, text=True)
         assert dump.stdout.count("HGMMA") == 12, dump.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_wgmma_form_matches_reference_on_cpu_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wgmma form (FLASH_MMA 2, not yet a searched variant: kern_flash.WGMMA_VARIANT) on the
+    emulator, whose wgmma is four mma.sync a warp reading the swizzled tiles through flash_swz:
+    the kernel's layout model, schedule, masks and 1024-byte alignment; head dims 64 and 128,
+    1 and 2 warpgroups, causal and not, short and ragged sequences."""
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    from evolution.proposers.rules import kern_flash
+
+    monkeypatch.setattr(kern_flash, "WGMMA_VARIANT", True)
+    cases = [("sdpa", 1, 17, 64, 8), ("sdpa_causal", 67, 67, 128, 8), ("sdpa_causal", 130, 150, 64, 4),
+             ("sdpa", 40, 301, 128, 4), ("sdpa_scale", 70, 33, 64, 8)]
+    jobs, labels = [], []
+    for i, (form, sq, sk, d, warps) in enumerate(cases):
+        sub = tmp_path / f"t{i}"
+        sub.mkdir()
+        path = _task(sub, FORMS[form][0], "bfloat16", sq, sk, d)
+        proposals = [p for p in translate(load_task(path)).proposals if p.variant == "flash/wgmma"]
+        assert proposals, f"{form} d={d}: no wgmma variant"
+        cand = sub / "cand_wgmma.py"
+        cand.write_text(proposals[0].source)
+        jobs.append((path, cand, dict(proposals[0].default_params, WARPS=warps), 1_000_000))
+        labels.append(f"{form} sq={sq} sk={sk} d={d} warps={warps}")
+    reports = cuda_emu.run_candidates(jobs, workers=2)
+    bad = [f"{label}: {r.get('reason')}" for label, r in zip(labels, reports) if not r.get("ok")]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("hd", [64, 128])
+def test_wgmma_form_compiles_for_sm90a_without_spills_or_serialized_wgmma(hd: int, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """ptxas serializes every wgmma of a kernel that issues one under a branch it cannot prove
+    uniform, and fences each one whose register operands were written since the last (both
+    C7519): the form issues them unconditionally, p packed before the fence."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on PATH")
+    from evolution.proposers.rules import kern_flash
+
+    monkeypatch.setattr(kern_flash, "WGMMA_VARIANT", True)
+    task = load_task(_task(tmp_path, FORMS["sdpa_causal"][0], "bfloat16", d=hd))
+    proposal = next(p for p in translate(task).proposals if p.variant == "flash/wgmma")
+    cu = tmp_path / "k.cu"
+    cu.write_text(cuda_sources(proposal.source)[0])
+    defines = [f"-D{k}={v}" for k, v in proposal.default_params.items()]
+    run = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-std=c++17", "-Xptxas", "-v", *defines,
+                          "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "0 bytes spill stores, 0 bytes spill loads" in run.stderr, run.stderr
+    assert "serialized" not in run.stderr and "warpgroup.arrive is injected" not in run.stderr, run.stderr
