@@ -261,6 +261,10 @@ __device__ __forceinline__ unsigned long long flash_desc(const unsigned short* p
     return (unsigned long long)((a >> 4) & 0x3FFF) | ((unsigned long long)((lbo >> 4) & 0x3FFF) << 16) |
            ((unsigned long long)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);  // 128-byte swizzle
 }
+// the 64 accumulator operands of an m64n128 wgmma, %0..%63
+#define FLASH_ACC64 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25," \
+    "%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51," \
+    "%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
 #define FLASH_F8(a, i) "+f"(a[i][0]), "+f"(a[i][1]), "+f"(a[i][2]), "+f"(a[i][3]), "+f"(a[i + 1][0]), \
     "+f"(a[i + 1][1]), "+f"(a[i + 1][2]), "+f"(a[i + 1][3])
 #endif
@@ -293,9 +297,7 @@ __device__ __forceinline__ void flash_wg_qk(float (&s)[16][4], const unsigned sh
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
-        "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,"
-        "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        FLASH_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
         : FLASH_F8(s, 0), FLASH_F8(s, 2), FLASH_F8(s, 4), FLASH_F8(s, 6), FLASH_F8(s, 8), FLASH_F8(s, 10),
           FLASH_F8(s, 12), FLASH_F8(s, 14)
         : "l"(da), "l"(db));
@@ -332,9 +334,7 @@ __device__ __forceinline__ void flash_wg_pv(float (&o)[DT][4], const unsigned (&
         asm volatile(
             "{\n.reg .pred q;\nsetp.ne.b32 q, 1, 0;\n"
             "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-            "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,"
-            "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,"
-            "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, q, 1, 1, 1;\n}\n"
+            FLASH_ACC64 ", {%64,%65,%66,%67}, %68, q, 1, 1, 1;\n}\n"
             : FLASH_F8(o, 0), FLASH_F8(o, 2), FLASH_F8(o, 4), FLASH_F8(o, 6), FLASH_F8(o, 8), FLASH_F8(o, 10),
               FLASH_F8(o, 12), FLASH_F8(o, 14)
             : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(db));
