@@ -82,7 +82,8 @@ def ahead_compiles(source: str, settings: list[dict[str, Any]]) -> list[tuple[st
     running it: ``COMPILE_AHEAD = {"source": "SOURCE", "defines": {"BLOCK": 256, ...}}`` names a
     module-level string constant and the defaults that a setting overrides (the rule proposer
     writes it; its ``compile_module(SOURCE, defines=...)`` gets exactly these). Anything else
-    gives ``[]``: the candidate then compiles what it compiles when it is built.
+    gives ``[]``: the candidate then compiles what it compiles when it is built. An ``"arch"``
+    entry (``"sm_90a"``) is ``compile_module``'s arch-specific target: see ``ahead_arch``.
     """
     try:
         tree = ast.parse(source)
@@ -108,6 +109,24 @@ def ahead_compiles(source: str, settings: list[dict[str, Any]]) -> list[tuple[st
         if (cuda, defines) not in units:
             units.append((cuda, defines))
     return units
+
+
+def ahead_arch(source: str) -> str | None:
+    """The ``"arch"`` of a candidate's ``COMPILE_AHEAD`` declaration (its compiles' target), if any."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "COMPILE_AHEAD"):
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return None
+            arch = value.get("arch") if isinstance(value, dict) else None
+            return arch if isinstance(arch, str) else None
+    return None
 
 
 def declared_params(module: ModuleType) -> dict[str, list]:

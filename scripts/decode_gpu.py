@@ -143,6 +143,11 @@ def sweep(copy_gbps: float, l2_bytes: int) -> None:
                                                                                  cfg.vocab_size)]
     variants = {"default": {}, "splitk1": {"SPLITK": 1}, "upw4": {"UPW": 4}, "unroll8": {"UNROLL": 8},
                 "nopf": {"PREFETCH": 0}, "occ8": {"OCC": 8}, "block256": {"BLOCK": 256}}
+    if os.environ.get("SWEEP_VARIANTS"):  # {"name": {PARAM: value}, ...}: the seed settings to compare
+        variants = {"default": {}, **json.loads(os.environ["SWEEP_VARIANTS"])}
+    only = os.environ.get("SWEEP_MODELS")  # comma-separated model names (default: all three)
+    if only:
+        shapes = [s for s in shapes if s[0] in only.split(",")]
     say(f"\n{'model':<15} {'proj':<8} {'K':>5} {'N':>6} {'MB':>6} {'cuBLAS us':>9} {'GB/s':>6} {'%':>5} "
         + " ".join(f"{v + ' us':>11} {'%':>4}" for v in variants))
     rows = []

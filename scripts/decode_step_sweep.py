@@ -11,7 +11,10 @@ names a folder of earlier seed files; the new seeds also with the attention seed
 CLUSTER=0, beside its default cluster path), attention (the attention kernel alone, every
 configuration of SWEEP_ATTN, plainly and with PDL, in us per call; old seeds too with OLD_SEEDS),
 search (coordinate descent over each slot's PARAMS on the step time), final (the best
-configuration: modes again, the profile, fp32 parity). Writes $OUT/step_sweep.log and .json.
+configuration: modes again, the profile, fp32 parity), ab (the step under each seed setting
+of SWEEP_AB, interleaved), ncu (one graph step of the default seeds
+between cudaProfilerStart / Stop, for Nsight Compute's per-kernel rows: run it under
+`ncu --profile-from-start off`, see scripts/decode_ncu.sh). Writes $OUT/step_sweep.log and .json.
 
     OUT=out python scripts/decode_step_sweep.py     # about 4-6 minutes on an H200
     OUT=out SWEEP_PHASES=attention python scripts/decode_step_sweep.py   # about a minute
@@ -285,6 +288,45 @@ def phase_final(model, folder: Path, best: dict, bound_ms: float, copy_gbps: flo
             say(parity_fp32_line(model.cfg.name, path, report[path], report["bf16"]["max_err"]))
 
 
+def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
+    """Whole-step A/B of seed settings (SWEEP_AB: JSON {"name": {"slot" or "*": {PARAM: value}}},
+    "*" meaning every projection slot), PDL on, the configurations interleaved over two rounds so
+    that drift on a shared GPU falls on all of them alike; each figure is the median of both."""
+    configs = {"default": {}, **json.loads(os.environ.get("SWEEP_AB", "{}"))}
+    found: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(2):
+        for name, spec in configs.items():
+            params = {slot: {**spec.get("*", {}), **spec.get(slot, {})} for slot in GEMV_SLOTS}
+            model.slots = make_slots(folder, params)
+            found[name].append(step_ms(model, True, False, steps=128, repeats=3))
+    say(f"\n{'setting':<24} {'ms/step':>8} {'tok/s':>7} {'% bound':>7}   (PDL on; rounds)")
+    for name, times in found.items():
+        ms = statistics.median(times)
+        say(f"{name:<24} {ms:>8.4f} {1e3 / ms:>7.1f} {100 * bound_ms / ms:>7.1f}   "
+            + " ".join(f"{t:.4f}" for t in times))
+    RESULTS["ab"] = {name: times for name, times in found.items()}
+
+
+def phase_ncu(model, folder: Path, pdl: bool) -> None:  # noqa: ANN001
+    """One decode step's graph replayed between cudaProfilerStart and Stop: under
+    ``ncu --profile-from-start off`` every kernel node is one row (its own duration and DRAM
+    bytes), which splits the shared slots (O and down run one kernel) that a step time cannot."""
+    from autotuner.deploy.fused import FusedGraphDecoder
+
+    spec = json.loads(os.environ.get("SWEEP_NCU", "{}"))  # {"slot" or "*": {PARAM: value}}: the setting profiled
+    model.slots = make_slots(folder, {slot: {**spec.get("*", {}), **spec.get(slot, {})} for slot in GEMV_SLOTS})
+    dec = FusedGraphDecoder(model, pdl=pdl, prefetch=False)
+    token = torch.zeros(1, 1, dtype=torch.long, device="cuda")
+    for i in range(5):
+        dec.step(token, 576 + i)
+    torch.cuda.synchronize()
+    torch.cuda.profiler.start()
+    dec.step(token, 581)
+    torch.cuda.synchronize()
+    torch.cuda.profiler.stop()
+    say("ncu phase: one step profiled")
+
+
 def main() -> int:
     from autotuner.deploy import build_model, get_config
     from autotuner.evaluator.roofline import cached_peaks
@@ -317,6 +359,10 @@ def main() -> int:
             phase_attention(folders, cfg)
         best: dict = {}
         mode = (os.environ.get("SWEEP_PDL", "1") == "1", os.environ.get("SWEEP_PREFETCH", "0") == "1")
+        if "ab" in phases:
+            phase_ab(model, new, bound_ms)
+        if "ncu" in phases:
+            phase_ncu(model, new, mode[0])
         if "search" in phases:
             best = phase_search(model, new, *mode)
         if "final" in phases and left() > 60:

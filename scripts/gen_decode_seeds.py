@@ -101,7 +101,7 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 # Launch code shared by every decode seed (the part of ModelNew that is not the task's).
 HOST = r'''
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
-          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2]}
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1]}
 
 
 def _auto(units, k, upw, unroll):
@@ -140,9 +140,10 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
+        self.pipe = PIPE
         self.modules = {}
         self.counters = None
         self.sms = None
@@ -153,7 +154,8 @@ class _Launcher:
         if key not in self.modules:
             upw, unroll = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
-                                                                "WARPS": self.warps, "PREFETCH": self.prefetch})
+                                                                "WARPS": self.warps, "PREFETCH": self.prefetch,
+                                                                "PIPE": self.pipe})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -193,11 +195,11 @@ MODELS = {
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
 
     def forward(self, x):
         nb, k = x.shape
@@ -215,11 +217,11 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0):
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
 
     def forward(self, x, residual):
         nb, k = x.shape
@@ -238,12 +240,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0):
+    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
 
     def forward(self, x):
         nb, k = x.shape
@@ -263,14 +265,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0):
+                 PREFETCH=0, PIPE=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
@@ -304,12 +306,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(vocab, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
 
     def forward(self, x):
         nb, k = x.shape

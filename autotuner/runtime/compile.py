@@ -10,10 +10,16 @@ Defines reach NVRTC as ``#define`` lines ahead of the source (then ``#line 1``),
 options: CuPy keys a one-off empty-file NVRTC compile (about 25 ms) by the option list, so
 options that differ per candidate paid it on every cold compile. The cubin and the diagnostics'
 line numbers are the same either way.
+
+An arch-specific target (``arch="sm_90a"``: Hopper's wgmma and setmaxnreg exist only there)
+goes through NVRTC directly, since ``RawModule`` adds the plain ``sm_XX`` of the current GPU
+itself; the cubin is cached on disk beside CuPy's and loaded with ``RawModule(path=...)``, so
+kernels are the same ``RawKernel`` objects either way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -138,32 +144,82 @@ def _loaded_on() -> int | None:
         return None
 
 
+_ARCH_RE = re.compile(r"^sm_\d+[a-z]?$")
+
+
+def check_arch(arch: str, capability: tuple[int, int]) -> None:
+    """``arch`` names a target this GPU runs (``sm_90a`` on compute capability 9.0)."""
+    if not _ARCH_RE.match(arch):
+        raise ValueError(f"arch {arch!r} is not an NVRTC target such as 'sm_90a'")
+    digits = arch[3:].rstrip("abcdefghijklmnopqrstuvwxyz")
+    if digits != f"{capability[0]}{capability[1]}":
+        raise CompileError(arch, [Diagnostic(None, "error", f"this kernel is built for {arch} only (an arch-specific "
+                                             f"target), and this GPU is sm_{capability[0]}{capability[1]}")], "")
+
+
+def _cubin_for_arch(code: str, options: tuple[str, ...], arch: str, hint: str) -> Path:
+    """NVRTC straight to a cubin for an arch-specific target, cached on disk by source,
+    options, target and NVRTC version."""
+    from cupy.cuda import nvrtc
+
+    version = nvrtc.getVersion()
+    digest = hashlib.sha256(repr((code, options, arch, version)).encode()).hexdigest()[:32]
+    folder = Path(os.environ["CUPY_CACHE_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}_{arch}.cubin"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    program = nvrtc.createProgram(code, f"{hint}.cu", [], [])
+    try:
+        try:
+            nvrtc.compileProgram(program, [*options, f"-arch={arch}"])
+        except nvrtc.NVRTCError:
+            log = nvrtc.getProgramLog(program)
+            raise CompileError(hint, parse_diagnostics(log), log) from None
+        cubin = nvrtc.getCUBIN(program)
+    finally:
+        nvrtc.destroyProgram(program)
+    temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_bytes(cubin)
+    os.replace(temporary, path)  # atomic: a concurrent reader sees the whole cubin or none
+    return path
+
+
 def compile_module(
     source: str,
     *,
     defines: Mapping[str, Any] | None = None,
     options: Sequence[str] = DEFAULT_OPTIONS,
+    arch: str | None = None,
 ) -> CudaModule:
-    """Compile ``source`` for the current GPU; raises ``CompileError`` with diagnostics."""
+    """Compile ``source`` for the current GPU; raises ``CompileError`` with diagnostics.
+
+    ``arch``: an arch-specific target such as ``"sm_90a"`` (see the module docstring); the GPU
+    must be that architecture."""
     cupy = _cupy()
     import torch
 
-    all_options = tuple(options) + define_options(defines)
+    all_options = tuple(options) + define_options(defines) + ((f"-arch={arch}",) if arch else ())
     device = torch.cuda.current_device()
     key = (source, all_options, device)
     with _lock:
         cached = _memo.get(key)
     if cached is not None:
         return cached
+    hint = ", ".join(parse_kernels(source)) or "module"
     with cupy.cuda.Device(device):
-        # defines as text, options fixed: see the module docstring
-        raw = cupy.RawModule(code=define_prelude(defines) + source, options=tuple(options), backend="nvrtc")
         started = time.perf_counter()
         try:
-            raw.compile()
+            if arch:
+                check_arch(arch, torch.cuda.get_device_capability(device))
+                path = _cubin_for_arch(define_prelude(defines) + source, tuple(options), arch, hint)
+                raw = cupy.RawModule(path=str(path))
+            else:
+                # defines as text, options fixed: see the module docstring
+                raw = cupy.RawModule(code=define_prelude(defines) + source, options=tuple(options), backend="nvrtc")
+                raw.compile()
         except cupy.cuda.compiler.CompileException as exc:
             log = exc.get_message() if hasattr(exc, "get_message") else str(exc)
-            hint = ", ".join(parse_kernels(source)) or "module"
             raise CompileError(hint, parse_diagnostics(log), log) from None
         finally:
             COSTS["compile"] += time.perf_counter() - started
@@ -173,7 +229,8 @@ def compile_module(
     return module
 
 
-def compile_ahead(units: Sequence[tuple[str, Mapping[str, Any] | None]], jobs: int | None = None) -> int:
+def compile_ahead(units: Sequence[tuple[str, Mapping[str, Any] | None]], jobs: int | None = None,
+                  arch: str | None = None) -> int:
     """Compile ``(source, defines)`` units side by side into the in-process and disk caches;
     returns how many compiled. A candidate evaluated at several settings compiled one module
     per setting, one after another, each when its setting was built; CuPy runs NVRTC with the
@@ -185,7 +242,7 @@ def compile_ahead(units: Sequence[tuple[str, Mapping[str, Any] | None]], jobs: i
 
     def one(unit: tuple[str, Mapping[str, Any] | None]) -> bool:
         try:
-            compile_module(unit[0], defines=unit[1])
+            compile_module(unit[0], defines=unit[1], arch=arch)
             return True
         except Exception:  # noqa: BLE001 - the candidate's build reports it, with its context
             return False

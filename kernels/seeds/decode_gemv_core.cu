@@ -5,7 +5,8 @@
 // Work: a warp owns UPW "units" (a unit is one output row, or a pair of rows an epilogue
 // needs together: gate j with up j, a rotary pair d with d + D/2) and one of SPLITS ranges of
 // K; its lanes stream the rows in 16-byte vectors (8 bf16 per lane, 256 columns per warp and
-// step), UNROLL steps of every row in flight before the first multiply, x (normalized on the
+// step), UNROLL steps of every row in flight before the first multiply (PIPE: and the next
+// UNROLL steps' loads issued before this batch's multiplies), x (normalized on the
 // fly where the task has an RMSNorm in front) read once per step for all the warp's rows,
 // then a butterfly reduction leaves every lane with every sum. Warps stride over the tasks
 // (a grid of at most OCC blocks per SM: all resident). With SPLITS > 1 each range writes fp32
@@ -33,6 +34,9 @@
 #endif
 #ifndef PREFETCH
 #define PREFETCH 1
+#endif
+#ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
+#define PIPE 0
 #endif
 #define NEG_INF __int_as_float(0xff800000)
 
@@ -344,6 +348,18 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             for (int r = 0; r < ROWS; ++r) acc[b][r] = 0.0f;
 
         for (long long k0 = k_begin + (long long)lane * V; k0 < k_end; k0 += UNROLL * STEP) {
+#if PIPE
+            // the next UNROLL steps' loads go out before this batch's multiplies (a batch ahead:
+            // twice the bytes in flight, and no gap between a warp's batches); past the range
+            // they are predicated off
+            Raw<V> next[UNROLL][ROWS];
+            #pragma unroll
+            for (int i = 0; i < UNROLL; ++i) {
+                const long long k = k0 + (UNROLL + i) * STEP;
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) next[i][r] = load_w<V>(wr[r] + (k < k_end ? k : 0), k < k_end);
+            }
+#else
             if (k0 != k_begin + (long long)lane * V) {  // (a task's first step is loaded with its rows)
                 #pragma unroll
                 for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
@@ -352,6 +368,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                     for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
                 }
             }
+#endif
             #pragma unroll
             for (int i = 0; i < UNROLL; ++i) {
                 const long long k = k0 + i * STEP;
@@ -373,6 +390,12 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                     }
                 }
             }
+#if PIPE
+            #pragma unroll
+            for (int i = 0; i < UNROLL; ++i)
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) raw[i][r] = next[i][r];
+#endif
         }
         #pragma unroll
         for (int b = 0; b < NB; ++b)

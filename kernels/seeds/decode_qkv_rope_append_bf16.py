@@ -20,7 +20,8 @@ SOURCE = r'''
 // Work: a warp owns UPW "units" (a unit is one output row, or a pair of rows an epilogue
 // needs together: gate j with up j, a rotary pair d with d + D/2) and one of SPLITS ranges of
 // K; its lanes stream the rows in 16-byte vectors (8 bf16 per lane, 256 columns per warp and
-// step), UNROLL steps of every row in flight before the first multiply, x (normalized on the
+// step), UNROLL steps of every row in flight before the first multiply (PIPE: and the next
+// UNROLL steps' loads issued before this batch's multiplies), x (normalized on the
 // fly where the task has an RMSNorm in front) read once per step for all the warp's rows,
 // then a butterfly reduction leaves every lane with every sum. Warps stride over the tasks
 // (a grid of at most OCC blocks per SM: all resident). With SPLITS > 1 each range writes fp32
@@ -48,6 +49,9 @@ SOURCE = r'''
 #endif
 #ifndef PREFETCH
 #define PREFETCH 1
+#endif
+#ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
+#define PIPE 0
 #endif
 #define NEG_INF __int_as_float(0xff800000)
 
@@ -359,6 +363,18 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             for (int r = 0; r < ROWS; ++r) acc[b][r] = 0.0f;
 
         for (long long k0 = k_begin + (long long)lane * V; k0 < k_end; k0 += UNROLL * STEP) {
+#if PIPE
+            // the next UNROLL steps' loads go out before this batch's multiplies (a batch ahead:
+            // twice the bytes in flight, and no gap between a warp's batches); past the range
+            // they are predicated off
+            Raw<V> next[UNROLL][ROWS];
+            #pragma unroll
+            for (int i = 0; i < UNROLL; ++i) {
+                const long long k = k0 + (UNROLL + i) * STEP;
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) next[i][r] = load_w<V>(wr[r] + (k < k_end ? k : 0), k < k_end);
+            }
+#else
             if (k0 != k_begin + (long long)lane * V) {  // (a task's first step is loaded with its rows)
                 #pragma unroll
                 for (int i = 0; i < UNROLL; ++i) {       // every weight load of the step in flight
@@ -367,6 +383,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                     for (int r = 0; r < ROWS; ++r) raw[i][r] = load_w<V>(wr[r] + k, k < k_end);
                 }
             }
+#endif
             #pragma unroll
             for (int i = 0; i < UNROLL; ++i) {
                 const long long k = k0 + i * STEP;
@@ -388,6 +405,12 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                     }
                 }
             }
+#if PIPE
+            #pragma unroll
+            for (int i = 0; i < UNROLL; ++i)
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) raw[i][r] = next[i][r];
+#endif
         }
         #pragma unroll
         for (int b = 0; b < NB; ++b)
@@ -538,7 +561,7 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
 '''
 
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
-          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2]}
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1]}
 
 
 def _auto(units, k, upw, unroll):
@@ -577,9 +600,10 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
+        self.pipe = PIPE
         self.modules = {}
         self.counters = None
         self.sms = None
@@ -590,7 +614,8 @@ class _Launcher:
         if key not in self.modules:
             upw, unroll = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
-                                                                "WARPS": self.warps, "PREFETCH": self.prefetch})
+                                                                "WARPS": self.warps, "PREFETCH": self.prefetch,
+                                                                "PIPE": self.pipe})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -628,14 +653,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0):
+                 PREFETCH=0, PIPE=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the

@@ -24,9 +24,20 @@
 #if ${NAME}_MMA == 2
 // wgmma (sm_90a): q, k and v tiles unpadded in 128-byte-swizzled [rows][64] column blocks,
 // 1024-byte aligned (the dynamic window's start is aligned up: 1024 more bytes)
+// (and STAGES > 1: a ring of STAGES k + v chunk pairs, each chunk's loads issued STAGES - 1
+// chunks ahead of its use)
 #define ${NAME}_ST HEAD_DIM
-#define ${NAME}_SMEM (2 * (${NAME}_BM + 2 * BLOCK_N) * HEAD_DIM + 1024)
+#ifdef STAGES
+#define ${NAME}_STAGES STAGES
+#else
+#define ${NAME}_STAGES 1
+#endif
+#define ${NAME}_SMEM (2 * (${NAME}_BM + 2 * ${NAME}_STAGES * BLOCK_N) * HEAD_DIM + 1024)
+#ifdef MINB
+#define ${NAME}_MINB MINB
+#else
 #define ${NAME}_MINB 1
+#endif
 #elif ${NAME}_MMA
 #define ${NAME}_ST (HEAD_DIM + 8)  // bf16 row stride: 16-byte rows offset by 4 banks
 // q's fragments in registers unless the m-tiles' output rows and scores leave too few
@@ -254,6 +265,23 @@ template <int R>
 __device__ __forceinline__ int flash_swz(int r, int c) {
     return (c >> 6) * R * 64 + r * 64 + ((((c >> 3) & 7) ^ (r & 7)) << 3) + (c & 7);
 }
+// rows [r, r + N) of src (rows of D elements) -> the swizzled tile dst of N rows, CH 16-byte
+// chunks a row, NTH threads; zeros past row len and column D
+template <int N, int CH, int NTH>
+__device__ __forceinline__ void flash_stage_swz(unsigned short* dst, const unsigned short* src, int r, int len,
+                                                int d32, long long D, bool vec) {
+    for (int c = threadIdx.x; c < N * CH; c += NTH) {
+        const int i = c / CH, j = (c % CH) * 8;
+        const bool ok = r + i < len && j < d32;
+        const unsigned short* from = ok ? src + (long long)(r + i) * D + j : src;
+        if (vec) {
+            flash_cp16(flash_sp_of(dst + flash_swz<N>(i, j)), from, ok);
+        } else {
+            for (int e = 0; e < 8; ++e)
+                dst[flash_swz<N>(i, j + e)] = ok && j + e < d32 ? from[e] : (unsigned short)0;
+        }
+    }
+}
 
 #if defined(__CUDA_ARCH__)
 __device__ __forceinline__ unsigned long long flash_desc(const unsigned short* p, unsigned lbo, unsigned sbo) {
@@ -408,31 +436,71 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     unsigned short* const sV = sK + BN * HD;
     constexpr int CH = HD / 8, NTH = 32 * WARPS;
     const int d32 = (int)D;
-    // rows [r, r + N) of src -> the swizzled tile dst of N rows; zeros past len / D
-    auto stage = [&](unsigned short* dst, const unsigned short* src, int r, auto rows, int len) {
-        constexpr int N = decltype(rows)::value;
-        for (int c = threadIdx.x; c < N * CH; c += NTH) {
-            const int i = c / CH, j = (c % CH) * 8;
-            const bool ok = r + i < len && j < d32;
-            const unsigned short* from = ok ? src + (long long)(r + i) * D + j : src;
-            if (vec) {
-                flash_cp16(flash_sp_of(dst + flash_swz<N>(i, j)), from, ok);
-            } else {
-                for (int e = 0; e < 8; ++e)
-                    dst[flash_swz<N>(i, j + e)] = ok && j + e < d32 ? from[e] : (unsigned short)0;
-            }
-        }
-    };
     const int wg = warp >> 2;
-    stage(sQ, qb, m0, flash_rows<BM>{}, (int)Sq);
-    if (ntiles > 0) stage(sK, kb, (ntiles - 1) * BN, flash_rows<BN>{}, kend);
+    flash_stage_swz<BM, CH, NTH>(sQ, qb, m0, (int)Sq, d32, D, vec);
+#if ${NAME}_STAGES > 1
+    // A ring of STAGES (k, v) chunk pairs: chunk c lives in pair c % STAGES, its loads one
+    // cp.async group issued STAGES - 1 chunks before its use (a group is committed every chunk,
+    // empty past the first, so wait_group<STAGES - 1> always means "chunk c is in"); a barrier
+    // after p v frees the pair for chunk c - STAGES.
+    constexpr int NS = ${NAME}_STAGES;
+    #pragma unroll
+    for (int j = 0; j < NS; ++j) {
+        const int cj = ntiles - 1 - j;
+        if (cj >= 0) {
+            flash_stage_swz<BN, CH, NTH>(sK + (cj % NS) * 2 * BN * HD, kb, cj * BN, kend, d32, D, vec);
+            flash_stage_swz<BN, CH, NTH>(sK + (cj % NS) * 2 * BN * HD + BN * HD, vb, cj * BN, kend, d32, D, vec);
+        }
+        flash_cp_commit();
+    }
+    for (int c = ntiles - 1; c >= 0; --c) {
+        const int c0 = c * BN;
+        const unsigned short* const kc = sK + (c % NS) * 2 * BN * HD;
+        const unsigned short* const vc = kc + BN * HD;
+        flash_cp_wait<NS - 1>();
+        flash_proxy_fence();
+        __syncthreads();  // chunk c's k and v (and q) in for every thread
+        float s[NT][4];
+        #pragma unroll
+        for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        flash_wg_fence();
+        #pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk)
+            flash_wg_qk(s, sQ + (kk >> 2) * BM * 64 + wg * 64 * 64, kc + (kk >> 2) * BN * 64, (kk & 3) * 16);
+        flash_wg_commit_wait();
+        const bool mask = c0 + BN > Sk || (causal && c0 + BN - 1 > wfirst);
+        flash_softmax<NT, DT>(s, m[0], l[0], o[0], scale_log2, mask, r0, c0, (int)Sk, causal, (int)off);
+        {
+            unsigned pa[BN / 16][4];  // packed before the fence (C7519: see the one-stage form)
+            #pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) {
+                pa[kk][0] = flash_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+                pa[kk][1] = flash_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+                pa[kk][2] = flash_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                pa[kk][3] = flash_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            }
+            flash_wg_fence();
+            #pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) flash_wg_pv<DT, BN>(o[0], pa[kk], vc, 16 * kk);
+            flash_wg_commit_wait();
+        }
+        __syncthreads();  // every warpgroup done with chunk c's pair
+        const int cn = c - NS;
+        if (cn >= 0) {
+            flash_stage_swz<BN, CH, NTH>(sK + (cn % NS) * 2 * BN * HD, kb, cn * BN, kend, d32, D, vec);
+            flash_stage_swz<BN, CH, NTH>(sK + (cn % NS) * 2 * BN * HD + BN * HD, vb, cn * BN, kend, d32, D, vec);
+        }
+        flash_cp_commit();
+    }
+#else
+    if (ntiles > 0) flash_stage_swz<BN, CH, NTH>(sK, kb, (ntiles - 1) * BN, kend, d32, D, vec);
     flash_cp_commit();
     for (int c = ntiles - 1; c >= 0; --c) {
         const int c0 = c * BN;
         flash_cp_wait<0>();
         flash_proxy_fence();
         __syncthreads();  // K(c) (and q) in for every thread; every warpgroup done with V(c + 1)
-        stage(sV, vb, c0, flash_rows<BN>{}, kend);
+        flash_stage_swz<BN, CH, NTH>(sV, vb, c0, kend, d32, D, vec);
         flash_cp_commit();
         // no per-warpgroup skip of chunks past its last row (the mask zeroes their weights):
         // ptxas serializes wgmma issued under a branch it cannot prove uniform (C7519)
@@ -451,7 +519,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         flash_cp_wait<0>();
         flash_proxy_fence();
         __syncthreads();  // V(c) in for every thread; every warpgroup done with K(c)
-        if (c > 0) stage(sK, kb, c0 - BN, flash_rows<BN>{}, kend);
+        if (c > 0) flash_stage_swz<BN, CH, NTH>(sK, kb, c0 - BN, kend, d32, D, vec);
         flash_cp_commit();
         {
             // every p fragment packed before the fence: a register written between two wgmma
@@ -470,6 +538,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             flash_wg_commit_wait();
         }
     }
+#endif
     flash_cp_wait<0>();
 #elif ${NAME}_MMA
     // FlashAttention-2's schedule over one K and one V buffer of BN keys each (dynamic shared

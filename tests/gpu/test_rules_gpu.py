@@ -64,3 +64,29 @@ def test_first_variant_is_accepted_on_the_gpu(name: str, tmp_path: Path) -> None
         # check itself is pinned by the trust suite; here a second evaluation must accept.
         result = evaluate(task_path, candidate, config=EvalConfig(baselines=False))
     assert result.accepted, f"{translation.proposals[0].variant}: {result.stage.value}: {result.reason}"
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+@pytest.mark.parametrize("form,hd", [("sdpa", 64), ("sdpa_causal", 128)])
+def test_wgmma_flash_variant_is_accepted_on_hopper(form: str, hd: int, stages: int, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wgmma form (sm_90a, built through compile_module's arch path) through the real
+    evaluator, ragged sequences with hidden shapes: its descriptors, swizzle and ring are what the
+    GPU computes, not only what the emulator models."""
+    import torch
+
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the wgmma form runs on sm_90 (Hopper) only")
+    from test_flash import FORMS, _task
+
+    from evolution.proposers.rules import kern_flash
+
+    monkeypatch.setattr(kern_flash, "WGMMA_VARIANT", True)
+    shapes = ('[{"name": "ragged", "sq": 77, "sk": 301, "d": %d, "hidden": True}]' % hd)
+    task_path = _task(tmp_path, FORMS[form][0], "bfloat16", sq=200, sk=333, d=hd, shapes=shapes)
+    proposal = next(p for p in translate(load_task(task_path)).proposals if p.variant == "flash/wgmma")
+    assert "arch='sm_90a'" in proposal.source
+    candidate = tmp_path / "candidate.py"
+    candidate.write_text(proposal.source)
+    result = evaluate(task_path, candidate, config=EvalConfig(baselines=False), params={"STAGES": stages})
+    assert result.accepted, f"{result.stage.value}: {result.reason}"

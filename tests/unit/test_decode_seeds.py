@@ -53,12 +53,13 @@ SMALL: dict[str, tuple[str, str]] = {
                ' {"name": "b8", "batch_size": 8, "hidden_size": 256, "vocab": 40, "hidden": True}]'),
 }
 # Emulated launch parameters: few threads, and each path of the kernel (split or not, 1 to 4
-# units per warp, a step in flight or several).
+# units per warp, a step in flight or several, the next batch's loads ahead or not: the first
+# entry, which every seed runs, pipelines).
 EMU_PARAMS = [
-    {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},
-    {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0},
-    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2},
-    {"UPW": 0, "UNROLL": 0, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1},  # chosen from the shape
+    {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 1},
+    {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0, "PIPE": 0},
+    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2, "PIPE": 1},
+    {"UPW": 0, "UNROLL": 0, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 0},  # chosen from the shape
 ]
 # The LM head's final argmax reads every warp's result eight at a time per lane: a grid of more
 # than 256 warps (300 on the default small shape) so that path runs on the emulator's 2 SMs too.
@@ -130,12 +131,13 @@ def test_plan_fills_the_gpu_and_keeps_ranges_non_empty() -> None:
 
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
+@pytest.mark.parametrize("pipe", [0, 1])
 @pytest.mark.parametrize("name", sorted(SEEDS))
-def test_decode_seed_compiles_for_sm90_without_spills(name: str, tmp_path: Path) -> None:
+def test_decode_seed_compiles_for_sm90_without_spills(name: str, pipe: int, tmp_path: Path) -> None:
     src = (ROOT / "kernels" / "seeds" / f"{name}.py").read_text().split("SOURCE = r'''")[1].split("'''")[0]
     cu = tmp_path / "k.cu"
     cu.write_text(src)
-    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1",
+    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", f"-DPIPE={pipe}",
                            "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = proc.stdout + proc.stderr

@@ -97,22 +97,55 @@ class CudaModule:
             self.kernel(name)(grid, block, tuple(converted), shared_mem=int(shared_mem), stream=stream)
 
 
+def _module_for_arch(cupy: Any, source: str, options: tuple[str, ...], arch: str) -> Any:
+    """An arch-specific target (``sm_90a``: wgmma): NVRTC straight to a cubin (RawModule adds
+    the GPU's plain target itself), kept in the temp folder by content hash and loaded as a
+    RawModule, so kernels are RawKernels either way."""
+    import hashlib
+    import os
+    import tempfile
+
+    from cupy.cuda import nvrtc
+
+    digest = hashlib.sha256(repr((source, options, arch, nvrtc.getVersion())).encode()).hexdigest()[:32]
+    path = os.path.join(tempfile.gettempdir(), f"kernel_package_{digest}_{arch}.cubin")
+    if not os.path.exists(path):
+        program = nvrtc.createProgram(source, "kernel.cu", [], [])
+        try:
+            try:
+                nvrtc.compileProgram(program, [*options, f"-arch={arch}"])
+            except nvrtc.NVRTCError:
+                raise RuntimeError(f"NVRTC ({arch}):\n{nvrtc.getProgramLog(program)}") from None
+            cubin = nvrtc.getCUBIN(program)
+        finally:
+            nvrtc.destroyProgram(program)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as f:
+            f.write(cubin)
+        os.replace(temporary, path)
+    return cupy.RawModule(path=path)
+
+
 def compile_module(source: str, *, defines: Mapping[str, Any] | None = None,
-                   options: Sequence[str] = DEFAULT_OPTIONS) -> CudaModule:
-    """Compile ``source`` for the current GPU (cached in memory, and on disk by CuPy)."""
+                   options: Sequence[str] = DEFAULT_OPTIONS, arch: str | None = None) -> CudaModule:
+    """Compile ``source`` for the current GPU (cached in memory, and on disk by CuPy); ``arch``:
+    an arch-specific target such as ``"sm_90a"``, which the GPU must be."""
     import cupy
     import torch
 
     all_options = tuple(options) + _define_options(defines)
     device = torch.cuda.current_device()
-    key = (source, all_options, device)
+    key = (source, all_options + ((arch,) if arch else ()), device)
     with _lock:
         cached = _memo.get(key)
     if cached is not None:
         return cached
     with cupy.cuda.Device(device):
-        raw = cupy.RawModule(code=source, options=all_options, backend="nvrtc")
-        raw.compile()
+        if arch:
+            raw = _module_for_arch(cupy, source, all_options, arch)
+        else:
+            raw = cupy.RawModule(code=source, options=all_options, backend="nvrtc")
+            raw.compile()
     module = CudaModule(raw, source)
     with _lock:
         _memo[key] = module

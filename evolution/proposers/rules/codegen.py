@@ -64,6 +64,7 @@ class KernelCode:
     kernels: list[str]
     notes: list[str] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)  # lines of ``rules_setup`` after the compile
+    arch: str | None = None  # an arch-specific target the module needs (``"sm_90a"``: wgmma), else the GPU's own
 
 
 @dataclass

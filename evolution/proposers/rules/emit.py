@@ -136,6 +136,10 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     prelude = "\n".join(f"#ifndef {k}\n#define {k} {v}\n#endif" for k, v in sorted(defines.items()))
     source = prelude + "\n\n" + "\n\n".join(cuda_parts)
     has_cuda = any(c.cuda for c in codes)
+    archs = sorted({c.arch for c in codes if c.arch})
+    if len(archs) > 1:
+        raise Unsupported(f"regions that need different targets ({', '.join(archs)}) in one module", None)
+    arch_arg = f", arch={archs[0]!r}" if archs else ""
     forward = _forward(task, plan, ctx, codes)
     setup_text = "\n".join(line for c in codes for line in c.setup)
     uses = ["compile_module"] + [fn for fn in ("allow_nonportable_clusters", "max_active_clusters")
@@ -150,13 +154,14 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     parts.append(f"SOURCE = r'''\n{source}\n'''" if has_cuda else "SOURCE = None")
     parts.append(f"PARAMS = {params_space!r}")
     if has_cuda:  # what rules_setup compiles, readable without running this file (candidate.ahead_compiles)
-        parts.append(f"COMPILE_AHEAD = {{'source': 'SOURCE', 'defines': {dict(defines)!r}}}")
+        parts.append(f"COMPILE_AHEAD = {{'source': 'SOURCE', 'defines': {dict(defines)!r}"
+                     + (f", 'arch': {archs[0]!r}" if archs else "") + "}")
     parts.append(PY_HELPERS)
     cls = ["", "class ModelNew(nn.Module):", _indent(init.text.splitlines(), 4), ""]
     cls += ["    def rules_setup(self, " + ", ".join(defines) + "):" if defines else "    def rules_setup(self):"]
     cls += ['        """Compile the kernels with the tunables as defines; size grids to the GPU."""']
     cls += ["        self.rules_cfg = {" + ", ".join(f"{k!r}: {k}" for k in defines) + "}"]
-    cls += ["        self.rules_mod = compile_module(SOURCE, defines=self.rules_cfg)" if has_cuda else
+    cls += [f"        self.rules_mod = compile_module(SOURCE, defines=self.rules_cfg{arch_arg})" if has_cuda else
             "        self.rules_mod = None"]
     cls += ["        sms = torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count"]
     cls += ["        self.rules_sms = sms"]

@@ -14,6 +14,7 @@ configuration a space offers fits its shared memory (``smem_bytes``, mirroring t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from evolution.proposers.rules import cuda
@@ -24,10 +25,15 @@ from evolution.proposers.rules.plan import Region
 SMEM_LIMIT = 48 * 1024  # fp32: static shared memory
 DYN_SMEM_LIMIT = 99 * 1024  # bf16: dynamic shared memory every sm_80+ GPU can opt into (sm_86 / 89: 99 KB)
 MAX_HEAD_DIM = 256
-# The wgmma form (flash_attention.cu, FLASH_MMA 2: sm_90a warpgroup MMA for both products) is
-# offered as a variant only once scripts/wgmma_probe.py has confirmed its descriptors on a GPU
-# and the runtime compiles for sm_90a: until then it is emulator-tested only.
-WGMMA_VARIANT = False
+# The wgmma form (flash_attention.cu, FLASH_MMA 2: sm_90a warpgroup MMA for both products, built
+# through compile_module's arch="sm_90a"). Its descriptors are what scripts/wgmma_probe.py found
+# on the H200 and it is accepted there (tests/gpu/test_rules_gpu.py), but it is no faster than the
+# mma.sync form (sdpa_bf16 0.567 ms at STAGES 2 and 4 warps, causal head dim 128 0.946 ms at 8
+# warps, against eager 0.25 / 0.40 ms, 2026-12-02): ncu shows it issue-bound on the softmax
+# between synchronous products (stall "wait" 1.31, "selected" 1.00, gmma 0.03 per issue), which
+# FlashAttention-3 hides by overlapping one warpgroup's softmax with another's wgmma. Until it has
+# that schedule it is offered only with AUTOTUNER_FLASH_WGMMA=1, and only Hopper can build it.
+WGMMA_VARIANT = os.environ.get("AUTOTUNER_FLASH_WGMMA", "0") == "1"
 
 
 def head_dim(d: int) -> int:
@@ -101,8 +107,10 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     space = _space(mma, hd)
     narrow = choice.get("mode") == "narrow"
     if mma and choice.get("mode") == "wgmma":  # warpgroups of 64 rows: 1 or 2 a block
-        params = {"WARPS": 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1}
-        return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128]}
+        # STAGES: (k, v) chunk pairs in flight (1: FlashAttention-2's one k and one v buffer);
+        # sm_90's 227 KB take every combination (head dim 128, 8 warps, 2 stages: 161 KB)
+        params = {"WARPS": 4 if hd <= 64 else 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 2}
+        return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2]}
     if mma:
         warps, mtiles = (min(space["WARPS"]) if narrow else max(space["WARPS"])), 1
         # MINB: blocks per SM the registers must allow (1: ptxas's choice); not searched, a knob
@@ -167,11 +175,11 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     setup = []
     if mma:  # the template's _SMEM (smem_bytes), opted into above 48 KB
         qinv = f"(MTILES * HEAD_DIM <= 128 and MTILES * (HEAD_DIM + BLOCK_N) <= 256 and {bm} <= BLOCK_N)"
-        size = (f"2 * ({bm} + 2 * BLOCK_N) * HEAD_DIM + 1024" if wgmma else
+        size = (f"2 * ({bm} + 2 * STAGES * BLOCK_N) * HEAD_DIM + 1024" if wgmma else
                 f"2 * (2 * BLOCK_N + (0 if {qinv} else {bm})) * (HEAD_DIM + 8)")
         setup = [f"self.rules_flash_smem{i} = {size}",
                  f"assert self.rules_flash_smem{i} <= self.rules_smem, (f'flash attention tiles need "
                  f"{{self.rules_flash_smem{i}}} bytes of shared memory per block; this GPU allows "
                  f"{{self.rules_smem}}: use fewer WARPS or MTILES')",
                  f'self.rules_mod.kernel("{name}_main").function.max_dynamic_shared_size_bytes = self.rules_flash_smem{i}']
-    return KernelCode(text, lines, [f"{name}_main"], setup=setup)
+    return KernelCode(text, lines, [f"{name}_main"], setup=setup, arch="sm_90a" if wgmma else None)

@@ -164,7 +164,8 @@ class EmuModule:
             raise RuntimeError(f"{name}: {err.decode()}")
 
 
-def compile_module(source: str, *, defines: dict[str, Any] | None = None, options: Any = None) -> EmuModule:
+def compile_module(source: str, *, defines: dict[str, Any] | None = None, options: Any = None,
+                   arch: str | None = None) -> EmuModule:
     return EmuModule(source, defines)
 
 

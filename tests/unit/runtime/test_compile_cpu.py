@@ -104,3 +104,74 @@ def test_compile_time_and_cupy_import_are_counted(monkeypatch):
     compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})  # memory cache
     assert compile_mod.COSTS["compile"] < 0.04
     compile_mod.clear_memory_cache()
+
+
+def test_arch_names_a_target_of_this_gpu():
+    """An arch-specific target (sm_90a: wgmma) on another GPU is a compile error that says so,
+    before NVRTC runs; a malformed one is the caller's bug."""
+    from autotuner.runtime.compile import check_arch
+
+    check_arch("sm_90a", (9, 0))
+    check_arch("sm_100a", (10, 0))
+    with pytest.raises(CompileError, match="built for sm_90a only.*sm_80"):
+        check_arch("sm_90a", (8, 0))
+    with pytest.raises(ValueError, match="not an NVRTC target"):
+        check_arch("compute_90a", (9, 0))
+
+
+def test_arch_path_compiles_through_nvrtc_once_and_loads_the_cubin(monkeypatch, tmp_path):
+    """compile_module(arch=...) bypasses RawModule's own target: NVRTC gets ``-arch=sm_90a``,
+    the cubin is cached on disk (a second process would not compile again), the module is
+    RawModule(path=cubin); an NVRTC error comes back as a CompileError with the line."""
+    import contextlib
+    import sys
+    import types
+
+    import torch
+
+    from autotuner.runtime import compile as compile_mod
+
+    calls = []
+
+    class NVRTCError(Exception):
+        pass
+
+    def compile_program(program, options):
+        calls.append(list(options))
+        if "broken" in program:
+            raise NVRTCError()
+
+    nvrtc = types.SimpleNamespace(
+        NVRTCError=NVRTCError, getVersion=lambda: (13, 0), createProgram=lambda code, name, h, i: code,
+        compileProgram=compile_program, getCUBIN=lambda program: b"\x7fELF cubin",
+        getProgramLog=lambda program: "k.cu(2): error: identifier \"undefined_name\" is undefined",
+        destroyProgram=lambda program: None)
+    loaded = []
+
+    class FakeRawModule:
+        def __init__(self, code=None, options=(), backend="nvrtc", path=None):
+            assert path is not None and code is None, "the arch path loads a cubin file"
+            loaded.append(path)
+
+    fake = types.ModuleType("cupy")
+    fake.RawModule = FakeRawModule
+    fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(), nvrtc=nvrtc,
+                                      compiler=types.SimpleNamespace(CompileException=RuntimeError))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", fake.cuda)
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nvrtc", nvrtc)
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    compile_mod.clear_memory_cache()
+    compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7}, arch="sm_90a")
+    assert calls == [["-std=c++17", "-arch=sm_90a"]]
+    assert len(loaded) == 1 and loaded[0].endswith("_sm_90a.cubin")
+    assert open(loaded[0], "rb").read() == b"\x7fELF cubin"
+    compile_mod.clear_memory_cache()
+    compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7}, arch="sm_90a")
+    assert len(calls) == 1 and len(loaded) == 2, "the disk cache serves the second build"
+    with pytest.raises(CompileError) as err:
+        compile_mod.compile_module('extern "C" __global__ void broken() {\n  undefined_name;\n}', arch="sm_90a")
+    assert err.value.diagnostics[0].line == 2
+    compile_mod.clear_memory_cache()
