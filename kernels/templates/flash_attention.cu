@@ -33,6 +33,11 @@
 #define ${NAME}_STAGES 1
 #endif
 #define ${NAME}_SMEM (2 * (${NAME}_BM + 2 * ${NAME}_STAGES * BLOCK_N) * HEAD_DIM + 1024)
+#ifdef OVERLAP  // 1 (with STAGES > 2): the softmax of a chunk overlaps the p v of the one before
+#define ${NAME}_OVERLAP OVERLAP
+#else
+#define ${NAME}_OVERLAP 0
+#endif
 #ifdef MINB
 #define ${NAME}_MINB MINB
 #else
@@ -211,9 +216,12 @@ __device__ __forceinline__ void flash_mma(float (&c)[4], const unsigned (&a)[4],
 // rounds to bf16 where the reference's does: rows with few keys have no averaging to hide
 // a different rounding of their few weights (the reference's own error there is several
 // times the bf16 tolerance).
-template <int NT, int DT>
+// DEFER: o is left alone (a wgmma may still be accumulating into it) and the factor it must be
+// multiplied by is written to corr_out[h] instead.
+template <int NT, int DT, bool DEFER = false>
 __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], float (&l)[2], float (&o)[DT][4],
-                                              float scale_log2, bool mask, int r0, int n0, int Sk, int causal, int off)
+                                              float scale_log2, bool mask, int r0, int n0, int Sk, int causal, int off,
+                                              float* corr_out = nullptr)
 {
     const int t = threadIdx.x & 3;
     #pragma unroll
@@ -250,8 +258,12 @@ __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], 
             }
         }
         l[h] = l[h] * corr + sum;
-        #pragma unroll
-        for (int dt = 0; dt < DT; ++dt) { o[dt][2 * h] *= corr; o[dt][2 * h + 1] *= corr; }
+        if (DEFER) {
+            corr_out[h] = corr;
+        } else {
+            #pragma unroll
+            for (int dt = 0; dt < DT; ++dt) { o[dt][2 * h] *= corr; o[dt][2 * h + 1] *= corr; }
+        }
     }
 }
 // ---- wgmma (warpgroup MMA, sm_90a) ----------------------------------------------------------
@@ -303,6 +315,69 @@ __device__ __forceinline__ void flash_wg_fence() {
 #endif
 }
 
+// Registers pinned at this point of the instruction stream (an empty asm that reads and writes
+// them): a wgmma's accumulator and A operands are written by plain instructions, which the
+// compiler would otherwise move past a wgmma.fence or above a wgmma.wait_group (ptxas then
+// injects a warpgroup.arrive, C7519, or reads an accumulator still being written).
+template <int N>
+__device__ __forceinline__ void flash_pin(float (&r)[N][4]) {
+#if defined(__CUDA_ARCH__)
+    #pragma unroll
+    for (int i = 0; i < N; ++i)
+        asm volatile("" : "+f"(r[i][0]), "+f"(r[i][1]), "+f"(r[i][2]), "+f"(r[i][3]) :: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void flash_pin(unsigned (&r)[N][4]) {
+#if defined(__CUDA_ARCH__)
+    #pragma unroll
+    for (int i = 0; i < N; ++i)
+        asm volatile("" : "+r"(r[i][0]), "+r"(r[i][1]), "+r"(r[i][2]), "+r"(r[i][3]) :: "memory");
+#endif
+}
+
+// dst = src through explicit moves (new registers: the compiler cannot fold the copy away)
+template <int N>
+__device__ __forceinline__ void flash_copy(float (&dst)[N][4], const float (&src)[N][4]) {
+    #pragma unroll
+    for (int i = 0; i < N; ++i)
+        #pragma unroll
+        for (int j = 0; j < 4; ++j) {
+#if defined(__CUDA_ARCH__)
+            asm volatile("mov.b32 %0, %1;" : "=f"(dst[i][j]) : "f"(src[i][j]));
+#else
+            dst[i][j] = src[i][j];
+#endif
+        }
+}
+template <int N>
+__device__ __forceinline__ void flash_copy(unsigned (&dst)[N][4], const unsigned (&src)[N][4]) {
+    #pragma unroll
+    for (int i = 0; i < N; ++i)
+        #pragma unroll
+        for (int j = 0; j < 4; ++j) {
+#if defined(__CUDA_ARCH__)
+            asm volatile("mov.b32 %0, %1;" : "=r"(dst[i][j]) : "r"(src[i][j]));
+#else
+            dst[i][j] = src[i][j];
+#endif
+        }
+}
+
+__device__ __forceinline__ void flash_wg_commit() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+// until at most N committed wgmma groups are pending
+template <int N>
+__device__ __forceinline__ void flash_wg_wait() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory");
+#endif
+}
+
 __device__ __forceinline__ void flash_wg_commit_wait() {
 #if defined(__CUDA_ARCH__)
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
@@ -319,9 +394,9 @@ __device__ __forceinline__ void flash_proxy_fence() {
 
 // s += q k^T over 16 columns kq..kq + 15 of one column block: q's 64 rows (the warpgroup's)
 // at qb, k's 128 rows at kb, both K-major (LBO unused, SBO 8 rows = 1024 bytes)
-__device__ __forceinline__ void flash_wg_qk(float (&s)[16][4], const unsigned short* qb, const unsigned short* kb, int kq) {
 #if defined(__CUDA_ARCH__)
-    const unsigned long long da = flash_desc(qb + kq, 16, 1024), db = flash_desc(kb + kq, 16, 1024);
+// the q k^T wgmma on ready descriptors (the overlapped form computes them before its fence)
+__device__ __forceinline__ void flash_wg_qk_d(float (&s)[16][4], unsigned long long da, unsigned long long db) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
@@ -329,6 +404,11 @@ __device__ __forceinline__ void flash_wg_qk(float (&s)[16][4], const unsigned sh
         : FLASH_F8(s, 0), FLASH_F8(s, 2), FLASH_F8(s, 4), FLASH_F8(s, 6), FLASH_F8(s, 8), FLASH_F8(s, 10),
           FLASH_F8(s, 12), FLASH_F8(s, 14)
         : "l"(da), "l"(db));
+}
+#endif
+__device__ __forceinline__ void flash_wg_qk(float (&s)[16][4], const unsigned short* qb, const unsigned short* kb, int kq) {
+#if defined(__CUDA_ARCH__)
+    flash_wg_qk_d(s, flash_desc(qb + kq, 16, 1024), flash_desc(kb + kq, 16, 1024));
 #else
     const int lane = threadIdx.x & 31, w = (threadIdx.x >> 5) & 3, g = lane >> 2, t = lane & 3;
     auto at = [&](const unsigned short* m, int r, int c) {  // the bf16 pair (r, c), (r, c + 1) of a swizzled block
@@ -345,10 +425,10 @@ __device__ __forceinline__ void flash_wg_qk(float (&s)[16][4], const unsigned sh
 // o += p v over 16 keys: p in registers (mma.sync's A fragments of the warp's 16 rows), v's
 // rows kv..kv + 15 of a [BN][DT * 8] swizzled tile at vb, N-major (LBO: the next 64 columns,
 // BN rows on; SBO: the next 8 keys, 1024 bytes)
-template <int DT, int BN>
-__device__ __forceinline__ void flash_wg_pv(float (&o)[DT][4], const unsigned (&p)[4], const unsigned short* vb, int kv) {
 #if defined(__CUDA_ARCH__)
-    const unsigned long long db = flash_desc(vb + kv * 64, BN * 128, 1024);
+// the p v wgmma on a ready descriptor of v
+template <int DT>
+__device__ __forceinline__ void flash_wg_pv_d(float (&o)[DT][4], const unsigned (&p)[4], unsigned long long db) {
     if constexpr (DT == 8) {
         asm volatile(
             "{\n.reg .pred q;\nsetp.ne.b32 q, 1, 0;\n"
@@ -367,6 +447,12 @@ __device__ __forceinline__ void flash_wg_pv(float (&o)[DT][4], const unsigned (&
               FLASH_F8(o, 12), FLASH_F8(o, 14)
             : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(db));
     }
+}
+#endif
+template <int DT, int BN>
+__device__ __forceinline__ void flash_wg_pv(float (&o)[DT][4], const unsigned (&p)[4], const unsigned short* vb, int kv) {
+#if defined(__CUDA_ARCH__)
+    flash_wg_pv_d<DT>(o, p, flash_desc(vb + kv * 64, BN * 128, 1024));
 #else
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     auto at = [&](int key, int c) { return (unsigned)vb[flash_swz<BN>(key, c)]; };
@@ -438,7 +524,132 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     const int d32 = (int)D;
     const int wg = warp >> 2;
     flash_stage_swz<BM, CH, NTH>(sQ, qb, m0, (int)Sq, d32, D, vec);
-#if ${NAME}_STAGES > 1
+#if ${NAME}_STAGES > 2 && ${NAME}_OVERLAP
+    // FlashAttention-3's intra-warpgroup overlap over a ring of STAGES (k, v) chunk pairs: while
+    // p V(c + 1) runs on the tensor cores, the softmax of chunk c (whose q K(c)^T was issued just
+    // before it and waited for alone) runs on the CUDA cores; o is rescaled only once p V(c + 1)
+    // is done (o_c = (o_{c+1} + p_{c+1} V_{c+1}) * corr_c). Chunk c + 1's pair is freed after
+    // p V(c + 1), in chunk c's iteration, and refilled there with chunk c + 1 - STAGES: one
+    // cp.async group per chunk in order, so wait_group<STAGES - 2> means "chunk c is in" and a
+    // chunk's loads have one iteration to land.
+    constexpr int NS = ${NAME}_STAGES;
+    static_assert(HD == 64, "the overlapped wgmma form: head dim 64 (registers)");
+    #pragma unroll
+    for (int j = 0; j < NS; ++j) {
+        const int cj = ntiles - 1 - j;
+        if (cj >= 0) {
+            flash_stage_swz<BN, CH, NTH>(sK + (cj % NS) * 2 * BN * HD, kb, cj * BN, kend, d32, D, vec);
+            flash_stage_swz<BN, CH, NTH>(sK + (cj % NS) * 2 * BN * HD + BN * HD, vb, cj * BN, kend, d32, D, vec);
+        }
+        flash_cp_commit();
+    }
+    unsigned pa[BN / 16][4];  // p of the chunk before (c + 1), the register A operand of its p v
+    // q K(c)^T, waited for alone (a p v may still run), then the softmax into packed p (pn); the
+    // factor o must take once that p v is done goes to corr
+    auto scores = [&](int c, float (&corr)[2], float (&x)[NT][4], bool with_pv) {
+        const int c0 = c * BN;
+        const unsigned short* const kc = sK + (c % NS) * 2 * BN * HD;
+        float s[NT][4];
+        #pragma unroll
+        for (int nt = 0; nt < NT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        const unsigned short* const vp = sK + ((c + 1) % NS) * 2 * BN * HD + BN * HD;
+#if defined(__CUDA_ARCH__)
+        // every descriptor before the fence: registers a wgmma reads must not be written
+        // between a group's issue and its wait (C7513 serializes every wgmma otherwise)
+        unsigned long long dq[HD / 16], dk[HD / 16], dv[BN / 16];
+        #pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+            dq[kk] = flash_desc(sQ + (kk >> 2) * BM * 64 + wg * 64 * 64 + (kk & 3) * 16, 16, 1024);
+            dk[kk] = flash_desc(kc + (kk >> 2) * BN * 64 + (kk & 3) * 16, 16, 1024);
+            asm volatile("" : "+l"(dq[kk]), "+l"(dk[kk]));
+        }
+        #pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+            dv[kk] = flash_desc(vp + 16 * kk * 64, BN * 128, 1024);
+            asm volatile("" : "+l"(dv[kk]));
+        }
+#endif
+        flash_pin(s);
+        flash_pin(o[0]);
+        flash_pin(pa);
+        flash_wg_fence();
+        #pragma unroll
+        for (int kk = 0; kk < HD / 16; ++kk) {
+#if defined(__CUDA_ARCH__)
+            flash_wg_qk_d(s, dq[kk], dk[kk]);
+#else
+            flash_wg_qk(s, sQ + (kk >> 2) * BM * 64 + wg * 64 * 64, kc + (kk >> 2) * BN * 64, (kk & 3) * 16);
+#endif
+        }
+        flash_wg_commit();
+        if (with_pv) {  // a compile-time constant at both calls: no branch between the two groups
+            #pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) {
+#if defined(__CUDA_ARCH__)
+                flash_wg_pv_d<DT>(o[0], pa[kk], dv[kk]);
+#else
+                flash_wg_pv<DT, BN>(o[0], pa[kk], vp, 16 * kk);
+#endif
+            }
+            flash_wg_commit();
+            flash_wg_wait<1>();  // q K(c)^T done; p V(c + 1) may still run
+        } else {
+            flash_wg_wait<0>();
+        }
+        flash_copy(x, s);
+        const bool mask = c0 + BN > Sk || (causal && c0 + BN - 1 > wfirst);
+        flash_softmax<NT, DT, true>(x, m[0], l[0], o[0], scale_log2, mask, r0, c0, (int)Sk, causal, (int)off, corr);
+    };
+    // p packed to bf16 pairs only once the p v reading pa is done: ptxas gives the packed values
+    // pa's registers, and writing them while that group runs serializes every wgmma (C7513)
+    auto pack = [&](const float (&x)[NT][4]) {
+        #pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) {
+            pa[kk][0] = flash_pack_bf16(x[2 * kk][0], x[2 * kk][1]);
+            pa[kk][1] = flash_pack_bf16(x[2 * kk][2], x[2 * kk][3]);
+            pa[kk][2] = flash_pack_bf16(x[2 * kk + 1][0], x[2 * kk + 1][1]);
+            pa[kk][3] = flash_pack_bf16(x[2 * kk + 1][2], x[2 * kk + 1][3]);
+        }
+    };
+    if (ntiles > 0) {  // the first chunk (n - 1): no p v before it; o is still zero
+        flash_cp_wait<NS - 2>();
+        flash_proxy_fence();
+        __syncthreads();  // its k and v (and q) in for every thread
+        float corr[2], x[NT][4];
+        scores(ntiles - 1, corr, x, false);
+        pack(x);
+    }
+    for (int c = ntiles - 2; c >= 0; --c) {
+        flash_cp_wait<NS - 2>();
+        flash_proxy_fence();
+        __syncthreads();  // chunk c's k and v in for every thread
+        float corr[2], x[NT][4];
+        scores(c, corr, x, true);
+        flash_wg_wait<0>();  // p V(c + 1) done: o may be rescaled, pa reused
+        flash_pin(o[0]);
+        flash_pin(pa);
+        #pragma unroll
+        for (int dt = 0; dt < DT; ++dt) {
+            o[0][dt][0] *= corr[0]; o[0][dt][1] *= corr[0]; o[0][dt][2] *= corr[1]; o[0][dt][3] *= corr[1];
+        }
+        pack(x);
+        __syncthreads();  // every warpgroup done with chunk c + 1's pair
+        const int cn = c + 1 - NS;  // the next chunk not yet loaded: its pair is (c + 1)'s
+        if (cn >= 0) {
+            flash_stage_swz<BN, CH, NTH>(sK + (cn % NS) * 2 * BN * HD, kb, cn * BN, kend, d32, D, vec);
+            flash_stage_swz<BN, CH, NTH>(sK + (cn % NS) * 2 * BN * HD + BN * HD, vb, cn * BN, kend, d32, D, vec);
+        }
+        flash_cp_commit();
+    }
+    if (ntiles > 0) {  // the last chunk's p v
+        flash_pin(o[0]);
+        flash_pin(pa);
+        flash_wg_fence();
+        #pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) flash_wg_pv<DT, BN>(o[0], pa[kk], sK + BN * HD, 16 * kk);
+        flash_wg_commit_wait();
+    }
+#elif ${NAME}_STAGES > 1
     // A ring of STAGES (k, v) chunk pairs: chunk c lives in pair c % STAGES, its loads one
     // cp.async group issued STAGES - 1 chunks before its use (a group is committed every chunk,
     // empty past the first, so wait_group<STAGES - 1> always means "chunk c is in"); a barrier

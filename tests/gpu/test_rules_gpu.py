@@ -66,13 +66,14 @@ def test_first_variant_is_accepted_on_the_gpu(name: str, tmp_path: Path) -> None
     assert result.accepted, f"{translation.proposals[0].variant}: {result.stage.value}: {result.reason}"
 
 
-@pytest.mark.parametrize("stages", [1, 2])
-@pytest.mark.parametrize("form,hd", [("sdpa", 64), ("sdpa_causal", 128)])
+@pytest.mark.parametrize("form,hd,stages", [("sdpa", 64, 1), ("sdpa", 64, 2), ("sdpa_causal", 64, 3),
+                                             ("sdpa_causal", 128, 1), ("sdpa", 128, 2)])
 def test_wgmma_flash_variant_is_accepted_on_hopper(form: str, hd: int, stages: int, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The wgmma form (sm_90a, built through compile_module's arch path) through the real
-    evaluator, ragged sequences with hidden shapes: its descriptors, swizzle and ring are what the
-    GPU computes, not only what the emulator models."""
+    evaluator, ragged sequences with hidden shapes: its descriptors, swizzle, ring and (STAGES 3,
+    head dim 64) the overlapped softmax are what the GPU computes, not only what the emulator
+    models."""
     import torch
 
     if torch.cuda.get_device_capability() != (9, 0):
@@ -88,5 +89,6 @@ def test_wgmma_flash_variant_is_accepted_on_hopper(form: str, hd: int, stages: i
     assert "arch='sm_90a'" in proposal.source
     candidate = tmp_path / "candidate.py"
     candidate.write_text(proposal.source)
-    result = evaluate(task_path, candidate, config=EvalConfig(baselines=False), params={"STAGES": stages})
+    result = evaluate(task_path, candidate, config=EvalConfig(baselines=False),
+                      params={"STAGES": stages, "OVERLAP": int(stages > 2)})
     assert result.accepted, f"{result.stage.value}: {result.reason}"

@@ -109,8 +109,15 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     if mma and choice.get("mode") == "wgmma":  # warpgroups of 64 rows: 1 or 2 a block
         # STAGES: (k, v) chunk pairs in flight (1: FlashAttention-2's one k and one v buffer);
         # sm_90's 227 KB take every combination (head dim 128, 8 warps, 2 stages: 161 KB)
-        params = {"WARPS": 4 if hd <= 64 else 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 2}
-        return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2]}
+        # OVERLAP (head dim 64, STAGES 3): a chunk's softmax runs while the p v before it does
+        # (FlashAttention-3's intra-warpgroup overlap)
+        if hd <= 64:
+            # H200, sdpa_bf16 (2026-12-02): 8 warps, STAGES 3 0.535 ms; OVERLAP 1 0.552 (no gain: the
+            # softmax's instruction issue, not latency, is the limit); 4 warps 0.572-0.601
+            params = {"WARPS": 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 3, "OVERLAP": 0}
+            return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2, 3], "OVERLAP": [0, 1]}
+        params = {"WARPS": 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 2, "OVERLAP": 0}
+        return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2], "OVERLAP": [0]}
     if mma:
         warps, mtiles = (min(space["WARPS"]) if narrow else max(space["WARPS"])), 1
         # MINB: blocks per SM the registers must allow (1: ptxas's choice); not searched, a knob

@@ -274,7 +274,8 @@ def test_wgmma_form_matches_reference_on_cpu_emulator(tmp_path: Path, monkeypatc
     monkeypatch.setattr(kern_flash, "WGMMA_VARIANT", True)
     cases = [("sdpa", 1, 17, 64, 8, 1), ("sdpa_causal", 67, 67, 128, 8, 2), ("sdpa_causal", 130, 150, 64, 4, 1),
              ("sdpa", 40, 301, 128, 4, 2), ("sdpa_scale", 70, 33, 64, 8, 2), ("sdpa_causal", 200, 520, 64, 8, 2),
-             ("sdpa", 33, 301, 64, 4, 1)]  # STAGES 2: the ring over 1 to 5 chunks
+             ("sdpa", 33, 301, 64, 4, 1), ("sdpa_causal", 200, 520, 64, 8, 3), ("sdpa", 1, 17, 64, 4, 3),
+             ("sdpa_scale", 70, 333, 64, 4, 3)]  # STAGES 2: the ring over 1 to 5 chunks; 3 (head dim 64): overlapped
     jobs, labels = [], []
     for i, (form, sq, sk, d, warps, stages) in enumerate(cases):
         sub = tmp_path / f"t{i}"
@@ -284,16 +285,18 @@ def test_wgmma_form_matches_reference_on_cpu_emulator(tmp_path: Path, monkeypatc
         assert proposals, f"{form} d={d}: no wgmma variant"
         cand = sub / "cand_wgmma.py"
         cand.write_text(proposals[0].source)
-        jobs.append((path, cand, dict(proposals[0].default_params, WARPS=warps, STAGES=stages), 1_000_000))
-        labels.append(f"{form} sq={sq} sk={sk} d={d} warps={warps} stages={stages}")
+        overlap = int(stages > 2)
+        jobs.append((path, cand, dict(proposals[0].default_params, WARPS=warps, STAGES=stages, OVERLAP=overlap),
+                     1_000_000))
+        labels.append(f"{form} sq={sq} sk={sk} d={d} warps={warps} stages={stages} overlap={overlap}")
     reports = cuda_emu.run_candidates(jobs, workers=2)
     bad = [f"{label}: {r.get('reason')}" for label, r in zip(labels, reports) if not r.get("ok")]
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("stages", [1, 2])
-@pytest.mark.parametrize("hd", [64, 128])
-def test_wgmma_form_compiles_for_sm90a_without_spills_or_serialized_wgmma(hd: int, stages: int, tmp_path: Path,
+@pytest.mark.parametrize("hd,stages,overlap", [(64, 1, 0), (64, 2, 0), (64, 3, 1), (128, 1, 0), (128, 2, 0)])
+def test_wgmma_form_compiles_for_sm90a_without_spills_or_serialized_wgmma(hd: int, stages: int, overlap: int,
+                                                                         tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """ptxas serializes every wgmma of a kernel that issues one under a branch it cannot prove
     uniform, and fences each one whose register operands were written since the last (both
@@ -313,7 +316,7 @@ def test_wgmma_form_compiles_for_sm90a_without_spills_or_serialized_wgmma(hd: in
     assert all(ahead_arch(p.source) is None for p in proposals if p.variant != "flash/wgmma")
     cu = tmp_path / "k.cu"
     cu.write_text(cuda_sources(proposal.source)[0])
-    defines = [f"-D{k}={v}" for k, v in dict(proposal.default_params, STAGES=stages).items()]
+    defines = [f"-D{k}={v}" for k, v in dict(proposal.default_params, STAGES=stages, OVERLAP=overlap).items()]
     run = subprocess.run(["nvcc", "-arch=sm_90a", "-cubin", "-std=c++17", "-Xptxas", "-v", *defines,
                           "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
