@@ -172,7 +172,8 @@ def _cubin_for_arch(code: str, options: tuple[str, ...], arch: str, hint: str) -
     program = nvrtc.createProgram(code, f"{hint}.cu", [], [])
     try:
         try:
-            nvrtc.compileProgram(program, [*options, f"-arch={arch}"])
+            # -ftz=true as CuPy adds to every RawModule compile: the same numerics either way
+            nvrtc.compileProgram(program, [*options, "-ftz=true", f"-arch={arch}"])
         except nvrtc.NVRTCError:
             log = nvrtc.getProgramLog(program)
             raise CompileError(hint, parse_diagnostics(log), log) from None

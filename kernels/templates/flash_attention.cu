@@ -217,12 +217,14 @@ __device__ __forceinline__ void flash_mma(float (&c)[4], const unsigned (&a)[4],
 // a different rounding of their few weights (the reference's own error there is several
 // times the bf16 tolerance).
 // DEFER: o is left alone (a wgmma may still be accumulating into it) and the factor it must be
-// multiplied by is written to corr_out[h] instead.
-template <int NT, int DT, bool DEFER = false>
-__device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], float (&l)[2], float (&o)[DT][4],
-                                              float scale_log2, bool mask, int r0, int n0, int Sk, int causal, int off,
-                                              float* corr_out = nullptr)
+// multiplied by is written to corr_out[h] instead. MASKED is a compile-time copy of mask (see
+// flash_softmax below).
+template <int NT, int DT, bool DEFER, bool MASKED>
+__device__ __forceinline__ void flash_softmax_body(float (&s)[NT][4], float (&m)[2], float (&l)[2], float (&o)[DT][4],
+                                                   float scale_log2, int r0, int n0, int Sk, int causal, int off,
+                                                   float* corr_out)
 {
+    constexpr bool mask = MASKED;
     const int t = threadIdx.x & 3;
     #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -265,6 +267,17 @@ __device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], 
             for (int dt = 0; dt < DT; ++dt) { o[dt][2 * h] *= corr; o[dt][2 * h + 1] *= corr; }
         }
     }
+}
+// One branch on mask around two copies of the body: with mask a runtime value inside one body,
+// the compiler if-converted the masking into about 200 predicated instructions a 128-key chunk
+// that ran on every chunk, masked or not (sm_90a SASS, head dim 64).
+template <int NT, int DT, bool DEFER = false>
+__device__ __forceinline__ void flash_softmax(float (&s)[NT][4], float (&m)[2], float (&l)[2], float (&o)[DT][4],
+                                              float scale_log2, bool mask, int r0, int n0, int Sk, int causal, int off,
+                                              float* corr_out = nullptr)
+{
+    if (mask) flash_softmax_body<NT, DT, DEFER, true>(s, m, l, o, scale_log2, r0, n0, Sk, causal, off, corr_out);
+    else flash_softmax_body<NT, DT, DEFER, false>(s, m, l, o, scale_log2, r0, n0, Sk, causal, off, corr_out);
 }
 // ---- wgmma (warpgroup MMA, sm_90a) ----------------------------------------------------------
 // Tiles are [R rows][HEAD_DIM] in column blocks of 64 (128-byte rows), 16-byte chunks swizzled:

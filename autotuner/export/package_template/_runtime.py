@@ -113,7 +113,7 @@ def _module_for_arch(cupy: Any, source: str, options: tuple[str, ...], arch: str
         program = nvrtc.createProgram(source, "kernel.cu", [], [])
         try:
             try:
-                nvrtc.compileProgram(program, [*options, f"-arch={arch}"])
+                nvrtc.compileProgram(program, [*options, "-ftz=true", f"-arch={arch}"])  # as CuPy's RawModule
             except nvrtc.NVRTCError:
                 raise RuntimeError(f"NVRTC ({arch}):\n{nvrtc.getProgramLog(program)}") from None
             cubin = nvrtc.getCUBIN(program)

@@ -165,7 +165,7 @@ def test_arch_path_compiles_through_nvrtc_once_and_loads_the_cubin(monkeypatch, 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     compile_mod.clear_memory_cache()
     compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7}, arch="sm_90a")
-    assert calls == [["-std=c++17", "-arch=sm_90a"]]
+    assert calls == [["-std=c++17", "-ftz=true", "-arch=sm_90a"]]  # -ftz=true: what CuPy adds to RawModule's
     assert len(loaded) == 1 and loaded[0].endswith("_sm_90a.cubin")
     assert open(loaded[0], "rb").read() == b"\x7fELF cubin"
     compile_mod.clear_memory_cache()
