@@ -28,11 +28,11 @@ MAX_HEAD_DIM = 256
 # The wgmma form (flash_attention.cu, FLASH_MMA 2: sm_90a warpgroup MMA for both products, built
 # through compile_module's arch="sm_90a"). Its descriptors are what scripts/wgmma_probe.py found
 # on the H200 and it is accepted there (tests/gpu/test_rules_gpu.py), but it is no faster than the
-# mma.sync form (sdpa_bf16 0.567 ms at STAGES 2 and 4 warps, causal head dim 128 0.946 ms at 8
-# warps, against eager 0.25 / 0.40 ms, 2026-12-02): ncu shows it issue-bound on the softmax
-# between synchronous products (stall "wait" 1.31, "selected" 1.00, gmma 0.03 per issue), which
-# FlashAttention-3 hides by overlapping one warpgroup's softmax with another's wgmma. Until it has
-# that schedule it is offered only with AUTOTUNER_FLASH_WGMMA=1, and only Hopper can build it.
+# mma.sync form by more than the noise (H200, 2026-12-02, one command: sdpa_bf16 0.463 ms against
+# the mma.sync form's 0.478, eager 0.250, torch.compile 0.352; causal head dim 128 0.863 against
+# 0.829): ncu shows it issue-bound on the softmax (stall "wait" 1.31, "selected" 1.00, gmma 0.03
+# per issue), and FlashAttention-3's intra-warpgroup overlap (OVERLAP) did not change that. It is
+# offered only with AUTOTUNER_FLASH_WGMMA=1, and only Hopper can build it.
 WGMMA_VARIANT = os.environ.get("AUTOTUNER_FLASH_WGMMA", "0") == "1"
 
 
@@ -112,10 +112,11 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
         # OVERLAP (head dim 64, STAGES 3): a chunk's softmax runs while the p v before it does
         # (FlashAttention-3's intra-warpgroup overlap)
         if hd <= 64:
-            # H200, sdpa_bf16 (2026-12-02): 8 warps, STAGES 3 0.535 ms; OVERLAP 1 0.552 (no gain: the
-            # softmax's instruction issue, not latency, is the limit); 4 warps 0.572-0.601
-            params = {"WARPS": 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 3, "OVERLAP": 0}
-            return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2, 3], "OVERLAP": [0, 1]}
+            # H200, sdpa_bf16 (2026-12-02, after the softmax's mask branch): 4 warps STAGES 2 0.463-0.469
+            # ms, STAGES 3 0.540-0.548, 8 warps 0.489-0.494; OVERLAP 1 within noise of 0 (the softmax's
+            # instruction issue, not latency, is the limit), so a knob for sweeps, not searched
+            params = {"WARPS": 4, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 2, "OVERLAP": 0}
+            return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2, 3], "OVERLAP": [0]}
         params = {"WARPS": 8, "MTILES": 1, "BLOCK_N": 128, "HEAD_DIM": hd, "MINB": 1, "STAGES": 2, "OVERLAP": 0}
         return params, {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [128], "STAGES": [1, 2], "OVERLAP": [0]}
     if mma:
