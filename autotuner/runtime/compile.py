@@ -243,7 +243,10 @@ def compile_ahead(units: Sequence[tuple[str, Mapping[str, Any] | None]], jobs: i
 
     def one(unit: tuple[str, Mapping[str, Any] | None]) -> bool:
         try:
-            compile_module(unit[0], defines=unit[1], arch=arch)
+            if arch:
+                compile_module(unit[0], defines=unit[1], arch=arch)
+            else:
+                compile_module(unit[0], defines=unit[1])
             return True
         except Exception:  # noqa: BLE001 - the candidate's build reports it, with its context
             return False

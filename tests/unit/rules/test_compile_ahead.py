@@ -83,3 +83,13 @@ def test_units_compile_side_by_side_and_failures_are_left_to_the_build(monkeypat
     done = runtime_compile.compile_ahead([("s", {"B": b}) for b in (1, 2, 3)], jobs=3)
     assert done == 2 and sorted(calls) == [1, 2, 3]
     assert runtime_compile.compile_ahead([]) == 0
+
+
+def test_an_arch_specific_unit_compiles_for_its_target(monkeypatch) -> None:
+    """A candidate that declares ``'arch': 'sm_90a'`` (the wgmma flash form) is compiled ahead for
+    that target, so its build finds the module in the cache."""
+    calls = []
+    monkeypatch.setattr(runtime_compile, "compile_module",
+                        lambda source, defines=None, arch=None: calls.append((defines["B"], arch)))
+    assert runtime_compile.compile_ahead([("s", {"B": 1}), ("s", {"B": 2})], jobs=2, arch="sm_90a") == 2
+    assert sorted(calls) == [(1, "sm_90a"), (2, "sm_90a")]
