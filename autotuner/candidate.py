@@ -75,20 +75,21 @@ def declared_kernel_names(source: str) -> set[str]:
     return names | triton_kernel_names(source)
 
 
-def ahead_compiles(source: str, settings: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """(CUDA source, defines) of each distinct setting, for a candidate that declares them.
+def ahead_plan(source: str, settings: list[dict[str, Any]]) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """(CUDA source, defines) of each distinct setting, and the target they compile for, of a
+    candidate that declares them (one parse of its text).
 
     A candidate may say what its kernels compile with, as literals the harness reads without
     running it: ``COMPILE_AHEAD = {"source": "SOURCE", "defines": {"BLOCK": 256, ...}}`` names a
     module-level string constant and the defaults that a setting overrides (the rule proposer
-    writes it; its ``compile_module(SOURCE, defines=...)`` gets exactly these). Anything else
-    gives ``[]``: the candidate then compiles what it compiles when it is built. An ``"arch"``
-    entry (``"sm_90a"``) is ``compile_module``'s arch-specific target: see ``ahead_arch``.
+    writes it; its ``compile_module(SOURCE, defines=...)`` gets exactly these); an ``"arch"``
+    entry (``"sm_90a"``) is ``compile_module``'s arch-specific target. Anything else gives
+    ``([], None)``: the candidate then compiles what it compiles when it is built.
     """
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return []
+        return [], None
     constants: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -98,35 +99,28 @@ def ahead_compiles(source: str, settings: list[dict[str, Any]]) -> list[tuple[st
                 continue
     ahead = constants.get("COMPILE_AHEAD")
     if not isinstance(ahead, dict) or not isinstance(ahead.get("defines"), dict):
-        return []
+        return [], None
+    arch = ahead.get("arch") if isinstance(ahead.get("arch"), str) else None
     cuda = constants.get(ahead.get("source"))
     if not isinstance(cuda, str):
-        return []
+        return [], arch
     defaults: dict[str, Any] = ahead["defines"]
     units: list[tuple[str, dict[str, Any]]] = []
     for setting in settings:
         defines = {name: setting.get(name, value) for name, value in defaults.items()}
         if (cuda, defines) not in units:
             units.append((cuda, defines))
-    return units
+    return units, arch
+
+
+def ahead_compiles(source: str, settings: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``ahead_plan``'s units alone."""
+    return ahead_plan(source, settings)[0]
 
 
 def ahead_arch(source: str) -> str | None:
     """The ``"arch"`` of a candidate's ``COMPILE_AHEAD`` declaration (its compiles' target), if any."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "COMPILE_AHEAD"):
-            try:
-                value = ast.literal_eval(node.value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                return None
-            arch = value.get("arch") if isinstance(value, dict) else None
-            return arch if isinstance(arch, str) else None
-    return None
+    return ahead_plan(source, [])[1]
 
 
 def declared_params(module: ModuleType) -> dict[str, list]:

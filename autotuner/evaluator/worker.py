@@ -435,16 +435,16 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
 
 
 def _compile_ahead(candidate_text: str, param_sets: list[dict[str, Any]]) -> float | None:
-    """Several settings of a candidate that declares its compiles (``candidate.ahead_compiles``):
+    """Several settings of a candidate that declares its compiles (``candidate.ahead_plan``):
     their modules compiled side by side before the first is built; seconds taken, or None."""
-    from autotuner.candidate import ahead_arch, ahead_compiles
+    from autotuner.candidate import ahead_plan
     from autotuner.runtime.compile import compile_ahead
 
-    units = ahead_compiles(candidate_text, param_sets)
+    units, arch = ahead_plan(candidate_text, param_sets)
     if len(units) < 2:
         return None
     started = time.perf_counter()
-    compile_ahead(units, arch=ahead_arch(candidate_text))
+    compile_ahead(units, arch=arch)
     return time.perf_counter() - started
 
 

@@ -308,6 +308,20 @@ __device__ __forceinline__ void flash_stage_swz(unsigned short* dst, const unsig
     }
 }
 
+// p (the m16n8 score layout, NT = 2 KT tiles of 8 keys) as bf16 pairs: the A operand of p v
+// per 16 keys (mma.sync's fragment order, which wgmma's register A shares)
+template <int KT, int NT>
+__device__ __forceinline__ void flash_pack_p(unsigned (&pa)[KT][4], const float (&s)[NT][4]) {
+    static_assert(NT == 2 * KT, "16 keys a p fragment");
+    #pragma unroll
+    for (int kk = 0; kk < KT; ++kk) {
+        pa[kk][0] = flash_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+        pa[kk][1] = flash_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+        pa[kk][2] = flash_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        pa[kk][3] = flash_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+}
+
 #if defined(__CUDA_ARCH__)
 __device__ __forceinline__ unsigned long long flash_desc(const unsigned short* p, unsigned lbo, unsigned sbo) {
     const unsigned a = flash_smem_u32(p);
@@ -358,19 +372,6 @@ __device__ __forceinline__ void flash_copy(float (&dst)[N][4], const float (&src
         for (int j = 0; j < 4; ++j) {
 #if defined(__CUDA_ARCH__)
             asm volatile("mov.b32 %0, %1;" : "=f"(dst[i][j]) : "f"(src[i][j]));
-#else
-            dst[i][j] = src[i][j];
-#endif
-        }
-}
-template <int N>
-__device__ __forceinline__ void flash_copy(unsigned (&dst)[N][4], const unsigned (&src)[N][4]) {
-    #pragma unroll
-    for (int i = 0; i < N; ++i)
-        #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-#if defined(__CUDA_ARCH__)
-            asm volatile("mov.b32 %0, %1;" : "=r"(dst[i][j]) : "r"(src[i][j]));
 #else
             dst[i][j] = src[i][j];
 #endif
@@ -615,22 +616,13 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     };
     // p packed to bf16 pairs only once the p v reading pa is done: ptxas gives the packed values
     // pa's registers, and writing them while that group runs serializes every wgmma (C7513)
-    auto pack = [&](const float (&x)[NT][4]) {
-        #pragma unroll
-        for (int kk = 0; kk < BN / 16; ++kk) {
-            pa[kk][0] = flash_pack_bf16(x[2 * kk][0], x[2 * kk][1]);
-            pa[kk][1] = flash_pack_bf16(x[2 * kk][2], x[2 * kk][3]);
-            pa[kk][2] = flash_pack_bf16(x[2 * kk + 1][0], x[2 * kk + 1][1]);
-            pa[kk][3] = flash_pack_bf16(x[2 * kk + 1][2], x[2 * kk + 1][3]);
-        }
-    };
     if (ntiles > 0) {  // the first chunk (n - 1): no p v before it; o is still zero
         flash_cp_wait<NS - 2>();
         flash_proxy_fence();
         __syncthreads();  // its k and v (and q) in for every thread
         float corr[2], x[NT][4];
         scores(ntiles - 1, corr, x, false);
-        pack(x);
+        flash_pack_p(pa, x);
     }
     for (int c = ntiles - 2; c >= 0; --c) {
         flash_cp_wait<NS - 2>();
@@ -645,7 +637,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         for (int dt = 0; dt < DT; ++dt) {
             o[0][dt][0] *= corr[0]; o[0][dt][1] *= corr[0]; o[0][dt][2] *= corr[1]; o[0][dt][3] *= corr[1];
         }
-        pack(x);
+        flash_pack_p(pa, x);
         __syncthreads();  // every warpgroup done with chunk c + 1's pair
         const int cn = c + 1 - NS;  // the next chunk not yet loaded: its pair is (c + 1)'s
         if (cn >= 0) {
@@ -696,13 +688,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
         flash_softmax<NT, DT>(s, m[0], l[0], o[0], scale_log2, mask, r0, c0, (int)Sk, causal, (int)off);
         {
             unsigned pa[BN / 16][4];  // packed before the fence (C7519: see the one-stage form)
-            #pragma unroll
-            for (int kk = 0; kk < BN / 16; ++kk) {
-                pa[kk][0] = flash_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[kk][1] = flash_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[kk][2] = flash_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[kk][3] = flash_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            }
+            flash_pack_p(pa, s);
             flash_wg_fence();
             #pragma unroll
             for (int kk = 0; kk < BN / 16; ++kk) flash_wg_pv<DT, BN>(o[0], pa[kk], vc, 16 * kk);
@@ -749,13 +735,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             // every p fragment packed before the fence: a register written between two wgmma
             // makes ptxas insert a warpgroup.arrive before the next (C7519)
             unsigned pa[BN / 16][4];
-            #pragma unroll
-            for (int kk = 0; kk < BN / 16; ++kk) {
-                pa[kk][0] = flash_pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-                pa[kk][1] = flash_pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-                pa[kk][2] = flash_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                pa[kk][3] = flash_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-            }
+            flash_pack_p(pa, s);
             flash_wg_fence();
             #pragma unroll
             for (int kk = 0; kk < BN / 16; ++kk) flash_wg_pv<DT, BN>(o[0], pa[kk], sV, 16 * kk);

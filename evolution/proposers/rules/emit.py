@@ -153,7 +153,7 @@ def emit_module(task: Any, plan: Plan, variant: dict[str, Any], defines: dict[st
     parts += constants + ([""] if constants else [])
     parts.append(f"SOURCE = r'''\n{source}\n'''" if has_cuda else "SOURCE = None")
     parts.append(f"PARAMS = {params_space!r}")
-    if has_cuda:  # what rules_setup compiles, readable without running this file (candidate.ahead_compiles)
+    if has_cuda:  # what rules_setup compiles, readable without running this file (candidate.ahead_plan)
         parts.append(f"COMPILE_AHEAD = {{'source': 'SOURCE', 'defines': {dict(defines)!r}"
                      + (f", 'arch': {archs[0]!r}" if archs else "") + "}")
     parts.append(PY_HELPERS)
