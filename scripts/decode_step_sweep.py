@@ -47,7 +47,8 @@ RESULTS: dict = {}
 
 SEED_OF = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_decode": "attention_decode_gqa_bf16",
            "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
-           "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
+           "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16",
+           "attention_o_residual": "attention_o_residual_bf16"}
 
 
 def left() -> float:
@@ -67,13 +68,24 @@ def seed_class(folder: Path, name: str) -> type:
     return module.ModelNew
 
 
-def make_slots(folder: Path, params: dict[str, dict]):  # noqa: ANN201
+def make_slots(folder: Path, params: dict[str, dict | None]):  # noqa: ANN201
+    """Every slot of SEED_OF bound to its seed in ``folder`` (one that lacks it stays PyTorch), with
+    ``params[slot]``; a slot whose params are None is left unbound (attention_o_residual: None
+    runs attention_decode and o_residual instead)."""
     from autotuner.deploy.slots import SlotBinding, Slots
 
     bindings = {slot: SlotBinding(slot, "sweep", task=seed, model_new=seed_class(folder, seed),
-                                  params=dict(params.get(slot, {})))
-                for slot, seed in SEED_OF.items()}
+                                  params=dict(params.get(slot) or {}))
+                for slot, seed in SEED_OF.items()
+                if (folder / f"{seed}.py").is_file() and not (slot in params and params[slot] is None)}
     return Slots(bindings)
+
+
+def spec_params(spec: dict) -> dict[str, dict | None]:
+    """A SWEEP_AB / SWEEP_NCU setting -> make_slots' params: "*" applies to every projection slot;
+    a slot given null is left unbound."""
+    return {slot: None if spec.get(slot, {}) is None else
+            {**(spec.get("*", {}) if slot in GEMV_SLOTS else {}), **spec.get(slot, {})} for slot in SEED_OF}
 
 
 def step_ms(model, pdl: bool, prefetch: bool, steps: int = 100, repeats: int = 3) -> float:  # noqa: ANN001
@@ -290,14 +302,13 @@ def phase_final(model, folder: Path, best: dict, bound_ms: float, copy_gbps: flo
 
 def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
     """Whole-step A/B of seed settings (SWEEP_AB: JSON {"name": {"slot" or "*": {PARAM: value}}},
-    "*" meaning every projection slot), PDL on, the configurations interleaved over two rounds so
+    "*" meaning every projection slot, a slot given null left unbound), PDL on, the configurations interleaved over two rounds so
     that drift on a shared GPU falls on all of them alike; each figure is the median of both."""
     configs = {"default": {}, **json.loads(os.environ.get("SWEEP_AB", "{}"))}
     found: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(2):
         for name, spec in configs.items():
-            params = {slot: {**spec.get("*", {}), **spec.get(slot, {})} for slot in GEMV_SLOTS}
-            model.slots = make_slots(folder, params)
+            model.slots = make_slots(folder, spec_params(spec))
             found[name].append(step_ms(model, True, False, steps=128, repeats=3))
     say(f"\n{'setting':<24} {'ms/step':>8} {'tok/s':>7} {'% bound':>7}   (PDL on; rounds)")
     for name, times in found.items():
@@ -314,7 +325,7 @@ def phase_ncu(model, folder: Path, pdl: bool) -> None:  # noqa: ANN001
     from autotuner.deploy.fused import FusedGraphDecoder
 
     spec = json.loads(os.environ.get("SWEEP_NCU", "{}"))  # {"slot" or "*": {PARAM: value}}: the setting profiled
-    model.slots = make_slots(folder, {slot: {**spec.get("*", {}), **spec.get(slot, {})} for slot in GEMV_SLOTS})
+    model.slots = make_slots(folder, spec_params(spec))
     dec = FusedGraphDecoder(model, pdl=pdl, prefetch=False)
     token = torch.zeros(1, 1, dtype=torch.long, device="cuda")
     for i in range(5):

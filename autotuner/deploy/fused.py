@@ -8,6 +8,7 @@ their gaps for four weight reads. Here a layer is five kernels:
     qkv_rope_append   RMSNorm(residual) -> q/k/v -> rotary (q, k) -> k, v into the caches
     attention_decode  q against the caches (the existing slot)
     o_residual        residual + o-projection(attention)
+                      (or both in one: attention_o_residual, where that slot is bound)
     gate_up_silu      RMSNorm(residual) -> gate/up -> SiLU(gate) * up
     down_residual     residual + down-projection(act)
 
@@ -69,6 +70,7 @@ def prefetch_plan(model: Transformer, l2_bytes: int) -> list[dict[str, Prefetch]
         halves = (head(gate_up[:inter], 2), head(gate_up[inter:], 2))  # SiLU's tasks read gate and up rows together
         after_down = layers[i + 1].attention.wqkv.weight if i + 1 < len(layers) else out_w
         plan.append({"qkv_rope_append": (head(attn.wo.weight),), "attention_decode": halves, "o_residual": halves,
+                     "attention_o_residual": halves,
                      "gate_up_silu": (head(ffn.w_down.weight),), "down_residual": (head(after_down),)})
     if layers:
         plan[-1]["lm_head_argmax"] = (head(layers[0].attention.wqkv.weight),)  # the next step's first kernel
@@ -105,10 +107,15 @@ def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Ten
         q = slots.qkv_rope_append(residual, layer.attention_norm, attn.wqkv.weight, attn.wqkv.bias, cos, sin,
                                   cache.k_cache, cache.v_cache, input_pos, cfg.num_heads, cfg.num_kv_heads,
                                   cfg.head_dim, eps, prefetch=hints.get("qkv_rope_append", ()))
-        y = slots.attention_decode(q, cache.k_cache, cache.v_cache, cache_len, cfg.attention_scale,
-                                   prefetch=hints.get("attention_decode", ()))  # [b, h, d]
-        residual = slots.o_residual(y.reshape(b, cfg.q_size), residual, attn.wo.weight, mult,
-                                    prefetch=hints.get("o_residual", ()))
+        if slots.bound("attention_o_residual"):
+            residual = slots.attention_o_residual(q, cache.k_cache, cache.v_cache, cache_len, cfg.attention_scale,
+                                                  residual, attn.wo.weight, mult,
+                                                  prefetch=hints.get("attention_o_residual", ()))
+        else:
+            y = slots.attention_decode(q, cache.k_cache, cache.v_cache, cache_len, cfg.attention_scale,
+                                       prefetch=hints.get("attention_decode", ()))  # [b, h, d]
+            residual = slots.o_residual(y.reshape(b, cfg.q_size), residual, attn.wo.weight, mult,
+                                        prefetch=hints.get("o_residual", ()))
         act = slots.gate_up_silu(residual, layer.ffn_norm, ffn.w_gate_up.weight, eps,
                                  prefetch=hints.get("gate_up_silu", ()))
         residual = slots.down_residual(act, residual, ffn.w_down.weight, mult, prefetch=hints.get("down_residual", ()))

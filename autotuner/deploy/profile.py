@@ -80,6 +80,7 @@ def fused_slot_bytes(model: Transformer, kv_len: int) -> dict[str, int]:
         "qkv_rope_append": sum(_bytes(l.attention.wqkv.weight, l.attention.wqkv.bias, l.attention_norm) for l in layers),
         "attention_decode": kv * len(layers),
         "o_residual": sum(_bytes(l.attention.wo.weight) for l in layers),
+        "attention_o_residual": kv * len(layers) + sum(_bytes(l.attention.wo.weight) for l in layers),
         "gate_up_silu": sum(_bytes(l.feed_forward.w_gate_up.weight, l.ffn_norm) for l in layers),
         "down_residual": sum(_bytes(l.feed_forward.w_down.weight) for l in layers),
         "lm_head_argmax": _bytes(head, model.norm),
@@ -92,8 +93,12 @@ def slot_traffic(model: Transformer, kv_len: int) -> dict[str, int]:
     from autotuner.runtime.signature import kernel_names
 
     need = fused_slot_bytes(model, kv_len)
+    # the fused attention + O kernel replaces two slots' kernels where bound (they share a source)
+    idle = ("attention_decode", "o_residual") if model.slots.bound("attention_o_residual") else ("attention_o_residual",)
     out: dict[str, int] = defaultdict(int)
     for slot, nbytes in need.items():
+        if slot in idle:
+            continue
         binding = model.slots.bindings.get(slot)
         forward = getattr(binding.model_new, "forward", None) if binding is not None and binding.bound else None
         source = getattr(forward, "__globals__", {}).get("SOURCE")  # the candidate module's CUDA source

@@ -192,7 +192,7 @@ def bind_slot(slot: str, archive: Any | None, dtype: str, gpu: str | None, cfg: 
         return SlotBinding(slot, "no archive given", task=task_file.stem)
     if gpu is None:
         return SlotBinding(slot, "no CUDA GPU: kernels need one", task=task_file.stem)
-    if slot == "attention_decode" and cfg is not None:
+    if slot in ("attention_decode", "attention_o_residual") and cfg is not None:
         why = attention_not_covered(cfg.head_dim, cfg.attention_scale)
         if why:
             return SlotBinding(slot, why, task=task_file.stem)

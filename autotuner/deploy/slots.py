@@ -32,13 +32,16 @@ SLOT_TASKS: dict[str, dict[str, str]] = {
     # around it. Each falls back to the op-by-op slots above, so an unbound one changes nothing.
     "qkv_rope_append": {"bfloat16": "decode/qkv_rope_append_bf16.py"},
     "o_residual": {"bfloat16": "decode/o_residual_bf16.py"},
+    # attention + o_residual in one kernel; unbound, the two slots above run
+    "attention_o_residual": {"bfloat16": "decode/attention_o_residual_bf16.py"},
     "gate_up_silu": {"bfloat16": "decode/gate_up_silu_bf16.py"},
     "down_residual": {"bfloat16": "decode/down_residual_bf16.py"},
     "lm_head_argmax": {"bfloat16": "decode/lm_head_argmax_bf16.py"},
 }
 SLOT_NAMES: tuple[str, ...] = tuple(SLOT_TASKS)
 OP_SLOTS: tuple[str, ...] = ("rmsnorm", "residual_rmsnorm", "rope", "silu_mul", "attention_decode")
-FUSED_SLOTS: tuple[str, ...] = ("qkv_rope_append", "o_residual", "gate_up_silu", "down_residual", "lm_head_argmax")
+FUSED_SLOTS: tuple[str, ...] = ("qkv_rope_append", "attention_o_residual", "o_residual", "gate_up_silu", "down_residual",
+                                 "lm_head_argmax")
 
 
 # ---- the PyTorch implementations (Hugging Face Llama numerics) ------------------------------
@@ -276,6 +279,24 @@ class Slots:
                          prefetch)
         return kernel(_contig(x), _contig(residual))
 
+    def attention_o_residual(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                             cache_len: torch.Tensor, scale: float, residual: torch.Tensor, weight: torch.Tensor,
+                             multiplier: float, prefetch: Prefetch = ()) -> torch.Tensor:
+        """residual + (attention(q) W^T) * multiplier: the attention_decode slot's arguments, then
+        o_residual's. Unbound: those two slots (each a kernel where bound)."""
+        if not self.bindings["attention_o_residual"].bound:
+            y = self.attention_decode(q, k_cache, v_cache, cache_len, scale, prefetch=prefetch)
+            return self.o_residual(y.reshape(q.shape[0], -1), residual, weight, multiplier, prefetch=prefetch)
+        d = q.shape[-1]
+        ratio = query_rescale(scale, d)
+        if ratio is None:
+            raise ValueError(f"attention_o_residual: softmax scale {scale:g} is not 1/sqrt({d}) times a power of two")
+        if ratio != 1.0:  # an exact rescale (a power of two)
+            q = q * ratio
+        kernel = _hinted(self.instance("attention_o_residual", (weight.shape[1], weight.shape[0], multiplier),
+                                       {"weight": weight}, like=q), prefetch)
+        return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len), _contig(residual))
+
     def o_residual(self, y: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, multiplier: float,
                    prefetch: Prefetch = ()) -> torch.Tensor:
         """residual + (y W^T) * multiplier. y: [b, q_size], residual: [b, hidden]."""
@@ -384,6 +405,15 @@ def _fused_probe(slot: str, cfg: Any, batch: int, dtype: torch.dtype, device: to
             return q, kc, vc
 
         return (lambda s: run(s, caches[0], caches[1])), (lambda: run(ref, caches[2], caches[3]))
+    if slot == "attention_o_residual":
+        hd, h, kvh, max_seq = cfg.head_dim, cfg.num_heads, cfg.num_kv_heads, 37 * batch + 64
+        q, r, w = randn(batch, h, hd), randn(batch, d), randn(d, cfg.q_size) * cfg.q_size ** -0.5
+        k, v = randn(batch, kvh, max_seq, hd), randn(batch, kvh, max_seq, hd)
+        cache_len = torch.randint(1, max_seq + 1, (batch,), device=device)
+        cache_len[0] = max_seq - 64
+        scale = cfg.attention_scale
+        return ((lambda s: s.attention_o_residual(q, k, v, cache_len, scale, r, w, mult)),
+                (lambda: ref.attention_o_residual(q, k, v, cache_len, scale, r, w, mult)))
     if slot in ("o_residual", "down_residual"):
         k = cfg.q_size if slot == "o_residual" else cfg.intermediate_size
         x, r, w = randn(batch, k), randn(batch, d), randn(d, k) * k ** -0.5

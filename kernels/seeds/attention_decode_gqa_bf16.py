@@ -573,7 +573,8 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
 #if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)  // the CPU emulator: each block's own buffer
 #define GQA_DYN_SMEM(name) float* const name = (float*)rules_emu_dyn_smem()
 #else
-#define GQA_DYN_SMEM(name) extern __shared__ __align__(16) float gqa_dyn_smem_[]; float* const name = gqa_dyn_smem_
+extern __shared__ __align__(16) float gqa_dyn_smem_[];
+#define GQA_DYN_SMEM(name) float* const name = gqa_dyn_smem_
 #endif
 
 // 16 bytes through the read-only path (cache rows no kernel writes while this one runs) ...
@@ -633,6 +634,132 @@ __device__ __forceinline__ const float* gqa_map_rank(const float* p, unsigned r)
     (void)r;
     return p;
 #endif
+}
+
+// ==== The output projection and residual add fused behind the attention (GQA_KERNELS & 4) =====
+// new residual [b, N] = residual + (y W^T) * mult, y = the attention output [b, H * D] in bf16, W
+// [N, H * D]. A (batch, KV head)'s y is C = G * D consecutive columns of y, so the blocks of its
+// cluster own its partial sums over those columns: block `rank` of OCL takes rows [rank * R,
+// rank * R + R) of W (R = N / OCL rounded up), each W row's C-column slice. Slices are loaded into
+// shared memory with cp.async before griddepcontrol.wait (weights: no kernel writes them), up to
+// `pre` rows (what fits); rows past it are read from global memory after. Lanes per row: C / 8
+// 16-byte pieces over LPR lanes (a power of two up to 32; y's pieces of a lane in registers, read
+// once), a shuffle sum over the LPR lanes. Partial sums (fp32) go to part [b][kv_heads][N]; the last
+// of the kv_heads blocks of a (batch, rank) to arrive (a fence, then an atomic counter) adds them in
+// KV-head order (deterministic), rounds as o_residual does and adds the residual, then resets its
+// counter (graph replays see zeros).
+#define OP_MAXP 4  // 16-byte pieces of y a lane holds: C <= 32 * 8 * OP_MAXP = 1024 (G * D)
+struct OArgs {
+    const unsigned short* w;    // [N, ldw] the output projection
+    const unsigned short* res;  // [b, N] the residual stream in
+    unsigned short* out;        // [b, N] the residual stream out
+    float* part;                // [b, kv_heads, N] fp32 partial sums
+    int* counters;              // [b, OCL] arrival counters, zero between calls
+    long long N, ldw;
+    int pre;                    // W rows a block holds in shared memory
+    float mult;
+};
+__device__ __forceinline__ float gqa_bf(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
+__device__ __forceinline__ float gqa_rb(float v) { return gqa_bf(to_bf(v)); }  // a bf16 rounding point
+__device__ __forceinline__ void cp_async16(void* smem, const void* g) {
+#if defined(__CUDA_ARCH__)
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(s), "l"(g) : "memory");
+#else
+#if defined(RULES_EMULATE)
+    rules_emu_check_align(smem, 16);
+    rules_emu_check_align(g, 16);
+#endif
+    *reinterpret_cast<uint4*>(smem) = *reinterpret_cast<const uint4*>(g);
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+// Floats of the attention's shared memory (the warps' states, the block's), rounded up to 16 bytes;
+// the host computes the same (ModelNew._smem).
+__device__ __forceinline__ int gqa_attn_floats(int nwarp, int gg, int D) {
+    const int n = nwarp * gg * D + 2 * nwarp * gg + gg * D + 2 * gg;
+    return (n + 3) & ~3;
+}
+// This block's rows [n0, n0 + rows) of W and their first `pre` C-column slices into wt (cp.async).
+__device__ __forceinline__ void oproj_preload(const OArgs& o, unsigned short* wt, long long n0, long long rows,
+                                              long long col0, int C) {
+    const int pieces = C >> 3;
+    const long long held = rows < o.pre ? rows : o.pre;
+    for (long long i = threadIdx.x; i < held * pieces; i += BLOCK) {
+        const long long r = i / pieces, p = i - r * pieces;
+        cp_async16(wt + r * C + p * 8, o.w + (n0 + r) * o.ldw + col0 + p * 8);
+    }
+    cp_async_commit();
+}
+// After oproj_preload and with y (C floats, bf16 values) in yf for every thread: the partial sums,
+// the arrival, and (the last block of the rank) the sum, rounding and residual add.
+__device__ __forceinline__ void oproj_tail(const OArgs& o, const float* yf, const unsigned short* wt, long long b,
+                                           long long kvh, int kv_heads, long long n0, long long rows,
+                                           long long slot, int C, int* flag) {
+    constexpr int NWARP = BLOCK / 32;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int pieces = C >> 3;
+    int lpr = 1;
+    while (lpr < pieces && lpr < 32) lpr <<= 1;
+    const int rpw = 32 / lpr, sub = lane & (lpr - 1), rw = lane / lpr;
+    float yr[OP_MAXP][8];
+    #pragma unroll
+    for (int k = 0; k < OP_MAXP; ++k) {
+        const int p = sub + k * lpr;
+        #pragma unroll
+        for (int e = 0; e < 8; ++e) yr[k][e] = p < pieces ? yf[p * 8 + e] : 0.0f;
+    }
+    const long long col0 = kvh * C;
+    for (long long base = (long long)warp * rpw; base < rows; base += (long long)NWARP * rpw) {  // warp-uniform
+        const long long j = base + rw;
+        const bool ok = j < rows;
+        const long long jj = ok ? j : 0;
+        const unsigned short* src = jj < o.pre ? wt + jj * C : o.w + (n0 + jj) * o.ldw + col0;
+        float acc = 0.0f;
+        #pragma unroll
+        for (int k = 0; k < OP_MAXP; ++k) {
+            const int p = sub + k * lpr;
+            if (p < pieces) {
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
+                rules_emu_check_align(src + p * 8, 16);
+#endif
+                float wf[8];
+                unpack8(*reinterpret_cast<const uint4*>(src + p * 8), wf);
+                #pragma unroll
+                for (int e = 0; e < 8; ++e) acc = fmaf(wf[e], yr[k][e], acc);
+            }
+        }
+        #pragma unroll
+        for (int x = 1; x < 32; x <<= 1)
+            if (x < lpr) acc += __shfl_xor_sync(0xffffffffu, acc, x);
+        if (ok && sub == 0) o.part[(b * kv_heads + kvh) * o.N + n0 + j] = acc;
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) *flag = rows > 0 && atomicAdd(o.counters + slot, 1) == kv_heads - 1;
+    __syncthreads();
+    if (*flag) {
+        __threadfence();
+        for (long long j = tid; j < rows; j += BLOCK) {
+            const long long n = n0 + j;
+            float s = 0.0f;
+            #pragma unroll 8
+            for (int h = 0; h < kv_heads; ++h) s += __ldcg(o.part + (b * kv_heads + h) * o.N + n);
+            float t = gqa_rb(s);
+            if (o.mult != 1.0f) t = gqa_rb(t * o.mult);
+            o.out[b * o.N + n] = to_bf(gqa_bf(o.res[b * o.N + n]) + t);
+        }
+        if (tid == 0) o.counters[slot] = 0;  // ready for the next call
+    }
 }
 
 // One chunk (KP passes) of this thread's positions into its running state (m, l, acc) per head.
@@ -705,15 +832,18 @@ __device__ __forceinline__ void gqa_chunk(const float (&qf)[GG][8], const uint4 
 // GG: the group size rounded up to a power of two (heads past G compute on head 0's q, unused).
 // Requires D % 8 == 0, D <= 128 and 16-byte aligned q, k, v (the host falls back otherwise).
 // Shared memory (floats): the warps' states acc [NWARP][GG][D], m [NWARP][GG], l [NWARP][GG];
-// then the block's state acc [GG][D], m [GG], l [GG] (what the cluster reads).
-template <int GG>
+// then the block's state acc [GG][D], m [GG], l [GG] (what the cluster reads). OPROJ: the output
+// projection and residual add behind it (oproj_tail; `out` unused): then ys [C] (this block's
+// merged outputs), yf [C] (the cluster's, gathered), the arrival flag, and W's rows (bf16).
+template <int GG, bool OPROJ>
 __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restrict__ q,
                                                  const unsigned short* __restrict__ k,
                                                  const unsigned short* __restrict__ v,
                                                  const long long* __restrict__ lens, unsigned short* __restrict__ out,
                                                  float qscale, int kv_heads, int G, long long L, int D,
                                                  const unsigned short* __restrict__ pf0, long long pf0_bytes,
-                                                 const unsigned short* __restrict__ pf1, long long pf1_bytes)
+                                                 const unsigned short* __restrict__ pf1, long long pf1_bytes,
+                                                 const OArgs& oa)
 {
     constexpr int NWARP = BLOCK / 32;
     GQA_DYN_SMEM(sm);
@@ -742,6 +872,18 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
         kr[j] = ld16(kb + row * D);
         vr[j] = ld16(vb + row * D);
     }
+    // OPROJ: this block's slices of W into shared memory, also before the wait
+    const int C = G * D;
+    const int afl = gqa_attn_floats(NWARP, GG, D);
+    float* const ys = sm + afl;
+    float* const yf = ys + C;
+    int* const oflag = reinterpret_cast<int*>(yf + C);
+    unsigned short* const wt = reinterpret_cast<unsigned short*>(yf + C + 4);
+    const long long orows_per = OPROJ ? (oa.N + GQA_CL - 1) / GQA_CL : 0;
+    const long long on0 = (long long)rank * orows_per;
+    const long long orows = OPROJ ? (on0 + orows_per < oa.N ? orows_per : (oa.N > on0 ? oa.N - on0 : 0)) : 0;
+    const long long kvh = bkv % kv_heads;
+    if (OPROJ) oproj_preload(oa, wt, on0, orows, kvh * C, C);
     pdl_wait();                  // q and the newest cache row are the kernel before's output
     pdl_launch_dependents();
     const long long len = len0 < L ? len0 : L;
@@ -866,7 +1008,20 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
                 Ssum += __shfl_xor_sync(0xffffffffu, Ssum, x);
                 A += __shfl_xor_sync(0xffffffffu, A, x);
             }
-            if (ok && src == 0) out[(bkv * G + g) * D + d] = to_bf(A / Ssum);
+            if (ok && src == 0) {
+                if (OPROJ) ys[ii] = gqa_bf(to_bf(A / Ssum));
+                else out[(bkv * G + g) * D + d] = to_bf(A / Ssum);
+            }
+        }
+        if (OPROJ) {  // the cluster's outputs into every block: ranks' slices through DSMEM
+            gqa_cluster_arrive();
+            gqa_cluster_wait();
+            for (int i = tid; i < n; i += BLOCK) yf[i] = gqa_map_rank(ys, (unsigned)(i / S))[i];
+            if (GQA_CL > 1) gqa_cluster_arrive();  // done reading the others (waited for at the end)
+            cp_async_wait_all();
+            __syncthreads();
+            oproj_tail(oa, yf, wt, bkv / kv_heads, kvh, kv_heads, on0, orows, (bkv / kv_heads) * GQA_CL + rank, C,
+                       oflag);
         }
     }
     {   // the next kernel's bytes into L2 while this one drains (hints; 0 bytes: none)
@@ -876,7 +1031,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
         prefetch_share(pf1, pf1_bytes, gw, tw, lane);
     }
     if (GQA_CL > 1) {  // no block leaves while another may still read its state
-        gqa_cluster_arrive();
+        if (!OPROJ) gqa_cluster_arrive();
         gqa_cluster_wait();
     }
 }
@@ -891,7 +1046,8 @@ gqa_cluster_g1(const unsigned short* __restrict__ q, const unsigned short* __res
                long long pf1_bytes)
 {
 #if GQA_KERNELS & 2
-    gqa_cluster_body<1>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+    gqa_cluster_body<1, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               OArgs{});
 #endif
 }
 
@@ -903,7 +1059,8 @@ gqa_cluster_g2(const unsigned short* __restrict__ q, const unsigned short* __res
                long long pf1_bytes)
 {
 #if GQA_KERNELS & 2
-    gqa_cluster_body<2>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+    gqa_cluster_body<2, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               OArgs{});
 #endif
 }
 
@@ -915,7 +1072,8 @@ gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __res
                long long pf1_bytes)
 {
 #if GQA_KERNELS & 2
-    gqa_cluster_body<4>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+    gqa_cluster_body<4, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               OArgs{});
 #endif
 }
 
@@ -927,7 +1085,102 @@ gqa_cluster_g8(const unsigned short* __restrict__ q, const unsigned short* __res
                long long pf1_bytes)
 {
 #if GQA_KERNELS & 2
-    gqa_cluster_body<8>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes);
+    gqa_cluster_body<8, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               OArgs{});
+#endif
+}
+// ---- GQA_KERNELS & 4: attention + output projection + residual add ----------------------------
+__device__ __forceinline__ OArgs gqa_oargs(const unsigned short* w, const unsigned short* res, unsigned short* out,
+                                           float* part, int* counters, long long N, long long ldw, int pre,
+                                           float mult) {
+    OArgs o;
+    o.w = w; o.res = res; o.out = out; o.part = part; o.counters = counters; o.N = N; o.ldw = ldw; o.pre = pre;
+    o.mult = mult;
+    return o;
+}
+// One kernel per group size, as above: the attention, then oproj_tail (shared memory: the
+// attention's, ys, yf, the flag, W's rows; the host's ModelNew._smem).
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_o_g1(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+                 const unsigned short* __restrict__ v, const long long* __restrict__ lens, float qscale, int kv_heads,
+                 int G, long long L, int D, const unsigned short* __restrict__ w,
+                 const unsigned short* __restrict__ res, unsigned short* __restrict__ out, float* __restrict__ part,
+                 int* __restrict__ counters, long long N, int pre, float mult, const unsigned short* __restrict__ pf0,
+                 long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
+{
+#if GQA_KERNELS & 4
+    gqa_cluster_body<1, true>(q, k, v, lens, 0, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               gqa_oargs(w, res, out, part, counters, N, (long long)kv_heads * G * D, pre, mult));
+#endif
+}
+
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_o_g2(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+                 const unsigned short* __restrict__ v, const long long* __restrict__ lens, float qscale, int kv_heads,
+                 int G, long long L, int D, const unsigned short* __restrict__ w,
+                 const unsigned short* __restrict__ res, unsigned short* __restrict__ out, float* __restrict__ part,
+                 int* __restrict__ counters, long long N, int pre, float mult, const unsigned short* __restrict__ pf0,
+                 long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
+{
+#if GQA_KERNELS & 4
+    gqa_cluster_body<2, true>(q, k, v, lens, 0, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               gqa_oargs(w, res, out, part, counters, N, (long long)kv_heads * G * D, pre, mult));
+#endif
+}
+
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_o_g4(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+                 const unsigned short* __restrict__ v, const long long* __restrict__ lens, float qscale, int kv_heads,
+                 int G, long long L, int D, const unsigned short* __restrict__ w,
+                 const unsigned short* __restrict__ res, unsigned short* __restrict__ out, float* __restrict__ part,
+                 int* __restrict__ counters, long long N, int pre, float mult, const unsigned short* __restrict__ pf0,
+                 long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
+{
+#if GQA_KERNELS & 4
+    gqa_cluster_body<4, true>(q, k, v, lens, 0, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               gqa_oargs(w, res, out, part, counters, N, (long long)kv_heads * G * D, pre, mult));
+#endif
+}
+
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_o_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+                 const unsigned short* __restrict__ v, const long long* __restrict__ lens, float qscale, int kv_heads,
+                 int G, long long L, int D, const unsigned short* __restrict__ w,
+                 const unsigned short* __restrict__ res, unsigned short* __restrict__ out, float* __restrict__ part,
+                 int* __restrict__ counters, long long N, int pre, float mult, const unsigned short* __restrict__ pf0,
+                 long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
+{
+#if GQA_KERNELS & 4
+    gqa_cluster_body<8, true>(q, k, v, lens, 0, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               gqa_oargs(w, res, out, part, counters, N, (long long)kv_heads * G * D, pre, mult));
+#endif
+}
+
+// The projection alone, after the split kernel (long caches): block (batch, KV head, rank of
+// ocl) reads that (batch, KV head)'s C outputs of y [b, H * D] (the kernel before's) and runs the
+// same tail. Shared memory: yf [C], the flag, W's rows.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+gqa_oproj(const unsigned short* __restrict__ y, int kv_heads, int C, int ocl, const unsigned short* __restrict__ w,
+          const unsigned short* __restrict__ res, unsigned short* __restrict__ out, float* __restrict__ part,
+          int* __restrict__ counters, long long N, int pre, float mult)
+{
+#if GQA_KERNELS & 4
+    GQA_DYN_SMEM(sm);
+    float* const yf = sm;
+    int* const oflag = reinterpret_cast<int*>(yf + C);
+    unsigned short* const wt = reinterpret_cast<unsigned short*>(yf + C + 4);
+    const long long rank = blockIdx.x % ocl, bkv = blockIdx.x / ocl;
+    const long long b = bkv / kv_heads, kvh = bkv % kv_heads;
+    const OArgs o = gqa_oargs(w, res, out, part, counters, N, (long long)kv_heads * C, pre, mult);
+    const long long per = (N + ocl - 1) / ocl, n0 = rank * per;
+    const long long rows = n0 + per < N ? per : (N > n0 ? N - n0 : 0);
+    oproj_preload(o, wt, n0, rows, kvh * C, C);
+    pdl_wait();
+    pdl_launch_dependents();
+    for (int i = threadIdx.x; i < C; i += BLOCK) yf[i] = gqa_bf(__ldcg(y + bkv * C + i));
+    cp_async_wait_all();
+    __syncthreads();
+    oproj_tail(o, yf, wt, b, kvh, kv_heads, n0, rows, b * ocl + rank, C, oflag);
 #endif
 }
 '''

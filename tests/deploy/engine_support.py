@@ -24,6 +24,8 @@ FUSED_SEEDS = {"qkv_rope_append": "decode_qkv_rope_append_bf16", "attention_deco
                "o_residual": "decode_gemv_residual_bf16", "gate_up_silu": "decode_gate_up_silu_bf16",
                "down_residual": "decode_gemv_residual_bf16", "lm_head_argmax": "decode_lm_head_argmax_bf16"}
 GEMV_SEEDS = {slot: seed for slot, seed in FUSED_SEEDS.items() if slot != "attention_decode"}
+# The attention + O-projection + residual seed: bound, it replaces attention_decode and o_residual.
+ATTENTION_O_SEED = {"attention_o_residual": "attention_o_residual_bf16"}
 
 
 @pytest.fixture(autouse=True)

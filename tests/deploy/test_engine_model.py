@@ -165,6 +165,12 @@ def test_profile_gives_each_fused_kernel_its_bytes_and_bandwidth() -> None:
     cfg = model.cfg
     assert traffic["gqa_decode_g4"] == 2 * cfg.num_kv_heads * 40 * cfg.head_dim * 2 * cfg.num_layers
     assert not any(name.startswith("copy_") for name in traffic)
+    # the attention + O kernel bound: its slot's bytes (cache and W_o); the O slot's kernel idle
+    model.slots.bindings["attention_o_residual"] = SlotBinding("attention_o_residual",
+                                                               model_new=seed_model("attention_o_residual_bf16"))
+    fused = slot_traffic(model, 40)
+    assert fused["gqa_cluster_o_g2"] == need["attention_o_residual"] == need["attention_decode"] + need["o_residual"]
+    assert fused["dec_gemv_residual"] == need["down_residual"]
     p = DecodeProfile("m", 512, 16, graph_ms=1.0, busy_ms=0.9, kernels_per_step=1, weight_bytes=10**9,
                       kernels=[KernelTime("dec_norm_gate_up_silu", "slot", 16, 250.0, 800_000_000)])
     assert "800.0  3,200     80" in format_profile(p, copy_gbps=4000.0)  # 800 MB in 250 us: 3,200 GB/s, 80%

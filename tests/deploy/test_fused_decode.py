@@ -148,6 +148,41 @@ def test_fused_path_with_the_emulated_attention_seed_bound(attention: dict, emul
         assert torch.equal(ref.tokens[:, :2], out.tokens[:, :2])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("params", [{"CLUSTER": 8, "BLOCK": 64, "KP": 2}, {"CLUSTER": 0, "BLOCK": 64},
+                                    {"CLUSTER": 2, "BLOCK": 128, "WSMEM_KB": 1}],
+                         ids=["cluster8", "split", "cluster2-streamed"])
+def test_fused_path_with_the_emulated_attention_o_seed_bound(params: dict, emulated_seeds) -> None:
+    """Attention + O projection + residual in one kernel (or the split kernel and gqa_oproj), in
+    the step in place of attention_decode and o_residual: a whole (tiny) Llama, Qwen and Granite
+    (its residual multiplier) decode; WSMEM_KB 1 leaves W's rows in global memory."""
+    import cuda_emu  # on the path: the emulated_seeds fixture put it there
+
+    seed = seed_model("attention_o_residual_bf16")
+    tol = tolerances_for("bfloat16")
+    for name in ("llama", "qwen", "granite"):
+        cfg = CONFIGS[name]
+        bindings = {slot: SlotBinding(slot, model_new=cls, params=dict(EMU_PARAMS)) for slot, cls in emulated_seeds.items()}
+        bindings["attention_o_residual"] = SlotBinding("attention_o_residual", model_new=seed, params=dict(params))
+        tuned = Slots(bindings)
+        prompt = torch.randint(0, cfg.vocab_size, (2, 5), generator=torch.Generator().manual_seed(13))
+        ref_model, model = _model(cfg, max_seq=40), _model(cfg, slots=tuned, max_seq=40)
+        ref = generate(ref_model, prompt, 4, step=eager_step(ref_model), keep_logits=True)
+        cuda_emu.LAUNCHED.clear()
+        out = generate(model, prompt, 4, step=fused_step(model), keep_logits=True)
+        launched = {k for k in cuda_emu.LAUNCHED if k.startswith("gqa_")}
+        g = cfg.num_heads // cfg.num_kv_heads
+        expected = {f"gqa_decode_g{g}", "gqa_oproj"} if params["CLUSTER"] == 0 else {f"gqa_cluster_o_g{g}"}
+        assert launched == expected, launched
+        for step, (a, b) in enumerate(zip(ref.logits, out.logits)):
+            verdict = compare_outputs(b, a, tol)
+            assert verdict.ok, f"{name} step {step}: {verdict.reason}"
+        assert torch.equal(ref.tokens[:, :2], out.tokens[:, :2])
+        # the O projection's own kernel did not run: one module per layer for the fused slot
+        assert sum(1 for k in tuned._instances if k[0] == "attention_o_residual") == cfg.num_layers
+        assert not any(k[0] == "o_residual" for k in tuned._instances)
+
+
 @pytest.mark.parametrize("slot", FUSED_SLOTS)
 def test_fused_probes_run_at_the_engine_dims(slot: str) -> None:
     cfg = CONFIGS["qwen"]

@@ -16,7 +16,7 @@ import torch
 
 from autotuner.deploy import GRANITE_3_2_2B, LLAMA_3_2_1B, QWEN_2_5_1_5B, Slots, build_model, tiny_config
 from autotuner.deploy.slots import SlotBinding
-from engine_support import GEMV_SEEDS
+from engine_support import ATTENTION_O_SEED, GEMV_SEEDS
 from evolution.proposers.seeds import seed_model
 
 pytestmark = [pytest.mark.gpu]
@@ -31,15 +31,18 @@ SEEDS = {  # task -> the seed that serves it (one plain GEMV seed serves the fiv
     "decode/gate_up_silu_bf16.py": "decode_gate_up_silu_bf16",
     "decode/qkv_rope_append_bf16.py": "decode_qkv_rope_append_bf16",
     "decode/lm_head_argmax_bf16.py": "decode_lm_head_argmax_bf16",
+    "decode/attention_o_residual_bf16.py": "attention_o_residual_bf16",
 }
 SLOT_SEEDS = GEMV_SEEDS
 seed_class = seed_model
 
 
-def seed_slots() -> Slots:
-    """The fused slots bound to the seeds at their default parameters (no archive)."""
+def seed_slots(attention_o: bool = False) -> Slots:
+    """The fused slots bound to the seeds at their default parameters (no archive); with
+    ``attention_o`` the attention + O-projection seed too (it replaces attention and o_residual)."""
+    seeds = {**SLOT_SEEDS, **(ATTENTION_O_SEED if attention_o else {})}
     return Slots({slot: SlotBinding(slot, "seed, bound directly by the test", task=seed, model_new=seed_class(seed))
-                  for slot, seed in SLOT_SEEDS.items()})
+                  for slot, seed in seeds.items()})
 
 
 CONFIGS = {
@@ -52,11 +55,12 @@ CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("attention_o", [False, True], ids=["", "attention_o"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_fused_path_parity_against_fp32(name: str) -> None:
+def test_fused_path_parity_against_fp32(name: str, attention_o: bool) -> None:
     from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
 
-    slots = seed_slots()
+    slots = seed_slots(attention_o)
     model = build_model(CONFIGS[name], dtype=torch.bfloat16, device="cuda", slots=slots)
     model.setup_caches(1, 128)
     report = check_parity_fp32(model, slots, paths=("fused", "fused+graph", "fused+graph+pdl"), steps=24)
@@ -66,6 +70,9 @@ def test_fused_path_parity_against_fp32(name: str) -> None:
     for path in ("fused", "fused+graph", "fused+graph+pdl"):
         assert report[path]["ok_error"] and report[path]["ok_tokens"], lines
     assert all(slots.bound(s) for s in SLOT_SEEDS)
+    if attention_o:  # the fused kernel ran in place of attention_decode and o_residual
+        assert any(k[0] == "attention_o_residual" for k in slots._instances)
+        assert not any(k[0] == "o_residual" for k in slots._instances)
 
 
 @pytest.mark.parametrize("task_rel", sorted(SEEDS))

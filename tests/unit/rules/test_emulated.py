@@ -22,7 +22,8 @@ from conftest import PATHS, SUITE, rel
 pytestmark = pytest.mark.slow
 NAMES = sorted(rel(p) for p in PATHS)
 EMU_BLOCK = 128  # fewer emulated threads per block; the kernels take any multiple of 32
-MAX_ELEMS = {"decode/attention_decode_bf16": 3_000_000, "decode/attention_decode_gqa_bf16": 3_000_000}
+MAX_ELEMS = {"decode/attention_decode_bf16": 3_000_000, "decode/attention_decode_gqa_bf16": 3_000_000,
+             "decode/attention_o_residual_bf16": 3_000_000}
 DEFAULT_MAX_ELEMS = 600_000
 
 

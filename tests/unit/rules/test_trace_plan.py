@@ -23,6 +23,7 @@ EXPECTED = {
     "decode/attention_decode_bf16": ["attention"],
     **{f"attention/{n}": ["flash"] for n in ("sdpa_bf16", "sdpa_causal_bf16", "attention_causal_fp32")},
     "decode/attention_decode_gqa_bf16": None,  # masked grouped heads: no rule; a seed in kernels/seeds
+    "decode/attention_o_residual_bf16": None,  # the same attention, then a projection: a seed only
     "decode/residual_rmsnorm_bf16": ["row"],
     "decode/rope_bf16": ["pointwise", "pointwise"],
     "decode/silu_mul_bf16": _POINTWISE,
