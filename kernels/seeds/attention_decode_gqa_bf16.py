@@ -642,13 +642,14 @@ __device__ __forceinline__ const float* gqa_map_rank(const float* p, unsigned r)
 // cluster own its partial sums over those columns: block `rank` of OCL takes rows [rank * R,
 // rank * R + R) of W (R = N / OCL rounded up), each W row's C-column slice. Slices are loaded into
 // shared memory with cp.async before griddepcontrol.wait (weights: no kernel writes them), up to
-// `pre` rows (what fits); rows past it are read from global memory after. Lanes per row: C / 8
-// 16-byte pieces over LPR lanes (a power of two up to 32; y's pieces of a lane in registers, read
-// once), a shuffle sum over the LPR lanes. Partial sums (fp32) go to part [b][kv_heads][N]; the last
-// of the kv_heads blocks of a (batch, rank) to arrive (a fence, then an atomic counter) adds them in
-// KV-head order (deterministic), rounds as o_residual does and adds the residual, then resets its
-// counter (graph replays see zeros).
-#define OP_MAXP 4  // 16-byte pieces of y a lane holds: C <= 32 * 8 * OP_MAXP = 1024 (G * D)
+// `pre` rows (what fits), each padded by 16 bytes (a thread per row reads them conflict-free);
+// rows past `pre` are read from global memory after. A thread per row: its dot product with y
+// (fp32, from shared memory, the same address for the whole warp), four accumulators. Partial
+// sums (fp32) go to part [b][kv_heads][N]; the last of the kv_heads blocks of a (batch, rank) to
+// arrive (a fence, then an atomic counter) adds them in KV-head order (deterministic), rounds as
+// o_residual does and adds the residual, then resets its counter (graph replays see zeros).
+// (Measured on an H200: a warp per row with a shuffle sum, 32 rows a warp, issued ~4,800
+// instructions a warp and took 13 of the kernel's 23 us; a thread per row is ~600.)
 struct OArgs {
     const unsigned short* w;    // [N, ldw] the output projection
     const unsigned short* res;  // [b, N] the residual stream in
@@ -689,59 +690,68 @@ __device__ __forceinline__ int gqa_attn_floats(int nwarp, int gg, int D) {
     const int n = nwarp * gg * D + 2 * nwarp * gg + gg * D + 2 * gg;
     return (n + 3) & ~3;
 }
-// This block's rows [n0, n0 + rows) of W and their first `pre` C-column slices into wt (cp.async).
+// This block's rows [n0, n0 + rows) of W: the first `pre` rows' C-column slices into wt (row stride
+// C + 8 elements), by cp.async; thread t copies pieces t, t + BLOCK, ... of the flattened slices.
 __device__ __forceinline__ void oproj_preload(const OArgs& o, unsigned short* wt, long long n0, long long rows,
                                               long long col0, int C) {
     const int pieces = C >> 3;
-    const long long held = rows < o.pre ? rows : o.pre;
-    for (long long i = threadIdx.x; i < held * pieces; i += BLOCK) {
-        const long long r = i / pieces, p = i - r * pieces;
-        cp_async16(wt + r * C + p * 8, o.w + (n0 + r) * o.ldw + col0 + p * 8);
+    const int held = (int)(rows < o.pre ? rows : o.pre);
+    const int dr = BLOCK / pieces, dp = BLOCK - dr * pieces;  // BLOCK pieces on: dr rows and dp pieces
+    int r = threadIdx.x / pieces, p = threadIdx.x - r * pieces;
+    while (r < held) {
+        cp_async16(wt + r * (C + 8) + p * 8, o.w + (n0 + r) * o.ldw + col0 + p * 8);
+        r += dr;
+        p += dp;
+        if (p >= pieces) { p -= pieces; ++r; }
     }
     cp_async_commit();
 }
-// After oproj_preload and with y (C floats, bf16 values) in yf for every thread: the partial sums,
-// the arrival, and (the last block of the rank) the sum, rounding and residual add.
+// One piece (8 bf16 of a W row) against y's 8 floats at yf.
+__device__ __forceinline__ float oproj_piece(const uint4 w, const float* yf, float a) {
+    float wf[8];
+    unpack8(w, wf);
+    const float4 y0 = reinterpret_cast<const float4*>(yf)[0];
+    const float4 y1 = reinterpret_cast<const float4*>(yf)[1];
+    a = fmaf(wf[0], y0.x, a); a = fmaf(wf[1], y0.y, a); a = fmaf(wf[2], y0.z, a); a = fmaf(wf[3], y0.w, a);
+    a = fmaf(wf[4], y1.x, a); a = fmaf(wf[5], y1.y, a); a = fmaf(wf[6], y1.z, a); a = fmaf(wf[7], y1.w, a);
+    return a;
+}
+// A row's slice in shared memory against y: four accumulators (four independent FMA chains).
+__device__ __forceinline__ float oproj_dot_smem(const unsigned short* w, const float* yf, int pieces) {
+    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    int p = 0;
+    for (; p + 4 <= pieces; p += 4) {
+        a0 = oproj_piece(*reinterpret_cast<const uint4*>(w + p * 8), yf + p * 8, a0);
+        a1 = oproj_piece(*reinterpret_cast<const uint4*>(w + p * 8 + 8), yf + p * 8 + 8, a1);
+        a2 = oproj_piece(*reinterpret_cast<const uint4*>(w + p * 8 + 16), yf + p * 8 + 16, a2);
+        a3 = oproj_piece(*reinterpret_cast<const uint4*>(w + p * 8 + 24), yf + p * 8 + 24, a3);
+    }
+    for (; p < pieces; ++p) a0 = oproj_piece(*reinterpret_cast<const uint4*>(w + p * 8), yf + p * 8, a0);
+    return (a0 + a1) + (a2 + a3);
+}
+__device__ __forceinline__ float oproj_dot_global(const unsigned short* w, const float* yf, int pieces) {
+    float acc = 0.0f;
+    for (int p0 = 0; p0 < pieces; p0 += 8) {   // eight 16-byte loads in flight
+        uint4 raw[8];
+        #pragma unroll
+        for (int u = 0; u < 8; ++u)
+            raw[u] = p0 + u < pieces ? ld16(w + (p0 + u) * 8) : make_uint4(0u, 0u, 0u, 0u);
+        #pragma unroll
+        for (int u = 0; u < 8; ++u)
+            if (p0 + u < pieces) acc = oproj_piece(raw[u], yf + (p0 + u) * 8, acc);
+    }
+    return acc;
+}
+// After oproj_preload (waited for) and with y (C floats, bf16 values) in yf: the partial sums, the
+// arrival, and (the last block of the rank) the sum, rounding and residual add.
 __device__ __forceinline__ void oproj_tail(const OArgs& o, const float* yf, const unsigned short* wt, long long b,
                                            long long kvh, int kv_heads, long long n0, long long rows,
                                            long long slot, int C, int* flag) {
-    constexpr int NWARP = BLOCK / 32;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int pieces = C >> 3;
-    int lpr = 1;
-    while (lpr < pieces && lpr < 32) lpr <<= 1;
-    const int rpw = 32 / lpr, sub = lane & (lpr - 1), rw = lane / lpr;
-    float yr[OP_MAXP][8];
-    #pragma unroll
-    for (int k = 0; k < OP_MAXP; ++k) {
-        const int p = sub + k * lpr;
-        #pragma unroll
-        for (int e = 0; e < 8; ++e) yr[k][e] = p < pieces ? yf[p * 8 + e] : 0.0f;
-    }
-    const long long col0 = kvh * C;
-    for (long long base = (long long)warp * rpw; base < rows; base += (long long)NWARP * rpw) {  // warp-uniform
-        const long long j = base + rw;
-        const bool ok = j < rows;
-        const long long jj = ok ? j : 0;
-        const unsigned short* src = jj < o.pre ? wt + jj * C : o.w + (n0 + jj) * o.ldw + col0;
-        float acc = 0.0f;
-        #pragma unroll
-        for (int k = 0; k < OP_MAXP; ++k) {
-            const int p = sub + k * lpr;
-            if (p < pieces) {
-#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)
-                rules_emu_check_align(src + p * 8, 16);
-#endif
-                float wf[8];
-                unpack8(*reinterpret_cast<const uint4*>(src + p * 8), wf);
-                #pragma unroll
-                for (int e = 0; e < 8; ++e) acc = fmaf(wf[e], yr[k][e], acc);
-            }
-        }
-        #pragma unroll
-        for (int x = 1; x < 32; x <<= 1)
-            if (x < lpr) acc += __shfl_xor_sync(0xffffffffu, acc, x);
-        if (ok && sub == 0) o.part[(b * kv_heads + kvh) * o.N + n0 + j] = acc;
+    const int tid = threadIdx.x, pieces = C >> 3;
+    for (long long j = tid; j < rows; j += BLOCK) {
+        const float acc = j < o.pre ? oproj_dot_smem(wt + j * (C + 8), yf, pieces)
+                                    : oproj_dot_global(o.w + (n0 + j) * o.ldw + kvh * C, yf, pieces);
+        o.part[(b * kv_heads + kvh) * o.N + n0 + j] = acc;
     }
     __threadfence();
     __syncthreads();
