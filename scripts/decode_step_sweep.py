@@ -70,22 +70,31 @@ def seed_class(folder: Path, name: str) -> type:
 
 def make_slots(folder: Path, params: dict[str, dict | None]):  # noqa: ANN201
     """Every slot of SEED_OF bound to its seed in ``folder`` (one that lacks it stays PyTorch), with
-    ``params[slot]``; a slot whose params are None is left unbound (attention_o_residual: None
-    runs attention_decode and o_residual instead)."""
-    from autotuner.deploy.slots import SlotBinding, Slots
+    ``params[slot]``; a slot whose params are None is left unbound, and so is an opt-in slot
+    (slots.OPT_IN_SLOTS: attention_o_residual, which replaces attention_decode and o_residual)
+    unless params names it, as the engine leaves it unless asked."""
+    from autotuner.deploy.slots import OPT_IN_SLOTS, SlotBinding, Slots
+
+    def wanted(slot: str) -> bool:
+        return params.get(slot) is not None if (slot in params or slot in OPT_IN_SLOTS) else True
 
     bindings = {slot: SlotBinding(slot, "sweep", task=seed, model_new=seed_class(folder, seed),
                                   params=dict(params.get(slot) or {}))
-                for slot, seed in SEED_OF.items()
-                if (folder / f"{seed}.py").is_file() and not (slot in params and params[slot] is None)}
+                for slot, seed in SEED_OF.items() if (folder / f"{seed}.py").is_file() and wanted(slot)}
     return Slots(bindings)
 
 
 def spec_params(spec: dict) -> dict[str, dict | None]:
     """A SWEEP_AB / SWEEP_NCU setting -> make_slots' params: "*" applies to every projection slot;
-    a slot given null is left unbound."""
-    return {slot: None if spec.get(slot, {}) is None else
-            {**(spec.get("*", {}) if slot in GEMV_SLOTS else {}), **spec.get(slot, {})} for slot in SEED_OF}
+    a slot given null is left unbound; an opt-in slot is bound only where the setting names it
+    (``{"attention_o_residual": {}}``: at its defaults)."""
+    from autotuner.deploy.slots import OPT_IN_SLOTS
+
+    out: dict[str, dict | None] = {}
+    for slot in SEED_OF:
+        given = spec.get(slot, None if slot in OPT_IN_SLOTS else {})
+        out[slot] = None if given is None else {**(spec.get("*", {}) if slot in GEMV_SLOTS else {}), **given}
+    return out
 
 
 def step_ms(model, pdl: bool, prefetch: bool, steps: int = 100, repeats: int = 3) -> float:  # noqa: ANN001
@@ -302,7 +311,8 @@ def phase_final(model, folder: Path, best: dict, bound_ms: float, copy_gbps: flo
 
 def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
     """Whole-step A/B of seed settings (SWEEP_AB: JSON {"name": {"slot" or "*": {PARAM: value}}},
-    "*" meaning every projection slot, a slot given null left unbound), PDL on, the configurations interleaved over two rounds so
+    "*" meaning every projection slot, a slot given null left unbound, an opt-in slot bound where
+    named), PDL on, the configurations interleaved over two rounds so
     that drift on a shared GPU falls on all of them alike; each figure is the median of both."""
     configs = {"default": {}, **json.loads(os.environ.get("SWEEP_AB", "{}"))}
     found: dict[str, list[float]] = {name: [] for name in configs}

@@ -20,6 +20,8 @@ from autotuner.cli.common import add_archive_options, archive_url, plain, progre
 # autotuner.deploy.bench.MODES (written out: the parser must not import torch)
 BENCH_MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph+pdl")
 DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float32": "float32", "fp32": "float32"}
+# autotuner.deploy.slots.OPT_IN_SLOTS (written out for the same reason): slots bound only when asked
+OPT_IN_SLOT_NAMES = ("attention_o_residual",)
 
 
 def _model_configs(args: argparse.Namespace) -> list[Any]:
@@ -34,9 +36,13 @@ def _resolve(args: argparse.Namespace, cfg: Any) -> tuple[Any, float]:
     from archive import Archive
     from autotuner.deploy import resolve_slots
 
+    from autotuner.deploy.slots import DEFAULT_SLOTS
+
     started = time.perf_counter()
+    wanted = DEFAULT_SLOTS + tuple(s for s in getattr(args, "with_slot", None) or () if s not in DEFAULT_SLOTS)
     with Archive.open(archive_url(args)) as archive:
-        slots = resolve_slots(archive, DTYPES[args.dtype], cfg, gpu=args.gpu_name, record=not args.no_record)
+        slots = resolve_slots(archive, DTYPES[args.dtype], cfg, gpu=args.gpu_name, record=not args.no_record,
+                              slots=wanted)
     return slots, time.perf_counter() - started
 
 
@@ -168,6 +174,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_archive_options(p)
         p.add_argument("--gpu-name", metavar="NAME", help="GPU name to look kernels up for (default: this machine's)")
         p.add_argument("--no-record", action="store_true", help="do not record the re-verifications in the archive")
+        p.add_argument("--with-slot", action="append", choices=OPT_IN_SLOT_NAMES, metavar="SLOT",
+                       help="also bind this slot, off by default (repeatable; `deploy slots` says why each is "
+                            "off): " + ", ".join(OPT_IN_SLOT_NAMES))
         p.add_argument("--json", action="store_true", help="print JSON to stdout")
         p.set_defaults(func=func)
         if name == "bench":

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from autotuner.deploy.slots import PROBE_TOKENS, SLOT_NAMES, SLOT_TASKS, SlotBinding, Slots, attention_not_covered, probe_inputs
+from autotuner.deploy.slots import (DEFAULT_SLOTS, OPT_IN_SLOTS, PROBE_TOKENS, SLOT_NAMES, SLOT_TASKS, SlotBinding, Slots,
+                                    attention_not_covered, probe_inputs)
 from autotuner.errors import AutotunerError, CupyMissingError, NoGPUError, NotFoundError
 from autotuner.evaluator.verdict import EvalResult
 
@@ -233,12 +234,14 @@ def _try_kernel(binding: SlotBinding, kernel: StoredKernel, archive: Any, cfg: A
 
 
 def resolve_slots(archive: Any | None, dtype: str, cfg: Any = None, gpu: str | None = None, *,
-                  verifier: Verifier | None = None, record: bool = True, slots: tuple[str, ...] = SLOT_NAMES,
+                  verifier: Verifier | None = None, record: bool = True, slots: tuple[str, ...] = DEFAULT_SLOTS,
                   device: torch.device | None = None, jobs: int = 4) -> Slots:
     """Bind every slot for an engine of ``cfg`` in ``dtype`` on ``gpu`` (default: this machine's).
 
     ``jobs`` slots are bound at a time: each re-verification is a child process (and its winner
-    gate three compute-sanitizer runs), so ten slots one after another took minutes of waiting."""
+    gate three compute-sanitizer runs), so ten slots one after another took minutes of waiting.
+    (``slots``: the ones to bind; the rest run PyTorch, or their op-by-op slots: OPT_IN_SLOTS says
+    why those are left out by default.)"""
     gpu = gpu or current_gpu()
     wanted = [slot for slot in SLOT_NAMES if slot in slots]
 
@@ -247,7 +250,7 @@ def resolve_slots(archive: Any | None, dtype: str, cfg: Any = None, gpu: str | N
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wanted) or 1))) as pool:
         bound = dict(zip(wanted, pool.map(bind, wanted)))
-    bindings = {slot: bound.get(slot) or SlotBinding(slot, "not requested") for slot in SLOT_NAMES}
+    bindings = {slot: bound.get(slot) or SlotBinding(slot, OPT_IN_SLOTS.get(slot, "not requested")) for slot in SLOT_NAMES}
     for slot, binding in bindings.items():
         log.info("slot %s: %s", slot, binding.describe())
     return Slots(bindings)

@@ -42,6 +42,17 @@ SLOT_NAMES: tuple[str, ...] = tuple(SLOT_TASKS)
 OP_SLOTS: tuple[str, ...] = ("rmsnorm", "residual_rmsnorm", "rope", "silu_mul", "attention_decode")
 FUSED_SLOTS: tuple[str, ...] = ("qkv_rope_append", "attention_o_residual", "o_residual", "gate_up_silu", "down_residual",
                                  "lm_head_argmax")
+# Slots an engine binds only when asked (``resolve_slots(slots=...)``, ``deploy ... --with-slot``),
+# each with why. attention_o_residual is faster than attention_decode + o_residual alone (H200,
+# Llama-3.2-1B shapes, ncu: 13.1 us against 7.5 + 7.7) but made the CUDA-graph decode step with
+# programmatic dependent launch slower (scripts/decode_step_sweep.py A/B, 2026-12-02: 0.979 ms
+# against 0.937): it streams W_o through the 64 SMs of the attention clusters only, where the
+# separate O kernel streams it on every SM, overlapped with attention's tail under PDL.
+OPT_IN_SLOTS: dict[str, str] = {
+    "attention_o_residual": "off by default (slower in the PDL decode step on an H200: 0.979 against 0.937 ms "
+                            "a step); bind it with --with-slot attention_o_residual",
+}
+DEFAULT_SLOTS: tuple[str, ...] = tuple(s for s in SLOT_NAMES if s not in OPT_IN_SLOTS)
 
 
 # ---- the PyTorch implementations (Hugging Face Llama numerics) ------------------------------

@@ -198,6 +198,10 @@ def test_bench_knows_the_fused_modes() -> None:
     from autotuner.deploy.bench import ALL_MODES, FUSED_MODES, MODES, _Mode
 
     assert BENCH_MODES == MODES and set(FUSED_MODES) <= set(ALL_MODES)
+    from autotuner.cli.deploy_cmd import OPT_IN_SLOT_NAMES
+    from autotuner.deploy.slots import DEFAULT_SLOTS, OPT_IN_SLOTS
+
+    assert OPT_IN_SLOT_NAMES == tuple(OPT_IN_SLOTS) and not set(OPT_IN_SLOTS) & set(DEFAULT_SLOTS)
     model = _model(CONFIGS["llama"])
     step = _Mode(model, Slots.pytorch(), "fused").step()
     assert step(torch.tensor([[1], [2]]), 0).shape == (2, CONFIGS["llama"].vocab_size)
