@@ -18,6 +18,17 @@ memory and one kernel boundary per layer (the drain of one kernel, the launch an
 next; under programmatic dependent launch the O kernel's weights already streamed early).
 Caches too long for the cluster path (more than CHUNKS chunks a block) take the split kernel
 and then ``gqa_oproj``, the same tail as a kernel of its own (CLUSTER 0 always does).
+
+Measured on an H200 (2026-12-02, Llama-3.2-1B shapes, length 640 of 768; ncu, caches flushed): this
+kernel 13.1 us alone against attention_decode 7.5 + o_residual 7.7; in the CUDA-graph decode step
+with programmatic dependent launch (scripts/decode_step_sweep.py A/B) it is slower, 0.969-0.979 ms
+a step against 0.933-0.937 with the two kernels: W_o streams through the 64 SMs of the attention
+clusters only (~20 GB/s each), where the O kernel streams it on all 132, its weights prefetched
+while attention runs. Tried and slower in the step: BLOCK 128 (1.032 ms), WSMEM_KB 32 / 64 (W rows
+read after the attention: 1.254 / 1.007), clusters of 16 (non-portable, 128 SMs: 22.8 us alone,
+the 8 clusters do not all fit at once; 1.087 ms). So the engine binds it only when asked
+(autotuner.deploy.slots.OPT_IN_SLOTS). A first form with a warp per W row and a shuffle sum took
+23.5 us alone (its tail issued ~4,800 instructions a warp); a thread per row is the one above.
 """
 # TASK: kernels/tasks/decode/attention_o_residual_bf16.py
 

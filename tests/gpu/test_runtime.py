@@ -192,3 +192,61 @@ def test_a_launch_from_a_new_thread_runs():
     thread.join()
     assert not errors, errors
     assert torch.all(y == 2)
+
+
+# ---- arch-specific targets (sm_90a: wgmma), the runtime's and an exported package's -----------
+
+WGMMA_FENCED = r"""
+extern "C" __global__ void scaled(const float* __restrict__ x, float* __restrict__ y, int n) {
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");  // sm_90a only: proves the target
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = x[i] * SCALE;
+}
+"""
+
+
+def _hopper() -> None:
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("sm_90a kernels need a Hopper GPU (compute capability 9.0)")
+
+
+def test_compile_ahead_builds_an_arch_specific_candidate_for_its_target(tmp_path, monkeypatch):
+    """The evaluator's compile-ahead of a candidate that declares an arch (a wgmma flash kernel):
+    one cubin per setting on disk, then the candidate's own builds are in-memory hits that run."""
+    from autotuner.runtime.compile import compile_ahead
+
+    _hopper()
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))
+    clear_memory_cache()
+    assert compile_ahead([(WGMMA_FENCED, {"SCALE": s}) for s in (2, 3)], arch="sm_90a") == 2
+    assert len(list(tmp_path.glob("*_sm_90a.cubin"))) == 2
+    x = torch.randn(300, device="cuda")
+    for s in (2, 3):
+        module = compile_module(WGMMA_FENCED, defines={"SCALE": s}, arch="sm_90a")
+        y = torch.empty_like(x)
+        module.launch("scaled", (3,), (128,), (x, y, 300))
+        torch.testing.assert_close(y, x * s)
+    with pytest.raises(CompileError):  # without the arch-specific target NVRTC refuses wgmma
+        compile_module(WGMMA_FENCED, defines={"SCALE": 2})
+
+
+def test_exported_runtime_compiles_for_an_arch_specific_target():
+    """An exported package's _runtime (the package's own copy, no autotuner import) builds a
+    sm_90a module the same way: NVRTC to a cubin, cached on disk, loaded by CuPy."""
+    import importlib.util
+    from pathlib import Path
+
+    import autotuner.export
+
+    _hopper()
+    path = Path(autotuner.export.__file__).parent / "package_template" / "_runtime.py"
+    spec = importlib.util.spec_from_file_location("exported_runtime_under_test", path)
+    runtime = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runtime)
+    x = torch.randn(1000, device="cuda")
+    for _ in range(2):  # the second build from a fresh in-memory cache reads the cubin from disk
+        runtime._memo.clear()
+        module = runtime.compile_module(WGMMA_FENCED, defines={"SCALE": 5}, arch="sm_90a")
+        y = torch.empty_like(x)
+        module.launch("scaled", (8,), (128,), (x, y, 1000))
+        torch.testing.assert_close(y, x * 5)
