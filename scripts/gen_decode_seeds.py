@@ -101,7 +101,8 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 # Launch code shared by every decode seed (the part of ModelNew that is not the task's).
 HOST = r'''
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
-          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1]}
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1],
+          "XSMEM": [0, 1]}
 
 
 def _auto(units, k, upw, unroll):
@@ -140,28 +141,36 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0, XSMEM=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
-        self.pipe = PIPE
+        self.pipe, self.xsmem = PIPE, XSMEM
         self.modules = {}
         self.counters = None
         self.sms = None
         self.shape = (UPW or 1, UNROLL or 4)  # (UPW, UNROLL) of the last plan
+        self.k, self.vec = 0, 0                # K and the 16-byte path of the last plan
+
+    def xs_bytes(self, nb):
+        """Shared memory for the activations (XSMEM: the 16-byte path, up to 48 KB a block), else 0."""
+        size = 2 * nb * self.k
+        return size if self.xsmem and self.vec and size <= 48 * 1024 else 0
 
     def module(self, nb):
-        key = (nb,) + self.shape
+        xs = int(self.xs_bytes(nb) > 0)
+        key = (nb, xs) + self.shape
         if key not in self.modules:
             upw, unroll = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
-                                                                "PIPE": self.pipe})
+                                                                "PIPE": self.pipe, "XS": xs})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
         if self.sms is None:
             self.sms = torch.cuda.get_device_properties(device).multi_processor_count
         self.shape = _auto(units, k, self.upw, self.unroll)
+        self.k, self.vec = k, vec
         splits, blocks, groups = _plan(units, k, vec, self.shape[0], self.warps, self.occ, self.splitk, self.sms)
         if self.counters is None or self.counters.numel() < groups + 1 or self.counters.device != device:
             self.counters = torch.zeros(groups + 1, dtype=torch.int32, device=device)  # reset by the kernel
@@ -171,7 +180,8 @@ class _Launcher:
         return torch.empty(splits * nb * rows if splits > 1 else 1, dtype=torch.float32, device=device)
 
     def launch(self, nb, name, blocks, args):
-        pdl_launch(self.module(nb), name, grid=(blocks,), block=(self.warps * 32,), args=args)
+        pdl_launch(self.module(nb), name, grid=(blocks,), block=(self.warps * 32,), args=args,
+                   shared_mem=self.xs_bytes(nb))
 
 
 def _vec(k, *tensors):
@@ -195,11 +205,11 @@ MODELS = {
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
 
     def forward(self, x):
         nb, k = x.shape
@@ -217,11 +227,11 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=1):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
 
     def forward(self, x, residual):
         nb, k = x.shape
@@ -240,12 +250,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
+    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=1):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
 
     def forward(self, x):
         nb, k = x.shape
@@ -265,14 +275,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=0):
+                 PREFETCH=0, PIPE=0, XSMEM=1):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
@@ -306,12 +316,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=1):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(vocab, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
 
     def forward(self, x):
         nb, k = x.shape

@@ -57,6 +57,9 @@ SOURCE = r'''
 #ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
 #define PIPE 0
 #endif
+#ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16)
+#define XS 0
+#endif
 #define NEG_INF __int_as_float(0xff800000)
 
 #if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests runs blocks one after another
@@ -133,6 +136,14 @@ template <> __device__ __forceinline__ Raw<1> load_w<1>(const unsigned short* p,
     r.s = ok ? __ldg(p) : (unsigned short)0;
     return r;
 }
+#if XS
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)  // the CPU emulator: each block's own buffer
+#define GEMV_XS(name) unsigned short* const name = (unsigned short*)rules_emu_dyn_smem()
+#else
+extern __shared__ __align__(16) unsigned short gemv_xs_[];
+#define GEMV_XS(name) unsigned short* const name = gemv_xs_
+#endif
+#endif
 template <int V> __device__ __forceinline__ Vec<V> load_x(const unsigned short* p, bool ok);
 template <> __device__ __forceinline__ Vec<8> load_x<8>(const unsigned short* p, bool ok) {
     const uint4 w = ok ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0u, 0u, 0u, 0u);
@@ -140,6 +151,17 @@ template <> __device__ __forceinline__ Vec<8> load_x<8>(const unsigned short* p,
 }
 template <> __device__ __forceinline__ Vec<1> load_x<1>(const unsigned short* p, bool ok) {
     Vec<1> v; v.f[0] = ok ? bf(__ldg(p)) : 0.0f; return v;
+}
+
+// An activation piece: from shared memory (XS: the host takes the 16-byte path only) or global memory.
+template <int V> __device__ __forceinline__ Vec<V> load_act(const unsigned short* p, bool ok) {
+#if XS
+    if constexpr (V == 8) {
+        const uint4 w = ok ? *reinterpret_cast<const uint4*>(p) : make_uint4(0u, 0u, 0u, 0u);
+        return unpack_raw<8>(w, 0);
+    }
+#endif
+    return load_x<V>(p, ok);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -322,6 +344,21 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     pdl_wait();
     pdl_launch_dependents();
+#if XS
+    // the activations into shared memory, the block together, once: every warp reads every piece
+    // of its K range from there (was: each step's x load an L2 round trip after its weights came,
+    // which the H200's ncu found behind 37% of the down projection's stall samples)
+    GEMV_XS(xs);
+    if (V == 8) {
+        const long long n16 = (long long)NB * K / 8;
+        for (long long i = threadIdx.x; i < n16; i += WARPS * 32)
+            reinterpret_cast<uint4*>(xs)[i] = __ldg(reinterpret_cast<const uint4*>(a.x) + i);
+    }
+    __syncthreads();
+    const unsigned short* const xsrc = xs;
+#else
+    const unsigned short* const xsrc = a.x;
+#endif
 
     // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2), eight
     //    steps of loads in flight at a time: a chain of one-at-a-time loads would cost a round
@@ -338,7 +375,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 #pragma unroll
                 for (int i = 0; i < 8; ++i) {
                     const long long k = k0 + i * STEP;
-                    xs[i] = load_x<V>(a.x + b * K + (k < K ? k : 0), k < K);
+                    xs[i] = load_act<V>(xsrc + b * K + (k < K ? k : 0), k < K);
                 }
                 #pragma unroll
                 for (int i = 0; i < 8; ++i)
@@ -396,7 +433,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 if (NORM) nwv = load_x<V>(a.nw + k, ok);
                 #pragma unroll
                 for (int b = 0; b < NB; ++b) {
-                    Vec<V> xv = load_x<V>(a.x + b * K + k, ok);
+                    Vec<V> xv = load_act<V>(xsrc + b * K + k, ok);
                     if (NORM) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
                         #pragma unroll
                         for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
@@ -560,7 +597,8 @@ dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict_
 '''
 
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
-          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1]}
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1],
+          "XSMEM": [0, 1]}
 
 
 def _auto(units, k, upw, unroll):
@@ -599,28 +637,36 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0, XSMEM=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
-        self.pipe = PIPE
+        self.pipe, self.xsmem = PIPE, XSMEM
         self.modules = {}
         self.counters = None
         self.sms = None
         self.shape = (UPW or 1, UNROLL or 4)  # (UPW, UNROLL) of the last plan
+        self.k, self.vec = 0, 0                # K and the 16-byte path of the last plan
+
+    def xs_bytes(self, nb):
+        """Shared memory for the activations (XSMEM: the 16-byte path, up to 48 KB a block), else 0."""
+        size = 2 * nb * self.k
+        return size if self.xsmem and self.vec and size <= 48 * 1024 else 0
 
     def module(self, nb):
-        key = (nb,) + self.shape
+        xs = int(self.xs_bytes(nb) > 0)
+        key = (nb, xs) + self.shape
         if key not in self.modules:
             upw, unroll = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
-                                                                "PIPE": self.pipe})
+                                                                "PIPE": self.pipe, "XS": xs})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
         if self.sms is None:
             self.sms = torch.cuda.get_device_properties(device).multi_processor_count
         self.shape = _auto(units, k, self.upw, self.unroll)
+        self.k, self.vec = k, vec
         splits, blocks, groups = _plan(units, k, vec, self.shape[0], self.warps, self.occ, self.splitk, self.sms)
         if self.counters is None or self.counters.numel() < groups + 1 or self.counters.device != device:
             self.counters = torch.zeros(groups + 1, dtype=torch.int32, device=device)  # reset by the kernel
@@ -630,7 +676,8 @@ class _Launcher:
         return torch.empty(splits * nb * rows if splits > 1 else 1, dtype=torch.float32, device=device)
 
     def launch(self, nb, name, blocks, args):
-        pdl_launch(self.module(nb), name, grid=(blocks,), block=(self.warps * 32,), args=args)
+        pdl_launch(self.module(nb), name, grid=(blocks,), block=(self.warps * 32,), args=args,
+                   shared_mem=self.xs_bytes(nb))
 
 
 def _vec(k, *tensors):
@@ -651,11 +698,11 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=1):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
 
     def forward(self, x):
         nb, k = x.shape

@@ -38,6 +38,9 @@
 #ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
 #define PIPE 0
 #endif
+#ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16)
+#define XS 0
+#endif
 #define NEG_INF __int_as_float(0xff800000)
 
 #if !defined(__CUDA_ARCH__)  // the CPU emulator of the tests runs blocks one after another
@@ -114,6 +117,14 @@ template <> __device__ __forceinline__ Raw<1> load_w<1>(const unsigned short* p,
     r.s = ok ? __ldg(p) : (unsigned short)0;
     return r;
 }
+#if XS
+#if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)  // the CPU emulator: each block's own buffer
+#define GEMV_XS(name) unsigned short* const name = (unsigned short*)rules_emu_dyn_smem()
+#else
+extern __shared__ __align__(16) unsigned short gemv_xs_[];
+#define GEMV_XS(name) unsigned short* const name = gemv_xs_
+#endif
+#endif
 template <int V> __device__ __forceinline__ Vec<V> load_x(const unsigned short* p, bool ok);
 template <> __device__ __forceinline__ Vec<8> load_x<8>(const unsigned short* p, bool ok) {
     const uint4 w = ok ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0u, 0u, 0u, 0u);
@@ -121,6 +132,17 @@ template <> __device__ __forceinline__ Vec<8> load_x<8>(const unsigned short* p,
 }
 template <> __device__ __forceinline__ Vec<1> load_x<1>(const unsigned short* p, bool ok) {
     Vec<1> v; v.f[0] = ok ? bf(__ldg(p)) : 0.0f; return v;
+}
+
+// An activation piece: from shared memory (XS: the host takes the 16-byte path only) or global memory.
+template <int V> __device__ __forceinline__ Vec<V> load_act(const unsigned short* p, bool ok) {
+#if XS
+    if constexpr (V == 8) {
+        const uint4 w = ok ? *reinterpret_cast<const uint4*>(p) : make_uint4(0u, 0u, 0u, 0u);
+        return unpack_raw<8>(w, 0);
+    }
+#endif
+    return load_x<V>(p, ok);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -303,6 +325,21 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     pdl_wait();
     pdl_launch_dependents();
+#if XS
+    // the activations into shared memory, the block together, once: every warp reads every piece
+    // of its K range from there (was: each step's x load an L2 round trip after its weights came,
+    // which the H200's ncu found behind 37% of the down projection's stall samples)
+    GEMV_XS(xs);
+    if (V == 8) {
+        const long long n16 = (long long)NB * K / 8;
+        for (long long i = threadIdx.x; i < n16; i += WARPS * 32)
+            reinterpret_cast<uint4*>(xs)[i] = __ldg(reinterpret_cast<const uint4*>(a.x) + i);
+    }
+    __syncthreads();
+    const unsigned short* const xsrc = xs;
+#else
+    const unsigned short* const xsrc = a.x;
+#endif
 
     // 2. the norm's statistics (every warp computes its own: x is a few KB, in L1 / L2), eight
     //    steps of loads in flight at a time: a chain of one-at-a-time loads would cost a round
@@ -319,7 +356,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 #pragma unroll
                 for (int i = 0; i < 8; ++i) {
                     const long long k = k0 + i * STEP;
-                    xs[i] = load_x<V>(a.x + b * K + (k < K ? k : 0), k < K);
+                    xs[i] = load_act<V>(xsrc + b * K + (k < K ? k : 0), k < K);
                 }
                 #pragma unroll
                 for (int i = 0; i < 8; ++i)
@@ -377,7 +414,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 if (NORM) nwv = load_x<V>(a.nw + k, ok);
                 #pragma unroll
                 for (int b = 0; b < NB; ++b) {
-                    Vec<V> xv = load_x<V>(a.x + b * K + k, ok);
+                    Vec<V> xv = load_act<V>(xsrc + b * K + k, ok);
                     if (NORM) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
                         #pragma unroll
                         for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
