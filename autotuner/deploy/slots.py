@@ -155,6 +155,16 @@ def query_rescale(scale: float, head_dim: int) -> float | None:
     return power if abs(ratio / power - 1.0) < 1e-9 else None
 
 
+def _rescaled_query(slot: str, q: torch.Tensor, scale: float) -> torch.Tensor:
+    """q scaled so that the attention kernels' fixed 1/sqrt(head_dim) gives ``scale`` (exact: a
+    power of two); a scale no power of two reaches is refused."""
+    d = q.shape[-1]
+    ratio = query_rescale(scale, d)
+    if ratio is None:
+        raise ValueError(f"{slot}: softmax scale {scale:g} is not 1/sqrt({d}) times a power of two")
+    return q * ratio if ratio != 1.0 else q
+
+
 class Slots:
     """The engine's op slots. Thread-compatible, not thread-safe (one engine, one thread)."""
 
@@ -246,12 +256,7 @@ class Slots:
             if kv_len is not None:
                 return attention_decode_torch(q, k_cache[:, :, :kv_len], v_cache[:, :, :kv_len], scale)
             return attention_decode_torch(q, k_cache, v_cache, scale, cache_len)
-        d = q.shape[-1]
-        ratio = query_rescale(scale, d)
-        if ratio is None:
-            raise ValueError(f"attention_decode: softmax scale {scale:g} is not 1/sqrt({d}) times a power of two")
-        if ratio != 1.0:  # an exact rescale (a power of two)
-            q = q * ratio
+        q = _rescaled_query("attention_decode", q, scale)
         kernel = _hinted(self.instance("attention_decode", like=q), prefetch)
         return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
 
@@ -298,12 +303,7 @@ class Slots:
         if not self.bindings["attention_o_residual"].bound:
             y = self.attention_decode(q, k_cache, v_cache, cache_len, scale, prefetch=prefetch)
             return self.o_residual(y.reshape(q.shape[0], -1), residual, weight, multiplier, prefetch=prefetch)
-        d = q.shape[-1]
-        ratio = query_rescale(scale, d)
-        if ratio is None:
-            raise ValueError(f"attention_o_residual: softmax scale {scale:g} is not 1/sqrt({d}) times a power of two")
-        if ratio != 1.0:  # an exact rescale (a power of two)
-            q = q * ratio
+        q = _rescaled_query("attention_o_residual", q, scale)
         kernel = _hinted(self.instance("attention_o_residual", (weight.shape[1], weight.shape[0], multiplier),
                                        {"weight": weight}, like=q), prefetch)
         return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len), _contig(residual))
