@@ -54,8 +54,8 @@ SOURCE = r'''
 #ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
 #define PIPE 0
 #endif
-#ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16)
-#define XS 0
+#ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
+#define XS 0  // The seeds' XSMEM parameter, default 0 until measured in the decode step on a GPU
 #endif
 #define NEG_INF __int_as_float(0xff800000)
 
@@ -634,7 +634,7 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0, XSMEM=1):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0, XSMEM=0):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.pipe, self.xsmem = PIPE, XSMEM
@@ -695,7 +695,7 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=1):
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=0, XSMEM=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))

@@ -75,7 +75,8 @@ def test_the_fused_slots_are_slots_with_tasks() -> None:
 
 # ---- the seeds bound, on the CPU emulator ---------------------------------------------------
 
-EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1}
+# XSMEM 1: the activations in shared memory (the seeds' default is 0; test_decode_seeds runs that)
+EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "XSMEM": 1}
 SEED_FOR_SLOT = GEMV_SEEDS
 
 
