@@ -420,7 +420,7 @@ def _fused_probe(slot: str, cfg: Any, batch: int, dtype: torch.dtype, device: to
         hd, h, kvh, max_seq = cfg.head_dim, cfg.num_heads, cfg.num_kv_heads, 37 * batch + 64
         q, r, w = randn(batch, h, hd), randn(batch, d), randn(d, cfg.q_size) * cfg.q_size ** -0.5
         k, v = randn(batch, kvh, max_seq, hd), randn(batch, kvh, max_seq, hd)
-        cache_len = torch.randint(1, max_seq + 1, (batch,), device=device)
+        cache_len = torch.arange(batch, device=device) * 37 % max_seq + 1  # 1, 38, ...: short and long
         cache_len[0] = max_seq - 64
         scale = cfg.attention_scale
         return ((lambda s: s.attention_o_residual(q, k, v, cache_len, scale, r, w, mult)),
