@@ -35,11 +35,10 @@ def _model_configs(args: argparse.Namespace) -> list[Any]:
 def _resolve(args: argparse.Namespace, cfg: Any) -> tuple[Any, float]:
     from archive import Archive
     from autotuner.deploy import resolve_slots
-
     from autotuner.deploy.slots import DEFAULT_SLOTS
 
     started = time.perf_counter()
-    wanted = DEFAULT_SLOTS + tuple(s for s in getattr(args, "with_slot", None) or () if s not in DEFAULT_SLOTS)
+    wanted = DEFAULT_SLOTS + tuple(s for s in args.with_slot or () if s not in DEFAULT_SLOTS)
     with Archive.open(archive_url(args)) as archive:
         slots = resolve_slots(archive, DTYPES[args.dtype], cfg, gpu=args.gpu_name, record=not args.no_record,
                               slots=wanted)

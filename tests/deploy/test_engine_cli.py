@@ -22,6 +22,11 @@ def test_deploy_slots_reports_reasons(archive, record, capsys, tmp_path) -> None
     assert main(["deploy", "slots", "--db", url, "--gpu-name", GPU, "--json"]) == 0
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert data["model"] == "llama-3.2-1b" and set(data["slots"]) >= {"rmsnorm", "rope", "silu_mul"}
+    # the opt-in slot: off, and why, unless asked for; asked for, it is resolved like the others
+    assert data["slots"]["attention_o_residual"].startswith("pytorch (off by default")
+    assert main(["deploy", "slots", "--db", url, "--gpu-name", GPU, "--json", "--with-slot", "attention_o_residual"]) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data["slots"]["attention_o_residual"] == "pytorch (no kernel for task attention_o_residual_bf16 in the archive)"
 
 
 def test_deploy_bench_needs_a_gpu(capsys, tmp_path) -> None:
