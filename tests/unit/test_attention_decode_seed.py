@@ -118,7 +118,9 @@ def test_the_cluster_path_is_the_default_and_the_split_kernel_stays_selectable()
 
     names = set(parse_kernels(_source()))
     assert {f"gqa_cluster_g{g}" for g in (1, 2, 4, 8)} <= names and {f"gqa_decode_g{g}" for g in (1, 2, 4, 8)} <= names
-    assert cuda_emu.cluster_sizes(_source(), {"CLUSTER": 4}) == {f"gqa_cluster_g{g}": 4 for g in (1, 2, 4, 8)}
+    # the attention kernels and their fused attention + O-projection forms (attention_o_residual's seed)
+    assert cuda_emu.cluster_sizes(_source(), {"CLUSTER": 4}) == {f"gqa_cluster{o}_g{g}": 4 for g in (1, 2, 4, 8)
+                                                                for o in ("", "_o")}
 
 
 @pytest.mark.slow
