@@ -246,16 +246,20 @@ def phase_occ(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
 
 def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, dict]:  # noqa: ANN001
     """Coordinate descent on the whole step: each slot's PARAMS one at a time, keep what is faster
-    by more than the noise (0.3%)."""
+    by more than the noise (0.3%); from SWEEP_START (a SWEEP_AB setting) where given, else the
+    seeds' defaults. SWEEP_ROUNDS: rounds over every slot (default 2)."""
     import ast
 
-    best: dict[str, dict] = {slot: {} for slot in SEED_OF}
+    from autotuner.deploy.slots import OPT_IN_SLOTS as OPT_IN
+
+    start = spec_params(json.loads(os.environ.get("SWEEP_START", "{}")))
+    best: dict[str, dict] = {slot: dict(start.get(slot) or {}) for slot in SEED_OF if slot not in OPT_IN}
     model.slots = make_slots(folder, best)
     best_ms = step_ms(model, pdl, prefetch)
     say(f"\nsearch (pdl={pdl}, prefetch={prefetch}): start {best_ms:.4f} ms")
     trail = [{"params": json.loads(json.dumps(best)), "ms": best_ms}]
     order = ["down_residual", "gate_up_silu", "qkv_rope_append", "o_residual", "lm_head_argmax", "attention_decode"]
-    for rnd in range(2):
+    for rnd in range(int(os.environ.get("SWEEP_ROUNDS", "2"))):
         for slot in order:
             src = (folder / f"{SEED_OF[slot]}.py").read_text()
             tree = ast.parse(src)
@@ -312,11 +316,11 @@ def phase_final(model, folder: Path, best: dict, bound_ms: float, copy_gbps: flo
 def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
     """Whole-step A/B of seed settings (SWEEP_AB: JSON {"name": {"slot" or "*": {PARAM: value}}},
     "*" meaning every projection slot, a slot given null left unbound, an opt-in slot bound where
-    named), PDL on, the configurations interleaved over two rounds so
-    that drift on a shared GPU falls on all of them alike; each figure is the median of both."""
+    named), PDL on, the configurations interleaved over SWEEP_AB_ROUNDS rounds (default 2) so
+    that drift on a shared GPU falls on all of them alike; each figure is the median of the rounds."""
     configs = {"default": {}, **json.loads(os.environ.get("SWEEP_AB", "{}"))}
     found: dict[str, list[float]] = {name: [] for name in configs}
-    for _ in range(2):
+    for _ in range(int(os.environ.get("SWEEP_AB_ROUNDS", "2"))):
         for name, spec in configs.items():
             model.slots = make_slots(folder, spec_params(spec))
             found[name].append(step_ms(model, True, False, steps=128, repeats=3))

@@ -264,8 +264,9 @@ def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = (
     device = model.tok_embeddings.weight.device
     gen = torch.Generator(device="cpu").manual_seed(4321)
     prompt = torch.randint(0, model.cfg.vocab_size, (model.batch, prompt_len), generator=gen).to(device)
-    ref_model = copy.deepcopy(model).float()
-    ref_model.slots = Slots.pytorch("fp32 reference")
+    # the copy takes the weights, not the bound kernels: their launchers hold per-thread state
+    # (and compiled modules) that cannot be copied, and the reference runs PyTorch anyway
+    ref_model = copy.deepcopy(model, memo={id(model.slots): Slots.pytorch("fp32 reference")}).float()
     ref_model.setup_caches(model.batch, model.max_seq)
     ref = generate(ref_model, prompt, steps, keep_logits=True)
     del ref_model

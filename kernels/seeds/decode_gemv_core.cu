@@ -35,11 +35,11 @@
 #ifndef PREFETCH
 #define PREFETCH 1
 #endif
-#ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
+#ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies (the host: long rows)
 #define PIPE 0
 #endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
-#define XS 0  // The seeds' XSMEM parameter, default 0 until measured in the decode step on a GPU
+#define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
 #endif
 #define NEG_INF __int_as_float(0xff800000)
 
@@ -367,6 +367,30 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             inv[b] = rsqrtf(ss / (float)K + a.eps);
         }
     }
+#if XS
+    // the norm applied once, in place, by the block (each value is a bf16 already: exact), so the
+    // multiply loop reads finished activations and no norm weights
+    constexpr bool normed = NORM && V == 8;
+    if (normed) {
+        __syncthreads();                      // every warp's statistics read the raw values first
+        const long long n16 = K / 8;
+        #pragma unroll
+        for (int b = 0; b < NB; ++b)
+            for (long long i = threadIdx.x; i < n16; i += WARPS * 32) {
+                uint4* p = reinterpret_cast<uint4*>(xs + b * K) + i;
+                const Vec<8> xv = unpack_raw<8>(*p, 0);
+                const Vec<8> nwv = load_x<8>(a.nw + i * 8, true);
+                unsigned short o[8];
+                #pragma unroll
+                for (int e = 0; e < 8; ++e) o[e] = to_bf(nwv.f[e] * rb(xv.f[e] * inv[b]));
+                *p = make_uint4(o[0] | ((unsigned int)o[1] << 16), o[2] | ((unsigned int)o[3] << 16),
+                                o[4] | ((unsigned int)o[5] << 16), o[6] | ((unsigned int)o[7] << 16));
+            }
+        __syncthreads();
+    }
+#else
+    constexpr bool normed = false;
+#endif
 
     float best_v = NEG_INF;   // LMHEAD: this lane's best logit (of activation row lane / UPW)
     long long best_i = 0x7fffffffffffffffLL;
@@ -411,11 +435,11 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 const long long k = k0 + i * STEP;
                 const bool ok = k < k_end;
                 Vec<V> nwv;
-                if (NORM) nwv = load_x<V>(a.nw + k, ok);
+                if (NORM && !normed) nwv = load_x<V>(a.nw + k, ok);
                 #pragma unroll
                 for (int b = 0; b < NB; ++b) {
                     Vec<V> xv = load_act<V>(xsrc + b * K + k, ok);
-                    if (NORM) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
+                    if (NORM && !normed) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
                         #pragma unroll
                         for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
                     }

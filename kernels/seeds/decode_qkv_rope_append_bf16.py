@@ -50,11 +50,11 @@ SOURCE = r'''
 #ifndef PREFETCH
 #define PREFETCH 1
 #endif
-#ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies
+#ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies (the host: long rows)
 #define PIPE 0
 #endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
-#define XS 0  // The seeds' XSMEM parameter, default 0 until measured in the decode step on a GPU
+#define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
 #endif
 #define NEG_INF __int_as_float(0xff800000)
 
@@ -382,6 +382,30 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             inv[b] = rsqrtf(ss / (float)K + a.eps);
         }
     }
+#if XS
+    // the norm applied once, in place, by the block (each value is a bf16 already: exact), so the
+    // multiply loop reads finished activations and no norm weights
+    constexpr bool normed = NORM && V == 8;
+    if (normed) {
+        __syncthreads();                      // every warp's statistics read the raw values first
+        const long long n16 = K / 8;
+        #pragma unroll
+        for (int b = 0; b < NB; ++b)
+            for (long long i = threadIdx.x; i < n16; i += WARPS * 32) {
+                uint4* p = reinterpret_cast<uint4*>(xs + b * K) + i;
+                const Vec<8> xv = unpack_raw<8>(*p, 0);
+                const Vec<8> nwv = load_x<8>(a.nw + i * 8, true);
+                unsigned short o[8];
+                #pragma unroll
+                for (int e = 0; e < 8; ++e) o[e] = to_bf(nwv.f[e] * rb(xv.f[e] * inv[b]));
+                *p = make_uint4(o[0] | ((unsigned int)o[1] << 16), o[2] | ((unsigned int)o[3] << 16),
+                                o[4] | ((unsigned int)o[5] << 16), o[6] | ((unsigned int)o[7] << 16));
+            }
+        __syncthreads();
+    }
+#else
+    constexpr bool normed = false;
+#endif
 
     float best_v = NEG_INF;   // LMHEAD: this lane's best logit (of activation row lane / UPW)
     long long best_i = 0x7fffffffffffffffLL;
@@ -426,11 +450,11 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 const long long k = k0 + i * STEP;
                 const bool ok = k < k_end;
                 Vec<V> nwv;
-                if (NORM) nwv = load_x<V>(a.nw + k, ok);
+                if (NORM && !normed) nwv = load_x<V>(a.nw + k, ok);
                 #pragma unroll
                 for (int b = 0; b < NB; ++b) {
                     Vec<V> xv = load_act<V>(xsrc + b * K + k, ok);
-                    if (NORM) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
+                    if (NORM && !normed) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
                         #pragma unroll
                         for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
                     }
@@ -598,21 +622,28 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
 '''
 
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
-          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [0, 1],
-          "XSMEM": [0, 1]}
+          "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
+          "XSMEM": [-1, 0, 1]}
 
 
-def _auto(units, k, upw, unroll):
-    """UPW / UNROLL of 0: chosen from the shape (measured on the H200 over the whole decode step,
-    scripts/decode_step_sweep.py): one unit per warp below 16M weights per activation row (the
-    8-12 MB projections), two up to 64M (gate/up, down), four beyond (the LM head); twice the
-    steps in flight for long rows (K >= 8192)."""
+def _auto(units, k, upw, unroll, pipe, rpu):
+    """UPW / UNROLL of 0 and PIPE of -1: chosen from the shape (measured on the H200 over the whole
+    decode step, scripts/decode_step_sweep.py's search and interleaved A/B, 2026-12-02). Units per
+    warp: one below 8M weights per activation row (the 3-8 MB q/k/v and O projections) and for
+    long rows (K >= 8192: a row is 16 KB already), two up to 64M (gate/up: Qwen2.5-1.5B's 13.8M
+    at one unit per warp ran its step 4.5% slower), four beyond (the LM head).
+    Steps in flight: 8 for long rows and for a warp streaming a pair of rows (q/k/v's rotary
+    pairs), else 4 (one short row: 4 and 8 measured alike; four rows: 8 lost 3% of the step).
+    The next batch's loads ahead of the multiplies (PIPE) for long rows only: it lost 7% of the
+    step on gate/up and gained 9% on the down projection."""
     if upw == 0:
         size = units * k
-        upw = 1 if size < (1 << 24) else (2 if size < (1 << 26) else 4)
+        upw = 1 if size < (1 << 23) or k >= 8192 else (2 if size < (1 << 26) else 4)
     if unroll == 0:
-        unroll = 8 if k >= 8192 else 4
-    return upw, unroll
+        unroll = 8 if k >= 8192 or upw * rpu == 2 else 4
+    if pipe < 0:
+        pipe = int(k >= 8192)
+    return upw, unroll, pipe
 
 
 def _plan(units, k, vec, upw, warps, occ, splitk, sms):
@@ -638,35 +669,39 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=0, XSMEM=0):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, rpu=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
-        self.pipe, self.xsmem = PIPE, XSMEM
+        self.pipe, self.xsmem, self.rpu = PIPE, XSMEM, rpu  # rpu: weight rows per output unit (2: gate/up, rotary pairs)
         self.modules = {}
         self.counters = None
         self.sms = None
-        self.shape = (UPW or 1, UNROLL or 4)  # (UPW, UNROLL) of the last plan
+        self.shape = (UPW or 1, UNROLL or 4, max(PIPE, 0))  # (UPW, UNROLL, PIPE) of the last plan
         self.k, self.vec = 0, 0                # K and the 16-byte path of the last plan
 
     def xs_bytes(self, nb):
-        """Shared memory for the activations (XSMEM: the 16-byte path, up to 48 KB a block), else 0."""
+        """Shared memory for the activations (XSMEM: the 16-byte path, up to 48 KB a block), else 0.
+        XSMEM -1: where the block fills it in at most four 16-byte loads a thread (batch 1 up to
+        K = 4096 at 128 threads); the down projection's 16 KB fill, after the PDL wait, cost more
+        than its loads saved (H200 step A/B, 2026-12-02)."""
         size = 2 * nb * self.k
-        return size if self.xsmem and self.vec and size <= 48 * 1024 else 0
+        want = self.xsmem > 0 or (self.xsmem < 0 and size <= 64 * 32 * self.warps)
+        return size if want and self.vec and size <= 48 * 1024 else 0
 
     def module(self, nb):
         xs = int(self.xs_bytes(nb) > 0)
         key = (nb, xs) + self.shape
         if key not in self.modules:
-            upw, unroll = self.shape
+            upw, unroll, pipe = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
-                                                                "PIPE": self.pipe, "XS": xs})
+                                                                "PIPE": pipe, "XS": xs})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
         if self.sms is None:
             self.sms = torch.cuda.get_device_properties(device).multi_processor_count
-        self.shape = _auto(units, k, self.upw, self.unroll)
+        self.shape = _auto(units, k, self.upw, self.unroll, self.pipe, self.rpu)
         self.k, self.vec = k, vec
         splits, blocks, groups = _plan(units, k, vec, self.shape[0], self.warps, self.occ, self.splitk, self.sms)
         if self.counters is None or self.counters.numel() < groups + 1 or self.counters.device != device:
@@ -700,14 +735,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=0, XSMEM=0):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, rpu=2)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the

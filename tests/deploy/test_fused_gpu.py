@@ -37,12 +37,21 @@ SLOT_SEEDS = GEMV_SEEDS
 seed_class = seed_model
 
 
-def seed_slots(attention_o: bool = False) -> Slots:
+def seed_slots(attention_o: bool = False, xsmem: bool = False) -> Slots:
     """The fused slots bound to the seeds at their default parameters (no archive); with
-    ``attention_o`` the attention + O-projection seed too (it replaces attention and o_residual)."""
+    ``attention_o`` the attention + O-projection seed too (it replaces attention and o_residual);
+    with ``xsmem`` every seed that has the parameter at XSMEM 1 (activations in shared memory)."""
     seeds = {**SLOT_SEEDS, **(ATTENTION_O_SEED if attention_o else {})}
-    return Slots({slot: SlotBinding(slot, "seed, bound directly by the test", task=seed, model_new=seed_class(seed))
+    return Slots({slot: SlotBinding(slot, "seed, bound directly by the test", task=seed, model_new=seed_class(seed),
+                                    params=xsmem_params(seed) if xsmem else {})
                   for slot, seed in seeds.items()})
+
+
+def xsmem_params(seed: str) -> dict:
+    """{"XSMEM": 1} where the seed's PARAMS has it (the GEMV seeds), else {}."""
+    from evolution.proposers.seeds import params_space, seed_dir
+
+    return {"XSMEM": 1} if "XSMEM" in params_space((seed_dir() / f"{seed}.py").read_text()) else {}
 
 
 CONFIGS = {
@@ -55,12 +64,13 @@ CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("xsmem", [False, True], ids=["", "xsmem"])
 @pytest.mark.parametrize("attention_o", [False, True], ids=["", "attention_o"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_fused_path_parity_against_fp32(name: str, attention_o: bool) -> None:
+def test_fused_path_parity_against_fp32(name: str, attention_o: bool, xsmem: bool) -> None:
     from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
 
-    slots = seed_slots(attention_o)
+    slots = seed_slots(attention_o, xsmem)
     model = build_model(CONFIGS[name], dtype=torch.bfloat16, device="cuda", slots=slots)
     model.setup_caches(1, 128)
     report = check_parity_fp32(model, slots, paths=("fused", "fused+graph", "fused+graph+pdl"), steps=24)
@@ -75,8 +85,9 @@ def test_fused_path_parity_against_fp32(name: str, attention_o: bool) -> None:
         assert not any(k[0] == "o_residual" for k in slots._instances)
 
 
+@pytest.mark.parametrize("xsmem", [False, True], ids=["", "xsmem"])
 @pytest.mark.parametrize("task_rel", sorted(SEEDS))
-def test_decode_seed_matches_its_task_on_every_shape(task_rel: str) -> None:
+def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, xsmem: bool) -> None:
     from autotuner.evaluator.compare import compare_outputs, tolerances_for
     from autotuner.evaluator.inputs import clone_inputs, make_candidate, make_inputs, make_reference
     from autotuner.evaluator.watch import OpWatch
@@ -85,11 +96,14 @@ def test_decode_seed_matches_its_task_on_every_shape(task_rel: str) -> None:
 
     task = load_task(suite_dir() / task_rel)
     cls = seed_class(SEEDS[task_rel])
+    params = xsmem_params(SEEDS[task_rel]) if xsmem else {}
+    if xsmem and not params:
+        pytest.skip(f"{SEEDS[task_rel]} has no XSMEM parameter")
     tol = tolerances_for(task.dtype, task.tolerance)
     for shape in task.shapes:
         for law in ("task", "signed"):
             reference = make_reference(task, shape, 7, device="cuda")
-            candidate, _ = make_candidate(task, shape, 7, cls, {}, reference, device="cuda")
+            candidate, _ = make_candidate(task, shape, 7, cls, params, reference, device="cuda")
             inputs = make_inputs(task, shape, 11, law, device="cuda")
             with torch.no_grad():
                 ref = reference(*inputs)

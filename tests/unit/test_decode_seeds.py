@@ -53,13 +53,14 @@ SMALL: dict[str, tuple[str, str]] = {
                ' {"name": "b8", "batch_size": 8, "hidden_size": 256, "vocab": 40, "hidden": True}]'),
 }
 # Emulated launch parameters: few threads, and each path of the kernel (split or not, 1 to 4
-# units per warp, a step in flight or several, the next batch's loads ahead or not: the first
-# entry, which every seed runs, pipelines).
+# units per warp, a step in flight or several, the next batch's loads ahead or not, the activations
+# (normalized in place where the seed has a norm) in shared memory or not: the first entry, which
+# every seed runs, pipelines).
 EMU_PARAMS = [
     {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 1},
     {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0, "PIPE": 0},
-    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2, "PIPE": 1},
-    {"UPW": 0, "UNROLL": 0, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 0},  # chosen from the shape
+    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2, "PIPE": 1, "XSMEM": 1},
+    {"UPW": 0, "UNROLL": 0, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 0, "XSMEM": 1},  # from the shape
 ]
 # The LM head's final argmax reads every warp's result eight at a time per lane: a grid of more
 # than 256 warps (300 on the default small shape) so that path runs on the emulator's 2 SMs too.
@@ -130,14 +131,59 @@ def test_plan_fills_the_gpu_and_keeps_ranges_non_empty() -> None:
     assert splits >= 2  # scalar path: 32-column steps
 
 
+def _seed_module(name: str):  # noqa: ANN202
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"seed_{name}", ROOT / "kernels" / "seeds" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # compiles nothing: kernels are built at the first forward
+    return module
+
+
+# (units, K, weight rows per unit) of the three models' projections -> (UPW, UNROLL, PIPE) the shape
+# rules pick: the settings the H200's whole-step search and A/B chose (2026-12-02, _auto's docstring)
+AUTO_CASES = {
+    "llama q/k/v": ((1536, 2048, 2), (1, 8, 0)), "llama o": ((2048, 2048, 1), (1, 4, 0)),
+    "llama gate/up": ((8192, 2048, 2), (2, 4, 0)), "llama down": ((2048, 8192, 1), (1, 8, 1)),
+    "llama lm head": ((128256, 2048, 1), (4, 4, 0)), "qwen gate/up": ((8960, 1536, 2), (2, 4, 0)),
+    "qwen down": ((1536, 8960, 1), (1, 8, 1)), "qwen q/k/v": ((1024, 1536, 2), (1, 8, 0)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUTO_CASES))
+def test_shape_rules_pick_the_measured_settings(case: str) -> None:
+    (units, k, rpu), expected = AUTO_CASES[case]
+    module = _seed_module("decode_gemv_bf16")
+    assert module._auto(units, k, 0, 0, -1, rpu) == expected
+    assert module._auto(units, k, 2, 2, 0, rpu) == (2, 2, 0)  # explicit values are kept
+
+
+def test_activations_go_to_shared_memory_where_the_fill_is_short() -> None:
+    module = _seed_module("decode_gemv_residual_bf16")
+    run = module._Launcher(0, 0, 128, 4, 0, 0)  # XSMEM -1: chosen from the shape
+    run.k, run.vec = 2048, 1
+    assert run.xs_bytes(1) == 4096 and run.xs_bytes(2) == 8192  # up to four 16-byte loads a thread
+    assert run.xs_bytes(3) == 0
+    run.k = 8192
+    assert run.xs_bytes(1) == 0  # the down projection's 16 KB: global loads measured faster
+    run.vec = 0
+    assert run.xs_bytes(1) == 0  # the scalar path never uses it
+    forced = module._Launcher(0, 0, 128, 4, 0, 0, XSMEM=1)
+    forced.k, forced.vec = 8192, 1
+    assert forced.xs_bytes(1) == 16384 and forced.xs_bytes(4) == 0  # asked for: up to 48 KB a block
+    off = module._Launcher(0, 0, 256, 4, 0, 0, XSMEM=0)
+    off.k, off.vec = 2048, 1
+    assert off.xs_bytes(1) == 0
+
+
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
-@pytest.mark.parametrize("pipe", [0, 1])
+@pytest.mark.parametrize(("pipe", "xs"), [(0, 0), (1, 0), (0, 1)], ids=["", "pipe", "xs"])
 @pytest.mark.parametrize("name", sorted(SEEDS))
-def test_decode_seed_compiles_for_sm90_without_spills(name: str, pipe: int, tmp_path: Path) -> None:
+def test_decode_seed_compiles_for_sm90_without_spills(name: str, pipe: int, xs: int, tmp_path: Path) -> None:
     src = (ROOT / "kernels" / "seeds" / f"{name}.py").read_text().split("SOURCE = r'''")[1].split("'''")[0]
     cu = tmp_path / "k.cu"
     cu.write_text(src)
-    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", f"-DPIPE={pipe}",
+    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", f"-DPIPE={pipe}", f"-DXS={xs}",
                            "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = proc.stdout + proc.stderr
