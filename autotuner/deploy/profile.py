@@ -114,40 +114,81 @@ SLOT_RANGE = "slot:"  # the profiler range each fused slot's call runs in while 
 
 
 @contextmanager
-def slot_ranges(slots: Any, names: tuple[str, ...]) -> Iterator[None]:
-    """Each call of the named slot methods inside a profiler range ``slot:<name>``, so the
-    kernels it launches are attributed to the slot; the instance's own methods back after."""
+def slot_ranges(slots: Any, names: tuple[str, ...], log: list[tuple[str | None, str]] | None = None) -> Iterator[None]:
+    """Each call of the named slot methods inside a profiler range ``slot:<name>``; with ``log``,
+    every kernel launched through the runtime meanwhile is appended to it as (the slot whose call
+    launched it or None, kernel name), in launch order. The instance's own methods back after."""
     from torch.profiler import record_function
+
+    from autotuner.runtime import usage
+
+    current: list[str | None] = [None]
 
     def ranged(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            with record_function(SLOT_RANGE + name):
-                return method(*args, **kwargs)
+            outer, current[0] = current[0], name
+            try:
+                with record_function(SLOT_RANGE + name):
+                    return method(*args, **kwargs)
+            finally:
+                current[0] = outer
         return call
 
     for name in names:
         setattr(slots, name, ranged(name, getattr(slots, name)))
+    watching = usage.watch_launches(lambda kernel: log.append((current[0], kernel))) if log is not None else nullcontext()
     try:
-        yield
+        with watching:
+            yield
     finally:
         for name in names:
             vars(slots).pop(name, None)
 
 
-def slot_times(events: Iterable[Any], steps: int, slot_bytes: dict[str, int]) -> list[KernelTime]:
-    """Per fused slot, from the profiler's events: the host-side ``slot:<name>`` ranges, each
-    with the device time of the kernels launched inside it (a GPU-side copy of the range, which
-    newer profilers add, is left out so that nothing counts twice)."""
+def _is_device_event(evt: Any) -> bool:
+    return str(getattr(evt, "device_type", "")).endswith("CUDA")
+
+
+def _device_us(evt: Any) -> float:
+    """A kernel event's own device time in µs (profiler versions name it differently)."""
+    for attr in ("self_device_time_total", "device_time_total", "self_cuda_time_total", "cuda_time_total"):
+        value = getattr(evt, attr, None)
+        if value:
+            return float(value)
+    span = getattr(evt, "time_range", None)
+    return float(span.end - span.start) if span is not None else 0.0
+
+
+def _start(evt: Any) -> float:
+    span = getattr(evt, "time_range", None)
+    return float(span.start) if span is not None else 0.0
+
+
+def slot_times(events: Iterable[Any], log: list[tuple[str | None, str]], steps: int,
+               slot_bytes: dict[str, int]) -> list[KernelTime]:
+    """Per fused slot, the device time of the kernels its calls launched: the profiler's kernel
+    events in start order, the k-th of a name matched with the k-th launch of that name in
+    ``log`` (``slot_ranges``). One stream runs them in launch order, so the match is exact, and it
+    needs no link between a driver-API launch and the host range around it (the profiler left
+    those unlinked: a per-slot table of near-zero times on the H200, 2026-12-02). Kernels that
+    launched outside the runtime (PyTorch's own) are in no slot's time."""
+    from collections import deque
+
+    owners: dict[str, deque[str | None]] = defaultdict(deque)
+    for slot, kernel in log:
+        owners[kernel].append(slot)
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for evt in events:
-        name = str(getattr(evt, "name", ""))
-        if not name.startswith(SLOT_RANGE) or str(getattr(evt, "device_type", "")).endswith("CUDA"):
+    kernels = sorted((e for e in events if _is_device_event(e)), key=_start)
+    for evt in kernels:
+        queue = owners.get(str(getattr(evt, "name", "")))
+        if not queue:
             continue
-        slot = name[len(SLOT_RANGE):]
-        totals[slot][0] += 1
-        totals[slot][1] += float(getattr(evt, "device_time_total", 0.0) or 0.0)
-    found = [KernelTime(slot, "slot", calls / steps, us / steps, slot_bytes.get(slot, 0))
-             for slot, (calls, us) in totals.items() if us > 0]
+        slot = queue.popleft()
+        if slot is not None:
+            totals[slot][0] += 1
+            totals[slot][1] += _device_us(evt)
+    found = [KernelTime(slot, "slot", n / steps, us / steps, slot_bytes.get(slot, 0))
+             for slot, (n, us) in totals.items() if us > 0]
     return sorted(found, key=lambda k: -k.us_per_step)
 
 
@@ -181,7 +222,8 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: 
     for i in range(3):  # compile and warm every kernel outside the profile
         step(token, prompt_len + i)
     torch.cuda.synchronize()
-    ranged = slot_ranges(model.slots, FUSED_SLOTS + ("attention_decode",)) if fused else nullcontext()
+    launches: list[tuple[str | None, str]] = []
+    ranged = slot_ranges(model.slots, FUSED_SLOTS + ("attention_decode",), launches) if fused else nullcontext()
     activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if fused else [ProfilerActivity.CUDA]  # CPU: the ranges
     with ranged, profile(activities=activities) as prof:
         for i in range(steps):
@@ -195,7 +237,7 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: 
         totals[evt.key][0] += evt.count
         totals[evt.key][1] += us
     traffic = slot_traffic(model, prompt_len + steps // 2) if fused else {}
-    by_slot = slot_times(prof.events(), steps, fused_slot_bytes(model, prompt_len + steps // 2)) if fused else []
+    by_slot = slot_times(prof.events(), launches, steps, fused_slot_bytes(model, prompt_len + steps // 2)) if fused else []
     kernels = sorted((KernelTime(name, _kind(name), calls / steps, us / steps, traffic.get(name, 0))
                       for name, (calls, us) in totals.items()), key=lambda k: -k.us_per_step)
     graph = FusedGraphDecoder(model, pdl=pdl) if fused else GraphDecoder(model)

@@ -172,7 +172,11 @@ class Kernel:
         return tuple(converted)
 
     def note_launch(self, block: Any, shared_mem: int) -> None:
-        """Note the first launch of this report (``runtime.usage``): one int compare after that."""
+        """Note the first launch of this report (``runtime.usage``): one int compare after that;
+        and tell ``usage.watch_launches``'s watchers, where there are any."""
+        if usage.WATCHERS:
+            for watcher in usage.WATCHERS:
+                watcher(self.name)
         if self._noted_epoch != usage.EPOCH:
             usage.note_launch(self.name, self.function, _dim3(block, "block"), shared_mem)
             self._noted_epoch = usage.EPOCH

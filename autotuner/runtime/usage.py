@@ -14,6 +14,8 @@ parameter setting).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,21 @@ def note_launch(name: str, function: Any, block: tuple[int, ...], shared_mem: in
         threads *= int(dim)
     with _lock:
         _launched.setdefault(name, _Launch(function, threads, int(shared_mem)))
+
+
+WATCHERS: list[Callable[[str], None]] = []  # called with each launched kernel's name, in launch order
+
+
+@contextmanager
+def watch_launches(callback: Callable[[str], None]) -> Iterator[None]:
+    """``callback(kernel name)`` at every launch through the runtime while inside: which kernels a
+    piece of host code launched, in order (the decode profile's per-slot times), without relying
+    on the profiler linking driver-API launches to the host ranges around them."""
+    WATCHERS.append(callback)
+    try:
+        yield
+    finally:
+        WATCHERS.remove(callback)
 
 
 def reset() -> None:

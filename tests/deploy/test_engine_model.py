@@ -199,24 +199,36 @@ def test_prefill_buckets_round_up() -> None:
 
 
 def test_profile_splits_a_kernel_two_slots_share_by_slot() -> None:
-    """The O and down projections run one kernel: the profile's per-slot lines come from the
-    ranges each slot's calls run in, and a GPU-side copy of a range is not counted again."""
+    """The O and down projections run one kernel: the profile's per-slot lines match each kernel
+    event (in start order) with the launch log's k-th launch of that name; host ranges and
+    kernels launched outside any slot (or outside the runtime) count for no slot."""
     from types import SimpleNamespace as E
 
     from autotuner.deploy.profile import DecodeProfile, KernelTime, format_profile, slot_times
 
-    events = [E(name="slot:o_residual", device_type="DeviceType.CPU", device_time_total=5.0) for _ in range(32)]
-    events += [E(name="slot:down_residual", device_type="DeviceType.CPU", device_time_total=10.0) for _ in range(32)]
-    events += [E(name="slot:down_residual", device_type="DeviceType.CUDA", device_time_total=10.0)]  # GPU-side copy
-    events += [E(name="dec_gemv_residual", device_type="DeviceType.CUDA", device_time_total=15.0)]  # a kernel
-    found = slot_times(events, steps=2, slot_bytes={"o_residual": 8_000_000, "down_residual": 32_000_000})
+    def kernel(name: str, start: float, us: float) -> E:
+        return E(name=name, device_type="DeviceType.CUDA", self_device_time_total=us,
+                 time_range=E(start=start, end=start + us))
+
+    log, events, t = [], [], 0.0
+    for _ in range(16):  # two steps of 8 layers: O (5 us), then down (10 us), one kernel name
+        log += [("o_residual", "dec_gemv_residual"), ("down_residual", "dec_gemv_residual")]
+        events += [kernel("dec_gemv_residual", t, 5.0), kernel("dec_gemv_residual", t + 20, 10.0)]
+        events += [kernel("elementwise_kernel", t + 40, 3.0)]  # PyTorch's: never logged
+        t += 100
+    log.append((None, "dec_gemv_residual"))  # a launch outside every slot call
+    events.append(kernel("dec_gemv_residual", t, 50.0))
+    events.append(E(name="slot:down_residual", device_type="DeviceType.CPU", self_device_time_total=0.0,
+                    time_range=E(start=0.0, end=1.0)))  # the host range: not a kernel
+    events.reverse()  # the profiler's order is not the start order
+    found = slot_times(events, log, steps=2, slot_bytes={"o_residual": 8_000_000, "down_residual": 32_000_000})
     assert [(k.name, k.calls_per_step, k.us_per_step, k.bytes_per_step) for k in found] == [
-        ("down_residual", 16.0, 160.0, 32_000_000), ("o_residual", 16.0, 80.0, 8_000_000)]
+        ("down_residual", 8.0, 80.0, 32_000_000), ("o_residual", 8.0, 40.0, 8_000_000)]
     p = DecodeProfile("m", 512, 2, graph_ms=1.0, busy_ms=0.9, kernels_per_step=32, weight_bytes=10**9,
                       kernels=[KernelTime("dec_gemv_residual", "slot", 32, 240.0, 40_000_000)], slots=found)
     text = format_profile(p, copy_gbps=4000.0)
     assert "by fused slot" in text
-    assert "o_residual" in text and "    8.0    100      2" in text  # 8 MB in 80 us: 100 GB/s, 2% of copy
+    assert "o_residual" in text and "    8.0    200      5" in text  # 8 MB in 40 us: 200 GB/s, 5% of copy
 
 
 def test_slot_ranges_wrap_the_slot_calls_and_give_the_methods_back() -> None:
@@ -228,9 +240,36 @@ def test_slot_ranges_wrap_the_slot_calls_and_give_the_methods_back() -> None:
         def o_residual(self, x):  # noqa: ANN001, ANN202
             return x + 1
 
+    from autotuner.runtime import usage
+
     slots = Fake()
-    with slot_ranges(slots, ("o_residual",)), profile(activities=[ProfilerActivity.CPU]) as prof:
+    log: list = []
+    with slot_ranges(slots, ("o_residual",), log), profile(activities=[ProfilerActivity.CPU]) as prof:
         assert slots.o_residual(torch.ones(2)).tolist() == [2.0, 2.0]
+        for watcher in list(usage.WATCHERS):  # what Kernel.note_launch does at a launch, outside a slot call
+            watcher("dec_gemv")
     assert "o_residual" not in vars(slots)  # the class's method again
+    assert not usage.WATCHERS  # the watcher is gone
     names = [e.name for e in prof.events()]
     assert names.count("slot:o_residual") == 1
+    assert log == [(None, "dec_gemv")]
+
+
+def test_a_slot_call_logs_the_kernels_it_launches() -> None:
+    from autotuner.deploy.profile import slot_ranges
+    from autotuner.runtime import usage
+
+    class Fake:
+        def o_residual(self, x):  # noqa: ANN001, ANN202
+            for watcher in list(usage.WATCHERS):  # the runtime's launch hook, as Kernel.note_launch calls it
+                watcher("dec_gemv_residual")
+            return x
+
+        def down_residual(self, x):  # noqa: ANN001, ANN202
+            return self.o_residual(x)  # a slot calling another: the inner call owns the launch
+
+    slots, log = Fake(), []
+    with slot_ranges(slots, ("o_residual", "down_residual"), log):
+        slots.o_residual(1)
+        slots.down_residual(2)
+    assert log == [("o_residual", "dec_gemv_residual"), ("o_residual", "dec_gemv_residual")]

@@ -64,3 +64,17 @@ def test_the_worker_turns_the_notes_into_the_result_and_survives_tampering(monke
                                                  block_threads=128)]
     monkeypatch.setattr(usage, "launched_kernels", lambda: [{"name": "k", "registers": "many"}])
     assert resource_report() == []  # the candidate shares the process: a garbled report is dropped
+
+
+def test_watchers_see_every_launch_in_order_while_watching():
+    seen: list[str] = []
+    softmax = Kernel("softmax_rows", FakeFunction(40), None)
+    relu = Kernel("relu", FakeFunction(12), None)
+    relu.note_launch((32,), shared_mem=0)  # before: not seen
+    with usage.watch_launches(seen.append):
+        softmax.note_launch((256,), shared_mem=0)
+        relu.note_launch((32,), shared_mem=0)
+        softmax.note_launch((256,), shared_mem=0)  # every launch, not only the first of a report
+    relu.note_launch((32,), shared_mem=0)  # after: not seen
+    assert seen == ["softmax_rows", "relu", "softmax_rows"]
+    assert not usage.WATCHERS
