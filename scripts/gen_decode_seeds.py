@@ -102,7 +102,7 @@ dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned sho
 HOST = r'''
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
-          "XSMEM": [-1, 0, 1]}
+          "XSMEM": [-1, 0, 1], "RING": [0, 4, 8, 16]}
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -148,10 +148,12 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, rpu=1):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, rpu=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.pipe, self.xsmem, self.rpu = PIPE, XSMEM, rpu  # rpu: weight rows per output unit (2: gate/up, rotary pairs)
+        self.ring = RING if RING > 1 else 0  # steps per lane in the shared-memory ring (the 16-byte path)
+        self.smem_set = {}                   # (module key, kernel) -> dynamic shared memory allowed so far
         self.modules = {}
         self.counters = None
         self.sms = None
@@ -167,6 +169,10 @@ class _Launcher:
         want = self.xsmem > 0 or (self.xsmem < 0 and size <= 64 * 32 * self.warps)
         return size if want and self.vec and size <= 48 * 1024 else 0
 
+    def ring_bytes(self):
+        """The weight ring (RING: each warp RING steps of its rows, 512 bytes a row and step), else 0."""
+        return self.warps * self.ring * self.shape[0] * self.rpu * 512 if self.ring and self.vec else 0
+
     def module(self, nb):
         xs = int(self.xs_bytes(nb) > 0)
         key = (nb, xs) + self.shape
@@ -174,7 +180,7 @@ class _Launcher:
             upw, unroll, pipe = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
-                                                                "PIPE": pipe, "XS": xs})
+                                                                "PIPE": pipe, "XS": xs, "RING": self.ring})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -191,8 +197,13 @@ class _Launcher:
         return torch.empty(splits * nb * rows if splits > 1 else 1, dtype=torch.float32, device=device)
 
     def launch(self, nb, name, blocks, args):
-        pdl_launch(self.module(nb), name, grid=(blocks,), block=(self.warps * 32,), args=args,
-                   shared_mem=self.xs_bytes(nb))
+        module = self.module(nb)
+        smem = self.xs_bytes(nb) + self.ring_bytes()
+        key = (id(module), name)
+        if smem > 48 * 1024 and self.smem_set.get(key, 0) < smem:  # above the default: opted in per kernel
+            module.kernel(name).function.max_dynamic_shared_size_bytes = smem
+            self.smem_set[key] = smem
+        pdl_launch(module, name, grid=(blocks,), block=(self.warps * 32,), args=args, shared_mem=smem)
 
 
 def _vec(k, *tensors):
@@ -216,11 +227,11 @@ MODELS = {
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING)
 
     def forward(self, x):
         nb, k = x.shape
@@ -238,11 +249,11 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1):
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING)
 
     def forward(self, x, residual):
         nb, k = x.shape
@@ -261,12 +272,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1):
+    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, rpu=2)
 
     def forward(self, x):
         nb, k = x.shape
@@ -286,14 +297,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=-1, XSMEM=-1):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, rpu=2)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
@@ -327,12 +338,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(vocab, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING)
 
     def forward(self, x):
         nb, k = x.shape

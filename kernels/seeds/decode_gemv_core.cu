@@ -16,6 +16,9 @@
 // weight rows into L2 (cp.async.bulk.prefetch) before griddepcontrol.wait, so the weights
 // stream while the kernel before is finishing; nothing the previous kernel writes is read
 // before the wait. Without the launch attribute the wait returns at once.
+// RING > 1 (not a default: to be measured on the whole step) streams the weights through a ring
+// of RING steps per lane in shared memory instead (cp.async, no registers held by loads in
+// flight, the producer RING - 1 steps ahead across the ends of tasks and before the wait).
 // Cross-kernel prefetch: the caller may name up to two byte ranges the NEXT kernel will stream
 // (pf0 / pf1, e.g. the next projection's weights); each warp, once its own tasks are done,
 // prefetches its share of them into L2, so DRAM stays busy through this kernel's tail, the
@@ -37,6 +40,9 @@
 #endif
 #ifndef PIPE  // 1: each batch of UNROLL steps loads the next batch before its multiplies (the host: long rows)
 #define PIPE 0
+#endif
+#ifndef RING  // > 1: the weights stream through a ring of RING steps per lane in shared memory
+#define RING 0   // (cp.async: no registers held by loads in flight; the 16-byte path only)
 #endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
 #define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
@@ -117,13 +123,16 @@ template <> __device__ __forceinline__ Raw<1> load_w<1>(const unsigned short* p,
     r.s = ok ? __ldg(p) : (unsigned short)0;
     return r;
 }
-#if XS
+#if XS || RING
 #if !defined(__CUDA_ARCH__) && defined(RULES_EMULATE)  // the CPU emulator: each block's own buffer
-#define GEMV_XS(name) unsigned short* const name = (unsigned short*)rules_emu_dyn_smem()
+#define GEMV_DYN() ((unsigned short*)rules_emu_dyn_smem())
 #else
-extern __shared__ __align__(16) unsigned short gemv_xs_[];
-#define GEMV_XS(name) unsigned short* const name = gemv_xs_
+extern __shared__ __align__(16) unsigned short gemv_dyn_[];
+#define GEMV_DYN() (gemv_dyn_)
 #endif
+#endif
+#if XS
+#define GEMV_XS(name) unsigned short* const name = GEMV_DYN()
 #endif
 template <int V> __device__ __forceinline__ Vec<V> load_x(const unsigned short* p, bool ok);
 template <> __device__ __forceinline__ Vec<8> load_x<8>(const unsigned short* p, bool ok) {
@@ -284,6 +293,96 @@ __device__ __forceinline__ void task_rows(const GemvArgs& a, long long t, int sp
     }
 }
 
+// The ring (RING > 1): each lane copies its own 16-byte piece of every row of a step into its
+// own slots (cp.async), one commit group per step, and reads back only what it copied, so no
+// barrier is needed: cp.async.wait_group RING - 2 after committing step i + RING - 1 means
+// step i has landed. The producer runs RING - 1 steps ahead of the multiplies, across the ends of
+// tasks, and its first steps go out before griddepcontrol.wait (the weights are constant).
+__device__ __forceinline__ void gemv_cp16(void* smem, const void* g) {
+#if defined(__CUDA_ARCH__)
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" :: "r"(s), "l"(g) : "memory");
+#else
+    *reinterpret_cast<uint4*>(smem) = *reinterpret_cast<const uint4*>(g);
+#endif
+}
+__device__ __forceinline__ void gemv_cp_commit() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void gemv_cp_wait() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
+#endif
+}
+
+template <int MODE> struct RingCursor {   // the producer's place: task t, its step i of n
+    long long t, i, n, k0, k1;
+    const unsigned short* w[UnitRows<MODE>::value];
+    int stage;
+};
+
+template <int MODE>
+__device__ __forceinline__ void ring_task(const GemvArgs& a, RingCursor<MODE>& c, long long t, long long tasks,
+                                          int splits, long long per_split) {
+    constexpr int ROWS = UnitRows<MODE>::value;
+    c.t = t; c.i = 0; c.n = 0;
+    if (t >= tasks) return;
+    const long long g = t / splits, s = t - g * splits;
+    c.k0 = s * per_split * 256;
+    c.k1 = c.k0 + per_split * 256 < a.K ? c.k0 + per_split * 256 : a.K;
+    c.n = (c.k1 - c.k0 + 255) / 256;
+    #pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        long long u = g * UPW + r / RowsPerUnit<MODE>::value;
+        u = u < a.units ? u : a.units - 1;
+        c.w[r] = a.w + unit_row<MODE>(a, u, r % RowsPerUnit<MODE>::value) * a.K;
+    }
+}
+
+// One step into the ring (nothing past the warp's last task, but always one commit group).
+template <int MODE>
+__device__ __forceinline__ void ring_produce(const GemvArgs& a, RingCursor<MODE>& c, uint4* ring, long long tw,
+                                             long long tasks, int splits, long long per_split, int lane) {
+    constexpr int ROWS = UnitRows<MODE>::value;
+    if (c.t < tasks) {
+        const long long k = c.k0 + c.i * 256 + (long long)lane * 8;
+        if (k < c.k1) {
+            #pragma unroll
+            for (int r = 0; r < ROWS; ++r) gemv_cp16(ring + (c.stage * ROWS + r) * 32, c.w[r] + k);
+        }
+        if (++c.i == c.n) ring_task<MODE>(a, c, c.t + tw, tasks, splits, per_split);
+    }
+    gemv_cp_commit();
+    c.stage = c.stage + 1 == (RING > 1 ? RING : 1) ? 0 : c.stage + 1;
+}
+
+// One step's multiplies: row r's weights w[r] (raw), the activations at column k of each row b.
+template <int MODE, int NORM, int V, bool NORMED>
+__device__ __forceinline__ void step_fma(const GemvArgs& a, const unsigned short* xsrc, long long k, bool ok,
+                                         const float (&inv)[NB], const Raw<V> (&w)[UnitRows<MODE>::value],
+                                         float (&acc)[NB][UnitRows<MODE>::value]) {
+    constexpr int ROWS = UnitRows<MODE>::value;
+    const long long K = a.K;
+    Vec<V> nwv;
+    if (NORM && !NORMED) nwv = load_x<V>(a.nw + k, ok);
+    #pragma unroll
+    for (int b = 0; b < NB; ++b) {
+        Vec<V> xv = load_act<V>(xsrc + b * K + k, ok);
+        if (NORM && !NORMED) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
+            #pragma unroll
+            for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
+        }
+        #pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const Vec<V> wv = unpack_raw<V>(w[r].w, w[r].s);
+            #pragma unroll
+            for (int e = 0; e < V; ++e) acc[b][r] = fmaf(wv.f[e], xv.f[e], acc[b][r]);
+        }
+    }
+}
+
 template <int MODE, int NORM, int V>
 __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     constexpr int RPU = RowsPerUnit<MODE>::value;
@@ -319,10 +418,23 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
 #endif
     // ... and the first step of its first task into registers: the weights are constant, so
     // their first round trip overlaps the previous kernel's tail (with PDL) or the norm below.
+    // (The ring instead: its first RING - 1 steps, which may reach into the warp's next tasks.)
+    constexpr bool ring_on = RING > 1 && V == 8;
     Raw<V> raw[UNROLL][ROWS];
     const unsigned short* wr[ROWS];
-    if (gw < tasks)
+    RingCursor<MODE> cur;
+    uint4* ring = 0;
+    if constexpr (ring_on) {
+#if RING > 1
+        ring = reinterpret_cast<uint4*>(GEMV_DYN() + (XS ? NB * K : 0)) + (threadIdx.x >> 5) * (RING * ROWS * 32) + lane;
+#endif
+        cur.stage = 0;
+        ring_task<MODE>(a, cur, gw, tasks, splits, per_split);
+        #pragma unroll 1
+        for (int j = 0; j < RING - 1; ++j) ring_produce<MODE>(a, cur, ring, tw, tasks, splits, per_split, lane);
+    } else if (gw < tasks) {
         task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
+    }
     pdl_wait();
     pdl_launch_dependents();
 #if XS
@@ -400,7 +512,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         const long long k_begin = s * per_split * STEP;
         long long k_end = k_begin + per_split * STEP;
         k_end = k_end < K ? k_end : K;
-        if (t != gw)  // (the first task's rows and first step were loaded before the wait)
+        if (!ring_on && t != gw)  // (the first task's rows and first step were loaded before the wait)
             task_rows<MODE, V>(a, t, splits, per_split, wr, raw, lane);
         float acc[NB][ROWS];
         #pragma unroll
@@ -408,6 +520,25 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             #pragma unroll
             for (int r = 0; r < ROWS; ++r) acc[b][r] = 0.0f;
 
+        if constexpr (ring_on) {
+            const long long n = (k_end - k_begin + STEP - 1) / STEP;
+            int stage = cur.stage + 1 == RING ? 0 : cur.stage + 1;  // RING - 1 steps behind the producer
+            #pragma unroll 1
+            for (long long i = 0; i < n; ++i) {
+                ring_produce<MODE>(a, cur, ring, tw, tasks, splits, per_split, lane);  // into the stage read last
+                gemv_cp_wait<(RING > 1 ? RING - 1 : 0)>();                             // step i has landed
+                const long long k = k_begin + i * STEP + (long long)lane * V;
+                const bool ok = k < k_end;
+                Raw<V> w[ROWS];
+                #pragma unroll
+                for (int r = 0; r < ROWS; ++r) {
+                    w[r].s = 0;
+                    w[r].w = ok ? ring[(stage * ROWS + r) * 32] : make_uint4(0u, 0u, 0u, 0u);
+                }
+                stage = stage + 1 == RING ? 0 : stage + 1;
+                step_fma<MODE, NORM, V, normed>(a, xsrc, k, ok, inv, w, acc);
+            }
+        } else {
         for (long long k0 = k_begin + (long long)lane * V; k0 < k_end; k0 += UNROLL * STEP) {
 #if PIPE
             // the next UNROLL steps' loads go out before this batch's multiplies (a batch ahead:
@@ -433,23 +564,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             #pragma unroll
             for (int i = 0; i < UNROLL; ++i) {
                 const long long k = k0 + i * STEP;
-                const bool ok = k < k_end;
-                Vec<V> nwv;
-                if (NORM && !normed) nwv = load_x<V>(a.nw + k, ok);
-                #pragma unroll
-                for (int b = 0; b < NB; ++b) {
-                    Vec<V> xv = load_act<V>(xsrc + b * K + k, ok);
-                    if (NORM && !normed) {  // LlamaRMSNorm: x * rsqrt(mean + eps) rounded, times the weight, rounded
-                        #pragma unroll
-                        for (int e = 0; e < V; ++e) xv.f[e] = rb(nwv.f[e] * rb(xv.f[e] * inv[b]));
-                    }
-                    #pragma unroll
-                    for (int r = 0; r < ROWS; ++r) {
-                        const Vec<V> wv = unpack_raw<V>(raw[i][r].w, raw[i][r].s);
-                        #pragma unroll
-                        for (int e = 0; e < V; ++e) acc[b][r] = fmaf(wv.f[e], xv.f[e], acc[b][r]);
-                    }
-                }
+                step_fma<MODE, NORM, V, normed>(a, xsrc, k, k < k_end, inv, raw[i], acc);
             }
 #if PIPE
             #pragma unroll
@@ -457,6 +572,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                 #pragma unroll
                 for (int r = 0; r < ROWS; ++r) raw[i][r] = next[i][r];
 #endif
+        }
         }
         #pragma unroll
         for (int b = 0; b < NB; ++b)

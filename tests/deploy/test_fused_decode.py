@@ -77,8 +77,9 @@ def test_the_fused_slots_are_slots_with_tasks() -> None:
 
 # ---- the seeds bound, on the CPU emulator ---------------------------------------------------
 
-# XSMEM 1: the activations in shared memory (the seeds' default is 0; test_decode_seeds runs that)
-EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "XSMEM": 1}
+# XSMEM 1: the activations in shared memory, RING 4: the weights through the shared-memory ring
+# (neither is every seed's default: test_decode_seeds runs those)
+EMU_PARAMS = {"UPW": 2, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "XSMEM": 1, "RING": 4}
 SEED_FOR_SLOT = GEMV_SEEDS
 
 

@@ -37,21 +37,29 @@ SLOT_SEEDS = GEMV_SEEDS
 seed_class = seed_model
 
 
-def seed_slots(attention_o: bool = False, xsmem: bool = False) -> Slots:
+def seed_slots(attention_o: bool = False, variant: str = "") -> Slots:
     """The fused slots bound to the seeds at their default parameters (no archive); with
     ``attention_o`` the attention + O-projection seed too (it replaces attention and o_residual);
-    with ``xsmem`` every seed that has the parameter at XSMEM 1 (activations in shared memory)."""
+    with a ``variant`` (VARIANTS) its parameters on every seed that has them."""
     seeds = {**SLOT_SEEDS, **(ATTENTION_O_SEED if attention_o else {})}
     return Slots({slot: SlotBinding(slot, "seed, bound directly by the test", task=seed, model_new=seed_class(seed),
-                                    params=xsmem_params(seed) if xsmem else {})
+                                    params=variant_params(seed, variant))
                   for slot, seed in seeds.items()})
 
 
-def xsmem_params(seed: str) -> dict:
-    """{"XSMEM": 1} where the seed's PARAMS has it (the GEMV seeds), else {}."""
+# Code paths of the GEMV seeds that their defaults do not take everywhere: the activations in
+# shared memory at every shape; the weights through the shared-memory ring (above 48 KB a block
+# for gate/up: the kernel's opt-in to more dynamic shared memory)
+VARIANTS = {"": {}, "xsmem": {"XSMEM": 1}, "ring": {"RING": 8}}
+
+
+def variant_params(seed: str, variant: str) -> dict:
+    """The variant's parameters where the seed's PARAMS has them all (the GEMV seeds), else {}."""
     from evolution.proposers.seeds import params_space, seed_dir
 
-    return {"XSMEM": 1} if "XSMEM" in params_space((seed_dir() / f"{seed}.py").read_text()) else {}
+    wanted = VARIANTS[variant]
+    space = params_space((seed_dir() / f"{seed}.py").read_text())
+    return dict(wanted) if all(k in space for k in wanted) else {}
 
 
 CONFIGS = {
@@ -64,13 +72,13 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("xsmem", [False, True], ids=["", "xsmem"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("attention_o", [False, True], ids=["", "attention_o"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_fused_path_parity_against_fp32(name: str, attention_o: bool, xsmem: bool) -> None:
+def test_fused_path_parity_against_fp32(name: str, attention_o: bool, variant: str) -> None:
     from autotuner.deploy.bench import check_parity_fp32, parity_fp32_line
 
-    slots = seed_slots(attention_o, xsmem)
+    slots = seed_slots(attention_o, variant)
     model = build_model(CONFIGS[name], dtype=torch.bfloat16, device="cuda", slots=slots)
     model.setup_caches(1, 128)
     report = check_parity_fp32(model, slots, paths=("fused", "fused+graph", "fused+graph+pdl"), steps=24)
@@ -85,9 +93,9 @@ def test_fused_path_parity_against_fp32(name: str, attention_o: bool, xsmem: boo
         assert not any(k[0] == "o_residual" for k in slots._instances)
 
 
-@pytest.mark.parametrize("xsmem", [False, True], ids=["", "xsmem"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("task_rel", sorted(SEEDS))
-def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, xsmem: bool) -> None:
+def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, variant: str) -> None:
     from autotuner.evaluator.compare import compare_outputs, tolerances_for
     from autotuner.evaluator.inputs import clone_inputs, make_candidate, make_inputs, make_reference
     from autotuner.evaluator.watch import OpWatch
@@ -96,9 +104,9 @@ def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, xsmem: bool)
 
     task = load_task(suite_dir() / task_rel)
     cls = seed_class(SEEDS[task_rel])
-    params = xsmem_params(SEEDS[task_rel]) if xsmem else {}
-    if xsmem and not params:
-        pytest.skip(f"{SEEDS[task_rel]} has no XSMEM parameter")
+    params = variant_params(SEEDS[task_rel], variant)
+    if variant and not params:
+        pytest.skip(f"{SEEDS[task_rel]} has no {'/'.join(VARIANTS[variant])} parameter")
     tol = tolerances_for(task.dtype, task.tolerance)
     for shape in task.shapes:
         for law in ("task", "signed"):

@@ -54,12 +54,13 @@ SMALL: dict[str, tuple[str, str]] = {
 }
 # Emulated launch parameters: few threads, and each path of the kernel (split or not, 1 to 4
 # units per warp, a step in flight or several, the next batch's loads ahead or not, the activations
-# (normalized in place where the seed has a norm) in shared memory or not: the first entry, which
-# every seed runs, pipelines).
+# (normalized in place where the seed has a norm) in shared memory or not, the weights through the
+# shared-memory ring (its producer running ahead across tasks) or registers: the first entry,
+# which every seed runs, pipelines).
 EMU_PARAMS = [
     {"UPW": 2, "UNROLL": 4, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 1},
-    {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0, "PIPE": 0},
-    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2, "PIPE": 1, "XSMEM": 1},
+    {"UPW": 1, "UNROLL": 2, "BLOCK": 64, "OCC": 2, "SPLITK": 2, "PREFETCH": 0, "PIPE": 0, "RING": 4},
+    {"UPW": 4, "UNROLL": 2, "BLOCK": 64, "OCC": 1, "SPLITK": 4, "PREFETCH": 2, "PIPE": 1, "XSMEM": 1, "RING": 3},
     {"UPW": 0, "UNROLL": 0, "BLOCK": 64, "OCC": 2, "SPLITK": 0, "PREFETCH": 1, "PIPE": 0, "XSMEM": 1},  # from the shape
 ]
 # The LM head's final argmax reads every warp's result eight at a time per lane: a grid of more
@@ -177,20 +178,25 @@ def test_activations_go_to_shared_memory_where_the_fill_is_short() -> None:
 
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
-@pytest.mark.parametrize(("pipe", "xs"), [(0, 0), (1, 0), (0, 1)], ids=["", "pipe", "xs"])
+@pytest.mark.parametrize(("pipe", "xs", "ring"), [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 1, 8)],
+                         ids=["", "pipe", "xs", "ring"])
 @pytest.mark.parametrize("name", sorted(SEEDS))
-def test_decode_seed_compiles_for_sm90_without_spills(name: str, pipe: int, xs: int, tmp_path: Path) -> None:
+def test_decode_seed_compiles_for_sm90_without_spills(name: str, pipe: int, xs: int, ring: int, tmp_path: Path) -> None:
     src = (ROOT / "kernels" / "seeds" / f"{name}.py").read_text().split("SOURCE = r'''")[1].split("'''")[0]
     cu = tmp_path / "k.cu"
     cu.write_text(src)
-    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", f"-DPIPE={pipe}", f"-DXS={xs}",
-                           "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
+    proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", f"-DPIPE={pipe}",
+                           f"-DXS={xs}", f"-DRING={ring}", "-o", str(tmp_path / "k.cubin"), str(cu)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = proc.stdout + proc.stderr
     assert " 0 bytes spill stores" in log and "spill stores" in log
     assert all(" 0 bytes spill" in line for line in log.splitlines() if "spill" in line), log
-    ptx = subprocess.run(["nvcc", "-arch=sm_90", "--ptx", "-std=c++17", "-o", "-", str(cu)], capture_output=True,
-                         text=True).stdout
+    ptx = subprocess.run(["nvcc", "-arch=sm_90", "--ptx", "-std=c++17", f"-DRING={ring}", "-o", "-", str(cu)],
+                         capture_output=True, text=True).stdout
+    if ring:  # the weights' 16-byte copies go straight to shared memory; a step waits for its own group
+        assert "cp.async.cg.shared.global" in ptx and f"cp.async.wait_group {ring - 1};" in ptx
     assert "griddepcontrol.wait" in ptx and "griddepcontrol.launch_dependents" in ptx
     assert "cp.async.bulk.prefetch.L2" in ptx
-    assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
+    if not ring:  # the register path's weight loads: read once, past L1
+        assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
