@@ -177,6 +177,24 @@ def test_activations_go_to_shared_memory_where_the_fill_is_short() -> None:
     assert off.xs_bytes(1) == 0
 
 
+def test_a_ring_that_does_not_fit_says_what_to_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import torch
+
+    module = _seed_module("decode_gate_up_silu_bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a, **k: types.SimpleNamespace(
+        multi_processor_count=132, shared_memory_per_block_optin=227 * 1024))
+    run = module._Launcher(2, 0, 256, 4, 0, 0, RING=16, rpu=2)  # 8 warps x 16 steps x 4 rows x 512 B = 256 KB
+    run.plan(8192, 2048, 1, torch.device("cpu"))
+    assert run.ring_bytes() == 256 * 1024
+    with pytest.raises(ValueError, match="fewer RING stages"):
+        run.launch(1, "dec_norm_gate_up_silu", 1, ())
+    fits = module._Launcher(2, 0, 128, 4, 0, 0, RING=8, rpu=2)  # 4 x 8 x 4 x 512 = 64 KB
+    fits.plan(8192, 2048, 1, torch.device("cpu"))
+    assert fits.ring_bytes() == 64 * 1024 and fits.ring_bytes() + fits.xs_bytes(1) <= fits.smem_limit
+
+
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
 @pytest.mark.parametrize(("pipe", "xs", "ring"), [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 1, 8)],
                          ids=["", "pipe", "xs", "ring"])
