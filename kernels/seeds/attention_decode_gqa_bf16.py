@@ -11,7 +11,7 @@ softmax statistics per query head (a warp per head, over shared memory); weighte
 last block of a (batch, KV head) to finish (an atomic counter after a fence; it resets the
 counter) merges the ranges' (max, sum, values) states through global memory.
 
-CLUSTER 1, 2, 4, 8 (default 8), the cluster kernel. The CLUSTER blocks of a thread-block cluster
+CLUSTER 1, 2, 4, 8 (default 8), 16, the cluster kernel. The CLUSTER blocks of a thread-block cluster
 (sm_90; compile-time ``__cluster_dims__``) split one (batch, KV head)'s cache into CLUSTER equal
 ranges; head_dim / 8 lanes per position, each holding one 16-byte piece of its K and V rows
 (KP positions a lane, all loaded before any is used); q in registers, pre-scaled by
@@ -59,7 +59,7 @@ next kernel reads, prefetched into L2 as this one drains.
 
 import torch
 import torch.nn as nn
-from autotuner.runtime import compile_module, pdl_launch
+from autotuner.runtime import allow_nonportable_clusters, compile_module, pdl_launch
 
 SOURCE = r'''
 #ifndef BLOCK
@@ -1194,7 +1194,7 @@ gqa_oproj(const unsigned short* __restrict__ y, int kv_heads, int C, int ocl, co
 #endif
 }
 '''
-PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8], "KP": [2, 4, 8],
+PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8, 16, -1], "KP": [2, 4, 8],
           "CHUNKS": [1, 2, 4, 16]}
 LOG2E = 1.4426950408889634
 
@@ -1216,38 +1216,69 @@ class ModelNew(nn.Module):
 
     def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 4, CHUNKS: int = 2):
         # CLUSTER 0: the split kernel with the last-block merge (BLOCK positions a range; 128 was
-        # measured best for it); 1, 2, 4, 8: the one-kernel cluster path (BLOCK threads, KP passes
+        # measured best for it); 1, 2, 4, 8, 16: the one-kernel cluster path (BLOCK threads, KP passes
         # of BLOCK / (head_dim / 8) positions in registers: a chunk), which serves 16-byte aligned
         # heads whose head_dim is a multiple of 8 and caches a block covers in at most CHUNKS
         # chunks (each a round trip of its own: 2048 positions for head_dim 64 at the defaults);
-        # other calls take the split kernel, whose many blocks keep more bytes in flight.
+        # other calls take the split kernel, whose many blocks keep more bytes in flight. 16 is a
+        # non-portable cluster size (sm_90: the driver must allow it; refused, the call fails);
+        # -1: 16 where clusters of 8 would fill at most a quarter of the SMs (few KV heads, as
+        # Qwen2.5-1.5B's two at batch 1: 16 of 132 SMs) and the GPU allows it, else 8.
         super().__init__()
         KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
         self.block, self.chunk, self.vec, self.cluster = BLOCK, BLOCK * KEYS, VEC, CLUSTER
         self.kp, self.max_chunks = KP, CHUNKS
         self.maxd, self.maxg = 128, 8
-        # two modules, each with the bodies of one family (the split kernels take most of the
-        # compile time): one split module serves every CLUSTER and KP at this BLOCK and VEC
+        # two module families, each with the bodies of one (the split kernels take most of the
+        # compile time): one split module serves every CLUSTER and KP at this BLOCK and VEC; a
+        # cluster module per cluster size, built at its first use
         self.split_module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC,
                                                             "MAXD": self.maxd, "GQA_KERNELS": 1})
-        self.module = self.split_module if CLUSTER < 1 else compile_module(
-            SOURCE, defines={"BLOCK": BLOCK, "MAXD": self.maxd, "CLUSTER": CLUSTER, "KP": KP, "GQA_KERNELS": 2})
+        self.cluster_modules = {}  # cluster size -> (module, non-portable size allowed: True / False / None)
+        if CLUSTER > 0:
+            self._cluster_module(CLUSTER)
         # Arrival counters of the last-block merge, one per (batch, KV head); the merging
         # block resets its own, so they are zero between calls (and between graph replays).
         self.counters = None
         self.clusters_ok = {}  # device -> thread-block clusters available (sm_90+)
+        self.sms = {}          # device -> multiprocessors
 
-    def _cluster_path(self, q, k_cache, v_cache):
-        """Whether this call takes the cluster kernel (else the split kernel)."""
+    def _cluster_module(self, cluster):
+        """(module, whether the driver allows its cluster size): compiled at the first use of a size;
+        16 is opted in through the driver per kernel (None: no driver to ask, an emulator)."""
+        if cluster not in self.cluster_modules:
+            module = compile_module(SOURCE, defines={"BLOCK": self.block, "MAXD": self.maxd, "CLUSTER": cluster,
+                                                     "KP": self.kp, "GQA_KERNELS": 2})
+            allowed = True
+            if cluster > 8:
+                kernel = getattr(module, "kernel", None)
+                answers = [allow_nonportable_clusters(kernel(f"gqa_cluster_g{g}")) if kernel else None
+                           for g in (1, 2, 4, 8)]
+                allowed = False if False in answers else (None if None in answers else True)
+            self.cluster_modules[cluster] = (module, allowed)
+        return self.cluster_modules[cluster]
+
+    def _cluster_size(self, batch, kv_heads, device):
+        """This call's cluster size: CLUSTER, or under -1 the one chosen from the shapes."""
+        if self.cluster >= 0:
+            return self.cluster
+        if device not in self.sms:
+            self.sms[device] = torch.cuda.get_device_properties(device).multi_processor_count
+        if batch * kv_heads * 8 * 4 <= self.sms[device] and self._cluster_module(16)[1] is not False:
+            return 16
+        return 8
+
+    def _cluster_path(self, q, k_cache, v_cache, cluster):
+        """Whether this call takes the cluster kernel of ``cluster`` blocks (else the split kernel)."""
         device, d, max_len = q.device, q.shape[-1], k_cache.shape[2]
-        if self.cluster < 1 or d % 8 or any(t.data_ptr() % 16 for t in (q, k_cache, v_cache)):
+        if cluster < 1 or d % 8 or any(t.data_ptr() % 16 for t in (q, k_cache, v_cache)):
             return False
         lanes = 1 << (d // 8 - 1).bit_length()          # lanes per position (a power of two)
         chunk = self.kp * (self.block // lanes)          # positions a block takes per round trip
-        span = -(-max_len // self.cluster)               # positions of a block
+        span = -(-max_len // cluster)                    # positions of a block
         if -(-span // chunk) > self.max_chunks:
             return False
-        if self.cluster == 1 or device.type != "cuda":
+        if cluster == 1 or device.type != "cuda":
             return True
         if device not in self.clusters_ok:
             self.clusters_ok[device] = torch.cuda.get_device_properties(device).major >= 9
@@ -1265,10 +1296,15 @@ class ModelNew(nn.Module):
         if out.numel() == 0 or max_len == 0:
             return out
         gg = 1 << (group - 1).bit_length()
-        if self._cluster_path(q, k_cache, v_cache):
+        cluster = self._cluster_size(b, kv_heads, q.device)
+        if self._cluster_path(q, k_cache, v_cache, cluster):
+            module, allowed = self._cluster_module(cluster)
+            if allowed is False:
+                raise RuntimeError(f"this GPU refused clusters of {cluster} blocks (a non-portable size): "
+                                   "use CLUSTER 8 or less, or -1 to choose")
             nw = self.block // 32
             smem = 4 * (nw * gg * d + 2 * nw * gg + gg * d + 2 * gg)  # the warps' states, the block's
-            pdl_launch(self.module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * self.cluster,), block=(self.block,),
+            pdl_launch(module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * cluster,), block=(self.block,),
                        args=(q, k_cache, v_cache, cache_len, out, d ** -0.5 * LOG2E, kv_heads, group, max_len, d)
                        + _hints(self.prefetch_next, q), shared_mem=smem)
             return out

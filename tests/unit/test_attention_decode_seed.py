@@ -88,8 +88,9 @@ SHAPES = [
 ]
 '''
 
-# Emulated launch parameters (at most 256 threads: each is a fiber): the default cluster path at
-# the emulator's block size, every cluster size, one to eight passes a chunk, and the split kernel.
+# Emulated launch parameters (at most 256 threads a block: each is a fiber): the default cluster
+# path at the emulator's block size, every cluster size (16: non-portable on sm_90; -1: chosen from
+# the shapes), one to eight passes a chunk, and the split kernel.
 # CHUNKS 1000: every shape on the cluster path (the loop over chunks runs where a block has several);
 # CHUNKS 1: the longer caches go to the split kernel (both kernels in one run).
 EMU_PARAMS = [
@@ -99,6 +100,8 @@ EMU_PARAMS = [
     {"CLUSTER": 2, "BLOCK": 128, "KP": 8, "CHUNKS": 1000},
     {"CLUSTER": 1, "BLOCK": 128, "KP": 4, "CHUNKS": 1000},
     {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1},
+    {"CLUSTER": 16, "BLOCK": 64, "KP": 2, "CHUNKS": 1000},
+    {"CLUSTER": -1, "BLOCK": 64, "KP": 2, "CHUNKS": 1000},  # chosen: 8 on the emulator's 2 SMs
     {"CLUSTER": 0, "BLOCK": 128},
 ]
 
@@ -121,6 +124,28 @@ def test_the_cluster_path_is_the_default_and_the_split_kernel_stays_selectable()
     # the attention kernels and their fused attention + O-projection forms (attention_o_residual's seed)
     assert cuda_emu.cluster_sizes(_source(), {"CLUSTER": 4}) == {f"gqa_cluster{o}_g{g}": 4 for g in (1, 2, 4, 8)
                                                                 for o in ("", "_o")}
+
+
+def test_clusters_of_16_where_few_kv_heads_would_leave_the_gpu_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import torch
+
+    from evolution.proposers.seeds import seed_model
+
+    cls = seed_model("attention_decode_gqa_bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda *a, **k: types.SimpleNamespace(multi_processor_count=132, major=9))
+    attn = cls.__new__(cls)  # the choice alone: no module compiled
+    attn.cluster, attn.sms, attn.cluster_modules = -1, {}, {16: (None, True)}
+    dev = torch.device("cpu")
+    assert attn._cluster_size(1, 2, dev) == 16   # Qwen2.5-1.5B at batch 1: 2 clusters of 8 = 16 of 132 SMs
+    assert attn._cluster_size(1, 8, dev) == 8    # Llama-3.2-1B: 64 SMs already
+    assert attn._cluster_size(3, 2, dev) == 8    # 48 SMs: more than a quarter
+    attn.cluster_modules = {16: (None, False)}   # the driver refused the non-portable size
+    assert attn._cluster_size(1, 2, dev) == 8
+    attn.cluster = 4
+    assert attn._cluster_size(1, 2, dev) == 4    # a fixed CLUSTER is kept
 
 
 @pytest.mark.slow
@@ -186,7 +211,8 @@ def _usage(log: str) -> dict[str, str]:
 
 @pytest.mark.skipif(not shutil.which("nvcc"), reason="nvcc is not on PATH")
 @pytest.mark.parametrize("defines", [{"BLOCK": 256, "CLUSTER": 8, "KP": 4}, {"BLOCK": 128, "CLUSTER": 8, "KP": 8},
-                                     {"BLOCK": 256, "CLUSTER": 4, "KP": 4}, {"BLOCK": 128, "CLUSTER": 0, "KP": 4}],
+                                     {"BLOCK": 256, "CLUSTER": 4, "KP": 4}, {"BLOCK": 128, "CLUSTER": 0, "KP": 4},
+                                     {"BLOCK": 256, "CLUSTER": 16, "KP": 4}],
                          ids=lambda d: "-".join(f"{k}{v}" for k, v in d.items()))
 def test_compiles_for_sm90_without_spills_where_engines_run(defines: dict[str, int], tmp_path: Path) -> None:
     proc = _nvcc(tmp_path, defines, "-cubin", "--resource-usage", "-o", str(tmp_path / "k.cubin"))
