@@ -314,7 +314,7 @@ __device__ __forceinline__ void task_rows(const GemvArgs& a, long long t, int sp
 
 // The ring (RING > 1): each lane copies its own 16-byte piece of every row of a step into its
 // own slots (cp.async), one commit group per step, and reads back only what it copied, so no
-// barrier is needed: cp.async.wait_group RING - 2 after committing step i + RING - 1 means
+// barrier is needed: cp.async.wait_group RING - 1 after committing step i + RING - 1 means
 // step i has landed. The producer runs RING - 1 steps ahead of the multiplies, across the ends of
 // tasks, and its first steps go out before griddepcontrol.wait (the weights are constant).
 __device__ __forceinline__ void gemv_cp16(void* smem, const void* g) {
