@@ -244,10 +244,25 @@ def phase_occ(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
     RESULTS["occ"] = rows
 
 
+def paired_ms(model, incumbent, trial, pdl: bool, prefetch: bool, rounds: int = 2) -> tuple[float, float]:  # noqa: ANN001
+    """(incumbent ms, trial ms): the two slot sets measured alternately, ``rounds`` times each,
+    medians: a trial is judged against the incumbent measured beside it, not against a figure
+    taken minutes earlier (on the H200, 2026-12-02, one search's trail drifted from 0.95 to
+    0.87 ms a step for settings that measured alike side by side)."""
+    inc, tri = [], []
+    for _ in range(rounds):
+        for slots, out in ((incumbent, inc), (trial, tri)):
+            model.slots = slots
+            out.append(step_ms(model, pdl, prefetch, steps=60, repeats=3))
+    return statistics.median(inc), statistics.median(tri)
+
+
 def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, dict]:  # noqa: ANN001
-    """Coordinate descent on the whole step: each slot's PARAMS one at a time, keep what is faster
-    by more than the noise (0.3%); from SWEEP_START (a SWEEP_AB setting) where given, else the
-    seeds' defaults. SWEEP_ROUNDS: rounds over every slot (default 2)."""
+    """Coordinate descent on the whole step: each slot's PARAMS one at a time, each trial measured
+    alternately with the incumbent (``paired_ms``), kept when faster by more than the noise (0.3%);
+    from SWEEP_START (a SWEEP_AB setting) where given, else the seeds' defaults. SWEEP_ROUNDS:
+    rounds over every slot (default 2); SWEEP_SEARCH_SLOTS / SWEEP_SEARCH_PARAMS: comma-separated
+    slots / PARAM names to search (default: all)."""
     import ast
 
     from autotuner.deploy.slots import OPT_IN_SLOTS as OPT_IN
@@ -259,6 +274,9 @@ def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, di
     say(f"\nsearch (pdl={pdl}, prefetch={prefetch}): start {best_ms:.4f} ms")
     trail = [{"params": json.loads(json.dumps(best)), "ms": best_ms}]
     order = ["down_residual", "gate_up_silu", "qkv_rope_append", "o_residual", "lm_head_argmax", "attention_decode"]
+    only_slots = [x for x in os.environ.get("SWEEP_SEARCH_SLOTS", "").split(",") if x]  # default: every slot
+    only_params = {x for x in os.environ.get("SWEEP_SEARCH_PARAMS", "").split(",") if x}  # default: every PARAM
+    order = [slot for slot in order if not only_slots or slot in only_slots]
     for rnd in range(int(os.environ.get("SWEEP_ROUNDS", "2"))):
         for slot in order:
             src = (folder / f"{SEED_OF[slot]}.py").read_text()
@@ -266,6 +284,8 @@ def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, di
             space = next(ast.literal_eval(n.value) for n in tree.body
                          if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PARAMS")
             for name, values in space.items():
+                if only_params and name not in only_params:
+                    continue
                 for value in values:
                     if left() < 90:
                         say("(search stopped for time)")
@@ -275,14 +295,14 @@ def phase_search(model, folder: Path, pdl: bool, prefetch: bool) -> dict[str, di
                     trial = {k: dict(v) for k, v in best.items()}
                     trial[slot][name] = value
                     try:
-                        model.slots = make_slots(folder, trial)
-                        ms = step_ms(model, pdl, prefetch, steps=60, repeats=3)
+                        inc_ms, ms = paired_ms(model, make_slots(folder, best), make_slots(folder, trial), pdl, prefetch)
                     except Exception as exc:  # noqa: BLE001 - a failing setting is skipped, not fatal
                         say(f"  {slot} {name}={value}: FAILED {type(exc).__name__}: {str(exc)[:160]}")
                         continue
-                    better = ms < best_ms * 0.997
-                    say(f"  r{rnd} {slot:<17} {name}={value!s:<5} {ms:.4f} ms{'  <- best' if better else ''}")
-                    trail.append({"slot": slot, "param": name, "value": value, "ms": ms})
+                    better = ms < inc_ms * 0.997
+                    say(f"  r{rnd} {slot:<17} {name}={value!s:<5} {ms:.4f} ms against {inc_ms:.4f}"
+                        f"{'  <- best' if better else ''}")
+                    trail.append({"slot": slot, "param": name, "value": value, "ms": ms, "incumbent_ms": inc_ms})
                     if better:
                         best, best_ms = trial, ms
         say(f"after round {rnd}: {best_ms:.4f} ms, {json.dumps(best)}")
