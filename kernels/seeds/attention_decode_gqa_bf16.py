@@ -1234,7 +1234,8 @@ class ModelNew(nn.Module):
         # cluster module per cluster size, built at its first use
         self.split_module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC,
                                                             "MAXD": self.maxd, "GQA_KERNELS": 1})
-        self.cluster_modules = {}  # cluster size -> (module, non-portable size allowed: True / False / None)
+        self.cluster_modules = {}  # cluster size -> module
+        self.nonportable = {}      # (cluster size, device) -> the driver allowed it (True / False)
         if CLUSTER > 0:
             self._cluster_module(CLUSTER)
         # Arrival counters of the last-block merge, one per (batch, KV head); the merging
@@ -1244,19 +1245,23 @@ class ModelNew(nn.Module):
         self.sms = {}          # device -> multiprocessors
 
     def _cluster_module(self, cluster):
-        """(module, whether the driver allows its cluster size): compiled at the first use of a size;
-        16 is opted in through the driver per kernel (None: no driver to ask, an emulator)."""
+        """The cluster kernels' module for a cluster size, compiled at its first use."""
         if cluster not in self.cluster_modules:
-            module = compile_module(SOURCE, defines={"BLOCK": self.block, "MAXD": self.maxd, "CLUSTER": cluster,
-                                                     "KP": self.kp, "GQA_KERNELS": 2})
-            allowed = True
-            if cluster > 8:
-                kernel = getattr(module, "kernel", None)
-                answers = [allow_nonportable_clusters(kernel(f"gqa_cluster_g{g}")) if kernel else None
-                           for g in (1, 2, 4, 8)]
-                allowed = False if False in answers else (None if None in answers else True)
-            self.cluster_modules[cluster] = (module, allowed)
+            self.cluster_modules[cluster] = compile_module(SOURCE, defines={
+                "BLOCK": self.block, "MAXD": self.maxd, "CLUSTER": cluster, "KP": self.kp, "GQA_KERNELS": 2})
         return self.cluster_modules[cluster]
+
+    def _allowed(self, cluster, device):
+        """Whether clusters of this size may launch on ``device``: up to 8 always; 16 (non-portable)
+        once the driver took the opt-in for every kernel of the module (not asked off the GPU)."""
+        if cluster <= 8 or device.type != "cuda":
+            return True
+        key = (cluster, device)
+        if key not in self.nonportable:
+            module = self._cluster_module(cluster)
+            self.nonportable[key] = all(allow_nonportable_clusters(module.kernel(f"gqa_cluster_g{g}")) is not False
+                                        for g in (1, 2, 4, 8))
+        return self.nonportable[key]
 
     def _cluster_size(self, batch, kv_heads, device):
         """This call's cluster size: CLUSTER, or under -1 the one chosen from the shapes."""
@@ -1264,7 +1269,7 @@ class ModelNew(nn.Module):
             return self.cluster
         if device not in self.sms:
             self.sms[device] = torch.cuda.get_device_properties(device).multi_processor_count
-        if batch * kv_heads * 8 * 4 <= self.sms[device] and self._cluster_module(16)[1] is not False:
+        if batch * kv_heads * 8 * 4 <= self.sms[device] and self._allowed(16, device):
             return 16
         return 8
 
@@ -1298,10 +1303,10 @@ class ModelNew(nn.Module):
         gg = 1 << (group - 1).bit_length()
         cluster = self._cluster_size(b, kv_heads, q.device)
         if self._cluster_path(q, k_cache, v_cache, cluster):
-            module, allowed = self._cluster_module(cluster)
-            if allowed is False:
+            if not self._allowed(cluster, q.device):
                 raise RuntimeError(f"this GPU refused clusters of {cluster} blocks (a non-portable size): "
                                    "use CLUSTER 8 or less, or -1 to choose")
+            module = self._cluster_module(cluster)
             nw = self.block // 32
             smem = 4 * (nw * gg * d + 2 * nw * gg + gg * d + 2 * gg)  # the warps' states, the block's
             pdl_launch(module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * cluster,), block=(self.block,),

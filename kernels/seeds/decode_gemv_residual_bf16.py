@@ -789,7 +789,7 @@ class _Launcher:
         self.smem_set = {}                   # (module key, kernel) -> dynamic shared memory allowed so far
         self.modules = {}
         self.counters = None
-        self.sms, self.smem_limit = None, 48 * 1024
+        self.sms, self.smem_limit, self.device = None, None, None
         self.shape = (UPW or 1, UNROLL or 4, max(PIPE, 0))  # (UPW, UNROLL, PIPE) of the last plan
         self.k, self.vec = 0, 0                # K and the 16-byte path of the last plan
 
@@ -818,9 +818,8 @@ class _Launcher:
 
     def plan(self, units, k, vec, device):
         if self.sms is None:
-            props = torch.cuda.get_device_properties(device)
-            self.sms = props.multi_processor_count
-            self.smem_limit = getattr(props, "shared_memory_per_block_optin", self.smem_limit)
+            self.sms = torch.cuda.get_device_properties(device).multi_processor_count
+        self.device = device
         self.shape = _auto(units, k, self.upw, self.unroll, self.pipe, self.rpu)
         self.k, self.vec = k, vec
         splits, blocks, groups = _plan(units, k, vec, self.shape[0], self.warps, self.occ, self.splitk, self.sms)
@@ -833,7 +832,9 @@ class _Launcher:
 
     def launch(self, nb, name, blocks, args):
         smem = self.xs_bytes(nb) + self.ring_bytes()
-        if smem > self.smem_limit:
+        if smem > 48 * 1024 and self.smem_limit is None:  # above the default: what this GPU allows a block
+            self.smem_limit = torch.cuda.get_device_properties(self.device).shared_memory_per_block_optin
+        if smem > 48 * 1024 and smem > self.smem_limit:
             raise ValueError(f"RING {self.ring} with {self.warps * 32} threads and {self.shape[0] * self.rpu} rows a "
                              f"warp needs {smem} bytes of shared memory a block; this GPU allows "
                              f"{self.smem_limit}: fewer RING stages, threads (BLOCK) or units per warp (UPW)")

@@ -137,12 +137,12 @@ def test_clusters_of_16_where_few_kv_heads_would_leave_the_gpu_idle(monkeypatch:
     monkeypatch.setattr(torch.cuda, "get_device_properties",
                         lambda *a, **k: types.SimpleNamespace(multi_processor_count=132, major=9))
     attn = cls.__new__(cls)  # the choice alone: no module compiled
-    attn.cluster, attn.sms, attn.cluster_modules = -1, {}, {16: (None, True)}
-    dev = torch.device("cpu")
+    dev = torch.device("cuda", 0)
+    attn.cluster, attn.sms, attn.nonportable = -1, {}, {(16, dev): True}
     assert attn._cluster_size(1, 2, dev) == 16   # Qwen2.5-1.5B at batch 1: 2 clusters of 8 = 16 of 132 SMs
     assert attn._cluster_size(1, 8, dev) == 8    # Llama-3.2-1B: 64 SMs already
     assert attn._cluster_size(3, 2, dev) == 8    # 48 SMs: more than a quarter
-    attn.cluster_modules = {16: (None, False)}   # the driver refused the non-portable size
+    attn.nonportable = {(16, dev): False}        # the driver refused the non-portable size
     assert attn._cluster_size(1, 2, dev) == 8
     attn.cluster = 4
     assert attn._cluster_size(1, 2, dev) == 4    # a fixed CLUSTER is kept

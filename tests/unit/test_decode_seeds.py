@@ -190,9 +190,15 @@ def test_a_ring_that_does_not_fit_says_what_to_change(monkeypatch: pytest.Monkey
     assert run.ring_bytes() == 256 * 1024
     with pytest.raises(ValueError, match="fewer RING stages"):
         run.launch(1, "dec_norm_gate_up_silu", 1, ())
-    fits = module._Launcher(2, 0, 128, 4, 0, 0, RING=8, rpu=2)  # 4 x 8 x 4 x 512 = 64 KB
+    fits = module._Launcher(2, 0, 128, 4, 0, 0, RING=8, rpu=2)  # 4 x 8 x 4 x 512 = 64 KB (+ 4 KB of activations)
     fits.plan(8192, 2048, 1, torch.device("cpu"))
-    assert fits.ring_bytes() == 64 * 1024 and fits.ring_bytes() + fits.xs_bytes(1) <= fits.smem_limit
+    function = types.SimpleNamespace(max_dynamic_shared_size_bytes=48 * 1024)
+    fits.module = lambda nb: types.SimpleNamespace(kernel=lambda name: types.SimpleNamespace(function=function))
+    launched = []
+    monkeypatch.setattr(module, "pdl_launch", lambda *a, **k: launched.append(k["shared_mem"]))
+    fits.launch(1, "dec_norm_gate_up_silu", 1, ())
+    fits.launch(1, "dec_norm_gate_up_silu", 1, ())
+    assert launched == [68 * 1024] * 2 and function.max_dynamic_shared_size_bytes == 68 * 1024  # opted in once
 
 
 @pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
