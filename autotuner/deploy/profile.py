@@ -150,13 +150,8 @@ def _is_device_event(evt: Any) -> bool:
 
 
 def _device_us(evt: Any) -> float:
-    """A kernel event's own device time in µs (profiler versions name it differently)."""
-    for attr in ("self_device_time_total", "device_time_total", "self_cuda_time_total", "cuda_time_total"):
-        value = getattr(evt, attr, None)
-        if value:
-            return float(value)
-    span = getattr(evt, "time_range", None)
-    return float(span.end - span.start) if span is not None else 0.0
+    """A kernel event's own device time in µs (the same field ``key_averages`` is read by above)."""
+    return float(getattr(evt, "self_device_time_total", 0.0) or 0.0)
 
 
 def _start(evt: Any) -> float:
