@@ -342,11 +342,16 @@ def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
     found: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(int(os.environ.get("SWEEP_AB_ROUNDS", "2"))):
         for name, spec in configs.items():
-            model.slots = make_slots(folder, spec_params(spec))
-            found[name].append(step_ms(model, True, False, steps=128, repeats=3))
+            try:
+                model.slots = make_slots(folder, spec_params(spec))
+                found[name].append(step_ms(model, True, False, steps=128, repeats=3))
+            except Exception as exc:  # noqa: BLE001 - one setting refused must not lose the others
+                say(f"{name}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+                found[name].append(float("nan"))
     say(f"\n{'setting':<24} {'ms/step':>8} {'tok/s':>7} {'% bound':>7}   (PDL on; rounds)")
     for name, times in found.items():
-        ms = statistics.median(times)
+        ok = [t for t in times if t == t]
+        ms = statistics.median(ok) if ok else float("nan")
         say(f"{name:<24} {ms:>8.4f} {1e3 / ms:>7.1f} {100 * bound_ms / ms:>7.1f}   "
             + " ".join(f"{t:.4f}" for t in times))
     RESULTS["ab"] = {name: times for name, times in found.items()}

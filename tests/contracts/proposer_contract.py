@@ -50,5 +50,7 @@ class ProposerContract:
             t.start()
         for t in threads:
             t.join()
-        assert errors == [] and len(batches) == 4
-        assert all(b.proposals for b in batches)
+        assert errors == [], f"{len(errors)} of 4 threads raised: {errors!r}"
+        assert len(batches) == 4, f"{len(batches)} of 4 threads returned a batch"
+        empty = [b.notes for b in batches if not b.proposals]
+        assert not empty, f"{len(empty)} of 4 batches empty; their notes: {empty}"
