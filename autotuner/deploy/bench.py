@@ -9,6 +9,11 @@ baseline to beat), ``fused+graph`` / ``fused+graph+pdl`` (the fused decode path 
 run's time minus a warm run's: NVRTC compiles, graph capture, torch.compile), and decode's
 fraction of the memory-bandwidth bound (weight bytes per step over the measured copy
 bandwidth, divided by the measured step time).
+
+Decode is greedy in every mode, each at its best: the graphed modes capture the argmax and
+feed the token and position back on the device (the fused path's head kernel computes the
+argmax itself), ``compile`` compiles the argmax with the step (as gpt-fast compiles its
+sampling), the eager modes launch it after the step.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import torch
 
 from autotuner.deploy.model_config import ModelConfig
-from autotuner.deploy.generate import GraphDecoder, Step, eager_step, generate, static_step
+from autotuner.deploy.generate import GraphDecoder, GreedyStep, Step, eager_step, generate, greedy_from, static_step
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Slots
 
@@ -80,6 +85,7 @@ class _Mode:
     def __init__(self, model: Transformer, slots: Slots, name: str) -> None:
         self.model, self.slots, self.name = model, slots, name
         self._step: Step | None = None
+        self._greedy: GreedyStep | None = None
         self._prefill: Callable[..., torch.Tensor] | None = None
 
     def activate(self) -> None:
@@ -116,6 +122,28 @@ class _Mode:
                 self._step = eager_step(self.model)
         return self._step
 
+    def greedy_step(self) -> GreedyStep:
+        """The mode's greedy decode step: (token [b, 1], position) -> next token [b, 1]."""
+        if self._greedy is None:
+            if self.name in ("fused+graph", "fused+graph+pdl"):
+                from autotuner.deploy.fused import make_greedy_step
+
+                self._greedy = make_greedy_step(self.model, graph=True, pdl=self.name.endswith("+pdl"))
+            elif self.name == "tuned+graph":
+                self._greedy = GraphDecoder(self.model, greedy=True).greedy_step
+            elif self.name == "compile":
+                model = self.model
+
+                def pick(token: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+                    return model.forward(token, pos)[:, -1].argmax(dim=-1, keepdim=True)
+
+                compiled = torch.compile(pick, mode="reduce-overhead", fullgraph=True, dynamic=False)
+                # clone: the compiled graph's output buffer is overwritten by its next replay (gpt-fast clones too)
+                self._greedy = static_step(self.model, lambda token, pos: compiled(token, pos).clone()[:, None])
+            else:
+                self._greedy = greedy_from(self.step())
+        return self._greedy
+
 
 @torch.no_grad()
 def _run(mode: _Mode, prompt: torch.Tensor, steps: int) -> tuple[float, float]:
@@ -125,13 +153,12 @@ def _run(mode: _Mode, prompt: torch.Tensor, steps: int) -> tuple[float, float]:
     t = prompt.shape[1]
     logits_box: list[torch.Tensor] = []
     prefill_ms = _timed(lambda: logits_box.append(prefill(prompt)[:, -1].clone()))
-    step = mode.step()
+    step = mode.greedy_step()
 
     def decode() -> None:
-        logits = logits_box[0]
+        token = logits_box[0].argmax(dim=-1, keepdim=True)
         for i in range(steps):
-            token = logits.argmax(dim=-1, keepdim=True)
-            logits = step(token, t + i)
+            token = step(token, t + i)
 
     decode_ms = _timed(decode)
     del model

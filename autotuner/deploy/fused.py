@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import torch
 
-from autotuner.deploy.generate import GraphDecoder, Step
+from autotuner.deploy.generate import GraphDecoder, GreedyStep, Step
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Prefetch
 
@@ -141,7 +141,8 @@ class FusedGraphDecoder(GraphDecoder):
     """The fused step captured in one CUDA graph; ``pdl`` launches the kernels that support it
     with programmatic dependent launch (captured as programmatic edges)."""
 
-    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: bool = False) -> None:
+    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: bool = False,
+                 greedy: bool = False) -> None:
         self.token_out: torch.Tensor | None = None
 
         def forward(tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -149,9 +150,27 @@ class FusedGraphDecoder(GraphDecoder):
             self.token_out = token
             return logits
 
-        super().__init__(model, warmup=warmup, forward=forward, pdl=pdl)
+        # greedy: the head kernel's own argmax is the token fed back (no second pass over the logits)
+        super().__init__(model, warmup=warmup, forward=forward, pdl=pdl, greedy=greedy,
+                         pick=lambda logits: self.token_out)
 
 
 def make_step(model: Transformer, graph: bool, pdl: bool = False,
               prefetch: bool = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
     return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch).step if graph else fused_step(model, prefetch)
+
+
+def make_greedy_step(model: Transformer, graph: bool, pdl: bool = False, prefetch: bool = False) -> GreedyStep:
+    """Greedy decoding on the fused path: in a graph, the head kernel's argmax fed back on the
+    device; launched from Python, the same token taken from the head kernel."""
+    if graph:
+        return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch, greedy=True).greedy_step
+    buffers: dict[torch.device, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def greedy(token: torch.Tensor, position: int) -> torch.Tensor:
+        pos = buffers.setdefault(token.device, torch.zeros(1, dtype=torch.long, device=token.device))
+        pos.fill_(position)
+        return fused_forward(model, token, pos, prefetch)[1].view(-1, 1)
+
+    return greedy

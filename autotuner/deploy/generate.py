@@ -17,6 +17,17 @@ from autotuner.deploy.model import Transformer
 from autotuner.errors import NoGPUError
 
 Step = Callable[[torch.Tensor, int], torch.Tensor]  # (token [b, 1], position) -> logits [b, vocab]
+# (token [b, 1], position) -> the greedy next token [b, 1] int64, on the device (no host sync)
+GreedyStep = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def greedy_from(step: Step) -> GreedyStep:
+    """A greedy step from a logits step: the argmax as one more kernel after it."""
+
+    def greedy(token: torch.Tensor, position: int) -> torch.Tensor:
+        return step(token, position).argmax(dim=-1, keepdim=True)
+
+    return greedy
 
 
 @torch.no_grad()
@@ -60,13 +71,21 @@ def static_step(model: Transformer, forward: Callable[..., torch.Tensor] | None 
 
 
 class GraphDecoder:
-    """One decode step captured in a CUDA graph; ``step`` copies inputs in and replays."""
+    """One decode step captured in a CUDA graph; ``step`` copies inputs in and replays.
+
+    ``greedy=True`` also captures the greedy choice and its feedback: the next token written
+    into the graph's own token buffer and the position advanced, both on the device. Greedy
+    decoding (``greedy_step``) then replays with nothing launched between replays, where a
+    logits step needs an argmax, a token copy and a position fill each step (three kernels
+    outside the graph that the graph's first kernel waits for)."""
 
     def __init__(self, model: Transformer, warmup: int = 3,
-                 forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, pdl: bool = False) -> None:
+                 forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, pdl: bool = False,
+                 greedy: bool = False, pick: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """``forward(token [b, 1], pos [1]) -> logits [b, vocab]``: what one step runs (default: the
         model's static-shape forward); ``pdl``: launch the kernels that support it with programmatic
-        dependent launch while capturing (``autotuner.runtime.pdl``)."""
+        dependent launch while capturing (``autotuner.runtime.pdl``); ``pick(logits) -> token [b, 1]``:
+        the greedy token (default: the argmax), captured when ``greedy``."""
         from autotuner.runtime.pdl import pdl_enabled
 
         if not torch.cuda.is_available():
@@ -89,12 +108,33 @@ class GraphDecoder:
             torch.cuda.current_stream().wait_stream(side)
             with torch.cuda.graph(self.graph):
                 self.logits = run(self.token, self.pos)  # [b, vocab], a static buffer
+                if greedy:
+                    chosen = pick(self.logits) if pick else self.logits.argmax(dim=-1, keepdim=True)
+                    self.token.copy_(chosen.view(model.batch, 1))
+                    self.pos.add_(1)
+        self.greedy = greedy
+        self._next_position: int | None = None  # what the graph's position buffer holds now
 
     def step(self, token: torch.Tensor, position: int) -> torch.Tensor:
         self.token.copy_(token)
         self.pos.fill_(position)
         self.graph.replay()
+        self._next_position = position + 1 if self.greedy else position
         return self.logits
+
+    def greedy_step(self, token: torch.Tensor, position: int) -> torch.Tensor:
+        """The greedy next token [b, 1]: the graph's own token buffer, overwritten by the next
+        replay (copy it to keep it). Passing back what the last call returned, at the next
+        position, launches nothing but the replay."""
+        if not self.greedy:
+            raise ValueError("greedy_step needs a decoder captured with greedy=True")
+        if token is not self.token:
+            self.token.copy_(token)
+        if position != self._next_position:
+            self.pos.fill_(position)
+        self.graph.replay()
+        self._next_position = position + 1
+        return self.token
 
 
 @dataclass

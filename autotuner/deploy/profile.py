@@ -41,6 +41,18 @@ class KernelTime:
         return self.bytes_per_step / (self.us_per_step * 1e3) if self.bytes_per_step and self.us_per_step else None
 
 
+@dataclass(frozen=True)
+class StepShare:
+    """One slot's (or unlabeled kernel's) part of a graph step, per step: ``step_us`` is the time
+    its kernels' ends moved the step's latest end on (the critical-path share: the shares sum to
+    the step), ``busy_us`` their device time (start to end, prologue waits included)."""
+
+    name: str
+    calls_per_step: float
+    step_us: float
+    busy_us: float
+
+
 @dataclass
 class DecodeProfile:
     model: str
@@ -54,6 +66,10 @@ class DecodeProfile:
     # the fused path's slots, each with the device time of the kernels launched inside its call
     # (the O and down projections share one kernel, which ``kernels`` cannot split)
     slots: list[KernelTime] = field(default_factory=list)
+    # the fused path's CUDA-graph step itself, profiled (kernels overlap there under PDL): what
+    # each slot adds to the step, see ``step_shares``; graph_profiled_ms is that step's length
+    graph_profiled_ms: float = 0.0
+    shares: list[StepShare] = field(default_factory=list)
 
     def by_kind(self) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
@@ -187,6 +203,43 @@ def slot_times(events: Iterable[Any], log: list[tuple[str | None, str]], steps: 
     return sorted(found, key=lambda k: -k.us_per_step)
 
 
+def step_shares(events: Iterable[Any], step_log: list[tuple[str | None, str]], steps: int) -> tuple[float, list[StepShare]]:
+    """(ms a step, the shares) of ``steps`` profiled graph replays. Under programmatic dependent
+    launch a kernel starts while the one before drains, so device times overlap and do not add up
+    to the step; walking the kernels in start order, each is charged the time by which its end
+    passes the latest end so far (its gap and run past what was already done). ``step_log``: one
+    eager step's runtime launches (slot, kernel) in order; the graph replays the same sequence,
+    so the k-th kernel of a name is the (k mod n)-th launch of that name there. Kernels the
+    runtime did not launch (PyTorch's, the token and position copies) are charged by name."""
+    order: dict[str, list[str | None]] = defaultdict(list)
+    for slot, kernel in step_log:
+        order[kernel].append(slot)
+    seen: dict[str, int] = defaultdict(int)
+    kernels = sorted((e for e in events if _is_device_event(e) and getattr(e, "time_range", None) is not None),
+                     key=_start)
+    if not kernels or steps <= 0:
+        return 0.0, []
+    first = float(kernels[0].time_range.start)
+    latest = first
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # calls, step, busy
+    for evt in kernels:
+        name = str(getattr(evt, "name", ""))
+        slots_of = order.get(name)
+        if slots_of:
+            owner = slots_of[seen[name] % len(slots_of)] or name
+            seen[name] += 1
+        else:
+            owner = name
+        start, end = float(evt.time_range.start), float(evt.time_range.end)
+        row = totals[owner]
+        row[0] += 1
+        row[1] += max(0.0, end - latest)
+        row[2] += end - start
+        latest = max(latest, end)
+    shares = [StepShare(owner, n / steps, step / steps, busy / steps) for owner, (n, step, busy) in totals.items()]
+    return (latest - first) / 1e3 / steps, sorted(shares, key=lambda x: -x.step_us)
+
+
 def _kind(name: str) -> str:
     """gemm (cuBLAS / CUTLASS), slot (an NVRTC ``extern "C"`` kernel: a plain name, even one called
     ``dec_gemv...``: the fused path's projections are slot kernels) or other (PyTorch's)."""
@@ -244,10 +297,19 @@ def profile_decode(model: Transformer, prompt_len: int, steps: int = 16, fused: 
         graph.step(token, prompt_len + i)
     torch.cuda.synchronize()
     graph_ms = (time.perf_counter() - start) * 1e3 / steps
+    profiled_ms, shares = 0.0, []
+    if fused:  # the graph step itself, where PDL overlaps the kernels: what each slot adds to it
+        with profile(activities=[ProfilerActivity.CUDA]) as gprof:
+            for i in range(steps):
+                graph.step(token, prompt_len + i)
+            torch.cuda.synchronize()
+        per_step = len(launches) // steps if steps else 0
+        profiled_ms, shares = step_shares(gprof.events(), launches[:per_step], steps)
     return DecodeProfile(
         model=model.cfg.name, prompt_len=prompt_len, steps=steps, graph_ms=graph_ms,
         busy_ms=sum(k.us_per_step for k in kernels) / 1e3, kernels_per_step=sum(k.calls_per_step for k in kernels),
-        weight_bytes=model.weight_bytes(), kernels=kernels, slots=by_slot,
+        weight_bytes=model.weight_bytes(), kernels=kernels, slots=by_slot, graph_profiled_ms=profiled_ms,
+        shares=shares,
     )  # fmt: skip
 
 
@@ -274,6 +336,14 @@ def format_profile(p: DecodeProfile, copy_gbps: float | None, top: int = 15) -> 
         lines.append("  by fused slot (the device time of the kernels each slot's calls launched):")
         lines.append(f"  {'slot':<70} {'kind':<6} {'calls':>6} {'us/step':>9} {'MB/step':>8} {'GB/s':>6} {'% copy':>6}")
         lines += [_row(k, copy_gbps) for k in p.slots]
+    if p.shares:
+        lines.append(f"  in the CUDA-graph step, profiled ({p.graph_profiled_ms:.3f} ms a step): what each slot adds to "
+                     "the step (its kernels' ends past the latest end before them; the shares sum to the step) "
+                     "and its kernels' device time (overlapping under PDL)")
+        lines.append(f"  {'slot or kernel':<70} {'calls':>6} {'step us':>8} {'% step':>6} {'busy us':>8}")
+        total = sum(x.step_us for x in p.shares) or 1.0
+        lines += [f"  {x.name[:70]:<70} {x.calls_per_step:>6.1f} {x.step_us:>8.1f} {100 * x.step_us / total:>6.1f} "
+                  f"{x.busy_us:>8.1f}" for x in p.shares[:top]]
     return "\n".join(lines)
 
 

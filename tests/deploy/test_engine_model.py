@@ -231,6 +231,40 @@ def test_profile_splits_a_kernel_two_slots_share_by_slot() -> None:
     assert "o_residual" in text and "    8.0    200      5" in text  # 8 MB in 40 us: 200 GB/s, 5% of copy
 
 
+def test_graph_step_shares_charge_each_slot_what_it_adds_to_the_step() -> None:
+    """Under PDL kernels overlap: a kernel is charged only the time its end passes the latest end
+    before it (the shares sum to the step, not to the device times); the k-th kernel of a name
+    that two slots share belongs to the (k mod 2)-th launch of it in one step's log; kernels the
+    runtime did not launch are charged by name."""
+    from types import SimpleNamespace as E
+
+    from autotuner.deploy.profile import DecodeProfile, format_profile, step_shares
+
+    def kernel(name: str, start: float, end: float) -> E:
+        return E(name=name, device_type="DeviceType.CUDA", self_device_time_total=end - start,
+                 time_range=E(start=start, end=end))
+
+    step_log = [("o_residual", "dec_gemv_residual"), ("gate_up_silu", "gate_up"),
+                ("down_residual", "dec_gemv_residual")]
+    events, t = [], 1000.0
+    for _ in range(2):  # a step: copy 2 us, O 5 us, gate/up starts 3 us early (PDL), down ends 4 us after gate/up
+        events += [kernel("copy_kernel", t, t + 2), kernel("dec_gemv_residual", t + 2, t + 7),
+                   kernel("gate_up", t + 4, t + 20), kernel("dec_gemv_residual", t + 18, t + 24)]
+        t += 24
+    events.reverse()
+    ms, shares = step_shares(events, step_log, steps=2)
+    assert ms == 0.024
+    got = {x.name: (x.calls_per_step, x.step_us, x.busy_us) for x in shares}
+    assert got == {"copy_kernel": (1.0, 2.0, 2.0), "o_residual": (1.0, 5.0, 5.0), "gate_up_silu": (1.0, 13.0, 16.0),
+                   "down_residual": (1.0, 4.0, 6.0)}
+    assert sum(x.step_us for x in shares) == 24.0
+    p = DecodeProfile("m", 512, 2, graph_ms=0.025, busy_ms=0.029, kernels_per_step=4, weight_bytes=10**9,
+                      graph_profiled_ms=ms, shares=shares)
+    text = format_profile(p, copy_gbps=4000.0)
+    assert "in the CUDA-graph step, profiled (0.024 ms a step)" in text
+    assert "gate_up_silu" in text and "13.0   54.2" in text
+
+
 def test_slot_ranges_wrap_the_slot_calls_and_give_the_methods_back() -> None:
     from torch.profiler import ProfilerActivity, profile
 

@@ -220,3 +220,16 @@ def test_parity_contract_check_on_cpu() -> None:
     assert report["fused"]["max_err"] == report["bf16"]["max_err"]  # unbound: the same arithmetic
     assert report["fused"]["ok_error"] and report["fused"]["ok_tokens"]
     assert parity_fp32_line("g", "fused", report["fused"], report["bf16"]["max_err"]).endswith(": OK")
+
+
+@pytest.mark.parametrize("mode", ["eager", "tuned", "fused"])
+def test_bench_greedy_steps_give_the_argmax_of_the_logits_step(mode: str) -> None:
+    from autotuner.deploy.bench import _Mode
+
+    model = _model(CONFIGS["llama"], batch=2)
+    token = torch.tensor([[1], [2]])
+    greedy = _Mode(model, Slots.pytorch(), mode).greedy_step()(token, 0)
+    assert greedy.shape == (2, 1) and greedy.dtype == torch.long
+    model.setup_caches(2, 64)
+    logits = _Mode(model, Slots.pytorch(), mode).step()(token, 0)
+    assert torch.equal(greedy, logits.argmax(dim=-1, keepdim=True))

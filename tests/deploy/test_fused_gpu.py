@@ -134,3 +134,34 @@ def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, variant: str
                 agains = again if isinstance(again, tuple) else (again,)
                 for a, b in zip(outs, agains):
                     assert torch.equal(a, b), f"{shape.name}: PDL graph replay differs"
+
+
+@pytest.mark.parametrize("pdl", [False, True], ids=["graph", "graph+pdl"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_greedy_graph_feeds_back_the_head_kernels_token(name: str, pdl: bool) -> None:
+    """Greedy decoding from the graph alone (the head kernel's argmax written back as the next
+    input, the position advanced on the device) gives the tokens of decoding through logits
+    with the argmax on the host side, step for step; a position jump is honoured."""
+    from autotuner.deploy.fused import FusedGraphDecoder
+    from autotuner.deploy.generate import prefill
+
+    slots = seed_slots()
+    model = build_model(CONFIGS[name], dtype=torch.bfloat16, device="cuda", slots=slots)
+    model.setup_caches(1, 128)
+    prompt = torch.randint(0, CONFIGS[name].vocab_size, (1, 9), device="cuda", generator=torch.Generator("cuda").manual_seed(1))
+    first = prefill(model, prompt).argmax(dim=-1, keepdim=True)
+    logits_step = FusedGraphDecoder(model, pdl=pdl).step
+    expected, token = [], first
+    for i in range(20):
+        token = logits_step(token, 9 + i).argmax(dim=-1, keepdim=True)
+        expected.append(int(token))
+
+    prefill(model, prompt)  # the same cache again
+    greedy = FusedGraphDecoder(model, pdl=pdl, greedy=True)
+    got, token = [], first
+    for i in range(20):
+        token = greedy.greedy_step(token, 9 + i)
+        got.append(int(token))
+    assert got == expected
+    again = greedy.greedy_step(first, 9)  # back to the first position: the buffers are set again
+    assert int(again) == expected[0]
