@@ -262,8 +262,8 @@ class Archive:
         """Claim each setting of one candidate for ``owner`` (atomically, across processes and
         machines): ``mine`` to evaluate, ``done`` with its evaluation, or ``held`` by a live driver.
         A running claim not renewed for ``lease_s`` seconds is taken over."""
-        with self.db.write() as s:
-            return claims.claim(s, scope, task_hash, source_hash, settings, owner, run_id, lease_s)
+        return self.db.write_retrying(
+            lambda s: claims.claim(s, scope, task_hash, source_hash, settings, owner, run_id, lease_s))
 
     def renew_claims(self, owner: str) -> int:
         """Heartbeat: keep ``owner``'s running claims alive; returns how many it holds."""

@@ -86,12 +86,19 @@ def claim(session: Session, scope: str, task_hash: str, source_hash: str, settin
 
     A setting ``owner`` already holds comes back ``held`` (it is being evaluated; wait for it),
     never ``mine`` twice: one driver's threads do not evaluate it twice either.
+
+    The rows are taken in one order (by params hash) whatever the caller's order: two drivers
+    claiming overlapping settings in one transaction each then wait on the unique index in the
+    same order and cannot deadlock (PostgreSQL aborted one of two such transactions, "deadlock
+    detected", in CI on 2026-12-02, and a driver died of it).
     """
     now = _now(session)
     cutoff = now - timedelta(seconds=lease_s)
-    states = []
-    for params in settings:
-        key = {"scope": scope, "task_hash": task_hash, "source_hash": source_hash, "params_hash": params_hash(params)}
+    hashes = [params_hash(params) for params in settings]
+    states: list[ClaimState | None] = [None] * len(settings)
+    for i in sorted(range(len(settings)), key=hashes.__getitem__):
+        params = settings[i]
+        key = {"scope": scope, "task_hash": task_hash, "source_hash": source_hash, "params_hash": hashes[i]}
         where = [getattr(WorkClaim, k) == v for k, v in key.items()]
         taken = _insert_ignore(session, WorkClaim, {**key, "status": "running", "owner": owner, "run_id": run_id,
                                                     "attempts": 1, "claimed_at": now, "heartbeat_at": now}, list(key))
@@ -106,17 +113,17 @@ def claim(session: Session, scope: str, task_hash: str, source_hash: str, settin
                                            .outerjoin(Evaluation, Evaluation.id == WorkClaim.evaluation_id)
                                            .where(*where)).one()
         if found.status == "done":
-            states.append(ClaimState(dict(params), DONE, found.id, found.owner, found.evaluation_id, kernel_id,
-                                     found.attempts))
+            states[i] = ClaimState(dict(params), DONE, found.id, found.owner, found.evaluation_id, kernel_id,
+                                   found.attempts)
         elif taken:
             if found.attempts > 1:
                 log.info("took over claim %s (attempt %d): its driver fell silent", found.id, found.attempts)
-            states.append(ClaimState(dict(params), MINE, found.id, owner, attempts=found.attempts))
+            states[i] = ClaimState(dict(params), MINE, found.id, owner, attempts=found.attempts)
         else:  # held by a live driver; by this very owner too, when it is evaluating it right now
             silent = (now - _aware(found.heartbeat_at)).total_seconds()
-            states.append(ClaimState(dict(params), HELD, found.id, found.owner, attempts=found.attempts,
-                                     silent_s=max(0.0, silent)))
-    return states
+            states[i] = ClaimState(dict(params), HELD, found.id, found.owner, attempts=found.attempts,
+                                   silent_s=max(0.0, silent))
+    return [state for state in states if state is not None]
 
 
 def complete(session: Session, claim_id: int, evaluation_id: int, owner: str) -> None:

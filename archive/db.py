@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import fcntl
@@ -192,6 +194,17 @@ def translate(error: exc.SQLAlchemyError, url: str | URL) -> ArchiveError:
     return ArchiveError(f"archive at {where}: {reason}")
 
 
+T = TypeVar("T")
+# SQLSTATEs of a transaction the server aborted to resolve a conflict with another one: run it
+# again (serialization failure, deadlock detected)
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def conflict_abort(error: exc.SQLAlchemyError) -> bool:
+    """Whether the server aborted the transaction to break a deadlock or serialization conflict."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in _RETRY_SQLSTATES
+
+
 class Database:
     """An engine plus session factories; every session scope translates database errors.
 
@@ -217,6 +230,24 @@ class Database:
                 yield session
         except exc.SQLAlchemyError as e:
             raise translate(e, self.url) from e
+
+    def write_retrying(self, work: Callable[[Session], T], attempts: int = 5) -> T:
+        """``work(session)`` in one write transaction, run again whole (after a short random
+        pause) when the server aborted it to break a deadlock or a serialization conflict with
+        another driver's, as PostgreSQL asks of its clients; ``work`` must touch nothing outside
+        the session. Other errors, and the last abort, are raised as ``write`` raises them."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write() as session, session.begin():
+                    return work(session)
+            except exc.SQLAlchemyError as e:
+                if attempt < attempts and conflict_abort(e):
+                    log.info("archive transaction aborted by the server (%s); attempt %d of %d",
+                             _first_line(e), attempt + 1, attempts)
+                    time.sleep(random.uniform(0.01, 0.05) * attempt)
+                    continue
+                raise translate(e, self.url) from e
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from autotuner import pyast
 from autotuner.runtime.signature import parse_kernels
 
 _counter = itertools.count()
@@ -30,7 +31,7 @@ def source_hash(source: str) -> str:
 def cuda_sources(source: str) -> list[str]:
     """String constants in the candidate that hold CUDA kernels (``__global__``)."""
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError:
         return []
     found = []
@@ -60,7 +61,7 @@ def _decorator_name(node: ast.AST) -> str:
 def triton_kernel_names(source: str) -> set[str]:
     """Functions decorated with ``triton.jit`` (the profiler lists a Triton kernel by its name)."""
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError:
         return set()
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
@@ -87,7 +88,7 @@ def ahead_plan(source: str, settings: list[dict[str, Any]]) -> tuple[list[tuple[
     ``([], None)``: the candidate then compiles what it compiles when it is built.
     """
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError:
         return [], None
     constants: dict[str, Any] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from autotuner import pyast
 from autotuner.candidate import dotted_name
 
 ALLOWED_IMPORTS = {
@@ -195,7 +196,7 @@ class _Checker(ast.NodeVisitor):
 def check_source(source: str) -> list[Violation]:
     """All violations in the candidate's source; empty means it may run."""
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError as exc:
         return [Violation(exc.lineno or 0, "syntax", f"syntax error: {exc.msg}")]
     checker = _Checker()

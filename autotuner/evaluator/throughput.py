@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from autotuner import pyast
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.sandbox import evaluate, evaluate_many
 
@@ -141,7 +142,7 @@ def distinct_settings(candidate_text: str, n: int, seed: int = 0) -> tuple[list[
     import random
 
     try:
-        tree = ast.parse(candidate_text)
+        tree = pyast.parse(candidate_text)
         space = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
                      and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "PARAMS")
     except (SyntaxError, StopIteration, ValueError, TypeError):

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from autotuner import pyast
 from autotuner.deploy.resolve import StoredKernel, Verifier, reverify, stored_kernel
 from autotuner.errors import ExportError, NotFoundError
 from autotuner.export.introspect import OpSchema, introspect
@@ -49,7 +50,7 @@ def rewrite_imports(source: str, package: str, what: str) -> str:
     """``from autotuner.runtime import ...`` -> ``from PACKAGE._runtime import ...``; any other
     autotuner import is refused (the package must not need the autotuner)."""
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError as exc:
         raise ExportError(f"{what}: does not parse: {exc}") from None
     for node in ast.walk(tree):

@@ -14,6 +14,7 @@ import builtins
 import re
 from dataclasses import dataclass
 
+from autotuner import pyast
 from autotuner.errors import ParseError
 
 PYTHON_LANGS = {"python", "py", "python3", "py3"}
@@ -152,7 +153,7 @@ def _stitch_python(source: str, donors: list[Block]) -> str:
 
 def _top_level_names(code: str) -> set[str]:
     names: set[str] = set()
-    for node in ast.parse(code).body:
+    for node in pyast.parse(code).body:
         if isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
@@ -164,7 +165,7 @@ def _top_level_names(code: str) -> set[str]:
 
 def _after_imports(source: str) -> int:
     """Line index just after the leading docstring and imports."""
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     end = 0
     for node in tree.body:
         is_doc = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
@@ -177,7 +178,7 @@ def _after_imports(source: str) -> int:
 
 def _undefined_names(source: str) -> list[str]:
     """Names read somewhere in the module but bound nowhere (nor builtins), in order of use."""
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     bound = set(dir(builtins))
     used: list[str] = []
     for node in ast.walk(tree):
@@ -208,7 +209,7 @@ def _mentions_model_new(code: str) -> bool:
 
 def _defines_model_new(code: str) -> bool:
     try:
-        tree = ast.parse(code)
+        tree = pyast.parse(code)
     except SyntaxError:
         return False
     return any(isinstance(n, ast.ClassDef) and n.name == "ModelNew" for n in tree.body)
@@ -216,7 +217,7 @@ def _defines_model_new(code: str) -> bool:
 
 def _parses(code: str) -> bool:
     try:
-        ast.parse(code)
+        pyast.parse(code)
     except (SyntaxError, ValueError):
         return False
     return True
@@ -224,7 +225,7 @@ def _parses(code: str) -> bool:
 
 def _syntax_error(code: str) -> str:
     try:
-        ast.parse(code)
+        pyast.parse(code)
     except SyntaxError as exc:
         return f"line {exc.lineno}: {exc.msg}"
     return "?"
@@ -254,7 +255,7 @@ def params_of(source: str) -> tuple[dict[str, list], dict[str, object]]:
     gives ``({}, {})``; a tunable without a literal default in ``__init__`` defaults to its
     first choice.
     """
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     space: dict[str, list] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets):

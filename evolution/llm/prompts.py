@@ -11,6 +11,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
+from autotuner import pyast
 from autotuner.evaluator.static_check import ALLOWED_IMPORTS, RESTRICTED_ATTRS
 from autotuner.tasks import Task
 from evolution.llm.feedback import feedback_section, measurement_summary
@@ -149,7 +150,7 @@ def visible_task_source(task: Task) -> str:
     """The task file with hidden entries of ``SHAPES`` removed (proposers never see them)."""
     source = task.source
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError:
         return source
     lines = source.splitlines(keepends=True)

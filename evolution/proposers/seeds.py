@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from autotuner import pyast
 from autotuner.resources import kernels_path
 from evolution.proposers.base import Proposal, ProposalBatch, ProposalRequest
 
@@ -55,7 +56,7 @@ def seed_task(source: str) -> str | None:
 
 def params_space(source: str) -> dict[str, list[Any]]:
     """The seed's literal ``PARAMS`` dict, read without importing it."""
-    for node in ast.parse(source).body:
+    for node in pyast.parse(source).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets):
             value = ast.literal_eval(node.value)
             return {str(k): list(v) for k, v in value.items()}

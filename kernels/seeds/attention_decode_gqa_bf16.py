@@ -839,7 +839,8 @@ __device__ __forceinline__ void gqa_chunk(const float (&qf)[GG][8], const uint4 
     }
 }
 
-// GG: the group size rounded up to a power of two (heads past G compute on head 0's q, unused).
+// GG: the group size rounded up to one of CLUSTER_GROUPS (1, 2, 4, 6, 8; heads past G compute on head
+// 0's q, unused).
 // Requires D % 8 == 0, D <= 128 and 16-byte aligned q, k, v (the host falls back otherwise).
 // Shared memory (floats): the warps' states acc [NWARP][GG][D], m [NWARP][GG], l [NWARP][GG];
 // then the block's state acc [GG][D], m [GG], l [GG] (what the cluster reads). OPROJ: the output
@@ -1087,6 +1088,21 @@ gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __res
 #endif
 }
 
+// Six heads a KV head (Qwen2.5-1.5B: 12 over 2) exactly: padded to eight, a quarter of every
+// thread's dot products, shuffles and accumulators went to heads that do not exist.
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_g6(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+               unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
+               const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
+               long long pf1_bytes)
+{
+#if GQA_KERNELS & 2
+    gqa_cluster_body<6, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               OArgs{});
+#endif
+}
+
 extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
 gqa_cluster_g8(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
                const unsigned short* __restrict__ v, const long long* __restrict__ lens,
@@ -1197,6 +1213,7 @@ gqa_oproj(const unsigned short* __restrict__ y, int kv_heads, int C, int ocl, co
 PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8, 16, -1], "KP": [2, 4, 8],
           "CHUNKS": [1, 2, 4, 16]}
 LOG2E = 1.4426950408889634
+CLUSTER_GROUPS = (1, 2, 4, 6, 8)  # the cluster kernels' query heads per KV head (a group is padded up to one)
 
 
 def _hints(ranges, like):
@@ -1260,7 +1277,7 @@ class ModelNew(nn.Module):
         if key not in self.nonportable:
             module = self._cluster_module(cluster)
             self.nonportable[key] = all(allow_nonportable_clusters(module.kernel(f"gqa_cluster_g{g}")) is not False
-                                        for g in (1, 2, 4, 8))
+                                        for g in CLUSTER_GROUPS)
         return self.nonportable[key]
 
     def _cluster_size(self, batch, kv_heads, device):
@@ -1300,9 +1317,10 @@ class ModelNew(nn.Module):
         out = torch.empty_like(q)
         if out.numel() == 0 or max_len == 0:
             return out
-        gg = 1 << (group - 1).bit_length()
+        gg = 1 << (group - 1).bit_length()  # the split kernels' padded group
         cluster = self._cluster_size(b, kv_heads, q.device)
         if self._cluster_path(q, k_cache, v_cache, cluster):
+            gg = min(g for g in CLUSTER_GROUPS if g >= group)
             if not self._allowed(cluster, q.device):
                 raise RuntimeError(f"this GPU refused clusters of {cluster} blocks (a non-portable size): "
                                    "use CLUSTER 8 or less, or -1 to choose")

@@ -816,7 +816,8 @@ __device__ __forceinline__ void gqa_chunk(const float (&qf)[GG][8], const uint4 
     }
 }
 
-// GG: the group size rounded up to a power of two (heads past G compute on head 0's q, unused).
+// GG: the group size rounded up to one of CLUSTER_GROUPS (1, 2, 4, 6, 8; heads past G compute on head
+// 0's q, unused).
 // Requires D % 8 == 0, D <= 128 and 16-byte aligned q, k, v (the host falls back otherwise).
 // Shared memory (floats): the warps' states acc [NWARP][GG][D], m [NWARP][GG], l [NWARP][GG];
 // then the block's state acc [GG][D], m [GG], l [GG] (what the cluster reads). OPROJ: the output
@@ -1060,6 +1061,21 @@ gqa_cluster_g4(const unsigned short* __restrict__ q, const unsigned short* __res
 {
 #if GQA_KERNELS & 2
     gqa_cluster_body<4, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
+                               OArgs{});
+#endif
+}
+
+// Six heads a KV head (Qwen2.5-1.5B: 12 over 2) exactly: padded to eight, a quarter of every
+// thread's dot products, shuffles and accumulators went to heads that do not exist.
+extern "C" RULES_CLUSTER_ATTR __global__ void __launch_bounds__(BLOCK, 1)
+gqa_cluster_g6(const unsigned short* __restrict__ q, const unsigned short* __restrict__ k,
+               const unsigned short* __restrict__ v, const long long* __restrict__ lens,
+               unsigned short* __restrict__ out, float qscale, int kv_heads, int G, long long L, int D,
+               const unsigned short* __restrict__ pf0, long long pf0_bytes, const unsigned short* __restrict__ pf1,
+               long long pf1_bytes)
+{
+#if GQA_KERNELS & 2
+    gqa_cluster_body<6, false>(q, k, v, lens, out, qscale, kv_heads, G, L, D, pf0, pf0_bytes, pf1, pf1_bytes,
                                OArgs{});
 #endif
 }

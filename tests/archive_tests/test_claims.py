@@ -116,3 +116,76 @@ def test_admissions_first_wins_and_are_read_incrementally(archive: Archive) -> N
     assert [r.source_hash for r in rows] == ["hash-a", "hash-c"]
     assert [r.source_hash for r in archive.admitted_sources(task.content_hash, after_id=rows[0].id)] == ["hash-c"]
     assert archive.admitted_sources(make_task(variant="x").content_hash) == []
+
+
+def test_drivers_claiming_in_opposite_orders_do_not_deadlock(db_url: str) -> None:
+    """Each driver asks for the same settings in its own order (reversed, rotated): the rows are
+    taken in one order inside the transaction, so PostgreSQL finds no lock cycle to abort; each
+    answer comes back in the order asked."""
+    base = [{"BLOCK": b} for b in range(40)]
+    orders = [base, base[::-1], base[20:] + base[:20], base[::2] + base[1::2]]
+    won: dict[str, list[int]] = {}
+    asked: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(orders))
+
+    def driver(owner: str, settings: list[dict]) -> None:
+        try:
+            with Archive.open(db_url) as archive:
+                start.wait()
+                states = _claim(archive, owner, settings=settings)
+                asked[owner] = [s.params["BLOCK"] for s in states]
+                won[owner] = [s.params["BLOCK"] for s in states if s.state == MINE]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    Archive.open(db_url).close()
+    threads = [threading.Thread(target=driver, args=(f"d{i}", order)) for i, order in enumerate(orders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert all(asked[f"d{i}"] == [s["BLOCK"] for s in order] for i, order in enumerate(orders))
+    assert sorted(b for blocks in won.values() for b in blocks) == list(range(40))
+
+
+def test_a_transaction_the_server_aborted_for_a_conflict_runs_again(tmp_path) -> None:  # noqa: ANN001
+    """write_retrying runs the work again when the server aborted it (deadlock, serialization
+    failure: SQLSTATE 40P01 / 40001); any other error, or an abort on the last attempt, is raised
+    as an archive error."""
+    import pytest
+    from sqlalchemy import exc, text
+
+    from archive.db import Database
+    from autotuner.errors import ArchiveError
+
+    class Aborted(Exception):
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__("deadlock detected" if sqlstate == "40P01" else "other")
+            self.sqlstate = sqlstate
+
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    calls: list[int] = []
+
+    def work(session) -> int:  # noqa: ANN001
+        calls.append(1)
+        if len(calls) < 3:
+            raise exc.OperationalError("INSERT ...", {}, Aborted("40P01"))
+        return session.execute(text("select 7")).scalar_one()
+
+    assert db.write_retrying(work) == 7 and len(calls) == 3
+    calls.clear()
+    with pytest.raises(ArchiveError, match="deadlock detected"):
+        db.write_retrying(work, attempts=2)
+    assert len(calls) == 2
+
+    def broken(session) -> None:  # noqa: ANN001
+        calls.append(1)
+        raise exc.OperationalError("INSERT ...", {}, Aborted("23505"))
+
+    calls.clear()
+    with pytest.raises(ArchiveError):
+        db.write_retrying(broken)
+    assert len(calls) == 1
+    db.dispose()

@@ -4,7 +4,8 @@ the split kernel (CLUSTER 0) and the one-kernel cluster path (CLUSTER 1-8, the d
 * numerics on the CPU emulator (tests/unit/rules/cuda_emu.py) at the cache lengths the engine
   uses (1, 127, 128, 640 in a 768-position cache; 2047 in 2048: several chunks a block), with
   every row past a sequence's length NaN (a masked row must not reach the output, not even as
-  0 * NaN), for Llama's head layout, 6 query heads of 128 (the group padded to 8), and
+  0 * NaN), for Llama's head layout, 6 query heads of 128 (the cluster kernel's own group of
+  6; the split kernel pads it to 8), 5 of 128 (padded to 6), and
   head_dim 72 (pieces past the row), across the cluster sizes and chunk depths;
 * for sm_90 through nvcc where it is installed: no spills at the defaults, the cluster
   attributes and instructions in the PTX, every load of the kernel before's output after the
@@ -84,6 +85,8 @@ SHAPES = [
     {"name": "long", "num_heads": 8, "num_kv_heads": 2, "max_len": 2048, "lengths": [2047, 129]},
     {"name": "group6_d128", "num_heads": 12, "num_kv_heads": 2, "max_len": 640, "head_dim": 128,
      "lengths": [640, 3]},
+    {"name": "group5_d128", "num_heads": 10, "num_kv_heads": 2, "max_len": 200, "head_dim": 128,
+     "lengths": [200, 77]},
     {"name": "mha_d72", "num_heads": 5, "num_kv_heads": 5, "max_len": 130, "head_dim": 72, "lengths": [130, 65]},
 ]
 '''
@@ -120,10 +123,10 @@ def test_the_cluster_path_is_the_default_and_the_split_kernel_stays_selectable()
     from autotuner.runtime import parse_kernels
 
     names = set(parse_kernels(_source()))
-    assert {f"gqa_cluster_g{g}" for g in (1, 2, 4, 8)} <= names and {f"gqa_decode_g{g}" for g in (1, 2, 4, 8)} <= names
+    assert {f"gqa_cluster_g{g}" for g in (1, 2, 4, 6, 8)} <= names and {f"gqa_decode_g{g}" for g in (1, 2, 4, 8)} <= names
     # the attention kernels and their fused attention + O-projection forms (attention_o_residual's seed)
-    assert cuda_emu.cluster_sizes(_source(), {"CLUSTER": 4}) == {f"gqa_cluster{o}_g{g}": 4 for g in (1, 2, 4, 8)
-                                                                for o in ("", "_o")}
+    assert cuda_emu.cluster_sizes(_source(), {"CLUSTER": 4}) == {
+        **{f"gqa_cluster{o}_g{g}": 4 for g in (1, 2, 4, 8) for o in ("", "_o")}, "gqa_cluster_g6": 4}
 
 
 def test_clusters_of_16_where_few_kv_heads_would_leave_the_gpu_idle(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,7 +163,7 @@ def test_both_paths_match_the_reference_at_engine_lengths_on_cpu_emulator(tmp_pa
     bad = {str(p): r["reason"] for p, r in zip(EMU_PARAMS, reports) if not r["ok"]}
     assert not bad, bad
     for params, report in zip(EMU_PARAMS, reports):
-        assert {s["shape"] for s in report["shapes"]} == {"default", "long", "group6_d128", "mha_d72"}, params
+        assert {s["shape"] for s in report["shapes"]} == {"default", "long", "group6_d128", "group5_d128", "mha_d72"}, params
         kernels = report["kernels"]
         if params["CLUSTER"] == 0:
             assert kernels and all(k.startswith("gqa_decode_g") for k in kernels), (params, kernels)

@@ -15,6 +15,7 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
+from autotuner import pyast
 from evolution.proposers.rules import kern_col, kern_conv, kern_copy, kern_flash, kern_gemm, kern_pointwise, kern_pool, kern_reduce, kern_row, kern_scan, kern_attention, kern_torch
 from evolution.proposers.rules.codegen import PY_HELPERS, Ctx, KernelCode, template_text
 from evolution.proposers.rules.ir import Unsupported
@@ -49,13 +50,13 @@ class InitCode:
 
 def reference_init(task_source: str, tunables: dict[str, Any]) -> InitCode:
     """``ModelNew.__init__`` source: the reference's, plus keyword-only tunables."""
-    tree = ast.parse(task_source)
+    tree = pyast.parse(task_source)
     model = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
     if model is None:
         raise Unsupported("the task defines no class Model at module level")
     init = next((n for n in model.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
     if init is None:
-        init = ast.parse("def __init__(self):\n    super().__init__()").body[0]
+        init = pyast.parse("def __init__(self):\n    super().__init__()").body[0]
     init = _rewrite_super(init)
     for arg in init.args.posonlyargs + init.args.args + init.args.kwonlyargs:
         arg.annotation = None  # annotations may name types the candidate does not import
@@ -77,7 +78,7 @@ def reference_init(task_source: str, tunables: dict[str, Any]) -> InitCode:
     if missing:
         raise Unsupported(f"Model.__init__ uses module-level names the candidate cannot carry: {missing}")
     lines = [f"{name} = {constants[name]}" for name in sorted(used) if name in constants]
-    init.body.append(ast.parse("self.rules_setup(" + ", ".join(f"{k}={k}" for k in tunables) + ")").body[0])
+    init.body.append(pyast.parse("self.rules_setup(" + ", ".join(f"{k}={k}" for k in tunables) + ")").body[0])
     ast.fix_missing_locations(init)
     return InitCode(ast.unparse(init), {n for n in used if n in _TORCH_IMPORTS}, lines)
 
