@@ -208,7 +208,7 @@ def phase_attention(folders: dict[str, Path], cfg) -> None:  # noqa: ANN001
                 continue
             try:
                 mod = cls(**params)
-                which = getattr(mod, "_cluster_path", None)  # the new seed: which of its kernels runs
+                which = getattr(mod, "uses_cluster_kernel", None)  # the new seed: which of its kernels runs
                 kernel = "old" if which is None else ("cluster" if which(q, *caches[0]) else "split")
                 err = float((mod(q, caches[0][0], caches[0][1], lens).float() - ref).abs().max())
                 plain = time_graph(mod, q, caches, lens, pdl=False)

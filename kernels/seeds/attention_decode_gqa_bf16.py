@@ -1306,6 +1306,10 @@ class ModelNew(nn.Module):
             self.clusters_ok[device] = torch.cuda.get_device_properties(device).major >= 9
         return self.clusters_ok[device]
 
+    def uses_cluster_kernel(self, q, k_cache, v_cache):
+        """Whether a call on these tensors takes the cluster kernel (else the split kernel)."""
+        return self._cluster_path(q, k_cache, v_cache, self._cluster_size(q.shape[0], k_cache.shape[1], q.device))
+
     def forward(self, q, k_cache, v_cache, cache_len):
         b, h, d = q.shape
         kv_heads, max_len = k_cache.shape[1], k_cache.shape[2]

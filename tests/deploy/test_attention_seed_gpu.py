@@ -116,7 +116,7 @@ def check(out: torch.Tensor, ref: torch.Tensor, where: str) -> None:
 
 
 def takes_cluster_path(mod, q, k, v) -> bool:  # noqa: ANN001
-    return mod._cluster_path(q, k, v)
+    return mod.uses_cluster_kernel(q, k, v)
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

@@ -151,6 +151,26 @@ def test_clusters_of_16_where_few_kv_heads_would_leave_the_gpu_idle(monkeypatch:
     assert attn._cluster_size(1, 2, dev) == 4    # a fixed CLUSTER is kept
 
 
+def test_which_kernel_a_call_takes_follows_the_cluster_choice() -> None:
+    """``uses_cluster_kernel`` (what the GPU tests and the step sweep ask) answers from the call's
+    own cluster choice: the cluster kernel where a block's range fits in CHUNKS chunks, the split
+    kernel for CLUSTER 0 or longer caches."""
+    import torch
+
+    from evolution.proposers.seeds import seed_model
+
+    cls = seed_model("attention_decode_gqa_bf16")
+    attn = cls.__new__(cls)  # the choice alone: no module compiled
+    attn.block, attn.kp, attn.max_chunks, attn.sms, attn.nonportable = 256, 4, 2, {}, {}
+    q = torch.zeros(1, 12, 128, dtype=torch.bfloat16)
+    short, long = torch.zeros(1, 2, 640, 128, dtype=torch.bfloat16), torch.zeros(1, 2, 4096, 128, dtype=torch.bfloat16)
+    attn.cluster = 8
+    assert attn.uses_cluster_kernel(q, short, short)    # 80 positions a block: 2 chunks of 64
+    assert not attn.uses_cluster_kernel(q, long, long)  # 512 a block: 8 chunks, over CHUNKS
+    attn.cluster = 0
+    assert not attn.uses_cluster_kernel(q, short, short)
+
+
 @pytest.mark.slow
 def test_both_paths_match_the_reference_at_engine_lengths_on_cpu_emulator(tmp_path: Path) -> None:
     reason = cuda_emu.compiler_missing()
