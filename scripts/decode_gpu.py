@@ -239,15 +239,18 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
         model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=slots)
         rows = []
         only = os.environ.get("DECODE_MODES")
+        # greedy steps per graph replay of the fused graphs (DECODE_UNROLLS=1,4: each mode at both)
+        unrolls = [int(u) for u in os.environ.get("DECODE_UNROLLS", "1").split(",")]
         for mode in [m for m in modes if not only or m in only.split(",")]:
-            need = 100 if mode == "compile" else 20
-            if left() < need:
-                say(f"(skipped {name} {mode} for time)")
-                continue
-            try:
-                rows += bench_model(model, slots, prompts, 128, 1, repeats, copy_gbps, modes=[mode])
-            except Exception as exc:  # noqa: BLE001 - one mode failing must not lose the others
-                say(f"{name} {mode}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
+            for unroll in unrolls if mode.startswith("fused+graph") else [1]:
+                need = 100 if mode == "compile" else 20
+                if left() < need:
+                    say(f"(skipped {name} {mode} x{unroll} for time)")
+                    continue
+                try:
+                    rows += bench_model(model, slots, prompts, 128, 1, repeats, copy_gbps, modes=[mode], unroll=unroll)
+                except Exception as exc:  # noqa: BLE001 - one mode failing must not lose the others
+                    say(f"{name} {mode} x{unroll}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
         say(_table(rows))
         for line in _speedups(rows):
             say(line)

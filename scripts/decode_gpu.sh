@@ -16,7 +16,7 @@ export DECODE_BUDGET_S=${DECODE_BUDGET_S:-330}
 timeout $(( DECODE_BUDGET_S + 90 )) python3 scripts/decode_gpu.py 2> >(tail -c 20000 >> "$OUT/decode_gpu.log")
 echo "decode_gpu.py rc=$?" | tee -a "$OUT/decode_gpu.log"
 timeout "${TESTS_S:-75}" python3 -m pytest -p no:cacheprovider -q -rfEs -o console_output_style=classic -m gpu -x \
-  tests/deploy/test_fused_gpu.py > "$OUT/pytest_fused.txt" 2>&1
+  tests/deploy/test_step_io_gpu.py tests/deploy/test_fused_gpu.py > "$OUT/pytest_fused.txt" 2>&1
 echo "pytest rc=$?" >> "$OUT/pytest_fused.txt"
 if [ -n "${ENGINE_TESTS:-}" ]; then  # the engine's GPU tests (the fused slots resolved from an archive): minutes more
   timeout "${ENGINE_S:-240}" python3 -m pytest -p no:cacheprovider -q -rfEs -m gpu tests/deploy/test_engine_gpu.py \

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from autotuner.cli.common import add_archive_options, archive_url, plain, progress
+from autotuner.errors import ConfigError
 
 # autotuner.deploy.bench.MODES (written out: the parser must not import torch)
 BENCH_MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph+pdl")
@@ -74,7 +75,7 @@ def _speedups(rows: list[Any]) -> list[str]:
     for (model, t, mode), r in by_key.items():
         eager = by_key.get((model, t, "eager"))
         compiled = by_key.get((model, t, "compile"))
-        if mode in ("tuned+graph", "fused+graph", "fused+graph+pdl") and eager:
+        if mode.split(" ")[0] in ("tuned+graph", "fused+graph", "fused+graph+pdl") and eager:
             vs_compile = f", {r.decode_tok_s / compiled.decode_tok_s:.2f}x torch.compile" if compiled else ""
             out.append(f"{model} prompt {t}: {mode} decode {r.decode_tok_s / eager.decode_tok_s:.2f}x eager"
                        f"{vs_compile}")
@@ -87,6 +88,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from autotuner.deploy import build_model
     from autotuner.deploy.bench import BenchReport, bench_model, check_parity, parity_line
 
+    if args.unroll < 1 or args.decode_steps % args.unroll:
+        raise ConfigError(f"--unroll {args.unroll}: must be a positive divisor of --decode-steps "
+                          f"({args.decode_steps}); a replay decodes that many tokens")
     gpu_name, copy_gbps = _gpu_and_copy_bandwidth()
     report = BenchReport(gpu=gpu_name, copy_gbps=copy_gbps)
     parity: dict[str, Any] = {}
@@ -97,7 +101,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model = build_model(cfg, dtype=dtype, device="cuda", checkpoint=args.checkpoint, slots=slots)
         report.weight_bytes[cfg.name] = model.weight_bytes()
         report.rows += bench_model(model, slots, args.prompt_len, args.decode_steps, args.batch, args.repeats,
-                                   copy_gbps, modes=args.modes, progress=None if args.json else progress)
+                                   copy_gbps, modes=args.modes, progress=None if args.json else progress,
+                                   unroll=args.unroll)
         if not args.no_parity:
             parity[cfg.name] = check_parity(model, slots)
         del model
@@ -184,6 +189,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--batch", type=int, default=1, help="sequences per batch")
             p.add_argument("--repeats", type=int, default=5, help="timed runs per mode and prompt (median)")
             p.add_argument("--no-parity", action="store_true", help="skip the 64-token greedy parity check")
+            p.add_argument("--unroll", type=int, default=1, metavar="K",
+                           help="greedy steps per CUDA-graph replay of the fused modes (a divisor of "
+                                "--decode-steps; an end-of-sequence token would be seen up to K-1 tokens late)")
             p.add_argument("--modes", nargs="+", default=list(BENCH_MODES), choices=list(BENCH_MODES) + ["fused"],
                            help="what to time (default: all but 'fused', the fused path launched from Python)")
         if name == "profile":

@@ -82,8 +82,9 @@ def _timed(fn: Callable[[], Any]) -> float:
 class _Mode:
     """How one mode prefills and decodes; ``step`` is built lazily (graph capture, compile)."""
 
-    def __init__(self, model: Transformer, slots: Slots, name: str) -> None:
+    def __init__(self, model: Transformer, slots: Slots, name: str, unroll: int = 1) -> None:
         self.model, self.slots, self.name = model, slots, name
+        self.unroll = unroll if name in ("fused+graph", "fused+graph+pdl") else 1  # greedy steps per replay
         self._step: Step | None = None
         self._greedy: GreedyStep | None = None
         self._prefill: Callable[..., torch.Tensor] | None = None
@@ -123,12 +124,14 @@ class _Mode:
         return self._step
 
     def greedy_step(self) -> GreedyStep:
-        """The mode's greedy decode step: (token [b, 1], position) -> next token [b, 1]."""
+        """The mode's greedy decode step: (token [b, 1], position) -> the next tokens [b, n] (n = 1,
+        or ``unroll`` for the fused graphs)."""
         if self._greedy is None:
             if self.name in ("fused+graph", "fused+graph+pdl"):
                 from autotuner.deploy.fused import make_greedy_step
 
-                self._greedy = make_greedy_step(self.model, graph=True, pdl=self.name.endswith("+pdl"))
+                self._greedy = make_greedy_step(self.model, graph=True, pdl=self.name.endswith("+pdl"),
+                                                unroll=self.unroll)
             elif self.name == "tuned+graph":
                 self._greedy = GraphDecoder(self.model, greedy=True).greedy_step
             elif self.name == "compile":
@@ -145,9 +148,16 @@ class _Mode:
         return self._greedy
 
 
+def _check_unroll(steps: int, unroll: int) -> None:
+    if unroll < 1 or steps % unroll:
+        raise ValueError(f"unroll={unroll}: must be a positive divisor of the {steps} decode steps "
+                         "(a graph replay decodes that many tokens)")
+
+
 @torch.no_grad()
 def _run(mode: _Mode, prompt: torch.Tensor, steps: int) -> tuple[float, float]:
     """(prefill ms, decode ms for ``steps`` tokens) of one greedy generation."""
+    _check_unroll(steps, mode.unroll)
     model = mode.model
     prefill = mode.prefill_fn()
     t = prompt.shape[1]
@@ -157,8 +167,11 @@ def _run(mode: _Mode, prompt: torch.Tensor, steps: int) -> tuple[float, float]:
 
     def decode() -> None:
         token = logits_box[0].argmax(dim=-1, keepdim=True)
-        for i in range(steps):
-            token = step(token, t + i)
+        i = 0
+        while i < steps:
+            chosen = step(token, t + i)  # [b, n]: the next n tokens
+            token = chosen[:, -1:]
+            i += chosen.shape[1]
 
     decode_ms = _timed(decode)
     del model
@@ -185,8 +198,11 @@ def cache_positions(tokens: int) -> int:
 
 def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], steps: int, batch: int,
                 repeats: int, copy_gbps: float | None, modes: Sequence[str] = MODES,
-                progress: Callable[[str], None] | None = None) -> list[BenchRow]:
-    """Every mode at every prompt length on one model (whose caches cover the longest run)."""
+                progress: Callable[[str], None] | None = None, unroll: int = 1) -> list[BenchRow]:
+    """Every mode at every prompt length on one model (whose caches cover the longest run).
+    ``unroll``: greedy steps per graph replay of the fused graphs (a divisor of ``steps``; the
+    mode is then named e.g. ``fused+graph+pdl x4``)."""
+    _check_unroll(steps, unroll)
     cfg: ModelConfig = model.cfg
     device = model.tok_embeddings.weight.device
     model.setup_caches(batch, cache_positions(max(prompt_lens) + steps + 1))
@@ -194,7 +210,8 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
     pytorch = Slots.pytorch("bench: PyTorch baseline")
     rows = []
     for name in modes:
-        mode = _Mode(model, tuned if name.startswith(("tuned", "fused")) else pytorch, name)
+        mode = _Mode(model, tuned if name.startswith(("tuned", "fused")) else pytorch, name, unroll=unroll)
+        label = name if mode.unroll == 1 else f"{name} x{mode.unroll}"
         for t in prompt_lens:
             if progress:
                 progress(f"{cfg.name} prompt {t}: {name}")
@@ -203,7 +220,7 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
             prefill_ms, decode_ms, once_ms = bench_mode(mode, prompt, steps, repeats)
             step_ms = decode_ms / steps
             rows.append(BenchRow(
-                model=cfg.name, prompt_len=t, batch=batch, mode=name,
+                model=cfg.name, prompt_len=t, batch=batch, mode=label,
                 prefill_tok_s=batch * t / (prefill_ms / 1e3), decode_tok_s=batch * steps / (decode_ms / 1e3),
                 total_tok_s=batch * (t + steps) / ((prefill_ms + decode_ms) / 1e3), one_time_ms=once_ms,
                 decode_step_ms=step_ms, bandwidth_fraction=bound_ms / step_ms if bound_ms else None,

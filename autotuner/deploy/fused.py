@@ -40,6 +40,7 @@ import torch
 from autotuner.deploy.generate import GraphDecoder, GreedyStep, Step
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Prefetch
+from autotuner.deploy.step_io import embed_and_lengths, feed_back
 
 
 def rope_tables_model_dtype(model: Transformer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,18 +86,21 @@ def _l2_bytes(device: torch.device) -> int:
 
 @torch.no_grad()
 def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Tensor,
-                  prefetch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                  prefetch: bool = False, chained: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """One decode step. tokens: [b, 1] int64; input_pos: [1] int64 on the device ->
-    (logits [b, vocab] in the model dtype, greedy token [b] int64)."""
+    (logits [b, vocab] in the model dtype, greedy token [b] int64). ``chained``: under PDL, the
+    step's input kernel is a programmatic dependent of the kernel before it (not for the first
+    kernel of a graph, which has none)."""
+    from autotuner.runtime.pdl import is_enabled, pdl_enabled
+
     cfg, slots = model.cfg, model.slots
     b, t = tokens.shape
     assert t == 1, "the fused path decodes one token per sequence"
     assert model.kv_caches_ready(), "call Transformer.setup_caches first"
     cos, sin = rope_tables_model_dtype(model)
-    x = model.tok_embeddings(tokens[:, 0])  # [b, hidden]
-    if cfg.embedding_multiplier != 1.0:
-        x = x * cfg.embedding_multiplier
-    cache_len = (input_pos + 1).expand(b).contiguous()
+    # x [b, hidden] (the token's embedding row, scaled) and cache_len [b]: one kernel on a GPU
+    with pdl_enabled(is_enabled() and chained):
+        x, cache_len = embed_and_lengths(tokens, input_pos, model.tok_embeddings.weight, cfg.embedding_multiplier)
     eps, mult = cfg.rms_norm_eps, cfg.residual_multiplier
     residual = x
     plan = prefetch_plan(model, _l2_bytes(x.device)) if prefetch else [{} for _ in model.layers]
@@ -139,20 +143,24 @@ def fused_step(model: Transformer, prefetch: bool = False) -> Step:
 
 class FusedGraphDecoder(GraphDecoder):
     """The fused step captured in one CUDA graph; ``pdl`` launches the kernels that support it
-    with programmatic dependent launch (captured as programmatic edges)."""
+    with programmatic dependent launch (captured as programmatic edges). Greedy: the head
+    kernel's own argmax is the token fed back (no second pass over the logits), by
+    ``step_io``'s kernel; ``unroll`` steps per replay (``GraphDecoder``)."""
 
     def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: bool = False,
-                 greedy: bool = False) -> None:
+                 greedy: bool = False, unroll: int = 1) -> None:
         self.token_out: torch.Tensor | None = None
 
         def forward(tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-            logits, token = fused_forward(model, tokens, pos, prefetch)
+            logits, token = fused_forward(model, tokens, pos, prefetch, chained=self.capturing_step > 0)
             self.token_out = token
             return logits
 
-        # greedy: the head kernel's own argmax is the token fed back (no second pass over the logits)
         super().__init__(model, warmup=warmup, forward=forward, pdl=pdl, greedy=greedy,
-                         pick=lambda logits: self.token_out)
+                         pick=lambda logits: self.token_out, unroll=unroll)
+
+    def feed_back(self, chosen: torch.Tensor, index: int) -> None:
+        feed_back(chosen, self.history, index, self.pos)
 
 
 def make_step(model: Transformer, graph: bool, pdl: bool = False,
@@ -160,11 +168,13 @@ def make_step(model: Transformer, graph: bool, pdl: bool = False,
     return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch).step if graph else fused_step(model, prefetch)
 
 
-def make_greedy_step(model: Transformer, graph: bool, pdl: bool = False, prefetch: bool = False) -> GreedyStep:
+def make_greedy_step(model: Transformer, graph: bool, pdl: bool = False, prefetch: bool = False,
+                     unroll: int = 1) -> GreedyStep:
     """Greedy decoding on the fused path: in a graph, the head kernel's argmax fed back on the
-    device; launched from Python, the same token taken from the head kernel."""
+    device (``unroll`` steps a replay: the step returns [b, unroll] tokens); launched from
+    Python, the same token taken from the head kernel."""
     if graph:
-        return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch, greedy=True).greedy_step
+        return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch, greedy=True, unroll=unroll).greedy_step
     buffers: dict[torch.device, torch.Tensor] = {}
 
     @torch.no_grad()

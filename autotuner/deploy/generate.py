@@ -77,27 +77,43 @@ class GraphDecoder:
     into the graph's own token buffer and the position advanced, both on the device. Greedy
     decoding (``greedy_step``) then replays with nothing launched between replays, where a
     logits step needs an argmax, a token copy and a position fill each step (three kernels
-    outside the graph that the graph's first kernel waits for)."""
+    outside the graph that the graph's first kernel waits for).
+
+    ``unroll=k`` (greedy only) captures k steps back to back in the one graph, each fed the
+    token the one before chose: a replay decodes k tokens. The steps' kernels then chain
+    across step boundaries as they do inside a step (programmatic dependent launch included),
+    and the per-replay launch is paid once per k tokens. What it costs: a caller that stops
+    on an end-of-sequence token learns of it up to k - 1 tokens late (vLLM's multi-step
+    scheduling makes the same trade)."""
 
     def __init__(self, model: Transformer, warmup: int = 3,
                  forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, pdl: bool = False,
-                 greedy: bool = False, pick: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 greedy: bool = False, pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 unroll: int = 1) -> None:
         """``forward(token [b, 1], pos [1]) -> logits [b, vocab]``: what one step runs (default: the
         model's static-shape forward); ``pdl``: launch the kernels that support it with programmatic
         dependent launch while capturing (``autotuner.runtime.pdl``); ``pick(logits) -> token [b, 1]``:
-        the greedy token (default: the argmax), captured when ``greedy``."""
+        the greedy token (default: the argmax), captured when ``greedy``; ``unroll``: greedy steps
+        per replay."""
         from autotuner.runtime.pdl import pdl_enabled
 
+        if unroll < 1 or (unroll > 1 and not greedy):
+            raise ValueError(f"unroll={unroll}: a graph holds several steps only when greedy (got greedy={greedy})")
         if not torch.cuda.is_available():
             raise NoGPUError("CUDA-graph decode needs a CUDA GPU")
         device = model.tok_embeddings.weight.device
         self.model = model
-        self.token = torch.zeros(model.batch, 1, dtype=torch.long, device=device)
+        self.unroll = unroll
+        # The tokens a replay chooses, one column per step; the last column is the next replay's
+        # input (``token``), so feeding back needs no copy of its own.
+        self.history = torch.zeros(model.batch, unroll, dtype=torch.long, device=device)
+        self.token = self.history[:, unroll - 1 : unroll]
         # Captured at the last cache position: whatever warm-up writes there is overwritten
         # by the step that reaches it, before any step reads it.
-        self.pos = torch.full((1,), model.max_seq - 1, dtype=torch.long, device=device)
+        self.pos = torch.full((1,), model.max_seq - unroll, dtype=torch.long, device=device)
         self.graph = torch.cuda.CUDAGraph()
         self.pdl = pdl
+        self.capturing_step = 0  # which of the graph's steps ``forward`` is being called for
         run = forward or (lambda tokens, pos: model(tokens, pos)[:, -1])
         with torch.no_grad(), pdl_enabled(pdl):
             side = torch.cuda.Stream()
@@ -107,34 +123,47 @@ class GraphDecoder:
                     run(self.token, self.pos)
             torch.cuda.current_stream().wait_stream(side)
             with torch.cuda.graph(self.graph):
-                self.logits = run(self.token, self.pos)  # [b, vocab], a static buffer
-                if greedy:
-                    chosen = pick(self.logits) if pick else self.logits.argmax(dim=-1, keepdim=True)
-                    self.token.copy_(chosen.view(model.batch, 1))
-                    self.pos.add_(1)
+                for i in range(unroll):
+                    self.capturing_step = i
+                    tokens = self.token if i == 0 else self.history[:, i - 1 : i]
+                    self.logits = run(tokens, self.pos)  # [b, vocab], a static buffer (the last step's)
+                    if greedy:
+                        chosen = pick(self.logits) if pick else self.logits.argmax(dim=-1, keepdim=True)
+                        self.feed_back(chosen, i)
+            self.capturing_step = 0
         self.greedy = greedy
         self._next_position: int | None = None  # what the graph's position buffer holds now
+
+    def feed_back(self, chosen: torch.Tensor, index: int) -> None:
+        """Captured after each greedy step: its token into ``history[:, index]``, the position + 1."""
+        self.history[:, index].copy_(chosen.reshape(-1))
+        self.pos.add_(1)
 
     def step(self, token: torch.Tensor, position: int) -> torch.Tensor:
         self.token.copy_(token)
         self.pos.fill_(position)
         self.graph.replay()
-        self._next_position = position + 1 if self.greedy else position
+        self._next_position = position + self.unroll if self.greedy else position
         return self.logits
 
     def greedy_step(self, token: torch.Tensor, position: int) -> torch.Tensor:
-        """The greedy next token [b, 1]: the graph's own token buffer, overwritten by the next
-        replay (copy it to keep it). Passing back what the last call returned, at the next
-        position, launches nothing but the replay."""
+        """The next ``unroll`` greedy tokens [b, unroll] for the positions from ``position`` on: the
+        graph's own buffer, overwritten by the next replay (copy it to keep it). Passing back its
+        last column (``out[:, -1:]``), at the position after them, launches nothing but the replay."""
         if not self.greedy:
             raise ValueError("greedy_step needs a decoder captured with greedy=True")
-        if token is not self.token:
+        if not _same_view(token, self.token):
             self.token.copy_(token)
         if position != self._next_position:
             self.pos.fill_(position)
         self.graph.replay()
-        self._next_position = position + 1
-        return self.token
+        self._next_position = position + self.unroll
+        return self.history
+
+
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+            and a.device == b.device and a.dtype == b.dtype)
 
 
 @dataclass

@@ -165,3 +165,36 @@ def test_greedy_graph_feeds_back_the_head_kernels_token(name: str, pdl: bool) ->
     assert got == expected
     again = greedy.greedy_step(first, 9)  # back to the first position: the buffers are set again
     assert int(again) == expected[0]
+
+
+@pytest.mark.parametrize("pdl", [False, True], ids=["graph", "graph+pdl"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_unrolled_greedy_graph_decodes_the_same_tokens(name: str, pdl: bool) -> None:
+    """A graph of 2 or 4 greedy steps gives, chunk by chunk, the tokens of one step a replay;
+    the chunk's last column fed back launches nothing else; a position jump is honoured."""
+    from autotuner.deploy.fused import FusedGraphDecoder
+    from autotuner.deploy.generate import prefill
+
+    cfg = CONFIGS[name]
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=seed_slots())
+    model.setup_caches(2, 128)
+    prompt = torch.randint(0, cfg.vocab_size, (2, 9), device="cuda", generator=torch.Generator("cuda").manual_seed(2))
+    first = prefill(model, prompt).argmax(dim=-1, keepdim=True)
+    one = FusedGraphDecoder(model, pdl=pdl, greedy=True)
+    expected, token = [], first
+    for i in range(16):
+        token = one.greedy_step(token, 9 + i).clone()
+        expected.append(token)
+    expected = torch.cat(expected, dim=1)  # [2, 16]
+    for unroll in (2, 4):
+        prefill(model, prompt)  # the same cache again
+        graph = FusedGraphDecoder(model, pdl=pdl, greedy=True, unroll=unroll)
+        chunks, token = [], first
+        for i in range(0, 16, unroll):
+            out = graph.greedy_step(token, 9 + i)
+            assert out.shape == (2, unroll)
+            chunks.append(out.clone())
+            token = out[:, -1:]
+        assert torch.equal(torch.cat(chunks, dim=1), expected), f"unroll {unroll}"
+        again = graph.greedy_step(first, 9)  # back to the first position
+        assert torch.equal(again, expected[:, :unroll])
