@@ -103,6 +103,11 @@ HOST = r'''
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
           "XSMEM": [-1, 0, 1], "RING": [0, 4, 8, 16]}
+# TRIGGER (the successor launched before this kernel's PDL wait) is a constructor knob for the
+# step sweep, not searched: a kernel timed alone cannot show its effect, and on the whole step
+# (H200, 2026-12-03, interleaved A/B) it gained nothing: Llama-3.2-1B 0.862 ms default, 0.862 on
+# gate/up, 0.866 on down, 0.889 on O (successor's blocks spinning beside the attention kernel),
+# 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -148,11 +153,12 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, rpu=1):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, rpu=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.pipe, self.xsmem, self.rpu = PIPE, XSMEM, rpu  # rpu: weight rows per output unit (2: gate/up, rotary pairs)
         self.ring = RING if RING > 1 else 0  # steps per lane in the shared-memory ring (the 16-byte path)
+        self.trigger = TRIGGER  # 1: the next kernel launched before this one's PDL wait (see the core's TRIGGER)
         self.smem_set = {}                   # (module key, kernel) -> dynamic shared memory allowed so far
         self.modules = {}
         self.counters = None
@@ -180,7 +186,8 @@ class _Launcher:
             upw, unroll, pipe = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
-                                                                "PIPE": pipe, "XS": xs, "RING": self.ring})
+                                                                "PIPE": pipe, "XS": xs, "RING": self.ring,
+                                                                "TRIGGER": self.trigger})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -234,11 +241,11 @@ MODELS = {
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
 
     def forward(self, x):
         nb, k = x.shape
@@ -256,11 +263,11 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
 
     def forward(self, x, residual):
         nb, k = x.shape
@@ -279,12 +286,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
+    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, rpu=2)
 
     def forward(self, x):
         nb, k = x.shape
@@ -304,14 +311,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, rpu=2)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
@@ -345,12 +352,12 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(vocab, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
 
     def forward(self, x):
         nb, k = x.shape

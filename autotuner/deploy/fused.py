@@ -27,13 +27,17 @@ weight-streaming kernel reads, and prefetches (up to half the L2 of) them as its
 finish, meant to keep DRAM busy through each kernel's tail, the launch gap and the next one's
 ramp. A hint only: no value changes. Measured on an H200 (Llama-3.2-1B step,
 scripts/decode_step_sweep.py, two runs) it costs 8-25% (1.043 -> 1.299 ms a step with PDL):
-the prefetched lines compete with the streaming kernel and are partly evicted before use. PDL
-with each kernel's first weights loaded before its ``griddepcontrol.wait`` is what helps.
+the prefetched lines compete with the streaming kernel and are partly evicted before use. Fewer
+hints did not help either (2026-12-03, interleaved step A/B, ``prefetch`` naming slots): only the
+attention kernel's (gate/up rows), 0.913 ms against 0.862 without hints, 0.888 issued before its
+wait (the attention seed's PFEARLY), where DRAM is otherwise idle; Qwen2.5-1.5B and Granite-3.2-2B
+alike. PDL with each kernel's first weights loaded into registers before its
+``griddepcontrol.wait`` is what helps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import torch
 
@@ -41,6 +45,9 @@ from autotuner.deploy.generate import GraphDecoder, GreedyStep, Step
 from autotuner.deploy.model import Transformer
 from autotuner.deploy.slots import Prefetch
 from autotuner.deploy.step_io import embed_and_lengths, feed_back
+
+
+PrefetchSlots = bool | Collection[str]  # every slot's prefetch hints (True), none, or the named slots'
 
 
 def rope_tables_model_dtype(model: Transformer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,9 +93,10 @@ def _l2_bytes(device: torch.device) -> int:
 
 @torch.no_grad()
 def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Tensor,
-                  prefetch: bool = False, chained: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  prefetch: PrefetchSlots = False, chained: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """One decode step. tokens: [b, 1] int64; input_pos: [1] int64 on the device ->
-    (logits [b, vocab] in the model dtype, greedy token [b] int64). ``chained``: under PDL, the
+    (logits [b, vocab] in the model dtype, greedy token [b] int64). ``prefetch``: True, every
+    slot's cross-kernel hints (``prefetch_plan``); a collection of slot names, only theirs. ``chained``: under PDL, the
     step's input kernel is a programmatic dependent of the kernel before it (not for the first
     kernel of a graph, which has none)."""
     from autotuner.runtime.pdl import is_enabled, pdl_enabled
@@ -104,6 +112,8 @@ def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Ten
     eps, mult = cfg.rms_norm_eps, cfg.residual_multiplier
     residual = x
     plan = prefetch_plan(model, _l2_bytes(x.device)) if prefetch else [{} for _ in model.layers]
+    if prefetch and prefetch is not True:  # only the named slots' hints
+        plan = [{slot: hint for slot, hint in hints.items() if slot in prefetch} for hints in plan]
     last: Prefetch = ()
     for layer, hints in zip(model.layers, plan):
         attn, ffn = layer.attention, layer.feed_forward
@@ -128,7 +138,7 @@ def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Ten
     return slots.lm_head_argmax(residual, model.norm, head, eps, cfg.logits_scaling, prefetch=last)
 
 
-def fused_step(model: Transformer, prefetch: bool = False) -> Step:
+def fused_step(model: Transformer, prefetch: PrefetchSlots = False) -> Step:
     """Eager decode through the fused path (each kernel launched from Python)."""
     buffers: dict[torch.device, torch.Tensor] = {}
 
@@ -147,7 +157,7 @@ class FusedGraphDecoder(GraphDecoder):
     kernel's own argmax is the token fed back (no second pass over the logits), by
     ``step_io``'s kernel; ``unroll`` steps per replay (``GraphDecoder``)."""
 
-    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: bool = False,
+    def __init__(self, model: Transformer, pdl: bool = False, warmup: int = 3, prefetch: PrefetchSlots = False,
                  greedy: bool = False, unroll: int = 1) -> None:
         self.token_out: torch.Tensor | None = None
 
@@ -164,11 +174,11 @@ class FusedGraphDecoder(GraphDecoder):
 
 
 def make_step(model: Transformer, graph: bool, pdl: bool = False,
-              prefetch: bool = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
+              prefetch: PrefetchSlots = False) -> Callable[[torch.Tensor, int], torch.Tensor]:
     return FusedGraphDecoder(model, pdl=pdl, prefetch=prefetch).step if graph else fused_step(model, prefetch)
 
 
-def make_greedy_step(model: Transformer, graph: bool, pdl: bool = False, prefetch: bool = False,
+def make_greedy_step(model: Transformer, graph: bool, pdl: bool = False, prefetch: PrefetchSlots = False,
                      unroll: int = 1) -> GreedyStep:
     """Greedy decoding on the fused path: in a graph, the head kernel's argmax fed back on the
     device (``unroll`` steps a replay: the step returns [b, unroll] tokens); launched from

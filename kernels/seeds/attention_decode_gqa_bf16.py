@@ -559,6 +559,12 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
 // per thread, in registers. Then the warp's position lanes (shuffles), the block's warps (one
 // __syncthreads, shared memory), the cluster's blocks (distributed shared memory: each block
 // merges a slice of the outputs from every rank's state, one DSMEM round trip).
+#ifndef QSPLIT   // the cluster kernel: blocks per (batch, KV head, range), each with group / QSPLIT query heads
+#define QSPLIT 1   // (the host divides the group evenly; the K and V rows are read once per slice)
+#endif
+#ifndef PFEARLY  // 1: the cluster kernel issues the next kernel's prefetch hints before griddepcontrol.wait
+#define PFEARLY 0   // (DRAM is idle through attention's dependent chain), 0: as it drains
+#endif
 #ifndef KP
 #define KP 4
 #endif
@@ -851,7 +857,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
                                                  const unsigned short* __restrict__ k,
                                                  const unsigned short* __restrict__ v,
                                                  const long long* __restrict__ lens, unsigned short* __restrict__ out,
-                                                 float qscale, int kv_heads, int G, long long L, int D,
+                                                 float qscale, int kv_heads, int Gall, long long L, int D,
                                                  const unsigned short* __restrict__ pf0, long long pf0_bytes,
                                                  const unsigned short* __restrict__ pf1, long long pf1_bytes,
                                                  const OArgs& oa)
@@ -860,7 +866,11 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
     GQA_DYN_SMEM(sm);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const unsigned rank = GQA_CL > 1 ? (unsigned)(blockIdx.x % GQA_CL) : 0u;
-    const long long bkv = blockIdx.x / GQA_CL;           // batch * kv_heads + kv head
+    constexpr int QS = OPROJ ? 1 : QSPLIT;
+    const long long blk = blockIdx.x / GQA_CL;           // (batch * kv_heads + kv head) * QS + query-head slice
+    const long long bkv = blk / QS;                      // batch * kv_heads + kv head
+    const int G = Gall / QS;                             // this block's query heads
+    const long long hb = bkv * Gall + (blk % QS) * G;    // the first of them
     const int DC = D >> 3;                                 // 16-byte pieces of a row
     int tpp = 1;
     while (tpp < DC) tpp <<= 1;                            // lanes per position
@@ -895,6 +905,11 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
     const long long orows = OPROJ ? (on0 + orows_per < oa.N ? orows_per : (oa.N > on0 ? oa.N - on0 : 0)) : 0;
     const long long kvh = bkv % kv_heads;
     if (OPROJ) oproj_preload(oa, wt, on0, orows, kvh * C, C);
+    if (PFEARLY) {  // the next kernel's bytes: hints (no kernel writes weights), DRAM busy meanwhile
+        const long long tw = (long long)gridDim.x * NWARP, gw = (long long)blockIdx.x * NWARP + warp;
+        prefetch_share(pf0, pf0_bytes, gw, tw, lane);
+        prefetch_share(pf1, pf1_bytes, gw, tw, lane);
+    }
     pdl_wait();                  // q and the newest cache row are the kernel before's output
     pdl_launch_dependents();
     const long long len = len0 < L ? len0 : L;
@@ -903,7 +918,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
     #pragma unroll
     for (int g = 0; g < GG; ++g) {
         const int gi = g < G ? g : 0;
-        unpack8(ld16_l2(q + (bkv * G + gi) * D + cc * 8), qf[g]);
+        unpack8(ld16_l2(q + (hb + gi) * D + cc * 8), qf[g]);
         #pragma unroll
         for (int e = 0; e < 8; ++e) qf[g][e] = c < DC ? qf[g][e] * qscale : 0.0f;
     }
@@ -1021,7 +1036,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
             }
             if (ok && src == 0) {
                 if (OPROJ) ys[ii] = gqa_bf(to_bf(A / Ssum));
-                else out[(bkv * G + g) * D + d] = to_bf(A / Ssum);
+                else out[(hb + g) * D + d] = to_bf(A / Ssum);
             }
         }
         if (OPROJ) {  // the cluster's outputs into every block: ranks' slices through DSMEM
@@ -1035,7 +1050,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
                        oflag);
         }
     }
-    {   // the next kernel's bytes into L2 while this one drains (hints; 0 bytes: none)
+    if (!PFEARLY) {   // the next kernel's bytes into L2 while this one drains (hints; 0 bytes: none)
         const long long tw = (long long)gridDim.x * NWARP;
         const long long gw = (long long)blockIdx.x * NWARP + warp;
         prefetch_share(pf0, pf0_bytes, gw, tw, lane);
@@ -1210,8 +1225,13 @@ gqa_oproj(const unsigned short* __restrict__ y, int kv_heads, int C, int ocl, co
 #endif
 }
 '''
-PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8, 16, -1], "KP": [2, 4, 8],
-          "CHUNKS": [1, 2, 4, 16]}
+PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8, 16, -1], "KP": [0, 2, 4, 8],
+          "CHUNKS": [1, 2, 4, 16], "QSPLIT": [0, 1, 2, 4]}
+# PFEARLY (the next kernel's L2 prefetch hints issued before the PDL wait, where DRAM is idle
+# through attention's dependent chain) is a constructor knob for the step sweep, not searched:
+# it acts only on an engine's hints, and those lose on the whole step (H200, 2026-12-03, the
+# attention kernel naming the gate/up rows: Llama-3.2-1B 0.862 ms without hints, 0.913 with them
+# at the end, 0.888 before the wait; every slot's hints 1.055).
 LOG2E = 1.4426950408889634
 CLUSTER_GROUPS = (1, 2, 4, 6, 8)  # the cluster kernels' query heads per KV head (a group is padded up to one)
 
@@ -1231,7 +1251,8 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 4, CHUNKS: int = 2):
+    def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 0, CHUNKS: int = 2,
+                 PFEARLY: int = 0, QSPLIT: int = 0):
         # CLUSTER 0: the split kernel with the last-block merge (BLOCK positions a range; 128 was
         # measured best for it); 1, 2, 4, 8, 16: the one-kernel cluster path (BLOCK threads, KP passes
         # of BLOCK / (head_dim / 8) positions in registers: a chunk), which serves 16-byte aligned
@@ -1247,38 +1268,47 @@ class ModelNew(nn.Module):
         super().__init__()
         KEYS = 1  # positions per thread in the scores phase (their K rows are held in registers)
         self.block, self.chunk, self.vec, self.cluster = BLOCK, BLOCK * KEYS, VEC, CLUSTER
-        self.kp, self.max_chunks = KP, CHUNKS
+        self.kp, self.max_chunks, self.pf_early = KP, CHUNKS, PFEARLY  # PFEARLY: the cluster kernel's hints before its wait
+        # QSPLIT: the cluster kernel's query-head slices per KV head (at most; a divisor of the
+        # group), 0 as many as keep every cluster resident; KP 0: 2 where heads are sliced and
+        # head_dim <= 64, else 4. Chosen on the whole decode step (H200, 2026-12-03, interleaved
+        # A/B, ms a step): Llama-3.2-1B 0.867 -> 0.857 with 2 slices, 0.849 with KP 2 too (4 or 6
+        # slices: 256 blocks, two waves, 0.882); Qwen2.5-1.5B (2 KV heads: 16 of 132 SMs) 1.432 ->
+        # 1.373 / 1.319 / 1.294 with 2 / 3 / 6 slices; Granite-3.2-2B 1.918 -> 1.921 / 1.920.
+        self.qsplit = max(0, QSPLIT)
         self.maxd, self.maxg = 128, 8
         # two module families, each with the bodies of one (the split kernels take most of the
         # compile time): one split module serves every CLUSTER and KP at this BLOCK and VEC; a
         # cluster module per cluster size, built at its first use
         self.split_module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC,
                                                             "MAXD": self.maxd, "GQA_KERNELS": 1})
-        self.cluster_modules = {}  # cluster size -> module
+        self.cluster_modules = {}  # (cluster size, query-head slices, passes a chunk) -> module
         self.nonportable = {}      # (cluster size, device) -> the driver allowed it (True / False)
-        if CLUSTER > 0:
-            self._cluster_module(CLUSTER)
+        if CLUSTER > 0 and KP > 0:
+            self._cluster_module(CLUSTER, 1, KP)
         # Arrival counters of the last-block merge, one per (batch, KV head); the merging
         # block resets its own, so they are zero between calls (and between graph replays).
         self.counters = None
         self.clusters_ok = {}  # device -> thread-block clusters available (sm_90+)
         self.sms = {}          # device -> multiprocessors
 
-    def _cluster_module(self, cluster):
-        """The cluster kernels' module for a cluster size, compiled at its first use."""
-        if cluster not in self.cluster_modules:
-            self.cluster_modules[cluster] = compile_module(SOURCE, defines={
-                "BLOCK": self.block, "MAXD": self.maxd, "CLUSTER": cluster, "KP": self.kp, "GQA_KERNELS": 2})
-        return self.cluster_modules[cluster]
+    def _cluster_module(self, cluster, qs=1, kp=4):
+        """The cluster kernels' module for a cluster size, query-head slices and passes a chunk,
+        compiled at its first use."""
+        if (cluster, qs, kp) not in self.cluster_modules:
+            self.cluster_modules[cluster, qs, kp] = compile_module(SOURCE, defines={
+                "BLOCK": self.block, "MAXD": self.maxd, "CLUSTER": cluster, "KP": kp, "GQA_KERNELS": 2,
+                "PFEARLY": self.pf_early, "QSPLIT": qs})
+        return self.cluster_modules[cluster, qs, kp]
 
-    def _allowed(self, cluster, device):
+    def _allowed(self, cluster, device, qs=1, kp=4):
         """Whether clusters of this size may launch on ``device``: up to 8 always; 16 (non-portable)
         once the driver took the opt-in for every kernel of the module (not asked off the GPU)."""
         if cluster <= 8 or device.type != "cuda":
             return True
-        key = (cluster, device)
+        key = (cluster, qs, kp, device)
         if key not in self.nonportable:
-            module = self._cluster_module(cluster)
+            module = self._cluster_module(cluster, qs, kp)
             self.nonportable[key] = all(allow_nonportable_clusters(module.kernel(f"gqa_cluster_g{g}")) is not False
                                         for g in CLUSTER_GROUPS)
         return self.nonportable[key]
@@ -1287,31 +1317,56 @@ class ModelNew(nn.Module):
         """This call's cluster size: CLUSTER, or under -1 the one chosen from the shapes."""
         if self.cluster >= 0:
             return self.cluster
-        if device not in self.sms:
-            self.sms[device] = torch.cuda.get_device_properties(device).multi_processor_count
-        if batch * kv_heads * 8 * 4 <= self.sms[device] and self._allowed(16, device):
+        if batch * kv_heads * 8 * 4 <= self._sm_count(device) and self._allowed(16, device):
             return 16
         return 8
 
-    def _cluster_path(self, q, k_cache, v_cache, cluster):
-        """Whether this call takes the cluster kernel of ``cluster`` blocks (else the split kernel)."""
+    def _sm_count(self, device):
+        if device not in self.sms:
+            self.sms[device] = torch.cuda.get_device_properties(device).multi_processor_count
+        return self.sms[device]
+
+    def _slices(self, batch, kv_heads, group, cluster, device):
+        """Query-head slices of a KV head's group for the cluster kernel (each slice a cluster of
+        its own with group / slices heads, reading the same K and V rows, the second time from
+        L2): the largest divisor of the group up to QSPLIT; QSPLIT 0, up to what keeps every
+        cluster on the GPU at once (batch x KV heads x slices x cluster <= SMs)."""
+        limit = self.qsplit
+        if limit <= 0:
+            limit = max(1, self._sm_count(device) // max(1, batch * kv_heads * cluster))
+        return max(s for s in range(1, min(limit, group) + 1) if group % s == 0)
+
+    def _kp(self, d, qs):
+        """Passes a chunk: KP, or under 0 two where heads are sliced and rows are short, else four."""
+        return self.kp if self.kp > 0 else (2 if qs > 1 and d <= 64 else 4)
+
+    def _cluster_plan(self, q, k_cache, v_cache, cluster):
+        """(query-head slices, passes a chunk) of this call on the cluster kernel of ``cluster``
+        blocks, or None where it takes the split kernel."""
         device, d, max_len = q.device, q.shape[-1], k_cache.shape[2]
         if cluster < 1 or d % 8 or any(t.data_ptr() % 16 for t in (q, k_cache, v_cache)):
-            return False
+            return None
+        qs = self._slices(q.shape[0], k_cache.shape[1], q.shape[1] // k_cache.shape[1], cluster, device)
         lanes = 1 << (d // 8 - 1).bit_length()          # lanes per position (a power of two)
-        chunk = self.kp * (self.block // lanes)          # positions a block takes per round trip
         span = -(-max_len // cluster)                    # positions of a block
-        if -(-span // chunk) > self.max_chunks:
-            return False
-        if cluster == 1 or device.type != "cuda":
-            return True
-        if device not in self.clusters_ok:
-            self.clusters_ok[device] = torch.cuda.get_device_properties(device).major >= 9
-        return self.clusters_ok[device]
+        # KP 0: two passes a chunk where chosen and the range fits in CHUNKS such chunks, else four
+        for kp in dict.fromkeys([self._kp(d, qs)] + ([4] if self.kp <= 0 else [])):
+            chunk = kp * (self.block // lanes)           # positions a block takes per round trip
+            if -(-span // chunk) <= self.max_chunks:
+                break
+        else:
+            return None
+        if cluster > 1 and device.type == "cuda":
+            if device not in self.clusters_ok:
+                self.clusters_ok[device] = torch.cuda.get_device_properties(device).major >= 9
+            if not self.clusters_ok[device]:
+                return None
+        return qs, kp
 
     def uses_cluster_kernel(self, q, k_cache, v_cache):
         """Whether a call on these tensors takes the cluster kernel (else the split kernel)."""
-        return self._cluster_path(q, k_cache, v_cache, self._cluster_size(q.shape[0], k_cache.shape[1], q.device))
+        cluster = self._cluster_size(q.shape[0], k_cache.shape[1], q.device)
+        return self._cluster_plan(q, k_cache, v_cache, cluster) is not None
 
     def forward(self, q, k_cache, v_cache, cache_len):
         b, h, d = q.shape
@@ -1326,15 +1381,17 @@ class ModelNew(nn.Module):
             return out
         gg = 1 << (group - 1).bit_length()  # the split kernels' padded group
         cluster = self._cluster_size(b, kv_heads, q.device)
-        if self._cluster_path(q, k_cache, v_cache, cluster):
-            gg = min(g for g in CLUSTER_GROUPS if g >= group)
-            if not self._allowed(cluster, q.device):
+        plan = self._cluster_plan(q, k_cache, v_cache, cluster)
+        if plan is not None:
+            qs, kp = plan
+            gg = min(g for g in CLUSTER_GROUPS if g >= group // qs)
+            if not self._allowed(cluster, q.device, qs, kp):
                 raise RuntimeError(f"this GPU refused clusters of {cluster} blocks (a non-portable size): "
                                    "use CLUSTER 8 or less, or -1 to choose")
-            module = self._cluster_module(cluster)
+            module = self._cluster_module(cluster, qs, kp)
             nw = self.block // 32
             smem = 4 * (nw * gg * d + 2 * nw * gg + gg * d + 2 * gg)  # the warps' states, the block's
-            pdl_launch(module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * cluster,), block=(self.block,),
+            pdl_launch(module, f"gqa_cluster_g{gg}", grid=(b * kv_heads * qs * cluster,), block=(self.block,),
                        args=(q, k_cache, v_cache, cache_len, out, d ** -0.5 * LOG2E, kv_heads, group, max_len, d)
                        + _hints(self.prefetch_next, q), shared_mem=smem)
             return out

@@ -536,6 +536,12 @@ gqa_decode_g8(const unsigned short* __restrict__ q, const unsigned short* __rest
 // per thread, in registers. Then the warp's position lanes (shuffles), the block's warps (one
 // __syncthreads, shared memory), the cluster's blocks (distributed shared memory: each block
 // merges a slice of the outputs from every rank's state, one DSMEM round trip).
+#ifndef QSPLIT   // the cluster kernel: blocks per (batch, KV head, range), each with group / QSPLIT query heads
+#define QSPLIT 1   // (the host divides the group evenly; the K and V rows are read once per slice)
+#endif
+#ifndef PFEARLY  // 1: the cluster kernel issues the next kernel's prefetch hints before griddepcontrol.wait
+#define PFEARLY 0   // (DRAM is idle through attention's dependent chain), 0: as it drains
+#endif
 #ifndef KP
 #define KP 4
 #endif
@@ -828,7 +834,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
                                                  const unsigned short* __restrict__ k,
                                                  const unsigned short* __restrict__ v,
                                                  const long long* __restrict__ lens, unsigned short* __restrict__ out,
-                                                 float qscale, int kv_heads, int G, long long L, int D,
+                                                 float qscale, int kv_heads, int Gall, long long L, int D,
                                                  const unsigned short* __restrict__ pf0, long long pf0_bytes,
                                                  const unsigned short* __restrict__ pf1, long long pf1_bytes,
                                                  const OArgs& oa)
@@ -837,7 +843,11 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
     GQA_DYN_SMEM(sm);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const unsigned rank = GQA_CL > 1 ? (unsigned)(blockIdx.x % GQA_CL) : 0u;
-    const long long bkv = blockIdx.x / GQA_CL;           // batch * kv_heads + kv head
+    constexpr int QS = OPROJ ? 1 : QSPLIT;
+    const long long blk = blockIdx.x / GQA_CL;           // (batch * kv_heads + kv head) * QS + query-head slice
+    const long long bkv = blk / QS;                      // batch * kv_heads + kv head
+    const int G = Gall / QS;                             // this block's query heads
+    const long long hb = bkv * Gall + (blk % QS) * G;    // the first of them
     const int DC = D >> 3;                                 // 16-byte pieces of a row
     int tpp = 1;
     while (tpp < DC) tpp <<= 1;                            // lanes per position
@@ -872,6 +882,11 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
     const long long orows = OPROJ ? (on0 + orows_per < oa.N ? orows_per : (oa.N > on0 ? oa.N - on0 : 0)) : 0;
     const long long kvh = bkv % kv_heads;
     if (OPROJ) oproj_preload(oa, wt, on0, orows, kvh * C, C);
+    if (PFEARLY) {  // the next kernel's bytes: hints (no kernel writes weights), DRAM busy meanwhile
+        const long long tw = (long long)gridDim.x * NWARP, gw = (long long)blockIdx.x * NWARP + warp;
+        prefetch_share(pf0, pf0_bytes, gw, tw, lane);
+        prefetch_share(pf1, pf1_bytes, gw, tw, lane);
+    }
     pdl_wait();                  // q and the newest cache row are the kernel before's output
     pdl_launch_dependents();
     const long long len = len0 < L ? len0 : L;
@@ -880,7 +895,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
     #pragma unroll
     for (int g = 0; g < GG; ++g) {
         const int gi = g < G ? g : 0;
-        unpack8(ld16_l2(q + (bkv * G + gi) * D + cc * 8), qf[g]);
+        unpack8(ld16_l2(q + (hb + gi) * D + cc * 8), qf[g]);
         #pragma unroll
         for (int e = 0; e < 8; ++e) qf[g][e] = c < DC ? qf[g][e] * qscale : 0.0f;
     }
@@ -998,7 +1013,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
             }
             if (ok && src == 0) {
                 if (OPROJ) ys[ii] = gqa_bf(to_bf(A / Ssum));
-                else out[(bkv * G + g) * D + d] = to_bf(A / Ssum);
+                else out[(hb + g) * D + d] = to_bf(A / Ssum);
             }
         }
         if (OPROJ) {  // the cluster's outputs into every block: ranks' slices through DSMEM
@@ -1012,7 +1027,7 @@ __device__ __forceinline__ void gqa_cluster_body(const unsigned short* __restric
                        oflag);
         }
     }
-    {   // the next kernel's bytes into L2 while this one drains (hints; 0 bytes: none)
+    if (!PFEARLY) {   // the next kernel's bytes into L2 while this one drains (hints; 0 bytes: none)
         const long long tw = (long long)gridDim.x * NWARP;
         const long long gw = (long long)blockIdx.x * NWARP + warp;
         prefetch_share(pf0, pf0_bytes, gw, tw, lane);

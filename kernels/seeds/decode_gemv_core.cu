@@ -46,6 +46,9 @@
 #ifndef RING  // > 1: the weights stream through a ring of RING steps per lane in shared memory
 #define RING 0   // (cp.async: no registers held by loads in flight; the 16-byte path only)
 #endif
+#ifndef TRIGGER  // 1: griddepcontrol.launch_dependents before this kernel's wait, not after it
+#define TRIGGER 0   // (see gemv_entry; never in the q/k/v kernel, whose successor reads before its wait)
+#endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
 #define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
 #endif
@@ -437,8 +440,15 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     } else if (gw < tasks) {
         task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     }
+    // TRIGGER: the next kernel may start (and issue its own first weight loads) while this one
+    // still waits, i.e. while the kernel before this one runs: two kernels ahead instead of one.
+    // Safe where every kernel reads before its wait only what no kernel of the step writes (the
+    // weights); the attention kernel reads the sequence lengths before its wait, which holds only
+    // if its predecessor, the q/k/v kernel, waited before it let it start: no TRIGGER there.
+    constexpr bool trigger_early = TRIGGER && MODE != M_QKV;
+    if (trigger_early) pdl_launch_dependents();
     pdl_wait();
-    pdl_launch_dependents();
+    if (!trigger_early) pdl_launch_dependents();
 #if XS
     // the activations into shared memory, the block together, once: every warp reads every piece
     // of its K range from there (was: each step's x load an L2 round trip after its weights came,

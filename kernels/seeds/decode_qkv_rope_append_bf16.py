@@ -61,6 +61,9 @@ SOURCE = r'''
 #ifndef RING  // > 1: the weights stream through a ring of RING steps per lane in shared memory
 #define RING 0   // (cp.async: no registers held by loads in flight; the 16-byte path only)
 #endif
+#ifndef TRIGGER  // 1: griddepcontrol.launch_dependents before this kernel's wait, not after it
+#define TRIGGER 0   // (see gemv_entry; never in the q/k/v kernel, whose successor reads before its wait)
+#endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
 #define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
 #endif
@@ -452,8 +455,15 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     } else if (gw < tasks) {
         task_rows<MODE, V>(a, gw, splits, per_split, wr, raw, lane);
     }
+    // TRIGGER: the next kernel may start (and issue its own first weight loads) while this one
+    // still waits, i.e. while the kernel before this one runs: two kernels ahead instead of one.
+    // Safe where every kernel reads before its wait only what no kernel of the step writes (the
+    // weights); the attention kernel reads the sequence lengths before its wait, which holds only
+    // if its predecessor, the q/k/v kernel, waited before it let it start: no TRIGGER there.
+    constexpr bool trigger_early = TRIGGER && MODE != M_QKV;
+    if (trigger_early) pdl_launch_dependents();
     pdl_wait();
-    pdl_launch_dependents();
+    if (!trigger_early) pdl_launch_dependents();
 #if XS
     // the activations into shared memory, the block together, once: every warp reads every piece
     // of its K range from there (was: each step's x load an L2 round trip after its weights came,
@@ -742,6 +752,11 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
           "XSMEM": [-1, 0, 1], "RING": [0, 4, 8, 16]}
+# TRIGGER (the successor launched before this kernel's PDL wait) is a constructor knob for the
+# step sweep, not searched: a kernel timed alone cannot show its effect, and on the whole step
+# (H200, 2026-12-03, interleaved A/B) it gained nothing: Llama-3.2-1B 0.862 ms default, 0.862 on
+# gate/up, 0.866 on down, 0.889 on O (successor's blocks spinning beside the attention kernel),
+# 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -787,11 +802,12 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, rpu=1):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, rpu=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.pipe, self.xsmem, self.rpu = PIPE, XSMEM, rpu  # rpu: weight rows per output unit (2: gate/up, rotary pairs)
         self.ring = RING if RING > 1 else 0  # steps per lane in the shared-memory ring (the 16-byte path)
+        self.trigger = TRIGGER  # 1: the next kernel launched before this one's PDL wait (see the core's TRIGGER)
         self.smem_set = {}                   # (module key, kernel) -> dynamic shared memory allowed so far
         self.modules = {}
         self.counters = None
@@ -819,7 +835,8 @@ class _Launcher:
             upw, unroll, pipe = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
-                                                                "PIPE": pipe, "XS": xs, "RING": self.ring})
+                                                                "PIPE": pipe, "XS": xs, "RING": self.ring,
+                                                                "TRIGGER": self.trigger})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -871,14 +888,14 @@ class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, rpu=2)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the

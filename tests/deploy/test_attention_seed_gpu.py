@@ -38,6 +38,8 @@ VARIANTS = {
     "cluster4": {"CLUSTER": 4, "BLOCK": 256, "KP": 4, "CHUNKS": 1000},
     "cluster2_kp2": {"CLUSTER": 2, "BLOCK": 128, "KP": 2, "CHUNKS": 1000},
     "cluster1": {"CLUSTER": 1, "BLOCK": 256, "KP": 8, "CHUNKS": 1000},
+    "cluster8_qs2": {"CLUSTER": 8, "BLOCK": 256, "KP": 4, "CHUNKS": 1000, "QSPLIT": 2},
+    "cluster8_qs4": {"CLUSTER": 8, "BLOCK": 256, "KP": 4, "CHUNKS": 1000, "QSPLIT": 4},
 }
 LAYOUTS = {"llama": (32, 8, 64), "g6_d128": (12, 2, 128), "mha_d72": (5, 5, 72)}
 LENGTHS = (1, 127, 128, 640, 2047)

@@ -49,17 +49,19 @@ def seed_slots(attention_o: bool = False, variant: str = "") -> Slots:
 
 # Code paths of the GEMV seeds that their defaults do not take everywhere: the activations in
 # shared memory at every shape; the weights through the shared-memory ring (above 48 KB a block
-# for gate/up: the kernel's opt-in to more dynamic shared memory)
-VARIANTS = {"": {}, "xsmem": {"XSMEM": 1}, "ring": {"RING": 8}}
+# for gate/up: the kernel's opt-in to more dynamic shared memory); the next kernel launched
+# before the PDL wait (TRIGGER)
+VARIANTS = {"": {}, "xsmem": {"XSMEM": 1}, "ring": {"RING": 8}, "trigger": {"TRIGGER": 1}}
 
 
 def variant_params(seed: str, variant: str) -> dict:
-    """The variant's parameters where the seed's PARAMS has them all (the GEMV seeds), else {}."""
-    from evolution.proposers.seeds import params_space, seed_dir
+    """The variant's parameters where the seed's ModelNew takes them all (the GEMV seeds: searched
+    PARAMS, or knobs only the step sweep sets, as TRIGGER), else {}."""
+    import inspect
 
     wanted = VARIANTS[variant]
-    space = params_space((seed_dir() / f"{seed}.py").read_text())
-    return dict(wanted) if all(k in space for k in wanted) else {}
+    taken = inspect.signature(seed_model(seed).__init__).parameters
+    return dict(wanted) if all(k in taken for k in wanted) else {}
 
 
 CONFIGS = {
@@ -198,3 +200,26 @@ def test_unrolled_greedy_graph_decodes_the_same_tokens(name: str, pdl: bool) -> 
         assert torch.equal(torch.cat(chunks, dim=1), expected), f"unroll {unroll}"
         again = graph.greedy_step(first, 9)  # back to the first position
         assert torch.equal(again, expected[:, :unroll])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_early_trigger_in_the_pdl_graph_gives_the_bits_of_plain_launches(name: str) -> None:
+    """With every GEMV seed letting its successor start before its own wait (TRIGGER 1: two
+    kernels of the step in flight ahead of the one computing), the PDL graph's logits are, step
+    for step, bit for bit those of the same kernels launched one after another from Python."""
+    from autotuner.deploy.fused import FusedGraphDecoder, fused_step
+    from autotuner.deploy.generate import prefill
+
+    cfg = CONFIGS[name]
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=seed_slots(variant="trigger"))
+    model.setup_caches(1, 128)
+    prompt = torch.randint(0, cfg.vocab_size, (1, 11), device="cuda", generator=torch.Generator("cuda").manual_seed(3))
+    tokens = torch.randint(0, cfg.vocab_size, (12, 1, 1), device="cuda", generator=torch.Generator("cuda").manual_seed(4))
+    prefill(model, prompt)
+    plain = fused_step(model)
+    expected = [plain(tokens[i], 11 + i).clone() for i in range(12)]
+    prefill(model, prompt)
+    graph = FusedGraphDecoder(model, pdl=True)
+    for i in range(12):
+        got = graph.step(tokens[i], 11 + i)
+        assert torch.equal(got, expected[i]), f"step {i}: max diff {(got.float() - expected[i].float()).abs().max()}"

@@ -105,6 +105,9 @@ EMU_PARAMS = [
     {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1},
     {"CLUSTER": 16, "BLOCK": 64, "KP": 2, "CHUNKS": 1000},
     {"CLUSTER": -1, "BLOCK": 64, "KP": 2, "CHUNKS": 1000},  # chosen: 8 on the emulator's 2 SMs
+    {"CLUSTER": 8, "BLOCK": 128, "KP": 4, "CHUNKS": 1000, "QSPLIT": 2},  # query heads in slices: 6 -> 2 x 3
+    {"CLUSTER": 2, "BLOCK": 64, "KP": 2, "CHUNKS": 1000, "QSPLIT": 4},   # 4 -> 4 x 1, 6 -> 3 x 2, 5 -> 1 x 5
+    {"CLUSTER": 2, "BLOCK": 128, "CHUNKS": 1000, "QSPLIT": 2},  # KP chosen: 2 where sliced and head_dim <= 64
     {"CLUSTER": 0, "BLOCK": 128},
 ]
 
@@ -117,7 +120,7 @@ def test_the_cluster_path_is_the_default_and_the_split_kernel_stays_selectable()
     from evolution.proposers.seeds import params_space
 
     space = params_space(SEED.read_text())
-    assert space["CLUSTER"][0] == 0 and 8 in space["CLUSTER"] and set(space["KP"]) >= {2, 4, 8}
+    assert space["CLUSTER"][0] == 0 and 8 in space["CLUSTER"] and set(space["KP"]) >= {0, 2, 4, 8}
     text = SEED.read_text()
     assert "CLUSTER: int = 8" in text and "BLOCK: int = 256" in text and "CHUNKS: int = 2" in text
     from autotuner.runtime import parse_kernels
@@ -141,14 +144,46 @@ def test_clusters_of_16_where_few_kv_heads_would_leave_the_gpu_idle(monkeypatch:
                         lambda *a, **k: types.SimpleNamespace(multi_processor_count=132, major=9))
     attn = cls.__new__(cls)  # the choice alone: no module compiled
     dev = torch.device("cuda", 0)
-    attn.cluster, attn.sms, attn.nonportable = -1, {}, {(16, dev): True}
+    attn.cluster, attn.sms, attn.nonportable = -1, {}, {(16, 1, 4, dev): True}
     assert attn._cluster_size(1, 2, dev) == 16   # Qwen2.5-1.5B at batch 1: 2 clusters of 8 = 16 of 132 SMs
     assert attn._cluster_size(1, 8, dev) == 8    # Llama-3.2-1B: 64 SMs already
     assert attn._cluster_size(3, 2, dev) == 8    # 48 SMs: more than a quarter
-    attn.nonportable = {(16, dev): False}        # the driver refused the non-portable size
+    attn.nonportable = {(16, 1, 4, dev): False}       # the driver refused the non-portable size
     assert attn._cluster_size(1, 2, dev) == 8
     attn.cluster = 4
     assert attn._cluster_size(1, 2, dev) == 4    # a fixed CLUSTER is kept
+
+
+def test_query_head_slices_and_passes_chosen_from_the_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QSPLIT 0: as many slices of a KV head's query heads as keep every cluster resident (a
+    divisor of the group); KP 0: two passes a chunk where sliced with head_dim <= 64, four where
+    that would take more than CHUNKS chunks or otherwise."""
+    import types
+
+    import torch
+
+    from evolution.proposers.seeds import seed_model
+
+    cls = seed_model("attention_decode_gqa_bf16")
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda *a, **k: types.SimpleNamespace(multi_processor_count=132, major=9))
+    attn = cls.__new__(cls)  # the choice alone: no module compiled
+    attn.block, attn.kp, attn.max_chunks, attn.sms, attn.nonportable, attn.qsplit = 256, 0, 2, {}, {}, 0
+    attn.clusters_ok = {}
+
+    def plan(b, heads, kv_heads, d, length):
+        return attn._cluster_plan(torch.zeros(b, heads, d, dtype=torch.bfloat16),
+                                  torch.zeros(b, kv_heads, length, d, dtype=torch.bfloat16),
+                                  torch.zeros(b, kv_heads, length, d, dtype=torch.bfloat16), 8)
+
+    assert plan(1, 32, 8, 64, 768) == (2, 2)     # Llama-3.2-1B: 8 x 8 x 2 = 128 blocks of 132 SMs
+    assert plan(1, 12, 2, 128, 768) == (6, 4)    # Qwen2.5-1.5B: 2 x 8 x 6 = 96
+    assert plan(4, 32, 8, 64, 768) == (1, 4)     # batch 4: 256 blocks without slicing
+    assert plan(1, 32, 8, 64, 4096) is None      # 512 positions a block: over two chunks even at KP 4
+    assert plan(1, 32, 8, 64, 1536) == (2, 4)    # 192 a block: three chunks at KP 2, two at KP 4
+    assert plan(1, 20, 4, 64, 768) == (1, 4)     # 5 heads a group, 4 x 8 x 5 > 132: no divisor fits
+    attn.qsplit, attn.kp = 4, 8
+    assert plan(1, 32, 8, 64, 768) == (4, 8)     # fixed: kept (two waves are the caller's choice)
 
 
 def test_which_kernel_a_call_takes_follows_the_cluster_choice() -> None:
@@ -161,7 +196,7 @@ def test_which_kernel_a_call_takes_follows_the_cluster_choice() -> None:
 
     cls = seed_model("attention_decode_gqa_bf16")
     attn = cls.__new__(cls)  # the choice alone: no module compiled
-    attn.block, attn.kp, attn.max_chunks, attn.sms, attn.nonportable = 256, 4, 2, {}, {}
+    attn.block, attn.kp, attn.max_chunks, attn.sms, attn.nonportable, attn.qsplit = 256, 4, 2, {}, {}, 1
     q = torch.zeros(1, 12, 128, dtype=torch.bfloat16)
     short, long = torch.zeros(1, 2, 640, 128, dtype=torch.bfloat16), torch.zeros(1, 2, 4096, 128, dtype=torch.bfloat16)
     attn.cluster = 8
