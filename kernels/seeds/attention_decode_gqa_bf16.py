@@ -21,7 +21,10 @@ shared memory (each block merges its slice of the outputs from every rank's stat
 head_dim a multiple of 8 with 16-byte aligned tensors, and caches a block covers in at most
 CHUNKS chunks of KP passes (each chunk one more round trip: 2048 positions for head_dim 64, 1024
 for 128 at the defaults); the split kernel serves the rest (long caches: its many blocks keep
-more bytes in flight).
+more bytes in flight). QSPLIT slices a KV head's query heads over that many clusters (each with
+fewer heads to merge, reading the same K and V rows); by default as many as keep every cluster
+resident at once (Llama-3.2-1B 2, Qwen2.5-1.5B 6: its two KV heads otherwise leave 116 of 132
+SMs idle), with KP chosen from the shape.
 
 Latency model: Llama-3.2-1B decode (batch 1, 32 heads over 8 KV heads, head_dim 64, a 768-position
 cache, length 640), one call. Round trips to global memory in one dependent chain, ~0.6-1 us each
