@@ -9,7 +9,10 @@
 3. bench: the deploy bench for Llama-3.2-1B, prompts 128 and 512, 128 decode steps: the fused
    path in a CUDA graph without and with PDL, the old tuned path, eager and torch.compile; the
    parity contract against fp32; then Qwen2.5-1.5B and Granite-3.2-2B while time is left;
-4. profile: the fused path's kernels (with PDL) for each model benched (Llama also without).
+4. profile: the fused path's kernels (with PDL) for each model benched (Llama also without);
+5. prefill (opt-in: DECODE_PHASES=engine,prefill): Llama's graphed prefill against torch.compile's,
+   each the median of PREFILL_CALLS back-to-back calls, interleaved over PREFILL_ROUNDS rounds,
+   then both modes' kernels at the longest of PREFILL_LENS by device time.
 The slots bind this run's verified kernels without a second verification (the evaluator
 verified them minutes before; `autotuner deploy bench` re-verifies, which takes longer).
 """
@@ -191,10 +194,9 @@ def sweep(copy_gbps: float, l2_bytes: int) -> None:
         json.dump(rows, f, indent=1)
 
 
-def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: ANN001
-    from autotuner.cli.deploy_cmd import _speedups, _table
-    from autotuner.deploy import build_model, get_config, resolve_slots
-    from autotuner.deploy.bench import bench_model, check_parity_fp32, parity_fp32_line
+def this_run_verifier():  # noqa: ANN201
+    """A slot verifier that takes this run's evaluation of the same task and source (evals.jsonl)
+    instead of a second verification; anything this run did not evaluate is verified in full."""
     from autotuner.evaluator.verdict import EvalResult
 
     verified: dict[str, EvalResult] = {}
@@ -221,7 +223,15 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
         result = EvalResult.from_json(data)
         src_path = Path(os.environ.get("TMPDIR", "/tmp")) / "decode-gpu-candidates" / f"{task.name}.py"
         verified[task.name + ":" + source_hash(src_path.read_text())] = result
+    return this_run
 
+
+def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: ANN001
+    from autotuner.cli.deploy_cmd import _speedups, _table
+    from autotuner.deploy import build_model, get_config, resolve_slots
+    from autotuner.deploy.bench import bench_model, check_parity_fp32, parity_fp32_line
+
+    this_run = this_run_verifier()
     rows, all_rows = [], []
     plan = {"llama": [("llama-3.2-1b", [128, 512], ["fused+graph+pdl", "fused+graph", "tuned+graph", "eager",
                                                     "compile"], 3)],
@@ -277,6 +287,70 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
         json.dump([r.__dict__ for r in all_rows], f, indent=1)
 
 
+def prefill_compare(archive, copy_gbps: float) -> None:  # noqa: ANN001, ARG001
+    """Llama-3.2-1B's prefill, the graphed path against torch.compile, each prompt length timed as
+    the median of PREFILL_CALLS back-to-back calls, the two modes interleaved over PREFILL_ROUNDS
+    rounds (the bench times one call a repeat: compile's prefill at 512 read 148k to 185k tok/s
+    across runs); then each mode's kernels at the longest prompt by device time (torch.profiler),
+    to show what compile fuses that the graphed path launches separately."""
+    from autotuner.deploy import build_model, get_config, resolve_slots
+    from autotuner.deploy.bench import _Mode, _sync, cache_positions
+    from autotuner.deploy.slots import Slots
+
+    cfg = get_config("llama-3.2-1b")
+    slots = resolve_slots(archive, "bfloat16", cfg, verifier=this_run_verifier(), record=False)
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=slots)
+    prompts = [int(t) for t in os.environ.get("PREFILL_LENS", "128,512").split(",")]
+    model.setup_caches(1, cache_positions(max(prompts) + 1))
+    calls, rounds = int(os.environ.get("PREFILL_CALLS", 20)), int(os.environ.get("PREFILL_ROUNDS", 3))
+    # as bench_model builds them: the graphed path with the tuned slots, compile over PyTorch's
+    modes = {"graph": _Mode(model, slots, "tuned+graph"),
+             "compile": _Mode(model, Slots.pytorch("prefill comparison: PyTorch baseline"), "compile")}
+    fns = {name: mode.prefill_fn() for name, mode in modes.items()}
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    inputs = {t: torch.randint(0, cfg.vocab_size, (1, t), generator=gen).cuda() for t in prompts}
+    for name, fn in fns.items():  # compile and capture outside the timing, each under its own slots
+        modes[name].activate()
+        for t in prompts:
+            fn(inputs[t])
+    _sync()
+    found: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for t in prompts:
+            for name, fn in fns.items():
+                if left() < 20:
+                    break
+                modes[name].activate()  # (a guard on the slots would otherwise recompile compile's graph)
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                times = []
+                for _ in range(calls):
+                    start.record()
+                    fn(inputs[t])
+                    end.record()
+                    end.synchronize()
+                    times.append(start.elapsed_time(end))
+                found.setdefault((name, t), []).append(statistics.median(times))
+    say(f"\nprefill, median of {calls} calls a round, {rounds} rounds interleaved (ms; tok/s of the median round):")
+    for (name, t), per_round in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        ms = statistics.median(per_round)
+        say(f"  {name:<8} prompt {t:>5}: {ms:.4f} ms, {t / ms * 1e3:>9,.0f} tok/s   rounds " + " ".join(f"{x:.4f}" for x in per_round))
+    if left() < 30:
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    t = max(prompts)
+    for name, fn in fns.items():
+        modes[name].activate()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                fn(inputs[t])
+            _sync()
+        say(f"\n{name} prefill at {t} tokens, kernels by device time (3 calls):\n"
+            + prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+    del model
+    torch.cuda.empty_cache()
+
+
 def main() -> int:
     from archive import Archive
     from autotuner.evaluator.roofline import cached_peaks
@@ -294,8 +368,9 @@ def main() -> int:
                          ("engine evaluations", lambda: evaluate_all(archive, copy_gbps, "engine", float(os.environ.get("DECODE_RESERVE_S", 170)))),
                          ("llama bench", lambda: bench_and_parity(archive, copy_gbps, "llama")),
                          ("gemv evaluations", lambda: evaluate_all(archive, copy_gbps, "gemv", 40)),
-                         ("qwen / granite bench", lambda: bench_and_parity(archive, copy_gbps, "others"))):
-            if name.split()[0].replace("/", "").replace("qwen", "others") not in phases:
+                         ("qwen / granite bench", lambda: bench_and_parity(archive, copy_gbps, "others")),
+                         ("prefill comparison", lambda: prefill_compare(archive, copy_gbps))):
+            if name.split()[0].replace("/", "").replace("qwen", "others") not in phases:  # prefill: opt-in
                 continue
             phase = time.perf_counter()
             try:
