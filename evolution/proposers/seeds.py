@@ -54,13 +54,24 @@ def seed_task(source: str) -> str | None:
     return found[0] if found else None
 
 
-def params_space(source: str) -> dict[str, list[Any]]:
-    """The seed's literal ``PARAMS`` dict, read without importing it."""
+def _literal_space(source: str, name: str) -> dict[str, list[Any]]:
     for node in pyast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PARAMS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             value = ast.literal_eval(node.value)
             return {str(k): list(v) for k, v in value.items()}
     return {}
+
+
+def params_space(source: str) -> dict[str, list[Any]]:
+    """The seed's literal ``PARAMS`` dict, read without importing it."""
+    return _literal_space(source, "PARAMS")
+
+
+def sweep_knobs(source: str) -> dict[str, list[Any]]:
+    """The seed's literal ``SWEEP_KNOBS`` dict: constructor parameters that are deliberately not
+    searched (their effect shows only where an engine chains the kernel, never in a kernel
+    timed alone); scripts set them, the search leaves them at their defaults."""
+    return _literal_space(source, "SWEEP_KNOBS")
 
 
 def seeds_for(task: Any, folder: Path | None = None) -> list[Proposal]:

@@ -1230,6 +1230,7 @@ gqa_oproj(const unsigned short* __restrict__ y, int kv_heads, int C, int ocl, co
 '''
 PARAMS = {"BLOCK": [64, 128, 256], "VEC": [2, 4, 8], "CLUSTER": [0, 1, 2, 4, 8, 16, -1], "KP": [0, 2, 4, 8],
           "CHUNKS": [1, 2, 4, 16], "QSPLIT": [0, 1, 2, 4]}
+SWEEP_KNOBS = {"PFEARLY": [0, 1]}
 # PFEARLY (the next kernel's L2 prefetch hints issued before the PDL wait, where DRAM is idle
 # through attention's dependent chain) is a constructor knob for the step sweep, not searched:
 # it acts only on an engine's hints, and those lose on the whole step (H200, 2026-12-03, the

@@ -17,7 +17,7 @@ from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task, suite_dir
 from evolution.proposers.base import ProposalRequest
 from evolution.proposers.rules import RulesProposer
-from evolution.proposers.seeds import SeedsProposer, params_space, seed_dir, seed_task, seed_tasks, seeds_for
+from evolution.proposers.seeds import SeedsProposer, params_space, seed_dir, sweep_knobs, seed_task, seed_tasks, seeds_for
 
 SEEDS = sorted(seed_dir().glob("*.py"))
 
@@ -41,9 +41,10 @@ def test_seed_is_a_well_formed_candidate_for_its_task(path) -> None:  # noqa: AN
     assert rels and seed_task(source) == rels[0], f"{path.name}: no '# TASK:' line"
     for rel in rels:
         assert (suite_dir() / rel).is_file(), f"{path.name}: '# TASK: {rel}' names no suite task"
-    space, defaults = params_space(source), _init_defaults(source)
-    assert space and set(space) == set(defaults)
-    assert all(defaults[k] in choices for k, choices in space.items())
+    space, knobs, defaults = params_space(source), sweep_knobs(source), _init_defaults(source)
+    # every constructor parameter is searched or declared a sweep-only knob, never both
+    assert space and set(space) | set(knobs) == set(defaults) and not set(space) & set(knobs)
+    assert all(defaults[k] in choices for k, choices in {**space, **knobs}.items())
     kernels = {k for src in cuda_sources(source) for k in parse_kernels(src)}
     assert kernels and all(k.isidentifier() for k in kernels)
 
