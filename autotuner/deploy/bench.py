@@ -38,6 +38,7 @@ MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph
 # Fused decode (autotuner/deploy/fused.py): the fused slots, one CUDA graph; "+pdl": kernels that
 # support it launched with programmatic dependent launch. "fused" (launched op by op) on request.
 FUSED_MODES = ("fused", "fused+graph", "fused+graph+pdl")
+FUSED_GRAPH_MODES = FUSED_MODES[1:]  # the fused path in a CUDA graph (greedy steps unrollable)
 ALL_MODES = MODES + ("fused",)
 
 
@@ -84,7 +85,7 @@ class _Mode:
 
     def __init__(self, model: Transformer, slots: Slots, name: str, unroll: int = 1) -> None:
         self.model, self.slots, self.name = model, slots, name
-        self.unroll = unroll if name in ("fused+graph", "fused+graph+pdl") else 1  # greedy steps per replay
+        self.unroll = unroll if name in FUSED_GRAPH_MODES else 1  # greedy steps per replay
         self._step: Step | None = None
         self._greedy: GreedyStep | None = None
         self._prefill: Callable[..., torch.Tensor] | None = None
@@ -127,7 +128,7 @@ class _Mode:
         """The mode's greedy decode step: (token [b, 1], position) -> the next tokens [b, n] (n = 1,
         or ``unroll`` for the fused graphs)."""
         if self._greedy is None:
-            if self.name in ("fused+graph", "fused+graph+pdl"):
+            if self.name in FUSED_GRAPH_MODES:
                 from autotuner.deploy.fused import make_greedy_step
 
                 self._greedy = make_greedy_step(self.model, graph=True, pdl=self.name.endswith("+pdl"),
@@ -293,7 +294,7 @@ def _forced(model: Transformer, prompt: torch.Tensor, tokens: torch.Tensor, step
 
 
 @torch.no_grad()
-def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = ("fused+graph", "fused+graph+pdl"),
+def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = FUSED_GRAPH_MODES,
                       prompt_len: int = 32, steps: int = 32) -> dict[str, Any]:
     """The issue's parity contract, against an fp32 run of the same weights (PyTorch slots):
 
