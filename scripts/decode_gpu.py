@@ -10,9 +10,10 @@
    path in a CUDA graph without and with PDL, the old tuned path, eager and torch.compile; the
    parity contract against fp32; then Qwen2.5-1.5B and Granite-3.2-2B while time is left;
 4. profile: the fused path's kernels (with PDL) for each model benched (Llama also without);
-5. prefill (opt-in: DECODE_PHASES=engine,prefill): Llama's graphed prefill against torch.compile's,
-   each the median of PREFILL_CALLS back-to-back calls, interleaved over PREFILL_ROUNDS rounds,
-   then both modes' kernels at the longest of PREFILL_LENS by device time.
+5. prefill (opt-in: DECODE_PHASES=engine,prefill): Llama's graphed prefill in each form (slot
+   kernels, compiled, auto) against torch.compile's, each the median of PREFILL_CALLS
+   back-to-back calls, interleaved over PREFILL_ROUNDS rounds, then the kernels of the slots
+   form, the compiled form and compile at the longest of PREFILL_LENS by device time.
 The slots bind this run's verified kernels without a second verification (the evaluator
 verified them minutes before; `autotuner deploy bench` re-verifies, which takes longer).
 """
@@ -253,7 +254,7 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
         unrolls = [int(u) for u in os.environ.get("DECODE_UNROLLS", "1").split(",")]
         for mode in [m for m in modes if not only or m in only.split(",")]:
             for unroll in unrolls if mode.startswith("fused+graph") else [1]:
-                need = 100 if mode == "compile" else 20
+                need = 100 if mode == "compile" else 60  # graphed modes compile a prefill form too
                 if left() < need:
                     say(f"(skipped {name} {mode} x{unroll} for time)")
                     continue
@@ -262,6 +263,9 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
                 except Exception as exc:  # noqa: BLE001 - one mode failing must not lose the others
                     say(f"{name} {mode} x{unroll}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
         say(_table(rows))
+        for r in rows:
+            if r.prefill_form:
+                say(f"prefill graph, prompt {r.prompt_len}, {r.mode}: {r.prefill_form}")
         for line in _speedups(rows):
             say(line)
         all_rows += rows
@@ -288,13 +292,15 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
 
 
 def prefill_compare(archive, copy_gbps: float) -> None:  # noqa: ANN001, ARG001
-    """Llama-3.2-1B's prefill, the graphed path against torch.compile, each prompt length timed as
-    the median of PREFILL_CALLS back-to-back calls, the two modes interleaved over PREFILL_ROUNDS
-    rounds (the bench times one call a repeat: compile's prefill at 512 read 148k to 185k tok/s
-    across runs); then each mode's kernels at the longest prompt by device time (torch.profiler),
-    to show what compile fuses that the graphed path launches separately."""
+    """Llama-3.2-1B's prefill: each form a bucket's graph can run (the slot kernels, the compiled
+    PyTorch forward, and ``auto``, which keeps the faster) against torch.compile's prefill, each
+    prompt length timed as the median of PREFILL_CALLS back-to-back calls, the modes interleaved
+    over PREFILL_ROUNDS rounds (one call a repeat read 148k to 185k tok/s for compile's 512-token
+    prefill across runs); then each mode's kernels at the longest prompt by device time
+    (torch.profiler). PREFILL_AUTOTUNE=1 adds the compiled form under max-autotune (minutes)."""
     from autotuner.deploy import build_model, get_config, resolve_slots
     from autotuner.deploy.bench import _Mode, _sync, cache_positions
+    from autotuner.deploy.prefill import GraphPrefill
     from autotuner.deploy.slots import Slots
 
     cfg = get_config("llama-3.2-1b")
@@ -303,24 +309,32 @@ def prefill_compare(archive, copy_gbps: float) -> None:  # noqa: ANN001, ARG001
     prompts = [int(t) for t in os.environ.get("PREFILL_LENS", "128,512").split(",")]
     model.setup_caches(1, cache_positions(max(prompts) + 1))
     calls, rounds = int(os.environ.get("PREFILL_CALLS", 20)), int(os.environ.get("PREFILL_ROUNDS", 3))
-    # as bench_model builds them: the graphed path with the tuned slots, compile over PyTorch's
-    modes = {"graph": _Mode(model, slots, "tuned+graph"),
-             "compile": _Mode(model, Slots.pytorch("prefill comparison: PyTorch baseline"), "compile")}
-    fns = {name: mode.prefill_fn() for name, mode in modes.items()}
+    pytorch = Slots.pytorch("prefill comparison: PyTorch baseline")
+    graphs = {form: GraphPrefill(model, form=form) for form in ("slots", "compiled", "auto")}
+    if os.environ.get("PREFILL_AUTOTUNE") == "1":
+        graphs["compiled-autotune"] = GraphPrefill(model, form="compiled", compile_mode="max-autotune-no-cudagraphs")
+    fns = {f"graph {form}": (slots, graph) for form, graph in graphs.items()}
+    compiled_mode = _Mode(model, pytorch, "compile")  # as bench_model builds it
+    fns["compile"] = (pytorch, compiled_mode.prefill_fn())
     gen = torch.Generator(device="cpu").manual_seed(0)
     inputs = {t: torch.randint(0, cfg.vocab_size, (1, t), generator=gen).cuda() for t in prompts}
-    for name, fn in fns.items():  # compile and capture outside the timing, each under its own slots
-        modes[name].activate()
+    for name, (active, fn) in fns.items():  # compile and capture outside the timing
+        model.slots = active
         for t in prompts:
+            started = time.perf_counter()
             fn(inputs[t])
-    _sync()
+            _sync()
+            say(f"  {name} prompt {t}: first call {time.perf_counter() - started:.1f} s")
+    for form, graph in graphs.items():
+        for choice in graph.choices.values():
+            say(f"  graph {form}: {choice.describe()}")
     found: dict[tuple[str, int], list[float]] = {}
     for _ in range(rounds):
         for t in prompts:
-            for name, fn in fns.items():
+            for name, (active, fn) in fns.items():
                 if left() < 20:
                     break
-                modes[name].activate()  # (a guard on the slots would otherwise recompile compile's graph)
+                model.slots = active  # (a guard on the slots would otherwise recompile compile's graph)
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 times = []
                 for _ in range(calls):
@@ -333,20 +347,25 @@ def prefill_compare(archive, copy_gbps: float) -> None:  # noqa: ANN001, ARG001
     say(f"\nprefill, median of {calls} calls a round, {rounds} rounds interleaved (ms; tok/s of the median round):")
     for (name, t), per_round in sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         ms = statistics.median(per_round)
-        say(f"  {name:<8} prompt {t:>5}: {ms:.4f} ms, {t / ms * 1e3:>9,.0f} tok/s   rounds " + " ".join(f"{x:.4f}" for x in per_round))
-    if left() < 30:
+        base = found.get(("compile", t))
+        vs = f"  {statistics.median(base) / ms:.3f}x compile" if base else ""
+        say(f"  {name:<24} prompt {t:>5}: {ms:.4f} ms, {t / ms * 1e3:>9,.0f} tok/s{vs}   rounds "
+            + " ".join(f"{x:.4f}" for x in per_round))
+    if left() < 40:
         return
     from torch.profiler import ProfilerActivity, profile
 
     t = max(prompts)
-    for name, fn in fns.items():
-        modes[name].activate()
+    for name in ("graph slots", "graph compiled", "compile"):
+        active, fn = fns[name]
+        model.slots = active
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(3):
                 fn(inputs[t])
             _sync()
         say(f"\n{name} prefill at {t} tokens, kernels by device time (3 calls):\n"
-            + prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+            + prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=80))
+    model.slots = slots
     del model
     torch.cuda.empty_cache()
 

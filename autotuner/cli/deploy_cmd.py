@@ -77,8 +77,10 @@ def _speedups(rows: list[Any]) -> list[str]:
         compiled = by_key.get((model, t, "compile"))
         if mode.split(" ")[0] in ("tuned+graph", "fused+graph", "fused+graph+pdl") and eager:
             vs_compile = f", {r.decode_tok_s / compiled.decode_tok_s:.2f}x torch.compile" if compiled else ""
+            prefill = (f"; prefill {r.prefill_tok_s / eager.prefill_tok_s:.2f}x eager"
+                       + (f", {r.prefill_tok_s / compiled.prefill_tok_s:.2f}x torch.compile" if compiled else ""))
             out.append(f"{model} prompt {t}: {mode} decode {r.decode_tok_s / eager.decode_tok_s:.2f}x eager"
-                       f"{vs_compile}")
+                       f"{vs_compile}{prefill}")
     return out
 
 
@@ -118,6 +120,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for slot, text in slots_report.items():
             print(f"  {slot:<17} {text}")
     print(_table(report.rows))
+    for r in report.rows:
+        if r.prefill_form:
+            print(f"prefill graph, {r.model} prompt {r.prompt_len}, {r.mode}: {r.prefill_form}")
     for line in _speedups(report.rows):
         print(line)
     for name, result in parity.items():

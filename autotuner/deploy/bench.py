@@ -5,7 +5,8 @@ re-verified kernels in the slots), ``tuned+graph`` (the same, decode replayed fr
 graph and prefill from one graph per prompt bucket: ``prefill.py``), ``compile`` (PyTorch slots under ``torch.compile(mode="reduce-overhead")``: the
 baseline to beat), ``fused+graph`` / ``fused+graph+pdl`` (the fused decode path of
 ``fused.py`` in one CUDA graph, without and with programmatic dependent launch; prefill as
-``tuned+graph``) and, on request, ``fused`` (the fused path launched from Python). Per mode: prefill, decode and total tok/s, the one-time cost (the first
+``tuned+graph``: each bucket's graph runs the slot kernels or the compiled PyTorch forward,
+whichever replays faster, ``prefill.py``) and, on request, ``fused`` (the fused path launched from Python). Per mode: prefill, decode and total tok/s, the one-time cost (the first
 run's time minus a warm run's: NVRTC compiles, graph capture, torch.compile), and decode's
 fraction of the memory-bandwidth bound (weight bytes per step over the measured copy
 bandwidth, divided by the measured step time).
@@ -40,6 +41,7 @@ MODES = ("eager", "tuned", "tuned+graph", "compile", "fused+graph", "fused+graph
 FUSED_MODES = ("fused", "fused+graph", "fused+graph+pdl")
 FUSED_GRAPH_MODES = FUSED_MODES[1:]  # the fused path in a CUDA graph (greedy steps unrollable)
 ALL_MODES = MODES + ("fused",)
+PREFILL_CALLS = 5  # prefill calls timed per run (median)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class BenchRow:
     one_time_ms: float
     decode_step_ms: float
     bandwidth_fraction: float | None  # weight-bytes bound / measured step time
+    prefill_form: str = ""  # graphed modes: what the prompt's bucket graph runs, with each form's replay time
 
 
 @dataclass
@@ -92,6 +95,15 @@ class _Mode:
 
     def activate(self) -> None:
         self.model.slots = self.slots
+
+    def prefill_form(self, prompt_len: int) -> str:
+        """What the graphed prefill runs for a prompt of ``prompt_len`` tokens ("" elsewhere)."""
+        from autotuner.deploy.prefill import GraphPrefill, bucket_for
+
+        if not isinstance(self._prefill, GraphPrefill):
+            return ""
+        choice = self._prefill.choices.get(bucket_for(prompt_len, self._prefill.buckets))
+        return choice.describe() if choice else ""
 
     def prefill_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
         if "graph" in self.name:  # graphed modes prefill from a CUDA graph per prompt bucket too
@@ -163,11 +175,14 @@ def _run(mode: _Mode, prompt: torch.Tensor, steps: int) -> tuple[float, float]:
     prefill = mode.prefill_fn()
     t = prompt.shape[1]
     logits_box: list[torch.Tensor] = []
-    prefill_ms = _timed(lambda: logits_box.append(prefill(prompt)[:, -1].clone()))
+    # the median of a few back-to-back calls (each writes the same cache rows): one call of a few
+    # ms read 148k to 185k tok/s for compile's 512-token prefill across runs of one day
+    prefill_ms = statistics.median(_timed(lambda: logits_box.append(prefill(prompt)[:, -1].clone()))
+                                   for _ in range(PREFILL_CALLS))
     step = mode.greedy_step()
 
     def decode() -> None:
-        token = logits_box[0].argmax(dim=-1, keepdim=True)
+        token = logits_box[-1].argmax(dim=-1, keepdim=True)
         i = 0
         while i < steps:
             chosen = step(token, t + i)  # [b, n]: the next n tokens
@@ -225,6 +240,7 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
                 prefill_tok_s=batch * t / (prefill_ms / 1e3), decode_tok_s=batch * steps / (decode_ms / 1e3),
                 total_tok_s=batch * (t + steps) / ((prefill_ms + decode_ms) / 1e3), one_time_ms=once_ms,
                 decode_step_ms=step_ms, bandwidth_fraction=bound_ms / step_ms if bound_ms else None,
+                prefill_form=mode.prefill_form(t),
             ))  # fmt: skip
         del mode
         if name == "compile":

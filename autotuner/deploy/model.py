@@ -151,12 +151,15 @@ class Transformer(nn.Module):
         return logits / self.cfg.logits_scaling if self.cfg.logits_scaling != 1.0 else logits
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, kv_len: int | None = None,
-                last_only: bool = False, last_index: torch.Tensor | None = None) -> torch.Tensor:
+                last_only: bool = False, last_index: torch.Tensor | None = None,
+                slots: Slots | None = None) -> torch.Tensor:
         """tokens: [b, t] int64; input_pos: [t] int64 positions -> logits [b, t or 1, vocab] (model dtype).
 
         ``last_index`` ([1] int64 on the device): logits of that position only (a padded prompt's
-        last real token, without a host sync); ``last_only``: of the last position."""
-        cfg, slots = self.cfg, self.slots
+        last real token, without a host sync); ``last_only``: of the last position. ``slots``:
+        these ops instead of the model's own for this call (a compiled prefill runs PyTorch's
+        while the decode path keeps its kernels)."""
+        cfg, slots = self.cfg, self.slots if slots is None else slots
         b, t = tokens.shape
         dtype = self.tok_embeddings.weight.dtype
         cos = self.rope_cos[input_pos].to(dtype)  # [t, head_dim]

@@ -192,6 +192,46 @@ def test_padded_prefill_with_a_last_index_equals_the_unpadded_prefill(length) ->
         assert torch.allclose(b(prompt[:, i : i + 1], i), a(prompt[:, i : i + 1], i), atol=1e-5), f"position {i}"
 
 
+class _NoKernels:
+    """Slots that fail if called: a compiled prefill must run PyTorch's ops, not the model's slots."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the compiled prefill called the model's {name} slot")
+
+
+@pytest.mark.parametrize("form", ["slots", "compiled"])
+def test_a_prefill_form_gives_the_padded_prefills_logits(form) -> None:
+    """Both forms a bucket's graph can run compute the padded prefill at the last real token; the
+    compiled one traces as one graph (fullgraph: a break would raise) with PyTorch's ops even
+    where the model's slots hold kernels (its decode keeps them)."""
+    from autotuner.deploy.prefill import prefill_forward
+
+    torch._dynamo.reset()
+    prompt = torch.randint(0, 256, (1, 11), generator=torch.Generator().manual_seed(3))
+    want = prefill(_model(), prompt)
+    model = _model()
+    tokens = torch.zeros(1, 16, dtype=torch.long)
+    tokens[:, :11] = prompt
+    if form == "compiled":
+        model.slots = _NoKernels()
+    forward = prefill_forward(model, 16, form, backend="eager")
+    got = forward(tokens, torch.arange(16), torch.tensor([10]))
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+
+
+def test_prefill_forms_are_checked_before_anything_runs() -> None:
+    from autotuner.deploy.prefill import BucketChoice, GraphPrefill, prefill_forward
+
+    with pytest.raises(ValueError, match="expected 'auto' or one of"):
+        GraphPrefill(_model(), form="fastest")
+    with pytest.raises(ValueError, match="expected one of"):
+        prefill_forward(_model(), 16, "auto")
+    choice = BucketChoice(512, "compiled", {"slots": 2.95, "compiled": 2.61}, {})
+    assert choice.describe() == "bucket 512: compiled (compiled 2.610 ms, slots 2.950 ms)"
+    failed = BucketChoice(32, "slots", {}, {"compiled": "BackendCompilerFailed: no compiler"})
+    assert failed.describe() == "bucket 32: slots; compiled not used: BackendCompilerFailed: no compiler"
+
+
 def test_prefill_buckets_round_up() -> None:
     from autotuner.deploy.prefill import bucket_for
 
