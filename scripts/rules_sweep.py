@@ -65,9 +65,24 @@ def _bytes(task: Any, inputs: list[Any], model: Any, out: Any) -> int:
     return int(fn(inputs, out)) if fn else estimate_bytes(inputs, model, out)
 
 
+def device_ms(fn: Any, inputs: list[Any], flush: torch.Tensor, calls: int = 5) -> float:
+    """Device time (ms) of the kernels one call of ``fn`` launches (torch.profiler, L2 flushed
+    before each call, the flush's fill kernels left out): the timer's figure minus this is what
+    the host adds (Python, allocation, the launch) while the GPU waits."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            flush.zero_()
+            fn(*inputs)
+        torch.cuda.synchronize()
+    us = sum(e.self_device_time_total for e in prof.key_averages() if "FillFunctor" not in e.key)
+    return us / calls / 1e3
+
+
 def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Tensor, copy_gbps: float,
                cache: Path, max_variants: int | None, first_only: bool, variant: str | None = None,
-               cap: int = 0, check_shapes: bool = False) -> list[dict[str, Any]]:
+               cap: int = 0, check_shapes: bool = False, device_time: bool = False) -> list[dict[str, Any]]:
     task = load_task(path)
     shape = task.default_shape
     tr = translate(task, max_variants=max_variants)
@@ -85,6 +100,7 @@ def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Ten
     else:
         eager_ms = compile_ms = None
     floor_ms = nbytes / (copy_gbps * 1e9) * 1e3
+    eager_dev_ms = device_ms(reference, inputs, flush) if device_time else None
     workdir = Path(tempfile.mkdtemp(prefix="sweep-"))
     proposals = tr.proposals[:1] if first_only else tr.proposals
     for k, prop in enumerate(proposals):
@@ -121,6 +137,9 @@ def sweep_task(path: Path, grid: list[str], config: EvalConfig, flush: torch.Ten
                 row["pct_copy"] = 100 * floor_ms / stats.median_ms
                 row["x_eager"] = eager_ms / stats.median_ms if eager_ms else None
                 row["x_compile"] = compile_ms / stats.median_ms if compile_ms else None
+                if device_time:
+                    row["dev_ms"], row["eager_dev_ms"] = device_ms(model, inputs, flush), eager_dev_ms
+                    row["dev_pct_copy"] = 100 * floor_ms / row["dev_ms"] if row["dev_ms"] else None
                 del pool, model
             except Exception as exc:  # noqa: BLE001 - a sweep reports and goes on
                 row["error"] = f"{type(exc).__name__}: {exc}"[:200]
@@ -158,7 +177,9 @@ def _line(row: dict[str, Any]) -> str:
     params += f",cap={row['cap']}" if row.get("cap") else ""
     return (f"| {row['task']} | {row['variant']} | {params} | {row.get('correct', '-')} | {f('ms', '.4f')} | "
             f"{f('eager_ms', '.4f')} | {f('compile_ms', '.4f')} | {f('x_eager', '.2f')} | {f('x_compile', '.2f')} | "
-            f"{f('pct_copy', '.1f')} | {row.get('error', '')[:80]} |")
+            f"{f('pct_copy', '.1f')} | {row.get('error', '')[:80]} |"
+            + (f" device {f('dev_ms', '.4f')} ms ({f('dev_pct_copy', '.1f')}% copy), eager's {f('eager_dev_ms', '.4f')} |"
+               if "dev_ms" in row else ""))
 
 
 def main() -> None:
@@ -172,6 +193,9 @@ def main() -> None:
     ap.add_argument("--caps", default="0", help="comma-separated grid caps to force (0: the candidate's own)")
     ap.add_argument("--null", action="store_true", help="also time an empty forward (the timer's own overhead)")
     ap.add_argument("--no-baselines", action="store_true", help="skip eager and torch.compile (for ncu)")
+    ap.add_argument("--device-time", action="store_true",
+                    help="also each kernel's device time per call (torch.profiler), ours and eager's: "
+                         "what the timer's figure holds beyond the GPU's work is the host's")
     ap.add_argument("--json", help="write every row to this file")
     ap.add_argument("--check-shapes", action="store_true",
                     help="also check every shape of the task (hidden ones too) under each input law")
@@ -190,7 +214,7 @@ def main() -> None:
     for path in _tasks(args.tasks):
         for cap in (int(c) for c in args.caps.split(",")):
             rows += sweep_task(path, args.grid, config, flush, peaks.copy_gbps, cache, args.variants, args.first,
-                               args.variant, cap, args.check_shapes)
+                               args.variant, cap, args.check_shapes, args.device_time)
         if args.null:
             task = load_task(path)
             pool = InputPool(task, task.default_shape, 5, config, "null")
