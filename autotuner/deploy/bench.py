@@ -298,12 +298,14 @@ def parity_line(model: str, path: str, steps: int, result: dict[str, Any]) -> st
 
 
 @torch.no_grad()
-def _forced(model: Transformer, prompt: torch.Tensor, tokens: torch.Tensor, step: Step) -> list[torch.Tensor]:
-    """Logits [b, vocab] (fp32) at each step, feeding ``tokens`` [b, steps] (teacher forcing)."""
+def _forced(model: Transformer, prompt: torch.Tensor, tokens: torch.Tensor, step: Step,
+            prefill_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Logits [b, vocab] (fp32) at each step, feeding ``tokens`` [b, steps] (teacher forcing);
+    the first from ``prefill_fn`` (a mode's own prefill) where given, else the eager prefill."""
     from autotuner.deploy.generate import prefill
 
     t = prompt.shape[1]
-    out = [prefill(model, prompt).float()]
+    out = [(prefill_fn(prompt) if prefill_fn is not None else prefill(model, prompt)).float()]
     for i in range(tokens.shape[1] - 1):
         out.append(step(tokens[:, i : i + 1], t + i).float().clone())
     return out
@@ -319,8 +321,12 @@ def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = F
       plus one bf16 step of the largest logit);
     * its own greedy tokens equal the fp32 run's until the first step whose fp32 top-two margin
       is below the error measured there (``ok_tokens``).
+    The graphed paths prefill as the bench runs them (``GraphPrefill``: a bucket's graph in the
+    faster form), so their first logits and the cache their steps read come from it.
     """
     import copy
+
+    from autotuner.deploy.prefill import bucket_for
 
     device = model.tok_embeddings.weight.device
     gen = torch.Generator(device="cpu").manual_seed(4321)
@@ -346,9 +352,17 @@ def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = F
             steps_fns[name] = (tuned, lambda: eager_step(model))
     report: dict[str, Any] = {"steps": steps}
     saved = model.slots
+    graphed: Any = None  # the graphed modes' prefill (one per bucket, shared by them), as the bench runs it
     for name, (slots, make) in steps_fns.items():
         model.slots = slots
-        got = _forced(model, prompt, tokens, make())
+        prefill_fn = None
+        if device.type == "cuda" and "graph" in name:
+            if graphed is None:
+                from autotuner.deploy.prefill import GraphPrefill
+
+                graphed = GraphPrefill(model)
+            prefill_fn = graphed
+        got = _forced(model, prompt, tokens, make(), prefill_fn)
         errs = [float((a - b).abs().max()) for a, b in zip(got, ref_logits)]
         mine = torch.stack([g.argmax(-1) for g in got], dim=1)  # [b, steps]: its own greedy choice each step
         same = (mine == tokens).all(dim=0)
@@ -358,7 +372,9 @@ def check_parity_fp32(model: Transformer, tuned: Slots, paths: Sequence[str] = F
             top2 = ref_logits[first].topk(2, dim=-1).values
             margin = float((top2[:, 0] - top2[:, 1]).min())
         report[name] = {"max_err": max(errs), "first_divergence": first, "margin_at_divergence": margin,
-                        "err_at_divergence": errs[first] if first is not None else None}
+                        "err_at_divergence": errs[first] if first is not None else None,
+                        "prefill": graphed.choices[bucket_for(prompt_len, graphed.buckets)].describe()
+                        if prefill_fn is not None else "eager"}
     model.slots = saved
     base = report["bf16"]["max_err"]
     scale = max(float(x.abs().max()) for x in ref_logits)
@@ -375,5 +391,6 @@ def parity_fp32_line(model: str, path: str, result: dict[str, Any], base: float)
               f"first token differing from fp32's at step {r['first_divergence']} (fp32 top-two margin "
               f"{r['margin_at_divergence']:.4g}, error there {r['err_at_divergence']:.4g})")
     ok = "OK" if r["ok_error"] and r["ok_tokens"] else "FAIL"
+    prefill = f"; prefill: {r['prefill']}" if r.get("prefill", "eager") != "eager" else ""
     return (f"parity-fp32 {model} {path}: max |logit - fp32| {r['max_err']:.4g} (PyTorch bf16: {base:.4g}); "
-            f"{tokens}: {ok}")
+            f"{tokens}: {ok}{prefill}")

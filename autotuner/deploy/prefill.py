@@ -95,14 +95,23 @@ class _Captured:
         # held for the graph's life: the compiled kernels the graph replays belong to it
         self.forward = prefill_forward(model, length, form, compile_mode)
         self.graph = torch.cuda.CUDAGraph()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # compile kernels, pick GEMM algorithms, allocate
-            for _ in range(max(1, warmup)):
-                self.forward(self.tokens, self.positions, self.last)
-        torch.cuda.current_stream().wait_stream(side)
-        with torch.cuda.graph(self.graph):
-            self.logits = self.forward(self.tokens, self.positions, self.last)  # [b, vocab], a static buffer
+        with _compile_limits():
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # compile kernels, pick GEMM algorithms, allocate
+                for _ in range(max(1, warmup)):
+                    self.forward(self.tokens, self.positions, self.last)
+            torch.cuda.current_stream().wait_stream(side)
+            with torch.cuda.graph(self.graph):
+                self.logits = self.forward(self.tokens, self.positions, self.last)  # [b, vocab], a static buffer
+
+
+def _compile_limits():  # noqa: ANN202
+    """Every bucket and model compiles the same ``forward`` code anew (its closure differs), and
+    past dynamo's recompile limit (8) a call would silently run uncompiled: here the limit is
+    raised for the capture (replays never reach dynamo) and hitting it raises, so ``auto`` says
+    why the compiled form is missing instead of timing an uncompiled one."""
+    return torch._dynamo.config.patch(recompile_limit=64, fail_on_recompile_limit_hit=True)
 
 
 def replay_ms(graphs: dict[str, torch.cuda.CUDAGraph], calls: int = 5, rounds: int = 3) -> dict[str, float]:

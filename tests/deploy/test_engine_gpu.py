@@ -206,19 +206,26 @@ def test_compiled_and_auto_prefill_graphs_match_eager_prefill(form: str) -> None
 
     prompt = torch.randint(0, CFG.vocab_size, (1, 77), device="cuda", generator=torch.Generator("cuda").manual_seed(7))
     eager_model, model = _model(CFG, Slots.pytorch()), _model(CFG, Slots.pytorch())
-    want = prefill(eager_model, prompt)
+    twin = _fp32_twin(eager_model)
+    want, want32 = prefill(eager_model, prompt), prefill(twin, prompt)
     graphed = GraphPrefill(model, buckets=(32, 128), form=form)
     got = graphed(prompt).clone()
-    assert compare_outputs(got, want, TOL).ok, f"{form} prefill logits differ from eager"
+    # Inductor keeps fp32 between the ops it fuses where eager rounds each to bf16, so the two
+    # bf16 results differ by more than an elementwise bound (rel L2 0.0165 on this model, H200):
+    # the contract is issue 13's, no further from an fp32 run of the same weights than eager is
+    own, eager = _rel_l2(got, want32), _rel_l2(want, want32)
+    print(f"{form} prefill: rel L2 from fp32 {own:.4g}, eager bf16's {eager:.4g}, from eager {_rel_l2(got, want):.4g}")
+    assert own <= 2 * eager + 1e-3, f"{form} prefill logits: rel L2 {own:.4g} from fp32, eager bf16's {eager:.4g}"
     assert torch.equal(graphed(prompt), got)  # a replay of the kept graph
     choice = graphed.choices[128]
     print(choice.describe())
-    a, b = eager_step(eager_model), eager_step(model)
-    token = want.argmax(dim=-1, keepdim=True)
-    for i in range(77, 77 + 8):  # the compiled graph wrote the same cache rows
-        la, lb = a(token, i), b(token, i)
-        assert compare_outputs(lb, la, TOL).ok, f"decode position {i} after the {form} prefill"
-        token = la.argmax(dim=-1, keepdim=True)
+    a, b, c = eager_step(eager_model), eager_step(model), eager_step(twin)
+    token = want32.argmax(dim=-1, keepdim=True)
+    for i in range(77, 77 + 8):  # the compiled graph wrote the cache rows the steps read
+        la, lb, lc = a(token, i), b(token, i), c(token, i)
+        own, eager = _rel_l2(lb, lc), _rel_l2(la, lc)
+        assert own <= 2 * eager + 1e-3, f"decode position {i} after the {form} prefill: {own:.4g} from fp32, eager {eager:.4g}"
+        token = lc.argmax(dim=-1, keepdim=True)
     if form == "auto":
         assert set(choice.replay_ms) == {"slots", "compiled"} and not choice.skipped, choice.describe()
         assert choice.form == min(choice.replay_ms, key=choice.replay_ms.__getitem__)
