@@ -3,11 +3,12 @@
 device, 8-25% slower in the timer's figure).
 
 For each task given: the rules' first candidate, the eager reference and an empty forward are
-timed with the evaluator's own ``time_calls`` under torch.profiler (CPU and CUDA activities);
-from the trace each timed call is split into: the host before the first kernel starts (the
-window opens at the start event, the forward runs in Python, the launch reaches the GPU), the
-kernels (first start to last end, and their summed device time), and the tail (last kernel end
-to the end event's record, which follows the host's synchronize). Medians over the calls.
+timed with the evaluator's own ``time_calls``, the forward's host time alone, and the timed
+calls again under torch.profiler (CPU and CUDA activities), whose trace splits each call into:
+the host before the first kernel starts (the window opens at the start event, the forward runs
+in Python, the launch reaches the GPU), the kernels (first start to last end, and their summed
+device time), and the tail (last kernel end to the end event's record, which follows the host's
+synchronize). Medians over the calls.
 
     python scripts/timer_probe.py kernels/tasks/activation/relu.py kernels/tasks/softmax/softmax.py
 """
@@ -18,6 +19,8 @@ import json
 import statistics
 import sys
 import tempfile
+import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,8 +42,9 @@ def split_calls(trace: dict, flush_kernel: str = "FillFunctor") -> list[dict[str
     """Per timed call (between two ``cudaEventRecord`` calls that open and close a window):
     host-to-first-kernel, kernel span and busy time, last-kernel-to-end-record, in microseconds."""
     events = trace.get("traceEvents", [])
-    records = sorted(e["ts"] for e in events if e.get("cat") == "cuda_runtime" and e.get("name") == "cudaEventRecord")
-    kernels = sorted((e["ts"], e["ts"] + e.get("dur", 0)) for e in events
+    records = sorted(float(e["ts"]) for e in events if str(e.get("cat", "")).startswith("cuda_")
+                     and str(e.get("name", "")).startswith(("cudaEventRecord", "cuEventRecord")))
+    kernels = sorted((float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0))) for e in events
                      if e.get("cat") == "kernel" and flush_kernel not in e.get("name", ""))
     out = []
     for start, end in zip(records[0::2], records[1::2]):
@@ -54,17 +58,39 @@ def split_calls(trace: dict, flush_kernel: str = "FillFunctor") -> list[dict[str
     return out
 
 
+def host_us(fn, pool: InputPool, flush: torch.Tensor, calls: int = 10) -> float:  # noqa: ANN001
+    """The forward's own host time (the call returns once its launches are queued), each call
+    started on an idle GPU after a flush, as in the timed window."""
+    times = []
+    with torch.no_grad():
+        for i in range(calls):
+            flush.zero_()
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            out = fn(*pool.sets[i % len(pool.sets)])
+            times.append((time.perf_counter() - started) * 1e6)
+            torch.cuda.synchronize()
+            del out
+    return statistics.median(times)
+
+
 def probe(fn, pool: InputPool, config: EvalConfig, flush: torch.Tensor) -> dict[str, float]:  # noqa: ANN001
     from torch.profiler import ProfilerActivity, profile
 
-    time_model(fn, pool, config, flush)  # warm: modules loaded, allocator primed
+    timed = time_model(fn, pool, config, flush)  # also the warm-up: modules loaded, allocator primed
+    row: dict[str, float] = {"timer_us": timed.stats.median_ms * 1e3, "host_us": host_us(fn, pool, flush)}
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        timed = time_model(fn, pool, config, flush)
+        time_model(fn, pool, config, flush)
     path = Path(tempfile.mkdtemp()) / "trace.json"
     prof.export_chrome_trace(str(path))
-    calls = split_calls(json.loads(path.read_text()))
-    row = {k: statistics.median(c[k] for c in calls) for k in ("window", "before", "span", "busy", "after")} if calls else {}
-    row["timer_us"] = timed.stats.median_ms * 1e3
+    trace = json.loads(path.read_text())
+    calls = split_calls(trace)
+    if calls:
+        row.update({k: statistics.median(c[k] for c in calls) for k in ("window", "before", "span", "busy", "after")})
+    else:  # say what the trace held instead, for the next reader of this probe
+        kinds = Counter((e.get("cat"), e.get("name")) for e in trace.get("traceEvents", [])
+                        if "Record" in str(e.get("name", "")) or "ynchronize" in str(e.get("name", "")))
+        print(f"# no timed windows found in the trace; its record / synchronize events: {dict(kinds)}", flush=True)
     row["calls"] = len(calls)
     return row
 
@@ -75,8 +101,9 @@ def main() -> int:
     flush = l2_flush_buffer(int(getattr(props, "L2_cache_size", 50 << 20)))
     print(f"# {torch.cuda.get_device_name()}: the evaluator's timed window per call, medians (us); "
           "timer = the timer's own figure (outside the profiler's run)")
-    print("| task | what | timer | window | host before 1st kernel | kernels' span | busy | after last kernel |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | what | timer | forward's host time | window | host before 1st kernel | kernels' span | busy | "
+          "after last kernel |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for arg in sys.argv[1:]:
         task = load_task(Path(arg))
         shape = task.default_shape
@@ -88,8 +115,8 @@ def main() -> int:
         pool = InputPool(task, shape, 4, config, "probe")
         for what, fn in ((f"rules {prop.variant}", model), ("eager", reference), ("empty forward", lambda *xs: xs[0])):
             r = probe(fn, pool, config, flush)
-            print(f"| {task.name} | {what} | {r['timer_us']:.1f} | {r.get('window', 0):.1f} | {r.get('before', 0):.1f} | "
-                  f"{r.get('span', 0):.1f} | {r.get('busy', 0):.1f} | {r.get('after', 0):.1f} |", flush=True)
+            cells = " | ".join("-" if k not in r else f"{r[k]:.1f}" for k in ("window", "before", "span", "busy", "after"))
+            print(f"| {task.name} | {what} | {r['timer_us']:.1f} | {r['host_us']:.1f} | {cells} |", flush=True)
         del pool, model
         torch.cuda.empty_cache()
     return 0
