@@ -104,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report.weight_bytes[cfg.name] = model.weight_bytes()
         report.rows += bench_model(model, slots, args.prompt_len, args.decode_steps, args.batch, args.repeats,
                                    copy_gbps, modes=args.modes, progress=None if args.json else progress,
-                                   unroll=args.unroll)
+                                   unroll=args.unroll, prefill_form=args.prefill_form)
         if not args.no_parity:
             parity[cfg.name] = check_parity(model, slots)
         del model
@@ -197,6 +197,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--unroll", type=int, default=1, metavar="K",
                            help="greedy steps per CUDA-graph replay of the fused modes (a divisor of "
                                 "--decode-steps; an end-of-sequence token would be seen up to K-1 tokens late)")
+            p.add_argument("--prefill-form", default="auto", choices=["auto", "slots", "compiled"],
+                           help="what the graphed modes' prefill graphs run: the slot kernels, the forward "
+                                "compiled by torch.compile with PyTorch's ops, or (auto) whichever of the two "
+                                "replays faster, timed on each bucket's first use")
             p.add_argument("--modes", nargs="+", default=list(BENCH_MODES), choices=list(BENCH_MODES) + ["fused"],
                            help="what to time (default: all but 'fused', the fused path launched from Python)")
         if name == "profile":

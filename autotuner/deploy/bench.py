@@ -86,9 +86,11 @@ def _timed(fn: Callable[[], Any]) -> float:
 class _Mode:
     """How one mode prefills and decodes; ``step`` is built lazily (graph capture, compile)."""
 
-    def __init__(self, model: Transformer, slots: Slots, name: str, unroll: int = 1) -> None:
+    def __init__(self, model: Transformer, slots: Slots, name: str, unroll: int = 1,
+                 prefill_form: str = "auto") -> None:
         self.model, self.slots, self.name = model, slots, name
         self.unroll = unroll if name in FUSED_GRAPH_MODES else 1  # greedy steps per replay
+        self.prefill_form_wanted = prefill_form  # the graphed modes' bucket graphs (prefill.PREFILL_FORMS or auto)
         self._step: Step | None = None
         self._greedy: GreedyStep | None = None
         self._prefill: Callable[..., torch.Tensor] | None = None
@@ -110,7 +112,7 @@ class _Mode:
             if self._prefill is None:
                 from autotuner.deploy.prefill import GraphPrefill
 
-                self._prefill = GraphPrefill(self.model)
+                self._prefill = GraphPrefill(self.model, form=self.prefill_form_wanted)
             graphed = self._prefill
             return lambda prompt: graphed(prompt)[:, None]  # [b, 1, vocab], as the other modes give
         if self.name != "compile":
@@ -214,10 +216,12 @@ def cache_positions(tokens: int) -> int:
 
 def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], steps: int, batch: int,
                 repeats: int, copy_gbps: float | None, modes: Sequence[str] = MODES,
-                progress: Callable[[str], None] | None = None, unroll: int = 1) -> list[BenchRow]:
+                progress: Callable[[str], None] | None = None, unroll: int = 1,
+                prefill_form: str = "auto") -> list[BenchRow]:
     """Every mode at every prompt length on one model (whose caches cover the longest run).
     ``unroll``: greedy steps per graph replay of the fused graphs (a divisor of ``steps``; the
-    mode is then named e.g. ``fused+graph+pdl x4``)."""
+    mode is then named e.g. ``fused+graph+pdl x4``); ``prefill_form``: what the graphed modes'
+    prefill graphs run (``prefill.GraphPrefill``'s ``form``)."""
     _check_unroll(steps, unroll)
     cfg: ModelConfig = model.cfg
     device = model.tok_embeddings.weight.device
@@ -226,7 +230,8 @@ def bench_model(model: Transformer, tuned: Slots, prompt_lens: Sequence[int], st
     pytorch = Slots.pytorch("bench: PyTorch baseline")
     rows = []
     for name in modes:
-        mode = _Mode(model, tuned if name.startswith(("tuned", "fused")) else pytorch, name, unroll=unroll)
+        mode = _Mode(model, tuned if name.startswith(("tuned", "fused")) else pytorch, name, unroll=unroll,
+                     prefill_form=prefill_form)
         label = name if mode.unroll == 1 else f"{name} x{mode.unroll}"
         for t in prompt_lens:
             if progress:

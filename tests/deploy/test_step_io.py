@@ -79,3 +79,20 @@ def test_deploy_bench_refuses_an_unroll_that_does_not_divide_the_steps(capsys, t
                  "--unroll", unroll]) == 1
     err = capsys.readouterr().err
     assert f"--unroll {unroll}: must be a positive divisor of --decode-steps (128)" in err
+
+
+def test_deploy_bench_refuses_an_unknown_prefill_form(capsys, tmp_path) -> None:
+    from autotuner.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["deploy", "bench", "--db", f"sqlite:///{tmp_path / 'a.db'}", "--prefill-form", "fastest"])
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err
+
+
+def test_bench_modes_take_the_prefill_form_asked_for() -> None:
+    from autotuner.deploy.bench import _Mode
+
+    model = build_model(tiny_config(LLAMA_3_2_1B), dtype=torch.float32, device="cpu")
+    assert _Mode(model, model.slots, "fused+graph+pdl", prefill_form="slots").prefill_form_wanted == "slots"
+    assert _Mode(model, model.slots, "compile").prefill_form_wanted == "auto"
+    assert _Mode(model, model.slots, "eager").prefill_form(128) == ""  # no graphed prefill: nothing to say
