@@ -8,8 +8,10 @@
    measured copy bandwidth; a few parameter settings where it matters;
 3. bench: the deploy bench for Llama-3.2-1B, prompts 128 and 512, 128 decode steps: the fused
    path in a CUDA graph without and with PDL, the old tuned path, eager and torch.compile; the
-   parity contract against fp32; then Qwen2.5-1.5B and Granite-3.2-2B while time is left;
-4. profile: the fused path's kernels (with PDL) for each model benched (Llama also without);
+   parity contract against fp32; then Qwen2.5-1.5B and Granite-3.2-2B while time is left
+   (DECODE_MODES, DECODE_MODELS and DECODE_UNROLLS narrow what runs);
+4. profile: the fused path's kernels (with PDL) for each model benched (Llama also without;
+   DECODE_PROFILE=0: none);
 5. prefill (opt-in: DECODE_PHASES=engine,prefill): Llama's graphed prefill in each form (slot
    kernels, compiled, auto) against torch.compile's, each the median of PREFILL_CALLS
    back-to-back calls, interleaved over PREFILL_ROUNDS rounds, then the kernels of the slots
@@ -238,6 +240,8 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
                                                     "compile"], 3)],
             "others": [("qwen2.5-1.5b", [128], ["fused+graph+pdl", "fused+graph", "tuned+graph", "compile"], 2),
                        ("granite-3.2-2b", [128], ["fused+graph+pdl", "fused+graph", "tuned+graph", "compile"], 2)]}[which]
+    wanted = os.environ.get("DECODE_MODELS")  # comma-separated model names (default: the phase's plan)
+    plan = [entry for entry in plan if not wanted or entry[0] in wanted.split(",")]
     for name, prompts, modes, repeats in plan:
         if left() < 60:
             say(f"(bench stopped for time before {name})")
@@ -278,7 +282,9 @@ def bench_and_parity(archive, copy_gbps: float, which: str) -> None:  # noqa: AN
                     say(parity_fp32_line(name, path, report[path], report["bf16"]["max_err"]))
             except Exception as exc:  # noqa: BLE001
                 say(f"parity {name}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
-        if left() > 40:  # where each model's step goes (Qwen ran at 43% of its bound, Llama at 62%)
+        # where each model's step goes (Qwen ran at 43% of its bound, Llama at 62%); DECODE_PROFILE=0
+        # leaves it out (session 22: Qwen's profile took the time Granite's bench needed)
+        if left() > 40 and os.environ.get("DECODE_PROFILE", "1") != "0":
             from autotuner.deploy.bench import cache_positions
             from autotuner.deploy.profile import format_profile, profile_decode
 
