@@ -36,11 +36,12 @@ dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict_
 extern "C" __global__ void __launch_bounds__(WARPS * 32)
 dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
                   const unsigned short* __restrict__ res, unsigned short* __restrict__ y, float* __restrict__ part,
-                  int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
+                  int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec, int early,
+                  const unsigned short* __restrict__ pf0, long long pf0_bytes,
          const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
-    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes; a.early = early;
     a.x = x; a.w = w; a.res = res; a.y = y; a.part = part; a.counters = counters;
     a.K = K; a.units = N; a.splits = splits; a.mult = mult;
     gemv_entry<M_RESID, 0>(a, vec);
@@ -68,11 +69,11 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
                          const long long* __restrict__ pos, unsigned short* __restrict__ q,
                          unsigned short* __restrict__ kc, unsigned short* __restrict__ vc, float* __restrict__ part,
                          int* __restrict__ counters, float eps, long long K, int H, int KVH, int D, long long L,
-                         int splits, int has_bias, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
-         const unsigned short* __restrict__ pf1, long long pf1_bytes)
+                         int splits, int has_bias, int vec, int early, const unsigned short* __restrict__ pf0,
+                         long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
-    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes; a.early = early;
     a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.bias = has_bias ? bias : 0; a.cos = cos; a.sin = sin; a.pos = pos;
     a.q = q; a.kc = kc; a.vc = vc; a.part = part; a.counters = counters;
     a.K = K; a.H = H; a.KVH = KVH; a.D = D; a.L = L; a.units = (long long)(H + 2 * KVH) * (D / 2); a.splits = splits;
@@ -103,12 +104,12 @@ HOST = r'''
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
           "XSMEM": [-1, 0, 1], "RING": [0, 4, 8, 16]}
-SWEEP_KNOBS = {"TRIGGER": [0, 1]}
+SWEEP_KNOBS = @SWEEP_KNOBS@
 # TRIGGER (the successor launched before this kernel's PDL wait) is a constructor knob for the
 # step sweep, not searched: a kernel timed alone cannot show its effect, and on the whole step
 # (H200, 2026-12-03, interleaved A/B) it gained nothing: Llama-3.2-1B 0.862 ms default, 0.862 on
 # gate/up, 0.866 on down, 0.889 on O (successor's blocks spinning beside the attention kernel),
-# 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
+# 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.@EARLY_DOC@
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -242,6 +243,12 @@ MODELS = {
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
+        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        return @WAITS@
+
     def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
@@ -264,11 +271,19 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
+        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        return @WAITS@
+
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0,
+                 EARLY=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
+        self.early_inputs = bool(EARLY)  # the residual read before the PDL wait (an engine sets it per call)
 
     def forward(self, x, residual):
         nb, k = x.shape
@@ -280,12 +295,19 @@ class ModelNew(nn.Module):
         splits, blocks = self.run.plan(n, k, vec, x.device)
         self.run.launch(nb, "dec_gemv_residual", blocks, (x, self.weight, residual, y,
                                                            self.run.part(splits, nb, n, x.device), self.run.counters,
-                                                           k, n, splits, self.multiplier, vec) + _hints(self.prefetch_next, x))
+                                                           k, n, splits, self.multiplier, vec, int(self.early_inputs))
+                        + _hints(self.prefetch_next, x))
         return y
 ''',
     "silu": r'''
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
+        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        return @WAITS@
 
     def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
@@ -311,10 +333,17 @@ class ModelNew(nn.Module):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
+        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        return @WAITS@
+
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, EARLY=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
+        self.early_inputs = bool(EARLY)  # the position and its rotary rows read before the PDL wait (see above)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
@@ -346,12 +375,19 @@ class ModelNew(nn.Module):
         self.run.launch(nb, "dec_norm_qkv_rope_append", blocks,
                         (x, self.norm_weight, self.weight, bias, cos, sin, pos, q, kc, vc,
                          self.run.part(splits, nb, 2 * units, x.device), self.run.counters, self.eps, k, h, kvh, d,
-                         length, splits, int(self.bias is not None), vec) + _hints(self.prefetch_next, x))
+                         length, splits, int(self.bias is not None), vec, int(self.early_inputs))
+                        + _hints(self.prefetch_next, x))
         return q, kc, vc
 ''',
     "lmhead": r'''
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
+        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        return @WAITS@
 
     def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
@@ -411,7 +447,24 @@ def render(name: str) -> str:
             'the programmatic-dependent-launch wait.\n"""\n'
             + "".join(f"# TASK: kernels/tasks/{task}\n" for task in tasks) + "\n"
             "import torch\nimport torch.nn as nn\nfrom autotuner.runtime import compile_module, pdl_launch\n\n"
-            f"SOURCE = r'''\n{source}'''\n" + HOST + MODELS[kind])
+            f"SOURCE = r'''\n{source}'''\n" + host(kind) + MODELS[kind].replace("@WAITS@", WAITS[kind]))
+
+
+# The kinds whose epilogue reads something another kernel wrote (the residual; q/k/v's position):
+# their EARLY knob reads it before the PDL wait (the core's "Early epilogue inputs").
+EARLY_KINDS = ("resid", "qkv")
+EARLY_DOC = '''
+# EARLY (the epilogue's inputs read before the PDL wait, see the core) is set per call by an engine
+# (``early_inputs``) where the kernel before this one waits before it lets this one start: off PDL
+# it changes nothing, and a kernel timed alone cannot show its effect.'''
+# q/k/v never launches its dependents before its wait (the attention kernel reads before its own)
+WAITS = {"plain": "not self.run.trigger", "resid": "not self.run.trigger", "silu": "not self.run.trigger",
+         "qkv": "True", "lmhead": "not self.run.trigger"}
+
+
+def host(kind: str) -> str:
+    knobs = {"TRIGGER": [0, 1]} | ({"EARLY": [0, 1]} if kind in EARLY_KINDS else {})
+    return HOST.replace("@SWEEP_KNOBS@", repr(knobs)).replace("@EARLY_DOC@", EARLY_DOC if kind in EARLY_KINDS else "")
 
 
 # Seeds whose CUDA is another seed's, verbatim (a fused kernel compiled from the same source with

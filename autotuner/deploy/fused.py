@@ -33,6 +33,13 @@ attention kernel's (gate/up rows), 0.913 ms against 0.862 without hints, 0.888 i
 wait (the attention seed's PFEARLY), where DRAM is otherwise idle; Qwen2.5-1.5B and Granite-3.2-2B
 alike. PDL with each kernel's first weights loaded into registers before its
 ``griddepcontrol.wait`` is what helps.
+
+Early epilogue inputs: under PDL a kernel may read, before its wait, what kernels before its
+predecessor wrote, once that predecessor waits before it lets its successor start (then they have
+all completed). ``Slots`` tracks this per call (``Slots.settled``); the O and down projections read
+their residual, and q/k/v (from the second layer on: the step's input kernel lets the first one
+start before it waits) its position and rotary rows, before the wait, taking those L2 round trips
+off the chain that runs after each kernel boundary.
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ def fused_forward(model: Transformer, tokens: torch.Tensor, input_pos: torch.Ten
     # x [b, hidden] (the token's embedding row, scaled) and cache_len [b]: one kernel on a GPU
     with pdl_enabled(is_enabled() and chained):
         x, cache_len = embed_and_lengths(tokens, input_pos, model.tok_embeddings.weight, cfg.embedding_multiplier)
+    slots.after_foreign_kernel(waits_before_trigger=False)  # it lets the first projection start before its wait
     eps, mult = cfg.rms_norm_eps, cfg.residual_multiplier
     residual = x
     plan = prefetch_plan(model, _l2_bytes(x.device)) if prefetch else [{} for _ in model.layers]

@@ -144,6 +144,12 @@ def _hinted(kernel: nn.Module, prefetch: Prefetch) -> nn.Module:
     return kernel
 
 
+def waits_before_trigger(kernel: nn.Module) -> bool:
+    """Whether ``kernel`` lets a programmatic-dependent successor start only after its own
+    ``griddepcontrol.wait`` (a kernel that does not say so is assumed not to)."""
+    return bool(getattr(kernel, "waits_before_trigger", False))
+
+
 def query_rescale(scale: float, head_dim: int) -> float | None:
     """The power of two q is multiplied by so that the kernels' fixed 1/sqrt(head_dim) gives
     ``scale`` (1.0: none), or None if no power of two does. ``scale`` is compared to within
@@ -172,6 +178,31 @@ class Slots:
         given = bindings or {}
         self.bindings = {s: given.get(s) or SlotBinding(s, "not resolved: pure PyTorch engine") for s in SLOT_NAMES}
         self._instances: dict[tuple[Any, ...], tuple[Any, nn.Module]] = {}
+        # Whether everything launched before the last slot's kernel has completed by the time the
+        # next kernel can start, even under programmatic dependent launch: true after PyTorch's
+        # kernels (never launched programmatically) and after a kernel that waits before it lets
+        # its successor start. A kernel with ``early_inputs`` (the decode seeds' EARLY) then reads
+        # its epilogue's inputs that the last kernel does not write before its own PDL wait.
+        # Whoever launches a kernel between slots says what it does (``after_foreign_kernel``).
+        self.settled = False
+        self.early = True  # False: no kernel reads early (a measuring switch: scripts/decode_step_sweep.py)
+
+    def after_foreign_kernel(self, waits_before_trigger: bool) -> None:
+        """A kernel that is not a slot ran since the last slot (the decode step's input kernel)."""
+        self.settled = waits_before_trigger
+
+    def _call(self, kernel: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """Run a slot's kernel, told first whether it may read its epilogue's inputs early."""
+        if hasattr(kernel, "early_inputs"):
+            kernel.early_inputs = self.early and self.settled
+        out = kernel(*args, **kwargs)
+        self.settled = waits_before_trigger(kernel)
+        return out
+
+    def _torch(self, out: Any) -> Any:
+        """A slot's result computed by PyTorch's kernels (ordinary launches)."""
+        self.settled = True
+        return out
 
     @classmethod
     def pytorch(cls, reason: str = "pure PyTorch engine") -> Slots:
@@ -213,10 +244,10 @@ class Slots:
     def rmsnorm(self, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         """x: [..., hidden] -> [..., hidden]."""
         if not self.bindings["rmsnorm"].bound:
-            return rmsnorm_torch(x, weight, eps)
+            return self._torch(rmsnorm_torch(x, weight, eps))
         dim = x.shape[-1]
         kernel = self.instance("rmsnorm", (dim, eps), {"weight": weight}, like=x)
-        return kernel(_contig(x).view(-1, dim)).view(x.shape)
+        return self._call(kernel, _contig(x).view(-1, dim)).view(x.shape)
 
     def residual_rmsnorm(self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
                          eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,22 +257,22 @@ class Slots:
             return self.rmsnorm(new_residual, weight, eps), new_residual  # the rmsnorm kernel, if bound
         dim = x.shape[-1]
         kernel = self.instance("residual_rmsnorm", (dim, eps), {"weight": weight}, like=x)
-        normed, new_residual = kernel(_contig(x).view(-1, dim), _contig(residual).view(-1, dim))
+        normed, new_residual = self._call(kernel, _contig(x).view(-1, dim), _contig(residual).view(-1, dim))
         return normed.view(x.shape), new_residual.view(x.shape)
 
     def rope(self, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q: [tokens, heads, d], k: [tokens, kv_heads, d], cos / sin: [tokens, d]."""
         if not self.bindings["rope"].bound:
-            return rope_torch(q, k, cos, sin)
+            return self._torch(rope_torch(q, k, cos, sin))
         kernel = self.instance("rope", like=q)
-        return kernel(_contig(q), _contig(k), _contig(cos), _contig(sin))
+        return self._call(kernel, _contig(q), _contig(k), _contig(cos), _contig(sin))
 
     def silu_mul(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         """gate, up: [tokens, intermediate]."""
         if not self.bindings["silu_mul"].bound:
-            return silu_mul_torch(gate, up)
+            return self._torch(silu_mul_torch(gate, up))
         kernel = self.instance("silu_mul", like=gate)
-        return kernel(_contig(gate), _contig(up))
+        return self._call(kernel, _contig(gate), _contig(up))
 
     def attention_decode(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                          cache_len: torch.Tensor, scale: float, kv_len: int | None = None,
@@ -254,11 +285,11 @@ class Slots:
         """
         if not self.bindings["attention_decode"].bound:
             if kv_len is not None:
-                return attention_decode_torch(q, k_cache[:, :, :kv_len], v_cache[:, :, :kv_len], scale)
-            return attention_decode_torch(q, k_cache, v_cache, scale, cache_len)
+                return self._torch(attention_decode_torch(q, k_cache[:, :, :kv_len], v_cache[:, :, :kv_len], scale))
+            return self._torch(attention_decode_torch(q, k_cache, v_cache, scale, cache_len))
         q = _rescaled_query("attention_decode", q, scale)
         kernel = _hinted(self.instance("attention_decode", like=q), prefetch)
-        return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
+        return self._call(kernel, _contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len))
 
     # ---- the fused decode slots (one activation row per sequence: x [b, features]) -------
 
@@ -277,23 +308,23 @@ class Slots:
             q, k = self.rope(q.reshape(b, heads, head_dim), k.reshape(b, kv_heads, head_dim), cos, sin)
             k_cache.index_copy_(2, pos, k.unsqueeze(2))
             v_cache.index_copy_(2, pos, v.reshape(b, kv_heads, 1, head_dim))
-            return q
+            return self._torch(q)
         weights = {"norm_weight": norm_weight, "weight": weight}
         if bias is not None:
             weights["bias"] = bias
         kernel = _hinted(self.instance("qkv_rope_append", (x.shape[-1], heads, kv_heads, head_dim, bias is not None,
                                                            eps), weights, like=x), prefetch)
-        q, _, _ = kernel(_contig(x), cos_table, sin_table, k_cache, v_cache, pos, inplace=True)
+        q, _, _ = self._call(kernel, _contig(x), cos_table, sin_table, k_cache, v_cache, pos, inplace=True)
         return q
 
     def _residual_slot(self, slot: str, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
                        multiplier: float, prefetch: Prefetch = ()) -> torch.Tensor:
         if not self.bindings[slot].bound:
             a = F.linear(x, weight)
-            return residual + (a * multiplier if multiplier != 1.0 else a)
+            return self._torch(residual + (a * multiplier if multiplier != 1.0 else a))
         kernel = _hinted(self.instance(slot, (weight.shape[1], weight.shape[0], multiplier), {"weight": weight}, like=x),
                          prefetch)
-        return kernel(_contig(x), _contig(residual))
+        return self._call(kernel, _contig(x), _contig(residual))
 
     def attention_o_residual(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                              cache_len: torch.Tensor, scale: float, residual: torch.Tensor, weight: torch.Tensor,
@@ -306,7 +337,7 @@ class Slots:
         q = _rescaled_query("attention_o_residual", q, scale)
         kernel = _hinted(self.instance("attention_o_residual", (weight.shape[1], weight.shape[0], multiplier),
                                        {"weight": weight}, like=q), prefetch)
-        return kernel(_contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len), _contig(residual))
+        return self._call(kernel, _contig(q), _contig(k_cache), _contig(v_cache), _contig(cache_len), _contig(residual))
 
     def o_residual(self, y: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, multiplier: float,
                    prefetch: Prefetch = ()) -> torch.Tensor:
@@ -327,7 +358,7 @@ class Slots:
             return self.silu_mul(gate, up)
         kernel = _hinted(self.instance("gate_up_silu", (x.shape[-1], inter, eps),
                                        {"norm_weight": norm_weight, "weight": weight}, like=x), prefetch)
-        return kernel(_contig(x))
+        return self._call(kernel, _contig(x))
 
     def lm_head_argmax(self, x: torch.Tensor, norm_weight: torch.Tensor, weight: torch.Tensor, eps: float,
                        logits_scaling: float, prefetch: Prefetch = ()) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,10 +367,10 @@ class Slots:
             logits = F.linear(self.rmsnorm(x, norm_weight, eps), weight)
             if logits_scaling != 1.0:
                 logits = logits / logits_scaling
-            return logits, logits.argmax(dim=-1)
+            return self._torch((logits, logits.argmax(dim=-1)))
         kernel = _hinted(self.instance("lm_head_argmax", (x.shape[-1], weight.shape[0], eps, logits_scaling),
                                        {"norm_weight": norm_weight, "weight": weight}, like=x), prefetch)
-        return kernel(_contig(x))
+        return self._call(kernel, _contig(x))
 
 
 def attention_not_covered(head_dim: int, scale: float) -> str | None:

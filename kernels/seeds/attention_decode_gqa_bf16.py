@@ -1254,6 +1254,10 @@ def _hints(ranges, like):
 
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+    # Every kernel here executes griddepcontrol.wait before launch_dependents: when a PDL successor
+    # starts, every kernel before this one has completed (an engine may let it read their outputs
+    # before its own wait, the decode seeds' EARLY).
+    waits_before_trigger = True
 
     def __init__(self, BLOCK: int = 256, VEC: int = 8, CLUSTER: int = 8, KP: int = 0, CHUNKS: int = 2,
                  PFEARLY: int = 0, QSPLIT: int = 0):

@@ -40,6 +40,13 @@ SOURCE = r'''
 // (pf0 / pf1, e.g. the next projection's weights); each warp, once its own tasks are done,
 // prefetches its share of them into L2, so DRAM stays busy through this kernel's tail, the
 // launch gap and the next kernel's ramp. A hint only: it changes no value (0 bytes: none).
+// Early epilogue inputs (a.early, the seeds' EARLY; the engine sets it per call): the epilogue's
+// inputs that the kernel before this one does not write (the residual; q/k/v's position and the
+// rotary rows at it) are read before griddepcontrol.wait, so their L2 round trips (two chained
+// ones for the position and its rows) leave the chain that runs after the previous kernel
+// ends. Safe off PDL (stream order) and under PDL where the kernel before this one executes its
+// own wait before it lets this one start (then every kernel before it has completed); not where
+// it launches its dependents first (TRIGGER, the step's input kernel).
 #ifndef NB
 #define NB 1
 #endif
@@ -213,7 +220,43 @@ struct GemvArgs {
     long long pf0_bytes;
     const unsigned short* pf1;
     long long pf1_bytes;
+    int early;                      // 1: the epilogue's inputs read before the PDL wait (see above)
 };
+
+// A lane's epilogue inputs for one unit, read ahead (EpiIn::ok), else read by the epilogue. Through
+// L2 (ld.global.cg): never a line the read-only path cached before another kernel wrote it.
+struct EpiIn {
+    bool ok;
+    unsigned short r;               // RESID: the residual
+    long long p;                    // QKV: the position (clamped) and the rotary rows at it
+    unsigned short c0, c1, s0, s1;
+};
+
+template <int MODE>
+__device__ __forceinline__ EpiIn epi_inputs(const GemvArgs& a, long long g, int lane) {
+    EpiIn in;
+    in.ok = false; in.r = 0; in.p = 0; in.c0 = in.c1 = in.s0 = in.s1 = 0;
+    if (MODE != M_RESID && MODE != M_QKV) return in;
+    if (lane >= NB * UPW) return in;
+    const int b = lane / UPW;
+    const long long u = g * UPW + lane % UPW;
+    if (u >= a.units) return in;
+    in.ok = true;
+    if (MODE == M_RESID) {
+        in.r = __ldcg(a.res + b * a.units + u);
+    } else {
+        const int D = a.D, half = D >> 1;
+        const long long head = u / half;
+        const int dd = (int)(u - head * half);
+        long long p = __ldcg(a.pos);
+        in.p = p < 0 ? 0 : (p >= a.L ? a.L - 1 : p);
+        if (head < a.H + a.KVH) {
+            in.c0 = __ldcg(a.cos + in.p * D + dd); in.c1 = __ldcg(a.cos + in.p * D + dd + half);
+            in.s0 = __ldcg(a.sin + in.p * D + dd); in.s1 = __ldcg(a.sin + in.p * D + dd + half);
+        }
+    }
+    return in;
+}
 
 // This warp's share (warp gw of tw) of a range the next kernel reads: into L2, 16-byte granules.
 __device__ __forceinline__ void prefetch_share(const unsigned short* p, long long bytes, long long gw, long long tw,
@@ -244,13 +287,13 @@ __device__ __forceinline__ long long unit_row(const GemvArgs& a, long long u, in
 // The epilogue of one (activation row b, unit u) with the full sums v0 (and v1).
 template <int MODE>
 __device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, float v0, float v1,
-                                         float& best_v, long long& best_i) {
+                                         const EpiIn& in, float& best_v, long long& best_i) {
     if (MODE == M_PLAIN) {
         a.y[b * a.units + u] = to_bf(v0 + (a.bias ? bf(a.bias[u]) : 0.0f));
     } else if (MODE == M_RESID) {
         float t = rb(v0 + (a.bias ? bf(a.bias[u]) : 0.0f));
         if (a.mult != 1.0f) t = rb(t * a.mult);
-        a.y[b * a.units + u] = to_bf(bf(a.res[b * a.units + u]) + t);
+        a.y[b * a.units + u] = to_bf(bf(in.ok ? in.r : a.res[b * a.units + u]) + t);
     } else if (MODE == M_SILU) {
         const float g = rb(v0), up = rb(v1);
         const float s = rb(g / (1.0f + expf(-g)));
@@ -262,13 +305,15 @@ __device__ __forceinline__ void epilogue(const GemvArgs& a, int b, long long u, 
         const long long r0 = head * D + dd;
         const float x1 = rb(v0 + (a.bias ? bf(a.bias[r0]) : 0.0f));
         const float x2 = rb(v1 + (a.bias ? bf(a.bias[r0 + half]) : 0.0f));
-        long long p = a.pos[0];
+        long long p = in.ok ? in.p : a.pos[0];
         p = p < 0 ? 0 : (p >= a.L ? a.L - 1 : p);
         if (head < a.H + a.KVH) {  // rotary pair, as Hugging Face's bf16 mul / cat / add round
             const unsigned short* c = a.cos + p * D;
             const unsigned short* s = a.sin + p * D;
-            const unsigned short o1 = to_bf(rb(x1 * bf(c[dd])) + rb(-x2 * bf(s[dd])));
-            const unsigned short o2 = to_bf(rb(x2 * bf(c[dd + half])) + rb(x1 * bf(s[dd + half])));
+            const float c0 = bf(in.ok ? in.c0 : c[dd]), c1 = bf(in.ok ? in.c1 : c[dd + half]);
+            const float s0 = bf(in.ok ? in.s0 : s[dd]), s1 = bf(in.ok ? in.s1 : s[dd + half]);
+            const unsigned short o1 = to_bf(rb(x1 * c0) + rb(-x2 * s0));
+            const unsigned short o2 = to_bf(rb(x2 * c1) + rb(x1 * s1));
             if (head < a.H) {
                 unsigned short* o = a.q + ((long long)b * a.H + head) * D;
                 o[dd] = o1; o[dd + half] = o2;
@@ -460,6 +505,10 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     // Safe where every kernel reads before its wait only what no kernel of the step writes (the
     // weights); the attention kernel reads the sequence lengths before its wait, which holds only
     // if its predecessor, the q/k/v kernel, waited before it let it start: no TRIGGER there.
+    // the epilogue's inputs no kernel in flight writes, for the warp's first task (a.early)
+    EpiIn in_first;
+    in_first.ok = false;
+    if (a.early && gw < tasks) in_first = epi_inputs<MODE>(a, gw / splits, lane);
     constexpr bool trigger_early = TRIGGER && MODE != M_QKV;
     if (trigger_early) pdl_launch_dependents();
     pdl_wait();
@@ -635,13 +684,15 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             if (lane == 0) a.counters[g] = 0;       // ready for the next call
         }
         // lane b * UPW + i finishes unit i of activation row b
+        EpiIn in = in_first;
+        in.ok = in.ok && t == gw;
         #pragma unroll
         for (int b = 0; b < NB; ++b)
             #pragma unroll
             for (int i = 0; i < UPW; ++i) {
                 const long long u = g * UPW + i;
                 if (lane == b * UPW + i && u < a.units)
-                    epilogue<MODE>(a, b, u, acc[b][i * RPU], RPU == 2 ? acc[b][i * RPU + 1] : 0.0f, best_v, best_i);
+                    epilogue<MODE>(a, b, u, acc[b][i * RPU], RPU == 2 ? acc[b][i * RPU + 1] : 0.0f, in, best_v, best_i);
             }
     }
 
@@ -712,7 +763,7 @@ __device__ __forceinline__ GemvArgs gemv_args() {
     a.x = 0; a.nw = 0; a.eps = 0.0f; a.w = 0; a.bias = 0; a.K = 0; a.units = 0; a.splits = 1;
     a.part = 0; a.counters = 0; a.y = 0; a.res = 0; a.mult = 1.0f; a.H = 0; a.KVH = 0; a.D = 0; a.L = 0;
     a.cos = 0; a.sin = 0; a.pos = 0; a.q = 0; a.kc = 0; a.vc = 0; a.amax_v = 0; a.amax_i = 0; a.token = 0;
-    a.pf0 = 0; a.pf0_bytes = 0; a.pf1 = 0; a.pf1_bytes = 0;
+    a.pf0 = 0; a.pf0_bytes = 0; a.pf1 = 0; a.pf1_bytes = 0; a.early = 0;
     return a;
 }
 
@@ -737,11 +788,11 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
                          const long long* __restrict__ pos, unsigned short* __restrict__ q,
                          unsigned short* __restrict__ kc, unsigned short* __restrict__ vc, float* __restrict__ part,
                          int* __restrict__ counters, float eps, long long K, int H, int KVH, int D, long long L,
-                         int splits, int has_bias, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
-         const unsigned short* __restrict__ pf1, long long pf1_bytes)
+                         int splits, int has_bias, int vec, int early, const unsigned short* __restrict__ pf0,
+                         long long pf0_bytes, const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
     GemvArgs a = gemv_args();
-    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes;
+    a.pf0 = pf0; a.pf0_bytes = pf0_bytes; a.pf1 = pf1; a.pf1_bytes = pf1_bytes; a.early = early;
     a.x = x; a.nw = nw; a.eps = eps; a.w = w; a.bias = has_bias ? bias : 0; a.cos = cos; a.sin = sin; a.pos = pos;
     a.q = q; a.kc = kc; a.vc = vc; a.part = part; a.counters = counters;
     a.K = K; a.H = H; a.KVH = KVH; a.D = D; a.L = L; a.units = (long long)(H + 2 * KVH) * (D / 2); a.splits = splits;
@@ -752,12 +803,15 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
           "XSMEM": [-1, 0, 1], "RING": [0, 4, 8, 16]}
-SWEEP_KNOBS = {"TRIGGER": [0, 1]}
+SWEEP_KNOBS = {'TRIGGER': [0, 1], 'EARLY': [0, 1]}
 # TRIGGER (the successor launched before this kernel's PDL wait) is a constructor knob for the
 # step sweep, not searched: a kernel timed alone cannot show its effect, and on the whole step
 # (H200, 2026-12-03, interleaved A/B) it gained nothing: Llama-3.2-1B 0.862 ms default, 0.862 on
 # gate/up, 0.866 on down, 0.889 on O (successor's blocks spinning beside the attention kernel),
 # 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
+# EARLY (the epilogue's inputs read before the PDL wait, see the core) is set per call by an engine
+# (``early_inputs``) where the kernel before this one waits before it lets this one start: off PDL
+# it changes nothing, and a kernel timed alone cannot show its effect.
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -888,10 +942,17 @@ def _hints(ranges, like):
 class ModelNew(nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
+        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        return True
+
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, EARLY=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
+        self.early_inputs = bool(EARLY)  # the position and its rotary rows read before the PDL wait (see above)
         rows = (heads + 2 * kv_heads) * head_dim
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
@@ -923,5 +984,6 @@ class ModelNew(nn.Module):
         self.run.launch(nb, "dec_norm_qkv_rope_append", blocks,
                         (x, self.norm_weight, self.weight, bias, cos, sin, pos, q, kc, vc,
                          self.run.part(splits, nb, 2 * units, x.device), self.run.counters, self.eps, k, h, kvh, d,
-                         length, splits, int(self.bias is not None), vec) + _hints(self.prefetch_next, x))
+                         length, splits, int(self.bias is not None), vec, int(self.early_inputs))
+                        + _hints(self.prefetch_next, x))
         return q, kc, vc

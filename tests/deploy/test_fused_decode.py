@@ -233,3 +233,85 @@ def test_bench_greedy_steps_give_the_argmax_of_the_logits_step(mode: str) -> Non
     model.setup_caches(2, 64)
     logits = _Mode(model, Slots.pytorch(), mode).step()(token, 0)
     assert torch.equal(greedy, logits.argmax(dim=-1, keepdim=True))
+
+
+# ---- early epilogue inputs: who may read before its PDL wait --------------------------------
+
+class _Recorder(torch.nn.Module):
+    """A stand-in slot kernel: the right shapes, zeros, and a log of ``early_inputs`` per call."""
+
+    log: list[tuple[str, bool]] = []
+    slot = ""
+    waits = True
+    early_inputs = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__()
+        self.args = args
+
+    @property
+    def waits_before_trigger(self) -> bool:
+        return self.waits
+
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor, **_: object):  # noqa: ANN201
+        self.log.append((self.slot, self.early_inputs))
+        b = x.shape[0]
+        if self.slot == "qkv_rope_append":
+            heads, head_dim = self.args[1], self.args[3]
+            return torch.zeros(b, heads, head_dim, dtype=x.dtype), rest[2], rest[3]
+        if self.slot == "attention_decode":
+            return torch.zeros_like(x)
+        if self.slot in ("o_residual", "down_residual"):
+            return torch.zeros(b, self.args[1], dtype=x.dtype)
+        if self.slot == "gate_up_silu":
+            return torch.zeros(b, self.args[1], dtype=x.dtype)
+        vocab = self.args[1]
+        return torch.zeros(b, vocab, dtype=x.dtype), torch.zeros(b, dtype=torch.long)
+
+
+def _recorders(waits: dict[str, bool]) -> dict[str, SlotBinding]:
+    out = {}
+    for slot in ("qkv_rope_append", "attention_decode", "o_residual", "gate_up_silu", "down_residual", "lm_head_argmax"):
+        attrs = {"slot": slot, "waits": waits.get(slot, True)}
+        if slot not in ("o_residual", "down_residual", "qkv_rope_append"):
+            attrs["early_inputs"] = property(lambda self: False, lambda self, v: None)  # not a reader
+        out[slot] = SlotBinding(slot, model_new=type(f"Rec_{slot}", (_Recorder,), attrs))
+    return out
+
+
+@pytest.mark.parametrize("case", ["all_wait", "gate_up_triggers_first", "attention_unknown"])
+def test_early_inputs_only_where_the_kernel_before_waits_first(case: str) -> None:
+    """A kernel reads its epilogue's inputs before its PDL wait only where the kernel before it
+    waits before it lets it start: never the first q/k/v (the step's input kernel launches its
+    dependents first), never down after a gate/up kernel that triggers early, never O after an
+    attention kernel that does not say it waits first."""
+    waits = {"all_wait": {}, "gate_up_triggers_first": {"gate_up_silu": False},
+             "attention_unknown": {"attention_decode": False}}[case]
+    _Recorder.log = []
+    model = _model(CONFIGS["llama"], slots=Slots(_recorders(waits)), batch=1)
+    fused_forward(model, torch.tensor([[3]]), torch.tensor([0]))
+    early = {}
+    for slot, flag in _Recorder.log:
+        early.setdefault(slot, []).append(flag)
+    layers = CONFIGS["llama"].num_layers
+    assert layers >= 2 and early["qkv_rope_append"] == [False] + [True] * (layers - 1)
+    assert early["o_residual"] == [case != "attention_unknown"] * layers
+    assert early["down_residual"] == [case != "gate_up_triggers_first"] * layers
+    # a slot that ran PyTorch's kernels counts as waiting first (they are never launched programmatically)
+    slots = Slots(_recorders({}))
+    slots.settled = False
+    slots.rmsnorm(torch.ones(1, 8), torch.ones(8), 1e-6)
+    assert slots.settled
+
+
+def test_decode_seeds_say_whether_they_wait_before_they_trigger() -> None:
+    from engine_support import FUSED_SEEDS
+
+    resid = seed_model(FUSED_SEEDS["o_residual"])
+    assert resid(8, 8, 1.0).waits_before_trigger and not resid(8, 8, 1.0, TRIGGER=1).waits_before_trigger
+    assert not resid(8, 8, 1.0).early_inputs and resid(8, 8, 1.0, EARLY=1).early_inputs
+    qkv = seed_model(FUSED_SEEDS["qkv_rope_append"])
+    assert qkv(16, 2, 1, 8, False, 1e-6, TRIGGER=1).waits_before_trigger  # q/k/v never triggers first
+    assert seed_model(FUSED_SEEDS["attention_decode"]).waits_before_trigger is True  # every kernel of it
+    gate_up = seed_model(FUSED_SEEDS["gate_up_silu"])
+    assert not hasattr(gate_up(8, 4, 1e-6), "early_inputs")  # its epilogue reads nothing another kernel wrote

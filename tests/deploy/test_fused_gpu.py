@@ -52,6 +52,9 @@ def seed_slots(attention_o: bool = False, variant: str = "") -> Slots:
 # for gate/up: the kernel's opt-in to more dynamic shared memory); the next kernel launched
 # before the PDL wait (TRIGGER)
 VARIANTS = {"": {}, "xsmem": {"XSMEM": 1}, "ring": {"RING": 8}, "trigger": {"TRIGGER": 1}}
+# ... and for a seed alone: the epilogue's inputs read before the PDL wait (EARLY; in the engine
+# the slots set it per call, so the fused-path tests above cover it at their defaults)
+SEED_VARIANTS = {**VARIANTS, "early": {"EARLY": 1}}
 
 
 def variant_params(seed: str, variant: str) -> dict:
@@ -59,7 +62,7 @@ def variant_params(seed: str, variant: str) -> dict:
     PARAMS, or knobs only the step sweep sets, as TRIGGER), else {}."""
     import inspect
 
-    wanted = VARIANTS[variant]
+    wanted = SEED_VARIANTS[variant]
     taken = inspect.signature(seed_model(seed).__init__).parameters
     return dict(wanted) if all(k in taken for k in wanted) else {}
 
@@ -95,7 +98,7 @@ def test_fused_path_parity_against_fp32(name: str, attention_o: bool, variant: s
         assert not any(k[0] == "o_residual" for k in slots._instances)
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", sorted(SEED_VARIANTS))
 @pytest.mark.parametrize("task_rel", sorted(SEEDS))
 def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, variant: str) -> None:
     from autotuner.evaluator.compare import compare_outputs, tolerances_for
@@ -108,7 +111,7 @@ def test_decode_seed_matches_its_task_on_every_shape(task_rel: str, variant: str
     cls = seed_class(SEEDS[task_rel])
     params = variant_params(SEEDS[task_rel], variant)
     if variant and not params:
-        pytest.skip(f"{SEEDS[task_rel]} has no {'/'.join(VARIANTS[variant])} parameter")
+        pytest.skip(f"{SEEDS[task_rel]} has no {'/'.join(SEED_VARIANTS[variant])} parameter")
     tol = tolerances_for(task.dtype, task.tolerance)
     for shape in task.shapes:
         for law in ("task", "signed"):
@@ -202,16 +205,20 @@ def test_unrolled_greedy_graph_decodes_the_same_tokens(name: str, pdl: bool) -> 
         assert torch.equal(again, expected[:, :unroll])
 
 
+@pytest.mark.parametrize("variant", ["", "trigger"], ids=["early_inputs", "trigger"])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_early_trigger_in_the_pdl_graph_gives_the_bits_of_plain_launches(name: str) -> None:
-    """With every GEMV seed letting its successor start before its own wait (TRIGGER 1: two
-    kernels of the step in flight ahead of the one computing), the PDL graph's logits are, step
-    for step, bit for bit those of the same kernels launched one after another from Python."""
+def test_pdl_graph_gives_the_bits_of_plain_launches(name: str, variant: str) -> None:
+    """The PDL graph's logits are, step for step, bit for bit those of the same kernels launched
+    one after another from Python: at the defaults, where the O and down projections read their
+    residual and q/k/v (after the first layer) its position and rotary rows before the PDL wait
+    (Slots.settled); and with every GEMV seed letting its successor start before its own wait
+    (TRIGGER 1: two kernels of the step in flight ahead of the one computing; the engine then
+    lets only O read early, after the attention kernel, which waits first)."""
     from autotuner.deploy.fused import FusedGraphDecoder, fused_step
     from autotuner.deploy.generate import prefill
 
     cfg = CONFIGS[name]
-    model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=seed_slots(variant="trigger"))
+    model = build_model(cfg, dtype=torch.bfloat16, device="cuda", slots=seed_slots(variant=variant))
     model.setup_caches(1, 128)
     prompt = torch.randint(0, cfg.vocab_size, (1, 11), device="cuda", generator=torch.Generator("cuda").manual_seed(3))
     tokens = torch.randint(0, cfg.vocab_size, (12, 1, 1), device="cuda", generator=torch.Generator("cuda").manual_seed(4))
@@ -223,3 +230,5 @@ def test_early_trigger_in_the_pdl_graph_gives_the_bits_of_plain_launches(name: s
     for i in range(12):
         got = graph.step(tokens[i], 11 + i)
         assert torch.equal(got, expected[i]), f"step {i}: max diff {(got.float() - expected[i].float()).abs().max()}"
+    # the graph's O projections did read their residual early (the last call set each instance's flag)
+    assert any(getattr(m, "early_inputs", False) for _, m in model.slots._instances.values())

@@ -5,7 +5,8 @@
   reference, on small copies of every task (same code, small shapes): the 16-byte path and
   the scalar one (K not a multiple of 8), batch 1 to 8, split-K with the last-range
   reduction, several units per warp, the fused epilogues (residual, SiLU, rotary + cache
-  append at a device position, LM head + argmax across the grid);
+  append at a device position, LM head + argmax across the grid), the residual and the
+  position read ahead of the wait (EARLY);
 * PTX for sm_90 through nvcc where it is installed (griddepcontrol, the bulk L2 prefetch).
 """
 
@@ -100,6 +101,8 @@ def test_decode_seeds_match_their_references_on_cpu_emulator(tmp_path: Path) -> 
         for task_rel in task_rels:
             params_list = EMU_PARAMS if kind not in kinds_done else EMU_PARAMS[:1]
             params_list = params_list + ([WIDE_GRID] if kind == "lmhead" else [])
+            if kind in gen_decode_seeds.EARLY_KINDS:  # the epilogue's inputs read before the wait
+                params_list = params_list + [dict(EMU_PARAMS[0], EARLY=1), dict(EMU_PARAMS[1], EARLY=1)]
             kinds_done.add(kind)
             task = _small_task(tmp_path, task_rel, kind)
             for params in params_list:
