@@ -337,7 +337,8 @@ def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
     """Whole-step A/B of seed settings (SWEEP_AB: JSON {"name": {"slot" or "*": {PARAM: value}}},
     "*" meaning every projection slot, "_prefetch": true (or a list of slot names) the engine's
     cross-kernel L2 hints on (only those slots'), "_early": false no kernel reading its epilogue's
-    inputs before its PDL wait (Slots.early), a slot given null left unbound, an opt-in slot
+    inputs before its PDL wait (Slots.early), "_seeds": a folder the seeds come from instead (an
+    earlier version of them, e.g. from git show), a slot given null left unbound, an opt-in slot
     bound where named), PDL on, the configurations interleaved over SWEEP_AB_ROUNDS rounds (default 2) so
     that drift on a shared GPU falls on all of them alike; each figure is the median of the rounds."""
     configs = {"default": {}, **json.loads(os.environ.get("SWEEP_AB", "{}"))}
@@ -349,7 +350,8 @@ def phase_ab(model, folder: Path, bound_ms: float) -> None:  # noqa: ANN001
                 prefetch = spec.pop("_prefetch", False)  # the cross-kernel L2 hints: true (all) or slot names
                 prefetch = set(prefetch) if isinstance(prefetch, list) else bool(prefetch)
                 early = bool(spec.pop("_early", True))  # false: no kernel reads its epilogue's inputs early
-                model.slots = make_slots(folder, spec_params(spec))
+                seeds = Path(spec.pop("_seeds", folder))  # another folder of seed files (an earlier version)
+                model.slots = make_slots(seeds, spec_params(spec))
                 model.slots.early = early
                 found[name].append(step_ms(model, True, prefetch, steps=128, repeats=3))
             except Exception as exc:  # noqa: BLE001 - one setting refused must not lose the others
