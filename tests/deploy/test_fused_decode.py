@@ -273,8 +273,6 @@ def _recorders(waits: dict[str, bool]) -> dict[str, SlotBinding]:
     out = {}
     for slot in ("qkv_rope_append", "attention_decode", "o_residual", "gate_up_silu", "down_residual", "lm_head_argmax"):
         attrs = {"slot": slot, "waits": waits.get(slot, True)}
-        if slot not in ("o_residual", "down_residual", "qkv_rope_append"):
-            attrs["early_inputs"] = property(lambda self: False, lambda self, v: None)  # not a reader
         out[slot] = SlotBinding(slot, model_new=type(f"Rec_{slot}", (_Recorder,), attrs))
     return out
 
