@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,8 @@ class SimulatedEvaluator:
         ms = 1.0 * (0.6 + 0.8 * _unit(digest, "speed")) * (1 + penalty)
         eager, compiled = _stats(1.0, config.timing_calls), _stats(0.9, config.timing_calls)
         shapes = [ShapeResult(s.name, s.hidden, config.trials, 0.0, 0.0, True) for s in task.shapes]
-        shapes[0].candidate, shapes[0].eager, shapes[0].compiled = _stats(ms, config.timing_calls), eager, compiled
+        candidate = replace(_stats(ms, config.timing_calls), checked_calls=config.checked_calls)  # as the worker's
+        shapes[0].candidate, shapes[0].eager, shapes[0].compiled = candidate, eager, compiled
         shapes[0].roofline_ms = 0.5
         return EvalResult(Verdict.ACCEPTED, Stage.DONE, "simulated", shapes=shapes, max_abs_err=0.0,
                           speedup_eager=1.0 / ms, speedup_compile=0.9 / ms, roofline_fraction=0.5 / ms,

@@ -65,7 +65,8 @@ def trust_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _ms(stats: TimingStats | None) -> str:
     if stats is None:
         return "-"
-    return f"{stats.median_ms:.4f} ms (p10 {stats.p10_ms:.4f}, p90 {stats.p90_ms:.4f}, n={stats.n_calls})"
+    checked = f", {stats.checked_calls} outputs checked" if stats.checked_calls else ""
+    return f"{stats.median_ms:.4f} ms (p10 {stats.p10_ms:.4f}, p90 {stats.p90_ms:.4f}, n={stats.n_calls}{checked})"
 
 
 def print_result(result: EvalResult) -> None:

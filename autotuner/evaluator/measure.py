@@ -24,7 +24,7 @@ from autotuner import HARNESS_VERSION
 from autotuner.evaluator.compare import Comparison, compare_outputs, passes_with_margin
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.inputs import make_inputs, make_reference
-from autotuner.evaluator.timing import TimedRun, _synchronize, time_calls, time_graph
+from autotuner.evaluator.timing import TimedRun, _synchronize, checked_sample, time_calls, time_graph
 from autotuner.evaluator.verdict import Stage, TimingStats
 from autotuner.evaluator.verify import Rejection, derive_seed
 from autotuner.tasks import Shape, Task
@@ -70,10 +70,13 @@ class InputPool:
 
 
 def time_model(model: Callable[..., Any], pool: InputPool, config: EvalConfig, flush: torch.Tensor,
-               check: Callable[[int, Any], None] | None = None) -> TimedRun:
+               check: Callable[[int, Any], None] | None = None, check_seed: int | None = None) -> TimedRun:
+    """``check`` runs on ``config.checked_calls`` of the calls, drawn from ``check_seed`` (a seed
+    the candidate does not know); with no seed, on every call."""
+    checked = None if check_seed is None else checked_sample(config.timing_calls, config.checked_calls, check_seed)
     with torch.no_grad():
         return time_calls(model, pool.sets, pool.refresh, calls=config.timing_calls, warmup=config.warmup_calls,
-                          flush=flush, check=check)
+                          flush=flush, check=check, checked=checked)
 
 
 def model_bytes(model: torch.nn.Module) -> int:

@@ -233,7 +233,7 @@ def _crash_reason(returncode: int | None, tail: str) -> str:
     return f"{what}{': ' + last[:200] if last else ''}"
 
 
-def _implausible(result: EvalResult, config: EvalConfig, n_shapes: int) -> str | None:
+def _implausible(result: EvalResult, config: EvalConfig, n_shapes: int, timing_mode: str = "events") -> str | None:
     """What the child reported, checked by the parent: it must add up."""
     if not result.accepted:
         return None
@@ -252,6 +252,8 @@ def _implausible(result: EvalResult, config: EvalConfig, n_shapes: int) -> str |
             return f"timing implausible: {asdict(st)}"
         if not st.min_ms <= st.median_ms <= st.max_ms:
             return "timing statistics are inconsistent"
+        if timing_mode == "events" and (st.checked_calls or 0) < config.checked_calls:
+            return f"only {st.checked_calls} timed outputs checked, {config.checked_calls} required"
         if timed.eager and result.speedup_eager is not None:
             if abs(timed.eager.median_ms / st.median_ms - result.speedup_eager) > 1e-6 * result.speedup_eager:
                 return "speedup does not match the reported times"
@@ -311,7 +313,7 @@ def evaluate_many(task: Task | str | Path, candidate_path: str | Path, param_set
             lines, phase, returncode, tail = _run_child(job, config, Path(tmp), command=command)
         for data in lines:
             result = EvalResult.from_json(data)
-            problem = _implausible(result, config, len(task.shapes))
+            problem = _implausible(result, config, len(task.shapes), task.timing)
             if problem:
                 result.verdict, result.stage = Verdict.ERROR, Stage.DONE
                 result.reason = f"the child's report does not add up: {problem}"

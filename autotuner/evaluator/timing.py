@@ -5,12 +5,15 @@ the device is synchronized, a start event is recorded, the function runs, the de
 synchronized again (so work on any stream the callee made is inside the window), and the end
 event is recorded. Calls rotate over a pool of input sets at distinct addresses whose
 contents are redrawn between rounds, so caching on pointers or values cannot help; the
-caller's ``check`` verifies every call's output after its window closes.
+caller's ``check`` verifies the output of every call, or of an unpredictable sample of the calls
+(``checked_sample``), after its window closes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -42,6 +45,19 @@ def l2_flush_buffer(l2_bytes: int) -> torch.Tensor:
     return torch.empty(max(4 * l2_bytes, 64 << 20) // 4, dtype=torch.float32, device="cuda")
 
 
+def checked_sample(calls: int, k: int, seed: int) -> frozenset[int]:
+    """Which ``k`` of ``calls`` timed calls get the full output check (all when ``k >= calls``),
+    drawn from ``seed``, which the candidate never sees.
+
+    A candidate cannot tell a checked call from an unchecked one before its output is judged, so
+    one that skips work on a share ``s`` of the calls survives ``k`` checks with probability about
+    ``(1 - s) ** k``: moving the median needs ``s`` above one half, which 13 checks of 50 catch
+    with probability 1 - 1e-4. The full check costs a fresh draw of the inputs, a pass over them,
+    the reference and a comparison: more than the timed call itself on a memory-bound task.
+    """
+    return frozenset(range(calls)) if k >= calls else frozenset(random.Random(seed).sample(range(calls), k))
+
+
 def time_calls(
     fn: Callable[..., Any],
     pool: list[list[Any]],
@@ -51,12 +67,14 @@ def time_calls(
     warmup: int,
     flush: torch.Tensor,
     check: Callable[[int, Any], None] | None = None,
+    checked: Collection[int] | None = None,
 ) -> TimedRun:
     """Per-call device times of ``fn(*pool[i % len(pool)])``.
 
     ``refresh(j)`` redraws the contents of pool entry ``j`` in place (outside the timed
     window); it runs for every entry before each new round. ``check(j, output)`` runs after
-    every call, outside its window, and raises to reject.
+    call ``i``, outside its window, for every ``i`` in ``checked`` (None: every call), and
+    raises to reject; the stats count the checked calls.
     """
     size = len(pool)
     for i in range(warmup):
@@ -75,12 +93,13 @@ def time_calls(
         out = fn(*pool[j])
         _synchronize()
         ends[i].record()
-        if check is not None:
+        if check is not None and (checked is None or i in checked):
             check(j, out)
         del out
     _synchronize()
     samples = [s.elapsed_time(e) for s, e in zip(starts, ends)]
-    return TimedRun(TimingStats.from_samples(samples), samples)
+    n_checked = 0 if check is None else calls if checked is None else len({i for i in checked if 0 <= i < calls})
+    return TimedRun(replace(TimingStats.from_samples(samples), checked_calls=n_checked), samples)
 
 
 def capture_graph(fns: list[Callable[..., Any]], sets: list[list[Any]], *, warmup: int) -> tuple[Any, list[Any]]:

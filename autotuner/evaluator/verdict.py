@@ -49,6 +49,7 @@ class TimingStats:
     p10_ms: float
     p90_ms: float
     n_calls: int
+    checked_calls: int | None = None  # calls whose output was checked in full (None: not recorded)
 
     @classmethod
     def from_samples(cls, samples_ms: list[float], calls_per_sample: int = 1) -> "TimingStats":

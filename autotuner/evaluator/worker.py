@@ -238,7 +238,8 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             else:
                 candidate, _ = make_candidate(task, timed_shape, weight_seed, model_new, params, reference)
                 run = time_model(candidate, pool, config, session.flush,
-                                 check=timed_output_check(reference, pool, session.tolerance, clock, session.margin))
+                                 check=timed_output_check(reference, pool, session.tolerance, clock, session.margin),
+                                 check_seed=derive_seed(seed, "timing", "checked"))
             result.phases_s["time_and_check"] = time.perf_counter() - started
             result.phases_s["time_and_check.refresh"] = pool.refresh_s  # included in time_and_check
             result.phases_s.update({f"time_and_check.{k}": v for k, v in clock.items()})

@@ -58,8 +58,8 @@ def test_result_is_read_back(tmp_path):
     assert data[0]["reason"] == "fake" and phase == "done" and returncode == 0
 
 
-def _accepted(n_calls: int = 50, median: float = 1.0, speedup: float = 2.0) -> EvalResult:
-    stats = TimingStats(median, median, 0.0, median * 0.9, median * 1.1, median, median, n_calls)
+def _accepted(n_calls: int = 50, median: float = 1.0, speedup: float = 2.0, checked: int | None = 13) -> EvalResult:
+    stats = TimingStats(median, median, 0.0, median * 0.9, median * 1.1, median, median, n_calls, checked)
     eager = TimingStats(2.0, 2.0, 0.0, 2.0, 2.0, 2.0, 2.0, 50)
     shapes = [ShapeResult("default", False, 5, 0.0, 0.0, True, stats, eager), ShapeResult("h", True, 5, 0, 0, True)]
     return EvalResult(Verdict.ACCEPTED, Stage.DONE, "", shapes=shapes, speedup_eager=speedup)
@@ -72,11 +72,18 @@ def _accepted(n_calls: int = 50, median: float = 1.0, speedup: float = 2.0) -> E
         (_accepted(n_calls=3), "timing implausible"),
         (_accepted(median=float("nan")), "timing implausible"),
         (_accepted(speedup=50.0), "speedup does not match"),
+        (_accepted(checked=5), "timed outputs checked"),
+        (_accepted(checked=None), "timed outputs checked"),
     ],
 )
 def test_parent_checks_what_the_child_reports(result, problem):
     found = _implausible(result, EvalConfig(), n_shapes=2)
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_a_graph_timed_report_needs_no_sample_count():
+    """Graph timing checks every copy's output twice (``timing.time_graph``), not a sample."""
+    assert _implausible(_accepted(checked=None), EvalConfig(), n_shapes=2, timing_mode="graph") is None
 
 
 def test_parent_rejects_missing_shapes_and_trials():
