@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autotuner.runtime.compile import DEFAULT_OPTIONS, _cupy, clear_memory_cache, compile_module
+from autotuner.runtime.compile import (DEFAULT_OPTIONS, RAWMODULE_OPTIONS, _cupy, clear_memory_cache, compile_module,
+                                       nvrtc_cubin)
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,12 @@ def _timed_ms(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def nvrtc_only(source: str, options: Sequence[str] = DEFAULT_OPTIONS) -> bytes:
-    """NVRTC alone, as CuPy's RawModule calls it (it adds ``-ftz=true``, ``-arch`` and
-    ``--device-as-default-execution-space``): no cache, no load."""
-    result = _cupy().cuda.compiler.compile_using_nvrtc(source, tuple(options) + ("-ftz=true",))
-    return result[0] if isinstance(result, tuple) else result
+    """NVRTC alone, as ``compile_module`` calls it for this GPU: no cache, no load."""
+    import torch
+
+    _cupy()
+    major, minor = torch.cuda.get_device_capability()
+    return nvrtc_cubin(source, tuple(options) + RAWMODULE_OPTIONS, f"sm_{major}{minor}")
 
 
 def load_only(image: bytes, name: str) -> Any:

@@ -72,30 +72,49 @@ def test_prelude_compiles_like_define_options():
     assert [d.line for d in info.value.diagnostics if d.severity == "error"] == [2]
 
 
-def test_compile_time_and_cupy_import_are_counted(monkeypatch):
-    """The evaluator reports these as parts of a candidate's build (bench evaluator)."""
+def _fake_cupy(monkeypatch, tmp_path, compile_program, raw_module):
+    """A stand-in CuPy whose NVRTC calls ``compile_program(program, options)`` (the program is
+    the source text) and whose ``RawModule`` is ``raw_module``; this GPU is sm_90."""
     import contextlib
     import sys
-    import time
     import types
 
     import torch
 
+    class NVRTCError(Exception):
+        pass
+
+    def program_log(program):
+        return 'k.cu(2): error: identifier "undefined_name" is undefined'
+
+    nvrtc = types.SimpleNamespace(
+        NVRTCError=NVRTCError, getVersion=lambda: (13, 0), createProgram=lambda code, name, h, i: code,
+        compileProgram=compile_program, getCUBIN=lambda program: b"\x7fELF cubin",
+        getProgramLog=program_log, destroyProgram=lambda program: None)
+    fake = types.ModuleType("cupy")
+    fake.RawModule = raw_module
+    fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(), nvrtc=nvrtc,
+                                      compiler=types.SimpleNamespace(CompileException=RuntimeError))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", fake.cuda)
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nvrtc", nvrtc)
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    return NVRTCError
+
+
+def test_compile_time_and_cupy_import_are_counted(monkeypatch, tmp_path):
+    """The evaluator reports these as parts of a candidate's build (bench evaluator)."""
+    import time
+
     from autotuner.runtime import compile as compile_mod
 
     class FakeRawModule:
-        def __init__(self, code, options, backend):
-            self.code = code
+        def __init__(self, code=None, options=(), backend="nvrtc", path=None):
+            self.path = path
 
-        def compile(self):
-            time.sleep(0.02)
-
-    fake = types.ModuleType("cupy")
-    fake.RawModule = FakeRawModule
-    fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(),
-                                      compiler=types.SimpleNamespace(CompileException=RuntimeError))
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    _fake_cupy(monkeypatch, tmp_path, lambda program, options: time.sleep(0.02), FakeRawModule)
     monkeypatch.setattr(compile_mod, "COSTS", {"cupy_import": 0.0, "compile": 0.0})
     compile_mod.clear_memory_cache()
     compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})
@@ -103,6 +122,44 @@ def test_compile_time_and_cupy_import_are_counted(monkeypatch):
     assert compile_mod.COSTS["cupy_import"] >= 0.0
     compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})  # memory cache
     assert compile_mod.COSTS["compile"] < 0.04
+    compile_mod.clear_memory_cache()
+
+
+def test_plain_compiles_go_to_nvrtc_for_this_gpu_with_rawmodules_options(monkeypatch, tmp_path):
+    """No arch asked: NVRTC straight to a cubin for this GPU's sm_XY with the options
+    RawModule would add, cached on disk and loaded by path; where NVRTC refuses, RawModule
+    compiles the source itself, and its error is the one raised."""
+    from autotuner.runtime import compile as compile_mod
+
+    calls, built = [], []
+
+    def compile_program(program, options):
+        calls.append(list(options))
+        if "needs_cupy" in program or "broken" in program:
+            raise error_type()
+
+    class FakeRawModule:
+        def __init__(self, code=None, options=(), backend="nvrtc", path=None):
+            built.append("path" if path else "code")
+            self.code = code
+
+        def compile(self):
+            if "broken" in self.code:
+                raise RuntimeError("k.cu(2): error: identifier \"undefined_name\" is undefined")
+
+    error_type = _fake_cupy(monkeypatch, tmp_path, compile_program, FakeRawModule)
+    compile_mod.clear_memory_cache()
+    compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})
+    assert calls == [["-std=c++17", "--device-as-default-execution-space", "-ftz=true", "-arch=sm_90"]]
+    assert built == ["path"]
+    compile_mod.clear_memory_cache()
+    compile_mod.compile_module('extern "C" __global__ void k() {}', defines={"BLOCK": 7})
+    assert len(calls) == 1 and built == ["path", "path"], "the disk cache serves the second build"
+    compile_mod.compile_module('// needs_cupy\nextern "C" __global__ void k() {}')
+    assert built[-1] == "code", "NVRTC refused: RawModule compiled it"
+    with pytest.raises(CompileError) as err:
+        compile_mod.compile_module('extern "C" __global__ void broken() {\n  undefined_name;\n}')
+    assert err.value.diagnostics[0].line == 2
     compile_mod.clear_memory_cache()
 
 
