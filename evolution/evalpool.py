@@ -33,6 +33,10 @@ class EvalPool:
     """A :class:`~evolution.workers.WorkerPool` over this machine's GPUs ``gpus``."""
 
     def __init__(self, evaluator: Evaluator, config: EvalConfig, gpus: list[int]) -> None:
+        if evaluator is real_evaluator:  # the children's fork server preloads while the search proposes
+            from autotuner.evaluator.sandbox import prestart
+
+            prestart(config)
         self.evaluator = evaluator
         self.config = config
         self._workers = [EvalWorker(evaluator, config, gpu) for gpu in (gpus or [0])]

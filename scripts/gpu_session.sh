@@ -26,7 +26,10 @@
 #           candidate each), into SUITE_DB (default gpu-in/suite.db, unpacked first
 #           from a carried gpu-in/suite.db.gz, so a table too long for one command resumes in the next:
 #           the archive holds every result already earned); SUITE_ONLY a comma-separated --only filter;
-#           report.md, progress.png, suite.json and suite.db.gz in $OUT
+#           report.md, progress.png, suite.json and suite.db.gz in $OUT. The eager / torch.compile
+#           baselines the evaluator timed come back too (baselines.tgz) and a carried
+#           gpu-in/baselines.tgz is unpacked first: with SUITE_DB on a fresh path that gives the
+#           candidates-per-GPU-hour figure "with baselines cached" (issue 14) over several commands
 #   extra   EXTRA_CMD, a command line of its own (its output in extra.txt)
 # Everything lands in $OUT (default ./gpu-out): at most 8 files, the device tool's limit; the
 # whole run stops by TOTAL_S seconds so that $OUT still comes back.
@@ -116,12 +119,16 @@ part_suite() {  # the whole suite's table with tuning on; resumes from a carried
   local db=${SUITE_DB:-gpu-in/suite.db}
   mkdir -p "$(dirname "$db")"
   [ ! -f "$db" ] && [ -f gpu-in/suite.db.gz ] && gunzip -c gpu-in/suite.db.gz > "$db"
+  local cache=${AUTOTUNER_CACHE_DIR:-$HOME/.cache/autotuner}
+  mkdir -p "$cache"
+  [ -f gpu-in/baselines.tgz ] && tar -xzf gpu-in/baselines.tgz -C "$cache"
   timeout "$(left 40)" python3 -m autotuner.cli.main bench suite --db "sqlite:///$db" --warm-jobs 8 \
     ${SUITE_MINUTES:+--max-minutes "$SUITE_MINUTES"} \
     ${SUITE_ONLY:+--only "$SUITE_ONLY"} --report "$OUT/report" --out "$OUT/suite.json" > "$OUT/suite.txt" 2>&1
   echo "suite rc=$?" >> "$OUT/suite.txt"
   python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('pragma wal_checkpoint(truncate)')" "$db"
   gzip -c "$db" > "$OUT/suite.db.gz"
+  [ -d "$cache/baselines" ] && tar -czf "$OUT/baselines.tgz" -C "$cache" baselines
   tail -n 40 "$OUT/suite.txt"
 }
 part_extra() { timeout "$(left 5)" bash -c "$EXTRA_CMD" >> "$OUT/extra.txt" 2>&1; echo "extra rc=$?" >> "$OUT/extra.txt"; }

@@ -41,6 +41,7 @@ class SuiteReport:
     rows: list[SuiteRow]
     wall_s: float
     gpu: str
+    n_gpus: int = 1  # GPUs the run evaluated on: the rate is per GPU-hour
     fast_p: dict[str, dict[float, float]] = field(default_factory=dict)
     geomean_eager: float | None = None
     geomean_compile: float | None = None
@@ -63,9 +64,9 @@ class SuiteReport:
 
     @property
     def per_gpu_hour(self) -> float:
-        """Candidates this run evaluated per hour of its wall time: a resumed run's table also
-        holds results read back from the archive, which this run's time did not pay for."""
-        return 3600 * self.evaluated / self.wall_s if self.wall_s else 0.0
+        """Candidates this run evaluated per hour of its wall time and GPU: a resumed run's table
+        also holds results read back from the archive, which this run's time did not pay for."""
+        return 3600 * self.evaluated / (self.wall_s * max(1, self.n_gpus)) if self.wall_s else 0.0
 
 
 def _why(outcome: TaskOutcome) -> str:
@@ -79,7 +80,7 @@ def _why(outcome: TaskOutcome) -> str:
     return ""
 
 
-def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str) -> SuiteReport:
+def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str, n_gpus: int = 1) -> SuiteReport:
     rows = []
     for o in outcomes:
         best = o.best_result
@@ -92,7 +93,7 @@ def summarize(outcomes: list[TaskOutcome], wall_s: float, gpu: str) -> SuiteRepo
             timed.eager.median_ms if timed and timed.eager else None,
             timed.compiled.median_ms if timed and timed.compiled else None,
             _why(o), o.evaluated, {k: round(v, 3) for k, v in o.seconds.items()}))
-    report = SuiteReport(rows, wall_s, gpu)
+    report = SuiteReport(rows, wall_s, gpu, n_gpus)
     n = max(1, len(rows))
     for name, attr in (("eager", "speedup_eager"), ("compile", "speedup_compile")):
         report.fast_p[name] = {
@@ -110,4 +111,5 @@ def run_suite(archive: Any, config: Any, tasks: list[Any], callbacks: Any = None
     wall = time.perf_counter() - started
     gpus = {o.best_result.provenance.gpu_name for o in outcome.outcomes
             if o.best_result and o.best_result.provenance}
-    return summarize(outcome.outcomes, wall, ", ".join(sorted(g for g in gpus if g)) or "unknown")
+    n_gpus = config.cluster.workers if config.cluster.enabled else len(config.gpus)
+    return summarize(outcome.outcomes, wall, ", ".join(sorted(g for g in gpus if g)) or "unknown", n_gpus)

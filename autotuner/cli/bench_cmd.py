@@ -148,7 +148,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
             "fast_p": report.fast_p, "geomean_eager": report.geomean_eager,
             "geomean_compile": report.geomean_compile, "candidates": report.candidates, "evaluated": report.evaluated,
-            "per_gpu_hour": report.per_gpu_hour, "phase_seconds": report.phase_seconds()}  # fmt: skip
+            "per_gpu_hour": report.per_gpu_hour, "n_gpus": report.n_gpus, "phase_seconds": report.phase_seconds()}  # fmt: skip
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=2, default=str))
     if args.json:
@@ -181,7 +181,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
             print("  inside the evaluator's children: " + ", ".join(
                 f"{name} {secs:.0f} s" for name, secs in sorted(evaluator.items(), key=lambda kv: -kv[1])))
     resumed = report.candidates - report.evaluated
-    print(f"{report.evaluated} candidates evaluated in {report.wall_s / 60:.1f} min -> {report.per_gpu_hour:,.0f} "
+    on = f" on {report.n_gpus} GPUs" if report.n_gpus > 1 else ""
+    print(f"{report.evaluated} candidates evaluated in {report.wall_s / 60:.1f} min{on} -> {report.per_gpu_hour:,.0f} "
           "candidates per GPU-hour (baselines and torch.compile included)"
           + (f"; {resumed} more read back from the archive" if resumed else ""))
     return 0

@@ -21,3 +21,10 @@ def test_phase_seconds_add_up_over_the_tasks():
     report = summarize([a, b], wall_s=10.0, gpu="NVIDIA H200")
     assert report.phase_seconds() == {"propose": 0.75, "variants": 3.0, "evaluator.baselines": 3.5, "tune": 4.0}
     assert report.rows[1].seconds == {"propose": 0.25, "tune": 4.0, "evaluator.baselines": 1.5}
+
+
+def test_a_run_on_two_gpus_counts_per_gpu_hour():
+    outcomes = [TaskOutcome("relu", "activation", translated=True, candidates=20, evaluated=20)]
+    one = summarize(outcomes, wall_s=60.0, gpu="NVIDIA H200")
+    two = summarize(outcomes, wall_s=60.0, gpu="NVIDIA H200", n_gpus=2)
+    assert two.per_gpu_hour == one.per_gpu_hour / 2 == 3600 * 20 / 120.0

@@ -152,3 +152,23 @@ def test_a_loaded_task_is_not_loaded_again(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "load_task", lambda *a, **k: pytest.fail("the task file was loaded again"))
     (result,) = sandbox.evaluate_many(task, candidate, [{}])
     assert result.stage is Stage.STATIC and result.task_hash == task.content_hash and result.task_name == "relu"
+
+
+def test_the_pool_starts_the_fork_server_before_the_first_candidate(monkeypatch):
+    """Its preload (seconds) runs while the search proposes; not for a stand-in evaluator, not
+    without a GPU (every evaluation stops before a child), not with the fork server off."""
+    from autotuner.evaluator import sandbox
+    from autotuner.runtime import device
+    from evolution import evalpool
+
+    started = []
+    monkeypatch.setattr(sandbox, "_forkserver_context", lambda: started.append(1))
+    monkeypatch.setattr(device, "cuda_available", lambda: True)
+    evalpool.EvalPool(evalpool.real_evaluator, EvalConfig(), [0]).close()
+    assert started == [1]
+    evalpool.EvalPool(lambda *a: [], EvalConfig(), [0]).close()
+    evalpool.EvalPool(evalpool.real_evaluator, EvalConfig(fork_server=False), [0]).close()
+    assert started == [1]
+    monkeypatch.setattr(device, "cuda_available", lambda: False)
+    evalpool.EvalPool(evalpool.real_evaluator, EvalConfig(), [0]).close()
+    assert started == [1]
