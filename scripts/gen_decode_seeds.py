@@ -236,18 +236,23 @@ def _hints(ranges, like):
     while len(out) < 4:
         out += [like, 0]
     return tuple(out)
+
+
+class PdlOrder:
+    """What an engine asks a decode kernel about its PDL order (autotuner/deploy/slots.py)."""
+
+    @property
+    def waits_before_trigger(self):
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0),
+        so everything before it is complete when the successor starts."""
+        return not self.run.trigger
+
 '''
 
 MODELS = {
     "plain": r'''
-class ModelNew(nn.Module):
+class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
-
-    @property
-    def waits_before_trigger(self):
-        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
-        the q/k/v kernel always), so everything before it is complete when the successor starts."""
-        return @WAITS@
 
     def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
@@ -268,14 +273,8 @@ class ModelNew(nn.Module):
         return y
 ''',
     "resid": r'''
-class ModelNew(nn.Module):
+class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
-
-    @property
-    def waits_before_trigger(self):
-        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
-        the q/k/v kernel always), so everything before it is complete when the successor starts."""
-        return @WAITS@
 
     def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0,
                  EARLY=0):
@@ -300,14 +299,8 @@ class ModelNew(nn.Module):
         return y
 ''',
     "silu": r'''
-class ModelNew(nn.Module):
+class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
-
-    @property
-    def waits_before_trigger(self):
-        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
-        the q/k/v kernel always), so everything before it is complete when the successor starts."""
-        return @WAITS@
 
     def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
@@ -330,14 +323,9 @@ class ModelNew(nn.Module):
         return y
 ''',
     "qkv": r'''
-class ModelNew(nn.Module):
+class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
-
-    @property
-    def waits_before_trigger(self):
-        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
-        the q/k/v kernel always), so everything before it is complete when the successor starts."""
-        return @WAITS@
+    waits_before_trigger = True  # it never lets its successor start before its own wait (TRIGGER or not)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
                  PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, EARLY=0):
@@ -380,14 +368,8 @@ class ModelNew(nn.Module):
         return q, kc, vc
 ''',
     "lmhead": r'''
-class ModelNew(nn.Module):
+class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
-
-    @property
-    def waits_before_trigger(self):
-        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
-        the q/k/v kernel always), so everything before it is complete when the successor starts."""
-        return @WAITS@
 
     def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
@@ -447,7 +429,7 @@ def render(name: str) -> str:
             'the programmatic-dependent-launch wait.\n"""\n'
             + "".join(f"# TASK: kernels/tasks/{task}\n" for task in tasks) + "\n"
             "import torch\nimport torch.nn as nn\nfrom autotuner.runtime import compile_module, pdl_launch\n\n"
-            f"SOURCE = r'''\n{source}'''\n" + host(kind) + MODELS[kind].replace("@WAITS@", WAITS[kind]))
+            f"SOURCE = r'''\n{source}'''\n" + host(kind) + MODELS[kind])
 
 
 # The kinds whose epilogue reads something another kernel wrote (the residual; q/k/v's position):
@@ -457,9 +439,6 @@ EARLY_DOC = '''
 # EARLY (the epilogue's inputs read before the PDL wait, see the core) is set per call by an engine
 # (``early_inputs``) where the kernel before this one waits before it lets this one start: off PDL
 # it changes nothing, and a kernel timed alone cannot show its effect.'''
-# q/k/v never launches its dependents before its wait (the attention kernel reads before its own)
-WAITS = {"plain": "not self.run.trigger", "resid": "not self.run.trigger", "silu": "not self.run.trigger",
-         "qkv": "True", "lmhead": "not self.run.trigger"}
 
 
 def host(kind: str) -> str:

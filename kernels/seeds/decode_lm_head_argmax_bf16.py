@@ -937,14 +937,19 @@ def _hints(ranges, like):
         out += [like, 0]
     return tuple(out)
 
-class ModelNew(nn.Module):
-    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
+
+class PdlOrder:
+    """What an engine asks a decode kernel about its PDL order (autotuner/deploy/slots.py)."""
 
     @property
     def waits_before_trigger(self):
-        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0;
-        the q/k/v kernel always), so everything before it is complete when the successor starts."""
+        """True where the kernel lets its successor start only after its own PDL wait (TRIGGER 0),
+        so everything before it is complete when the successor starts."""
         return not self.run.trigger
+
+
+class ModelNew(PdlOrder, nn.Module):
+    prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
     def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
         super().__init__()
