@@ -19,7 +19,7 @@ CORE = SEEDS / "decode_gemv_core.cu"
 # The entry kernels (extern "C": the runtime reads their signatures from the source).
 ENTRIES = {
     "plain": r'''
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(GEMV_BOUNDS)
 dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
          const unsigned short* __restrict__ bias, unsigned short* __restrict__ y, float* __restrict__ part,
          int* __restrict__ counters, long long K, long long N, int splits, int has_bias, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
@@ -33,7 +33,7 @@ dec_gemv(const unsigned short* __restrict__ x, const unsigned short* __restrict_
 }
 ''',
     "resid": r'''
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(GEMV_BOUNDS)
 dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
                   const unsigned short* __restrict__ res, unsigned short* __restrict__ y, float* __restrict__ part,
                   int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec, int early,
@@ -48,7 +48,7 @@ dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __
 }
 ''',
     "silu": r'''
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(GEMV_BOUNDS)
 dec_norm_gate_up_silu(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
                       const unsigned short* __restrict__ w, unsigned short* __restrict__ y, float* __restrict__ part,
                       int* __restrict__ counters, float eps, long long K, long long I, int splits, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
@@ -62,7 +62,7 @@ dec_norm_gate_up_silu(const unsigned short* __restrict__ x, const unsigned short
 }
 ''',
     "qkv": r'''
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(GEMV_BOUNDS)
 dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
                          const unsigned short* __restrict__ w, const unsigned short* __restrict__ bias,
                          const unsigned short* __restrict__ cos, const unsigned short* __restrict__ sin,
@@ -81,7 +81,7 @@ dec_norm_qkv_rope_append(const unsigned short* __restrict__ x, const unsigned sh
 }
 ''',
     "lmhead": r'''
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(GEMV_BOUNDS)
 dec_norm_lm_head_argmax(const unsigned short* __restrict__ x, const unsigned short* __restrict__ nw,
                         const unsigned short* __restrict__ w, unsigned short* __restrict__ y, float* __restrict__ part,
                         int* __restrict__ counters, float* __restrict__ amax_v, int* __restrict__ amax_i,
@@ -109,7 +109,10 @@ SWEEP_KNOBS = @SWEEP_KNOBS@
 # step sweep, not searched: a kernel timed alone cannot show its effect, and on the whole step
 # (H200, 2026-12-03, interleaved A/B) it gained nothing: Llama-3.2-1B 0.862 ms default, 0.862 on
 # gate/up, 0.866 on down, 0.889 on O (successor's blocks spinning beside the attention kernel),
-# 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.@EARLY_DOC@
+# 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
+# MINB (a register cap through __launch_bounds__, see the core) is a constructor knob for the
+# step sweep too: what it buys is room for the next kernel's blocks beside this one's, which a
+# kernel timed alone cannot show. Not yet measured on the whole step.@EARLY_DOC@
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -155,12 +158,13 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, rpu=1):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0, rpu=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.pipe, self.xsmem, self.rpu = PIPE, XSMEM, rpu  # rpu: weight rows per output unit (2: gate/up, rotary pairs)
         self.ring = RING if RING > 1 else 0  # steps per lane in the shared-memory ring (the 16-byte path)
         self.trigger = TRIGGER  # 1: the next kernel launched before this one's PDL wait (see the core's TRIGGER)
+        self.minb = MINB  # > 0: a register cap, room for the next kernel's blocks beside this one's (the core's MINB)
         self.smem_set = {}                   # (module key, kernel) -> dynamic shared memory allowed so far
         self.modules = {}
         self.counters = None
@@ -189,7 +193,7 @@ class _Launcher:
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
                                                                 "PIPE": pipe, "XS": xs, "RING": self.ring,
-                                                                "TRIGGER": self.trigger})
+                                                                "TRIGGER": self.trigger, "MINB": self.minb})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -254,11 +258,11 @@ MODELS = {
 class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
+    def __init__(self, in_features, out_features, bias, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, MINB)
 
     def forward(self, x):
         nb, k = x.shape
@@ -276,12 +280,12 @@ class ModelNew(PdlOrder, nn.Module):
 class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0,
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0,
                  EARLY=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, MINB)
         self.early_inputs = bool(EARLY)  # the residual read before the PDL wait (an engine sets it per call)
 
     def forward(self, x, residual):
@@ -302,12 +306,12 @@ class ModelNew(PdlOrder, nn.Module):
 class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
+    def __init__(self, hidden, intermediate, eps, UPW=0, UNROLL=0, BLOCK=256, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0):
         super().__init__()
         self.intermediate, self.eps = intermediate, float(eps)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(2 * intermediate, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, MINB, rpu=2)
 
     def forward(self, x):
         nb, k = x.shape
@@ -328,7 +332,7 @@ class ModelNew(PdlOrder, nn.Module):
     waits_before_trigger = True  # it never lets its successor start before its own wait (TRIGGER or not)
 
     def __init__(self, hidden, heads, kv_heads, head_dim, bias, eps, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0,
-                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, EARLY=0):
+                 PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0, EARLY=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.eps = heads, kv_heads, head_dim, float(eps)
         self.early_inputs = bool(EARLY)  # the position and its rotary rows read before the PDL wait (see above)
@@ -336,7 +340,7 @@ class ModelNew(PdlOrder, nn.Module):
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(rows, hidden))
         self.bias = nn.Parameter(torch.empty(rows)) if bias else None
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, rpu=2)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, MINB, rpu=2)
 
     def forward(self, x, cos, sin, k_cache, v_cache, pos, inplace=False):
         """q [b, heads, head_dim] and the caches with position ``pos`` written: new tensors (the
@@ -371,12 +375,12 @@ class ModelNew(PdlOrder, nn.Module):
 class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0):
+    def __init__(self, hidden, vocab, eps, logits_scaling, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0):
         super().__init__()
         self.eps, self.scaling = float(eps), float(logits_scaling)
         self.norm_weight = nn.Parameter(torch.empty(hidden))
         self.weight = nn.Parameter(torch.empty(vocab, hidden))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, MINB)
 
     def forward(self, x):
         nb, k = x.shape
@@ -442,7 +446,7 @@ EARLY_DOC = '''
 
 
 def host(kind: str) -> str:
-    knobs = {"TRIGGER": [0, 1]} | ({"EARLY": [0, 1]} if kind in EARLY_KINDS else {})
+    knobs = {"TRIGGER": [0, 1], "MINB": [0, 4]} | ({"EARLY": [0, 1]} if kind in EARLY_KINDS else {})
     return HOST.replace("@SWEEP_KNOBS@", repr(knobs)).replace("@EARLY_DOC@", EARLY_DOC if kind in EARLY_KINDS else "")
 
 

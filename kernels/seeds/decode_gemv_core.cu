@@ -56,6 +56,16 @@
 #ifndef TRIGGER  // 1: griddepcontrol.launch_dependents before this kernel's wait, not after it
 #define TRIGGER 0   // (see gemv_entry; never in the q/k/v kernel, whose successor reads before its wait)
 #endif
+#ifndef MINB  // > 0: __launch_bounds__'s minimum blocks per SM, a register cap of 64K / (MINB x threads),
+#define MINB 0   // so that the next kernel's blocks fit beside this one's under PDL (the seeds' MINB knob).
+#endif           // q/k/v at Llama's defaults (nvcc 13 sm_90): 168 registers; MINB 4: 128, no spills, and
+                 // with OCC 2 the attention kernel's 112 x 256 then fits beside its two blocks an SM;
+                 // MINB 5: 96 with 142 bytes of spills. gate/up 127 (MINB 3: 80, spills); down 93.
+#if MINB > 0
+#define GEMV_BOUNDS WARPS * 32, MINB
+#else
+#define GEMV_BOUNDS WARPS * 32  // not (.., 1): that lets nvcc take more registers (q/k/v: 194)
+#endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
 #define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
 #endif

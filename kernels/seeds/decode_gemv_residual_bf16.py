@@ -72,6 +72,16 @@ SOURCE = r'''
 #ifndef TRIGGER  // 1: griddepcontrol.launch_dependents before this kernel's wait, not after it
 #define TRIGGER 0   // (see gemv_entry; never in the q/k/v kernel, whose successor reads before its wait)
 #endif
+#ifndef MINB  // > 0: __launch_bounds__'s minimum blocks per SM, a register cap of 64K / (MINB x threads),
+#define MINB 0   // so that the next kernel's blocks fit beside this one's under PDL (the seeds' MINB knob).
+#endif           // q/k/v at Llama's defaults (nvcc 13 sm_90): 168 registers; MINB 4: 128, no spills, and
+                 // with OCC 2 the attention kernel's 112 x 256 then fits beside its two blocks an SM;
+                 // MINB 5: 96 with 142 bytes of spills. gate/up 127 (MINB 3: 80, spills); down 93.
+#if MINB > 0
+#define GEMV_BOUNDS WARPS * 32, MINB
+#else
+#define GEMV_BOUNDS WARPS * 32  // not (.., 1): that lets nvcc take more registers (q/k/v: 194)
+#endif
 #ifndef XS  // 1: the activations in shared memory (the 16-byte path; the host sizes it: NB * K bf16).
 #define XS 0  // The seeds' XSMEM parameter (the host: on where the activations are short, see xs_bytes)
 #endif
@@ -785,7 +795,7 @@ copy_u16(const unsigned short* __restrict__ src, unsigned short* __restrict__ ds
     for (long long i = n8 * 8 + i0; i < n; i += stride) dst[i] = src[i];
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(GEMV_BOUNDS)
 dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
                   const unsigned short* __restrict__ res, unsigned short* __restrict__ y, float* __restrict__ part,
                   int* __restrict__ counters, long long K, long long N, int splits, float mult, int vec, int early,
@@ -803,12 +813,15 @@ dec_gemv_residual(const unsigned short* __restrict__ x, const unsigned short* __
 PARAMS = {"UPW": [0, 1, 2, 4], "UNROLL": [0, 2, 4, 8], "BLOCK": [64, 128, 256], "OCC": [2, 3, 4, 6, 8],
           "SPLITK": [0, 1, 2, 4], "PREFETCH": [0, 1, 2], "PIPE": [-1, 0, 1],
           "XSMEM": [-1, 0, 1], "RING": [0, 4, 8, 16]}
-SWEEP_KNOBS = {'TRIGGER': [0, 1], 'EARLY': [0, 1]}
+SWEEP_KNOBS = {'TRIGGER': [0, 1], 'MINB': [0, 4], 'EARLY': [0, 1]}
 # TRIGGER (the successor launched before this kernel's PDL wait) is a constructor knob for the
 # step sweep, not searched: a kernel timed alone cannot show its effect, and on the whole step
 # (H200, 2026-12-03, interleaved A/B) it gained nothing: Llama-3.2-1B 0.862 ms default, 0.862 on
 # gate/up, 0.866 on down, 0.889 on O (successor's blocks spinning beside the attention kernel),
 # 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
+# MINB (a register cap through __launch_bounds__, see the core) is a constructor knob for the
+# step sweep too: what it buys is room for the next kernel's blocks beside this one's, which a
+# kernel timed alone cannot show. Not yet measured on the whole step.
 # EARLY (the epilogue's inputs read before the PDL wait, see the core) is set per call by an engine
 # (``early_inputs``) where the kernel before this one waits before it lets this one start: off PDL
 # it changes nothing, and a kernel timed alone cannot show its effect.
@@ -857,12 +870,13 @@ def _plan(units, k, vec, upw, warps, occ, splitk, sms):
 class _Launcher:
     """Compiled modules per batch size, the arrival counters and the launch plan."""
 
-    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, rpu=1):
+    def __init__(self, UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0, rpu=1):
         assert BLOCK % 32 == 0
         self.upw, self.unroll, self.warps, self.occ, self.splitk, self.prefetch = UPW, UNROLL, BLOCK // 32, OCC, SPLITK, PREFETCH
         self.pipe, self.xsmem, self.rpu = PIPE, XSMEM, rpu  # rpu: weight rows per output unit (2: gate/up, rotary pairs)
         self.ring = RING if RING > 1 else 0  # steps per lane in the shared-memory ring (the 16-byte path)
         self.trigger = TRIGGER  # 1: the next kernel launched before this one's PDL wait (see the core's TRIGGER)
+        self.minb = MINB  # > 0: a register cap, room for the next kernel's blocks beside this one's (the core's MINB)
         self.smem_set = {}                   # (module key, kernel) -> dynamic shared memory allowed so far
         self.modules = {}
         self.counters = None
@@ -891,7 +905,7 @@ class _Launcher:
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
                                                                 "PIPE": pipe, "XS": xs, "RING": self.ring,
-                                                                "TRIGGER": self.trigger})
+                                                                "TRIGGER": self.trigger, "MINB": self.minb})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -953,12 +967,12 @@ class PdlOrder:
 class ModelNew(PdlOrder, nn.Module):
     prefetch_next = ()  # set by an engine: [(tensor, bytes)] the next kernel reads (see _hints)
 
-    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0,
+    def __init__(self, in_features, out_features, multiplier, UPW=0, UNROLL=0, BLOCK=128, OCC=4, SPLITK=0, PREFETCH=0, PIPE=-1, XSMEM=-1, RING=0, TRIGGER=0, MINB=0,
                  EARLY=0):
         super().__init__()
         self.multiplier = float(multiplier)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER)
+        self.run = _Launcher(UPW, UNROLL, BLOCK, OCC, SPLITK, PREFETCH, PIPE, XSMEM, RING, TRIGGER, MINB)
         self.early_inputs = bool(EARLY)  # the residual read before the PDL wait (an engine sets it per call)
 
     def forward(self, x, residual):

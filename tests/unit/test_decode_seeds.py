@@ -227,3 +227,35 @@ def test_decode_seed_compiles_for_sm90_without_spills(name: str, pipe: int, xs: 
     assert "cp.async.bulk.prefetch.L2" in ptx
     if not ring:  # the register path's weight loads: read once, past L1
         assert "ld.global.nc.L1::no_allocate.L2::256B.v4.u32" in ptx
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
+def test_minb_caps_the_registers_to_leave_room_for_the_next_kernel(tmp_path: Path) -> None:
+    """MINB 4 on q/k/v (Llama's settings): at most 64K / (4 x 128) = 128 registers a thread and no
+    spills, so two of its blocks and the attention kernel's 112 x 256 fit an SM; MINB 0 leaves
+    nvcc its choice (above 128)."""
+    src = (ROOT / "kernels" / "seeds" / "decode_qkv_rope_append_bf16.py").read_text().split("SOURCE = r'''")[1]
+    cu = tmp_path / "k.cu"
+    cu.write_text(src.split("'''")[0])
+    used = {}
+    for minb in (0, 4):
+        proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", "-DUPW=1",
+                               "-DUNROLL=8", "-DWARPS=4", "-DXS=1", f"-DMINB={minb}", "-o", str(tmp_path / "k.cubin"),
+                               str(cu)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "dec_norm_qkv_rope_append" in line
+                 or "registers" in line or "spill" in line]
+        regs = [int(line.split("Used ")[1].split(" registers")[0]) for line in lines if "Used " in line]
+        used[minb] = max(regs)
+        assert all(" 0 bytes spill" in line for line in lines if "spill" in line), lines
+    assert used[4] <= 128 < used[0]
+
+
+def test_the_launcher_passes_minb_to_the_kernel_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _seed_module("decode_qkv_rope_append_bf16")
+    built = []
+    monkeypatch.setattr(module, "compile_module", lambda source, defines: built.append(defines) or object())
+    module._Launcher(1, 8, 128, 2, 0, 0, MINB=4, rpu=2).module(1)
+    module._Launcher(1, 8, 128, 4, 0, 0, rpu=2).module(1)
+    assert [d["MINB"] for d in built] == [4, 0]
+    assert module.ModelNew(64, 2, 1, 16, False, 1e-6, MINB=4).run.minb == 4
