@@ -112,7 +112,9 @@ SWEEP_KNOBS = @SWEEP_KNOBS@
 # 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
 # MINB (a register cap through __launch_bounds__, see the core) is a constructor knob for the
 # step sweep too: what it buys is room for the next kernel's blocks beside this one's, which a
-# kernel timed alone cannot show. Not yet measured on the whole step.@EARLY_DOC@
+# kernel timed alone cannot show. On the whole step it lost (H200, 2026-12-03, interleaved A/B,
+# Llama-3.2-1B): 0.8435 ms default, 0.8479 with MINB 4 on q/k/v (128 registers), 0.8703 with
+# OCC 2 there, 0.8803 with both; so it stays 0.@EARLY_DOC@
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -186,14 +188,23 @@ class _Launcher:
         return self.warps * self.ring * self.shape[0] * self.rpu * 512 if self.ring and self.vec else 0
 
     def module(self, nb):
+        """The module for batch size ``nb`` and the last plan: its shape and its load path alone
+        (the core's VPATH: 8 for the 16-byte path, 1 for any alignment), so a call passes the vec
+        that ``plan`` was given; NVRTC then takes about half the time. Batch 1 on the 16-byte path
+        keeps both bodies (VPATH 0): that build is the one the decode step was measured and tuned
+        on, and the scalar body shapes ptxas's allocation of the whole kernel (Llama's q/k/v: 168
+        registers with both, 127 alone; its 128-register build under MINB 4 lost 0.5% of the step,
+        H200, 2026-12-03). An A/B of the step decides whether batch 1 follows."""
         xs = int(self.xs_bytes(nb) > 0)
-        key = (nb, xs) + self.shape
+        vpath = 0 if nb == 1 and self.vec else 8 if self.vec else 1
+        key = (nb, xs, vpath) + self.shape
         if key not in self.modules:
             upw, unroll, pipe = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
                                                                 "PIPE": pipe, "XS": xs, "RING": self.ring,
-                                                                "TRIGGER": self.trigger, "MINB": self.minb})
+                                                                "TRIGGER": self.trigger, "MINB": self.minb,
+                                                                "VPATH": vpath})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):
@@ -352,6 +363,9 @@ class ModelNew(PdlOrder, nn.Module):
         assert k_cache.shape == v_cache.shape == (nb, kvh, length, d) and cos.shape == sin.shape == (length, d)
         assert pos.dtype == torch.int64 and pos.numel() == 1 and d % 2 == 0
         q = torch.empty(nb, h, d, dtype=x.dtype, device=x.device)
+        units = (h + 2 * kvh) * (d // 2)
+        vec = _vec(k, x, self.weight, self.norm_weight)
+        splits, blocks = self.run.plan(units, k, vec, x.device)  # before the copy: its module is this plan's
         if inplace:
             kc, vc = k_cache, v_cache
         else:
@@ -360,9 +374,6 @@ class ModelNew(PdlOrder, nn.Module):
             for src, dst in ((k_cache, kc), (v_cache, vc)):
                 n = src.numel()
                 copy.launch("copy_u16", grid=(max(1, min(-(-n // 2048), 1024)),), block=(256,), args=(src, dst, n))
-        units = (h + 2 * kvh) * (d // 2)
-        vec = _vec(k, x, self.weight, self.norm_weight)
-        splits, blocks = self.run.plan(units, k, vec, x.device)
         bias = self.bias if self.bias is not None else self.weight
         self.run.launch(nb, "dec_norm_qkv_rope_append", blocks,
                         (x, self.norm_weight, self.weight, bias, cos, sin, pos, q, kc, vc,

@@ -76,6 +76,7 @@ SOURCE = r'''
 #endif           // q/k/v at Llama's defaults (nvcc 13 sm_90): 168 registers; MINB 4: 128, no spills, and
                  // with OCC 2 the attention kernel's 112 x 256 then fits beside its two blocks an SM;
                  // MINB 5: 96 with 142 bytes of spills. gate/up 127 (MINB 3: 80, spills); down 93.
+                 // Measured on the whole step, MINB 4 on q/k/v lost 0.5% (H200, 2026-12-03; see PARAMS).
 #if MINB > 0
 #define GEMV_BOUNDS WARPS * 32, MINB
 #else
@@ -765,9 +766,19 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     }
 }
 
+// Which weight-load paths a kernel holds: VPATH 8 the 16-byte one only, 1 the any-alignment one
+// only, 0 both (picked per call by the vec argument). A launcher that knows vec when it compiles
+// builds one: the two bodies are inlined into one kernel, so NVRTC took about twice as long for
+// both (q/k/v at batch 4: 3.2 s against 1.5 s for the 16-byte path alone, NVRTC 13.0 on the dev
+// CPU), and a tuning run compiles a module per batch size and setting.
+#ifndef VPATH
+#define VPATH 0
+#endif
 template <int MODE, int NORM>
 __device__ __forceinline__ void gemv_entry(const GemvArgs& a, int vec) {
-    if (vec) gemv_body<MODE, NORM, 8>(a);
+    if constexpr (VPATH == 8) gemv_body<MODE, NORM, 8>(a);
+    else if constexpr (VPATH == 1) gemv_body<MODE, NORM, 1>(a);
+    else if (vec) gemv_body<MODE, NORM, 8>(a);
     else gemv_body<MODE, NORM, 1>(a);
 }
 
@@ -819,7 +830,9 @@ SWEEP_KNOBS = {'TRIGGER': [0, 1], 'MINB': [0, 4]}
 # 0.904 everywhere; Qwen2.5-1.5B and Granite-3.2-2B within +-0.7%.
 # MINB (a register cap through __launch_bounds__, see the core) is a constructor knob for the
 # step sweep too: what it buys is room for the next kernel's blocks beside this one's, which a
-# kernel timed alone cannot show. Not yet measured on the whole step.
+# kernel timed alone cannot show. On the whole step it lost (H200, 2026-12-03, interleaved A/B,
+# Llama-3.2-1B): 0.8435 ms default, 0.8479 with MINB 4 on q/k/v (128 registers), 0.8703 with
+# OCC 2 there, 0.8803 with both; so it stays 0.
 
 
 def _auto(units, k, upw, unroll, pipe, rpu):
@@ -893,14 +906,23 @@ class _Launcher:
         return self.warps * self.ring * self.shape[0] * self.rpu * 512 if self.ring and self.vec else 0
 
     def module(self, nb):
+        """The module for batch size ``nb`` and the last plan: its shape and its load path alone
+        (the core's VPATH: 8 for the 16-byte path, 1 for any alignment), so a call passes the vec
+        that ``plan`` was given; NVRTC then takes about half the time. Batch 1 on the 16-byte path
+        keeps both bodies (VPATH 0): that build is the one the decode step was measured and tuned
+        on, and the scalar body shapes ptxas's allocation of the whole kernel (Llama's q/k/v: 168
+        registers with both, 127 alone; its 128-register build under MINB 4 lost 0.5% of the step,
+        H200, 2026-12-03). An A/B of the step decides whether batch 1 follows."""
         xs = int(self.xs_bytes(nb) > 0)
-        key = (nb, xs) + self.shape
+        vpath = 0 if nb == 1 and self.vec else 8 if self.vec else 1
+        key = (nb, xs, vpath) + self.shape
         if key not in self.modules:
             upw, unroll, pipe = self.shape
             self.modules[key] = compile_module(SOURCE, defines={"NB": nb, "UPW": upw, "UNROLL": unroll,
                                                                 "WARPS": self.warps, "PREFETCH": self.prefetch,
                                                                 "PIPE": pipe, "XS": xs, "RING": self.ring,
-                                                                "TRIGGER": self.trigger, "MINB": self.minb})
+                                                                "TRIGGER": self.trigger, "MINB": self.minb,
+                                                                "VPATH": vpath})
         return self.modules[key]
 
     def plan(self, units, k, vec, device):

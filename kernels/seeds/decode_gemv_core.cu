@@ -61,6 +61,7 @@
 #endif           // q/k/v at Llama's defaults (nvcc 13 sm_90): 168 registers; MINB 4: 128, no spills, and
                  // with OCC 2 the attention kernel's 112 x 256 then fits beside its two blocks an SM;
                  // MINB 5: 96 with 142 bytes of spills. gate/up 127 (MINB 3: 80, spills); down 93.
+                 // Measured on the whole step, MINB 4 on q/k/v lost 0.5% (H200, 2026-12-03; see PARAMS).
 #if MINB > 0
 #define GEMV_BOUNDS WARPS * 32, MINB
 #else
@@ -750,9 +751,19 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     }
 }
 
+// Which weight-load paths a kernel holds: VPATH 8 the 16-byte one only, 1 the any-alignment one
+// only, 0 both (picked per call by the vec argument). A launcher that knows vec when it compiles
+// builds one: the two bodies are inlined into one kernel, so NVRTC took about twice as long for
+// both (q/k/v at batch 4: 3.2 s against 1.5 s for the 16-byte path alone, NVRTC 13.0 on the dev
+// CPU), and a tuning run compiles a module per batch size and setting.
+#ifndef VPATH
+#define VPATH 0
+#endif
 template <int MODE, int NORM>
 __device__ __forceinline__ void gemv_entry(const GemvArgs& a, int vec) {
-    if (vec) gemv_body<MODE, NORM, 8>(a);
+    if constexpr (VPATH == 8) gemv_body<MODE, NORM, 8>(a);
+    else if constexpr (VPATH == 1) gemv_body<MODE, NORM, 1>(a);
+    else if (vec) gemv_body<MODE, NORM, 8>(a);
     else gemv_body<MODE, NORM, 1>(a);
 }
 

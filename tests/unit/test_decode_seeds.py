@@ -259,3 +259,42 @@ def test_the_launcher_passes_minb_to_the_kernel_build(monkeypatch: pytest.Monkey
     module._Launcher(1, 8, 128, 4, 0, 0, rpu=2).module(1)
     assert [d["MINB"] for d in built] == [4, 0]
     assert module.ModelNew(64, 2, 1, 16, False, 1e-6, MINB=4).run.minb == 4
+
+
+def test_a_module_holds_the_load_path_of_its_plan_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 16-byte path where ``plan`` was given vec 1 (VPATH 8), the any-alignment one where it
+    was given 0 (VPATH 1): one body per module, each compiled once per (batch, path, shape); batch
+    1 on the 16-byte path keeps both (VPATH 0, the build the decode step was measured on)."""
+    import torch
+
+    module = _seed_module("decode_gate_up_silu_bf16")
+    built = []
+    monkeypatch.setattr(module, "compile_module", lambda source, defines: built.append(defines) or object())
+    run = module._Launcher(0, 0, 128, 4, 0, 0, rpu=2)
+    run.sms = 132
+    for vec in (1, 0, 1, 0):
+        run.plan(8192, 2048, vec, torch.device("cpu"))
+        run.module(1)
+    run.plan(8192, 2048, 1, torch.device("cpu"))
+    run.module(4)
+    assert [(d["NB"], d["VPATH"]) for d in built] == [(1, 0), (1, 1), (4, 8)]
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="nvcc is not on PATH")
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_one_load_path_compiles_alone_without_spills(name: str, tmp_path: Path) -> None:
+    """VPATH 8 (what a launcher builds for aligned weights: every model's decode step at batch
+    1) holds no spills and one body: a smaller cubin than both paths' (VPATH 0)."""
+    src = (ROOT / "kernels" / "seeds" / f"{name}.py").read_text().split("SOURCE = r'''")[1].split("'''")[0]
+    cu = tmp_path / "k.cu"
+    cu.write_text(src)
+    sizes = {}
+    for vpath in (0, 8):
+        cubin = tmp_path / f"k{vpath}.cubin"
+        proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DNB=1", "-DXS=1",
+                               f"-DVPATH={vpath}", "-o", str(cubin), str(cu)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        spills = [line for line in (proc.stdout + proc.stderr).splitlines() if "spill" in line]
+        assert spills and all(" 0 bytes spill" in line for line in spills), spills
+        sizes[vpath] = cubin.stat().st_size
+    assert sizes[8] < 0.8 * sizes[0], sizes
