@@ -31,6 +31,7 @@ class Budget:
         max_candidates: int | None = None,
         max_wall_s: float | None = None,
         *,
+        start_within_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, cap in zip(CAPS, (max_tokens, max_cost_usd, max_candidates, max_wall_s)):
@@ -40,6 +41,11 @@ class Budget:
         self.max_cost_usd = max_cost_usd
         self.max_candidates = max_candidates
         self.max_wall_s = max_wall_s
+        if start_within_s is not None and not (math.isfinite(start_within_s) and start_within_s > 0):
+            raise ConfigError(f"budget start_within_s must be a number > 0 or unset, got {start_within_s!r}")
+        # Not a cap: no task starts its search after this many seconds, and the one searching then
+        # finishes (so a run cut by a machine's time limit still ends with every searched task whole)
+        self.start_within_s = start_within_s
         self._clock = clock
         self._start = clock()
         self._lock = threading.Lock()
@@ -92,6 +98,13 @@ class Budget:
             return f"max_candidates reached: {candidates} candidates of {self.max_candidates}"
         if self.max_wall_s is not None and wall_s >= self.max_wall_s:
             return f"max_wall_s reached: {wall_s:.1f} s elapsed of {self.max_wall_s:.1f} s"
+        return None
+
+    def start_closed(self) -> str | None:
+        """Why no task may start its search any more (``start_within_s`` has passed), or None."""
+        wall_s = self._clock() - self._start
+        if self.start_within_s is not None and wall_s >= self.start_within_s:
+            return f"start_within_s passed: {wall_s:.1f} s elapsed of {self.start_within_s:.1f} s"
         return None
 
     def check(self) -> None:

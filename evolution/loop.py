@@ -151,6 +151,8 @@ class TuneRun:
                 elif spent is not None:
                     why = str(spent).removeprefix("budget exhausted: ")
                     search.outcome.stop_reason = f"not searched: the run's budget was spent before its turn ({why})"
+                elif (closed := self.budget.start_closed()) is not None:
+                    search.outcome.stop_reason = f"not searched: no task starts after the run's start window ({closed})"
                 else:
                     search.share = TaskShare(self.budget, len(waiting))
                     waiting.remove(task)

@@ -8,7 +8,7 @@ any table is one ``ConfigError`` naming the file, ``table.key``, the value and w
 
     [search]  proposer, tune_trials, tune_batch, tune_top, patience, generations, islands, migrate_every, seed
     [eval]    trials, timing_calls, timeout_s, ... (autotuner.evaluator.EvalConfig)
-    [budget]  max_candidates, max_minutes, max_tokens, max_cost_usd
+    [budget]  max_candidates, max_minutes, max_tokens, max_cost_usd, start_within_minutes
     [llm]     base_url, model, ... (evolution.llm.llm_config)
     [cluster] address, resource, workers, lease_s, ... (evolution.cluster.ClusterConfig)
     db_url, gpus, report_dir  (top level)
@@ -44,6 +44,8 @@ class BudgetConfig:
     max_minutes: float | None = None
     max_tokens: int | None = None
     max_cost_usd: float | None = None
+    # not a cap: no task starts its search after this many minutes; the one searching then finishes
+    start_within_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ _RANGES: dict[str, dict[str, dict[str, Any]]] = {
              "baseline_timeout_s": {"gt": 0}, "gpu": {"ge": 0}, "roofline_slack": {"ge": 0}, "pool_bytes": {"gt": 0},
              "timed_checks": {"gt": 0, "le": 1}, "timed_checks_min": {"ge": 1}},
     "budget": {"max_candidates": {"ge": 0}, "max_minutes": {"gt": 0}, "max_tokens": {"ge": 0},
-               "max_cost_usd": {"ge": 0}},
+               "max_cost_usd": {"ge": 0}, "start_within_minutes": {"gt": 0}},
     "cluster": {"resource": {"min_length": 1}, "workers": {"ge": 1},
                 "lease_s": {"gt": 0}, "start_timeout_s": {"gt": 0}, "worker_wait_s": {"ge": 0},
                 "max_attempts": {"ge": 1}},

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunOutcome:
     run_id: int
-    status: str  # done (every task's search stopped on its own) | budget (the run's budget is spent)
+    status: str  # done (every task's search stopped on its own) | budget (spent, or its start window closed first)
     outcomes: list[TaskOutcome] = field(default_factory=list)
     report: Path | None = None
     plot: Path | None = None
@@ -39,9 +39,14 @@ class RunOutcome:
 
 
 def run_stop_reason(status: str, budget: Any, outcomes: list[TaskOutcome]) -> str:
-    """Why a run ended: its budget, or every task's search having stopped on its own."""
+    """Why a run ended: its budget, its start window (tasks left unsearched), or every task's
+    search having stopped on its own."""
     if status == "budget":
-        return f"the run's budget is spent: {budget.exhausted()}"
+        spent = budget.exhausted()
+        if spent is None:
+            left = sum(o.stop_kind == "not searched" for o in outcomes)
+            return f"the run's start window closed with {left} tasks not searched: {budget.start_closed()}"
+        return f"the run's budget is spent: {spent}"
     kinds = Counter(o.stop_kind for o in outcomes)
     return "every task's search stopped: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
@@ -51,7 +56,8 @@ def make_budget(config: RunConfig) -> Any:
 
     b = config.budget
     return Budget(max_tokens=b.max_tokens, max_cost_usd=b.max_cost_usd, max_candidates=b.max_candidates,
-                  max_wall_s=b.max_minutes * 60 if b.max_minutes is not None else None)
+                  max_wall_s=b.max_minutes * 60 if b.max_minutes is not None else None,
+                  start_within_s=b.start_within_minutes * 60 if b.start_within_minutes is not None else None)
 
 
 def make_proposers(config: RunConfig, budget: Any) -> dict[str, Any]:
@@ -165,7 +171,8 @@ def _search(archive: Any, config: RunConfig, tasks: list[Task], run_id: int, his
             close = getattr(proposer, "close", None)
             if close:
                 close()
-    status = "budget" if budget.exhausted() else "done"
+    late = budget.start_closed() is not None and any(o.stop_kind == "not searched" for o in outcomes)
+    status = "budget" if budget.exhausted() or late else "done"
     spent = {**budget.spent(), "settings_per_gpu": {str(k): v for k, v in pool.settings_per_gpu.items()}}
     return outcomes, status, spent
 

@@ -112,8 +112,13 @@ def suite_config(args: argparse.Namespace) -> Any:
     if args.tune_trials is not None:  # else the config's [search] tune_trials
         search["tune_trials"] = args.tune_trials
     overrides: dict[str, Any] = {"search": search}
+    budget: dict[str, float] = {}
     if args.max_minutes is not None:  # tasks not reached say so in the table; a rerun on the archive resumes
-        overrides["budget"] = {"max_minutes": args.max_minutes}
+        budget["max_minutes"] = args.max_minutes
+    if args.start_within is not None:
+        budget["start_within_minutes"] = args.start_within
+    if budget:
+        overrides["budget"] = budget
     if args.report:
         overrides["report_dir"] = args.report
     if trust_overrides(args):
@@ -140,9 +145,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
     tasks = [load_task(p, config.eval.policy) for p in paths]
     started = time.monotonic()
     warm_before_run(config, tasks, args.warm_jobs, lambda line: print(line, file=sys.stderr))
-    if args.max_minutes is not None:  # the budget covers the whole command, the baselines' warm-up too
-        left = max(args.max_minutes - (time.monotonic() - started) / 60, 0.05)
-        config = replace(config, budget=replace(config.budget, max_minutes=left))
+    warm_min = (time.monotonic() - started) / 60  # the budget covers the whole command, the warm-up too
+    if args.max_minutes is not None:
+        config = replace(config, budget=replace(config.budget, max_minutes=max(args.max_minutes - warm_min, 0.05)))
+    if args.start_within is not None:
+        config = replace(config, budget=replace(config.budget,
+                                                start_within_minutes=max(args.start_within - warm_min, 0.01)))
     with Archive.open(config.db_url) as archive:
         report = run_suite(archive, config, tasks)
     data = {"rows": [r.__dict__ for r in report.rows], "wall_s": report.wall_s, "gpu": report.gpu,
@@ -202,6 +210,10 @@ def register(subparsers: Any) -> None:
                    help="wall-time budget of the whole command (the baselines' warm-up included): each task "
                         "searches with a fair share of what is left, tasks the budget does not reach are listed "
                         "as not searched, and a rerun on the same archive carries on from what is already earned")
+    p.add_argument("--start-within", type=float, metavar="M",
+                   help="start no task's search after M minutes of the command (the warm-up included): the task "
+                        "searching then finishes whole, the table lists the rest as not searched, and a rerun on "
+                        "the same archive carries on (for a machine lent by the minute; no task's search is cut)")
     p.add_argument("--db", metavar="URL", help=DB_HELP)
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument("--report", help="folder for report.md and progress.png")

@@ -28,3 +28,19 @@ def test_a_run_on_two_gpus_counts_per_gpu_hour():
     one = summarize(outcomes, wall_s=60.0, gpu="NVIDIA H200")
     two = summarize(outcomes, wall_s=60.0, gpu="NVIDIA H200", n_gpus=2)
     assert two.per_gpu_hour == one.per_gpu_hour / 2 == 3600 * 20 / 120.0
+
+
+def test_a_run_whose_start_window_closed_says_how_many_tasks_it_left():
+    from autotuner.app.tuning_run import run_stop_reason
+    from evolution.budget import Budget
+
+    ticks = iter([0.0, 100.0, 100.0])
+    budget = Budget(start_within_s=60.0, clock=lambda: next(ticks))
+    done = TaskOutcome("relu", "activation", translated=True, stop_reason="exhausted: every rule variant evaluated")
+    left = [TaskOutcome(n, "softmax", stop_reason="not searched: no task starts after the run's start window")
+            for n in ("softmax", "rmsnorm")]
+    reason = run_stop_reason("budget", budget, [done, *left])
+    assert reason.startswith("the run's start window closed with 2 tasks not searched: start_within_s passed: 100.0 s")
+    spent = Budget(max_candidates=0)
+    assert run_stop_reason("budget", spent, [done]) == ("the run's budget is spent: max_candidates reached: "
+                                                        "0 candidates of 0")

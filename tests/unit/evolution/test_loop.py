@@ -218,3 +218,39 @@ def test_a_phase_the_child_spent_once_for_a_batch_counts_once():
     assert batch_phases([result(0.5), result(0.25)]) == {"evaluator.setup": 2.0, "evaluator.baselines": 3.0,
                                                          "evaluator.verify": 0.75}
     assert batch_phases([result(0.5)]) == {"evaluator.setup": 2.0, "evaluator.baselines": 3.0, "evaluator.verify": 0.5}
+
+
+def test_no_task_starts_after_the_start_window_and_the_one_searching_finishes(tmp_path):
+    """start_within_s is not a cap: the first task's search runs to its own end although the
+    window closes during it; the tasks after it are not searched, and a second run on the same
+    archive searches them (what bench suite --start-within does on a machine lent by the minute)."""
+    archive = Archive.open(f"sqlite:///{tmp_path / 'a.db'}")
+    search = SearchConfig(tune_trials=4, tune_top=2)
+    now = [0.0]
+
+    class Clock:  # each reading moves the clock a second: the window closes inside the first search
+        def __call__(self):
+            now[0] += 1.0
+            return now[0]
+
+    budget = Budget(start_within_s=3.0, clock=Clock())
+    _, outcomes = _run_tasks(archive, search, budget, TASKS)
+    whole = _run_tasks(Archive.open(f"sqlite:///{tmp_path / 'b.db'}"), search, Budget(), TASKS[:1])[1][0]
+    assert outcomes[0].stop_kind == "exhausted" and outcomes[0].candidates == whole.candidates
+    assert [o.stop_kind for o in outcomes[1:]] == ["not searched", "not searched"]
+    assert "no task starts after the run's start window (start_within_s passed" in outcomes[1].stop_reason
+    _, again = _run_tasks(archive, search, Budget(), TASKS)
+    assert [o.stop_kind for o in again] == ["exhausted"] * 3
+    assert again[0].evaluated == 0  # the first task's results were read back, nothing repeated
+    archive.close()
+
+
+def test_the_start_window_must_be_positive():
+    import pytest
+
+    from autotuner.errors import ConfigError
+
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="start_within_s"):
+            Budget(start_within_s=bad)
+    assert Budget(start_within_s=5.0, clock=lambda: 0.0).start_closed() is None
