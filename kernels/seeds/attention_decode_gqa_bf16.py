@@ -80,6 +80,12 @@ SOURCE = r'''
 #ifndef GQA_KERNELS  // which kernels get bodies: 1 the split ones, 2 the cluster ones, 3 both (the host
 #define GQA_KERNELS 3  // compiles one module of each, so a module is shared by the settings it does not read)
 #endif
+#ifndef SPLIT_GG   // the split kernel of this padded group alone gets a body (0: every group's), and
+#define SPLIT_GG 0 // SPLIT_VPATH its row loads: VEC wide only, 1 (any alignment) only, 0 both, picked per
+#endif             // call by vec. The host builds one (group, path) a module, at its first use: the
+#ifndef SPLIT_VPATH  // eight bodies of every group and path took NVRTC 21 s (13.0, the dev CPU) in each
+#define SPLIT_VPATH 0  // model's constructor, whether a call ever took the split path or not.
+#endif
 #ifndef MAXD
 #define MAXD 128
 #endif
@@ -490,11 +496,15 @@ __device__ __forceinline__ void gqa_entry(const unsigned short* __restrict__ q, 
                                           int D, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
                                           const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
-    __shared__ GqaShared<GG> sh;
-    if (vec) gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
-                                pf1_bytes);
-    else gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
-                               pf1_bytes);
+    if constexpr (SPLIT_GG == 0 || SPLIT_GG == GG) {
+        __shared__ GqaShared<GG> sh;
+        if (SPLIT_VPATH == VEC || (SPLIT_VPATH == 0 && vec))
+            gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
+                              pf1_bytes);
+        else
+            gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
+                            pf1_bytes);
+    }
 }
 
 // One kernel per group size (1, 2, 4, 8: the group rounded up to a power of two), so that
@@ -1285,11 +1295,10 @@ class ModelNew(nn.Module):
         # 1.373 / 1.319 / 1.294 with 2 / 3 / 6 slices; Granite-3.2-2B 1.918 -> 1.921 / 1.920.
         self.qsplit = max(0, QSPLIT)
         self.maxd, self.maxg = 128, 8
-        # two module families, each with the bodies of one (the split kernels take most of the
-        # compile time): one split module serves every CLUSTER and KP at this BLOCK and VEC; a
-        # cluster module per cluster size, built at its first use
-        self.split_module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "KEYS": KEYS, "VEC": VEC,
-                                                            "MAXD": self.maxd, "GQA_KERNELS": 1})
+        # two module families, each with the bodies of one, built at their first use: a split
+        # module per padded group and row-load path (it serves every CLUSTER and KP at this BLOCK
+        # and VEC), a cluster module per cluster size
+        self.split_modules = {}    # (padded group, row-load path) -> module
         self.cluster_modules = {}  # (cluster size, query-head slices, passes a chunk) -> module
         self.nonportable = {}      # (cluster size, device) -> the driver allowed it (True / False)
         if CLUSTER > 0 and KP > 0:
@@ -1408,7 +1417,17 @@ class ModelNew(nn.Module):
             self.counters = torch.zeros(b * kv_heads, dtype=torch.int32, device=q.device)
         vec = int(d % self.vec == 0 and all(t.data_ptr() % (2 * self.vec) == 0 for t in (q, k_cache, v_cache)))
         part = torch.empty(b * h * splits * (d + 2) if splits > 1 else 1, dtype=torch.float32, device=q.device)
-        pdl_launch(self.split_module, f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
+        pdl_launch(self._split_module(gg, vec), f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
                    args=(q, k_cache, v_cache, cache_len, out, part, self.counters, d ** -0.5, kv_heads, group,
                          max_len, d, vec) + _hints(self.prefetch_next, q))
         return out
+
+    def _split_module(self, gg, vec):
+        """The split kernel of padded group ``gg`` with one row-load path (VEC wide where ``vec``,
+        else any alignment), compiled at its first use."""
+        key = (gg, self.vec if vec else 1)
+        if key not in self.split_modules:
+            self.split_modules[key] = compile_module(SOURCE, defines={
+                "BLOCK": self.block, "KEYS": 1, "VEC": self.vec, "MAXD": self.maxd, "GQA_KERNELS": 1,
+                "SPLIT_GG": gg, "SPLIT_VPATH": key[1]})
+        return self.split_modules[key]

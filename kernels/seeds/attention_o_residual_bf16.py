@@ -54,6 +54,12 @@ SOURCE = r'''
 #ifndef GQA_KERNELS  // which kernels get bodies: 1 the split ones, 2 the cluster ones, 3 both (the host
 #define GQA_KERNELS 3  // compiles one module of each, so a module is shared by the settings it does not read)
 #endif
+#ifndef SPLIT_GG   // the split kernel of this padded group alone gets a body (0: every group's), and
+#define SPLIT_GG 0 // SPLIT_VPATH its row loads: VEC wide only, 1 (any alignment) only, 0 both, picked per
+#endif             // call by vec. The host builds one (group, path) a module, at its first use: the
+#ifndef SPLIT_VPATH  // eight bodies of every group and path took NVRTC 21 s (13.0, the dev CPU) in each
+#define SPLIT_VPATH 0  // model's constructor, whether a call ever took the split path or not.
+#endif
 #ifndef MAXD
 #define MAXD 128
 #endif
@@ -464,11 +470,15 @@ __device__ __forceinline__ void gqa_entry(const unsigned short* __restrict__ q, 
                                           int D, int vec, const unsigned short* __restrict__ pf0, long long pf0_bytes,
                                           const unsigned short* __restrict__ pf1, long long pf1_bytes)
 {
-    __shared__ GqaShared<GG> sh;
-    if (vec) gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
-                                pf1_bytes);
-    else gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
-                               pf1_bytes);
+    if constexpr (SPLIT_GG == 0 || SPLIT_GG == GG) {
+        __shared__ GqaShared<GG> sh;
+        if (SPLIT_VPATH == VEC || (SPLIT_VPATH == 0 && vec))
+            gqa_body<GG, VEC>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
+                              pf1_bytes);
+        else
+            gqa_body<GG, 1>(sh, q, k, v, lens, out, part, counters, scale, kv_heads, G, L, D, pf0, pf0_bytes, pf1,
+                            pf1_bytes);
+    }
 }
 
 // One kernel per group size (1, 2, 4, 8: the group rounded up to a power of two), so that
@@ -1239,7 +1249,7 @@ class ModelNew(nn.Module):
         self.maxd, self.maxg = 128, 8
         self.module = compile_module(SOURCE, defines={"BLOCK": BLOCK, "MAXD": self.maxd, "CLUSTER": CLUSTER,
                                                       "KP": KP, "GQA_KERNELS": 4})
-        self.split_module = None  # the split attention kernel, compiled when a call needs it
+        self.split_modules = {}   # (padded group, row-load path) -> the split attention kernel, compiled when a call needs it
         self.counters = {}        # kernel -> arrival counters (each kernel resets its own)
         self.smem_set = {}        # kernel -> the dynamic shared memory it was allowed
         self.clusters_ok = {}
@@ -1324,13 +1334,15 @@ class ModelNew(nn.Module):
         y = torch.empty_like(q)
         if max_len == 0:
             return y.zero_()
-        if self.split_module is None:
-            self.split_module = compile_module(SOURCE, defines={"BLOCK": self.block, "KEYS": 1, "VEC": 8,
-                                                                "MAXD": self.maxd, "GQA_KERNELS": 1})
         splits = -(-max_len // self.block)  # from the shapes alone: graph-safe
         vec = int(all(t.data_ptr() % 16 == 0 for t in (q, k_cache, v_cache)))
+        key = (gg, 8 if vec else 1)  # one group's kernel and one row-load path a module (the source's SPLIT_GG)
+        if key not in self.split_modules:
+            self.split_modules[key] = compile_module(SOURCE, defines={"BLOCK": self.block, "KEYS": 1, "VEC": 8,
+                                                                      "MAXD": self.maxd, "GQA_KERNELS": 1,
+                                                                      "SPLIT_GG": gg, "SPLIT_VPATH": key[1]})
         part = torch.empty(b * h * splits * (d + 2) if splits > 1 else 1, dtype=torch.float32, device=q.device)
-        pdl_launch(self.split_module, f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
+        pdl_launch(self.split_modules[key], f"gqa_decode_g{gg}", grid=(b * kv_heads, splits), block=(self.block,),
                    args=(q, k_cache, v_cache, cache_len, y, part, self._counters("split", b * kv_heads, q.device),
                          d ** -0.5, kv_heads, h // kv_heads, max_len, d, vec) + _hints((), q))
         return y

@@ -304,3 +304,40 @@ def test_cluster_kernel_ptx_keeps_the_pdl_contract(tmp_path: Path) -> None:
     # after it: nothing through the read-only path (q, the newest row, later chunks: L2)
     assert "ld.global.nc" not in after and "ld.global.cg.v4.u32" in after
     assert "griddepcontrol.launch_dependents;" in after
+
+
+def test_the_attention_seed_builds_split_kernels_lazily_one_group_and_path_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No module at construction (the split module of every group and path took NVRTC 21 s and
+    most calls never take the split path); then one module per (padded group, row-load path),
+    each built once."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_attention_lazy", SEED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built = []
+    monkeypatch.setattr(module, "compile_module", lambda source, defines: built.append(defines) or object())
+    model = module.ModelNew(BLOCK=128, CLUSTER=0)
+    assert built == []
+    for gg, vec in ((2, 1), (2, 1), (2, 0), (8, 1)):
+        model._split_module(gg, vec)
+    assert [(d["SPLIT_GG"], d["SPLIT_VPATH"], d["GQA_KERNELS"]) for d in built] == [(2, 8, 1), (2, 1, 1), (8, 8, 1)]
+
+
+@pytest.mark.skipif(not shutil.which("nvcc"), reason="nvcc is not on PATH")
+def test_a_split_module_holds_one_groups_kernel(tmp_path: Path) -> None:
+    """SPLIT_GG 2 gives gqa_decode_g2 a body and the other groups' kernels none (their launchers
+    stay, empty): far fewer instructions than SPLIT_GG 0's eight bodies."""
+    cu = tmp_path / "k.cu"
+    cu.write_text(_source())
+    sizes = {}
+    for gg, vpath in ((0, 0), (2, 8)):
+        cubin = tmp_path / f"k{gg}.cubin"
+        proc = subprocess.run(["nvcc", "-arch=sm_90", "--resource-usage", "-cubin", "-std=c++17", "-DGQA_KERNELS=1",
+                               "-DBLOCK=128", f"-DSPLIT_GG={gg}", f"-DSPLIT_VPATH={vpath}", "-o", str(cubin), str(cu)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        sizes[gg] = cubin.stat().st_size
+        log = proc.stdout + proc.stderr
+        assert all(" 0 bytes spill" in line for line in log.splitlines() if "spill" in line), log
+    assert sizes[2] < 0.4 * sizes[0], sizes

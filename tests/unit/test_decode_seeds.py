@@ -298,3 +298,4 @@ def test_one_load_path_compiles_alone_without_spills(name: str, tmp_path: Path) 
         assert spills and all(" 0 bytes spill" in line for line in spills), spills
         sizes[vpath] = cubin.stat().st_size
     assert sizes[8] < 0.8 * sizes[0], sizes
+
