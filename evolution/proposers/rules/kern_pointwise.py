@@ -1,5 +1,6 @@
 """Pointwise regions: one kernel computing every output element from the same element of each
-operand (broadcast operands are addressed through the coordinates of collapsed dims).
+operand (broadcast operands are addressed through the coordinates of collapsed dims, split off
+the element index by divider.cu's multiply-high division, not by an integer division).
 
 The epilogue of a hybrid task's 2-D convolution may run in channels_last order (``layout``
 ``nhwc``, a structural variant): cuDNN's tensor-core convolutions work in NHWC, and an NCHW
@@ -16,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from evolution.proposers.rules import cuda
-from evolution.proposers.rules.codegen import I32_LIMIT, Ctx, KernelCode, fill, join_params, pointer_param
+from evolution.proposers.rules.codegen import I32_LIMIT, Ctx, KernelCode, fill, join_params, pointer_param, template_text
 from evolution.proposers.rules.ir import Node
 from evolution.proposers.rules.plan import Leaf, Plan, Region
 
@@ -147,8 +148,9 @@ def _generate(ctx: Ctx, region: Region, name: str) -> KernelCode:
         if not coords:
             return []
         lines = [f"{indent}I t_ = e;"]
-        for g in range(last, 0, -1):
-            lines.append(f"{indent}const I c{g} = t_ % z{g}; t_ /= z{g};")
+        for g in range(last, 0, -1):  # rules_idiv: divider.cu
+            lines.append(f"{indent}const I q{g}_ = rules_idiv(t_, z{g}, mz{g}, sz{g}); "
+                         f"const I c{g} = t_ - q{g}_ * z{g}; t_ = q{g}_;")
         lines.append(f"{indent}const I c0 = t_;")
         return lines
 
@@ -241,12 +243,18 @@ def _generate(ctx: Ctx, region: Region, name: str) -> KernelCode:
     sizes = [f"z{g}" for g in range(1, last + 1)] if coords else []
     if rotations:
         sizes.append("half")
+    # each coordinate size z comes with its divider (mz, sz): see divider.cu
+    divided = [s for s in sizes if s != "half"]
     text = fill(
         "pointwise.cu", NAME=name, PARAMS=join_params(params), ARGS=join_params(args),
-        SIZES=join_params([f"I {s}" for s in sizes]), SIZE_PARAMS=join_params([f"long long {s}" for s in sizes]),
-        SIZE_ARGS_I32=join_params([f"(int){s}" for s in sizes]), SIZE_ARGS_I64=join_params(sizes),
+        SIZES=join_params([f"I {s}" for s in sizes] + [f"unsigned m{s}, int s{s}" for s in divided]),
+        SIZE_PARAMS=join_params([f"long long {s}" for s in sizes] + [f"unsigned int m{s}, int s{s}" for s in divided]),
+        SIZE_ARGS_I32=join_params([f"(int){s}" for s in sizes] + [f"m{s}, s{s}" for s in divided]),
+        SIZE_ARGS_I64=join_params(sizes + [f"m{s}, s{s}" for s in divided]),
         VEC_DECL="\n".join(decl), VEC_LOAD="\n".join(load), VEC_COMPUTE="\n".join(comp), SCALAR="\n".join(scalar),
     )
+    if divided:
+        text = template_text("divider.cu") + "\n" + text
     forward = _forward(ctx, region, name, leaves, groups, sizes, ptr, inplace, scalars, vectorable)
     return KernelCode(text, forward, [f"{name}_i32", f"{name}_i64"])
 
@@ -275,6 +283,11 @@ def _forward(ctx: Ctx, region: Region, name: str, leaves: list[Leaf], groups: li
             value = " * ".join(dims[d] for d in groups[int(s[1:])])
         body.append(f"{s}_{i} = {value}")
         size_values.append(f"{s}_{i}")
+    for s in sizes:  # the dividers divider.cu's rules_idiv takes: shift, then multiplier
+        if s != "half":
+            body.append(f"s{s}_{i} = ({s}_{i} - 1).bit_length()")
+            body.append(f"m{s}_{i} = ((1 << 32) * ((1 << s{s}_{i}) - {s}_{i})) // {s}_{i} + 1")
+    size_values += [f"{p}{s}_{i}" for s in sizes if s != "half" for p in ("m", "s")]
     conds = ["VEC > 1", f"rules_aligned(VEC, {', '.join(tensors)})"] if vectorable else ["False"]
     if len(groups) > 1 or "half" in sizes:
         conds.append(f"z{len(groups) - 1}_{i} % VEC == 0" if len(groups) > 1 else f"n{i} % VEC == 0")
