@@ -283,11 +283,11 @@ def _forward(ctx: Ctx, region: Region, name: str, leaves: list[Leaf], groups: li
             value = " * ".join(dims[d] for d in groups[int(s[1:])])
         body.append(f"{s}_{i} = {value}")
         size_values.append(f"{s}_{i}")
-    for s in sizes:  # the dividers divider.cu's rules_idiv takes: shift, then multiplier
-        if s != "half":
-            body.append(f"s{s}_{i} = ({s}_{i} - 1).bit_length()")
-            body.append(f"m{s}_{i} = ((1 << 32) * ((1 << s{s}_{i}) - {s}_{i})) // {s}_{i} + 1")
-    size_values += [f"{p}{s}_{i}" for s in sizes if s != "half" for p in ("m", "s")]
+    divided = [s for s in sizes if s != "half"]
+    for s in divided:  # the divider divider.cu's rules_idiv takes with each coordinate size
+        body.append(f"s{s}_{i} = ({s}_{i} - 1).bit_length()")
+        body.append(f"m{s}_{i} = ((1 << 32) * ((1 << s{s}_{i}) - {s}_{i})) // {s}_{i} + 1")
+        size_values += [f"m{s}_{i}", f"s{s}_{i}"]
     conds = ["VEC > 1", f"rules_aligned(VEC, {', '.join(tensors)})"] if vectorable else ["False"]
     if len(groups) > 1 or "half" in sizes:
         conds.append(f"z{len(groups) - 1}_{i} % VEC == 0" if len(groups) > 1 else f"n{i} % VEC == 0")
