@@ -17,12 +17,15 @@ from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task, suite_dir
 from evolution.proposers.base import ProposalRequest
 from evolution.proposers.rules import RulesProposer
-from evolution.proposers.seeds import SeedsProposer, params_space, seed_dir, sweep_knobs, seed_task, seed_tasks, seeds_for
+from evolution.proposers.seeds import (SeedsProposer, constructor_defaults, params_space, seed_dir, seed_task,
+                                       seed_tasks, seeds_for, sweep_knobs)
+from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
+from evolution.tuning import tune
 
 SEEDS = sorted(seed_dir().glob("*.py"))
 
 
-def _init_defaults(source: str) -> dict:
+def _init_defaults(source: str) -> dict:  # the test's own reading, independent of the proposer's
     cls = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "ModelNew")
     init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
     args = init.args.args[len(init.args.args) - len(init.args.defaults):]
@@ -47,6 +50,61 @@ def test_seed_is_a_well_formed_candidate_for_its_task(path) -> None:  # noqa: AN
     assert all(defaults[k] in choices for k, choices in {**space, **knobs}.items())
     kernels = {k for src in cuda_sources(source) for k in parse_kernels(src)}
     assert kernels and all(k.isidentifier() for k in kernels)
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_a_seed_is_proposed_at_its_constructor_defaults(path) -> None:  # noqa: ANN001
+    """The tuner climbs from a proposal's default setting; a seed's is what its constructor runs
+    with when passed nothing, every searched key named, so the climb can start from it."""
+    source = path.read_text()
+    space, defaults = params_space(source), _init_defaults(source)
+    task = load_task(suite_dir() / seed_task(source))
+    (proposal,) = [p for p in seeds_for(task) if p.variant == f"seed/{path.stem}"]
+    assert proposal.default_params == {k: defaults[k] for k in space}
+    assert set(proposal.default_params) == set(space)
+
+
+def test_a_seeds_tuning_measures_its_defaults_then_their_neighbours() -> None:
+    """Not eight random draws of a nine-key space (what a start outside the space gave): the
+    defaults first, then settings one step from them."""
+    task = load_task(suite_dir() / "decode/gemv_gate_up_bf16.py")
+    (proposal,) = seeds_for(task)
+    start = proposal.default_params
+    seen: list[dict] = []
+
+    def evaluate(settings: list[dict]) -> list[EvalResult]:
+        seen.extend(settings)
+        results = []
+        for i, _ in enumerate(settings):  # every setting accepted, each slower than the last
+            ms = 1.0 + 0.01 * len(seen) + 0.001 * i
+            stats = TimingStats(ms, ms, 0, ms, ms, ms, ms, 50)
+            results.append(EvalResult(Verdict.ACCEPTED, Stage.DONE, "ok",
+                                      shapes=[ShapeResult("default", False, 5, candidate=stats)]))
+        return results
+
+    tune(proposal.params_space, evaluate, trials=8, batch=4, start=start)
+    assert seen[0] == start
+    for setting in seen[1:4]:
+        moved = [k for k in start if setting[k] != start[k]]
+        assert len(moved) == 1, setting
+        choices = proposal.params_space[moved[0]]
+        assert abs(choices.index(setting[moved[0]]) - choices.index(start[moved[0]])) == 1, setting
+
+
+@pytest.mark.parametrize("init, reason", [
+    ("def __init__(self, n, UPW=3, OCC=4): ...", "a default outside the space's choices"),
+    ("def __init__(self, n, UPW=1 + 1, OCC=4): ...", "a default that is not a literal"),
+    ("def __init__(self, n, UPW=1, OCC=None, **kw): ...", "a default outside the space's choices"),
+    ("def __init__(self, n, OCC=4, **kw): ...", "a searched key without a default"),
+])
+def test_constructor_defaults_are_empty_where_they_cannot_start_a_climb(init: str, reason: str) -> None:
+    source = f"class ModelNew:\n    {init}\n"
+    assert constructor_defaults(source, {"UPW": [0, 1, 2], "OCC": [2, 4]}) == {}, reason
+
+
+def test_constructor_defaults_read_keyword_only_defaults_too() -> None:
+    source = "class ModelNew:\n    def __init__(self, n, UPW=1, *, OCC=2, EXTRA=7): ...\n"
+    assert constructor_defaults(source, {"UPW": [0, 1, 2], "OCC": [2, 4]}) == {"UPW": 1, "OCC": 2}
 
 
 def test_one_seed_serves_every_task_it_names() -> None:

@@ -52,7 +52,10 @@ def _jobs(translations) -> dict[tuple, list[str]]:  # noqa: ANN001
     corners = _corner_tasks(translations)
     for name, t in translations.items():
         for i, p in enumerate(t.proposals):
-            settings = [(p.default_params, ARCHS)]
+            # a rules proposal's parameters are its CUDA defines; a seed's are its constructor's
+            # arguments (0 there may mean "chosen from the shape" in Python), so its source
+            # compiles with its own #ifndef defaults
+            settings = [(p.default_params if p.proposer != "seed" else {}, ARCHS)]
             if name in corners and i == 0:
                 settings += [(s, (CORNER_ARCH,)) for s in _corner_settings(p)]
             for params, archs in settings:
