@@ -208,6 +208,17 @@ __device__ __forceinline__ void flash_mma(float (&c)[4], const unsigned (&a)[4],
 #endif
 }
 
+// v[0] = the max (OP 0) or the sum (OP 1) of v[0..N), folded pairwise (a tree of ceil(log2 N)
+// dependent steps: the compiler keeps a written order, so a loop would be a chain of N - 1)
+template <int N, int OP>
+__device__ __forceinline__ void flash_fold(float (&v)[N]) {
+    #pragma unroll
+    for (int w = 1; w < N; w *= 2) {
+        #pragma unroll
+        for (int i = 0; i + w < N; i += 2 * w) v[i] = OP == 0 ? rules_max(v[i], v[i + w]) : v[i] + v[i + w];
+    }
+}
+
 // Online softmax of one key chunk for the lane's rows r0 and r0 + 8 (raw scores s in the
 // m16n8 layout, columns n0 + 8 nt + 2t + e): masks, moves the running max m (of the raw
 // scores), rescales the running sum l and the output o, and leaves p = exp2(s * scale_log2 -
@@ -229,7 +240,7 @@ __device__ __forceinline__ void flash_softmax_body(float (&s)[NT][4], float (&m)
     #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = r0 + 8 * h;
-        float mx = m[h];
+        float part[NT];  // per 8-key tile, then folded as a tree: 4 dependent steps for 16 tiles, not 32
         #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
             #pragma unroll
@@ -240,26 +251,25 @@ __device__ __forceinline__ void flash_softmax_body(float (&s)[NT][4], float (&m)
                     if (col >= Sk || (causal && col > row + off)) x = RULES_NEG_INF;
                 }
                 s[nt][2 * h + e] = x;
-                mx = rules_max(mx, x);
             }
+            part[nt] = rules_max(s[nt][2 * h], s[nt][2 * h + 1]);
         }
+        flash_fold<NT, 0>(part);  // a max is exact: the same value in any order
+        float mx = rules_max(m[h], part[0]);
         mx = rules_max(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = rules_max(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float cur = mx == RULES_NEG_INF ? 0.0f : mx;  // every key so far masked: p = 0
         const float corr = exp2f((m[h] - cur) * scale_log2);  // m[h] == -inf: 0
         const float base = cur * scale_log2;
         m[h] = mx;
-        float sum = 0.0f;
         #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
             #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const float p = exp2f(fmaf(s[nt][2 * h + e], scale_log2, -base));
-                s[nt][2 * h + e] = p;
-                sum += p;
-            }
+            for (int e = 0; e < 2; ++e) s[nt][2 * h + e] = exp2f(fmaf(s[nt][2 * h + e], scale_log2, -base));
+            part[nt] = s[nt][2 * h] + s[nt][2 * h + 1];
         }
-        l[h] = l[h] * corr + sum;
+        flash_fold<NT, 1>(part);  // the chunk's sum in a tree (fp32: a different order rounds within an ulp or so)
+        l[h] = l[h] * corr + part[0];
         if (DEFER) {
             corr_out[h] = corr;
         } else {

@@ -18,7 +18,7 @@ class Model(nn.Module):
         return torch.softmax(scores, dim=-1) @ v
 
 
-# Default: 8 x 16 heads x 1024 x 1024 x 64, fp32, causal: 4.3 GFLOP; eager writes and reads
+# Default: 8 x 16 heads x 1024 x 1024 x 64, fp32, causal: 17 GFLOP (2 b h s^2 d); eager writes and reads
 # the 0.5 GB score matrix several times.
 batch_size = 8
 num_heads = 16

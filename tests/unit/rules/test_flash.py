@@ -145,6 +145,30 @@ def test_flash_candidates_match_reference_on_cpu_emulator(tmp_path: Path) -> Non
     _emulate(tasks)
 
 
+@pytest.mark.slow
+def test_two_m_tiles_a_warp_match_reference_on_cpu_emulator(tmp_path: Path) -> None:
+    """MTILES 2 (searched for head dim 64): q from shared memory, each k / v fragment feeding two
+    m-tiles; causal and not, a partial last chunk, 2 and 4 warps."""
+    reason = cuda_emu.compiler_missing()
+    if reason:
+        pytest.skip(reason)
+    jobs, labels = [], []
+    for i, (form, sq, sk) in enumerate([("sdpa", 33, 150), ("sdpa_causal", 70, 70), ("sdpa_causal", 17, 140)]):
+        sub = tmp_path / f"t{i}"
+        sub.mkdir()
+        path = _task(sub, FORMS[form][0], "bfloat16", sq, sk, 64)
+        proposal = translate(load_task(path)).proposals[0]
+        assert proposal.params_space["MTILES"] == [1, 2]
+        cand = sub / "cand.py"
+        cand.write_text(proposal.source)
+        for warps in (2, 4):
+            jobs.append((path, cand, dict(proposal.default_params, WARPS=warps, MTILES=2), 1_000_000))
+            labels.append(f"{form} sq={sq} sk={sk} WARPS={warps}")
+    reports = cuda_emu.run_candidates(jobs, workers=2)
+    bad = [f"{label}: {r.get('reason')}" for label, r in zip(labels, reports) if not r.get("ok")]
+    assert not bad, "\n".join(bad)
+
+
 def _emulate(tasks: dict[str, Path], first_only: bool = False) -> None:
     """Every proposal (or each task's first) of each task on the CPU emulator at its defaults."""
     jobs, labels = [], []
@@ -187,6 +211,37 @@ def test_flash_compiles_without_spills_on_sm90(dtype: str, hd: int, warps: int, 
         assert smem == 0 and smem_bytes(True, warps, block_n, hd) <= DYN_SMEM_LIMIT
     else:
         assert smem <= SMEM_LIMIT
+
+
+@pytest.mark.parametrize("hd, searched", [(64, True), (128, False)])
+def test_bf16_register_cap_is_searched_for_head_dim_64_only(hd: int, searched: bool, tmp_path: Path) -> None:
+    task = load_task(_task(tmp_path, FORMS["sdpa"][0], "bfloat16", d=hd))
+    for proposal in translate(task).proposals:
+        assert proposal.default_params["MINB"] == 1
+        assert (proposal.params_space.get("MINB") == [1, 3]) is searched, proposal.params_space
+
+
+@pytest.mark.parametrize("warps, mtiles, minb, max_registers, max_spill", [
+    (4, 1, 3, 168, 128),  # three blocks an SM: ~10 local accesses a chunk
+    (8, 2, 1, 255, 0),    # two m-tiles, one block of 8 warps: no spill
+    (4, 2, 1, 255, 256),  # two m-tiles, two blocks of 4 warps: a small spill
+])
+def test_bf16_head_dim_64_searched_settings_registers(warps: int, mtiles: int, minb: int, max_registers: int,
+                                                      max_spill: int, tmp_path: Path) -> None:
+    """What the searched register cap (MINB) and m-tiles (MTILES) cost in registers and spills,
+    as the space's comments say (-ftz, as NVRTC compiles for the runtime)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on PATH")
+    task = load_task(_task(tmp_path, FORMS["sdpa_causal"][0], "bfloat16", d=64))
+    cu = tmp_path / "k.cu"
+    cu.write_text(cuda_sources(translate(task).proposals[0].source)[0])
+    run = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "-std=c++17", "-ftz=true", "-Xptxas", "-v", "-DHEAD_DIM=64",
+                          f"-DWARPS={warps}", "-DBLOCK_N=128", f"-DMTILES={mtiles}", f"-DMINB={minb}",
+                          "-o", str(tmp_path / "k.cubin"), str(cu)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    registers = int(re.search(r"Used (\d+) registers", run.stderr).group(1))
+    spilled = int(re.search(r"(\d+) bytes spill stores", run.stderr).group(1))
+    assert registers <= max_registers and spilled <= max_spill, run.stderr
 
 
 # q, k, v computed in the forward (scaled, activated, head-split views, unbound from one tensor):
