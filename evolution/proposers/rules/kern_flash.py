@@ -127,7 +127,7 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
         # MINB: blocks per SM the registers must allow (1: ptxas's choice). Searched for head dim
         # 64: either tile shape runs 8 warps an SM at ptxas's choice (nvcc 13, sm_90, -ftz: 235
         # registers with 4 warps, 224 with 8), too few to hide the chain from q k^T through the
-        # softmax to p v; MINB 3 with 4 warps holds 168 registers (12 warps an SM) for a 60-byte
+        # softmax to p v; MINB 3 with 4 warps holds 168 registers (12 warps an SM) for a 48-byte
         # spill, about ten local accesses a chunk. Larger head dims take 254 registers already,
         # and 8 warps spill above 1 (MINB 2: 508 bytes), so there it stays a sweep knob.
         params = {"WARPS": warps, "MTILES": mtiles, "BLOCK_N": space["BLOCK_N"][0], "HEAD_DIM": hd, "MINB": 1}
