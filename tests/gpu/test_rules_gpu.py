@@ -92,3 +92,21 @@ def test_wgmma_flash_variant_is_accepted_on_hopper(form: str, hd: int, stages: i
     result = evaluate(task_path, candidate, config=EvalConfig(baselines=False),
                       params={"STAGES": stages, "OVERLAP": int(stages > 2)})
     assert result.accepted, f"{result.stage.value}: {result.reason}"
+
+
+@pytest.mark.parametrize("form", ["sdpa", "sdpa_causal"])
+@pytest.mark.parametrize("warps,mtiles,minb", [(8, 2, 1), (4, 2, 1), (4, 1, 3)])
+def test_flash_searched_tiles_are_accepted(form: str, warps: int, mtiles: int, minb: int, tmp_path: Path) -> None:
+    """The mma.sync form's searched settings at head dim 64 (two m-tiles a warp, the MINB 3
+    register cap with its small spill) through the real evaluator, ragged hidden shapes included."""
+    from test_flash import FORMS, _task
+
+    shapes = '[{"name": "ragged", "sq": 77, "sk": 301, "d": 64, "hidden": True}]'
+    task_path = _task(tmp_path, FORMS[form][0], "bfloat16", sq=200, sk=333, d=64, shapes=shapes)
+    proposal = translate(load_task(task_path)).proposals[0]
+    assert proposal.variant.startswith("flash/") and proposal.params_space["MTILES"] == [1, 2]
+    candidate = tmp_path / "candidate.py"
+    candidate.write_text(proposal.source)
+    result = evaluate(task_path, candidate, config=EvalConfig(baselines=False),
+                      params={"WARPS": warps, "MTILES": mtiles, "MINB": minb})
+    assert result.accepted, f"{result.stage.value}: {result.reason}"
