@@ -12,6 +12,7 @@ import ast
 import pytest
 
 from autotuner.candidate import cuda_sources
+from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 from autotuner.evaluator.static_check import check_source
 from autotuner.runtime import parse_kernels
 from autotuner.tasks import load_task, suite_dir
@@ -19,7 +20,6 @@ from evolution.proposers.base import ProposalRequest
 from evolution.proposers.rules import RulesProposer
 from evolution.proposers.seeds import (SeedsProposer, constructor_defaults, params_space, seed_dir, seed_task,
                                        seed_tasks, seeds_for, sweep_knobs)
-from autotuner.evaluator.verdict import EvalResult, ShapeResult, Stage, TimingStats, Verdict
 from evolution.tuning import tune
 
 SEEDS = sorted(seed_dir().glob("*.py"))

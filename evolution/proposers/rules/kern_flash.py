@@ -72,12 +72,13 @@ def _space(mma: bool, hd: int) -> dict[str, list[int]]:
     decides agreement with the reference on rows with few keys (see flash_softmax). MTILES 2
     (two m-tiles per warp: each k and v fragment read from shared memory feeds two mma, half
     the ldmatrix traffic a score) only up to head dim 64, where it holds 128 scores and 64
-    output values per thread at BLOCK_N 128: 255 registers, no spills with 8 warps, a 168-byte
-    spill with 4 (nvcc 13, sm_90, -ftz); the search measures it. Above 64 it would spill more."""
+    output values per thread at BLOCK_N 128: 255 registers, no spills with 8 warps, a 188-byte
+    spill with 4 (nvcc 13, sm_90, -ftz); the search measures it. Above 64 it would spill more.
+    MINB (blocks per SM the registers must allow) is searched there too, see ``defines``."""
     if mma:
         bn = chunk_keys(hd)
         if hd <= 64:
-            return {"WARPS": [4, 8], "MTILES": [1, 2], "BLOCK_N": [bn]}
+            return {"WARPS": [4, 8], "MTILES": [1, 2], "BLOCK_N": [bn], "MINB": [1, 3]}
         if hd <= 128:
             return {"WARPS": [4, 8], "MTILES": [1], "BLOCK_N": [bn]}
         return {"WARPS": [2] if hd > 192 else [2, 4], "MTILES": [1], "BLOCK_N": [bn]}
@@ -125,14 +126,12 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
     if mma:
         warps, mtiles = (min(space["WARPS"]) if narrow else max(space["WARPS"])), 1
         # MINB: blocks per SM the registers must allow (1: ptxas's choice). Searched for head dim
-        # 64: either tile shape runs 8 warps an SM at ptxas's choice (nvcc 13, sm_90, -ftz: 235
+        # 64 (_space): either tile shape runs 8 warps an SM at ptxas's choice (nvcc 13, sm_90, -ftz: 235
         # registers with 4 warps, 224 with 8), too few to hide the chain from q k^T through the
         # softmax to p v; MINB 3 with 4 warps holds 168 registers (12 warps an SM) for a 48-byte
         # spill, about ten local accesses a chunk. Larger head dims take 254 registers already,
         # and 8 warps spill above 1 (MINB 2: 508 bytes), so there it stays a sweep knob.
         params = {"WARPS": warps, "MTILES": mtiles, "BLOCK_N": space["BLOCK_N"][0], "HEAD_DIM": hd, "MINB": 1}
-        if hd <= 64:
-            space = {**space, "MINB": [1, 3]}
         assert smem_bytes(True, warps, params["BLOCK_N"], hd, mtiles) <= DYN_SMEM_LIMIT
         return params, space
     warps, block_n = (4, 32) if hd <= 64 else (4, 16) if hd <= 128 else (1, 16)
