@@ -260,12 +260,22 @@ def tuned_from(proposal: Proposal, parent_id: int | None) -> Proposal:
     return replace(proposal, operator="tune", parents=parents)
 
 
+# The parts of a phase worth summing over a run (``evaluator.verify.draw_inputs``, ...): where the
+# largest phases go. Per-shape parts (``verify.shape:NAME``) are left out: names differ per task.
+PART_PHASES = ("verify", "time_and_check", "setup")
+
+
 def batch_phases(results: list[EvalResult]) -> dict[str, float]:
-    """``evaluator.<phase>`` seconds of one batch of settings evaluated in one child (top-level
-    phases only). A phase the child spent once for the batch (its start, the task's setup and
-    baselines) is copied into every result with the same value: counted once."""
+    """``evaluator.<phase>`` seconds of one batch of settings evaluated in one child: the
+    top-level phases and the parts of ``PART_PHASES`` (``evaluator.verify.compare``; already
+    inside their phase). A phase the child spent once for the batch (its start, the task's
+    setup and baselines) is copied into every result with the same value: counted once."""
+    def wanted(key: str) -> bool:
+        top, _, part = key.partition(".")
+        return not part or (top in PART_PHASES and not part.startswith("shape:"))
+
     out: dict[str, float] = {}
-    for key in {k for r in results for k in r.phases_s if "." not in k}:
+    for key in {k for r in results for k in r.phases_s if wanted(k)}:
         values = [r.phases_s[key] for r in results if key in r.phases_s]
         shared = len(results) > 1 and len(values) == len(results) and len(set(values)) == 1
         out[f"evaluator.{key}"] = values[0] if shared else sum(values)

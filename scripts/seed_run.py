@@ -21,12 +21,17 @@ import torch  # noqa: E402
 
 from autotuner.evaluator.compare import compare_outputs, tolerances_for  # noqa: E402
 from autotuner.evaluator.inputs import make_candidate, make_inputs, make_reference  # noqa: E402
-from autotuner.tasks import load_task, suite_dir  # noqa: E402
+from autotuner.tasks import discover_tasks, load_task, suite_dir  # noqa: E402
 from evolution.proposers.seeds import seed_model  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    task = load_task(suite_dir() / (argv[0] if argv[0].endswith(".py") else argv[0] + ".py"))
+    sel = argv[0]  # a task file, or a name the suite's paths contain (tasks live in family folders)
+    found = [Path(sel)] if Path(sel).is_file() else [t for t in discover_tasks(suite_dir())
+                                                     if t.stem == sel or sel in str(t)]
+    if not found:
+        raise SystemExit(f"no task file {sel!r} and no suite task named so under {suite_dir()}")
+    task = load_task(found[0])
     cls = seed_model(argv[1])
     settings = [json.loads(a) for a in argv[2:]] or [{}]
     shape = task.default_shape

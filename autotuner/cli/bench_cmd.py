@@ -176,7 +176,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     phases = report.phase_seconds()
     if phases:
         search = {k: v for k, v in phases.items() if "." not in k}
-        evaluator = {k.split(".", 1)[1]: v for k, v in phases.items() if k.startswith("evaluator.")}
+        evaluator = {k.split(".", 1)[1]: v for k, v in phases.items() if k.startswith("evaluator.") and k.count(".") == 1}
+        parts = {k.split(".", 1)[1]: v for k, v in phases.items() if k.startswith("evaluator.") and k.count(".") > 1}
         print("where the time went: " + ", ".join(f"{name} {secs:.0f} s" for name, secs in search.items())
               + f", {max(0.0, report.wall_s - sum(search.values())):.0f} s between tasks (propose: the rules' "
               "translation on the CPU; variants: each task's structural variants, its baselines included)")
@@ -188,6 +189,9 @@ def cmd_suite(args: argparse.Namespace) -> int:
         if evaluator:
             print("  inside the evaluator's children: " + ", ".join(
                 f"{name} {secs:.0f} s" for name, secs in sorted(evaluator.items(), key=lambda kv: -kv[1])))
+        for top in sorted({k.split(".", 1)[0] for k in parts}, key=lambda t: -evaluator.get(t, 0.0)):
+            mine = sorted(((k.split(".", 1)[1], v) for k, v in parts.items() if k.startswith(top + ".")), key=lambda kv: -kv[1])
+            print(f"    {top}'s parts (inside it): " + ", ".join(f"{name} {secs:.1f} s" for name, secs in mine[:10]))
     resumed = report.candidates - report.evaluated
     on = f" on {report.n_gpus} GPUs" if report.n_gpus > 1 else ""
     print(f"{report.evaluated} candidates evaluated in {report.wall_s / 60:.1f} min{on} -> {report.per_gpu_hour:,.0f} "

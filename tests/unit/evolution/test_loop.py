@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from archive import Archive
 from autotuner.evaluator.eval_config import EvalConfig
 from evolution.budget import Budget
@@ -208,16 +210,18 @@ def test_each_phase_of_a_task_search_is_timed(tmp_path):
     archive.close()
 
 
-def test_a_phase_the_child_spent_once_for_a_batch_counts_once():
+def test_a_phase_the_child_spent_once_for_a_batch_counts_once_and_verify_parts_are_kept():
     from autotuner.evaluator.verdict import EvalResult, Stage, Verdict
     from evolution.task_search import batch_phases
 
     def result(verify):
         return EvalResult(Verdict.ACCEPTED, Stage.DONE, "", phases_s={"setup": 2.0, "baselines": 3.0, "verify": verify,
-                                                                      "verify.shape:a": verify})
+                                                                      "verify.shape:a": verify,
+                                                                      "verify.compare": verify / 5, "cuda_init.x": 1.0})
     assert batch_phases([result(0.5), result(0.25)]) == {"evaluator.setup": 2.0, "evaluator.baselines": 3.0,
-                                                         "evaluator.verify": 0.75}
-    assert batch_phases([result(0.5)]) == {"evaluator.setup": 2.0, "evaluator.baselines": 3.0, "evaluator.verify": 0.5}
+                                                         "evaluator.verify": 0.75, "evaluator.verify.compare": pytest.approx(0.15)}
+    assert batch_phases([result(0.5)]) == {"evaluator.setup": 2.0, "evaluator.baselines": 3.0, "evaluator.verify": 0.5,
+                                           "evaluator.verify.compare": 0.1}
 
 
 def test_no_task_starts_after_the_start_window_and_the_one_searching_finishes(tmp_path):
