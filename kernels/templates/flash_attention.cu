@@ -43,6 +43,7 @@
 #else
 #define ${NAME}_MINB 1
 #endif
+#define ${NAME}_LSUM 0
 #elif ${NAME}_MMA
 #define ${NAME}_ST (HEAD_DIM + 8)  // bf16 row stride: 16-byte rows offset by 4 banks
 // q's fragments in registers unless the m-tiles' output rows and scores leave too few
@@ -60,9 +61,24 @@
 #else
 #define ${NAME}_MINB 1
 #endif
+// LSUM 1: each row's sum of p comes out of the p v product, as one more 8-column output tile
+// whose B operand is all ones (one mma per 16 keys and m-tile, in place of the 31 additions a
+// row and chunk of the sum's tree and the quad's two shuffles at the end). The sum then adds p
+// as rounded to bf16, the weights the output adds, where FlashAttention adds p before rounding:
+// every output of a row moves by the same factor, within 2^-8 (every p >= 0 and rounds within
+// bf16's unit roundoff 2^-8), against the bf16 allowance of 3e-2 relative: no cancellation can
+// amplify it, unlike a change of where p itself rounds (see flash_softmax; test_flash_rounding).
+// LSUM -1 (the default): 1 with one m-tile a warp, where it also takes registers (head dim 64,
+// 4 warps: 231 -> 225; 8 warps: 223 -> 212; 128: 251 -> 243), 0 with two, where the extra
+// accumulators spill (8 warps: 0 -> 148 bytes; nvcc 13, sm_90, -ftz).
+#ifndef LSUM
+#define LSUM -1
+#endif
+#define ${NAME}_LSUM (LSUM < 0 ? MTILES == 1 : LSUM != 0)
 #else
 #define ${NAME}_ST (HEAD_DIM + 1)  // fp32 row stride: rows offset by one bank
 #define ${NAME}_MINB 1
+#define ${NAME}_LSUM 0
 #endif
 
 #ifndef RULES_FLASH_HELPERS
@@ -223,7 +239,8 @@ __device__ __forceinline__ void flash_fold(float (&v)[N]) {
 // m16n8 layout, columns n0 + 8 nt + 2t + e): masks, moves the running max m (of the raw
 // scores), rescales the running sum l and the output o, and leaves p = exp2(s * scale_log2 -
 // m * scale_log2) in s. The rounding points follow FlashAttention's (the max of the raw
-// scores, one fma before exp2, l summed from p before p is rounded to bf16), so that p
+// scores, one fma before exp2, l summed from p before p is rounded to bf16; with LSUM the
+// caller sums p as rounded instead, and l here is dead code), so that p
 // rounds to bf16 where the reference's does: rows with few keys have no averaging to hide
 // a different rounding of their few weights (the reference's own error there is several
 // times the bf16 tolerance).
@@ -516,13 +533,14 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     const int r0 = m0 + warp * ROWS + g;  // the lane's rows: r0 + 16 i and r0 + 16 i + 8 for m-tile i
     const int wfirst = m0 + warp * ROWS + (int)off;  // keys past it are masked for some of the warp's rows
     const int wlast = wfirst + ROWS - 1;  // keys past it: masked for all the warp's rows
-    float o[MTL][DT][4], m[MTL][2], l[MTL][2];
+    constexpr int DTL = DT + ${NAME}_LSUM;  // LSUM: the row sums' tile after the output's
+    float o[MTL][DTL][4], m[MTL][2], l[MTL][2];
     #pragma unroll
     for (int i = 0; i < MTL; ++i) {
         m[i][0] = m[i][1] = RULES_NEG_INF;
         l[i][0] = l[i][1] = 0.0f;
         #pragma unroll
-        for (int dt = 0; dt < DT; ++dt) o[i][dt][0] = o[i][dt][1] = o[i][dt][2] = o[i][dt][3] = 0.0f;
+        for (int dt = 0; dt < DTL; ++dt) o[i][dt][0] = o[i][dt][1] = o[i][dt][2] = o[i][dt][3] = 0.0f;
     }
 #if ${NAME}_MMA == 2
     // The FlashAttention-2 schedule below with both products on wgmma: warpgroup wg (warps 4 wg
@@ -871,7 +889,7 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
             const bool mask = c0 + BN > Sk || (causal && c0 + BN - 1 > wfirst);
             #pragma unroll
             for (int i = 0; i < MTL; ++i)
-                flash_softmax<NT, DT>(s[i], m[i], l[i], o[i], scale_log2, mask, r0 + 16 * i, c0, (int)Sk, causal, (int)off);
+                flash_softmax<NT, DTL>(s[i], m[i], l[i], o[i], scale_log2, mask, r0 + 16 * i, c0, (int)Sk, causal, (int)off);
         }
         flash_cp_wait<0>();
         __syncthreads();  // V(c) in for every thread; every warp done with K(c)
@@ -897,6 +915,10 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
                         flash_mma(o[i][2 * dp], pa[i], b[0], b[1]);
                         flash_mma(o[i][2 * dp + 1], pa[i], b[2], b[3]);
                     }
+                }
+                if constexpr (${NAME}_LSUM) {  // the row sums: p times a column of ones (bf16 1.0 pairs)
+                    #pragma unroll
+                    for (int i = 0; i < MTL; ++i) flash_mma(o[i][DTL - 1], pa[i], 0x3f803f80u, 0x3f803f80u);
                 }
             }
         }
@@ -968,9 +990,14 @@ ${NAME}_main(const ${T}* __restrict__ q, const ${T}* __restrict__ k, const ${T}*
     for (int i = 0; i < MTL; ++i) {
         #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            float sum = l[i][h];
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            float sum;
+            if constexpr (${NAME}_LSUM) {
+                sum = o[i][DTL - 1][2 * h];  // the whole row's sum in every lane (l is left unused)
+            } else {
+                sum = l[i][h];
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            }
             const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // a row with every key masked: 0
             const long long row = r0 + 16 * i + 8 * h;
             if (row < Sq) {

@@ -131,7 +131,10 @@ def defines(region: Region, choice: dict[str, Any]) -> tuple[dict[str, int], dic
         # softmax to p v; MINB 3 with 4 warps holds 168 registers (12 warps an SM) for a 48-byte
         # spill, about ten local accesses a chunk. Larger head dims take 254 registers already,
         # and 8 warps spill above 1 (MINB 2: 508 bytes), so there it stays a sweep knob.
-        params = {"WARPS": warps, "MTILES": mtiles, "BLOCK_N": space["BLOCK_N"][0], "HEAD_DIM": hd, "MINB": 1}
+        # LSUM (the template's: the row sums from the p v product, see flash_attention.cu; -1: with
+        # one m-tile a warp): a knob for sweeps, not searched
+        params = {"WARPS": warps, "MTILES": mtiles, "BLOCK_N": space["BLOCK_N"][0], "HEAD_DIM": hd, "MINB": 1,
+                  "LSUM": -1}
         assert smem_bytes(True, warps, params["BLOCK_N"], hd, mtiles) <= DYN_SMEM_LIMIT
         return params, space
     warps, block_n = (4, 32) if hd <= 64 else (4, 16) if hd <= 128 else (1, 16)
