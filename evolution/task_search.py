@@ -262,7 +262,7 @@ def tuned_from(proposal: Proposal, parent_id: int | None) -> Proposal:
 
 # The parts of a phase worth summing over a run (``evaluator.verify.draw_inputs``, ...): where the
 # largest phases go. Per-shape parts (``verify.shape:NAME``) are left out: names differ per task.
-PART_PHASES = ("verify", "time_and_check", "setup")
+PART_PHASES = ("verify", "time_and_check", "setup", "compile_ahead")
 
 
 def batch_phases(results: list[EvalResult]) -> dict[str, float]:

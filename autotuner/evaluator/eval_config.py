@@ -27,7 +27,7 @@ class EvalConfig:
     roofline_slack: float = 0.75  # reject times under slack x the hardware floor
     pool_bytes: int = 8 << 30  # device memory for the rotating pool of timing inputs
     fork_server: bool = True  # fork children from a process with torch preloaded (faster start)
-    compile_ahead: bool = True  # several settings of a declaring candidate: compile side by side first
+    compile_ahead: bool = True  # a batch's modules, declared or recorded from dry runs, compiled side by side first
     # Isolation of the candidate's process (evaluator/isolation.py): allow-listed environment,
     # own folder, no network, file rules, and these limits.
     isolation: bool = True

@@ -207,7 +207,10 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
                         warnings=result.warnings, guard_bytes=config.guard_bytes, margin=session.margin)
     from autotuner.evaluator import guard as guard_bytes
 
+    from autotuner.runtime.compile import COSTS as compile_costs
+
     guards_before = guard_bytes.SPENT_S[0]
+    compiles_before = compile_costs["compile"]
     usage.reset()  # the resource report covers this setting's kernels only
     started = time.perf_counter()
     try:
@@ -218,6 +221,8 @@ def evaluate_params(session: Session, model_new: type, kernel_names: set[str], p
             result.phases_s[f"verify.shape:{shape.name}"] = time.perf_counter() - shape_started  # in verify
         result.phases_s["verify"] = time.perf_counter() - started
         result.phases_s["guard_bytes"] = guard_bytes.SPENT_S[0] - guards_before  # included in verify
+        # every compile inside verify, in builds and in forwards (0 where compile-ahead built them all)
+        result.phases_s["verify.compile_all"] = compile_costs["compile"] - compiles_before
         result.phases_s.update({f"verify.{k}": v for k, v in ctx.clock.items()})  # included in verify
         started = time.perf_counter()
         result.max_abs_err = max((s.max_abs_err or 0.0) for s in result.shapes)
@@ -420,7 +425,9 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
     import_ms = (time.perf_counter() - started) * 1e3
     candidate_text = Path(candidate_path).read_text()
     kernel_names = declared_kernel_names(candidate_text)
-    ahead_s = _compile_ahead(candidate_text, param_sets) if session.config.compile_ahead else None
+    ahead_parts: dict[str, float] = {}
+    ahead_s = _compile_ahead(session, model_new, candidate_text, param_sets, ahead_parts) \
+        if session.config.compile_ahead else None
     for offset, params in enumerate(param_sets):
         _status(status_path, f"candidate:{first + offset}")
         started = time.perf_counter()
@@ -429,24 +436,22 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
         result.phases_s["import"] = import_ms / 1e3
         if ahead_s is not None and offset == 0:
             result.phases_s["compile_ahead"] = ahead_s
+            result.phases_s.update(ahead_parts)  # included in compile_ahead
         result.wall_s = time.perf_counter() - started
         emit(result)
         if context_broken(result):
             return  # the parent starts a fresh child for the remaining settings
 
 
-def _compile_ahead(candidate_text: str, param_sets: list[dict[str, Any]]) -> float | None:
-    """Several settings of a candidate that declares its compiles (``candidate.ahead_plan``):
-    their modules compiled side by side before the first is built; seconds taken, or None."""
-    from autotuner.candidate import ahead_plan
-    from autotuner.runtime.compile import compile_ahead
+def _compile_ahead(session: Session, model_new: type, candidate_text: str, param_sets: list[dict[str, Any]],
+                   parts: dict[str, float]) -> float | None:
+    """The batch's modules compiled side by side before the first setting is built, declared or
+    recorded from dry runs (``evaluator/ahead.py``); seconds taken, or None."""
+    from autotuner.evaluator.ahead import compile_ahead_of_verify
+    from autotuner.evaluator.verify import derive_seed
 
-    units, arch = ahead_plan(candidate_text, param_sets)
-    if len(units) < 2:
-        return None
-    started = time.perf_counter()
-    compile_ahead(units, arch=arch)
-    return time.perf_counter() - started
+    return compile_ahead_of_verify(session.task, model_new, candidate_text, param_sets,
+                                   derive_seed(session.base_seed, "compile ahead"), parts)
 
 
 def _accept_reason(result: EvalResult) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from autotuner.errors import CompileError, CupyMissingError, Diagnostic
+from autotuner.runtime import dry
 from autotuner.runtime.signature import KernelSignature, parse_kernels
 
 DEFAULT_OPTIONS: tuple[str, ...] = ("-std=c++17",)
@@ -231,7 +232,11 @@ def compile_module(
     """Compile ``source`` for the current GPU; raises ``CompileError`` with diagnostics.
 
     ``arch``: an arch-specific target such as ``"sm_90a"`` (see the module docstring); the GPU
-    must be that architecture."""
+    must be that architecture. Inside ``dry.recording()`` nothing is compiled: the call is
+    recorded (with the default options; compile_ahead builds those) and a ``DryModule`` returned."""
+    stand_in = dry.record(source, defines, arch, remember=tuple(options) == DEFAULT_OPTIONS)
+    if stand_in is not None:
+        return stand_in  # type: ignore[return-value]
     cupy = _cupy()
     import torch
 

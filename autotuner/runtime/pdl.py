@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from autotuner.errors import LaunchError
+from autotuner.runtime import dry
 
 CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6
 
@@ -112,6 +113,8 @@ def launch_config(grid: Any, block: Any, shared_mem: int, stream: int, pdl: bool
 def launch_ex(kernel: Any, grid: Any, block: Any, args: Sequence[Any], shared_mem: int = 0, pdl: bool = True) -> None:
     """Launch ``kernel`` (an ``autotuner.runtime.Kernel``) on the current stream through
     cuLaunchKernelEx, with the PDL attribute when ``pdl``."""
+    if dry.is_dry(kernel):
+        return
     import cupy
     import torch
 
@@ -135,6 +138,8 @@ def pdl_launch(module: Any, name: str, grid: Any, block: Any, args: Sequence[Any
     """Launch kernel ``name`` of ``module``: with the PDL attribute where ``pdl_enabled`` is on,
     else exactly as ``module.launch``. The kernel must execute ``griddepcontrol.wait`` before
     reading what earlier kernels wrote."""
+    if dry.is_dry(module):  # a compile being recorded (dry.recording): nothing to launch
+        return
     if not is_enabled() or not hasattr(module, "kernel"):
         module.launch(name, grid, block, args, shared_mem=shared_mem)
         return

@@ -53,6 +53,21 @@ def test_several_parameter_settings_share_one_child():
     assert len({r.timed.candidate.median_ms for r in results}) == 3
 
 
+def test_a_seed_that_compiles_as_it_runs_has_its_modules_built_ahead_from_dry_runs():
+    """The decode GEMV seed builds a module per batch size and load path at its first call with
+    them; the evaluator records them in dry runs and compiles them side by side before verifying
+    (evaluator/ahead.py), so the verified runs compile nothing."""
+    from autotuner.evaluator import evaluate_many
+
+    task = ROOT / "kernels/tasks/decode/gemv_qkv_bf16.py"
+    seed = ROOT / "kernels/seeds/decode_gemv_bf16.py"
+    results = evaluate_many(task, seed, [{}, {"BLOCK": 256}], EvalConfig(baselines=False))
+    assert [r.verdict for r in results] == [Verdict.ACCEPTED] * 2, [r.reason for r in results]
+    first = results[0].phases_s
+    assert first["compile_ahead"] >= first["compile_ahead.dry"] > 0
+    assert all(r.phases_s["verify.compile_all"] < 0.05 for r in results), [r.phases_s for r in results]
+
+
 def test_a_hanging_setting_fails_alone_and_the_rest_still_run():
     from autotuner.evaluator import evaluate_many
 
