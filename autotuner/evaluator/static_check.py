@@ -35,6 +35,13 @@ RESTRICTED_ATTRS = {
     # Streams and the device: which stream a kernel ran on is judged at run time.
     "cupy.cuda": {"ExternalStream", "Stream", "get_current_stream", "Device", "Event"},
     "torch.utils.cpp_extension": {"load_inline"},
+    # The runtime's public API (autotuner.runtime.__all__, a test keeps them equal): not its
+    # submodules, such as the evaluator's dry-run recording (runtime/dry.py).
+    "autotuner.runtime": {
+        "CudaModule", "Kernel", "cache_root", "clear_memory_cache", "compile_module", "kernel_names",
+        "allow_nonportable_clusters", "max_active_clusters", "nvcc_ptx", "parse_diagnostics", "parse_kernels",
+        "pdl_enabled", "pdl_launch",
+    },
     "triton": {"jit", "cdiv", "next_power_of_2", "autotune", "Config", "heuristics", "language"},
 }
 FORBIDDEN_CALLS = {

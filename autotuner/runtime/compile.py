@@ -234,7 +234,7 @@ def compile_module(
     ``arch``: an arch-specific target such as ``"sm_90a"`` (see the module docstring); the GPU
     must be that architecture. Inside ``dry.recording()`` nothing is compiled: the call is
     recorded (with the default options; compile_ahead builds those) and a ``DryModule`` returned."""
-    stand_in = dry.record(source, defines, arch, remember=tuple(options) == DEFAULT_OPTIONS)
+    stand_in = dry.record(source, defines, arch, tuple(options), remember=tuple(options) == DEFAULT_OPTIONS)
     if stand_in is not None:
         return stand_in  # type: ignore[return-value]
     cupy = _cupy()

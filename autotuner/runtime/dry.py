@@ -10,6 +10,11 @@ nothing, and the occupancy queries answer "unknown" as on an emulator. The evalu
 setting's constructor and forward once this way on every shape, discards the outputs, and
 compiles what was recorded on several threads (``compile_ahead``); the candidate's own calls then
 find the modules in the in-process cache. Nothing a dry run computes is ever checked or kept.
+
+A stand-in that outlives the recording (a candidate that keeps its modules in a module-level
+cache keeps the dry run's) turns into the real module at its first use afterwards: it compiles
+(a cache hit once compiled ahead), replays the attributes written to its kernels' functions and
+launches for real. So an honest candidate never runs a launch-nothing module when it is checked.
 """
 
 from __future__ import annotations
@@ -23,40 +28,74 @@ Unit = tuple[str, dict[str, Any], "str | None"]  # (source, defines, arch) of on
 _state = threading.local()
 
 
+def active() -> bool:
+    """Whether this thread is recording."""
+    return getattr(_state, "units", None) is not None
+
+
 class DryFunction:
-    """A kernel's driver function stand-in: attribute writes are kept, other reads are 0."""
+    """A kernel's driver function stand-in: attribute writes are kept (and replayed on the real
+    function once there is one), other reads are 0."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "written", {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.written[name] = value
 
     def __getattr__(self, name: str) -> Any:
-        return 0
+        written = object.__getattribute__(self, "written")
+        return written.get(name, 0)
 
 
 class DryKernel:
-    """A kernel that launches nothing."""
+    """A kernel that launches nothing while recording, and the real kernel after."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, module: "DryModule") -> None:
+        self.name, self.module = name, module
         self.function = DryFunction()
 
+    def real(self) -> Any:
+        kernel = self.module.real().kernel(self.name)
+        for attr, value in self.function.written.items():
+            setattr(kernel.function, attr, value)
+        return kernel
+
     def __call__(self, *args: Any, **kwargs: Any) -> None:
-        return None
+        if not active():
+            self.real()(*args, **kwargs)
 
 
 class DryModule:
-    """What ``compile_module`` returns while recording: the kernels it would hold, launching nothing."""
+    """What ``compile_module`` returns while recording: the kernels it would hold, launching
+    nothing; outside a recording, the module it stands for."""
 
-    def __init__(self, source: str, defines: Mapping[str, Any], arch: str | None) -> None:
-        self.source, self.defines, self.arch = source, dict(defines), arch
+    def __init__(self, source: str, defines: Mapping[str, Any], arch: str | None, options: tuple[str, ...]) -> None:
+        self.source, self.defines, self.arch, self.options = source, dict(defines), arch, options
         self._kernels: dict[str, DryKernel] = {}
 
-    def kernel(self, name: str) -> DryKernel:
-        return self._kernels.setdefault(name, DryKernel(name))
+    def real(self) -> Any:
+        from autotuner.runtime.compile import compile_module
 
-    def launch(self, *args: Any, **kwargs: Any) -> None:
-        return None
+        return compile_module(self.source, defines=self.defines, options=self.options, arch=self.arch)
+
+    def kernel(self, name: str) -> Any:
+        if not active():
+            return self._kernels[name].real() if name in self._kernels else self.real().kernel(name)
+        return self._kernels.setdefault(name, DryKernel(name, self))
+
+    def launch(self, name: str, grid: Any, block: Any, args: Any, shared_mem: int = 0) -> None:
+        if not active():
+            self.kernel(name)(grid, block, *args, shared_mem=shared_mem)
 
 
 def is_dry(obj: Any) -> bool:
     return isinstance(obj, (DryModule, DryKernel))
+
+
+def resolve(obj: Any) -> Any:
+    """``obj`` itself, or the real module or kernel of a stand-in used outside its recording."""
+    return obj.real() if is_dry(obj) and not active() else obj
 
 
 @contextmanager
@@ -72,7 +111,8 @@ def recording() -> Iterator[list[Unit]]:
         _state.units = previous
 
 
-def record(source: str, defines: Mapping[str, Any] | None, arch: str | None, remember: bool = True) -> DryModule | None:
+def record(source: str, defines: Mapping[str, Any] | None, arch: str | None,
+           options: tuple[str, ...], remember: bool = True) -> DryModule | None:
     """The stand-in module while this thread records (the call recorded where ``remember``), else None."""
     units = getattr(_state, "units", None)
     if units is None:
@@ -80,4 +120,4 @@ def record(source: str, defines: Mapping[str, Any] | None, arch: str | None, rem
     unit = (source, dict(defines or {}), arch)
     if remember and unit not in units:
         units.append(unit)
-    return DryModule(source, unit[1], arch)
+    return DryModule(source, unit[1], arch, tuple(options))

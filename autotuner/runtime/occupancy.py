@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+from autotuner.runtime import dry
 from autotuner.runtime.pdl import CUlaunchConfig, launch_config
 
 _query: list[Any] = []
@@ -31,7 +32,9 @@ def _driver_query() -> Any:
 def max_active_clusters(kernel: Any, block: int, shared_mem: int, cluster: int) -> int | None:
     """Clusters of ``cluster`` blocks of ``block`` threads and ``shared_mem`` dynamic shared
     bytes each that ``kernel`` (a ``runtime.Kernel`` compiled with ``__cluster_dims__``) keeps
-    resident on the current device; None when the driver cannot say (no GPU, an emulator)."""
+    resident on the current device; None when the driver cannot say (no GPU, an emulator, a
+    dry run's stand-in kernel)."""
+    kernel = dry.resolve(kernel)
     try:
         function = kernel.function
         handle = int(getattr(function, "kernel", function).ptr)
@@ -47,7 +50,8 @@ def allow_nonportable_clusters(kernel: Any) -> bool | None:
     """Let ``kernel`` launch in clusters of more than 8 blocks (16 on an H100 / H200: a row's
     slices spread over twice the SMs, so each holds half). True when the driver took it, False
     when it refused (the GPU has no such clusters: launch something else), None when there is
-    no driver function to ask (an emulator)."""
+    no driver function to ask (an emulator, a dry run's stand-in kernel)."""
+    kernel = dry.resolve(kernel)
     try:
         function = kernel.function
         handle = int(getattr(function, "kernel", function).ptr)

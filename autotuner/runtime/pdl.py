@@ -114,7 +114,9 @@ def launch_ex(kernel: Any, grid: Any, block: Any, args: Sequence[Any], shared_me
     """Launch ``kernel`` (an ``autotuner.runtime.Kernel``) on the current stream through
     cuLaunchKernelEx, with the PDL attribute when ``pdl``."""
     if dry.is_dry(kernel):
-        return
+        if dry.active():
+            return
+        kernel = dry.resolve(kernel)
     import cupy
     import torch
 
@@ -138,8 +140,8 @@ def pdl_launch(module: Any, name: str, grid: Any, block: Any, args: Sequence[Any
     """Launch kernel ``name`` of ``module``: with the PDL attribute where ``pdl_enabled`` is on,
     else exactly as ``module.launch``. The kernel must execute ``griddepcontrol.wait`` before
     reading what earlier kernels wrote."""
-    if dry.is_dry(module):  # a compile being recorded (dry.recording): nothing to launch
-        return
+    if dry.is_dry(module) and dry.active():  # a compile being recorded (dry.recording): nothing to launch
+        return  # (a stand-in used after its recording launches its real kernel, attributes replayed)
     if not is_enabled() or not hasattr(module, "kernel"):
         module.launch(name, grid, block, args, shared_mem=shared_mem)
         return

@@ -49,6 +49,8 @@ def test_readme_and_example_candidates_pass():
         ("global CACHE\nreturn x", "global"),
         ("import cupy\nreturn cupy.exp(x)", "restricted"),
         ("from torch.utils.cpp_extension import load\nreturn x", "import"),
+        ("from autotuner.runtime import dry\nreturn x", "import"),  # the evaluator's dry-run recording
+        ("import autotuner.runtime\nwith autotuner.runtime.dry.recording():\n    return x", "restricted"),
     ],
 )
 def test_each_rule_fires(code, rule):
@@ -113,3 +115,10 @@ def test_triton_kernel_passes_and_is_declared():
     )
     assert check_source(source) == [], check_source(source)
     assert declared_kernel_names(source) == {"relu_kernel"}
+
+
+def test_the_runtime_a_candidate_may_use_is_its_public_api():
+    import autotuner.runtime
+    from autotuner.evaluator.static_check import RESTRICTED_ATTRS
+
+    assert RESTRICTED_ATTRS["autotuner.runtime"] == set(autotuner.runtime.__all__)
