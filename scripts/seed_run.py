@@ -26,11 +26,13 @@ from evolution.proposers.seeds import seed_model  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    sel = argv[0]  # a task file, or a name the suite's paths contain (tasks live in family folders)
-    found = [Path(sel)] if Path(sel).is_file() else [t for t in discover_tasks(suite_dir())
-                                                     if t.stem == sel or sel in str(t)]
-    if not found:
-        raise SystemExit(f"no task file {sel!r} and no suite task named so under {suite_dir()}")
+    sel = argv[0]  # a task file, a suite task's name, or a part of one path (tasks live in family folders)
+    tasks = discover_tasks(suite_dir())
+    found = ([Path(sel)] if Path(sel).is_file() else [t for t in tasks if t.stem == sel]
+             or [t for t in tasks if sel in str(t)])
+    if len(found) != 1:
+        raise SystemExit(f"{sel!r} names {len(found)} suite tasks under {suite_dir()}: "
+                         f"{[str(t.relative_to(suite_dir())) for t in found][:8]}; give a name or path that names one")
     task = load_task(found[0])
     cls = seed_model(argv[1])
     settings = [json.loads(a) for a in argv[2:]] or [{}]

@@ -17,13 +17,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from autotuner import HARNESS_VERSION
 from autotuner.errors import CandidateLoadError
 from autotuner.candidate import source_hash
+from autotuner.evaluator.ahead import AHEAD_PHASE
 from autotuner.evaluator.eval_config import EvalConfig
 from autotuner.evaluator.isolation import SandboxSpec, child_environment
 from autotuner.evaluator.static_check import check_source, summarize
@@ -313,10 +314,11 @@ def evaluate_many(task: Task | str | Path, candidate_path: str | Path, param_set
     seed = secrets.randbits(62)
     results: list[EvalResult] = []
     command = None if config.fork_server else WORKER_COMMAND
+    run_config = config  # compile-ahead goes off for the rest if a child dies in its dry runs (below)
     while len(results) < len(param_sets):
         first = len(results)
         job = {"task_path": str(task.path), "candidate_path": str(candidate_path), "param_sets": param_sets[first:],
-               "first_index": first, "config": asdict(config), "cache_dir": str(cache_root()), "seed": seed}
+               "first_index": first, "config": asdict(run_config), "cache_dir": str(cache_root()), "seed": seed}
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="autotuner-eval-") as tmp:
             if config.isolation:
@@ -332,6 +334,11 @@ def evaluate_many(task: Task | str | Path, candidate_path: str | Path, param_set
             results.append(result)
         if len(results) < len(param_sets) and phase == "done" and lines:
             continue  # the child stopped early on purpose (its CUDA context broke): go on in a new one
+        if len(results) < len(param_sets) and AHEAD_PHASE in phase and run_config.compile_ahead:
+            # It hung or died in the dry runs of compile-ahead (evaluator/ahead.py), which run every
+            # setting before the first is verified: no setting can be blamed yet. Again without them.
+            run_config = replace(run_config, compile_ahead=False)
+            continue
         if len(results) < len(param_sets):
             failed = _failure(phase, returncode, tail, base)
             failed.provenance = Provenance(harness_version=HARNESS_VERSION, seeds=[seed])

@@ -389,6 +389,7 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
     from autotuner.errors import CompileError
     from autotuner.evaluator import isolation
     from autotuner.candidate import declared_kernel_names, import_candidate
+    from autotuner.evaluator.ahead import AHEAD_PHASE
     from autotuner.evaluator.watch import HarnessGuard
 
     session = prepare(job, status_path, child_phases)
@@ -426,7 +427,8 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
     candidate_text = Path(candidate_path).read_text()
     kernel_names = declared_kernel_names(candidate_text)
     ahead_parts: dict[str, float] = {}
-    ahead_s = _compile_ahead(session, model_new, candidate_text, param_sets, ahead_parts) \
+    ahead_s = _compile_ahead(session, Path(candidate_path), candidate_text, param_sets, ahead_parts,
+                             lambda i: _status(status_path, f"candidate:{first + i}{AHEAD_PHASE}")) \
         if session.config.compile_ahead else None
     for offset, params in enumerate(param_sets):
         _status(status_path, f"candidate:{first + offset}")
@@ -443,15 +445,16 @@ def run_job(job: dict[str, Any], status_path: Path, emit: Any, child_phases: dic
             return  # the parent starts a fresh child for the remaining settings
 
 
-def _compile_ahead(session: Session, model_new: type, candidate_text: str, param_sets: list[dict[str, Any]],
-                   parts: dict[str, float]) -> float | None:
+def _compile_ahead(session: Session, candidate_path: Path, candidate_text: str, param_sets: list[dict[str, Any]],
+                   parts: dict[str, float], on_setting: Any) -> float | None:
     """The batch's modules compiled side by side before the first setting is built, declared or
-    recorded from dry runs (``evaluator/ahead.py``); seconds taken, or None."""
+    recorded from dry runs (``evaluator/ahead.py``: setting i's dry runs under its own status);
+    seconds taken, or None."""
     from autotuner.evaluator.ahead import compile_ahead_of_verify
     from autotuner.evaluator.verify import derive_seed
 
-    return compile_ahead_of_verify(session.task, model_new, candidate_text, param_sets,
-                                   derive_seed(session.base_seed, "compile ahead"), parts)
+    return compile_ahead_of_verify(session.task, candidate_path, candidate_text, param_sets,
+                                   derive_seed(session.base_seed, "compile ahead"), parts, on_setting)
 
 
 def _accept_reason(result: EvalResult) -> str:

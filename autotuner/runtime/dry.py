@@ -11,10 +11,13 @@ setting's constructor and forward once this way on every shape, discards the out
 compiles what was recorded on several threads (``compile_ahead``); the candidate's own calls then
 find the modules in the in-process cache. Nothing a dry run computes is ever checked or kept.
 
-A stand-in that outlives the recording (a candidate that keeps its modules in a module-level
-cache keeps the dry run's) turns into the real module at its first use afterwards: it compiles
-(a cache hit once compiled ahead), replays the attributes written to its kernels' functions and
-launches for real. So an honest candidate never runs a launch-nothing module when it is checked.
+While recording, every launch through this runtime does nothing (``Kernel.__call__`` and
+``pdl.launch_ex`` check ``active()``), also of modules compiled for real before the recording
+began (at the candidate's import): a dry run runs on inputs nothing checks, so none of its
+kernels may touch memory. The evaluator runs the dry passes on a fresh import of the candidate,
+so no stand-in reaches the module it verifies; one that outlives its recording anyway turns
+into the real module at its first use afterwards (compiled, a cache hit once compiled ahead; the
+attributes written to its kernels' functions replayed once; everything else forwarded).
 """
 
 from __future__ import annotations
@@ -48,17 +51,38 @@ class DryFunction:
         return written.get(name, 0)
 
 
-class DryKernel:
+class _Resolving:
+    """While recording, a stand-in; after it, the real object, resolved once and then used for
+    every call and attribute (``__getattr__`` forwards what the stand-in lacks)."""
+
+    _real: Any = None
+
+    def real(self) -> Any:
+        if self._real is None:
+            self._real = self._resolve()
+        return self._real
+
+    def _resolve(self) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or active():
+            raise AttributeError(name)
+        return getattr(self.real(), name)
+
+
+class DryKernel(_Resolving):
     """A kernel that launches nothing while recording, and the real kernel after."""
 
     def __init__(self, name: str, module: "DryModule") -> None:
         self.name, self.module = name, module
         self.function = DryFunction()
 
-    def real(self) -> Any:
+    def _resolve(self) -> Any:
         kernel = self.module.real().kernel(self.name)
-        for attr, value in self.function.written.items():
+        for attr, value in self.function.written.items():  # once: later writes go to the real function
             setattr(kernel.function, attr, value)
+        self.function = kernel.function
         return kernel
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
@@ -66,7 +90,7 @@ class DryKernel:
             self.real()(*args, **kwargs)
 
 
-class DryModule:
+class DryModule(_Resolving):
     """What ``compile_module`` returns while recording: the kernels it would hold, launching
     nothing; outside a recording, the module it stands for."""
 
@@ -74,7 +98,7 @@ class DryModule:
         self.source, self.defines, self.arch, self.options = source, dict(defines), arch, options
         self._kernels: dict[str, DryKernel] = {}
 
-    def real(self) -> Any:
+    def _resolve(self) -> Any:
         from autotuner.runtime.compile import compile_module
 
         return compile_module(self.source, defines=self.defines, options=self.options, arch=self.arch)
@@ -118,6 +142,9 @@ def record(source: str, defines: Mapping[str, Any] | None, arch: str | None,
     if units is None:
         return None
     unit = (source, dict(defines or {}), arch)
-    if remember and unit not in units:
+    # only plain values: compile_ahead's threads format them (a candidate's own class could run
+    # its __str__ there)
+    plain = all(type(v) in (int, float, str, bool) for v in unit[1].values())
+    if remember and plain and unit not in units:
         units.append(unit)
     return DryModule(source, unit[1], arch, tuple(options))

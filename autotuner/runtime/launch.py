@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from autotuner.errors import LaunchError
-from autotuner.runtime import usage
+from autotuner.runtime import dry, usage
 from autotuner.runtime.signature import KernelSignature
 
 # Element types a pointer parameter may declare, and the torch dtype names they accept.
@@ -182,6 +182,8 @@ class Kernel:
             self._noted_epoch = usage.EPOCH
 
     def __call__(self, grid: Any, block: Any, *args: Any, shared_mem: int = 0) -> None:
+        if dry.active():  # a dry run (runtime/dry.py): no kernel touches its unchecked inputs
+            return
         if self._plan is not None and self._launch_fast(grid, block, args, shared_mem):
             return
         self._launch_cupy(grid, block, args, shared_mem)

@@ -113,10 +113,9 @@ def launch_config(grid: Any, block: Any, shared_mem: int, stream: int, pdl: bool
 def launch_ex(kernel: Any, grid: Any, block: Any, args: Sequence[Any], shared_mem: int = 0, pdl: bool = True) -> None:
     """Launch ``kernel`` (an ``autotuner.runtime.Kernel``) on the current stream through
     cuLaunchKernelEx, with the PDL attribute when ``pdl``."""
-    if dry.is_dry(kernel):
-        if dry.active():
-            return
-        kernel = dry.resolve(kernel)
+    if dry.active():  # a dry run (runtime/dry.py): nothing launches
+        return
+    kernel = dry.resolve(kernel)
     import cupy
     import torch
 
@@ -140,7 +139,7 @@ def pdl_launch(module: Any, name: str, grid: Any, block: Any, args: Sequence[Any
     """Launch kernel ``name`` of ``module``: with the PDL attribute where ``pdl_enabled`` is on,
     else exactly as ``module.launch``. The kernel must execute ``griddepcontrol.wait`` before
     reading what earlier kernels wrote."""
-    if dry.is_dry(module) and dry.active():  # a compile being recorded (dry.recording): nothing to launch
+    if dry.active():  # a dry run (runtime/dry.py): nothing launches
         return  # (a stand-in used after its recording launches its real kernel, attributes replayed)
     if not is_enabled() or not hasattr(module, "kernel"):
         module.launch(name, grid, block, args, shared_mem=shared_mem)

@@ -71,12 +71,12 @@ class ModelNew(nn.Module):
 '''
 
 
-def _candidate(tmp_path: Path) -> tuple[object, type, str]:
+def _candidate(tmp_path: Path, text: str = CANDIDATE) -> tuple[object, type, str]:
     from autotuner.candidate import import_candidate
 
     (tmp_path / "task.py").write_text(TASK)
-    (tmp_path / "cand.py").write_text(CANDIDATE)
-    return load_task(tmp_path / "task.py"), import_candidate(tmp_path / "cand.py").ModelNew, CANDIDATE
+    (tmp_path / "cand.py").write_text(text)
+    return load_task(tmp_path / "task.py"), import_candidate(tmp_path / "cand.py").ModelNew, text
 
 
 def test_dry_runs_record_every_settings_modules_on_every_shape(tmp_path: Path) -> None:
@@ -91,17 +91,36 @@ def test_dry_runs_record_every_settings_modules_on_every_shape(tmp_path: Path) -
 def test_recorded_modules_are_compiled_ahead_and_timed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import autotuner.evaluator.ahead as ahead
 
-    task, model_new, text = _candidate(tmp_path)
-    compiled = []
+    cached = CANDIDATE.replace("class ModelNew", "CACHE = {}\n\n\nclass ModelNew").replace(
+        "        module = self.modules_[n]", "        module = CACHE.setdefault(n, self.modules_[n])")
+    task, model_new, text = _candidate(tmp_path, cached)
+    compiled, settings = [], []
     monkeypatch.setattr(ahead, "recorded_units", lambda *a, **k: recorded_units(*a, **k, device="cpu"))
     monkeypatch.setattr(ahead, "compile_units", lambda units: compiled.extend(units) or len(units))
     phases: dict[str, float] = {}
-    seconds = compile_ahead_of_verify(task, model_new, text, [{"BLOCK": 128}], 1, phases)
+    seconds = compile_ahead_of_verify(task, tmp_path / "cand.py", text, [{"BLOCK": 128}, {"BLOCK": 64}], 1, phases,
+                                      settings.append)
     assert seconds is not None and seconds >= phases["compile_ahead.dry"] >= 0
-    assert [u[1]["N"] for u in compiled] == [64, 37, 256]
-    # a candidate that declares its compiles is not run dry; one that never calls compile_module neither
-    assert compile_ahead_of_verify(task, model_new, text + "\nCOMPILE_AHEAD = None\n", [{}], 1, {}) is None
-    assert compile_ahead_of_verify(task, model_new, "import torch\n", [{}], 1, {}) is None
+    assert [(u[1]["BLOCK"], u[1]["N"]) for u in compiled] == [(b, n) for b in (128, 64) for n in (64, 37, 256)]
+    assert settings == [0, 1]  # each setting's dry runs announced (the worker's status: a hang is that setting's)
+    # the dry runs ran on a fresh import: the module being verified holds no stand-in
+    assert sys.modules[model_new.__module__].CACHE == {}
+    # a candidate that declares its compiles is not run dry; nor one that never calls compile_module,
+    # nor one with kernels launched outside the runtime (a dry run could not stop them)
+    assert compile_ahead_of_verify(task, tmp_path / "cand.py", text + "\nCOMPILE_AHEAD = None\n", [{}], 1, {}) is None
+    assert compile_ahead_of_verify(task, tmp_path / "cand.py", "import torch\n", [{}], 1, {}) is None
+    assert compile_ahead_of_verify(task, tmp_path / "cand.py", text + "\n# cupy.RawKernel\n", [{}], 1, {}) is None
+
+
+def test_nothing_launches_while_recording() -> None:
+    from autotuner.runtime import dry
+    from autotuner.runtime.launch import Kernel
+
+    kernel = Kernel("k", None, None)  # no driver function: launching it for real would raise
+    with dry.recording():
+        kernel((1,), (32,))
+    with pytest.raises(Exception):
+        kernel((1,), (32,))
 
 
 def test_the_decode_gemv_seed_compiles_what_its_dry_runs_recorded(tmp_path: Path,

@@ -172,3 +172,34 @@ def test_the_pool_starts_the_fork_server_before_the_first_candidate(monkeypatch)
     monkeypatch.setattr(device, "cuda_available", lambda: False)
     evalpool.EvalPool(evalpool.real_evaluator, EvalConfig(), [0]).close()
     assert started == [1]
+
+
+def test_a_child_that_dies_in_compile_aheads_dry_runs_is_run_again_without_them(monkeypatch):
+    """The dry runs (evaluator/ahead.py) run every setting before the first is verified, so a
+    hang or crash there ("candidate:I:ahead") blames no setting: the same settings run again
+    with compile-ahead off, where a failure is the setting's own."""
+    from autotuner.evaluator import sandbox
+    from autotuner.tasks import load_task
+
+    root = Path(__file__).parents[3]
+    configs = []
+
+    def child(job, config, workdir, command=None):  # noqa: ANN001, ANN202
+        configs.append(job["config"]["compile_ahead"])
+        if len(configs) == 1:
+            return [], "the candidate ran past its 300 s limit [candidate:1:ahead]", -9, ""
+        return [{"verdict": "rejected", "stage": "correctness", "reason": "fake"}] * len(job["param_sets"]), "done", 0, ""
+
+    monkeypatch.setattr(sandbox, "_run_child", child)
+    monkeypatch.setattr(sandbox, "require_gpu", lambda: None)
+    task = load_task(root / "kernels/tasks/activation/relu.py")
+    results = sandbox.evaluate_many(task, root / "examples/relu_candidate.py", [{"BLOCK": 128}, {"BLOCK": 256}])
+    assert configs == [True, False]
+    assert [r.reason for r in results] == ["fake", "fake"]
+    # with compile-ahead already off a failure there is blamed as any other: no third try
+    configs.clear()
+    monkeypatch.setattr(sandbox, "_run_child", lambda job, *a, **k: configs.append(1) or
+                        ([], "the candidate ran past its 300 s limit [candidate:0:ahead]", -9, ""))
+    results = sandbox.evaluate_many(task, root / "examples/relu_candidate.py", [{}],
+                                    EvalConfig(compile_ahead=False))
+    assert len(configs) == 1 and results[0].verdict is not Verdict.ACCEPTED

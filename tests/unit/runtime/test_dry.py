@@ -90,3 +90,18 @@ class _RealModule:
 
     def launch(self, name, grid, block, args, shared_mem=0):  # noqa: ANN001, ANN201
         self.kernel(name)(grid, block, *args, shared_mem=shared_mem)
+
+
+def test_only_plain_define_values_are_recorded() -> None:
+    """compile_ahead's threads format the defines: a candidate's own object there could run its
+    __str__ off the thread that is watched, so such a compile is not recorded (it compiles when built)."""
+
+    class Sneaky(int):
+        def __str__(self) -> str:  # would run on a compile-ahead thread
+            return "64"
+
+    with dry.recording() as units:
+        stand_in = compile_module("// src", defines={"BLOCK": Sneaky(64)})
+        compile_module("// src", defines={"BLOCK": 64, "FAST": True, "NAME": "x", "SCALE": 0.5})
+    assert dry.is_dry(stand_in)
+    assert units == [("// src", {"BLOCK": 64, "FAST": True, "NAME": "x", "SCALE": 0.5}, None)]
