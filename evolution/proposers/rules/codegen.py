@@ -33,6 +33,16 @@ RULES_UNCAPPED = (1 << 31) - 1  # the most blocks a 1-D grid may have
 def rules_grid(work, per_block, cap):
     """Blocks for ``work`` items at ``per_block`` per block, at most ``cap`` (a few waves)."""
     return max(1, min(cap, (work + per_block - 1) // per_block))
+
+
+def rules_lean(mod, name):
+    """Whether kernel ``name + '_v'`` (the 16-byte path alone) takes no more registers than
+    ``name``: ptxas may give it more (LayerNorm at 256 threads: 56 against 47), and then fewer
+    of its blocks fit on an SM. Where the count is unknown (an emulator): yes."""
+    lean, full = mod.kernel(name + "_v").function, mod.kernel(name).function
+    if not (hasattr(lean, "num_regs") and hasattr(full, "num_regs")):
+        return True
+    return lean.num_regs <= full.num_regs
 '''
 I32_LIMIT = 1 << 30  # tensors below this many elements use 32-bit index math
 

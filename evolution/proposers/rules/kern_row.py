@@ -629,16 +629,44 @@ def generate(ctx: Ctx, region: Region) -> KernelCode:
     params, tensors = _signature(gen)
     params += gen.scalars.c_params()
     extra = "long long G, long long SEG, " if gen.group is not None else ""
-    texts = []
+    texts, kernels = [], []
+    # Each mode twice where rows can take 16-byte vectors: the kernel for any row and one with the
+    # vector path alone (``vec`` fixed at 1, which the host launches when every row is aligned).
+    # ptxas allocates a kernel's registers for its heaviest path, and the element-by-element paths
+    # for unaligned rows took more than twice the vector path's (nvcc 13, sm_90, BLOCK 1024, VEC 8:
+    # softmax bf16 60 -> 27, fp32 63 -> 32, RMSNorm bf16 51 -> 38): at 60 a 1024-thread block is
+    # alone on its SM, at 27 two fit, twice the bytes in flight. Where ptxas gives the vector
+    # kernel more registers instead (LayerNorm at 256 threads: 56 against 47), the setup keeps
+    # the one kernel (``rules_lean``).
+    suffixes = ["", VEC_ONLY] if _vectorable(gen) else [""]
     for m in modes:
         mode = MODES[m]
-        texts.append(fill("row.cu", NAME=name, MODE=m, PARAMS=join_params(params), EXTRA=extra, NT=mode["NT"],
-                          TID=mode["TID"], ROW0=mode["ROW0"], RSTEP=mode["RSTEP"], BODY="\n".join(bodies[m])))
-    return KernelCode("\n\n".join(texts), _forward(ctx, region, gen, name, modes, tensors),
-                      [f"{name}_{m}" for m in modes])
+        for suffix in suffixes:
+            body = bodies[m] if not suffix else [f"{_I8}const int vec = 1;  // the 16-byte path alone"] + bodies[m]
+            texts.append(fill("row.cu", NAME=name, MODE=m + suffix, PARAMS=join_params(params), EXTRA=extra,
+                              NT=mode["NT"], TID=mode["TID"], ROW0=mode["ROW0"], RSTEP=mode["RSTEP"],
+                              BODY="\n".join(body)))
+            kernels.append(f"{name}_{m}{suffix}")
+    setup = []
+    if len(suffixes) > 1:  # the modes whose vector kernel takes no more registers than the general one
+        names = ", ".join(repr(f"{name}_{m}") for m in modes)
+        setup = [f"self.rules_lean{region.index} = {{k for k in ({names},) if rules_lean(self.rules_mod, k)}}"]
+    return KernelCode("\n\n".join(texts), _forward(ctx, region, gen, name, modes, tensors, lean=bool(setup)),
+                      kernels, setup=setup)
 
 
-def _forward(ctx: Ctx, region: Region, gen: RowGen, name: str, modes: list[str], tensors: list[str]) -> list[str]:
+VEC_ONLY = "_v"  # the kernel name suffix of a mode's vector-path-only kernel
+
+
+def _vectorable(gen: RowGen) -> bool:
+    """Every per-element operand and output can take 16-byte vectors (the host's ``vec`` can be 1)."""
+    return all(cuda.vector_ok(lf.node.dtype) for lf in gen.leaves if lf.kind in ("full", "col")) and \
+        all(cuda.vector_ok(o.dtype) for o in gen.plan.early + gen.plan.late)
+
+
+def _forward(ctx: Ctx, region: Region, gen: RowGen, name: str, modes: list[str], tensors: list[str],
+             lean: bool = False) -> list[str]:
+    """The launch lines; ``lean``: the modes have vector-path-only kernels (``generate``)."""
     i = region.index
     anchor = ctx.py(region.anchor)
     n, k = len(region.shape), region.k
@@ -660,8 +688,7 @@ def _forward(ctx: Ctx, region: Region, gen: RowGen, name: str, modes: list[str],
     body = []
     wide = [ctx.py(lf.node) for lf in gen.leaves if lf.kind in ("full", "col") and lf.node.op != "const"]
     wide += [ctx.py(o) for o in gen.plan.early + gen.plan.late]
-    vectorable = all(cuda.vector_ok(lf.node.dtype) for lf in gen.leaves if lf.kind in ("full", "col")) and \
-        all(cuda.vector_ok(o.dtype) for o in gen.plan.early + gen.plan.late)
+    vectorable = _vectorable(gen)
     conds = ["VEC > 1", f"D{i} % VEC == 0"] + ([f"rules_aligned(VEC, {', '.join(wide)})"] if wide else [])
     if gen.group is not None:
         conds.append(f"SEG{i} % VEC == 0")
@@ -676,6 +703,9 @@ def _forward(ctx: Ctx, region: Region, gen: RowGen, name: str, modes: list[str],
         nt = "BLOCK" if MODES[first]["NT"] == "BLOCK" else "32"
         kernel = f'"{name}_{first}" if D{i} <= {nt} * ITEMS * VEC else "{name}_{modes[1]}"'
     body.append(f"kernel{i} = {kernel}")
+    if lean:  # every row aligned: the vector path's own kernel where it takes no more registers
+        body.append(f"kernel{i} = kernel{i} + '{VEC_ONLY}' if vec{i} == 1 and kernel{i} in self.rules_lean{i} "
+                    f"else kernel{i}")
     body.append(f"grid{i} = rules_grid(rows{i}, {per_block}, self.rules_cap)")
     extra = [f"G{i}", f"SEG{i}"] if gen.group is not None else []
     args = tensors + list(gen.scalars.params.values()) + [f"rows{i}", f"D{i}"] + extra + [f"int(vec{i})"]
